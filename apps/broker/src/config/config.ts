@@ -1,0 +1,129 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const port = z.coerce
+  .number({ error: 'must be a TCP port number' })
+  .int('must be a whole number')
+  .min(1, 'must be between 1 and 65535')
+  .max(65535, 'must be between 1 and 65535');
+
+const positiveInt = (what: string) => z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).positive(`must be ${what}`);
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean));
+
+/** Every variable the broker reads, with its default. The README table is written from this. */
+const envSchema = z.object({
+  PORT: port.default(8080),
+  STAGEDOOR_HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  STAGEDOOR_DB_POOL_SIZE: positiveInt('a positive whole number').default(10),
+  STAGEDOOR_DATA_DIR: z.string().min(1, 'must not be empty').default('./.stagedoor'),
+  STAGEDOOR_ADMIN_PASSWORD: z.string().min(8, 'must be at least 8 characters').max(1024).optional(),
+  STAGEDOOR_SECRET_KEY: z
+    .string()
+    .refine((s) => decodeKey(s) !== null, 'must be 32 bytes as 64 hex characters or base64')
+    .optional(),
+  STAGEDOOR_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  STAGEDOOR_NODE_ID: z.string().min(1).max(200).default(`${os.hostname()}-${process.pid}`),
+  STAGEDOOR_TRUSTED_PROXIES: csv.default([]),
+  STAGEDOOR_SESSION_IDLE_MINUTES: positiveInt('a positive number of minutes').default(480),
+  STAGEDOOR_SESSION_MAX_HOURS: positiveInt('a positive number of hours').default(24),
+  STAGEDOOR_BODY_LIMIT_BYTES: positiveInt('a positive number of bytes').default(1024 * 1024),
+  STAGEDOOR_LOGIN_RATE_PER_MINUTE: positiveInt('a positive whole number').default(30),
+  STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(60),
+  STAGEDOOR_TIMERS_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(1),
+  STAGEDOOR_JOBS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  database: { kind: 'postgres'; url: string; poolSize: number } | { kind: 'pglite'; dataDir: string };
+  dataDir: string;
+  adminPassword: string | undefined;
+  secretKey: Buffer | undefined;
+  logLevel: (typeof LOG_LEVELS)[number];
+  nodeId: string;
+  trustedProxies: string[];
+  session: { idleMinutes: number; maxHours: number };
+  bodyLimitBytes: number;
+  loginRatePerMinute: number;
+  jobs: { enabled: boolean; housekeepingIntervalMs: number; timersIntervalMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(`invalid configuration: ${problems.map((p) => `${p.variable}: ${p.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function decodeKey(value: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(value)) return Buffer.from(value, 'hex');
+  const b = Buffer.from(value, 'base64');
+  return b.length === 32 ? b : null;
+}
+
+/** Parse the environment once; callers get a typed `Config` or a `ConfigError` naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, string> = {}): Config {
+  const input = { ...pickDefined(env), ...overrides };
+  // Empty strings mean "unset", as in most twelve-factor tools (`DATABASE_URL= npm start`).
+  for (const [k, v] of Object.entries(input)) if (v === '') delete (input as Record<string, unknown>)[k];
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const variable = String(i.path[0] ?? 'environment');
+        const got = (input as Record<string, unknown>)[variable];
+        const shown = variable.includes('PASSWORD') || variable.includes('SECRET') || got === undefined ? '' : ` (got ${JSON.stringify(got)})`;
+        return { variable, message: `${i.message}${shown}` };
+      }),
+    );
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.STAGEDOOR_DATA_DIR);
+  return {
+    port: e.PORT,
+    host: e.STAGEDOOR_HOST,
+    database: e.DATABASE_URL
+      ? { kind: 'postgres', url: e.DATABASE_URL, poolSize: e.STAGEDOOR_DB_POOL_SIZE }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'db') },
+    dataDir,
+    adminPassword: e.STAGEDOOR_ADMIN_PASSWORD,
+    secretKey: e.STAGEDOOR_SECRET_KEY ? (decodeKey(e.STAGEDOOR_SECRET_KEY) ?? undefined) : undefined,
+    logLevel: e.STAGEDOOR_LOG_LEVEL,
+    nodeId: e.STAGEDOOR_NODE_ID,
+    trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
+    session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS },
+    bodyLimitBytes: e.STAGEDOOR_BODY_LIMIT_BYTES,
+    loginRatePerMinute: e.STAGEDOOR_LOGIN_RATE_PER_MINUTE,
+    jobs: {
+      enabled: e.STAGEDOOR_JOBS === 'on',
+      housekeepingIntervalMs: e.STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS * 1000,
+      timersIntervalMs: e.STAGEDOOR_TIMERS_INTERVAL_SECONDS * 1000,
+    },
+  };
+}
+
+function pickDefined(env: NodeJS.ProcessEnv): Record<string, string> {
+  const keys = Object.keys(envSchema.shape);
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const v = env[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** Documentation of every variable, for the README and `stagedoor config`. */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);

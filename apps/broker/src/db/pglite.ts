@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle } from 'drizzle-orm/pglite';
+import * as schema from './schema/index.ts';
+import type { Database, Db } from './database.ts';
+
+export class DataDirInUseError extends Error {
+  constructor(dir: string, pid: number) {
+    super(
+      `the embedded database in ${dir} is in use by process ${pid}; stop that process, use another STAGEDOOR_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server`,
+    );
+    this.name = 'DataDirInUseError';
+  }
+}
+
+/**
+ * The embedded default: PostgreSQL compiled to WASM, in this process, stored under the data
+ * directory (or in memory when `dataDir` is undefined, for tests).
+ *
+ * PGlite is one connection owned by one process, so a lock file keeps a second process off the
+ * same directory (two writers would corrupt it), and advisory locks become an in-process mutex:
+ * with the database exclusive to this process, that is the same guarantee a cluster lock gives.
+ */
+export async function openPglite(opts: { dataDir?: string; timeZone?: string }): Promise<Database> {
+  let releaseLock = () => {};
+  if (opts.dataDir) {
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    releaseLock = lockDataDir(opts.dataDir);
+  }
+  let client: PGlite;
+  try {
+    client = await PGlite.create(opts.dataDir ?? 'memory://');
+    if (opts.timeZone) await client.exec(`set time zone '${opts.timeZone.replace(/'/g, "''")}'`);
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
+  const db = drizzle(client, { schema }) as unknown as Db;
+  const held = new Map<string, Promise<unknown>>();
+
+  async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    while (held.has(key)) await held.get(key)!.catch(() => undefined);
+    const run = fn();
+    held.set(key, run);
+    try {
+      return await run;
+    } finally {
+      held.delete(key);
+    }
+  }
+
+  return {
+    kind: 'pglite',
+    db,
+    tryWithAdvisoryLock: async (key, fn) => {
+      if (held.has(key)) return { acquired: false };
+      return { acquired: true, value: await withLock(key, fn) };
+    },
+    withAdvisoryLock: (key, fn) => withLock(key, () => fn(db)),
+    poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        releaseLock();
+      }
+    },
+  };
+}
+
+function lockDataDir(dir: string): () => void {
+  const file = path.join(dir, 'stagedoor.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(file, 'utf8'));
+      if (pid && pid !== process.pid && isAlive(pid)) throw new DataDirInUseError(dir, pid);
+      fs.rmSync(file, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not lock ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

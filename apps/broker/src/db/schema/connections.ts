@@ -1,0 +1,252 @@
+import { sql } from 'drizzle-orm';
+import { bigint, check, index, inet, integer, jsonb, pgTable, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
+import { users } from './identity.ts';
+import { pools } from './pools.ts';
+import { ASSIGNMENT_MODES, PROTOCOLS, policies } from './policies.ts';
+import { HEALTH_STATES, workstations } from './providers.ts';
+
+/*
+ * A pattern used throughout this file: references to users, workstations and gateways are
+ * `on delete set null`, so history outlives what it names, together with a check that live rows
+ * keep them. Deleting a user with an active assignment, or a gateway with a live grant, then fails
+ * (the set null violates the check) — the database refuses it while the row is live and allows it
+ * once it is history. Services check first to answer with a clear 409 instead.
+ */
+
+export const ASSIGNMENT_STATES = ['active', 'released'] as const;
+export const RELEASE_REASONS = [
+  'user', // the user released it (portal, CLI, DELETE /connections/{id})
+  'admin',
+  'logout', // release plan
+  'disconnect', // release plan, after its delay
+  'idle', // release plan
+  'workstation-gone', // terminated or removed under the assignment
+] as const;
+export const GATEWAY_STATUSES = ['enrolled', 'active', 'disabled', 'draining'] as const;
+export const CONNECTION_STATES = ['starting', 'ready', 'connected', 'closed', 'failed'] as const;
+export const GRANT_STATES = ['issued', 'used', 'expired', 'revoked', 'closed'] as const;
+
+/** Gateway heartbeat figures; the broker picks the least loaded healthy gateway of the cluster. */
+export interface GatewayLoad {
+  sessions?: number;
+  bytesInPerSecond?: number;
+  bytesOutPerSecond?: number;
+  grants?: number;
+}
+
+export const assignments = pgTable(
+  'assignments',
+  {
+    id: id(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    workstationId: uuid('workstation_id').references(() => workstations.id, { onDelete: 'set null' }),
+    /**
+     * Where it came from, for the reports and the release plan. Set null: deleting a pool or policy
+     * leaves existing assignments in place (a persistent user keeps their machine); the services
+     * refuse such deletes while assignments are active if that is wanted.
+     */
+    poolId: uuid('pool_id').references(() => pools.id, { onDelete: 'set null' }),
+    policyId: uuid('policy_id').references(() => policies.id, { onDelete: 'set null' }),
+    mode: text('mode').notNull(),
+    state: text('state').notNull().default('active'),
+    since: ts('since').notNull().defaultNow(),
+    releasedAt: ts('released_at'),
+    releaseReason: text('release_reason'),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    check('assignments_mode_check', oneOf(sql`${t.mode}`, ASSIGNMENT_MODES)),
+    check('assignments_state_check', oneOf(sql`${t.state}`, ASSIGNMENT_STATES)),
+    check('assignments_release_reason_check', oneOf(sql`${t.releaseReason}`, RELEASE_REASONS)),
+    check(
+      'assignments_released_check',
+      sql`(${t.state} = 'active' and ${t.releasedAt} is null and ${t.releaseReason} is null)
+        or (${t.state} = 'released' and ${t.releasedAt} is not null and ${t.releaseReason} is not null
+            and ${t.releasedAt} >= ${t.since})`,
+    ),
+    check(
+      'assignments_active_refs_check',
+      sql`${t.state} <> 'active' or (${t.userId} is not null and ${t.workstationId} is not null)`,
+    ),
+    // The invariant of the product: no machine ever goes to two users. A racing insert gets 23505.
+    uniqueIndex('assignments_active_workstation_key').on(t.workstationId).where(sql`${t.state} = 'active'`),
+    // The user's current machines (a persistent user gets theirs back), per pool.
+    index('assignments_active_user_idx').on(t.userId, t.poolId).where(sql`${t.state} = 'active'`),
+    index('assignments_active_pool_idx').on(t.poolId).where(sql`${t.state} = 'active'`),
+    index('assignments_user_since_idx').on(t.userId, t.since),
+    index('assignments_workstation_since_idx').on(t.workstationId, t.since),
+  ],
+);
+
+export const gateways = pgTable(
+  'gateways',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    /** Gateways of a cluster share grants, so any of them can take a connection behind a load balancer. */
+    cluster: text('cluster').notNull().default('default'),
+    /** Host name or address clients dial; text, not inet, because it is usually a DNS name. */
+    publicAddress: text('public_address').notNull(),
+    portRangeStart: integer('port_range_start').notNull(),
+    portRangeEnd: integer('port_range_end').notNull(),
+    status: text('status').notNull().default('enrolled'),
+    health: text('health').notNull().default('unknown'),
+    load: jsonb('load').$type<GatewayLoad>().notNull().default({}),
+    version: text('version'),
+    lastSeenAt: ts('last_seen_at'),
+    /** SHA-256 of the credential the gateway presents on its control channel; rotated by re-enrolment. */
+    credentialHash: text('credential_hash').notNull(),
+    /** The broker node holding its control channel now, so another node can route a revoke to it. */
+    brokerNode: text('broker_node'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('gateways_name_lower_key').on(sql`lower(${t.name})`),
+    unique('gateways_credential_hash_key').on(t.credentialHash),
+    check('gateways_name_check', sql`length(${t.name}) between 1 and 128`),
+    check('gateways_status_check', oneOf(sql`${t.status}`, GATEWAY_STATUSES)),
+    check('gateways_health_check', oneOf(sql`${t.health}`, HEALTH_STATES)),
+    check(
+      'gateways_port_range_check',
+      sql`${t.portRangeStart} between 1 and 65535 and ${t.portRangeEnd} between 1 and 65535
+        and ${t.portRangeStart} <= ${t.portRangeEnd}`,
+    ),
+    check('gateways_load_check', sql`jsonb_typeof(${t.load}) = 'object'`),
+    // Choosing a gateway: healthy and active in the pool's cluster.
+    index('gateways_cluster_status_idx').on(t.cluster, t.status),
+  ],
+);
+
+/** One-time tokens an admin creates for a new gateway; stored hashed, shown once. */
+export const gatewayEnrollments = pgTable(
+  'gateway_enrollments',
+  {
+    id: id(),
+    tokenHash: text('token_hash').notNull(),
+    cluster: text('cluster').notNull().default('default'),
+    /** Optional name the enrolling gateway will get. */
+    name: text('name'),
+    expiresAt: ts('expires_at').notNull(),
+    usedAt: ts('used_at'),
+    /** The gateway it created; set null so deleting a gateway keeps the record of how it enrolled. */
+    gatewayId: uuid('gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
+    /** Set null: the audit log, not this row, is the lasting record of who did it. */
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('gateway_enrollments_token_hash_key').on(t.tokenHash),
+    check('gateway_enrollments_expiry_check', sql`${t.expiresAt} > ${t.createdAt}`),
+    check('gateway_enrollments_used_check', sql`${t.usedAt} is null or ${t.usedAt} <= ${t.expiresAt}`),
+  ],
+);
+
+export const connections = pgTable(
+  'connections',
+  {
+    id: id(),
+    userId: uuid('user_id').references(() => users.id, { onDelete: 'set null' }),
+    workstationId: uuid('workstation_id').references(() => workstations.id, { onDelete: 'set null' }),
+    assignmentId: uuid('assignment_id').references(() => assignments.id, { onDelete: 'set null' }),
+    protocol: text('protocol').notNull(),
+    /** Null for a direct connection (protocol plan says no gateway). Live ones are protected by their grant. */
+    gatewayId: uuid('gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
+    /** The user's address as the broker saw it (X-Forwarded-For only from a trusted proxy). */
+    clientAddress: inet('client_address'),
+    state: text('state').notNull().default('starting'),
+    requestedAt: ts('requested_at').notNull().defaultNow(),
+    readyAt: ts('ready_at'),
+    connectedAt: ts('connected_at'),
+    closedAt: ts('closed_at'),
+    /** As the gateway reports them; up = client → workstation. */
+    bytesUp: bigint('bytes_up', { mode: 'number' }).notNull().default(0),
+    bytesDown: bigint('bytes_down', { mode: 'number' }).notNull().default(0),
+    /**
+     * Free text from whoever ended it: `client-closed`, `target-closed`, `revoked`, `grant-expired`,
+     * `released`, `gateway-lost`, `start-failed: <message>` … Not checked: gateways add reasons.
+     */
+    endReason: text('end_reason'),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    check('connections_state_check', oneOf(sql`${t.state}`, CONNECTION_STATES)),
+    check('connections_protocol_check', oneOf(sql`${t.protocol}`, PROTOCOLS)),
+    check('connections_closed_check', sql`(${t.state} in ('closed', 'failed')) = (${t.closedAt} is not null)`),
+    check(
+      'connections_live_refs_check',
+      sql`${t.state} in ('closed', 'failed') or (${t.userId} is not null and ${t.workstationId} is not null)`,
+    ),
+    check('connections_bytes_check', sql`${t.bytesUp} >= 0 and ${t.bytesDown} >= 0`),
+    index('connections_user_requested_idx').on(t.userId, t.requestedAt),
+    index('connections_requested_idx').on(t.requestedAt),
+    index('connections_assignment_idx').on(t.assignmentId),
+    // "Why is it still running?" and the power timers: live sessions on a machine.
+    index('connections_live_workstation_idx')
+      .on(t.workstationId)
+      .where(sql`${t.state} in ('starting', 'ready', 'connected')`),
+    // Gateway reconciliation: live sessions the broker believes a gateway carries.
+    index('connections_live_gateway_idx')
+      .on(t.gatewayId)
+      .where(sql`${t.state} in ('starting', 'ready', 'connected')`),
+  ],
+);
+
+/**
+ * What a gateway may relay (port-forward mode): from exactly `client_address`, on `gateway_port`, to
+ * `target_address:target_port`, first connect before `valid_until`, one session. The id is the grant
+ * identifier the gateway sees.
+ */
+export const grants = pgTable(
+  'grants',
+  {
+    id: id(),
+    /**
+     * Restrict, not cascade: deleting a connection must never silently drop a live grant the gateway
+     * still honours. A history purge deletes finished grants first, then their connections.
+     */
+    connectionId: uuid('connection_id')
+      .notNull()
+      .references(() => connections.id, { onDelete: 'restrict' }),
+    /** The gateway whose port was allocated. Set null with the live check: a gateway with live grants cannot be deleted. */
+    gatewayId: uuid('gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
+    /** Copied from the gateway at issue: every gateway of the cluster receives the grant. */
+    gatewayCluster: text('gateway_cluster').notNull(),
+    clientAddress: inet('client_address').notNull(),
+    targetAddress: inet('target_address').notNull(),
+    targetPort: integer('target_port').notNull(),
+    /** Required in port-forward mode; routed single-port mode (later) will relax this with a mode column. */
+    gatewayPort: integer('gateway_port').notNull(),
+    /** Connect-by time: an unused grant expires then and its port closes. */
+    validUntil: ts('valid_until').notNull(),
+    /** Optional cap on the session's length; null = until either side closes or the broker revokes. */
+    sessionUntil: ts('session_until'),
+    state: text('state').notNull().default('issued'),
+    usedAt: ts('used_at'),
+    revokedAt: ts('revoked_at'),
+    closedAt: ts('closed_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('grants_state_check', oneOf(sql`${t.state}`, GRANT_STATES)),
+    check(
+      'grants_ports_check',
+      sql`${t.targetPort} between 1 and 65535 and ${t.gatewayPort} between 1 and 65535`,
+    ),
+    check('grants_validity_check', sql`${t.validUntil} > ${t.createdAt}`),
+    check('grants_live_gateway_check', sql`${t.state} not in ('issued', 'used') or ${t.gatewayId} is not null`),
+    check('grants_used_check', sql`${t.state} <> 'used' or ${t.usedAt} is not null`),
+    check('grants_revoked_check', sql`${t.state} <> 'revoked' or ${t.revokedAt} is not null`),
+    check('grants_closed_check', sql`${t.state} <> 'closed' or ${t.closedAt} is not null`),
+    // One live grant per gateway port: port allocation races end in 23505 and a retry with another port.
+    uniqueIndex('grants_live_gateway_port_key')
+      .on(t.gatewayId, t.gatewayPort)
+      .where(sql`${t.state} in ('issued', 'used')`),
+    // A gateway (re)connecting loads its cluster's live grants.
+    index('grants_live_cluster_idx').on(t.gatewayCluster).where(sql`${t.state} in ('issued', 'used')`),
+    // Expiry sweep of unused grants.
+    index('grants_issued_valid_until_idx').on(t.validUntil).where(sql`${t.state} = 'issued'`),
+    index('grants_connection_idx').on(t.connectionId),
+  ],
+);

@@ -1,0 +1,9 @@
+/** Every table, so `import * as schema from './schema/index.ts'` gives drizzle and drizzle-kit the whole model. */
+export * from './identity.ts';
+export * from './auth-servers.ts';
+export * from './audit.ts';
+export * from './jobs.ts';
+export * from './providers.ts';
+export * from './pools.ts';
+export * from './policies.ts';
+export * from './connections.ts';

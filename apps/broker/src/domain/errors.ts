@@ -1,0 +1,87 @@
+/**
+ * Typed domain errors. Services throw these; `http/error-handler.ts` is the only place that turns
+ * them into HTTP. Each carries a stable machine-readable `code` and a message meant for people.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly code: string;
+  constructor(
+    message: string,
+    readonly details?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+export class InvalidInputError extends DomainError {
+  readonly code = 'invalid_input';
+  constructor(message: string, readonly fields: FieldProblem[] = [], options?: { cause?: unknown }) {
+    super(message, fields.length ? { fields } : undefined, options);
+  }
+}
+
+export class NotFoundError extends DomainError {
+  readonly code = 'not_found';
+  constructor(readonly entity: string, id: string) {
+    super(`${entity} ${id} does not exist`);
+  }
+}
+
+export class ConflictError extends DomainError {
+  readonly code = 'conflict';
+}
+
+export class UnauthenticatedError extends DomainError {
+  readonly code = 'unauthenticated';
+  constructor(message = 'sign in first: this needs a session cookie or a bearer token') {
+    super(message);
+  }
+}
+
+export class InvalidCredentialsError extends DomainError {
+  readonly code = 'invalid_credentials';
+  constructor() {
+    super('wrong username or password');
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  readonly code = 'forbidden';
+}
+
+export class CsrfError extends DomainError {
+  readonly code = 'csrf_failed';
+  constructor() {
+    super('missing or wrong X-CSRF-Token header: cookie-authenticated changes must send the token from the login answer or GET /api/v1/me');
+  }
+}
+
+export class UnavailableError extends DomainError {
+  readonly code = 'unavailable';
+}
+
+/** Postgres unique violation (23505), recognised through driver wrappers such as Drizzle's. */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  const pgErr = findPgError(err);
+  return pgErr?.code === '23505' && (!constraint || pgErr.constraint === constraint);
+}
+
+export function isForeignKeyViolation(err: unknown): boolean {
+  return findPgError(err)?.code === '23503';
+}
+
+function findPgError(err: unknown): { code?: string; constraint?: string } | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const candidate = e as { code?: unknown; constraint?: string; cause?: unknown };
+    if (typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code)) return candidate as { code: string; constraint?: string };
+    e = candidate.cause;
+  }
+  return undefined;
+}

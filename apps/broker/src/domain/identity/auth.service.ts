@@ -1,0 +1,163 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../../db/database.ts';
+import { ConflictError, InvalidCredentialsError, NotFoundError, isUniqueViolation } from '../errors.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Actor } from './actor.ts';
+import { burnPasswordCheck, verifyPassword } from './passwords.ts';
+import type { ApiTokenRow, SessionRow, SessionsRepository } from './sessions.repository.ts';
+import { hashToken, newToken } from './tokens.ts';
+import type { UserRow, UsersRepository, UserWithGroups } from './users.repository.ts';
+
+export interface SessionPolicy {
+  idleMinutes: number;
+  maxHours: number;
+}
+
+export interface LoginContext {
+  sourceAddress: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+export interface Authenticated {
+  user: UserWithGroups;
+  session: SessionRow | null;
+  token: ApiTokenRow | null;
+}
+
+/** Prefix that makes a leaked API token recognisable to secret scanners and to people. */
+export const API_TOKEN_PREFIX = 'sdt_';
+/** Only write `last_seen_at` when it is this stale, so reads do not each cost a write. */
+const TOUCH_EVERY_MS = 60_000;
+
+/** Local sign-in, server-side sessions and API tokens. Directory and MFA checks plug in here later. */
+export class AuthService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      users: UsersRepository;
+      sessions: SessionsRepository;
+      audit: AuditService;
+      clock: Clock;
+      log: Logger;
+      policy: SessionPolicy;
+    },
+  ) {}
+
+  async login(username: string, password: string, ctx: LoginContext): Promise<{ token: string; session: SessionRow; user: UserWithGroups }> {
+    const user = await this.deps.users.findByUsername(username);
+    const failure = await this.#checkPassword(user, password);
+    const attempt: Actor = { userId: user?.id ?? null, username, role: user ? (user.role as Actor['role']) : 'user', sourceAddress: ctx.sourceAddress, requestId: ctx.requestId, via: 'anonymous' };
+    if (failure || !user) {
+      await this.deps.audit.record(attempt, { action: 'auth.login', outcome: 'failure', reason: failure ?? 'unknown user', details: { authServer: 'local' } });
+      throw new InvalidCredentialsError();
+    }
+    const now = this.deps.clock.now();
+    const token = newToken();
+    const session = await this.deps.db.transaction(async (tx) => {
+      const s = await this.deps.sessions.insert(
+        {
+          tokenHash: hashToken(token),
+          csrfToken: newToken(),
+          userId: user.id,
+          sourceAddress: ctx.sourceAddress,
+          userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+          createdAt: now,
+          lastSeenAt: now,
+          idleExpiresAt: this.#idleDeadline(now),
+          expiresAt: new Date(now.getTime() + this.deps.policy.maxHours * 3_600_000),
+        },
+        tx,
+      );
+      await this.deps.users.update(user.id, { lastLoginAt: now }, tx);
+      await this.deps.audit.record({ ...attempt, via: 'session' }, { action: 'auth.login', outcome: 'success', targetType: 'session', targetId: s.id, details: { authServer: 'local' } }, tx);
+      return s;
+    });
+    const [withGroups] = await this.deps.users.withGroups([{ ...user, lastLoginAt: now }]);
+    return { token, session, user: withGroups! };
+  }
+
+  /** Why a password check fails, or null when it passes. Unknown users cost the same time. */
+  async #checkPassword(user: UserRow | undefined, password: string): Promise<string | null> {
+    if (!user || !user.passwordHash) {
+      await burnPasswordCheck(password);
+      return user ? 'no local password' : 'unknown user';
+    }
+    const ok = await verifyPassword(user.passwordHash, password);
+    if (!ok) return 'wrong password';
+    if (user.disabled) return 'account disabled';
+    return null;
+  }
+
+  async authenticateSession(token: string): Promise<Authenticated | null> {
+    const now = this.deps.clock.now();
+    const session = await this.deps.sessions.findLiveByTokenHash(hashToken(token), now);
+    if (!session) return null;
+    const user = await this.deps.users.findById(session.userId);
+    if (!user || user.disabled) return null;
+    if (now.getTime() - session.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
+      await this.deps.sessions.touch(session.id, now, this.#idleDeadline(now));
+    }
+    const [withGroups] = await this.deps.users.withGroups([user]);
+    return { user: withGroups!, session, token: null };
+  }
+
+  async authenticateToken(token: string): Promise<Authenticated | null> {
+    if (!token.startsWith(API_TOKEN_PREFIX)) return null;
+    const now = this.deps.clock.now();
+    const row = await this.deps.sessions.findLiveToken(hashToken(token), now);
+    if (!row) return null;
+    const user = await this.deps.users.findById(row.userId);
+    if (!user || user.disabled) return null;
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) await this.deps.sessions.touchToken(row.id, now);
+    const [withGroups] = await this.deps.users.withGroups([user]);
+    return { user: withGroups!, session: null, token: row };
+  }
+
+  async logout(actor: Actor, sessionId: string): Promise<void> {
+    await this.deps.sessions.revoke(sessionId, this.deps.clock.now());
+    await this.deps.audit.record(actor, { action: 'auth.logout', outcome: 'success', targetType: 'session', targetId: sessionId });
+  }
+
+  /** "Log out everywhere": every session of the user ends now. */
+  async logoutEverywhere(actor: Actor, userId: string): Promise<number> {
+    const n = await this.deps.sessions.revokeAllOfUser(userId, this.deps.clock.now());
+    await this.deps.audit.record(actor, { action: 'auth.logout_all', outcome: 'success', targetType: 'user', targetId: userId, details: { sessions: n } });
+    return n;
+  }
+
+  async createApiToken(actor: Actor & { userId: string }, name: string, expiresInDays?: number): Promise<{ row: ApiTokenRow; token: string }> {
+    const now = this.deps.clock.now();
+    const token = newToken(API_TOKEN_PREFIX);
+    try {
+      const row = await this.deps.sessions.insertToken({
+        userId: actor.userId,
+        name,
+        tokenHash: hashToken(token),
+        prefix: token.slice(0, API_TOKEN_PREFIX.length + 6),
+        createdAt: now,
+        expiresAt: expiresInDays ? new Date(now.getTime() + expiresInDays * 86_400_000) : null,
+      });
+      await this.deps.audit.record(actor, { action: 'api_token.create', outcome: 'success', targetType: 'api_token', targetId: row.id, details: { name } });
+      return { row, token };
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`you already have an API token named "${name}"`);
+      throw err;
+    }
+  }
+
+  listApiTokens(userId: string): Promise<ApiTokenRow[]> {
+    return this.deps.sessions.listTokens(userId);
+  }
+
+  async revokeApiToken(actor: Actor & { userId: string }, id: string): Promise<void> {
+    const ok = await this.deps.sessions.revokeToken(actor.userId, id, this.deps.clock.now());
+    if (!ok) throw new NotFoundError('API token', id);
+    await this.deps.audit.record(actor, { action: 'api_token.revoke', outcome: 'success', targetType: 'api_token', targetId: id });
+  }
+
+  #idleDeadline(now: Date): Date {
+    return new Date(now.getTime() + this.deps.policy.idleMinutes * 60_000);
+  }
+}

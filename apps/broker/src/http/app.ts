@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Database } from '../db/database.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Services } from '../services.ts';
+import { registerAuthHook } from './auth-hook.ts';
+import { registerErrorHandling } from './error-handler.ts';
+import { auditRoutes } from './routes/audit.routes.ts';
+import { authRoutes } from './routes/auth.routes.ts';
+import { groupsRoutes } from './routes/groups.routes.ts';
+import { systemRoutes } from './routes/system.routes.ts';
+import { usersRoutes } from './routes/users.routes.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, for the OpenAPI coverage test and docs. */
+    routeList: { method: string; url: string }[];
+  }
+}
+
+export interface AppDeps {
+  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId'>;
+  database: Database;
+  services: Services;
+  metrics: Metrics;
+  log: Logger;
+  version: string;
+}
+
+const WEB_ROOT = fileURLToPath(new URL('../../../web/static/', import.meta.url));
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Build the broker's HTTP app. No listening here: tests use `app.inject`, `main.ts` listens. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ area: 'http' }) as FastifyBaseLogger,
+    bodyLimit: deps.config.bodyLimitBytes,
+    // X-Forwarded-For is believed only from the configured proxies, never from anyone.
+    trustProxy: deps.config.trustedProxies.length ? deps.config.trustedProxies : false,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  const routes: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  app.decorate('routeList', routes);
+  // JSON only: a cross-site form can post text/plain without a CORS preflight, so no such parser.
+  app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Stagedoor API', version: deps.version, description: 'Connection broker and gateway for virtual workstations' },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: 'stagedoor_session' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'API token from POST /api/v1/me/tokens' },
+        },
+      },
+      security: [{ session: [] }, { bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(cookie);
+  await app.register(rateLimit, { global: false });
+
+  registerErrorHandling(app);
+  registerObservability(app, deps.metrics); // before auth, so refused requests carry their id too
+  registerAuthHook(app, deps.services);
+  registerSecurityHeaders(app);
+
+  systemRoutes(app, { database: deps.database, metrics: deps.metrics, nodeId: deps.config.nodeId });
+  authRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute });
+  usersRoutes(app, { services: deps.services });
+  groupsRoutes(app, { services: deps.services });
+  auditRoutes(app, { services: deps.services });
+
+  if (fs.existsSync(WEB_ROOT)) {
+    await app.register(fastifyStatic, { root: WEB_ROOT, prefix: '/', wildcard: false, schemaHide: true, decorateReply: false });
+  }
+  await app.ready();
+  return app;
+}
+
+function registerObservability(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, not the raw URL, keeps label cardinality bounded.
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.labels(request.method, route, String(reply.statusCode)).observe(reply.elapsedTime / 1000);
+  });
+}
+
+function registerSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+}

@@ -1,0 +1,81 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import {
+  ConflictError,
+  CsrfError,
+  DomainError,
+  ForbiddenError,
+  InvalidCredentialsError,
+  InvalidInputError,
+  NotFoundError,
+  UnauthenticatedError,
+  UnavailableError,
+} from '../domain/errors.ts';
+
+/** The one place where errors become HTTP. Domain code never chooses a status code. */
+const STATUS: [new (...args: never[]) => DomainError, number][] = [
+  [InvalidInputError, 400],
+  [UnauthenticatedError, 401],
+  [InvalidCredentialsError, 401],
+  [ForbiddenError, 403],
+  [CsrfError, 403],
+  [NotFoundError, 404],
+  [ConflictError, 409],
+  [UnavailableError, 503],
+];
+
+/** Codes for the 4xx errors Fastify itself raises before a handler runs. */
+const FASTIFY_CODES: Record<number, string> = {
+  400: 'bad_request',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  431: 'headers_too_large',
+};
+
+export function sendError(reply: FastifyReply, status: number, code: string, message: string, details?: unknown): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code, message, requestId: String(reply.request.id), ...(details === undefined ? {} : { details }) } });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const domain: unknown = err;
+    if (domain instanceof DomainError) {
+      const status = STATUS.find(([type]) => domain instanceof type)?.[1] ?? 400;
+      return sendError(reply, status, domain.code, domain.message, domain.details);
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = err.validationContext ?? 'body';
+      const fields = err.validation.map((v) => ({
+        path: `${where}${v.instancePath.replaceAll('/', '.')}`.replace(/\.$/, ''),
+        message: v.message ?? 'is invalid',
+      }));
+      const summary = fields.map((f) => `${f.path}: ${f.message}`).join('; ');
+      return sendError(reply, 400, 'invalid_input', `invalid request: ${summary}`, { fields });
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = FASTIFY_CODES[status] ?? 'bad_request';
+      return sendError(reply, status, code, humanise(err, status));
+    }
+    request.log.error({ err }, 'unhandled error');
+    return sendError(reply, 500, 'internal', 'internal error; the request id identifies it in the broker log');
+  });
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+}
+
+function humanise(err: FastifyError, status: number): string {
+  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (err instanceof SyntaxError && status === 400)) return `the body is not valid JSON: ${err.message}`;
+  if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'the body is empty but Content-Type says JSON';
+  if (status === 413) return 'the request body is larger than this server accepts';
+  if (status === 415) return `unsupported Content-Type: send application/json`;
+  return err.message;
+}

@@ -1,0 +1,104 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginRequest, LoginResponse, Me } from '@stagedoor/contract';
+import type { Services } from '../../services.ts';
+import { SESSION_COOKIE } from '../auth-hook.ts';
+import { apiTokenDto, iso, userDto } from '../dto.ts';
+import { actorOf, signedInActor } from '../request-context.ts';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody };
+
+export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { auth } = deps.services;
+
+  r.post(
+    '/api/v1/auth/login',
+    {
+      config: { access: 'public', rateLimit: { max: deps.loginRatePerMinute, timeWindow: 60_000 } },
+      schema: {
+        tags: ['auth'],
+        summary: 'Sign in with a username and password; sets the session cookie',
+        body: LoginRequest,
+        response: { 200: LoginResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { token, session, user } = await auth.login(request.body.username, request.body.password, {
+        sourceAddress: request.ip,
+        userAgent: request.headers['user-agent'] ?? null,
+        requestId: String(request.id),
+      });
+      setSessionCookie(request, reply, token, session.expiresAt);
+      return { user: userDto(user), csrfToken: session.csrfToken, expiresAt: iso(session.expiresAt) };
+    },
+  );
+
+  r.post(
+    '/api/v1/auth/logout',
+    { config: { access: 'public' }, schema: { tags: ['auth'], summary: 'End this session (no-op without one)', response: { 204: z.null(), ...errors } } },
+    async (request, reply) => {
+      const session = request.auth?.session;
+      if (session) await auth.logout(actorOf(request), session.id);
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      return reply.code(204).send(null);
+    },
+  );
+
+  r.post(
+    '/api/v1/auth/logout-all',
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'End every session of the signed-in user', response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors } } },
+    async (request, reply) => {
+      const actor = signedInActor(request);
+      const sessionsEnded = await auth.logoutEverywhere(actor, actor.userId);
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      return { sessionsEnded };
+    },
+  );
+
+  r.get('/api/v1/me', { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'Who am I', response: { 200: Me, ...errors } } }, async (request) => {
+    const a = request.auth!;
+    return {
+      user: userDto(a.user),
+      csrfToken: a.session?.csrfToken ?? null,
+      authenticatedBy: a.session ? ('session' as const) : ('token' as const),
+      session: a.session ? { id: a.session.id, expiresAt: iso(a.session.expiresAt), idleExpiresAt: iso(a.session.idleExpiresAt) } : null,
+    };
+  });
+
+  r.get(
+    '/api/v1/me/tokens',
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'My API tokens (never their secrets)', response: { 200: z.object({ items: z.array(ApiToken) }), ...errors } } },
+    async (request) => ({ items: (await auth.listApiTokens(signedInActor(request).userId)).map(apiTokenDto) }),
+  );
+
+  r.post(
+    '/api/v1/me/tokens',
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'Create an API token for automation; its secret is shown once', body: CreateApiToken, response: { 201: CreatedApiToken, ...errors } } },
+    async (request, reply) => {
+      const { row, token } = await auth.createApiToken(signedInActor(request), request.body.name, request.body.expiresInDays);
+      return reply.code(201).send({ ...apiTokenDto(row), token });
+    },
+  );
+
+  r.delete(
+    '/api/v1/me/tokens/:id',
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'Revoke one of my API tokens', params: IdParams, response: { 204: z.null(), ...errors } } },
+    async (request, reply) => {
+      await auth.revokeApiToken(signedInActor(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+function setSessionCookie(request: FastifyRequest, reply: FastifyReply, token: string, expiresAt: Date): void {
+  reply.setCookie(SESSION_COOKIE, token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    // Secure whenever the user reached us over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto).
+    secure: request.protocol === 'https',
+    expires: expiresAt,
+  });
+}

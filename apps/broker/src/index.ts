@@ -1,0 +1,12 @@
+export { loadConfig, ConfigError, CONFIG_VARIABLES, type Config } from './config/config.ts';
+export { startBroker, assembleBroker, type Broker, type StartOptions } from './main.ts';
+export { openDatabase } from './db/open.ts';
+export { runMigrations, migrationStatus } from './db/migrate.ts';
+export { createLogger } from './observability/logger.ts';
+export { createServices } from './services.ts';
+export { Metrics } from './observability/metrics.ts';
+export { cliActor } from './domain/identity/actor.ts';
+export { VERSION } from './version.ts';
+export { DataDirInUseError } from './db/pglite.ts';
+export { DomainError } from './domain/errors.ts';
+export { generatePassword } from './domain/identity/tokens.ts';

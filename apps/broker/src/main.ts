@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.ts';
+import type { Database } from './db/database.ts';
+import { runMigrations } from './db/migrate.ts';
+import { openDatabase } from './db/open.ts';
+import { type Clock, systemClock } from './domain/clock.ts';
+import { systemActor } from './domain/identity/actor.ts';
+import { buildApp } from './http/app.ts';
+import { builtinJobs } from './jobs/builtin-jobs.ts';
+import { JobRunner } from './jobs/job-runner.ts';
+import { TimersRepository } from './jobs/timers.repository.ts';
+import { Metrics } from './observability/metrics.ts';
+import { createServices, type Services } from './services.ts';
+import { VERSION } from './version.ts';
+
+export interface Broker {
+  app: FastifyInstance;
+  services: Services;
+  database: Database;
+  jobs: JobRunner;
+  metrics: Metrics;
+  url: string | null;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  clock?: Clock;
+  listen?: boolean;
+  /** Called once when the first start created the admin, with the password to show once. */
+  onAdminCreated?: (info: { password: string; generated: boolean }) => void;
+}
+
+/** Open the database, migrate, assemble, start the jobs and (optionally) listen. */
+export async function startBroker(config: Config, opts: StartOptions): Promise<Broker> {
+  const { log } = opts;
+  if (config.database.kind === 'pglite') fs.mkdirSync(config.dataDir, { recursive: true });
+  const database = await openDatabase(config, log.child({ area: 'db' }));
+  try {
+    const status = await runMigrations(database);
+    log.info({ driver: database.kind, migrations: status }, 'database ready');
+    const broker = await assembleBroker(config, database, opts);
+    if (opts.listen !== false) {
+      await broker.app.listen({ port: config.port, host: config.host });
+      broker.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+    }
+    if (config.jobs.enabled) broker.jobs.start();
+    return broker;
+  } catch (err) {
+    await database.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Wire services, jobs and the HTTP app onto an open, migrated database. Tests call this directly
+ * with their own database and clock; nothing listens and no job starts until the caller says so.
+ */
+export async function assembleBroker(config: Config, database: Database, opts: StartOptions): Promise<Broker> {
+  const { log } = opts;
+  const clock = opts.clock ?? systemClock;
+  const metrics = new Metrics(() => database.poolStats());
+  const services = createServices({ config, database, clock, log, metrics });
+  const admin = await services.users.bootstrapAdmin(systemActor, config.adminPassword);
+  if (admin.created) opts.onAdminCreated?.(admin);
+
+  const jobs = new JobRunner({ database, clock, log: log.child({ area: 'jobs' }), metrics });
+  for (const job of builtinJobs(services, new TimersRepository(database.db), config)) jobs.register(job);
+
+  const app = await buildApp({ config, database, services, metrics, log, version: VERSION });
+  return {
+    app,
+    services,
+    database,
+    jobs,
+    metrics,
+    url: null,
+    close: async () => {
+      await jobs.stop();
+      await app.close();
+      await database.close();
+    },
+  };
+}

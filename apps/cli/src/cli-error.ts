@@ -1,0 +1,4 @@
+/** An error whose message is the whole story for the person at the terminal (no stack trace). */
+export class CliError extends Error {
+  override name = 'CliError';
+}

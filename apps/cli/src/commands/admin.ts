@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { cliActor, createLogger, createServices, generatePassword, loadConfig, Metrics, openDatabase, runMigrations } from '@stagedoor/broker';
+import { ROLES, type Role } from '@stagedoor/contract';
+import { CliError } from '../cli-error.ts';
+
+/**
+ * Break-glass administration on the server itself, straight on the database (no HTTP, no
+ * session): create a user, reset a password. Every change is audited as `cli:<command>`.
+ */
+export function adminCommands(program: Command): void {
+  const admin = program.command('admin').description('manage users directly on the database (break-glass)');
+
+  admin
+    .command('create-user <username>')
+    .description('create a local user; prints a generated password unless one is given')
+    .option('--role <role>', `one of ${ROLES.join(', ')}`, 'user')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (username: string, opts: { role: string; passwordStdin?: boolean }) => {
+      if (!(ROLES as readonly string[]).includes(opts.role)) throw new CliError(`--role must be one of ${ROLES.join(', ')} (got "${opts.role}")`);
+      await withServices(async (services, generate) => {
+        const { password, generated } = await passwordFrom(opts.passwordStdin, generate);
+        const user = await services.users.create(cliActor('admin create-user'), { username, password, role: opts.role as Role, disabled: false, groupIds: [] });
+        console.log(`created user ${user.username} (${user.role}, id ${user.id})`);
+        if (generated) console.log(`password: ${password}`);
+      });
+    });
+
+  admin
+    .command('reset-password <username>')
+    .description("set a user's password and end their sessions; prints a generated password unless one is given")
+    .option('--password-stdin', 'read the password from standard input')
+    .action(async (username: string, opts: { passwordStdin?: boolean }) => {
+      await withServices(async (services, generate) => {
+        const { password, generated } = await passwordFrom(opts.passwordStdin, generate);
+        await services.users.setPasswordByUsername(cliActor('admin reset-password'), username, password);
+        console.log(`password of ${username} reset; their sessions have ended`);
+        if (generated) console.log(`password: ${password}`);
+      });
+    });
+}
+
+type Services = ReturnType<typeof createServices>;
+
+async function withServices(fn: (services: Services, generate: () => string) => Promise<void>): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger({ level: 'warn', nodeId: `${config.nodeId}-cli` });
+  const database = await openDatabase(config, log);
+  try {
+    await runMigrations(database);
+    const services = createServices({ config, database, clock: { now: () => new Date() }, log, metrics: new Metrics(() => database.poolStats()) });
+    await fn(services, generatePassword);
+  } finally {
+    await database.close();
+  }
+}
+
+async function passwordFrom(stdin: boolean | undefined, generate: () => string): Promise<{ password: string; generated: boolean }> {
+  if (!stdin) return { password: generate(), generated: true };
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (password.length < 8) throw new CliError('the password must be at least 8 characters');
+  return { password, generated: false };
+}

@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { createLogger, loadConfig, openDatabase, runMigrations, startBroker, type Config } from '@stagedoor/broker';
+
+export function serverCommands(program: Command): void {
+  program
+    .command('dev')
+    .description('run everything in one process on the embedded database: broker, jobs and web app (what `npm start` runs)')
+    .action(async () => runServer('dev'));
+
+  program
+    .command('broker')
+    .description('run a broker node (production role: set DATABASE_URL so that several nodes share one PostgreSQL)')
+    .action(async () => runServer('broker'));
+
+  program
+    .command('migrate')
+    .description('apply database migrations and exit (they also apply when a broker starts)')
+    .action(async () => {
+      const config = loadConfig();
+      const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
+      const database = await openDatabase(config, log);
+      try {
+        const status = await runMigrations(database);
+        console.log(`migrations: ${status.applied} applied of ${status.expected} shipped on ${database.kind}${status.upToDate ? ' — up to date' : ''}`);
+      } finally {
+        await database.close();
+      }
+    });
+}
+
+async function runServer(role: 'dev' | 'broker'): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
+  if (role === 'broker' && config.database.kind === 'pglite') {
+    log.warn('no DATABASE_URL: using the embedded database, which serves one broker node only');
+  }
+  let createdAdmin: { password: string; generated: boolean } | undefined;
+  const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) });
+  printBanner(role, config, broker.url!, createdAdmin);
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    await broker.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+function printBanner(role: string, config: Config, url: string, createdAdmin?: { password: string; generated: boolean }): void {
+  const db = config.database.kind === 'pglite' ? `embedded PostgreSQL in ${config.database.dataDir}` : 'PostgreSQL at DATABASE_URL';
+  const lines = [`Stagedoor ${role} is up at ${url}  (${db})`];
+  if (createdAdmin?.generated) {
+    lines.push(`First start: created user "admin" with password  ${createdAdmin.password}`, 'This is shown once. Change it with: npx stagedoor admin reset-password admin');
+  } else if (createdAdmin) {
+    lines.push('First start: created user "admin" with the password in STAGEDOOR_ADMIN_PASSWORD.');
+  } else {
+    lines.push('Sign in as "admin" (or any user) with the password set earlier; lost it? npx stagedoor admin reset-password admin');
+  }
+  lines.push(`Open ${url} in a browser, or: curl -c cookies -H 'content-type: application/json' -d '{"username":"admin","password":"…"}' ${url}/api/v1/auth/login`);
+  // stderr, so that stdout stays a clean stream of JSON log lines.
+  console.error(lines.map((l) => `  ${l}`).join('\n'));
+}

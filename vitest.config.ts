@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests run in a non-UTC zone so that no code can silently depend on the host being UTC.
+process.env.TZ = 'America/Los_Angeles';
+
+export default defineConfig({
+  test: {
+    include: ['apps/*/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    // Two cores: files run in two forks; heavy system tests serialize themselves where needed.
+    pool: 'forks',
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    reporters: ['default'],
+  },
+});
