@@ -13,9 +13,10 @@ import { UsersService } from './domain/identity/users.service.ts';
 import { TimersRepository } from './jobs/timers.repository.ts';
 import { TimerService } from './jobs/timers.service.ts';
 import type { Metrics } from './observability/metrics.ts';
+import { SecretBox } from './domain/secrets/secret-box.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId'>;
+  config: Pick<Config, 'session' | 'nodeId' | 'secretKey'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -31,7 +32,9 @@ export function createServices(deps: ServiceDeps) {
   const sessionsRepo = new SessionsRepository(db);
   const audit = new AuditService({ repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }) });
   const timers = new TimerService({ repo: new TimersRepository(db), clock, log: log.child({ area: 'timers' }), metrics, nodeId: deps.config.nodeId });
+  const secrets = new SecretBox(deps.config.secretKey);
   return {
+    secrets,
     audit,
     timers,
     sessionsRepo,
