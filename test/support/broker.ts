@@ -31,11 +31,8 @@ export async function createTestBroker(driver: Driver, opts: { clock?: Clock; en
   return { ...broker, testDb, logLines };
 }
 
-export interface Session {
-  cookie: string;
-  csrf: string;
-  userId: string;
-}
+import type { Session } from './session.ts';
+export { as, type Session } from './session.ts';
 
 export async function login(app: FastifyInstance, username: string, password: string): Promise<Session> {
   const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password } });
@@ -47,9 +44,4 @@ export function sessionCookie(res: LightMyRequestResponse): string {
   const c = res.cookies.find((x) => x.name === 'stagedoor_session');
   if (!c) throw new Error('no session cookie in the response');
   return `stagedoor_session=${c.value}`;
-}
-
-/** Headers for a cookie-authenticated change (session cookie + CSRF token). */
-export function as(session: Session): Record<string, string> {
-  return { cookie: session.cookie, 'x-csrf-token': session.csrf };
 }

@@ -18,7 +18,7 @@ export interface PostgresServer {
  * Start a throwaway PostgreSQL server from Debian's binaries: `initdb` in a temp dir, `pg_ctl`
  * on a free loopback port. PostgreSQL refuses to run as root, so as root it runs as `postgres`.
  */
-export async function startPostgres(opts: { maxConnections?: number } = {}): Promise<PostgresServer> {
+export async function startPostgres(opts: { maxConnections?: number; settings?: string[] } = {}): Promise<PostgresServer> {
   const bin = findPostgresBin();
   const asRoot = process.getuid?.() === 0;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-pg-'));
@@ -42,6 +42,7 @@ export async function startPostgres(opts: { maxConnections?: number } = {}): Pro
     '-c fsync=off',
     '-c synchronous_commit=off',
     '-c full_page_writes=off',
+    ...(opts.settings ?? []).map((kv) => `-c ${kv}`),
   ].join(' ');
   run('pg_ctl', ['-D', data, '-o', settings, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
   const stop = () => {

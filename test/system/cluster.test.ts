@@ -66,12 +66,12 @@ describe('two broker nodes on one PostgreSQL', () => {
     const res = await fetch(`${a.base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
     expect(res.status).toBe(200);
     const cookie = res.headers.getSetCookie()[0]!.split(';')[0]!;
-    const { csrfToken } = await res.json();
+    const { csrfToken } = (await res.json()) as { csrfToken: string };
     const me = await fetch(`${b.base}/api/v1/me`, { headers: { cookie } });
     expect(me.status).toBe(200);
     const made = await fetch(`${b.base}/api/v1/groups`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Colorists' }) });
     expect(made.status).toBe(201);
-    const seen = await (await fetch(`${a.base}/api/v1/groups`, { headers: { cookie } })).json();
+    const seen = (await (await fetch(`${a.base}/api/v1/groups`, { headers: { cookie } })).json()) as { items: { name: string }[] };
     expect(seen.items.map((g: { name: string }) => g.name)).toContain('Colorists');
   });
 

@@ -42,7 +42,7 @@ describe('quick start (npm start → stagedoor dev on the embedded database)', (
     expect(ok.status).toBe(200);
     const me = await fetch(`${base}/api/v1/me`, { headers: { cookie: ok.cookie! } });
     expect(me.status).toBe(200);
-    expect((await me.json()).user.username).toBe('admin');
+    expect(((await me.json()) as { user: { username: string } }).user.username).toBe('admin');
     expect((await loginStatus(base, 'not-the-password')).status).toBe(401);
     expect(proc.stderr.join('\n')).toContain(`up at ${base}`);
     await proc.stop('SIGTERM');

@@ -9,6 +9,7 @@ import { type Clock, systemClock } from './domain/clock.ts';
 import { systemActor } from './domain/identity/actor.ts';
 import { buildApp } from './http/app.ts';
 import { builtinJobs } from './jobs/builtin-jobs.ts';
+import { gatewayJobs } from './domain/gateways/gateway-jobs.ts';
 import { JobRunner } from './jobs/job-runner.ts';
 import { TimersRepository } from './jobs/timers.repository.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -31,6 +32,8 @@ export interface StartOptions {
   listen?: boolean;
   /** Called once when the first start created the admin, with the password to show once. */
   onAdminCreated?: (info: { password: string; generated: boolean }) => void;
+  /** Tests shorten cloud retry backoff. */
+  cloud?: { backoffBaseMs?: number; maxAttempts?: number };
 }
 
 /** Open the database, migrate, assemble, start the jobs and (optionally) listen. */
@@ -62,12 +65,13 @@ export async function assembleBroker(config: Config, database: Database, opts: S
   const { log } = opts;
   const clock = opts.clock ?? systemClock;
   const metrics = new Metrics(() => database.poolStats());
-  const services = createServices({ config, database, clock, log, metrics });
+  const services = createServices({ config, database, clock, log, metrics, cloud: opts.cloud });
   const admin = await services.users.bootstrapAdmin(systemActor, config.adminPassword);
   if (admin.created) opts.onAdminCreated?.(admin);
 
   const jobs = new JobRunner({ database, clock, log: log.child({ area: 'jobs' }), metrics });
   for (const job of builtinJobs(services, new TimersRepository(database.db), config)) jobs.register(job);
+  for (const job of gatewayJobs(services.gateways, config)) jobs.register(job);
 
   const app = await buildApp({ config, database, services, metrics, log, version: VERSION });
   return {
@@ -79,6 +83,7 @@ export async function assembleBroker(config: Config, database: Database, opts: S
     url: null,
     close: async () => {
       await jobs.stop();
+      services.gateways.channels.close(); // gateways reconnect to another node; nothing to record here
       await app.close();
       await database.close();
     },

@@ -10,17 +10,34 @@ import { GroupsService } from './domain/identity/groups.service.ts';
 import { SessionsRepository } from './domain/identity/sessions.repository.ts';
 import { UsersRepository } from './domain/identity/users.repository.ts';
 import { UsersService } from './domain/identity/users.service.ts';
+import { createSignInServices } from './domain/identity/sign-in.wiring.ts';
 import { TimersRepository } from './jobs/timers.repository.ts';
 import { TimerService } from './jobs/timers.service.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { SecretBox } from './domain/secrets/secret-box.ts';
+import { InventorySync } from './domain/providers/inventory-sync.ts';
+import { ProviderRegistry } from './domain/providers/provider-registry.ts';
+import { ProvidersRepository } from './domain/providers/providers.repository.ts';
+import { ProvidersService } from './domain/providers/providers.service.ts';
+import { WorkstationsRepository } from './domain/workstations/workstations.repository.ts';
+import { WorkstationsService } from './domain/workstations/workstations.service.ts';
+import { GatewaysRepository } from './domain/gateways/gateways.repository.ts';
+import { GatewaysService } from './domain/gateways/gateways.service.ts';
+import { PlansService } from './domain/plans/plans.service.ts';
+import { PoliciesRepository } from './domain/policies/policies.repository.ts';
+import { PoliciesService } from './domain/policies/policies.service.ts';
+import { createPoolsService } from './domain/pools/pools.wiring.ts';
+import { createConnectServices } from './domain/connections/connections.wiring.ts';
+import { SiteApplyService } from './domain/apply/site-apply.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId' | 'secretKey'>;
+  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** Tests shorten cloud retry backoff; production leaves it unset. */
+  cloud?: { backoffBaseMs?: number; maxAttempts?: number };
 }
 
 /** Build every repository and service once; routes, jobs and the CLI share these instances. */
@@ -33,14 +50,40 @@ export function createServices(deps: ServiceDeps) {
   const audit = new AuditService({ repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }) });
   const timers = new TimerService({ repo: new TimersRepository(db), clock, log: log.child({ area: 'timers' }), metrics, nodeId: deps.config.nodeId });
   const secrets = new SecretBox(deps.config.secretKey);
+  const registry = new ProviderRegistry(secrets, deps.cloud);
+  const providersRepo = new ProvidersRepository(db);
+  const workstationsRepo = new WorkstationsRepository(db);
+  const inventory = new InventorySync({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'inventory' }) });
+  const groups = new GroupsService({ db, groups: groupsRepo, audit, clock });
+  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session });
+  const signIn = createSignInServices({ db, clock, log, config: deps.config, secrets, audit, users: usersRepo, groups, auth });
+  const plans = new PlansService({ db, audit, clock });
+  const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock });
+  const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log });
+  const providers = new ProvidersService({ db, repo: providersRepo, workstations: workstationsRepo, registry, sync: inventory, secrets, audit, clock });
+  const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock });
+  const gateways = new GatewaysService({ db, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId });
+  const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log });
+  const siteApply = new SiteApplyService({ db, audit, context: { groups, providers, plans, policies, pools, secrets } });
   return {
+    ...connect,
+    siteApply,
+    pools,
+    plans,
+    policies,
+    registry,
+    inventory,
+    providers,
+    workstations,
     secrets,
     audit,
     timers,
     sessionsRepo,
     users: new UsersService({ db, users: usersRepo, groups: groupsRepo, sessions: sessionsRepo, audit, clock }),
-    groups: new GroupsService({ db, groups: groupsRepo, audit, clock }),
-    auth: new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session }),
+    groups,
+    auth,
+    ...signIn,
+    gateways,
   };
 }
 

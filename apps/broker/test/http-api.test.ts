@@ -50,10 +50,10 @@ describe.each(DRIVERS)('HTTP API [%s]', (driver) => {
         const op = spec.paths[path]?.[r.method.toLowerCase()];
         expect(op, `${r.method} ${r.url} in the OpenAPI document`).toBeDefined();
         expect(Object.keys(op.responses ?? {}).length, `${r.method} ${r.url} has response schemas`).toBeGreaterThan(0);
-        if (['POST', 'PATCH', 'PUT'].includes(r.method) && op.requestBody === undefined) {
-          // Bodiless changes (logout, member add) must say so by declaring no body at all.
-          expect(['/api/v1/auth/logout', '/api/v1/auth/logout-all', '/api/v1/groups/:id/members/:userId']).toContain(r.url);
-        }
+        expect(op.requestBody !== undefined, `${r.method} ${r.url} request body schema`).toBe(r.body);
+        const inPath = (op.parameters ?? []).filter((p: { in: string }) => p.in === 'path').length;
+        expect(inPath > 0, `${r.method} ${r.url} path parameter schema`).toBe(r.params);
+        if (r.query) expect((op.parameters ?? []).some((p: { in: string }) => p.in === 'query'), `${r.method} ${r.url} query schema`).toBe(true);
       }
     });
   });

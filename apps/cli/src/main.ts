@@ -2,6 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, DataDirInUseError, DomainError, VERSION } from '@stagedoor/broker';
 import { adminCommands } from './commands/admin.ts';
 import { serverCommands } from './commands/server.ts';
+import { ec2EmulatorCommand } from './commands/ec2-emulator.ts';
+import { applyCommand } from './commands/apply.ts';
+import { userCommands } from './commands/user.ts';
 import { CliError } from './cli-error.ts';
 
 /** The one `stagedoor` command. Each role or tool is a subcommand; later issues add theirs. */
@@ -13,6 +16,10 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   serverCommands(program);
   adminCommands(program);
+  (await import('./commands/gateway.ts')).gatewayCommands(program);
+  ec2EmulatorCommand(program);
+  applyCommand(program);
+  userCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

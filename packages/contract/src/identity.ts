@@ -104,3 +104,46 @@ export const CreateApiToken = z.strictObject({
 export const CreatedApiToken = ApiToken.extend({
   token: z.string().describe('shown once; send as Authorization: Bearer <token>'),
 });
+
+/** The first answer of a login that needs a second factor: no session yet, only a short-lived login token. */
+export const MfaFactor = z.enum(['totp', 'totp-enroll', 'radius']);
+export const TotpEnrollment = z.object({
+  secret: z.string().describe('base32, for typing into an authenticator app by hand'),
+  otpauthUri: z.string().describe('otpauth://totp/… for authenticator apps'),
+  qrCode: z.string().describe('the otpauth URI as a QR code, a data:image/png;base64 URL'),
+});
+export const MfaRequired = z.object({
+  mfaRequired: z.object({
+    factor: MfaFactor.describe('totp: a code from the authenticator app or a recovery code; totp-enroll: scan the QR code, then send its first code; radius: answer the prompt'),
+    prompt: z.string().optional().describe('what to ask the user, e.g. the RADIUS server Reply-Message'),
+    loginToken: z.string().describe('send with the code to POST /api/v1/auth/login/mfa'),
+    expiresAt: Timestamp,
+    enrollment: TotpEnrollment.optional(),
+  }),
+});
+export const LoginAnswer = z.union([LoginResponse, MfaRequired]);
+export const MfaLoginRequest = z.strictObject({
+  loginToken: z.string().min(1).max(200),
+  code: z.string().min(1).max(256),
+});
+export const MfaLoginAnswer = z.union([
+  LoginResponse.extend({ recoveryCodes: z.array(z.string()).optional().describe('shown once, after enrolling during sign-in') }),
+  MfaRequired,
+]);
+
+export const MfaStatus = z.object({
+  totp: z.object({ enrolled: z.boolean(), confirmedAt: Timestamp.nullable(), recoveryCodesLeft: z.number().int() }),
+});
+export const TotpCode = z.strictObject({ code: z.string().min(1).max(64).describe('a current code, or a recovery code') });
+export const RecoveryCodes = z.object({ recoveryCodes: z.array(z.string()).describe('each works once; shown only now') });
+
+export const LoginThrottle = z.object({
+  scope: z.enum(['account', 'address']),
+  key: z.string().describe('the login name (account) or client address'),
+  failureCount: z.number().int(),
+  windowStartedAt: Timestamp,
+  lastFailureAt: Timestamp.nullable(),
+  lockedUntil: Timestamp.nullable(),
+});
+export const UnlockThrottle = z.strictObject({ scope: z.enum(['account', 'address']), key: z.string().min(1).max(256) });
+export const Unlocked = z.object({ cleared: z.number().int().describe('throttle entries removed') });

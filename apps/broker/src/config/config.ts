@@ -38,9 +38,25 @@ const envSchema = z.object({
   STAGEDOOR_SESSION_MAX_HOURS: positiveInt('a positive number of hours').default(24),
   STAGEDOOR_BODY_LIMIT_BYTES: positiveInt('a positive number of bytes').default(1024 * 1024),
   STAGEDOOR_LOGIN_RATE_PER_MINUTE: positiveInt('a positive whole number').default(30),
+  STAGEDOOR_LOCKOUT_THRESHOLD: positiveInt('a positive whole number').default(5),
+  STAGEDOOR_LOCKOUT_ADDRESS_THRESHOLD: positiveInt('a positive whole number').default(50),
+  STAGEDOOR_LOCKOUT_WINDOW_MINUTES: positiveInt('a positive number of minutes').default(15),
+  STAGEDOOR_LOCKOUT_MINUTES: positiveInt('a positive number of minutes').default(15),
+  STAGEDOOR_MFA_TIMEOUT_SECONDS: positiveInt('a positive number of seconds').max(3600, 'must be at most 3600').default(300),
+  STAGEDOOR_MFA_MAX_ATTEMPTS: positiveInt('a positive whole number').max(20, 'must be at most 20').default(5),
   STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(60),
   STAGEDOOR_TIMERS_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(1),
   STAGEDOOR_JOBS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  STAGEDOOR_SANDBOX_EC2_PORT: port.default(4599),
+  STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').max(300, 'must be at most 300').default(5),
+  STAGEDOOR_GATEWAY_STALE_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(20),
+  STAGEDOOR_GATEWAY_LOST_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(300),
+  STAGEDOOR_GATEWAY_RECONCILE_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(5),
+  STAGEDOOR_DEV_GATEWAY_PORTS: z
+    .string()
+    .regex(/^(off|\d{1,5}-\d{1,5})$/, 'must be off or a port range like 20000-20099')
+    .refine((v) => v === 'off' || portRange(v) !== null, 'must be a port range within 1-65535, start before end')
+    .default('20000-20099'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -58,7 +74,18 @@ export interface Config {
   session: { idleMinutes: number; maxHours: number };
   bodyLimitBytes: number;
   loginRatePerMinute: number;
+  /** Lockout (shared by every node through the database) and the second sign-in step. */
+  signIn: {
+    lockout: { accountThreshold: number; addressThreshold: number; windowMs: number; durationMs: number };
+    mfa: { pendingTtlMs: number; maxAttempts: number };
+  };
   jobs: { enabled: boolean; housekeepingIntervalMs: number; timersIntervalMs: number };
+  /** How the broker treats gateways (heartbeat expected, unhealthy after, sessions lost after) and how often it reconciles. */
+  gateway: { heartbeatSeconds: number; staleSeconds: number; lostSeconds: number; reconcileIntervalMs: number };
+  /** `stagedoor dev` runs one gateway in-process on these ports (null: none). */
+  devGateway: { portRangeStart: number; portRangeEnd: number } | null;
+  /** `stagedoor dev --sandbox`: the EC2 emulator's port. */
+  sandbox: { ec2Port: number };
 }
 
 export class ConfigError extends Error {
@@ -107,12 +134,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS },
     bodyLimitBytes: e.STAGEDOOR_BODY_LIMIT_BYTES,
     loginRatePerMinute: e.STAGEDOOR_LOGIN_RATE_PER_MINUTE,
+    signIn: {
+      lockout: {
+        accountThreshold: e.STAGEDOOR_LOCKOUT_THRESHOLD,
+        addressThreshold: e.STAGEDOOR_LOCKOUT_ADDRESS_THRESHOLD,
+        windowMs: e.STAGEDOOR_LOCKOUT_WINDOW_MINUTES * 60_000,
+        durationMs: e.STAGEDOOR_LOCKOUT_MINUTES * 60_000,
+      },
+      mfa: { pendingTtlMs: e.STAGEDOOR_MFA_TIMEOUT_SECONDS * 1000, maxAttempts: e.STAGEDOOR_MFA_MAX_ATTEMPTS },
+    },
+    gateway: {
+      heartbeatSeconds: e.STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS,
+      staleSeconds: e.STAGEDOOR_GATEWAY_STALE_SECONDS,
+      lostSeconds: e.STAGEDOOR_GATEWAY_LOST_SECONDS,
+      reconcileIntervalMs: e.STAGEDOOR_GATEWAY_RECONCILE_SECONDS * 1000,
+    },
+    devGateway: e.STAGEDOOR_DEV_GATEWAY_PORTS === 'off' ? null : portRange(e.STAGEDOOR_DEV_GATEWAY_PORTS),
     jobs: {
       enabled: e.STAGEDOOR_JOBS === 'on',
       housekeepingIntervalMs: e.STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS * 1000,
       timersIntervalMs: e.STAGEDOOR_TIMERS_INTERVAL_SECONDS * 1000,
     },
+    sandbox: { ec2Port: e.STAGEDOOR_SANDBOX_EC2_PORT },
   };
+}
+
+function portRange(value: string): { portRangeStart: number; portRangeEnd: number } | null {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value);
+  if (!m) return null;
+  const [start, end] = [Number(m[1]), Number(m[2])];
+  return start >= 1 && end <= 65535 && start <= end ? { portRangeStart: start, portRangeEnd: end } : null;
 }
 
 function pickDefined(env: NodeJS.ProcessEnv): Record<string, string> {

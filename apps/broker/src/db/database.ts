@@ -31,7 +31,20 @@ export interface Database {
   /** Run `fn` with a query builder on one connection holding the advisory lock `key` (waits for it). */
   withAdvisoryLock<T>(key: string, fn: (db: Db) => Promise<T>): Promise<T>;
   poolStats(): PoolStats;
+  /**
+   * Signal every node that LISTENs on `channel` (PostgreSQL NOTIFY; inside a transaction it is
+   * delivered at commit). The pool reconciler uses it to react to an assignment on another node.
+   */
+  notify(channel: string, payload: string): Promise<void>;
+  /** Call `onMessage` for each NOTIFY on `channel` (from any node) until the returned function is called. */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/** LISTEN takes an identifier, not a parameter: channel names are restricted to a safe shape. */
+export function checkChannel(channel: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid notification channel name: ${channel}`);
+  return channel;
 }
 
 /** Advisory lock ids are 64-bit integers; derive a stable one from a readable name. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import * as schema from './schema/index.ts';
-import type { Database, Db } from './database.ts';
+import { checkChannel, type Database, type Db } from './database.ts';
 
 export class DataDirInUseError extends Error {
   constructor(dir: string, pid: number) {
@@ -59,6 +59,15 @@ export async function openPglite(opts: { dataDir?: string; timeZone?: string }):
     },
     withAdvisoryLock: (key, fn) => withLock(key, () => fn(db)),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
+    notify: async (channel, payload) => {
+      await client.query('select pg_notify($1, $2)', [checkChannel(channel), payload]);
+    },
+    listen: async (channel, onMessage) => {
+      const unlisten = await client.listen(checkChannel(channel), onMessage);
+      return async () => {
+        if (!client.closed) await unlisten();
+      };
+    },
     close: async () => {
       try {
         await client.close();

@@ -2,7 +2,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import * as schema from './schema/index.ts';
-import { lockId, type Database, type Db } from './database.ts';
+import { checkChannel, lockId, type Database, type Db } from './database.ts';
 
 /** node-postgres pool for a real PostgreSQL server; required when more than one broker node runs. */
 export async function openPostgres(opts: { url: string; poolSize: number; log: Logger; applicationName?: string }): Promise<Database> {
@@ -44,6 +44,43 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
     }
   }
 
+  // LISTEN needs a connection of its own that stays out of the pool (a pooled one would lose it).
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let listenClient: pg.Client | undefined;
+  let connecting: Promise<pg.Client> | undefined;
+  let closed = false;
+
+  function listenConnection(): Promise<pg.Client> {
+    if (listenClient) return Promise.resolve(listenClient);
+    connecting ??= (async () => {
+      const c = new pg.Client({ connectionString: opts.url, application_name: `${opts.applicationName ?? 'stagedoor'} listen` });
+      c.on('notification', (msg) => {
+        for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
+      });
+      c.on('error', (err) => {
+        opts.log.warn({ err }, 'database LISTEN connection failed; reconnecting');
+        lost(c);
+      });
+      c.on('end', () => lost(c));
+      await c.connect();
+      for (const channel of listeners.keys()) await c.query(`listen ${channel}`);
+      listenClient = c;
+      return c;
+    })().finally(() => {
+      connecting = undefined;
+    });
+    return connecting;
+  }
+
+  function lost(c: pg.Client): void {
+    if (listenClient !== c) return;
+    listenClient = undefined;
+    c.end().catch(() => undefined);
+    if (closed || listeners.size === 0) return;
+    // Signals sent meanwhile are lost; the listeners' interval jobs cover that gap.
+    setTimeout(() => void listenConnection().catch((err: unknown) => opts.log.warn({ err }, 'database LISTEN reconnect failed')), 1000).unref();
+  }
+
   return {
     kind: 'postgres',
     db,
@@ -54,6 +91,29 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
       return r.value;
     },
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
-    close: () => pool.end(),
+    notify: async (channel, payload) => {
+      await pool.query('select pg_notify($1, $2)', [checkChannel(channel), payload]);
+    },
+    listen: async (channel, onMessage) => {
+      checkChannel(channel);
+      let set = listeners.get(channel);
+      if (!set) listeners.set(channel, (set = new Set()));
+      set.add(onMessage);
+      const c = await listenConnection();
+      await c.query(`listen ${channel}`);
+      return async () => {
+        set.delete(onMessage);
+        if (set.size || listeners.get(channel) !== set) return;
+        listeners.delete(channel);
+        await listenClient?.query(`unlisten ${channel}`).catch(() => undefined);
+      };
+    },
+    close: async () => {
+      closed = true;
+      const c = listenClient;
+      listenClient = undefined;
+      await c?.end().catch(() => undefined);
+      await pool.end();
+    },
   };
 }

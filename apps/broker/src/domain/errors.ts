@@ -62,6 +62,11 @@ export class CsrfError extends DomainError {
   }
 }
 
+/** No machine can be given to the user right now: the pool is full, paused, or has none free. */
+export class NoDesktopAvailableError extends DomainError {
+  readonly code = 'no_desktop_available';
+}
+
 export class UnavailableError extends DomainError {
   readonly code = 'unavailable';
 }
@@ -72,8 +77,10 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   return pgErr?.code === '23505' && (!constraint || pgErr.constraint === constraint);
 }
 
+/** 23503 (foreign key) or 23001 (restrict): the row is still referenced, or references nothing. */
 export function isForeignKeyViolation(err: unknown): boolean {
-  return findPgError(err)?.code === '23503';
+  const code = findPgError(err)?.code;
+  return code === '23503' || code === '23001';
 }
 
 function findPgError(err: unknown): { code?: string; constraint?: string } | undefined {

@@ -19,12 +19,33 @@ import { authRoutes } from './routes/auth.routes.ts';
 import { groupsRoutes } from './routes/groups.routes.ts';
 import { systemRoutes } from './routes/system.routes.ts';
 import { usersRoutes } from './routes/users.routes.ts';
+import { authServersRoutes } from './routes/auth-servers.routes.ts';
+import { mfaRoutes } from './routes/mfa.routes.ts';
+import { signInAdminRoutes } from './routes/sign-in-admin.routes.ts';
+import { providersRoutes } from './routes/providers.routes.ts';
+import { workstationsRoutes } from './routes/workstations.routes.ts';
+import { policiesRoutes } from './routes/policies.routes.ts';
+import { connectionsRoutes } from './routes/connections.routes.ts';
+import { applyRoutes } from './routes/apply.routes.ts';
+import { poolsRoutes } from './routes/pools.routes.ts';
+import websocket from '@fastify/websocket';
+import { gatewayChannelRoutes } from './routes/gateway-channel.routes.ts';
+import { gatewaysRoutes } from './routes/gateways.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Every route registered, for the OpenAPI coverage test and docs. */
-    routeList: { method: string; url: string }[];
+    /** Every route registered, for the OpenAPI coverage and role tests. */
+    routeList: RouteInfo[];
   }
+}
+
+export interface RouteInfo {
+  method: string;
+  url: string;
+  access: string | undefined;
+  body: boolean;
+  params: boolean;
+  query: boolean;
 }
 
 export interface AppDeps {
@@ -53,13 +74,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     routerOptions: { ignoreTrailingSlash: true },
   });
-  const routes: { method: string; url: string }[] = [];
+  const routes: RouteInfo[] = [];
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+    const schema = route.schema as { body?: unknown; params?: unknown; querystring?: unknown } | undefined;
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, access: route.config?.access, body: !!schema?.body, params: !!schema?.params, query: !!schema?.querystring });
+    }
   });
   app.decorate('routeList', routes);
   // JSON only: a cross-site form can post text/plain without a CORS preflight, so no such parser.
   app.removeContentTypeParser('text/plain');
+  // An empty body with a JSON content type (what many clients send for a bodiless POST) means "no body".
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, null);
+    return defaultJson(request, body as string, done);
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -79,6 +110,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(cookie);
   await app.register(rateLimit, { global: false });
+  // The gateway control channel; a heartbeat naming ~10,000 sessions is the largest message.
+  await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
 
   registerErrorHandling(app);
   registerObservability(app, deps.metrics); // before auth, so refused requests carry their id too
@@ -90,6 +123,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   usersRoutes(app, { services: deps.services });
   groupsRoutes(app, { services: deps.services });
   auditRoutes(app, { services: deps.services });
+  authServersRoutes(app, { services: deps.services });
+  mfaRoutes(app, { services: deps.services });
+  signInAdminRoutes(app, { services: deps.services });
+  providersRoutes(app, { services: deps.services });
+  workstationsRoutes(app, { services: deps.services });
+  policiesRoutes(app, { services: deps.services });
+  connectionsRoutes(app, { services: deps.services });
+  applyRoutes(app, { services: deps.services });
+  poolsRoutes(app, { services: deps.services });
+  gatewaysRoutes(app, { services: deps.services });
+  gatewayChannelRoutes(app, { services: deps.services });
 
   if (fs.existsSync(WEB_ROOT)) {
     await app.register(fastifyStatic, { root: WEB_ROOT, prefix: '/', wildcard: false, schemaHide: true, decorateReply: false });

@@ -3,6 +3,12 @@ import type { UserWithGroups } from '../domain/identity/users.repository.ts';
 import type { GroupWithCount } from '../domain/identity/groups.repository.ts';
 import type { AuditRow } from '../domain/audit/audit.repository.ts';
 import type { Role } from '@stagedoor/contract';
+import type { ProviderRow } from '../domain/providers/provider-registry.ts';
+import type { WorkstationRow } from '../domain/workstations/workstations.repository.ts';
+import type { PowerState } from '../db/schema/providers.ts';
+import type { PolicyWithLinks } from '../domain/policies/policies.repository.ts';
+import type { PlanKind, PowerPlanRow, ProtocolPlanRow, ReleasePlanRow } from '../domain/plans/plans.service.ts';
+import type { ConnectionView } from '../domain/connections/connection-status.ts';
 
 /** Rows → API shapes. Only what is listed here leaves the broker: no hash or secret column can leak. */
 export const iso = (d: Date) => d.toISOString();
@@ -46,5 +52,107 @@ export function auditDto(a: AuditRow) {
     reason: a.reason,
     details: a.details,
     requestId: a.requestId,
+  };
+}
+
+export function providerDto(p: ProviderRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    kind: p.kind as 'aws-ec2' | 'static',
+    region: p.region,
+    endpoint: p.endpoint,
+    // The secret itself never leaves the broker; the API says only whether one is stored.
+    credentials: { mode: p.credentialsMode as 'access-key' | 'default-chain' | 'none', accessKeyId: p.accessKeyId, hasSecret: p.secretCiphertext !== null },
+    tagFilter: p.tagFilter,
+    syncIntervalSeconds: p.syncIntervalSeconds,
+    enabled: p.enabled,
+    lastSync: p.lastSyncAt
+      ? { at: iso(p.lastSyncAt), status: (p.lastSyncStatus ?? 'error') as 'ok' | 'error', message: p.lastSyncMessage, counts: p.lastSyncCounts ?? null }
+      : null,
+    createdAt: iso(p.createdAt),
+    updatedAt: iso(p.updatedAt),
+  };
+}
+
+export function workstationDto(w: WorkstationRow) {
+  return {
+    id: w.id,
+    providerId: w.providerId,
+    externalId: w.externalId,
+    name: w.name,
+    privateAddress: w.privateAddress,
+    instanceType: w.instanceType,
+    availabilityZone: w.availabilityZone,
+    subnetId: w.subnetId,
+    imageId: w.imageId,
+    tags: w.tags,
+    powerState: w.powerState as PowerState,
+    powerStateChangedAt: iso(w.powerStateChangedAt),
+    health: w.health as 'unknown' | 'healthy' | 'unhealthy',
+    protocols: w.protocols,
+    poolId: w.poolId,
+    maintenance: w.maintenance,
+    launchedByPoolId: w.launchedByPoolId,
+    agentLastSeenAt: isoOrNull(w.agentLastSeenAt),
+    lastActivityAt: isoOrNull(w.lastActivityAt),
+    createdAt: iso(w.createdAt),
+    updatedAt: iso(w.updatedAt),
+  };
+}
+
+export function policyDto(p: PolicyWithLinks) {
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    position: p.position,
+    enabled: p.enabled,
+    groupIds: p.groupIds,
+    pools: p.pools,
+    assignmentMode: p.assignmentMode as 'floating' | 'persistent',
+    startStoppedOnLogin: p.startStoppedOnLogin,
+    launchOnLogin: p.launchOnLogin,
+    allowRestart: p.allowRestart,
+    protocolPlanId: p.protocolPlanId,
+    powerPlanId: p.powerPlanId,
+    releasePlanId: p.releasePlanId,
+    createdAt: iso(p.createdAt),
+    updatedAt: iso(p.updatedAt),
+  };
+}
+
+export function planDto(kind: PlanKind, row: ProtocolPlanRow | PowerPlanRow | ReleasePlanRow) {
+  const common = { id: row.id, name: row.name, description: row.description, createdAt: iso(row.createdAt), updatedAt: iso(row.updatedAt) };
+  if (kind === 'power') {
+    const r = row as PowerPlanRow;
+    return {
+      ...common,
+      onDisconnect: { action: r.onDisconnectAction, delaySeconds: r.onDisconnectDelaySeconds },
+      onLogout: { action: r.onLogoutAction, delaySeconds: r.onLogoutDelaySeconds },
+      onIdle: { action: r.onIdleAction, delaySeconds: r.onIdleDelaySeconds },
+      scheduleRules: r.scheduleRules,
+      timeZone: r.timeZone,
+    };
+  }
+  if (kind === 'protocol') return { ...common, protocols: (row as ProtocolPlanRow).protocols };
+  const { createdAt: _c, updatedAt: _u, ...rest } = row as ReleasePlanRow;
+  return { ...rest, ...common };
+}
+
+export function connectionDto(v: ConnectionView) {
+  const c = v.connection;
+  return {
+    id: c.id,
+    state: c.state as 'starting' | 'ready' | 'connected' | 'closed' | 'failed',
+    poolId: v.poolId,
+    workstation: { id: c.workstationId ?? v.workstation?.id ?? '00000000-0000-0000-0000-000000000000', name: v.workstation?.name ?? '(gone)', powerState: (v.workstation?.powerState ?? 'terminated') as PowerState },
+    protocol: c.protocol as 'rdp',
+    progress: v.progress,
+    instructions: v.instructions ? { ...v.instructions, connectBy: isoOrNull(v.instructions.connectBy) } : null,
+    requestedAt: iso(c.requestedAt),
+    readyAt: isoOrNull(c.readyAt),
+    closedAt: isoOrNull(c.closedAt),
+    endReason: c.endReason,
   };
 }

@@ -8,9 +8,12 @@ import {
   InvalidCredentialsError,
   InvalidInputError,
   NotFoundError,
+  NoDesktopAvailableError,
   UnauthenticatedError,
   UnavailableError,
 } from '../domain/errors.ts';
+import { LoginLockedError, MfaFailedError } from '../domain/identity/sign-in-errors.ts';
+import { ProviderError, type ProviderErrorKind } from '../providers/cloud/cloud-provider.ts';
 
 /** The one place where errors become HTTP. Domain code never chooses a status code. */
 const STATUS: [new (...args: never[]) => DomainError, number][] = [
@@ -21,8 +24,25 @@ const STATUS: [new (...args: never[]) => DomainError, number][] = [
   [CsrfError, 403],
   [NotFoundError, 404],
   [ConflictError, 409],
+  [NoDesktopAvailableError, 409],
   [UnavailableError, 503],
+  [MfaFailedError, 401],
+  [LoginLockedError, 429],
 ];
+
+/**
+ * A cloud's refusal: the caller's mistake is a 4xx; the cloud failing us (capacity, throttling after
+ * retries, refused credentials, outage) is a 502 with the cloud's own message — never a 500.
+ */
+const PROVIDER_STATUS: Record<ProviderErrorKind, number> = {
+  invalid: 400,
+  notFound: 404,
+  unsupported: 409,
+  capacity: 502,
+  throttled: 502,
+  auth: 502,
+  unavailable: 502,
+};
 
 /** Codes for the 4xx errors Fastify itself raises before a handler runs. */
 const FASTIFY_CODES: Record<number, string> = {
@@ -47,7 +67,9 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const domain: unknown = err;
+    if (domain instanceof ProviderError) return sendError(reply, PROVIDER_STATUS[domain.kind], domain.code, domain.message, domain.details);
     if (domain instanceof DomainError) {
+      if (domain instanceof LoginLockedError) reply.header('retry-after', String((domain.details as { retryAfterSeconds: number }).retryAfterSeconds));
       const status = STATUS.find(([type]) => domain instanceof type)?.[1] ?? 400;
       return sendError(reply, status, domain.code, domain.message, domain.details);
     }

@@ -14,6 +14,18 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.timers.fireDue(),
     },
     {
+      // One job; each provider is synced under its own lock when its interval has passed.
+      name: 'inventory-sync',
+      intervalMs: 10_000,
+      run: async () => services.inventory.syncDue(),
+    },
+    {
+      // The safety net under the pokes: every pool, each under its own lock (pool:<id>).
+      name: 'pool-reconciler',
+      intervalMs: 15_000,
+      run: async () => services.pools.reconcileAll(),
+    },
+    {
       name: 'housekeeping',
       intervalMs: config.jobs.housekeepingIntervalMs,
       // Dead sessions are kept a day for forensics, finished timers a week; the audit trail forever.

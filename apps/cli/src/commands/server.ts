@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { createLogger, loadConfig, openDatabase, runMigrations, startBroker, type Config } from '@stagedoor/broker';
+import { devSecretKey, sandboxBanner, startSandbox } from './sandbox.ts';
+import { startDevGateway } from './gateway.ts';
 
 export function serverCommands(program: Command): void {
   program
     .command('dev')
     .description('run everything in one process on the embedded database: broker, jobs and web app (what `npm start` runs)')
-    .action(async () => runServer('dev'));
+    .option('--sandbox', 'also run the EC2 emulator and register it as the provider "sandbox" (no AWS account needed)')
+    .action(async (opts: { sandbox?: boolean }) => runServer('dev', opts));
 
   program
     .command('broker')
@@ -28,21 +31,28 @@ export function serverCommands(program: Command): void {
     });
 }
 
-async function runServer(role: 'dev' | 'broker'): Promise<void> {
-  const config = loadConfig();
+async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {}): Promise<void> {
+  let config = loadConfig();
+  if (role === 'dev' && !config.secretKey) config = { ...config, secretKey: devSecretKey(config.dataDir) };
   const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
   if (role === 'broker' && config.database.kind === 'pglite') {
     log.warn('no DATABASE_URL: using the embedded database, which serves one broker node only');
   }
   let createdAdmin: { password: string; generated: boolean } | undefined;
   const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) });
+  const sandbox = opts.sandbox ? await startSandbox(broker, config, log) : undefined;
+  const gateway = role === 'dev' ? await startDevGateway(broker, config) : null;
   printBanner(role, config, broker.url!, createdAdmin);
+  if (gateway) console.error(`  ${gateway.banner}`);
+  if (sandbox) console.error(sandboxBanner(sandbox.url).map((l) => `  ${l}`).join('\n'));
 
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
     log.info({ signal }, 'shutting down');
+    gateway?.stop();
+    await sandbox?.close();
     await broker.close();
     process.exit(0);
   };

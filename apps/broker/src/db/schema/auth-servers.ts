@@ -15,6 +15,7 @@ import {
   type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
+import type { LdapSettings, RadiusSettings } from '@stagedoor/contract';
 import { groups, users } from './identity.ts';
 
 /** `oidc` and `saml` come later: widening a check constraint is a one-line migration, a pg enum is not. */
@@ -28,33 +29,13 @@ export const THROTTLE_SCOPES = ['account', 'address'] as const;
 /** `totp-enroll`: MFA is required but the user has no confirmed TOTP yet, so the second step enrolls. */
 export const MFA_FACTORS = ['totp', 'totp-enroll', 'radius'] as const;
 
-/** Non-secret settings per kind. Secrets never go here: they live in `secret_ciphertext`. */
-export interface LdapConfig {
-  /** Tried in order; an unreachable URL moves to the next, never to a weaker check. */
-  urls: string[];
-  startTls?: boolean;
-  /** PEM; public, so it is config and not secret. */
-  caCertificate?: string;
-  bindDn?: string;
-  userSearchBase: string;
-  /** `{username}` is replaced by the escaped login name, e.g. `(sAMAccountName={username})`. */
-  userFilter: string;
-  groupMembership: 'ad-member-of' | 'group-of-names' | 'posix-group';
-  groupSearchBase?: string;
-  connectTimeoutMs?: number;
-  searchTimeoutMs?: number;
-}
-export interface RadiusConfig {
-  servers: { host: string; port?: number }[];
-  method?: 'pap';
-  timeoutMs?: number;
-  retries?: number;
-  /** NAS-Identifier sent in Access-Request. */
-  nasIdentifier?: string;
-}
-export interface TotpConfig {
-  issuer?: string;
-}
+/**
+ * Non-secret settings per kind, as the API contract defines and validates them (defaults applied).
+ * Secrets never go here: they live in `secret_ciphertext`.
+ */
+export type LdapConfig = LdapSettings;
+export type RadiusConfig = RadiusSettings;
+export type TotpConfig = { issuer: string };
 export type AuthServerConfig = LdapConfig | RadiusConfig | TotpConfig | Record<string, never>;
 
 export const authServers = pgTable(
@@ -86,6 +67,8 @@ export const authServers = pgTable(
   },
   (t) => [
     uniqueIndex('auth_servers_name_lower_key').on(sql`lower(${t.name})`),
+    // One built-in local password store and one built-in TOTP: users have one password hash and one enrolment.
+    uniqueIndex('auth_servers_builtin_kind_key').on(t.kind).where(sql`${t.kind} in ('local', 'totp')`),
     unique('auth_servers_position_key').on(t.position),
     check('auth_servers_name_check', sql`length(${t.name}) between 1 and 128`),
     check('auth_servers_kind_check', oneOf(sql`${t.kind}`, AUTH_SERVER_KINDS)),

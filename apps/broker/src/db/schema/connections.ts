@@ -226,6 +226,11 @@ export const grants = pgTable(
     usedAt: ts('used_at'),
     revokedAt: ts('revoked_at'),
     closedAt: ts('closed_at'),
+    /**
+     * When a gateway last reported the grant's session alive (heartbeat). Reconciliation closes a
+     * session whose gateway keeps reporting without it, or that no gateway has reported for long.
+     */
+    lastReportedAt: ts('last_reported_at'),
     createdAt: createdAt(),
   },
   (t) => [
@@ -239,9 +244,11 @@ export const grants = pgTable(
     check('grants_used_check', sql`${t.state} <> 'used' or ${t.usedAt} is not null`),
     check('grants_revoked_check', sql`${t.state} <> 'revoked' or ${t.revokedAt} is not null`),
     check('grants_closed_check', sql`${t.state} <> 'closed' or ${t.closedAt} is not null`),
-    // One live grant per gateway port: port allocation races end in 23505 and a retry with another port.
-    uniqueIndex('grants_live_gateway_port_key')
-      .on(t.gatewayId, t.gatewayPort)
+    // One live grant per port of a gateway cluster: every gateway of the cluster listens on the grant's
+    // port (a load balancer may send the client to any of them), so ports are unique per cluster.
+    // Allocation races end in 23505 and a retry with another port.
+    uniqueIndex('grants_live_cluster_port_key')
+      .on(t.gatewayCluster, t.gatewayPort)
       .where(sql`${t.state} in ('issued', 'used')`),
     // A gateway (re)connecting loads its cluster's live grants.
     index('grants_live_cluster_idx').on(t.gatewayCluster).where(sql`${t.state} in ('issued', 'used')`),

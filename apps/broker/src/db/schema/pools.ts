@@ -63,6 +63,10 @@ export interface ReconcileSummary {
   stopped?: number;
   terminated?: number;
   adopted?: number;
+  /** Recent capacity errors (ISO times): the planner tries these subnets last for a while. */
+  capacityFailures?: { subnetId: string; instanceType: string; at: string }[];
+  /** Why the pool is short of its thresholds (paused, launch rate, maxTotal, back-off…), for people. */
+  notes?: string[];
 }
 
 export const pools = pgTable(

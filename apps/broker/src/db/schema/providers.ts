@@ -143,6 +143,13 @@ export const workstations = pgTable(
      */
     launchToken: text('launch_token'),
     launchedAt: ts('launched_at'),
+    /**
+     * The active assignment holding this machine, kept in the same transaction as the assignment row.
+     * Not the invariant (the partial unique index on assignments is) but the lock marker: the connect
+     * flow's `FOR UPDATE SKIP LOCKED` re-checks it on the row it locks, so a machine assigned by a
+     * transaction that committed after ours began is skipped instead of colliding on the index.
+     */
+    assignmentId: uuid('assignment_id'),
     /** Excluded from assignment and from scale-in, e.g. while an admin repairs the image. */
     maintenance: boolean('maintenance').notNull().default(false),
     /** SHA-256 of the per-workstation agent token (passed in user data); lets an agent speak only for itself. */
@@ -169,6 +176,8 @@ export const workstations = pgTable(
     check('workstations_protocols_check', sql`${t.protocols} is null or jsonb_typeof(${t.protocols}) = 'array'`),
     // Free machines in a pool (connect flow) and the reconciler's per-pool snapshot.
     index('workstations_pool_power_idx').on(t.poolId, t.powerState),
+    // The connect flow's pick: free machines of a pool.
+    index('workstations_pool_free_idx').on(t.poolId).where(sql`${t.assignmentId} is null`),
     index('workstations_provider_idx').on(t.providerId),
     // Launch-rate limit: launches by a pool in the last minute.
     index('workstations_launched_by_pool_idx').on(t.launchedByPoolId, t.launchedAt),

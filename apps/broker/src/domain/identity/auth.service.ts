@@ -1,10 +1,9 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../../db/database.ts';
-import { ConflictError, InvalidCredentialsError, NotFoundError, isUniqueViolation } from '../errors.ts';
+import { ConflictError, NotFoundError, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Actor } from './actor.ts';
-import { burnPasswordCheck, verifyPassword } from './passwords.ts';
 import type { ApiTokenRow, SessionRow, SessionsRepository } from './sessions.repository.ts';
 import { hashToken, newToken } from './tokens.ts';
 import type { UserRow, UsersRepository, UserWithGroups } from './users.repository.ts';
@@ -31,7 +30,7 @@ export const API_TOKEN_PREFIX = 'sdt_';
 /** Only write `last_seen_at` when it is this stale, so reads do not each cost a write. */
 const TOUCH_EVERY_MS = 60_000;
 
-/** Local sign-in, server-side sessions and API tokens. Directory and MFA checks plug in here later. */
+/** Server-side sessions and API tokens. Who may have a session is decided by `SignInService`. */
 export class AuthService {
   constructor(
     private readonly deps: {
@@ -45,16 +44,14 @@ export class AuthService {
     },
   ) {}
 
-  async login(username: string, password: string, ctx: LoginContext): Promise<{ token: string; session: SessionRow; user: UserWithGroups }> {
-    const user = await this.deps.users.findByUsername(username);
-    const failure = await this.#checkPassword(user, password);
-    const attempt: Actor = { userId: user?.id ?? null, username, role: user ? (user.role as Actor['role']) : 'user', sourceAddress: ctx.sourceAddress, requestId: ctx.requestId, via: 'anonymous' };
-    if (failure || !user) {
-      await this.deps.audit.record(attempt, { action: 'auth.login', outcome: 'failure', reason: failure ?? 'unknown user', details: { authServer: 'local' } });
-      throw new InvalidCredentialsError();
-    }
+  /**
+   * Start a session for a user who passed every sign-in check (`SignInService` decides that), and
+   * audit the login with the server(s) that checked it.
+   */
+  async openSession(user: UserRow, ctx: LoginContext, details: Record<string, unknown>): Promise<{ token: string; session: SessionRow; user: UserWithGroups }> {
     const now = this.deps.clock.now();
     const token = newToken();
+    const actor: Actor = { userId: user.id, username: user.username, role: user.role as Actor['role'], sourceAddress: ctx.sourceAddress, requestId: ctx.requestId, via: 'session' };
     const session = await this.deps.db.transaction(async (tx) => {
       const s = await this.deps.sessions.insert(
         {
@@ -71,23 +68,11 @@ export class AuthService {
         tx,
       );
       await this.deps.users.update(user.id, { lastLoginAt: now }, tx);
-      await this.deps.audit.record({ ...attempt, via: 'session' }, { action: 'auth.login', outcome: 'success', targetType: 'session', targetId: s.id, details: { authServer: 'local' } }, tx);
+      await this.deps.audit.record(actor, { action: 'auth.login', outcome: 'success', targetType: 'session', targetId: s.id, details }, tx);
       return s;
     });
     const [withGroups] = await this.deps.users.withGroups([{ ...user, lastLoginAt: now }]);
     return { token, session, user: withGroups! };
-  }
-
-  /** Why a password check fails, or null when it passes. Unknown users cost the same time. */
-  async #checkPassword(user: UserRow | undefined, password: string): Promise<string | null> {
-    if (!user || !user.passwordHash) {
-      await burnPasswordCheck(password);
-      return user ? 'no local password' : 'unknown user';
-    }
-    const ok = await verifyPassword(user.passwordHash, password);
-    if (!ok) return 'wrong password';
-    if (user.disabled) return 'account disabled';
-    return null;
   }
 
   async authenticateSession(token: string): Promise<Authenticated | null> {

@@ -27,6 +27,14 @@ export class GroupsRepository {
     return row;
   }
 
+  async findByName(name: string, db: DbOrTx = this.db): Promise<GroupWithCount | undefined> {
+    const [row] = await db
+      .select({ ...fields(), memberCount: sql<number>`(select count(*)::int from ${groupMembers} where ${groupMembers.groupId} = ${groups.id})` })
+      .from(groups)
+      .where(sql`lower(${groups.name}) = lower(${name})`);
+    return row;
+  }
+
   async existingIds(ids: string[], db: DbOrTx = this.db): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await db.select({ id: groups.id }).from(groups).where(inArray(groups.id, ids));

@@ -1,4 +1,4 @@
-import type { Db } from '../../db/database.ts';
+import type { Db, DbOrTx } from '../../db/database.ts';
 import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, isForeignKeyViolation, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -12,34 +12,39 @@ export class GroupsService {
     return this.deps.groups.list(limit, offset);
   }
 
-  async get(id: string): Promise<GroupWithCount> {
-    const g = await this.deps.groups.findById(id);
+  async get(id: string, db?: DbOrTx): Promise<GroupWithCount> {
+    const g = await this.deps.groups.findById(id, db);
     if (!g) throw new NotFoundError('group', id);
     return g;
   }
 
-  async create(actor: Actor, input: { name: string; description?: string; memberIds: string[] }): Promise<GroupWithCount> {
+  /** With `outer`, runs inside the caller's transaction (as a savepoint), as `stagedoor apply` needs. */
+  findByName(name: string, db?: DbOrTx): Promise<GroupWithCount | undefined> {
+    return this.deps.groups.findByName(name, db);
+  }
+
+  async create(actor: Actor, input: { name: string; description?: string; memberIds: string[] }, outer?: DbOrTx): Promise<GroupWithCount> {
     const now = this.deps.clock.now();
     const id = await this.#guard(input.name, () =>
-      this.deps.db.transaction(async (tx) => {
+      (outer ?? this.deps.db).transaction(async (tx) => {
         const g = await this.deps.groups.insert({ name: input.name, description: input.description ?? null, createdAt: now, updatedAt: now }, tx);
         await this.deps.groups.addMembers(g.id, input.memberIds, tx);
         await this.deps.audit.record(actor, { action: 'group.create', outcome: 'success', targetType: 'group', targetId: g.id, details: { name: g.name, members: input.memberIds.length } }, tx);
         return g.id;
       }),
     );
-    return this.get(id);
+    return this.get(id, outer);
   }
 
-  async update(actor: Actor, id: string, patch: { name?: string; description?: string | null }): Promise<GroupWithCount> {
+  async update(actor: Actor, id: string, patch: { name?: string; description?: string | null }, outer?: DbOrTx): Promise<GroupWithCount> {
     await this.#guard(patch.name ?? '', () =>
-      this.deps.db.transaction(async (tx) => {
+      (outer ?? this.deps.db).transaction(async (tx) => {
         const g = await this.deps.groups.update(id, { ...patch, updatedAt: this.deps.clock.now() }, tx);
         if (!g) throw new NotFoundError('group', id);
         await this.deps.audit.record(actor, { action: 'group.update', outcome: 'success', targetType: 'group', targetId: id, details: { changed: Object.keys(patch) } }, tx);
       }),
     );
-    return this.get(id);
+    return this.get(id, outer);
   }
 
   async delete(actor: Actor, id: string): Promise<void> {

@@ -5,12 +5,36 @@ import type { Role } from '@stagedoor/contract';
  * knows which role has it. `operator` runs pools and workstations but not identity or auth config;
  * `auditor` reads everything and changes nothing.
  */
-export const PERMISSIONS = ['users:read', 'users:write', 'groups:read', 'groups:write', 'audit:read'] as const;
+export const PERMISSIONS = [
+  'users:read',
+  'users:write',
+  'groups:read',
+  'groups:write',
+  'audit:read',
+  // Auth servers hold directory and RADIUS secrets: admins change them, auditors read them, operators neither.
+  'auth-servers:read',
+  'auth-servers:write',
+  'providers:read',
+  'providers:write',
+  'workstations:read',
+  'workstations:write',
+  // Pools launch and terminate cloud machines: admins and operators change them, auditors read them.
+  'pools:read',
+  'pools:write',
+  'gateways:read',
+  'gateways:write',
+  // Policies decide who may use what: admins change them; operators and auditors read them.
+  'policies:read',
+  'policies:write',
+  'connections:read',
+  'connections:write',
+] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: PERMISSIONS,
-  operator: ['users:read', 'groups:read', 'audit:read'],
+  // Providers hold cloud credentials: operators see them but only admins change them.
+  operator: ['users:read', 'groups:read', 'audit:read', 'providers:read', 'workstations:read', 'workstations:write', 'pools:read', 'pools:write', 'gateways:read', 'gateways:write', 'policies:read', 'connections:read', 'connections:write'],
   auditor: PERMISSIONS.filter((p) => p.endsWith(':read')),
   user: [],
 };

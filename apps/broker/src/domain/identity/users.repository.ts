@@ -94,4 +94,19 @@ export class UsersRepository {
     await db.delete(groupMembers).where(eq(groupMembers.userId, userId));
     if (groupIds.length) await db.insert(groupMembers).values([...new Set(groupIds)].map((groupId) => ({ groupId, userId })));
   }
+
+  /**
+   * Directory sign-in: make the user a member of exactly `wanted` among the `managed` groups (those the
+   * directory maps into), leaving memberships an admin gave by hand in other groups alone.
+   */
+  async syncManagedGroups(userId: string, managed: string[], wanted: string[], db: DbOrTx = this.db): Promise<{ added: string[]; removed: string[] }> {
+    const drop = managed.filter((g) => !wanted.includes(g));
+    const removed = drop.length
+      ? (await db.delete(groupMembers).where(and(eq(groupMembers.userId, userId), inArray(groupMembers.groupId, drop))).returning({ id: groupMembers.groupId })).map((r) => r.id)
+      : [];
+    const added = wanted.length
+      ? (await db.insert(groupMembers).values(wanted.map((groupId) => ({ groupId, userId }))).onConflictDoNothing().returning({ id: groupMembers.groupId })).map((r) => r.id)
+      : [];
+    return { added, removed };
+  }
 }

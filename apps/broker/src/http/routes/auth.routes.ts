@@ -1,17 +1,29 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginRequest, LoginResponse, Me } from '@stagedoor/contract';
+import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest } from '@stagedoor/contract';
+import type { SignInResult } from '../../domain/identity/sign-in.service.ts';
 import type { Services } from '../../services.ts';
 import { SESSION_COOKIE } from '../auth-hook.ts';
 import { apiTokenDto, iso, userDto } from '../dto.ts';
 import { actorOf, signedInActor } from '../request-context.ts';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
 export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { auth } = deps.services;
+  const { auth, signIn } = deps.services;
+
+  const ctx = (request: FastifyRequest) => ({ sourceAddress: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id) });
+  const answer = (request: FastifyRequest, reply: FastifyReply, result: SignInResult) => {
+    if (result.kind === 'mfa') {
+      // No session cookie until the second factor is done.
+      const { factor, prompt, loginToken, expiresAt, enrollment } = result;
+      return { mfaRequired: { factor, loginToken, expiresAt: iso(expiresAt), ...(prompt ? { prompt } : {}), ...(enrollment ? { enrollment } : {}) } };
+    }
+    setSessionCookie(request, reply, result.token, result.session.expiresAt);
+    return { user: userDto(result.user), csrfToken: result.session.csrfToken, expiresAt: iso(result.session.expiresAt), ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}) };
+  };
 
   r.post(
     '/api/v1/auth/login',
@@ -19,20 +31,26 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
       config: { access: 'public', rateLimit: { max: deps.loginRatePerMinute, timeWindow: 60_000 } },
       schema: {
         tags: ['auth'],
-        summary: 'Sign in with a username and password; sets the session cookie',
+        summary: 'Sign in with a username and password; sets the session cookie, or answers which second factor is needed',
         body: LoginRequest,
-        response: { 200: LoginResponse, ...errors },
+        response: { 200: LoginAnswer, ...errors },
       },
     },
-    async (request, reply) => {
-      const { token, session, user } = await auth.login(request.body.username, request.body.password, {
-        sourceAddress: request.ip,
-        userAgent: request.headers['user-agent'] ?? null,
-        requestId: String(request.id),
-      });
-      setSessionCookie(request, reply, token, session.expiresAt);
-      return { user: userDto(user), csrfToken: session.csrfToken, expiresAt: iso(session.expiresAt) };
+    async (request, reply) => answer(request, reply, await signIn.login(request.body.username, request.body.password, ctx(request))),
+  );
+
+  r.post(
+    '/api/v1/auth/login/mfa',
+    {
+      config: { access: 'public', rateLimit: { max: deps.loginRatePerMinute, timeWindow: 60_000 } },
+      schema: {
+        tags: ['auth'],
+        summary: 'Second sign-in step: the code (TOTP, recovery code, or the answer to a RADIUS prompt) for a login token',
+        body: MfaLoginRequest,
+        response: { 200: MfaLoginAnswer, ...errors },
+      },
     },
+    async (request, reply) => answer(request, reply, await signIn.completeMfa(request.body.loginToken, request.body.code, ctx(request))),
   );
 
   r.post(

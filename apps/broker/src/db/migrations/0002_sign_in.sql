@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "auth_servers_builtin_kind_key" ON "auth_servers" USING btree ("kind") WHERE "auth_servers"."kind" in ('local', 'totp');

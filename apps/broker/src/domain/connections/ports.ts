@@ -1,0 +1,23 @@
+import type { DbOrTx } from '../../db/database.ts';
+import type { WorkstationRow } from '../workstations/workstations.repository.ts';
+
+/**
+ * What the connect flow needs from other domains, as narrow interfaces: the pools service launches
+ * and reconciles, the gateways service issues grants. (`services.ts` passes the real services.)
+ */
+export interface PoolLaunches {
+  get(id: string): Promise<{ id: string; name: string; description: string | null; gatewayCluster: string | null }>;
+  reservePendingLaunch(poolId: string, tx: DbOrTx): Promise<{ ok: true; workstation: WorkstationRow } | { ok: false; reason: string }>;
+  executeLaunch(workstationId: string): Promise<void>;
+  poke(poolId: string): void;
+  availability(poolId: string): Promise<{ available: number }>;
+}
+
+export interface GrantIssuer {
+  issueGrant(
+    input: { connectionId: string; cluster: string; clientAddress: string; targetAddress: string; targetPort: number; connectBy: Date },
+    tx?: DbOrTx,
+  ): Promise<{ grantId: string; gatewayId: string; host: string; port: number }>;
+  revokeGrant(grantId: string, reason: string): Promise<void>;
+  get(gatewayId: string): Promise<{ publicAddress: string }>;
+}

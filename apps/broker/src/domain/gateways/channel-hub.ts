@@ -1,0 +1,256 @@
+import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant } from '@stagedoor/contract';
+import type { Logger } from 'pino';
+import type { GatewayReports } from './gateway-reports.ts';
+import type { GatewayRow, GatewaysRepository } from './gateways.repository.ts';
+import { diffGrants, grantsForGateway } from './plan.ts';
+import { toChannelGrant, type GatewayPolicy, type GrantDelivery } from './types.ts';
+
+/** The transport under a channel: a WebSocket in production, anything with these in tests. */
+export interface ChannelSocket {
+  send(data: string): void;
+  close(code: number, reason: string): void;
+}
+
+interface Channel {
+  gateway: GatewayRow;
+  socket: ChannelSocket;
+  remoteAddress: string | null;
+  /** Grant ids this gateway holds, as far as this node sent them. */
+  held: Set<string>;
+  ready: boolean;
+  closed: boolean;
+  lastHeardMs: number;
+  queue: Promise<void>;
+  log: Logger;
+}
+
+/** Close codes the gateway understands: 44xx are final for this credential, others mean "reconnect". */
+export const CLOSE = { replaced: 4000, invalid: 4400, unauthorised: 4401, deleted: 4403, silent: 4408, error: 1011 } as const;
+const SYNC_MS = 1000;
+
+/**
+ * The control channels held by this broker node. It answers reports, and keeps each gateway's grant
+ * table equal to the database: grants issued or revoked on this node go out at once, and a pass
+ * every second (or sooner when kicked) sends what other nodes changed. The database stays the only
+ * state: a node that dies loses nothing, its gateways reconnect elsewhere and get their set again.
+ */
+export class ChannelHub implements GrantDelivery {
+  readonly #channels = new Map<string, Channel>();
+  #timer: NodeJS.Timeout | null = null;
+  #kicks: NodeJS.Timeout[] = [];
+  #syncing: Promise<void> | null = null;
+  #shuttingDown = false;
+
+  constructor(private readonly deps: { repo: GatewaysRepository; reports: GatewayReports; log: Logger; nodeId: string; policy: GatewayPolicy }) {}
+
+  get size(): number {
+    return this.#channels.size;
+  }
+
+  isConnected(gatewayId: string): boolean {
+    return this.#channels.get(gatewayId)?.ready ?? false;
+  }
+
+  /** A gateway authenticated; returns the handlers the transport calls. */
+  attach(gateway: GatewayRow, socket: ChannelSocket, remoteAddress: string | null): { message(text: string): void; closed(code: number, reason: string): void } {
+    const previous = this.#channels.get(gateway.id);
+    const ch: Channel = { gateway, socket, remoteAddress, held: new Set(), ready: false, closed: false, lastHeardMs: Date.now(), queue: Promise.resolve(), log: this.deps.log.child({ gateway: gateway.id, name: gateway.name }) };
+    this.#channels.set(gateway.id, ch);
+    if (previous) this.#drop(previous, CLOSE.replaced, 'replaced by a newer channel of this gateway');
+    this.#ensureTimer();
+    ch.log.info({ remoteAddress }, 'gateway channel open');
+    return {
+      message: (text) => {
+        ch.lastHeardMs = Date.now();
+        ch.queue = ch.queue.then(() => this.#handle(ch, text)).catch((err: unknown) => {
+          ch.log.error({ err }, 'gateway report failed; closing the channel so that the gateway resends');
+          this.#drop(ch, CLOSE.error, 'broker error');
+        });
+      },
+      closed: (code, reason) => {
+        if (ch.closed) return;
+        ch.closed = true;
+        if (this.#channels.get(gateway.id) === ch) this.#channels.delete(gateway.id);
+        ch.log.info({ code, reason }, 'gateway channel closed');
+        this.#recordClose(ch, reason || `code ${code}`);
+        if (this.#channels.size === 0) this.#stopTimer();
+      },
+    };
+  }
+
+  async #handle(ch: Channel, text: string): Promise<void> {
+    if (ch.closed) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      return this.#drop(ch, CLOSE.invalid, 'message is not JSON');
+    }
+    const parsed = GatewayToBroker.safeParse(raw);
+    if (!parsed.success) return this.#drop(ch, CLOSE.invalid, `invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+    const msg = parsed.data;
+    if (!ch.ready && msg.type !== 'hello') return this.#drop(ch, CLOSE.invalid, 'the first message must be hello');
+    switch (msg.type) {
+      case 'hello': {
+        const { gateway, grants } = await this.deps.reports.hello(ch.gateway, msg, this.deps.nodeId, ch.remoteAddress);
+        ch.gateway = gateway;
+        ch.held = new Set(grants.map((g) => g.id));
+        this.#send(ch, { type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: gateway.id, name: gateway.name, cluster: gateway.cluster, status: gateway.status as 'active', brokerNode: this.deps.nodeId, heartbeatSeconds: this.deps.policy.heartbeatSeconds, grants });
+        ch.ready = true;
+        this.kick(); // grants issued while the welcome was being built
+        return;
+      }
+      case 'heartbeat': {
+        for (const r of await this.deps.reports.heartbeat(ch.gateway, msg, this.deps.nodeId)) this.#revokeOn(ch, r.grantId, r.reason);
+        return;
+      }
+      default: {
+        const reports = msg.type === 'batch' ? msg.reports : [msg];
+        for (const report of reports) {
+          if (report.type === 'session-ended') ch.held.delete(report.grantId);
+          for (const r of await this.deps.reports.report(ch.gateway, report, ch.remoteAddress)) this.#revokeOn(ch, r.grantId, r.reason);
+        }
+        this.#send(ch, { type: 'ack', seq: reports.at(-1)!.seq });
+      }
+    }
+  }
+
+  /* ---------- GrantDelivery ---------- */
+
+  deliver(cluster: string, grant: ChannelGrant): void {
+    for (const ch of this.#channels.values()) {
+      if (!ch.ready || ch.gateway.cluster !== cluster) continue;
+      ch.held.add(grant.id);
+      this.#send(ch, { type: 'grant', grant });
+    }
+  }
+
+  revoke(cluster: string, grantId: string, reason: string): void {
+    for (const ch of this.#channels.values()) if (ch.ready && ch.gateway.cluster === cluster) this.#revokeOn(ch, grantId, reason);
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.#channels.size === 0) return;
+    // A caller's transaction commits a moment after it returns: look soon, and once more a bit later.
+    for (const ms of [20, 250]) {
+      const t = setTimeout(() => {
+        this.#kicks = this.#kicks.filter((k) => k !== t);
+        void this.sync();
+      }, ms);
+      t.unref();
+      this.#kicks.push(t);
+    }
+  }
+
+  statusChanged(gatewayId: string, status: string): void {
+    const ch = this.#channels.get(gatewayId);
+    if (ch?.ready) {
+      ch.gateway = { ...ch.gateway, status };
+      this.#send(ch, { type: 'status', status: status as 'active' });
+    }
+  }
+
+  forget(gatewayId: string): void {
+    const ch = this.#channels.get(gatewayId);
+    if (ch) this.#drop(ch, CLOSE.deleted, 'gateway deleted');
+  }
+
+  /** One pass: every held grant table made equal to the database, gateway rows re-read. */
+  async sync(): Promise<void> {
+    if (this.#syncing) return this.#syncing;
+    this.#syncing = this.#syncOnce()
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'gateway grant sync failed; retrying on the next pass'))
+      .finally(() => (this.#syncing = null));
+    return this.#syncing;
+  }
+
+  async #syncOnce(): Promise<void> {
+    const ready = [...this.#channels.values()].filter((c) => c.ready && !c.closed);
+    if (ready.length === 0) return;
+    const silentMs = Date.now() - 3 * this.deps.policy.heartbeatSeconds * 1000 - 2000;
+    const rows = new Map((await this.deps.repo.findByIds(ready.map((c) => c.gateway.id))).map((r) => [r.id, r]));
+    const live = await this.deps.repo.liveGrantsOfClusters([...new Set(ready.map((c) => c.gateway.cluster))]);
+    for (const ch of ready) {
+      const row = rows.get(ch.gateway.id);
+      if (!row) {
+        this.#drop(ch, CLOSE.deleted, 'gateway deleted');
+        continue;
+      }
+      if (row.credentialHash !== ch.gateway.credentialHash) {
+        this.#drop(ch, CLOSE.unauthorised, 'credential rotated by re-enrolment');
+        continue;
+      }
+      if (ch.lastHeardMs < silentMs) {
+        this.#drop(ch, CLOSE.silent, 'no heartbeat');
+        continue;
+      }
+      if (row.status !== ch.gateway.status) this.statusChanged(row.id, row.status);
+      ch.gateway = { ...row };
+      const views = live.filter((l) => l.grant.gatewayCluster === row.cluster).map((l) => ({ id: l.grant.id, state: l.grant.state, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
+      const desired = grantsForGateway(views, row.id);
+      const { add, remove } = diffGrants(ch.held, desired);
+      for (const id of add) {
+        const view = desired.find((d) => d.id === id)!;
+        ch.held.add(id);
+        this.#send(ch, { type: 'grant', grant: toChannelGrant(view.grant) });
+      }
+      for (const id of remove) this.#revokeOn(ch, id, views.some((v) => v.id === id) ? 'used-elsewhere' : 'closed');
+    }
+  }
+
+  /** Stop the passes and close every channel (the node is shutting down). */
+  close(): void {
+    this.#shuttingDown = true;
+    this.#stopTimer();
+    for (const ch of this.#channels.values()) this.#drop(ch, 1001, 'broker node shutting down');
+  }
+
+  #revokeOn(ch: Channel, grantId: string, reason: string): void {
+    ch.held.delete(grantId);
+    this.#send(ch, { type: 'revoke', grantId, reason });
+  }
+
+  #send(ch: Channel, msg: BrokerToGateway): void {
+    if (ch.closed) return;
+    try {
+      ch.socket.send(JSON.stringify(msg));
+    } catch (err) {
+      ch.log.warn({ err }, 'sending to the gateway failed');
+    }
+  }
+
+  #drop(ch: Channel, code: number, reason: string): void {
+    try {
+      ch.socket.close(code, reason);
+    } catch {
+      // already closing
+    }
+    if (this.#channels.get(ch.gateway.id) === ch) this.#channels.delete(ch.gateway.id);
+    if (!ch.closed) {
+      ch.closed = true;
+      this.#recordClose(ch, reason);
+    }
+  }
+
+  #recordClose(ch: Channel, reason: string): void {
+    // A newer channel of the same gateway on this node supersedes this one: nothing to record.
+    if (this.#shuttingDown || this.#channels.has(ch.gateway.id) || !ch.ready) return;
+    void ch.queue
+      .then(() => this.deps.reports.channelClosed(ch.gateway, this.deps.nodeId, reason))
+      .catch((err: unknown) => ch.log.warn({ err }, 'recording the channel close failed'));
+  }
+
+  #ensureTimer(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.sync(), SYNC_MS);
+    this.#timer.unref();
+  }
+
+  #stopTimer(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    for (const k of this.#kicks) clearTimeout(k);
+    this.#kicks = [];
+  }
+}

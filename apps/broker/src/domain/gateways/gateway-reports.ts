@@ -1,0 +1,231 @@
+import net from 'node:net';
+import type { ChannelGrant, GatewayReport, HeartbeatMessage, HelloMessage } from '@stagedoor/contract';
+import type { Logger } from 'pino';
+import type { Db, DbOrTx } from '../../db/database.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Clock } from '../clock.ts';
+import { systemActor, type Actor } from '../identity/actor.ts';
+import type { GatewayRow, GatewaysRepository, GrantRow } from './gateways.repository.ts';
+import type { GatewaysService } from './gateways.service.ts';
+import { decideSessionStart, grantsForGateway } from './plan.ts';
+import { toChannelGrant, type GatewayPolicy, type SessionEvent } from './types.ts';
+
+function ipOrNull(address: string): string | null {
+  return net.isIP(address) ? address : null;
+}
+
+const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
+const RECONCILE_BATCH = 500;
+
+/** A message the broker owes a gateway after a report (a session it must not carry). */
+export interface Revocation {
+  grantId: string;
+  reason: string;
+}
+
+/**
+ * What gateways report, applied to the `grants` and `connections` rows and audited: a channel
+ * opening (hello), heartbeats, session start/end, refused connections; and the reconciliation pass
+ * that closes what no gateway reports any more. Every report is idempotent: a gateway resends the
+ * ones it has no acknowledgement for after a reconnect, possibly to another broker node.
+ */
+export class GatewayReports {
+  constructor(
+    private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; gateways: GatewaysService },
+  ) {}
+
+  /** A gateway opened its channel on `node`: record it, take over the sessions it carries, and return its grant set. */
+  async hello(gateway: GatewayRow, hello: HelloMessage, node: string, remoteAddress: string | null): Promise<{ gateway: GatewayRow; grants: ChannelGrant[] }> {
+    const now = this.deps.clock.now();
+    const updated = await this.deps.db.transaction(async (tx) => {
+      const row = await this.deps.repo.update(
+        gateway.id,
+        { status: gateway.status === 'enrolled' ? 'active' : gateway.status, health: 'healthy', lastSeenAt: now, version: hello.version, brokerNode: node, updatedAt: now },
+        tx,
+      );
+      await this.deps.audit.record(this.#actor(gateway, remoteAddress), {
+        action: 'gateway.connect',
+        outcome: 'success',
+        targetType: 'gateway',
+        targetId: gateway.id,
+        details: { node, version: hello.version, sessions: hello.sessions.length, protocol: hello.protocol },
+      }, tx);
+      return row!;
+    });
+    for (const s of hello.sessions) {
+      await this.#sessionStarted(updated, { grantId: s.grantId, clientAddress: s.clientAddress, at: s.startedAt });
+    }
+    return { gateway: updated, grants: await this.grantsFor(updated) };
+  }
+
+  /** The grants a gateway should hold now. */
+  async grantsFor(gateway: GatewayRow, db: DbOrTx = this.deps.db): Promise<ChannelGrant[]> {
+    const live = await this.deps.repo.liveGrantsOfClusters([gateway.cluster], db);
+    const views = live.map((l) => ({ id: l.grant.id, state: l.grant.state, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
+    return grantsForGateway(views, gateway.id).map((v) => toChannelGrant(v.grant));
+  }
+
+  /** The channel closed (or moved to another node): unhealthy unless it already came back elsewhere. */
+  async channelClosed(gateway: GatewayRow, node: string, why: string): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.db.transaction(async (tx) => {
+      const current = await this.deps.repo.lockById(gateway.id, tx);
+      if (!current || current.brokerNode !== node) return;
+      await this.deps.repo.update(gateway.id, { health: 'unhealthy', brokerNode: null, updatedAt: now }, tx);
+      await this.deps.audit.record(this.#actor(gateway, null), { action: 'gateway.disconnect', outcome: 'success', targetType: 'gateway', targetId: gateway.id, reason: why, details: { node } }, tx);
+    });
+  }
+
+  /** Health, load and the sessions alive now. Returns sessions the gateway must close (not live for it). */
+  async heartbeat(gateway: GatewayRow, hb: HeartbeatMessage, node: string): Promise<Revocation[]> {
+    const now = this.deps.clock.now();
+    const ids = hb.sessions.map((s) => s.grantId);
+    return this.deps.db.transaction(async (tx) => {
+      await this.deps.repo.update(
+        gateway.id,
+        {
+          health: 'healthy',
+          lastSeenAt: now,
+          brokerNode: node,
+          load: { sessions: hb.sessions.length, grants: hb.grants, bytesInPerSecond: Math.round(hb.bytesInPerSecond), bytesOutPerSecond: Math.round(hb.bytesOutPerSecond) },
+          updatedAt: now,
+        },
+        tx,
+      );
+      await this.deps.repo.recordSessionFigures(gateway.id, hb.sessions, now, tx);
+      if (hb.refusalsDropped > 0) {
+        await this.deps.audit.record(this.#actor(gateway, null), { action: 'gateway.connection_refused', outcome: 'denied', targetType: 'gateway', targetId: gateway.id, reason: 'rate-limited', details: { dropped: hb.refusalsDropped } }, tx);
+      }
+      const mine = await this.deps.repo.usedOnGateway(ids, gateway.id, tx);
+      return ids.filter((id) => !mine.has(id)).map((grantId) => ({ grantId, reason: 'not-live' }));
+    });
+  }
+
+  /** One acknowledged report. Returns what the gateway must be told in turn. */
+  async report(gateway: GatewayRow, msg: GatewayReport, remoteAddress: string | null): Promise<Revocation[]> {
+    switch (msg.type) {
+      case 'session-started':
+        return this.#sessionStarted(gateway, msg);
+      case 'session-ended':
+        await this.#sessionEnded(gateway, msg);
+        return [];
+      case 'refused':
+        await this.deps.audit.record(
+          { ...this.#actor(gateway, remoteAddress), sourceAddress: ipOrNull(msg.clientAddress) },
+          {
+            action: 'gateway.connection_refused',
+            outcome: 'denied',
+            targetType: msg.grantId ? 'grant' : 'gateway',
+            targetId: msg.grantId ?? gateway.id,
+            reason: msg.reason,
+            details: { gatewayId: gateway.id, gateway: gateway.name, port: msg.port, clientAddress: msg.clientAddress, at: msg.at },
+          },
+        );
+        return [];
+    }
+  }
+
+  async #sessionStarted(gateway: GatewayRow, msg: { grantId: string; clientAddress: string; at: string }): Promise<Revocation[]> {
+    const now = this.deps.clock.now();
+    const at = new Date(msg.at);
+    const outcome = await this.deps.db.transaction(async (tx) => {
+      const grant = await this.deps.repo.lockGrant(msg.grantId, tx);
+      if (!grant) return { refuse: 'unknown' } as const;
+      const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
+      const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id);
+      if (decision.action === 'refuse') return { refuse: decision.reason } as const;
+      if (decision.action === 'already') return { already: true } as const;
+      await this.deps.repo.updateGrant(grant.id, { state: 'used', usedAt: at, lastReportedAt: now }, tx);
+      if (connection && LIVE_CONNECTION_STATES.includes(connection.state)) {
+        await this.deps.repo.updateConnection(connection.id, { state: 'connected', connectedAt: at, gatewayId: gateway.id, updatedAt: now }, tx);
+      }
+      await this.deps.audit.record(
+        { ...this.#actor(gateway, null), sourceAddress: ipOrNull(msg.clientAddress) },
+        { action: 'gateway.session_start', outcome: 'success', targetType: 'grant', targetId: grant.id, details: { connectionId: grant.connectionId, gatewayId: gateway.id, port: grant.gatewayPort, clientAddress: msg.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}` } },
+        tx,
+      );
+      return { started: grant } as const;
+    });
+    if ('refuse' in outcome) return [{ grantId: msg.grantId, reason: outcome.refuse ?? 'not-live' }];
+    if ('started' in outcome && outcome.started) {
+      this.deps.gateways.emitSessionEvent({ type: 'started', connectionId: outcome.started.connectionId, grantId: msg.grantId, gatewayId: gateway.id, at, clientAddress: msg.clientAddress, bytesUp: 0, bytesDown: 0 });
+    }
+    return [];
+  }
+
+  async #sessionEnded(gateway: GatewayRow, msg: { grantId: string; reason: string; bytesUp: number; bytesDown: number; at: string }): Promise<void> {
+    const now = this.deps.clock.now();
+    const at = new Date(msg.at);
+    const ended = await this.deps.db.transaction(async (tx) => {
+      const grant = await this.deps.repo.lockGrant(msg.grantId, tx);
+      if (!grant) return null;
+      const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
+      if (!connection || connection.gatewayId !== gateway.id) return null; // not the session this gateway carried
+      const bytes = { bytesUp: Math.max(connection.bytesUp, msg.bytesUp), bytesDown: Math.max(connection.bytesDown, msg.bytesDown) };
+      if (grant.closedAt) {
+        await this.deps.repo.updateConnection(connection.id, { ...bytes, updatedAt: now }, tx); // a repeat: bytes only
+        return null;
+      }
+      // A revoked grant keeps its state; closed_at records that its session is over.
+      const wasLive = grant.state === 'used' || grant.state === 'issued';
+      await this.deps.repo.updateGrant(grant.id, wasLive ? { state: 'closed', closedAt: now } : { closedAt: now }, tx);
+      const closes = LIVE_CONNECTION_STATES.includes(connection.state) && (await this.deps.repo.otherLiveGrants(connection.id, grant.id, tx)) === 0;
+      await this.deps.repo.updateConnection(connection.id, closes ? { ...bytes, state: 'closed', closedAt: now, endReason: msg.reason, updatedAt: now } : { ...bytes, updatedAt: now }, tx);
+      await this.deps.audit.record(
+        this.#actor(gateway, null),
+        { action: 'gateway.session_end', outcome: 'success', targetType: 'grant', targetId: grant.id, reason: msg.reason, details: { connectionId: grant.connectionId, gatewayId: gateway.id, ...bytes, endedAt: msg.at } },
+        tx,
+      );
+      return grant.usedAt ? { grant, bytes } : null;
+    });
+    if (ended) {
+      this.deps.gateways.emitSessionEvent({ type: 'ended', connectionId: ended.grant.connectionId, grantId: ended.grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...ended.bytes });
+    }
+  }
+
+  /**
+   * The reconciliation pass (a job): unhealthy gateways, expired unused grants, and sessions the
+   * broker believes live that no gateway reports any more. Returns what changed, for the job's stats.
+   */
+  async reconcile(): Promise<{ gatewaysStale: number; grantsExpired: number; sessionsClosed: number }> {
+    const now = this.deps.clock.now();
+    const stale = await this.deps.repo.markStale(new Date(now.getTime() - this.deps.policy.staleSeconds * 1000), now);
+    for (const g of stale) {
+      await this.deps.audit.record(systemActor, { action: 'gateway.unhealthy', outcome: 'success', targetType: 'gateway', targetId: g.id, reason: `not heard from for ${this.deps.policy.staleSeconds} s`, details: { name: g.name, lastSeenAt: g.lastSeenAt?.toISOString() ?? null } });
+    }
+    const expired = await this.#closeGrants('expire', (tx) => this.deps.repo.lockExpiredIssued(now, RECONCILE_BATCH, tx), now);
+    const graceMs = 3 * this.deps.policy.heartbeatSeconds * 1000;
+    const lost = await this.#closeGrants('lost', (tx) => this.deps.repo.lockUnreported(now, graceMs, this.deps.policy.lostSeconds * 1000, RECONCILE_BATCH, tx), now);
+    return { gatewaysStale: stale.length, grantsExpired: expired, sessionsClosed: lost };
+  }
+
+  async #closeGrants(kind: 'expire' | 'lost', lock: (tx: DbOrTx) => Promise<(GrantRow & { sessionGatewayId?: string | null })[]>, now: Date): Promise<number> {
+    const events: SessionEvent[] = [];
+    const closed = await this.deps.db.transaction(async (tx) => {
+      const rows = await lock(tx);
+      for (const grant of rows) {
+        const reason = kind === 'expire' ? 'grant-expired' : 'gateway-lost';
+        await this.deps.repo.updateGrant(grant.id, kind === 'expire' ? { state: 'expired' } : { state: 'closed', closedAt: now }, tx);
+        const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
+        if (connection && LIVE_CONNECTION_STATES.includes(connection.state) && (await this.deps.repo.otherLiveGrants(connection.id, grant.id, tx)) === 0) {
+          await this.deps.repo.updateConnection(connection.id, { state: 'closed', closedAt: now, endReason: reason, updatedAt: now }, tx);
+        }
+        await this.deps.audit.record(
+          systemActor,
+          { action: kind === 'expire' ? 'grant.expire' : 'gateway.session_lost', outcome: 'success', targetType: 'grant', targetId: grant.id, reason, details: { connectionId: grant.connectionId, port: grant.gatewayPort, gatewayId: grant.sessionGatewayId ?? grant.gatewayId } },
+          tx,
+        );
+        if (kind === 'lost') {
+          events.push({ type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: grant.sessionGatewayId ?? null, at: now, reason, bytesUp: connection?.bytesUp ?? 0, bytesDown: connection?.bytesDown ?? 0 });
+        }
+      }
+      return rows.length;
+    });
+    for (const e of events) this.deps.gateways.emitSessionEvent(e);
+    return closed;
+  }
+
+  #actor(gateway: GatewayRow, remoteAddress: string | null): Actor {
+    return { ...systemActor, username: `gateway:${gateway.name}`, sourceAddress: remoteAddress };
+  }
+}

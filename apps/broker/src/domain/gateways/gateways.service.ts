@@ -1,0 +1,288 @@
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Db, DbOrTx } from '../../db/database.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Clock } from '../clock.ts';
+import { ConflictError, InvalidInputError, NotFoundError, UnauthenticatedError, UnavailableError, isUniqueViolation } from '../errors.ts';
+import { systemActor, type Actor } from '../identity/actor.ts';
+import { hashToken, newToken } from '../identity/tokens.ts';
+import type { EnrollmentRow, GatewayRow, GatewaysRepository, GatewayWithLive, GrantRow } from './gateways.repository.ts';
+import { ChannelHub } from './channel-hub.ts';
+import { GatewayReports } from './gateway-reports.ts';
+import { chooseGateway, pickPort } from './plan.ts';
+import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionEvent, type SessionListener } from './types.ts';
+
+const PORT_ATTEMPTS = 8;
+const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
+
+export interface EnrollInput {
+  token: string;
+  name: string;
+  publicAddress: string;
+  portRangeStart: number;
+  portRangeEnd: number;
+  version?: string;
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one client: store and compare the plain form. */
+export function normaliseAddress(address: string): string {
+  const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+  return plain.toLowerCase();
+}
+
+/**
+ * The gateway registry (enrolment, health, disable/drain/delete) and the two operations the connect
+ * flow calls: `issueGrant` and `revokeGrant`. What gateways report is applied by `GatewayReports`.
+ */
+export class GatewaysService {
+  readonly #listeners = new Set<SessionListener>();
+  readonly #delivery: GrantDelivery;
+  /** Applies what gateways report (used by the channel hub and the reconciliation job). */
+  readonly reports: GatewayReports;
+  /** The control channels this node holds. */
+  readonly channels: ChannelHub;
+
+  constructor(
+    private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; nodeId: string },
+  ) {
+    this.reports = new GatewayReports({ ...deps, gateways: this });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy });
+    this.#delivery = this.channels;
+  }
+
+  /* ---------- session events (the power and release plans subscribe later) ---------- */
+
+  onSessionEvent(listener: SessionListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emitSessionEvent(event: SessionEvent): void {
+    for (const listener of this.#listeners) {
+      Promise.resolve()
+        .then(() => listener(event))
+        .catch((err: unknown) => this.deps.log.error({ err, grant: event.grantId }, 'session event listener failed'));
+    }
+  }
+
+  /* ---------- registry ---------- */
+
+  list(filter: { cluster?: string; status?: string }, limit: number, offset: number) {
+    return this.deps.repo.list(filter, limit, offset);
+  }
+
+  async get(id: string): Promise<GatewayWithLive> {
+    const row = await this.deps.repo.findById(id);
+    if (!row) throw new NotFoundError('gateway', id);
+    return row;
+  }
+
+  async update(actor: Actor, id: string, patch: { status?: 'active' | 'disabled' | 'draining'; name?: string }): Promise<GatewayWithLive> {
+    let statusChanged = false;
+    try {
+      await this.deps.db.transaction(async (tx) => {
+        const current = await this.deps.repo.lockById(id, tx);
+        if (!current) throw new NotFoundError('gateway', id);
+        if (patch.status && patch.status === 'active' && current.status === 'enrolled') {
+          throw new ConflictError('this gateway has never connected: it becomes active by itself when it does');
+        }
+        statusChanged = patch.status !== undefined && patch.status !== current.status;
+        await this.deps.repo.update(id, { ...patch, updatedAt: this.deps.clock.now() }, tx);
+        const action = patch.status === 'disabled' ? 'gateway.disable' : patch.status === 'draining' ? 'gateway.drain' : 'gateway.update';
+        await this.deps.audit.record(actor, { action, outcome: 'success', targetType: 'gateway', targetId: id, details: { name: current.name, from: current.status, ...patch } }, tx);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`a gateway named "${patch.name}" already exists`);
+      throw err;
+    }
+    if (statusChanged && patch.status) this.#delivery.statusChanged(id, patch.status);
+    return this.get(id);
+  }
+
+  async delete(actor: Actor, id: string): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const current = await this.deps.repo.lockById(id, tx);
+      if (!current) throw new NotFoundError('gateway', id);
+      const row = await this.deps.repo.findById(id, tx);
+      const live = Math.max(row?.liveGrants ?? 0, await this.deps.repo.liveConnectionsOnGateway(id, tx));
+      if (live > 0) throw new ConflictError(`gateway ${current.name} carries ${live} live grant(s) or connection(s): drain it and wait, or revoke them first`);
+      await this.deps.repo.delete(id, tx);
+      await this.deps.audit.record(actor, { action: 'gateway.delete', outcome: 'success', targetType: 'gateway', targetId: id, details: { name: current.name, cluster: current.cluster } }, tx);
+    });
+    this.#delivery.forget(id);
+  }
+
+  /* ---------- enrolment ---------- */
+
+  async createEnrollment(actor: Actor, input: { cluster: string; name?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
+    const token = newToken('sde_');
+    const now = this.deps.clock.now();
+    const enrollment = await this.deps.db.transaction(async (tx) => {
+      const row = await this.deps.repo.insertEnrollment(
+        { tokenHash: hashToken(token), cluster: input.cluster, name: input.name ?? null, expiresAt: new Date(now.getTime() + input.expiresInMinutes * 60_000), createdBy: actor.userId, createdAt: now },
+        tx,
+      );
+      await this.deps.audit.record(actor, { action: 'gateway.enrollment_create', outcome: 'success', targetType: 'gateway_enrollment', targetId: row.id, details: { cluster: input.cluster, name: input.name ?? null, expiresAt: row.expiresAt.toISOString() } }, tx);
+      return row;
+    });
+    return { enrollment, token };
+  }
+
+  listEnrollments(pending: boolean | undefined, limit: number, offset: number) {
+    return this.deps.repo.listEnrollments(pending ? this.deps.clock.now() : null, limit, offset);
+  }
+
+  /**
+   * A gateway presents its one-time token and gets a control-channel credential. The enrolment's
+   * name wins over the one the gateway proposes; an existing gateway of that name is re-enrolled
+   * (its credential rotates). A refused token is audited with the caller's address.
+   */
+  async enroll(input: EnrollInput, sourceAddress: string | null): Promise<{ gateway: GatewayRow; credential: string }> {
+    if (input.portRangeStart > input.portRangeEnd) {
+      throw new InvalidInputError('portRangeStart must not be above portRangeEnd', [{ path: 'body.portRangeEnd', message: 'must be at least portRangeStart' }]);
+    }
+    const actor: Actor = { ...systemActor, username: `gateway:${input.name}`, sourceAddress };
+    const credential = newToken('sdg_');
+    const now = this.deps.clock.now();
+    let result: { gateway: GatewayRow; credential: string } | { refused: string };
+    try {
+      result = await this.deps.db.transaction(async (tx) => {
+        const enrollment = await this.deps.repo.lockEnrollmentByTokenHash(hashToken(input.token), tx);
+        if (!enrollment) return { refused: 'unknown enrolment token' };
+        if (enrollment.usedAt) return { refused: 'the enrolment token was used already' };
+        if (enrollment.expiresAt <= now) return { refused: 'the enrolment token has expired' };
+        const name = enrollment.name ?? input.name;
+        const fields = { publicAddress: input.publicAddress, portRangeStart: input.portRangeStart, portRangeEnd: input.portRangeEnd, version: input.version ?? null, credentialHash: hashToken(credential), updatedAt: now };
+        const existing = enrollment.name ? await this.deps.repo.findByName(name, tx) : undefined;
+        if (existing && existing.cluster !== enrollment.cluster) throw new ConflictError(`gateway ${name} exists in cluster ${existing.cluster}, not ${enrollment.cluster}`);
+        const gateway = existing
+          ? (await this.deps.repo.update(existing.id, fields, tx))!
+          : await this.deps.repo.insert({ name, cluster: enrollment.cluster, status: 'enrolled', health: 'unknown', createdAt: now, ...fields }, tx);
+        await this.deps.repo.markEnrollmentUsed(enrollment.id, gateway.id, now, tx);
+        await this.deps.audit.record(
+          actor,
+          { action: 'gateway.enroll', outcome: 'success', targetType: 'gateway', targetId: gateway.id, details: { name, cluster: gateway.cluster, reenrolled: Boolean(existing), publicAddress: input.publicAddress, ports: `${input.portRangeStart}-${input.portRangeEnd}` } },
+          tx,
+        );
+        return { gateway, credential };
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`a gateway named "${input.name}" already exists: enrol with a token created for that name to re-enrol it`);
+      throw err;
+    }
+    if ('refused' in result) {
+      // Outside the transaction: the refusal is recorded even though nothing else is written.
+      await this.deps.audit.record(actor, { action: 'gateway.enroll', outcome: 'denied', targetType: 'gateway', reason: result.refused, details: { name: input.name } });
+      throw new UnauthenticatedError(`enrolment refused: ${result.refused}`);
+    }
+    return result;
+  }
+
+  /** The gateway behind a control-channel credential, or null. */
+  async authenticateChannel(credential: string): Promise<GatewayRow | null> {
+    if (!credential.startsWith('sdg_')) return null;
+    return (await this.deps.repo.findByCredentialHash(hashToken(credential))) ?? null;
+  }
+
+  /* ---------- grants: the connect flow's boundary ---------- */
+
+  /**
+   * Choose a healthy, active, least-loaded gateway of `cluster`, allocate a free port of its range,
+   * store the grant and deliver it to every gateway of the cluster. With `tx`, everything happens in
+   * the caller's transaction and delivery follows its commit (the hub's next pass, within a second);
+   * without, the grant is committed here and delivered at once.
+   */
+  async issueGrant(input: IssueGrantInput, tx?: DbOrTx): Promise<IssuedGrant> {
+    const now = this.deps.clock.now();
+    if (!net.isIP(input.clientAddress)) throw new InvalidInputError(`clientAddress must be an IP address (got "${input.clientAddress}")`);
+    if (!net.isIP(input.targetAddress)) throw new InvalidInputError(`targetAddress must be an IP address (got "${input.targetAddress}")`);
+    if (input.connectBy <= now) throw new InvalidInputError('connectBy must be in the future');
+    const run = async (db: DbOrTx) => {
+      const connection = await this.deps.repo.lockConnection(input.connectionId, db);
+      if (!connection) throw new NotFoundError('connection', input.connectionId);
+      if (!LIVE_CONNECTION_STATES.includes(connection.state)) throw new ConflictError(`connection ${connection.id} is ${connection.state}: no grant for it`);
+      const members = await this.deps.repo.clusterMembers(input.cluster, db);
+      const gateway = chooseGateway(members, now, this.deps.policy.staleSeconds * 1000);
+      if (!gateway) throw new UnavailableError(`no healthy gateway in cluster ${input.cluster}`);
+      const grant = await this.#insertWithFreePort(db, gateway, input, now);
+      await this.deps.repo.updateConnection(connection.id, { gatewayId: gateway.id, updatedAt: now }, db);
+      await this.deps.audit.record(
+        systemActor,
+        {
+          action: 'grant.issue',
+          outcome: 'success',
+          targetType: 'grant',
+          targetId: grant.id,
+          details: { connectionId: connection.id, userId: connection.userId, gatewayId: gateway.id, cluster: input.cluster, clientAddress: grant.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}`, port: grant.gatewayPort, validUntil: grant.validUntil.toISOString() },
+        },
+        db,
+      );
+      return { grant, gateway };
+    };
+    if (tx) {
+      const { grant, gateway } = await run(tx);
+      this.#delivery.kick();
+      return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort };
+    }
+    const { grant, gateway } = await this.deps.db.transaction(run);
+    this.#delivery.deliver(input.cluster, toChannelGrant(grant));
+    return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort };
+  }
+
+  async #insertWithFreePort(db: DbOrTx, gateway: GatewayRow, input: IssueGrantInput, now: Date): Promise<GrantRow> {
+    const tried = new Set<number>();
+    for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+      const used = await this.deps.repo.livePortsInCluster(input.cluster, db);
+      for (const p of tried) used.add(p);
+      const port = pickPort(gateway.portRangeStart, gateway.portRangeEnd, used);
+      if (port === null) throw new UnavailableError(`every port of gateway ${gateway.name} (${gateway.portRangeStart}-${gateway.portRangeEnd}) carries a live grant`);
+      tried.add(port);
+      try {
+        // A savepoint: a lost race on the unique index must not abort the caller's transaction.
+        return await db.transaction((sp) =>
+          this.deps.repo.insertGrant(
+            {
+              connectionId: input.connectionId,
+              gatewayId: gateway.id,
+              gatewayCluster: input.cluster,
+              clientAddress: normaliseAddress(input.clientAddress),
+              targetAddress: normaliseAddress(input.targetAddress),
+              targetPort: input.targetPort,
+              gatewayPort: port,
+              validUntil: input.connectBy,
+              state: 'issued',
+              createdAt: now,
+            },
+            sp,
+          ),
+        );
+      } catch (err) {
+        if (!isUniqueViolation(err, 'grants_live_cluster_port_key')) throw err;
+        this.deps.log.debug({ gateway: gateway.id, port }, 'port taken by a concurrent grant; trying another');
+      }
+    }
+    throw new UnavailableError(`no free port on gateway ${gateway.name} after ${PORT_ATTEMPTS} attempts`);
+  }
+
+  /** Revoke a grant: it can no longer be used, and a live session on it is closed at once. */
+  async revokeGrant(grantId: string, reason: string, actor: Actor = systemActor): Promise<void> {
+    const now = this.deps.clock.now();
+    const revoked = await this.deps.db.transaction(async (tx) => {
+      const grant = await this.deps.repo.lockGrant(grantId, tx);
+      if (!grant) throw new NotFoundError('grant', grantId);
+      if (grant.state !== 'issued' && grant.state !== 'used') return null;
+      await this.deps.repo.updateGrant(grantId, { state: 'revoked', revokedAt: now }, tx);
+      const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
+      if (connection && LIVE_CONNECTION_STATES.includes(connection.state) && (await this.deps.repo.otherLiveGrants(connection.id, grantId, tx)) === 0) {
+        await this.deps.repo.updateConnection(connection.id, { state: 'closed', closedAt: now, endReason: `revoked: ${reason}`, updatedAt: now }, tx);
+      }
+      await this.deps.audit.record(actor, { action: 'grant.revoke', outcome: 'success', targetType: 'grant', targetId: grantId, reason, details: { connectionId: grant.connectionId, wasInUse: grant.state === 'used', port: grant.gatewayPort } }, tx);
+      return grant;
+    });
+    if (revoked) this.#delivery.revoke(revoked.gatewayCluster, grantId, `revoked: ${reason}`);
+  }
+
+  listGrants(live: boolean | undefined, limit: number, offset: number) {
+    return this.deps.repo.listGrants(live, limit, offset);
+  }
+}

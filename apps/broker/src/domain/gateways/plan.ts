@@ -1,0 +1,86 @@
+/**
+ * Pure decisions of the gateway domain: which gateway takes a connection, which port a grant gets,
+ * what a gateway's grant table should become. No I/O; table tests in apps/broker/test/gateways.
+ */
+
+export interface GatewayCandidate {
+  id: string;
+  status: string;
+  health: string;
+  lastSeenAt: Date | null;
+  liveGrants: number;
+  load: { sessions?: number };
+}
+
+/**
+ * Healthy (heard from within `staleMs`), active (not enrolled-only, disabled or draining), least
+ * loaded: fewest live grants + reported sessions. Ties are broken at random (`random` in [0, 1)),
+ * so that a storm of concurrent connects, which all see the same counts, spreads over the cluster.
+ */
+export function chooseGateway<T extends GatewayCandidate>(candidates: T[], now: Date, staleMs: number, random: () => number = Math.random): T | null {
+  const fresh = now.getTime() - staleMs;
+  const ok = candidates.filter((g) => g.status === 'active' && g.health === 'healthy' && g.lastSeenAt !== null && g.lastSeenAt.getTime() >= fresh);
+  if (ok.length === 0) return null;
+  const least = Math.min(...ok.map(loadOf));
+  const tied = ok.filter((g) => loadOf(g) === least).sort((a, b) => a.id.localeCompare(b.id));
+  return tied[Math.min(tied.length - 1, Math.floor(random() * tied.length))]!;
+}
+
+function loadOf(g: GatewayCandidate): number {
+  // Live grants count sessions the broker knows of at once; the heartbeat adds what it alone sees.
+  return Math.max(g.liveGrants, g.load.sessions ?? 0);
+}
+
+/**
+ * A free port of [start, end], not in `used`, picked at random so that concurrent issuers rarely
+ * collide and a port just freed (its listener may still linger on the gateway) is rarely reused at
+ * once. `random` returns [0, 1). Null when every port is taken.
+ */
+export function pickPort(start: number, end: number, used: ReadonlySet<number>, random: () => number = Math.random): number | null {
+  const size = end - start + 1;
+  if (size <= 0) return null;
+  for (let i = 0; i < 16; i++) {
+    const p = start + Math.floor(random() * size);
+    if (!used.has(p)) return p;
+  }
+  // Nearly full: scan from a random offset so that the answer is still spread.
+  const offset = Math.floor(random() * size);
+  for (let i = 0; i < size; i++) {
+    const p = start + ((offset + i) % size);
+    if (!used.has(p)) return p;
+  }
+  return null;
+}
+
+export interface LiveGrantView {
+  id: string;
+  state: string;
+  sessionGatewayId: string | null;
+}
+
+/**
+ * The grants a gateway should hold: every unused live grant of its cluster (any gateway of the
+ * cluster may take the connection), and the used ones whose session it carries. Used grants carried
+ * elsewhere are not sent: their one session exists already.
+ */
+export function grantsForGateway<T extends LiveGrantView>(live: T[], gatewayId: string): T[] {
+  return live.filter((g) => g.state === 'issued' || (g.state === 'used' && g.sessionGatewayId === gatewayId));
+}
+
+/** What to send a gateway so that the grants it holds become `desired`. */
+export function diffGrants(held: ReadonlySet<string>, desired: readonly { id: string }[]): { add: string[]; remove: string[] } {
+  const want = new Set(desired.map((g) => g.id));
+  return { add: [...want].filter((id) => !held.has(id)), remove: [...held].filter((id) => !want.has(id)) };
+}
+
+export type SessionStartDecision =
+  | { action: 'start' }
+  | { action: 'already'; }
+  | { action: 'refuse'; reason: string };
+
+/** A gateway says a grant's session began: take it, note a repeat, or tell it to close the session. */
+export function decideSessionStart(grant: { state: string }, sessionGatewayId: string | null, reporter: string): SessionStartDecision {
+  if (grant.state === 'issued') return { action: 'start' };
+  if (grant.state === 'used') return sessionGatewayId === reporter ? { action: 'already' } : { action: 'refuse', reason: 'used-elsewhere' };
+  return { action: 'refuse', reason: grant.state };
+}

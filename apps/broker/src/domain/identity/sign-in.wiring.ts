@@ -1,0 +1,48 @@
+import type { Logger } from 'pino';
+import type { Config } from '../../config/config.ts';
+import type { Db } from '../../db/database.ts';
+import { AuthServersRepository } from '../auth-servers/auth-servers.repository.ts';
+import { AuthServersService } from '../auth-servers/auth-servers.service.ts';
+import { AuthServerConnectors } from '../auth-servers/connectors.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Clock } from '../clock.ts';
+import type { SecretBox } from '../secrets/secret-box.ts';
+import type { AuthService } from './auth.service.ts';
+import type { GroupsService } from './groups.service.ts';
+import { LoginThrottleService } from './login-throttle.service.ts';
+import { LoginThrottlesRepository } from './login-throttles.repository.ts';
+import { MfaRepository } from './mfa.repository.ts';
+import { PasswordCheck } from './password-check.ts';
+import { SignInService } from './sign-in.service.ts';
+import { TotpService } from './totp.service.ts';
+import type { UsersRepository } from './users.repository.ts';
+
+/** The sign-in services (auth servers, password and second-factor steps, lockout, TOTP), built once in `createServices`. */
+export function createSignInServices(deps: {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  config: Pick<Config, 'signIn'>;
+  secrets: SecretBox;
+  audit: AuditService;
+  users: UsersRepository;
+  groups: GroupsService;
+  auth: AuthService;
+}) {
+  const { db, clock, secrets, audit } = deps;
+  const log = deps.log.child({ area: 'sign-in' });
+  const authServers = new AuthServersService({
+    db,
+    repo: new AuthServersRepository(db),
+    connectors: new AuthServerConnectors({ secrets, log: deps.log.child({ area: 'directory' }) }),
+    secrets,
+    audit,
+    clock,
+  });
+  const mfa = new MfaRepository(db);
+  const throttle = new LoginThrottleService({ repo: new LoginThrottlesRepository(db), audit, clock, policy: deps.config.signIn.lockout, log });
+  const totp = new TotpService({ db, repo: mfa, secrets, audit, clock });
+  const passwords = new PasswordCheck({ db, users: deps.users, authServers, clock, log });
+  const signIn = new SignInService({ db, users: deps.users, passwords, authServers, auth: deps.auth, throttle, totp, mfa, audit, clock, log, policy: deps.config.signIn.mfa });
+  return { authServers, loginThrottle: throttle, totp, signIn };
+}

@@ -1,0 +1,84 @@
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import type { DbOrTx } from '../../db/database.ts';
+import { policies, policyGroups, policyPools } from '../../db/schema/index.ts';
+
+export type PolicyRow = typeof policies.$inferSelect;
+export type PolicyWithLinks = PolicyRow & { groupIds: string[]; pools: { poolId: string; desktops: number }[] };
+
+export class PoliciesRepository {
+  constructor(private readonly db: DbOrTx) {}
+
+  async list(db: DbOrTx = this.db): Promise<PolicyWithLinks[]> {
+    return this.#withLinks(await db.select().from(policies).orderBy(asc(policies.position)), db);
+  }
+
+  async findById(id: string, db: DbOrTx = this.db): Promise<PolicyWithLinks | undefined> {
+    const rows = await db.select().from(policies).where(eq(policies.id, id));
+    return (await this.#withLinks(rows, db))[0];
+  }
+
+  async findByName(name: string, db: DbOrTx = this.db): Promise<PolicyWithLinks | undefined> {
+    const rows = await db.select().from(policies).where(sql`lower(${policies.name}) = lower(${name})`);
+    return (await this.#withLinks(rows, db))[0];
+  }
+
+  /** The first enabled policy, by position, naming any of these groups. */
+  async firstMatching(groupIds: string[], db: DbOrTx = this.db): Promise<PolicyWithLinks | undefined> {
+    if (groupIds.length === 0) return undefined;
+    const rows = await db
+      .select()
+      .from(policies)
+      .where(and(eq(policies.enabled, true), sql`exists (select 1 from ${policyGroups} pg where pg.policy_id = ${policies.id} and pg.group_id in ${groupIds})`))
+      .orderBy(asc(policies.position))
+      .limit(1);
+    return (await this.#withLinks(rows, db))[0];
+  }
+
+  async maxPosition(db: DbOrTx = this.db): Promise<number> {
+    const [row] = await db.select({ m: sql<number>`coalesce(max(${policies.position}), 0)::int` }).from(policies);
+    return row?.m ?? 0;
+  }
+
+  async insert(row: typeof policies.$inferInsert, db: DbOrTx): Promise<PolicyRow> {
+    const [created] = await db.insert(policies).values(row).returning();
+    return created!;
+  }
+
+  async update(id: string, patch: Partial<typeof policies.$inferInsert>, db: DbOrTx): Promise<PolicyRow | undefined> {
+    const [row] = await db.update(policies).set(patch).where(eq(policies.id, id)).returning();
+    return row;
+  }
+
+  async delete(id: string, db: DbOrTx): Promise<boolean> {
+    return (await db.delete(policies).where(eq(policies.id, id)).returning({ id: policies.id })).length === 1;
+  }
+
+  async setLinks(policyId: string, links: { groupIds?: string[]; pools?: { poolId: string; desktops: number }[] }, db: DbOrTx): Promise<void> {
+    if (links.groupIds) {
+      await db.delete(policyGroups).where(eq(policyGroups.policyId, policyId));
+      if (links.groupIds.length) await db.insert(policyGroups).values(links.groupIds.map((groupId) => ({ policyId, groupId })));
+    }
+    if (links.pools) {
+      await db.delete(policyPools).where(eq(policyPools.policyId, policyId));
+      if (links.pools.length) await db.insert(policyPools).values(links.pools.map((p, i) => ({ policyId, poolId: p.poolId, desktopCount: p.desktops, position: i + 1 })));
+    }
+  }
+
+  /** Set every policy's position at once: move them out of the way first (position is unique). */
+  async reorder(ids: string[], db: DbOrTx): Promise<void> {
+    await db.update(policies).set({ position: sql`-${policies.position}` }).where(inArray(policies.id, ids));
+    for (const [i, id] of ids.entries()) await db.update(policies).set({ position: i + 1 }).where(eq(policies.id, id));
+  }
+
+  async #withLinks(rows: PolicyRow[], db: DbOrTx): Promise<PolicyWithLinks[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    const groups = await db.select().from(policyGroups).where(inArray(policyGroups.policyId, ids));
+    const pools = await db.select().from(policyPools).where(inArray(policyPools.policyId, ids)).orderBy(asc(policyPools.position));
+    return rows.map((r) => ({
+      ...r,
+      groupIds: groups.filter((g) => g.policyId === r.id).map((g) => g.groupId),
+      pools: pools.filter((p) => p.policyId === r.id).map((p) => ({ poolId: p.poolId, desktops: p.desktopCount })),
+    }));
+  }
+}

@@ -1,0 +1,32 @@
+import type { Logger } from 'pino';
+import type { Database } from '../../db/database.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Clock } from '../clock.ts';
+import type { ProviderRegistry } from '../providers/provider-registry.ts';
+import type { ProvidersRepository } from '../providers/providers.repository.ts';
+import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
+import { PlanExecutor } from './executor.ts';
+import { PoolLauncher } from './launcher.ts';
+import { PoolReconciler } from './reconciler.ts';
+import { PoolsRepository } from './pools.repository.ts';
+import { PoolsService } from './pools.service.ts';
+
+/** The pools service with its launcher and reconciler (one per broker node; tests build two to race them). */
+export function createPoolsService(deps: {
+  database: Database;
+  providers: ProvidersRepository;
+  workstations: WorkstationsRepository;
+  registry: ProviderRegistry;
+  audit: AuditService;
+  clock: Clock;
+  log: Logger;
+}): PoolsService {
+  const { database, clock } = deps;
+  const db = database.db;
+  const log = deps.log.child({ area: 'pools' });
+  const repo = new PoolsRepository(db);
+  const launcher = new PoolLauncher({ db, pools: repo, workstations: deps.workstations, providers: deps.providers, registry: deps.registry, audit: deps.audit, clock, log });
+  const executor = new PlanExecutor({ db, pools: repo, workstations: deps.workstations, launcher, audit: deps.audit, clock, log });
+  const reconciler = new PoolReconciler({ database, pools: repo, workstations: deps.workstations, providers: deps.providers, registry: deps.registry, executor, clock, log });
+  return new PoolsService({ db, repo, providers: deps.providers, registry: deps.registry, launcher, reconciler, audit: deps.audit, clock });
+}

@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Database } from '../../db/database.ts';
+import type { ReconcileSummary } from '../../db/schema/pools.ts';
+import type { Clock } from '../clock.ts';
+import type { ProviderRegistry } from '../providers/provider-registry.ts';
+import type { ProvidersRepository } from '../providers/providers.repository.ts';
+import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
+import type { PlanExecutor } from './executor.ts';
+import { capacityFailuresOf, providerOf } from './launcher.ts';
+import { decide, hasWork, LAUNCH_GRACE_MS, NOTHING_DONE, passOutcome, planPool, RATE_WINDOW_MS, type Decision, type DesiredPool, type PoolPlan } from './plan.ts';
+import { NO_COUNTS, type PoolRow, type PoolsRepository } from './pools.repository.ts';
+import { effectiveThresholds } from './schedule.ts';
+
+export interface PassResult {
+  poolId: string;
+  outcome: 'ok' | 'partial' | 'error';
+  error: string | null;
+  summary: ReconcileSummary;
+}
+
+type Unsettled = { providerId: string; machines: { id: string; externalId: string }[] };
+type PassValue = { result: PassResult; unsettled: Unsettled | null };
+type ActivePass = { again: boolean; force: boolean; refresh: boolean; done: Promise<PassValue | 'busy'> };
+
+/** Database signal that a pool should be reconciled soon; every node LISTENs on it. */
+export const POKE_CHANNEL = 'stagedoor_pools';
+/** Passes of different pools that run at once in a full pass. */
+const POOL_CONCURRENCY = 4;
+const ID_BATCH = 200;
+
+/**
+ * The pool reconciler: snapshot → pure plan (`plan.ts`) → execute (`executor.ts`) → record the
+ * outcome on the pool. One pass per pool at a time across the cluster (advisory lock
+ * `pool:<id>`). Passes run on the `pool-reconciler` job's interval (the safety net) and at once on
+ * `poke` — in this process, and on every other node through NOTIFY. A poke that arrives while
+ * this node runs the pool's pass makes the pass run once more, so no change is missed; a node that
+ * finds the lock taken leaves the pass to its holder, which has heard the same NOTIFY.
+ */
+export class PoolReconciler {
+  readonly #instance = randomUUID();
+  readonly #active = new Map<string, ActivePass>();
+  #listening: Promise<void> | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
+  #stopped = false;
+
+  constructor(
+    private readonly deps: {
+      database: Database;
+      pools: PoolsRepository;
+      workstations: WorkstationsRepository;
+      providers: ProvidersRepository;
+      registry: ProviderRegistry;
+      executor: PlanExecutor;
+      clock: Clock;
+      log: Logger;
+    },
+  ) {}
+
+  /** Reconcile this pool soon, on whichever node gets to it first. Never throws. */
+  poke(poolId: string): void {
+    if (this.#stopped) return;
+    this.deps.database.notify(POKE_CHANNEL, `${this.#instance} ${poolId}`).catch((err: unknown) => this.deps.log.warn({ err, pool: poolId }, 'pool poke: NOTIFY failed'));
+    void this.run(poolId);
+  }
+
+  /** One pass of the pool under its lock, coalesced with a pass already running here; `busy` when another node holds it. */
+  async run(poolId: string, opts: { force?: boolean } = {}): Promise<PassResult | 'busy'> {
+    const r = await this.#coalesced(poolId, { force: !!opts.force, refresh: true });
+    return r === 'busy' ? r : r.result;
+  }
+
+  #coalesced(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassValue | 'busy'> {
+    const current = this.#active.get(poolId);
+    if (current) {
+      current.again = true;
+      current.force ||= opts.force;
+      current.refresh ||= opts.refresh;
+      return current.done;
+    }
+    const entry: ActivePass = { again: false, ...opts, done: Promise.resolve('busy') };
+    entry.done = (async () => {
+      await this.#listen();
+      let value: PassValue | 'busy' = 'busy';
+      try {
+        do {
+          const pass = { force: entry.force, refresh: entry.refresh };
+          entry.again = false;
+          entry.force = false;
+          const r = await this.deps.database.tryWithAdvisoryLock(`pool:${poolId}`, () => this.#pass(poolId, pass));
+          value = r.acquired ? r.value : 'busy';
+        } while (entry.again && !this.#stopped);
+      } catch (err) {
+        this.deps.log.error({ err, pool: poolId }, 'pool pass failed');
+      } finally {
+        this.#active.delete(poolId);
+      }
+      return value;
+    })();
+    this.#active.set(poolId, entry);
+    return entry.done;
+  }
+
+  /** An admin's "reconcile now": waits for the pool's lock and ignores the back-off. */
+  async runNow(poolId: string): Promise<PassResult> {
+    await this.#listen();
+    const r = await this.deps.database.withAdvisoryLock(`pool:${poolId}`, () => this.#pass(poolId, { force: true, refresh: true }));
+    return r.result;
+  }
+
+  /**
+   * The job's pass over every pool. One statement counts every pool's machines; the pools with
+   * nothing to do are recorded in one more, without locks (and only where no other pass recorded
+   * since). A pool with something to do gets a full pass of its own — under its lock, from a fresh
+   * snapshot — so a stale count never launches or terminates anything.
+   */
+  async runAll(): Promise<Record<string, number>> {
+    await this.#listen();
+    const stats = { pools: 0, quiet: 0, ok: 0, partial: 0, error: 0, busy: 0, launched: 0, started: 0, terminated: 0, adopted: 0, refreshed: 0 };
+    const at = this.deps.clock.now();
+    const membership = await this.deps.pools.resolveMembership(null, at);
+    const pools = await this.deps.pools.all();
+    const counts = await this.deps.pools.counts(null, new Date(at.getTime() - RATE_WINDOW_MS), new Date(at.getTime() - LAUNCH_GRACE_MS));
+    const quiet: Parameters<PoolsRepository['recordQuietOutcomes']>[0] = [];
+    const active: string[] = [];
+    for (const pool of pools) {
+      stats.pools++;
+      const c = counts.get(pool.id) ?? { counts: NO_COUNTS, recentLaunches: 0 };
+      const d = decide(desiredOf(pool), c.counts, c.recentLaunches, at);
+      if (this.#active.has(pool.id) || hasWork(d)) {
+        active.push(pool.id);
+        continue;
+      }
+      const o = passOutcome(outcomeInputOf(pool), d, NOTHING_DONE, at);
+      quiet.push({ id: pool.id, seenAt: pool.lastReconcileAt, ...o, outcome: o.outcome === 'error' ? 'error' : 'ok' });
+      stats.quiet++;
+      stats[o.outcome]++;
+    }
+    await this.deps.pools.recordQuietOutcomes(quiet, at);
+    let next = 0;
+    const worker = async () => {
+      while (next < active.length && !this.#stopped) {
+        const r = await this.#coalesced(active[next++]!, { force: false, refresh: false });
+        if (r === 'busy') {
+          stats.busy++;
+          continue;
+        }
+        stats[r.result.outcome]++;
+        for (const k of ['launched', 'started', 'terminated', 'adopted'] as const) stats[k] += r.result.summary[k] ?? 0;
+      }
+    };
+    await Promise.all(Array.from({ length: POOL_CONCURRENCY }, worker));
+    const unsettled = new Map<string, Unsettled['machines']>();
+    for (const m of await this.deps.pools.unsettled(null)) unsettled.set(m.providerId, [...(unsettled.get(m.providerId) ?? []), m]);
+    for (const [providerId, machines] of unsettled) stats.refreshed += await this.#refresh({ providerId, machines });
+    return { ...stats, membershipJoined: membership.joined, membershipLeft: membership.left };
+  }
+
+  /** Wait for every pass this instance has running (tests; shutdown). */
+  async idle(): Promise<void> {
+    while (this.#active.size) await Promise.allSettled([...this.#active.values()].map((e) => e.done));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.idle();
+    await this.#unlisten?.().catch(() => undefined);
+  }
+
+  async #pass(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassValue> {
+    const log = this.deps.log.child({ pool: poolId });
+    const pool = await this.deps.pools.findById(poolId);
+    if (!pool) return { result: { poolId, outcome: 'ok', error: null, summary: { notes: ['the pool no longer exists'] } }, unsettled: null };
+    const now = this.deps.clock.now();
+    const rateSince = new Date(now.getTime() - RATE_WINDOW_MS);
+    try {
+      // Counts first (one small statement); member rows only when there is something to do.
+      const c = (await this.deps.pools.counts(poolId, rateSince, new Date(now.getTime() - LAUNCH_GRACE_MS))).get(poolId) ?? { counts: NO_COUNTS, recentLaunches: 0 };
+      let plan: Pick<PoolPlan, 'thresholds' | 'counts' | 'notes' | 'backingOff'> = decide(desiredOf(pool), c.counts, c.recentLaunches, now, opts.force);
+      let report = NOTHING_DONE;
+      if (hasWork(plan as Decision)) {
+        const cloud = this.deps.registry.forRow(await providerOf(this.deps.providers, pool.providerId));
+        const snap = await this.deps.pools.snapshot(poolId, rateSince);
+        const full = planPool({ pool: desiredOf(pool), members: snap.members, recentLaunches: snap.recentLaunches, now, force: opts.force });
+        plan = full;
+        report = await this.deps.executor.execute(pool, full, cloud);
+      }
+      const unsettled = { providerId: pool.providerId, machines: opts.refresh ? await this.deps.pools.unsettled([poolId]) : [] };
+      if (unsettled.machines.length) await this.#refresh(unsettled);
+      const o = passOutcome(outcomeInputOf(pool), plan, report, now);
+      await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o });
+      if (report !== NOTHING_DONE || o.error) log.info({ outcome: o.outcome, summary: { ...o.summary, capacityFailures: o.summary.capacityFailures?.length }, error: o.error }, 'pool pass');
+      return { result: { poolId, outcome: o.outcome, error: o.error, summary: o.summary }, unsettled };
+    } catch (err) {
+      // The pass itself broke (the database, the provider row): recorded as a failure, with back-off.
+      const report = { ...NOTHING_DONE, errors: [`reconcile failed: ${err instanceof Error ? err.message : String(err)}`] };
+      const o = passOutcome(outcomeInputOf(pool), { thresholds: effectiveThresholds(pool, now), counts: NO_COUNTS, notes: [], backingOff: false }, report, now);
+      log.warn({ err }, 'pool pass failed');
+      await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o }).catch((e: unknown) => log.error({ err: e }, 'could not record the pool pass'));
+      return { result: { poolId, outcome: o.outcome, error: o.error, summary: o.summary }, unsettled: null };
+    }
+  }
+
+  /**
+   * Follow machines whose state is still moving (booting, stopping) so the pool and the connect
+   * flow see `running` soon: one DescribeInstances per 200 such machines, per provider. Best effort —
+   * inventory sync remains the full reconciliation with the cloud.
+   */
+  async #refresh(u: Unsettled): Promise<number> {
+    let changed = 0;
+    try {
+      const cloud = this.deps.registry.forRow(await providerOf(this.deps.providers, u.providerId));
+      for (let i = 0; i < u.machines.length; i += ID_BATCH) {
+        const observed = await cloud.listInstances({ ids: u.machines.slice(i, i + ID_BATCH).map((m) => m.externalId) });
+        await this.deps.database.db.transaction(async (tx) => {
+          const at = this.deps.clock.now();
+          const ids = await this.deps.pools.applyObserved(u.providerId, observed, at, tx);
+          await this.deps.workstations.turnOverPowerHistory(ids, at, tx);
+          changed += ids.length;
+        });
+      }
+    } catch (err) {
+      this.deps.log.warn({ err, provider: u.providerId }, 'pool refresh of booting machines failed; inventory sync will catch up');
+    }
+    return changed;
+  }
+
+  #listen(): Promise<void> {
+    this.#listening ??= this.deps.database
+      .listen(POKE_CHANNEL, (payload) => {
+        const [from, poolId] = payload.split(' ');
+        if (from !== this.#instance && poolId && !this.#stopped) void this.run(poolId);
+      })
+      .then((unlisten) => {
+        this.#unlisten = unlisten;
+      })
+      .catch((err: unknown) => {
+        this.deps.log.warn({ err }, 'pool pokes from other nodes are not heard (LISTEN failed); the interval job still runs');
+      });
+    return this.#listening;
+  }
+}
+
+function outcomeInputOf(pool: PoolRow) {
+  return { consecutiveFailures: pool.consecutiveFailures, backoffUntil: pool.backoffUntil, capacityFailures: capacityFailuresOf(pool), lastReconcileError: pool.lastReconcileError };
+}
+
+export function desiredOf(pool: PoolRow): DesiredPool {
+  return {
+    minAvailable: pool.minAvailable,
+    maxAvailable: pool.maxAvailable,
+    maxTotal: pool.maxTotal,
+    scheduleWindows: pool.scheduleWindows,
+    timeZone: pool.timeZone,
+    provisioning: pool.provisioning as 'running' | 'paused',
+    template: pool.template ? { subnetIds: pool.template.subnetIds, instanceTypes: pool.template.instanceTypes } : null,
+    launchRatePerMinute: pool.launchRatePerMinute,
+    backoffUntil: pool.backoffUntil,
+    consecutiveFailures: pool.consecutiveFailures,
+    capacityFailures: capacityFailuresOf(pool),
+  };
+}

@@ -1,0 +1,87 @@
+import type { Logger } from 'pino';
+import type { Database } from '../../db/database.ts';
+import type { SyncCounts } from '../../db/schema/providers.ts';
+import type { Clock } from '../clock.ts';
+import { ConflictError, NotFoundError } from '../errors.ts';
+import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
+import type { ProviderRegistry, ProviderRow } from './provider-registry.ts';
+import type { ProvidersRepository } from './providers.repository.ts';
+import { planSync } from './sync-plan.ts';
+
+export interface SyncResult {
+  status: 'ok' | 'error';
+  message: string | null;
+  counts: SyncCounts;
+}
+
+/**
+ * Inventory sync: list the provider's instances that match its tag filter, plan the changes
+ * (pure), apply them in one transaction, and record the outcome on the provider. One sync per
+ * provider at a time across the cluster (advisory lock `sync:<provider id>`).
+ */
+export class InventorySync {
+  constructor(
+    private readonly deps: {
+      database: Database;
+      providers: ProvidersRepository;
+      workstations: WorkstationsRepository;
+      registry: ProviderRegistry;
+      clock: Clock;
+      log: Logger;
+    },
+  ) {}
+
+  /** Sync now; a sync already running elsewhere is a ConflictError (API callers get a 409). */
+  async syncNow(providerId: string): Promise<SyncResult> {
+    const row = await this.deps.providers.findById(providerId);
+    if (!row) throw new NotFoundError('provider', providerId);
+    const r = await this.deps.database.tryWithAdvisoryLock(`sync:${providerId}`, () => this.#sync(row));
+    if (!r.acquired) throw new ConflictError(`a sync of provider "${row.name}" is already running`);
+    return r.value;
+  }
+
+  /** The job's pass: every enabled cloud provider whose interval has passed. */
+  async syncDue(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now().getTime();
+    const stats = { providers: 0, synced: 0, failed: 0, busy: 0 };
+    for (const row of await this.deps.providers.all()) {
+      if (!row.enabled || row.kind === 'static') continue;
+      stats.providers++;
+      if (row.lastSyncAt && now - row.lastSyncAt.getTime() < row.syncIntervalSeconds * 1000) continue;
+      const r = await this.deps.database.tryWithAdvisoryLock(`sync:${row.id}`, () => this.#sync(row));
+      if (!r.acquired) stats.busy++;
+      else if (r.value.status === 'ok') stats.synced++;
+      else stats.failed++;
+    }
+    return stats;
+  }
+
+  async #sync(row: ProviderRow): Promise<SyncResult> {
+    const log = this.deps.log.child({ provider: row.id, name: row.name });
+    const started = Date.now();
+    const cloud = this.deps.registry.forRow(row);
+    const callsBefore = cloud.apiCalls;
+    let result: SyncResult;
+    try {
+      const observed = await cloud.listInstances({ tags: row.tagFilter });
+      const at = this.deps.clock.now();
+      result = await this.deps.database.db.transaction(async (tx) => {
+        const plan = planSync(await this.deps.workstations.known(row.id, tx), observed);
+        const created = await this.deps.workstations.insertMany(row.id, plan.create, at, tx);
+        await this.deps.workstations.updateMany(plan.update, at, tx);
+        const vanished = await this.deps.workstations.setPowerState(plan.vanished, 'terminated', at, tx);
+        const turned = [...created.map((c) => c.id), ...plan.update.filter((u) => u.powerChanged).map((u) => u.id), ...vanished.map((v) => v.id)];
+        await this.deps.workstations.turnOverPowerHistory(turned, at, tx);
+        const counts = { seen: observed.length, created: created.length, updated: plan.update.length, terminated: vanished.length, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
+        return { status: 'ok' as const, message: null, counts };
+      });
+      log.info({ counts: result.counts }, 'inventory sync');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      result = { status: 'error', message, counts: { seen: 0, created: 0, updated: 0, terminated: 0, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started } };
+      log.warn({ err: message }, 'inventory sync failed');
+    }
+    await this.deps.providers.recordSync(row.id, { at: this.deps.clock.now(), status: result.status, message: result.message, counts: result.counts });
+    return result;
+  }
+}

@@ -1,0 +1,186 @@
+import { and, asc, count, desc, eq, ilike, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
+import type { DbOrTx } from '../../db/database.ts';
+import { assignments, workstationPowerHistory, workstations } from '../../db/schema/index.ts';
+import type { PowerState } from '../../db/schema/providers.ts';
+import type { KnownWorkstation, SyncFields } from '../providers/sync-plan.ts';
+
+export type WorkstationRow = typeof workstations.$inferSelect;
+export type NewWorkstationRow = typeof workstations.$inferInsert;
+
+export interface WorkstationFilter {
+  providerId?: string;
+  poolId?: string;
+  powerState?: PowerState;
+  q?: string;
+  tag?: { key: string; value?: string };
+}
+
+const SORTS = {
+  name: asc(workstations.name),
+  '-name': desc(workstations.name),
+  createdAt: asc(workstations.createdAt),
+  '-createdAt': desc(workstations.createdAt),
+  powerState: asc(workstations.powerState),
+  '-powerState': desc(workstations.powerState),
+} as const;
+export type WorkstationSort = keyof typeof SORTS;
+
+/** Rows per statement in batch writes: large enough to be fast, small enough for any parameter limit. */
+const BATCH = 1000;
+
+export class WorkstationsRepository {
+  constructor(private readonly db: DbOrTx) {}
+
+  async findById(id: string, db: DbOrTx = this.db): Promise<WorkstationRow | undefined> {
+    const [row] = await db.select().from(workstations).where(eq(workstations.id, id));
+    return row;
+  }
+
+  async lockById(id: string, tx: DbOrTx): Promise<WorkstationRow | undefined> {
+    const [row] = await tx.select().from(workstations).where(eq(workstations.id, id)).for('update');
+    return row;
+  }
+
+  async list(filter: WorkstationFilter, sort: WorkstationSort, limit: number, offset: number): Promise<{ items: WorkstationRow[]; total: number }> {
+    const where = and(...conditions(filter));
+    const items = await this.db.select().from(workstations).where(where).orderBy(SORTS[sort], asc(workstations.id)).limit(limit).offset(offset);
+    const [row] = await this.db.select({ n: count() }).from(workstations).where(where);
+    return { items, total: row?.n ?? 0 };
+  }
+
+  async countByProvider(providerId: string, db: DbOrTx = this.db): Promise<number> {
+    const [row] = await db.select({ n: count() }).from(workstations).where(eq(workstations.providerId, providerId));
+    return row?.n ?? 0;
+  }
+
+  /** What inventory sync compares against: every machine of the provider, terminated included. */
+  async known(providerId: string, db: DbOrTx = this.db): Promise<KnownWorkstation[]> {
+    const rows = await db
+      .select({
+        id: workstations.id,
+        externalId: workstations.externalId,
+        launchToken: workstations.launchToken,
+        name: workstations.name,
+        powerState: workstations.powerState,
+        privateAddress: workstations.privateAddress,
+        instanceType: workstations.instanceType,
+        availabilityZone: workstations.availabilityZone,
+        subnetId: workstations.subnetId,
+        imageId: workstations.imageId,
+        tags: workstations.tags,
+      })
+      .from(workstations)
+      .where(eq(workstations.providerId, providerId));
+    return rows.map((r) => ({ ...r, powerState: r.powerState as PowerState }));
+  }
+
+  async insertMany(providerId: string, rows: SyncFields[], at: Date, tx: DbOrTx): Promise<{ id: string; powerState: string; instanceType: string | null }[]> {
+    const out: { id: string; powerState: string; instanceType: string | null }[] = [];
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const values = rows.slice(i, i + BATCH).map((f) => ({ ...f, providerId, powerStateChangedAt: at, createdAt: at, updatedAt: at }));
+      out.push(...(await tx.insert(workstations).values(values).returning({ id: workstations.id, powerState: workstations.powerState, instanceType: workstations.instanceType })));
+    }
+    return out;
+  }
+
+  async insertOne(row: NewWorkstationRow, tx: DbOrTx): Promise<WorkstationRow> {
+    const [created] = await tx.insert(workstations).values(row).returning();
+    return created!;
+  }
+
+  /** Apply sync results in batches: one UPDATE … FROM jsonb_to_recordset per thousand rows. */
+  async updateMany(rows: { id: string; fields: SyncFields }[], at: Date, tx: DbOrTx): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const payload = JSON.stringify(
+        rows.slice(i, i + BATCH).map(({ id, fields: f }) => ({
+          id,
+          external_id: f.externalId,
+          name: f.name,
+          power_state: f.powerState,
+          private_address: f.privateAddress,
+          instance_type: f.instanceType,
+          availability_zone: f.availabilityZone,
+          subnet_id: f.subnetId,
+          image_id: f.imageId,
+          tags: f.tags,
+        })),
+      );
+      await tx.execute(sql`
+        update workstations w set
+          external_id = v.external_id, name = v.name,
+          power_state_changed_at = case when w.power_state <> v.power_state then ${at}::timestamptz else w.power_state_changed_at end,
+          power_state = v.power_state, private_address = v.private_address::inet, instance_type = v.instance_type,
+          availability_zone = v.availability_zone, subnet_id = v.subnet_id, image_id = v.image_id, tags = v.tags,
+          updated_at = ${at}::timestamptz
+        from jsonb_to_recordset(${payload}::jsonb) as v(id uuid, external_id text, name text, power_state text, private_address text,
+          instance_type text, availability_zone text, subnet_id text, image_id text, tags jsonb)
+        where w.id = v.id`);
+    }
+  }
+
+  async setPowerState(ids: string[], state: PowerState, at: Date, tx: DbOrTx): Promise<{ id: string; instanceType: string | null; poolId: string | null }[]> {
+    if (ids.length === 0) return [];
+    return tx
+      .update(workstations)
+      .set({ powerState: state, powerStateChangedAt: at, updatedAt: at })
+      .where(and(inArray(workstations.id, ids), ne(workstations.powerState, state)))
+      .returning({ id: workstations.id, instanceType: workstations.instanceType, poolId: workstations.poolId });
+  }
+
+  /**
+   * Close each machine's open power-state interval and open the next one from its current row
+   * (state, instance type, pool), so the cost report sums exact running and stopped hours.
+   * Callers pass machines whose state has just changed, after writing the new state.
+   */
+  async turnOverPowerHistory(workstationIds: string[], at: Date, tx: DbOrTx): Promise<void> {
+    for (let i = 0; i < workstationIds.length; i += BATCH) {
+      const ids = workstationIds.slice(i, i + BATCH);
+      await tx
+        .update(workstationPowerHistory)
+        .set({ toAt: sql`greatest(${workstationPowerHistory.fromAt}, ${at}::timestamptz)` })
+        .where(and(inArray(workstationPowerHistory.workstationId, ids), isNull(workstationPowerHistory.toAt)));
+      await tx.execute(sql`
+        insert into workstation_power_history (workstation_id, state, instance_type, pool_id, from_at)
+        select id, power_state, instance_type, pool_id, ${at}::timestamptz from workstations where id in ${ids}`);
+    }
+  }
+
+  async update(id: string, patch: Partial<NewWorkstationRow>, tx: DbOrTx = this.db): Promise<void> {
+    await tx.update(workstations).set(patch).where(eq(workstations.id, id));
+  }
+
+  async hasActiveAssignment(id: string, db: DbOrTx = this.db): Promise<boolean> {
+    const [row] = await db.select({ id: assignments.id }).from(assignments).where(and(eq(assignments.workstationId, id), eq(assignments.state, 'active'))).limit(1);
+    return row !== undefined;
+  }
+
+  /** Static hosts: insert, or update the host of that name; `inserted` tells which. */
+  async upsertStaticHost(row: NewWorkstationRow & { externalId: string }, tx: DbOrTx): Promise<{ id: string; inserted: boolean }> {
+    const [r] = await tx
+      .insert(workstations)
+      .values(row)
+      .onConflictDoUpdate({ target: [workstations.providerId, workstations.externalId], set: { privateAddress: row.privateAddress, protocols: row.protocols, tags: row.tags, updatedAt: row.updatedAt } })
+      .returning({ id: workstations.id, inserted: sql<boolean>`(xmax = 0)` });
+    return r!;
+  }
+
+  async delete(id: string, tx: DbOrTx): Promise<boolean> {
+    const rows = await tx.delete(workstations).where(eq(workstations.id, id)).returning({ id: workstations.id });
+    return rows.length === 1;
+  }
+}
+
+function conditions(f: WorkstationFilter): SQL[] {
+  const out: SQL[] = [];
+  if (f.providerId) out.push(eq(workstations.providerId, f.providerId));
+  if (f.poolId) out.push(eq(workstations.poolId, f.poolId));
+  if (f.powerState) out.push(eq(workstations.powerState, f.powerState));
+  if (f.q) {
+    const p = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    out.push(or(ilike(workstations.name, p), ilike(workstations.externalId, p), sql`host(${workstations.privateAddress}) like ${p}`)!);
+  }
+  if (f.tag) {
+    out.push(f.tag.value === undefined ? sql`${workstations.tags} ? ${f.tag.key}` : sql`${workstations.tags} @> ${JSON.stringify({ [f.tag.key]: f.tag.value })}::jsonb`);
+  }
+  return out;
+}

@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import type { LaunchWorkstation } from '@stagedoor/contract';
+import type { Db } from '../../db/database.ts';
+import type { PowerState } from '../../db/schema/providers.ts';
+import type { CloudProvider, PowerChange } from '../../providers/cloud/cloud-provider.ts';
+import type { Clock } from '../clock.ts';
+import { ConflictError, InvalidInputError, NotFoundError, isUniqueViolation } from '../errors.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import type { Actor } from '../identity/actor.ts';
+import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
+import type { ProvidersRepository } from '../providers/providers.repository.ts';
+import { parseHostsCsv, type HostInput } from './static-hosts.ts';
+import type { WorkstationFilter, WorkstationRow, WorkstationSort, WorkstationsRepository } from './workstations.repository.ts';
+
+export type PowerAction = 'start' | 'stop' | 'reboot' | 'terminate';
+
+/**
+ * Workstations: the inventory, and the power operations every caller shares — the admin API, the
+ * connect flow and the power-plan timers all start a machine through `start` here (STYLE habit 7).
+ * Cloud calls happen outside any transaction; the provider's answer is then written with its
+ * history and audit row in one transaction.
+ */
+export class WorkstationsService {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      repo: WorkstationsRepository;
+      providers: ProvidersRepository;
+      registry: ProviderRegistry;
+      audit: AuditService;
+      clock: Clock;
+    },
+  ) {}
+
+  list(filter: WorkstationFilter, sort: WorkstationSort, limit: number, offset: number) {
+    return this.deps.repo.list(filter, sort, limit, offset);
+  }
+
+  async get(id: string): Promise<WorkstationRow> {
+    const row = await this.deps.repo.findById(id);
+    if (!row) throw new NotFoundError('workstation', id);
+    return row;
+  }
+
+  start(actor: Actor, id: string) {
+    return this.power(actor, id, 'start');
+  }
+
+  /** One power operation on one machine; returns the machine as the provider now reports it. */
+  async power(actor: Actor, id: string, action: PowerAction, opts: { hibernate?: boolean } = {}): Promise<{ workstation: WorkstationRow; previous: PowerState; current: PowerState }> {
+    const ws = await this.get(id);
+    const { cloud } = await this.#cloudOf(ws);
+    if (action === 'terminate') await this.#refuseIfAssigned(ws);
+    if (!ws.externalId) throw new ConflictError(`workstation "${ws.name}" is still being launched; try again when it has an instance id`);
+    const audit = { action: `workstation.${action}`, targetType: 'workstation', targetId: id, details: { name: ws.name, externalId: ws.externalId, ...(opts.hibernate ? { hibernate: true } : {}) } };
+    let change: PowerChange | undefined;
+    try {
+      change = await this.#call(cloud, action, ws.externalId, opts);
+    } catch (err) {
+      await this.deps.audit.record(actor, { ...audit, outcome: 'failure', reason: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    const previous = ws.powerState as PowerState;
+    const current = change?.current ?? previous;
+    await this.deps.db.transaction(async (tx) => {
+      const at = this.deps.clock.now();
+      const changed = await this.deps.repo.setPowerState([id], current, at, tx);
+      await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
+      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
+    });
+    return { workstation: await this.get(id), previous, current };
+  }
+
+  async #call(cloud: CloudProvider, action: PowerAction, externalId: string, opts: { hibernate?: boolean }): Promise<PowerChange | undefined> {
+    switch (action) {
+      case 'start':
+        return (await cloud.start([externalId]))[0];
+      case 'stop':
+        return (await cloud.stop([externalId], opts))[0];
+      case 'terminate':
+        return (await cloud.terminate([externalId]))[0];
+      case 'reboot':
+        await cloud.reboot([externalId]);
+        return undefined;
+    }
+  }
+
+  /** Launch one machine by hand (pools launch through the reconciler). Nothing is left behind on failure. */
+  async launch(actor: Actor, input: z.output<typeof LaunchWorkstation>): Promise<WorkstationRow> {
+    const provider = await this.deps.providers.findById(input.providerId);
+    if (!provider) throw new InvalidInputError(`provider ${input.providerId} does not exist`, [{ path: 'providerId', message: 'no such provider' }]);
+    const cloud = this.deps.registry.forRow(provider);
+    const { providerId: _p, name, tags, ...spec } = input;
+    const problems = (await cloud.validateLaunch?.(spec)) ?? [];
+    if (problems.length) throw new InvalidInputError(`cannot launch: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems);
+    const clientToken = randomUUID();
+    const now = this.deps.clock.now();
+    // The row exists before the launch, keyed by its token, so a crash in between is adopted by the next sync.
+    const pending = await this.deps.repo.insertOne({ providerId: provider.id, name, launchToken: clientToken, launchedAt: now, powerState: 'pending', tags, createdAt: now, updatedAt: now }, this.deps.db);
+    try {
+      const [inst] = await cloud.launch({ ...spec, name, tags, clientToken });
+      if (!inst) throw new Error('the provider launched nothing');
+      await this.deps.db.transaction(async (tx) => {
+        await this.deps.repo.update(
+          pending.id,
+          { externalId: inst.id, privateAddress: inst.privateAddress, instanceType: inst.instanceType, availabilityZone: inst.availabilityZone, subnetId: inst.subnetId, imageId: inst.imageId, tags: inst.tags, powerState: inst.state, updatedAt: this.deps.clock.now() },
+          tx,
+        );
+        await this.deps.repo.turnOverPowerHistory([pending.id], this.deps.clock.now(), tx);
+        await this.deps.audit.record(actor, { action: 'workstation.launch', outcome: 'success', targetType: 'workstation', targetId: pending.id, details: { name, externalId: inst.id, provider: provider.name } }, tx);
+      });
+    } catch (err) {
+      await this.deps.repo.delete(pending.id, this.deps.db);
+      await this.deps.audit.record(actor, { action: 'workstation.launch', outcome: 'failure', targetType: 'provider', targetId: provider.id, reason: err instanceof Error ? err.message : String(err), details: { name } });
+      throw err;
+    }
+    return this.get(pending.id);
+  }
+
+  async registerHost(actor: Actor, providerId: string, host: HostInput): Promise<WorkstationRow> {
+    const provider = await this.#staticProvider(providerId);
+    try {
+      const id = await this.deps.db.transaction(async (tx) => {
+        const now = this.deps.clock.now();
+        const row = await this.deps.repo.insertOne({ providerId, externalId: host.name, name: host.name, privateAddress: host.address, protocols: host.protocols, tags: host.tags, powerState: 'running', createdAt: now, updatedAt: now }, tx);
+        await this.deps.repo.turnOverPowerHistory([row.id], now, tx);
+        await this.deps.audit.record(actor, { action: 'workstation.register', outcome: 'success', targetType: 'workstation', targetId: row.id, details: { name: host.name, provider: provider.name } }, tx);
+        return row.id;
+      });
+      return this.get(id);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`provider "${provider.name}" already has a host named "${host.name}"`);
+      throw err;
+    }
+  }
+
+  /** Import hosts from CSV: new names are added, known names updated, all in one transaction. */
+  async importHosts(actor: Actor, providerId: string, csv: string): Promise<{ created: number; updated: number }> {
+    const provider = await this.#staticProvider(providerId);
+    const hosts = parseHostsCsv(csv);
+    return this.deps.db.transaction(async (tx) => {
+      const now = this.deps.clock.now();
+      let created = 0;
+      let updated = 0;
+      const fresh: string[] = [];
+      for (const h of hosts) {
+        const row = await this.deps.repo.upsertStaticHost({ providerId, externalId: h.name, name: h.name, privateAddress: h.address, protocols: h.protocols, tags: h.tags, powerState: 'running', createdAt: now, updatedAt: now }, tx);
+        if (row.inserted) {
+          created++;
+          fresh.push(row.id);
+        } else updated++;
+      }
+      await this.deps.repo.turnOverPowerHistory(fresh, now, tx);
+      await this.deps.audit.record(actor, { action: 'workstation.import', outcome: 'success', targetType: 'provider', targetId: providerId, details: { provider: provider.name, created, updated } }, tx);
+      return { created, updated };
+    });
+  }
+
+  /** Remove a static host, or forget a terminated cloud machine that holds no assignment. */
+  async remove(actor: Actor, id: string): Promise<void> {
+    const ws = await this.get(id);
+    const provider = await this.deps.providers.findById(ws.providerId);
+    if (provider?.kind !== 'static' && ws.powerState !== 'terminated') {
+      throw new ConflictError(`workstation "${ws.name}" is ${ws.powerState} in ${provider?.name}: terminate it instead of removing it`);
+    }
+    await this.#refuseIfAssigned(ws);
+    await this.deps.db.transaction(async (tx) => {
+      await this.deps.repo.delete(id, tx);
+      await this.deps.audit.record(actor, { action: 'workstation.remove', outcome: 'success', targetType: 'workstation', targetId: id, details: { name: ws.name } }, tx);
+    });
+  }
+
+  async #cloudOf(ws: WorkstationRow): Promise<{ provider: ProviderRow; cloud: CloudProvider }> {
+    const provider = await this.deps.providers.findById(ws.providerId);
+    if (!provider) throw new NotFoundError('provider', ws.providerId);
+    return { provider, cloud: this.deps.registry.forRow(provider) };
+  }
+
+  async #staticProvider(providerId: string): Promise<ProviderRow> {
+    const provider = await this.deps.providers.findById(providerId);
+    if (!provider) throw new NotFoundError('provider', providerId);
+    if (provider.kind !== 'static') throw new ConflictError(`provider "${provider.name}" is ${provider.kind}: its machines come from inventory sync, not registration`);
+    return provider;
+  }
+
+  async #refuseIfAssigned(ws: WorkstationRow): Promise<void> {
+    if (await this.deps.repo.hasActiveAssignment(ws.id)) throw new ConflictError(`workstation "${ws.name}" is assigned to a user: release the assignment first`);
+  }
+}

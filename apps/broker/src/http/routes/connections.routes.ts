@@ -1,0 +1,93 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
+import { FILE_TYPES, renderInstructions } from '../../domain/connections/connection-files.ts';
+import type { Requester } from '../../domain/connections/connections.service.ts';
+import { ConflictError } from '../../domain/errors.ts';
+import { roleHas } from '../../domain/identity/permissions.ts';
+import type { Services } from '../../services.ts';
+import { connectionDto } from '../dto.ts';
+import { signedInActor } from '../request-context.ts';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody, 503: ErrorBody };
+
+function requester(request: FastifyRequest): Requester & { groupNames: string[] } {
+  const user = request.auth!.user;
+  return { actor: signedInActor(request), groupIds: user.groups.map((g) => g.id), groupNames: user.groups.map((g) => g.name), clientAddress: request.ip };
+}
+
+/** The artist's side: what they may use, connect, the connection file, release. */
+export function connectionsRoutes(app: FastifyInstance, deps: { services: Services }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { connections, connectionStatus, desktops } = deps.services;
+  const tags = ['connect'];
+  const canSeeAll = (request: FastifyRequest, perm: 'connections:read' | 'connections:write') => roleHas(request.auth!.user.role as Role, perm);
+
+  r.get('/api/v1/desktops', { config: { access: 'user' }, schema: { tags, summary: 'My desktops: what my policy offers and the machines I hold', response: { 200: Desktops, ...errors } } }, async (request) =>
+    desktops.list(requester(request)),
+  );
+
+  r.post(
+    '/api/v1/connections',
+    {
+      config: { access: 'user' },
+      schema: { tags, summary: 'Connect to a desktop: assigns a machine (starting or launching it if needed) and answers with its progress', body: ConnectRequest, response: { 201: Connection, ...errors } },
+    },
+    async (request, reply) => {
+      const req = requester(request);
+      const { connection, known } = await connections.connect(req, request.body);
+      return reply.code(201).send(connectionDto(await connectionStatus.describe(connection, req.actor.username, known)));
+    },
+  );
+
+  r.get('/api/v1/connections/:id', { config: { access: 'user' }, schema: { tags, summary: 'Progress of a connection, and its instructions once ready', params: IdParams, response: { 200: Connection, ...errors } } }, async (request) => {
+    const actor = signedInActor(request);
+    const conn = await connections.getOwned(actor, request.params.id, canSeeAll(request, 'connections:read'));
+    return connectionDto(await connectionStatus.describe(conn, actor.username));
+  });
+
+  r.get(
+    '/api/v1/connections/:id/file',
+    {
+      config: { access: 'user' },
+      schema: { tags, summary: 'The .rdp, .dcv or .vnc file of a ready connection', params: IdParams, querystring: ConnectionFileQuery, response: { 200: z.string().describe('the file'), ...errors } },
+    },
+    async (request, reply) => {
+      const actor = signedInActor(request);
+      const conn = await connections.getOwned(actor, request.params.id, false);
+      const view = await connectionStatus.describe(conn, actor.username);
+      const i = view.instructions;
+      if (!i) throw new ConflictError(`the connection is not ready yet (${view.progress.message})`);
+      const protocol = request.query.protocol ?? i.protocol;
+      if (protocol !== i.protocol) throw new ConflictError(`this connection is ${i.protocol}; connect again with protocol ${protocol} for a ${protocol} file`);
+      if (!(protocol in FILE_TYPES)) throw new ConflictError(`${protocol} has no connection file: use the command (${i.command})`);
+      const rendered = renderInstructions({ protocol, host: i.host, port: i.port, username: actor.username, desktopName: view.workstation!.name });
+      return reply
+        .type(FILE_TYPES[protocol as keyof typeof FILE_TYPES])
+        .header('content-disposition', `attachment; filename="${i.fileName ?? rendered.fileName}"`)
+        .send(i.file ?? rendered.file ?? "");
+    },
+  );
+
+  r.delete(
+    '/api/v1/connections/:id',
+    {
+      config: { access: 'user' },
+      schema: {
+        tags,
+        summary: 'Disconnect; a floating desktop goes back to its pool (admins: ?release=true also releases a persistent one)',
+        params: IdParams,
+        querystring: z.strictObject({ release: z.enum(['true', 'false']).optional() }),
+        response: { 204: z.null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const actor = signedInActor(request);
+      const admin = canSeeAll(request, 'connections:write');
+      const conn = await connections.getOwned(actor, request.params.id, admin);
+      await connections.release(actor, conn, { releaseAssignment: admin && request.query.release === 'true', reason: conn.userId === actor.userId ? 'user' : 'admin' });
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { renderInstructions } from '../../src/domain/connections/connection-files.ts';
+
+describe('connection instructions per protocol (pure)', () => {
+  const base = { host: '203.0.113.10', port: 40001, username: 'ana', desktopName: 'edit-001' };
+
+  it.each([
+    ['rdp', 'edit-001.rdp', ['full address:s:203.0.113.10:40001', 'username:s:ana', 'prompt for credentials:i:1']],
+    ['dcv', 'edit-001.dcv', ['[connect]', 'host=203.0.113.10', 'port=40001', 'user=ana']],
+    ['vnc', 'edit-001.vnc', ['[Connection]', 'Host=203.0.113.10:40001']],
+  ] as const)('%s: a %s file with the address and port', (protocol, fileName, lines) => {
+    const r = renderInstructions({ ...base, protocol });
+    expect(r.fileName).toBe(fileName);
+    expect(r.command).toBeNull();
+    const fileLines = r.file!.split('\r\n');
+    for (const l of lines) expect(fileLines).toContain(l);
+    expect(r.file!.endsWith('\r\n')).toBe(true);
+  });
+
+  it('ssh: a command line; pcoip: the host for the client', () => {
+    expect(renderInstructions({ ...base, protocol: 'ssh' })).toEqual({ fileName: null, file: null, command: 'ssh -p 40001 ana@203.0.113.10' });
+    expect(renderInstructions({ ...base, protocol: 'pcoip' }).command).toBe('203.0.113.10:40001');
+  });
+
+  it('appends the plan\'s extra lines and strips line breaks from them', () => {
+    const r = renderInstructions({ ...base, protocol: 'rdp', extraLines: ['use multimon:i:1', 'evil\r\nfull address:s:attacker:1'] });
+    const lines = r.file!.split('\r\n');
+    expect(lines).toContain('use multimon:i:1');
+    expect(lines).toContain('evilfull address:s:attacker:1');
+  });
+
+  it('brackets IPv6 addresses and makes safe file names', () => {
+    const r = renderInstructions({ ...base, host: 'fd00::5', desktopName: 'Ana / colour #1', protocol: 'rdp' });
+    expect(r.file).toContain('full address:s:[fd00::5]:40001');
+    expect(r.fileName).toBe('Ana-colour-1.rdp');
+  });
+
+  it('quotes an unusual username in the ssh command', () => {
+    expect(renderInstructions({ ...base, username: "o'brien x", protocol: 'ssh' }).command).toBe("ssh -p 40001 'o'\\''brien x'@203.0.113.10");
+  });
+});

@@ -1,0 +1,233 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerToGateway } from '@stagedoor/contract';
+import { ManualClock } from '../../src/domain/clock.ts';
+import { ConflictError, UnauthenticatedError, UnavailableError } from '../../src/domain/errors.ts';
+import { systemActor } from '../../src/domain/identity/actor.ts';
+import type { SessionEvent } from '../../src/domain/gateways/types.ts';
+import { grants } from '../../src/db/schema/index.ts';
+import { createTestBroker, type TestBroker } from '../../../../test/support/broker.ts';
+import { DRIVERS } from '../../../../test/support/database.ts';
+import { connectionRow, insertConnection } from './fixtures.ts';
+
+/** A control channel without a network: what the hub sends lands in `sent`. */
+function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['services']['gateways']['channels']['attach']>[0]) {
+  const sent: BrokerToGateway[] = [];
+  const closed: { code: number; reason: string }[] = [];
+  const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
+  let seq = 0;
+  const settle = () => new Promise((r) => setTimeout(r, 60));
+  return {
+    sent,
+    closed,
+    async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = []) {
+      handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
+      await waitUntil(() => sent.some((m) => m.type === 'welcome'));
+    },
+    async report(body: Record<string, unknown>) {
+      const s = ++seq;
+      handlers.message(JSON.stringify({ ...body, seq: s }));
+      await waitUntil(() => sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0);
+    },
+    async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number }[]) {
+      const before = sent.length;
+      handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
+      await settle();
+      return sent.slice(before);
+    },
+    close: () => handlers.closed(1000, 'test'),
+  };
+}
+
+async function waitUntil(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe.each(DRIVERS)('gateways service [%s]', (driver) => {
+  const clock = new ManualClock('2026-03-02T09:00:00Z');
+  let broker: TestBroker;
+  const connectBy = () => new Date(clock.now().getTime() + 60_000);
+
+  beforeAll(async () => {
+    broker = await createTestBroker(driver, { clock, env: { STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', STAGEDOOR_GATEWAY_STALE_SECONDS: '10' } });
+  });
+  afterAll(async () => {
+    broker.services.gateways.channels.close();
+    await broker?.close();
+  });
+
+  async function enrolled(name: string, cluster = 'studio', ports: [number, number] = [21000, 21019]) {
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, expiresInMinutes: 5 });
+    return broker.services.gateways.enroll({ token, name, publicAddress: `${name}.example.test`, portRangeStart: ports[0], portRangeEnd: ports[1], version: 'test' }, '192.0.2.9');
+  }
+
+  it('an enrolment token works once, expires, and a refusal is audited', async () => {
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', name: 'once', expiresInMinutes: 5 });
+    const body = { token, name: 'whatever', publicAddress: 'gw.example.test', portRangeStart: 22000, portRangeEnd: 22009 };
+    const { gateway, credential } = await broker.services.gateways.enroll(body, '192.0.2.9');
+    expect(gateway).toMatchObject({ name: 'once', cluster: 'studio', status: 'enrolled' });
+    expect((await broker.services.gateways.authenticateChannel(credential))?.id).toBe(gateway.id);
+    await expect(broker.services.gateways.enroll(body, '192.0.2.9')).rejects.toThrow(UnauthenticatedError);
+    const denied = await broker.services.audit.list({ action: 'gateway.enroll', outcome: 'denied' }, 10, 0);
+    expect(denied.items[0]).toMatchObject({ reason: 'the enrolment token was used already', sourceAddress: '192.0.2.9' });
+
+    const late = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', expiresInMinutes: 1 });
+    clock.advance(61_000);
+    await expect(broker.services.gateways.enroll({ ...body, token: late.token, name: 'late' }, null)).rejects.toThrow(/expired/);
+
+    // Re-enrolling by name rotates the credential: the old one stops working.
+    const again = await enrolled('once');
+    expect(again.gateway.id).toBe(gateway.id);
+    expect(await broker.services.gateways.authenticateChannel(credential)).toBeNull();
+    expect((await broker.services.gateways.authenticateChannel(again.credential))?.id).toBe(gateway.id);
+  });
+
+  it('issueGrant refuses with a typed error until a healthy active gateway of the cluster is connected', async () => {
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.5', clientAddress: '203.0.113.7' });
+    const input = { connectionId, cluster: 'nowhere', clientAddress: '203.0.113.7', targetAddress: '10.1.0.5', targetPort: 22, connectBy: connectBy() };
+    await expect(broker.services.gateways.issueGrant(input)).rejects.toThrow(new UnavailableError('no healthy gateway in cluster nowhere'));
+    const { gateway } = await enrolled('edge-a', 'nowhere');
+    await expect(broker.services.gateways.issueGrant(input)).rejects.toThrow(UnavailableError); // enrolled, never connected
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const issued = await broker.services.gateways.issueGrant(input);
+    expect(issued).toMatchObject({ gatewayId: gateway.id, host: 'edge-a.example.test' });
+    expect(ch.sent.find((m) => m.type === 'grant')).toMatchObject({ grant: { id: issued.grantId, port: issued.port, clientAddress: '203.0.113.7', targetAddress: '10.1.0.5', targetPort: 22 } });
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ gatewayId: gateway.id });
+    // Disabled and draining gateways take no new grant.
+    await broker.services.gateways.update(systemActor, gateway.id, { status: 'draining' });
+    expect(ch.sent.at(-1)).toEqual({ type: 'status', status: 'draining' });
+    await expect(broker.services.gateways.issueGrant(input)).rejects.toThrow(UnavailableError);
+    await broker.services.gateways.update(systemActor, gateway.id, { status: 'active' });
+    ch.close();
+  });
+
+  it('allocates distinct ports under concurrency, per cluster, until the range is full', async () => {
+    const a = await enrolled('ports-a', 'ports', [23000, 23011]);
+    const b = await enrolled('ports-b', 'ports', [23000, 23011]);
+    const cha = fakeChannel(broker, a.gateway);
+    const chb = fakeChannel(broker, b.gateway);
+    await cha.hello();
+    await chb.hello();
+    const issue = async () => {
+      const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.6', clientAddress: '203.0.113.8' });
+      return broker.services.gateways.issueGrant({ connectionId, cluster: 'ports', clientAddress: '203.0.113.8', targetAddress: '10.1.0.6', targetPort: 3389, connectBy: connectBy() });
+    };
+    // One at a time, the least loaded alternates; then a concurrent storm takes the rest.
+    const first = [await issue(), await issue()];
+    expect(new Set(first.map((r) => r.gatewayId))).toEqual(new Set([a.gateway.id, b.gateway.id]));
+    const results = [...first, ...(await Promise.all(Array.from({ length: 10 }, issue)))];
+    // Two gateways share one cluster, hence one port space: 12 ports, 12 grants, no port twice.
+    expect(new Set(results.map((r) => r.port)).size).toBe(12);
+    await expect(issue()).rejects.toThrow(UnavailableError);
+    // Every gateway of the cluster received every grant (any of them may take the connection).
+    expect(cha.sent.filter((m) => m.type === 'grant')).toHaveLength(12);
+    expect(chb.sent.filter((m) => m.type === 'grant')).toHaveLength(12);
+    cha.close();
+    chb.close();
+  });
+
+  it("inside the caller's transaction a grant commits or rolls back with it", async () => {
+    const { gateway } = await enrolled('tx-gw', 'tx');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.7', clientAddress: '203.0.113.9' });
+    const input = { connectionId, cluster: 'tx', clientAddress: '203.0.113.9', targetAddress: '10.1.0.7', targetPort: 22, connectBy: connectBy() };
+    await expect(
+      broker.database.db.transaction(async (tx) => {
+        await broker.services.gateways.issueGrant(input, tx);
+        throw new Error('the connect flow failed later');
+      }),
+    ).rejects.toThrow('the connect flow failed later');
+    expect((await broker.database.db.select().from(grants)).filter((g) => g.connectionId === connectionId)).toHaveLength(0);
+    const issued = await broker.database.db.transaction((tx) => broker.services.gateways.issueGrant(input, tx));
+    // Delivered after the commit, by the hub's next pass.
+    await waitUntil(() => ch.sent.some((m) => m.type === 'grant' && m.grant.id === issued.grantId));
+    ch.close();
+  });
+
+  it('session reports move the connection and grant once, are audited, and reach session listeners once', async () => {
+    const { gateway } = await enrolled('rep-gw', 'rep');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const events: SessionEvent[] = [];
+    const off = broker.services.gateways.onSessionEvent((e) => void events.push(e));
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.8', clientAddress: '203.0.113.10' });
+    const g = await broker.services.gateways.issueGrant({ connectionId, cluster: 'rep', clientAddress: '203.0.113.10', targetAddress: '10.1.0.8', targetPort: 22, connectBy: connectBy() });
+    const start = { type: 'session-started', grantId: g.grantId, clientAddress: '203.0.113.10', at: clock.now().toISOString() };
+    await ch.report(start);
+    await ch.report(start); // resent after a reconnect: applied once
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'connected', gatewayId: gateway.id });
+    const end = { type: 'session-ended', grantId: g.grantId, reason: 'client-closed', bytesUp: 1234, bytesDown: 567_890, at: clock.now().toISOString() };
+    await ch.report(end);
+    await ch.report({ ...end, bytesUp: 1000 });
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: 1234, bytesDown: 567_890 });
+    expect((await broker.services.audit.list({ action: 'gateway.session_start', targetId: g.grantId }, 5, 0)).total).toBe(1);
+    expect((await broker.services.audit.list({ action: 'gateway.session_end', targetId: g.grantId }, 5, 0)).total).toBe(1);
+    await waitUntil(() => events.length >= 2);
+    expect(events.map((e) => [e.type, e.connectionId])).toEqual([
+      ['started', connectionId],
+      ['ended', connectionId],
+    ]);
+    off();
+    // A session another gateway reports for a grant already used here is told to close.
+    const other = await enrolled('rep-gw2', 'rep');
+    const ch2 = fakeChannel(broker, other.gateway);
+    await ch2.hello();
+    const { connectionId: c2 } = await insertConnection(broker.database, { workstationAddress: '10.1.0.8', clientAddress: '203.0.113.10' });
+    const g2 = await broker.services.gateways.issueGrant({ connectionId: c2, cluster: 'rep', clientAddress: '203.0.113.10', targetAddress: '10.1.0.8', targetPort: 22, connectBy: connectBy() });
+    await ch.report({ ...start, grantId: g2.grantId });
+    await ch2.report({ ...start, grantId: g2.grantId });
+    expect(ch2.sent).toContainEqual({ type: 'revoke', grantId: g2.grantId, reason: 'used-elsewhere' });
+    ch.close();
+    ch2.close();
+  });
+
+  it('revoking sends the revocation at once and closes the connection; a refused connection is audited', async () => {
+    const { gateway } = await enrolled('rev-gw', 'rev');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.9', clientAddress: '203.0.113.11' });
+    const g = await broker.services.gateways.issueGrant({ connectionId, cluster: 'rev', clientAddress: '203.0.113.11', targetAddress: '10.1.0.9', targetPort: 22, connectBy: connectBy() });
+    await ch.report({ type: 'refused', port: g.port, clientAddress: '198.51.100.66', reason: 'wrong-client', grantId: g.grantId, at: clock.now().toISOString() });
+    const refused = await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: g.grantId }, 5, 0);
+    expect(refused.items[0]).toMatchObject({ outcome: 'denied', reason: 'wrong-client', sourceAddress: '198.51.100.66' });
+    await expect(broker.services.gateways.delete(systemActor, gateway.id)).rejects.toThrow(ConflictError);
+    await broker.services.gateways.revokeGrant(g.grantId, 'user released');
+    expect(ch.sent.at(-1)).toEqual({ type: 'revoke', grantId: g.grantId, reason: 'revoked: user released' });
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'closed', endReason: 'revoked: user released' });
+    await broker.services.gateways.revokeGrant(g.grantId, 'again'); // idempotent
+    expect((await broker.services.audit.list({ action: 'grant.revoke', targetId: g.grantId }, 5, 0)).total).toBe(1);
+    ch.close();
+    await broker.services.gateways.delete(systemActor, gateway.id);
+  });
+
+  it('reconciliation closes a session its gateway stopped reporting, and marks silent gateways unhealthy', async () => {
+    const { gateway } = await enrolled('rec-gw', 'rec');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.10', clientAddress: '203.0.113.12' });
+    const g = await broker.services.gateways.issueGrant({ connectionId, cluster: 'rec', clientAddress: '203.0.113.12', targetAddress: '10.1.0.10', targetPort: 22, connectBy: connectBy() });
+    await ch.report({ type: 'session-started', grantId: g.grantId, clientAddress: '203.0.113.12', at: clock.now().toISOString() });
+    clock.advance(1000);
+    await ch.heartbeat([{ grantId: g.grantId, bytesUp: 10, bytesDown: 20 }]);
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'connected', bytesUp: 10, bytesDown: 20 });
+    await broker.services.gateways.reports.reconcile();
+    expect((await connectionRow(broker.database, connectionId)).state).toBe('connected'); // still reported
+    clock.advance(4000);
+    const replies = await ch.heartbeat([]); // the gateway no longer carries it (restart, lost end report)
+    expect(replies).toEqual([]);
+    const stats = await broker.services.gateways.reports.reconcile();
+    expect(stats.sessionsClosed).toBeGreaterThanOrEqual(1);
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'closed', endReason: 'gateway-lost' });
+    // A heartbeat naming a session the broker does not hold for this gateway is answered with a revoke.
+    expect(await ch.heartbeat([{ grantId: g.grantId, bytesUp: 11, bytesDown: 21 }])).toEqual([{ type: 'revoke', grantId: g.grantId, reason: 'not-live' }]);
+    clock.advance(11_000);
+    await broker.services.gateways.reports.reconcile();
+    expect((await broker.services.gateways.get(gateway.id)).health).toBe('unhealthy');
+    ch.close();
+  });
+});

@@ -1,0 +1,64 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { cliActor, ConfigError, type Config } from '@stagedoor/broker';
+import { CliError } from '../cli-error.ts';
+
+/**
+ * `stagedoor gateway`: the data plane. It loads only the gateway package (node built-ins, ws and the
+ * contract), never the broker's storage: a gateway has no database access.
+ */
+export function gatewayCommands(program: Command): void {
+  program
+    .command('gateway')
+    .description('run a gateway: relay broker-granted connections to private workstations (STAGEDOOR_BROKER_URLS, STAGEDOOR_GATEWAY_*)')
+    .option('--enroll <token>', 'enrol with a one-time token from POST /api/v1/gateways/enrollments (first start, or to re-enrol)')
+    .action(async (opts: { enroll?: string }) => {
+      const { runGateway, GatewayConfigError, EnrollmentError } = await import('@stagedoor/gateway');
+      try {
+        await runGateway({ enrollToken: opts.enroll });
+      } catch (err) {
+        if (err instanceof GatewayConfigError) throw new ConfigError(err.problems);
+        if (err instanceof EnrollmentError) throw new CliError(err.message);
+        throw err;
+      }
+    });
+}
+
+/**
+ * `stagedoor dev` runs one gateway in its process, enrolled automatically, so that a fresh
+ * install brokers real connections: the credential lives in `<data dir>/gateway/`, and is renewed
+ * through a one-time token when the broker no longer knows it (a wiped database).
+ */
+export async function startDevGateway(
+  broker: { url: string | null; services: { gateways: { createEnrollment: (actor: ReturnType<typeof cliActor>, input: { cluster: string; name: string; expiresInMinutes: number }) => Promise<{ token: string }>; authenticateChannel: (c: string) => Promise<unknown> } } },
+  config: Pick<Config, 'dataDir' | 'host' | 'port' | 'logLevel' | 'devGateway'>,
+): Promise<{ stop(): void; banner: string } | null> {
+  if (!config.devGateway || !broker.url) return null;
+  const gw = await import('@stagedoor/gateway');
+  const dataDir = path.join(config.dataDir, 'gateway');
+  const wildcard = config.host === '0.0.0.0' || config.host === '::';
+  const brokerUrl = wildcard ? `http://127.0.0.1:${config.port}` : broker.url;
+  const publicAddress = wildcard ? os.hostname() : config.host;
+  const log = gw.createLog(config.logLevel, { role: 'gateway', name: DEV_GATEWAY });
+  let state = gw.readState(dataDir);
+  if (!state || !(await broker.services.gateways.authenticateChannel(state.credential))) {
+    const { token } = await broker.services.gateways.createEnrollment(cliActor('dev'), { cluster: 'default', name: DEV_GATEWAY, expiresInMinutes: 5 });
+    state = await gw.enroll([brokerUrl], { token, name: DEV_GATEWAY, publicAddress, portRangeStart: config.devGateway.portRangeStart, portRangeEnd: config.devGateway.portRangeEnd, version: gw.GATEWAY_VERSION });
+    gw.writeState(dataDir, state);
+  }
+  const gateway = new gw.Gateway({
+    brokerUrls: [brokerUrl],
+    credential: state.credential,
+    listenHost: config.host,
+    proxyProtocol: { enabled: false, sources: new gw.AddressList([]) },
+    failClosedMs: 60_000,
+    lingerMs: 30_000,
+    connectTimeoutMs: 10_000,
+    log,
+  }).start();
+  const { portRangeStart, portRangeEnd } = config.devGateway;
+  return { stop: () => gateway.stop(), banner: `Gateway "${DEV_GATEWAY}" relays granted connections on ${publicAddress} ports ${portRangeStart}-${portRangeEnd} (STAGEDOOR_DEV_GATEWAY_PORTS=off for none)` };
+}
+
+const DEV_GATEWAY = 'dev-gateway';

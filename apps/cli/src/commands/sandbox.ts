@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { cliActor, type Broker, type Config } from '@stagedoor/broker';
+import { DEMO_AMI_ID, runEc2Emulator } from '@stagedoor/ec2-emulator';
+
+export const SANDBOX_PROVIDER = 'sandbox';
+const SANDBOX_CREDENTIALS = { mode: 'access-key' as const, accessKeyId: 'AKIASANDBOX000000000', secretAccessKey: 'sandbox-secret-the-emulator-ignores' };
+
+/**
+ * `stagedoor dev --sandbox`: the EC2 emulator beside the broker, registered as the aws-ec2 provider
+ * "sandbox", so a new user sees provisioning work with no AWS account. Its state lives in the data
+ * directory and survives restarts.
+ */
+export async function startSandbox(broker: Broker, config: Config, log: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  const emu = await runEc2Emulator({
+    port: config.sandbox.ec2Port,
+    host: '127.0.0.1',
+    statePath: path.join(config.dataDir, 'ec2-sandbox.json'),
+    log: (line) => log.info({ area: 'sandbox' }, line),
+  });
+  const actor = cliActor('dev --sandbox');
+  const existing = await broker.services.providers.findByName(SANDBOX_PROVIDER);
+  if (!existing) {
+    await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: {}, syncIntervalSeconds: 30, enabled: true });
+  } else if (existing.endpoint !== emu.url) {
+    await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
+  }
+  return { url: emu.url, close: () => emu.close() };
+}
+
+export function sandboxBanner(url: string): string[] {
+  return [`Sandbox: EC2 emulator at ${url}, registered as provider "${SANDBOX_PROVIDER}" (demo AMI ${DEMO_AMI_ID})`];
+}
+
+/**
+ * `stagedoor dev` needs no setup, so when STAGEDOOR_SECRET_KEY is unset it keeps a generated key in
+ * the data directory (mode 0600). Production roles never do this: they require the variable.
+ */
+export function devSecretKey(dataDir: string): Buffer {
+  const file = path.join(dataDir, 'secret.key');
+  fs.mkdirSync(dataDir, { recursive: true });
+  if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex');
+}

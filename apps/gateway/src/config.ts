@@ -1,0 +1,109 @@
+import os from 'node:os';
+import path from 'node:path';
+import { AddressList } from './addresses.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
+
+/** Everything `stagedoor gateway` reads from the environment; parsed once, every bad variable named. */
+export interface GatewayConfig {
+  brokerUrls: string[];
+  enrollToken: string | undefined;
+  name: string;
+  publicAddress: string;
+  portRangeStart: number;
+  portRangeEnd: number;
+  listenHost: string;
+  dataDir: string;
+  failClosedMs: number;
+  lingerMs: number;
+  connectTimeoutMs: number;
+  proxyProtocol: { enabled: boolean; sources: AddressList };
+  workers: number;
+  logLevel: LogLevel;
+}
+
+export class GatewayConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(`invalid configuration: ${problems.map((p) => `${p.variable}: ${p.message}`).join('; ')}`);
+    this.name = 'GatewayConfigError';
+  }
+}
+
+/** Every variable, its default and meaning: the README table is written from this. */
+export const GATEWAY_VARIABLES = {
+  STAGEDOOR_BROKER_URLS: 'comma-separated broker URLs (http:// or https://); the channel moves to the next on loss — required',
+  STAGEDOOR_GATEWAY_ENROLL_TOKEN: 'one-time enrolment token (first start only; or `--enroll <token>`)',
+  STAGEDOOR_GATEWAY_NAME: 'name to register under (default: the host name)',
+  STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: 'host name or address clients dial (default: the listen address, or the host name)',
+  STAGEDOOR_GATEWAY_PORTS: 'port range for grants (default 20000-20999)',
+  STAGEDOOR_GATEWAY_LISTEN_HOST: 'address the grant ports listen on (default 0.0.0.0)',
+  STAGEDOOR_GATEWAY_DATA_DIR: 'where the credential is kept (default ./.stagedoor-gateway)',
+  STAGEDOOR_GATEWAY_FAIL_CLOSED_SECONDS: 'refuse new connections after this long without any broker (default 60)',
+  STAGEDOOR_GATEWAY_LINGER_SECONDS: 'a finished grant\'s port refuses and reports connections this long before closing (default 30)',
+  STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS: 'connecting to a workstation gives up after this long (default 10)',
+  STAGEDOOR_GATEWAY_PROXY_PROTOCOL: '`on`: every connection starts with a PROXY protocol v2 header (behind a network load balancer); default off',
+  STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs allowed to send PROXY headers (default: any)',
+  STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
+  STAGEDOOR_LOG_LEVEL: 'log level (default info)',
+} as const;
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof typeof GATEWAY_VARIABLES, string>> = {}): GatewayConfig {
+  const get = (k: keyof typeof GATEWAY_VARIABLES): string | undefined => {
+    const v = overrides[k] ?? env[k];
+    return v === '' ? undefined : v;
+  };
+  const problems: { variable: string; message: string }[] = [];
+  const bad = (variable: string, message: string) => problems.push({ variable, message });
+  const seconds = (k: keyof typeof GATEWAY_VARIABLES, dflt: number) => {
+    const raw = get(k);
+    if (raw === undefined) return dflt * 1000;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) bad(k, `must be a positive number of seconds (got ${JSON.stringify(raw)})`);
+    return n * 1000;
+  };
+
+  const brokerUrls = (get('STAGEDOOR_BROKER_URLS') ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  if (brokerUrls.length === 0) bad('STAGEDOOR_BROKER_URLS', 'is required: the URL of at least one broker node');
+  for (const u of brokerUrls) if (!/^https?:\/\/[^/]+/.test(u)) bad('STAGEDOOR_BROKER_URLS', `must be http:// or https:// URLs (got ${JSON.stringify(u)})`);
+
+  const ports = get('STAGEDOOR_GATEWAY_PORTS') ?? '20000-20999';
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(ports);
+  const [portRangeStart, portRangeEnd] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || portRangeStart < 1 || portRangeEnd > 65535 || portRangeStart > portRangeEnd) bad('STAGEDOOR_GATEWAY_PORTS', `must be a range like 20000-20999 within 1-65535 (got ${JSON.stringify(ports)})`);
+
+  const proxy = get('STAGEDOOR_GATEWAY_PROXY_PROTOCOL') ?? 'off';
+  if (proxy !== 'on' && proxy !== 'off') bad('STAGEDOOR_GATEWAY_PROXY_PROTOCOL', `must be on or off (got ${JSON.stringify(proxy)})`);
+  let sources = new AddressList([]);
+  try {
+    sources = new AddressList((get('STAGEDOOR_GATEWAY_PROXY_SOURCES') ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  } catch (err) {
+    bad('STAGEDOOR_GATEWAY_PROXY_SOURCES', (err as Error).message);
+  }
+
+  const workersRaw = get('STAGEDOOR_GATEWAY_WORKERS') ?? '1';
+  const workers = Number(workersRaw);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) bad('STAGEDOOR_GATEWAY_WORKERS', `must be a whole number from 1 to 64 (got ${JSON.stringify(workersRaw)})`);
+  const logLevel = (get('STAGEDOOR_LOG_LEVEL') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) bad('STAGEDOOR_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const name = get('STAGEDOOR_GATEWAY_NAME') ?? os.hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) bad('STAGEDOOR_GATEWAY_NAME', 'may contain letters, digits and . _ - only (at most 128)');
+  const listenHost = get('STAGEDOOR_GATEWAY_LISTEN_HOST') ?? '0.0.0.0';
+  const config: GatewayConfig = {
+    brokerUrls,
+    enrollToken: get('STAGEDOOR_GATEWAY_ENROLL_TOKEN'),
+    name,
+    publicAddress: get('STAGEDOOR_GATEWAY_PUBLIC_ADDRESS') ?? (listenHost === '0.0.0.0' || listenHost === '::' ? os.hostname() : listenHost),
+    portRangeStart,
+    portRangeEnd,
+    listenHost,
+    dataDir: path.resolve(get('STAGEDOOR_GATEWAY_DATA_DIR') ?? './.stagedoor-gateway'),
+    failClosedMs: seconds('STAGEDOOR_GATEWAY_FAIL_CLOSED_SECONDS', 60),
+    lingerMs: seconds('STAGEDOOR_GATEWAY_LINGER_SECONDS', 30),
+    connectTimeoutMs: seconds('STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS', 10),
+    proxyProtocol: { enabled: proxy === 'on', sources },
+    workers,
+    logLevel,
+  };
+  if (problems.length) throw new GatewayConfigError(problems);
+  return config;
+}

@@ -1,0 +1,62 @@
+import { loadGatewayConfig, type GatewayConfig } from './config.ts';
+import { enroll, EnrollmentError, readState, writeState, type GatewayState } from './enroll.ts';
+import { Gateway } from './gateway.ts';
+import { createLog, type Log } from './log.ts';
+import { GATEWAY_VERSION } from './version.ts';
+
+/**
+ * `stagedoor gateway`: enrol on the first start (one-time token), keep the credential in the data
+ * directory, then hold the control channel and relay what the broker grants until a signal.
+ */
+export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Gateway> {
+  const config = loadGatewayConfig(opts.env ?? process.env, opts.enrollToken ? { STAGEDOOR_GATEWAY_ENROLL_TOKEN: opts.enrollToken } : {});
+  const log = createLog(config.logLevel, { role: 'gateway', name: config.name });
+  const state = await enrolledState(config, log);
+  const gateway = startGatewayWith(config, state, log);
+  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost }, 'gateway started');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'gateway stopping');
+    gateway.stop();
+    setTimeout(() => process.exit(0), 200).unref();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  return gateway;
+}
+
+export function startGatewayWith(config: GatewayConfig, state: GatewayState, log: Log): Gateway {
+  return new Gateway({
+    brokerUrls: config.brokerUrls,
+    credential: state.credential,
+    listenHost: config.listenHost,
+    proxyProtocol: config.proxyProtocol,
+    failClosedMs: config.failClosedMs,
+    lingerMs: config.lingerMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    workers: config.workers,
+    log,
+  }).start();
+}
+
+/** The stored credential; with a token, a fresh enrolment (which also re-enrols an existing gateway). */
+export async function enrolledState(config: GatewayConfig, log: Log): Promise<GatewayState> {
+  const existing = readState(config.dataDir);
+  if (config.enrollToken) {
+    const state = await enroll(config.brokerUrls, {
+      token: config.enrollToken,
+      name: config.name,
+      publicAddress: config.publicAddress,
+      portRangeStart: config.portRangeStart,
+      portRangeEnd: config.portRangeEnd,
+      version: GATEWAY_VERSION,
+    });
+    writeState(config.dataDir, state);
+    log.info({ gatewayId: state.gatewayId, cluster: state.cluster, reenrolled: Boolean(existing) }, 'enrolled with the broker');
+    return state;
+  }
+  if (!existing) throw new EnrollmentError(`not enrolled yet (no credential in ${config.dataDir}): start once with --enroll <token> from POST /api/v1/gateways/enrollments`);
+  return existing;
+}

@@ -1,0 +1,277 @@
+import net from 'node:net';
+import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
+import { normaliseAddress, type AddressList } from './addresses.ts';
+import type { Log } from './log.ts';
+import { parseProxyV2 } from './proxy-protocol.ts';
+import { listenWithOnread, type RelayOutcome, type RelaySession } from './relay.ts';
+
+/** What the port-forward engine tells the broker channel. */
+export interface Reporter {
+  sessionStarted(grant: ChannelGrant, clientAddress: string, at: Date): void;
+  sessionEnded(grant: ChannelGrant, outcome: RelayOutcome, at: Date): void;
+  refused(port: number, clientAddress: string, reason: RefusalReason, grantId: string | null): void;
+}
+
+export interface PortForwardOptions {
+  listenHost: string;
+  /** PROXY protocol v2 on every grant port; `sources` empty = from any peer. */
+  proxyProtocol: { enabled: boolean; sources: AddressList };
+  /** After a grant is done, its port keeps refusing (and reporting) connections this long, then closes. */
+  lingerMs: number;
+  connectTimeoutMs: number;
+  proxyHeaderTimeoutMs?: number;
+  now: () => number;
+  /** Why new connections are refused right now (fail closed, disabled), or null when they are not. */
+  refuseAll: () => RefusalReason | null;
+  reporter: Reporter;
+  log: Log;
+}
+
+interface GrantState {
+  grant: ChannelGrant;
+  validUntilMs: number;
+  /** `issued`: waiting for its one session; `active`: relaying here; `elsewhere`: in use, not here (after a reconnect). */
+  state: 'issued' | 'active' | 'elsewhere';
+  session: RelaySession | null;
+  startedAt: Date | null;
+  clientAddress: string | null;
+  timers: NodeJS.Timeout[];
+}
+
+interface PortState {
+  port: number;
+  server: net.Server;
+  grantId: string | null;
+  /** Set while the port lingers after its grant: the reason every connection is refused with. */
+  lingerReason: RefusalReason | null;
+  /** The grant the port served before it began to linger, named in refusal reports. */
+  lingerGrantId: string | null;
+  lingerTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * Port-forward mode: one listener per granted port, accepting exactly the grant's client address,
+ * one session per grant, relaying to the grant's target. It checks, relays and reports; every
+ * decision about who may connect was made by the broker.
+ */
+export class PortForwarder {
+  readonly #grants = new Map<string, GrantState>();
+  readonly #ports = new Map<number, PortState>();
+  #closed = false;
+  readonly #endedBytes = { up: 0, down: 0 };
+
+  constructor(private readonly opts: PortForwardOptions) {}
+
+  get grantCount(): number {
+    return this.#grants.size;
+  }
+
+  /** Whether the grant is held and its port is accepting (tests wait for this before dialling). */
+  isReady(grantId: string): boolean {
+    const g = this.#grants.get(grantId);
+    return Boolean(g && this.#ports.get(g.grant.port)?.server.listening);
+  }
+
+  /** The sessions relaying now, with their byte counts (for the heartbeat and the hello). */
+  sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] {
+    const out = [];
+    for (const g of this.#grants.values()) {
+      if (g.state === 'active' && g.session) {
+        out.push({ grantId: g.grant.id, bytesUp: g.session.bytesUp, bytesDown: g.session.bytesDown, startedAt: g.startedAt!.toISOString(), clientAddress: g.clientAddress! });
+      }
+    }
+    return out;
+  }
+
+  /** Bytes relayed since start, ended sessions included (the heartbeat turns it into bytes per second). */
+  totalBytes(): { up: number; down: number } {
+    let up = this.#endedBytes.up;
+    let down = this.#endedBytes.down;
+    for (const g of this.#grants.values()) {
+      if (g.session) {
+        up += g.session.bytesUp;
+        down += g.session.bytesDown;
+      }
+    }
+    return { up, down };
+  }
+
+  /** The welcome after a (re)connect: the broker's set replaces ours; sessions it no longer knows are closed. */
+  replaceGrants(grants: ChannelGrant[]): void {
+    const want = new Map(grants.map((g) => [g.id, g]));
+    for (const [id, g] of this.#grants) {
+      if (!want.has(id)) this.revoke(id, g.state === 'active' ? 'revoked: not live at the broker' : 'closed');
+    }
+    for (const g of grants) {
+      const held = this.#grants.get(g.id);
+      if (!held) this.addGrant(g);
+      else {
+        held.grant = g;
+        if (held.state === 'issued' && g.inUse) held.state = 'elsewhere'; // its session began on another gateway
+      }
+    }
+  }
+
+  addGrant(grant: ChannelGrant): void {
+    if (this.#closed || this.#grants.has(grant.id)) return;
+    const validUntilMs = Date.parse(grant.validUntil);
+    const state: GrantState = { grant, validUntilMs, state: grant.inUse ? 'elsewhere' : 'issued', session: null, startedAt: null, clientAddress: null, timers: [] };
+    if (state.state === 'issued' && validUntilMs <= this.opts.now()) return; // arrived dead
+    const previous = this.#ports.get(grant.port);
+    if (previous?.grantId && previous.grantId !== grant.id) {
+      // Two live grants on one port cannot happen at the broker (unique index); a stale one here loses.
+      this.revoke(previous.grantId, 'closed');
+    }
+    this.#grants.set(grant.id, state);
+    if (state.state === 'issued') {
+      state.timers.push(this.#timer(validUntilMs - this.opts.now(), () => this.#expire(grant.id)));
+    }
+    this.#open(grant.port, grant.id);
+  }
+
+  /** The broker revoked the grant (or it is no longer live there): close the port and any session at once. */
+  revoke(grantId: string, reason: string): void {
+    const g = this.#grants.get(grantId);
+    if (!g) return;
+    if (g.state === 'active' && g.session) {
+      g.session.close(reason.startsWith('revoked') ? reason : `revoked: ${reason}`);
+      return; // the session's end reports it and lingers the port
+    }
+    this.#finish(g, lingerReasonFor(reason));
+  }
+
+  #expire(grantId: string): void {
+    const g = this.#grants.get(grantId);
+    if (g?.state === 'issued') this.#finish(g, 'expired');
+  }
+
+  #finish(g: GrantState, reason: RefusalReason): void {
+    for (const t of g.timers) clearTimeout(t);
+    this.#grants.delete(g.grant.id);
+    const port = this.#ports.get(g.grant.port);
+    if (port && port.grantId === g.grant.id) this.#linger(port, reason);
+  }
+
+  #open(portNumber: number, grantId: string): void {
+    const existing = this.#ports.get(portNumber);
+    if (existing) {
+      if (existing.lingerTimer) clearTimeout(existing.lingerTimer);
+      existing.lingerTimer = null;
+      existing.lingerReason = null;
+      existing.lingerGrantId = null;
+      existing.grantId = grantId;
+      return;
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    const port: PortState = { port: portNumber, server, grantId, lingerReason: null, lingerGrantId: null, lingerTimer: null };
+    this.#ports.set(portNumber, port);
+    listenWithOnread(server, (socket, session) => this.#accept(port, socket, session));
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      this.opts.log.error({ port: portNumber, err }, 'cannot listen on the granted port; this gateway cannot serve its grant');
+      if (this.#ports.get(portNumber) === port) this.#ports.delete(portNumber);
+    });
+    server.listen({ port: portNumber, host: this.opts.listenHost, backlog: 511 });
+  }
+
+  #linger(port: PortState, reason: RefusalReason): void {
+    port.lingerGrantId = port.grantId;
+    port.grantId = null;
+    port.lingerReason = reason;
+    if (port.lingerTimer) clearTimeout(port.lingerTimer);
+    port.lingerTimer = this.#timer(this.opts.lingerMs, () => {
+      if (port.grantId !== null) return;
+      this.#ports.delete(port.port);
+      port.server.close();
+    });
+  }
+
+  #accept(port: PortState, socket: net.Socket, session: RelaySession): void {
+    socket.on('error', () => undefined); // a refused or reset client must not crash anything
+    const peer = normaliseAddress(socket.remoteAddress);
+    if (!this.opts.proxyProtocol.enabled) return this.#decide(port, socket, session, peer, undefined);
+    const sources = this.opts.proxyProtocol.sources;
+    if (sources.size > 0 && !sources.has(peer)) return this.#refuse(port, socket, peer, 'proxy-protocol', null);
+    let got = Buffer.alloc(0);
+    const timer = this.#timer(this.opts.proxyHeaderTimeoutMs ?? 5000, () => done({ kind: 'invalid', reason: 'timeout' }));
+    const done = (r: { kind: 'ok'; address: string | null; rest: Buffer } | { kind: 'invalid'; reason: string }) => {
+      clearTimeout(timer);
+      session.up.intercept = null;
+      socket.removeListener('data', onData);
+      socket.pause();
+      if (r.kind === 'invalid') return this.#refuse(port, socket, peer, 'proxy-protocol', null);
+      this.#decide(port, socket, session, r.address ? normaliseAddress(r.address) : peer, r.rest);
+    };
+    const onData = (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const p = parseProxyV2(got);
+      if (p.kind === 'invalid') done({ kind: 'invalid', reason: p.reason });
+      else if (p.kind === 'ok') done({ kind: 'ok', address: p.source?.address ?? null, rest: got.subarray(p.length) });
+    };
+    if (session.clientUsesOnread) session.up.intercept = onData;
+    else socket.on('data', onData);
+    socket.resume();
+  }
+
+  #decide(port: PortState, socket: net.Socket, session: RelaySession, client: string, initial: Buffer | undefined): void {
+    if (socket.destroyed) return;
+    const g = port.grantId ? this.#grants.get(port.grantId) : undefined;
+    const reason: RefusalReason | null =
+      this.opts.refuseAll() ??
+      (!g ? (port.lingerReason ?? 'no-grant') : client !== normaliseAddress(g.grant.clientAddress) ? 'wrong-client' : g.state !== 'issued' ? 'used' : this.opts.now() >= g.validUntilMs ? 'expired' : null);
+    if (reason || !g) return this.#refuse(port, socket, client, reason ?? 'no-grant', g?.grant.id ?? port.lingerGrantId);
+
+    g.state = 'active';
+    g.session = session;
+    g.startedAt = new Date(this.opts.now());
+    g.clientAddress = client;
+    for (const t of g.timers) clearTimeout(t);
+    g.timers = [];
+    if (g.grant.sessionUntil) g.timers.push(this.#timer(Date.parse(g.grant.sessionUntil) - this.opts.now(), () => session.close('session-expired')));
+    this.opts.log.info({ grant: g.grant.id, port: port.port, client, target: `${g.grant.targetAddress}:${g.grant.targetPort}` }, 'session started');
+    this.opts.reporter.sessionStarted(g.grant, client, g.startedAt);
+    session.start(socket, { host: g.grant.targetAddress, port: g.grant.targetPort, connectTimeoutMs: this.opts.connectTimeoutMs }, initial);
+    void session.done.then((outcome) => {
+      this.#endedBytes.up += outcome.bytesUp;
+      this.#endedBytes.down += outcome.bytesDown;
+      g.session = null;
+      this.opts.log.info({ grant: g.grant.id, port: port.port, ...outcome }, 'session ended');
+      this.opts.reporter.sessionEnded(g.grant, outcome, new Date(this.opts.now()));
+      if (this.#grants.get(g.grant.id) === g) this.#finish(g, outcome.reason.startsWith('revoked') ? 'revoked' : 'used');
+    });
+  }
+
+  #refuse(port: PortState, socket: net.Socket, client: string, reason: RefusalReason, grantId: string | null): void {
+    this.opts.log.info({ port: port.port, client, reason, grant: grantId }, 'connection refused');
+    // RST, not FIN: the client learns at once that nothing is there for it.
+    if (!socket.destroyed) socket.resetAndDestroy();
+    this.opts.reporter.refused(port.port, client, reason, grantId);
+  }
+
+  #timer(ms: number, fn: () => void): NodeJS.Timeout {
+    // setTimeout caps near 24.8 days; a longer validity is re-armed when it fires early.
+    const t = setTimeout(fn, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    t.unref();
+    return t;
+  }
+
+  /** Stop: close every listener and session (process shutdown). */
+  close(): void {
+    this.#closed = true;
+    for (const g of this.#grants.values()) {
+      for (const t of g.timers) clearTimeout(t);
+      g.session?.close('gateway-shutdown');
+    }
+    for (const p of this.#ports.values()) {
+      if (p.lingerTimer) clearTimeout(p.lingerTimer);
+      p.server.close();
+    }
+    this.#ports.clear();
+  }
+}
+
+function lingerReasonFor(reason: string): RefusalReason {
+  if (reason.startsWith('revoked')) return 'revoked';
+  if (reason === 'used-elsewhere' || reason === 'used') return 'used';
+  if (reason === 'expired') return 'expired';
+  return 'closed';
+}

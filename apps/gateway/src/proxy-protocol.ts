@@ -1,0 +1,93 @@
+/**
+ * PROXY protocol version 2 (the binary header network load balancers such as AWS NLB prepend), for
+ * listeners behind one: the client address is the header's source, not the TCP peer (the balancer).
+ * https://www.haproxy.org/download/2.8/doc/proxy-protocol.txt, section 2.2.
+ */
+
+export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+/** Header plus TLVs we accept: AWS adds a VPC-endpoint TLV; nothing legitimate comes near this. */
+export const PROXY_V2_MAX = 16 + 4096;
+
+export type ProxyParse =
+  | { kind: 'incomplete' }
+  | { kind: 'invalid'; reason: string }
+  /** `source` is null for a LOCAL command or an unspecified family: use the TCP peer. */
+  | { kind: 'ok'; length: number; source: { address: string; port: number } | null };
+
+export function parseProxyV2(buf: Buffer): ProxyParse {
+  const sig = Math.min(buf.length, PROXY_V2_SIGNATURE.length);
+  if (!buf.subarray(0, sig).equals(PROXY_V2_SIGNATURE.subarray(0, sig))) return { kind: 'invalid', reason: 'no PROXY v2 signature' };
+  if (buf.length < 16) return { kind: 'incomplete' };
+  const verCmd = buf[12]!;
+  if (verCmd >> 4 !== 2) return { kind: 'invalid', reason: `PROXY protocol version ${verCmd >> 4}` };
+  const command = verCmd & 0x0f;
+  if (command > 1) return { kind: 'invalid', reason: `unknown PROXY command ${command}` };
+  const famProto = buf[13]!;
+  const length = 16 + buf.readUInt16BE(14);
+  if (length > PROXY_V2_MAX) return { kind: 'invalid', reason: 'PROXY header too long' };
+  if (buf.length < length) return { kind: 'incomplete' };
+  if (command === 0) return { kind: 'ok', length, source: null }; // LOCAL: the balancer's own health check
+  const family = famProto >> 4;
+  const transport = famProto & 0x0f;
+  if (transport !== 1 && family !== 0) return { kind: 'invalid', reason: 'PROXY transport is not STREAM' };
+  if (family === 1) {
+    if (length < 16 + 12) return { kind: 'invalid', reason: 'PROXY IPv4 block too short' };
+    return { kind: 'ok', length, source: { address: [...buf.subarray(16, 20)].join('.'), port: buf.readUInt16BE(24) } };
+  }
+  if (family === 2) {
+    if (length < 16 + 36) return { kind: 'invalid', reason: 'PROXY IPv6 block too short' };
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(16 + i * 2).toString(16));
+    return { kind: 'ok', length, source: { address: compressIpv6(groups), port: buf.readUInt16BE(48) } };
+  }
+  return { kind: 'ok', length, source: null };
+}
+
+/** Build a PROXY v2 header (tests and the benchmark speak it like a load balancer). */
+export function buildProxyV2(source: { address: string; port: number }, destination: { address: string; port: number }): Buffer {
+  const v4 = source.address.includes('.');
+  const block = Buffer.alloc(v4 ? 12 : 36);
+  if (v4) {
+    source.address.split('.').forEach((o, i) => block.writeUInt8(Number(o), i));
+    destination.address.split('.').forEach((o, i) => block.writeUInt8(Number(o), 4 + i));
+    block.writeUInt16BE(source.port, 8);
+    block.writeUInt16BE(destination.port, 10);
+  } else {
+    expandIpv6(source.address).forEach((g, i) => block.writeUInt16BE(g, i * 2));
+    expandIpv6(destination.address).forEach((g, i) => block.writeUInt16BE(g, 16 + i * 2));
+    block.writeUInt16BE(source.port, 32);
+    block.writeUInt16BE(destination.port, 34);
+  }
+  const head = Buffer.alloc(16);
+  PROXY_V2_SIGNATURE.copy(head);
+  head[12] = 0x21; // version 2, PROXY
+  head[13] = v4 ? 0x11 : 0x21; // INET/INET6 over STREAM
+  head.writeUInt16BE(block.length, 14);
+  return Buffer.concat([head, block]);
+}
+
+function compressIpv6(groups: string[]): string {
+  // Longest run of zero groups becomes "::" (RFC 5952), so that it compares equal to Node's form.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+function expandIpv6(address: string): number[] {
+  const [head, tail] = address.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...zeros, ...t].map((g) => parseInt(g, 16));
+}

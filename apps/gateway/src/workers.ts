@@ -1,0 +1,147 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
+import type { Log } from './log.ts';
+import type { PortForwardOptions, Reporter } from './port-forward.ts';
+import type { RelayOutcome } from './relay.ts';
+
+/** What the gateway needs from its port-forward engine, in this process or spread over workers. */
+export interface Forwarder {
+  readonly grantCount: number;
+  addGrant(grant: ChannelGrant): void;
+  revoke(grantId: string, reason: string): void;
+  replaceGrants(grants: ChannelGrant[]): void;
+  sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[];
+  totalBytes(): { up: number; down: number };
+  /** The grant is held and (in this process: its port is open) — tests wait for it before dialling. */
+  isReady(grantId: string): boolean;
+  /** Call when `refuseAll()` may have changed (fail closed, disabled). */
+  refusalChanged?(reason: RefusalReason | null): void;
+  close(): void;
+}
+
+/** Messages between the gateway process and its relay workers (structured clone over the IPC channel). */
+export type ToWorker =
+  | { t: 'grant'; grant: ChannelGrant }
+  | { t: 'revoke'; grantId: string; reason: string }
+  | { t: 'replace'; grants: ChannelGrant[] }
+  | { t: 'refuse'; reason: RefusalReason | null };
+export type FromWorker =
+  | { t: 'started'; grant: ChannelGrant; client: string; at: string }
+  | { t: 'ended'; grant: ChannelGrant; outcome: RelayOutcome; at: string }
+  | { t: 'refused'; port: number; client: string; reason: RefusalReason; grantId: string | null }
+  | { t: 'stats'; sessions: ReturnType<Forwarder['sessions']>; grants: number; bytes: { up: number; down: number } };
+
+const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '../bin/relay-worker.js');
+
+interface Worker {
+  proc: ChildProcess;
+  stats: Extract<FromWorker, { t: 'stats' }>;
+}
+
+/**
+ * Several relay processes. Node 20 has no SO_REUSEPORT, but port-forward mode does not need it:
+ * every grant has its own port, so each grant (its listener and its one session) belongs to one
+ * worker, chosen by port. Connection setup, the JavaScript-bound part, then runs on every core;
+ * the gateway process keeps the broker channel and only routes grants and reports. A worker that
+ * dies is started again and given its grants back; the sessions it carried are lost, and the
+ * broker's reconciliation closes them.
+ */
+export class WorkerPool implements Forwarder {
+  readonly #workers: Worker[] = [];
+  readonly #grants = new Map<string, ChannelGrant>();
+  #refusal: RefusalReason | null = 'fail-closed';
+  #closed = false;
+
+  constructor(
+    private readonly count: number,
+    private readonly opts: { options: Omit<PortForwardOptions, 'reporter' | 'refuseAll' | 'log' | 'now' | 'proxyProtocol'> & { proxyProtocol: { enabled: boolean; sources: string[] } }; reporter: Reporter; log: Log },
+  ) {
+    for (let i = 0; i < count; i++) this.#workers.push(this.#spawn(i));
+  }
+
+  get grantCount(): number {
+    return this.#workers.reduce((n, w) => n + w.stats.grants, 0);
+  }
+
+  #spawn(index: number): Worker {
+    const proc = fork(WORKER_ENTRY, [JSON.stringify({ ...this.opts.options, index })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const worker: Worker = { proc, stats: { t: 'stats', sessions: [], grants: 0, bytes: { up: 0, down: 0 } } };
+    proc.on('message', (m: FromWorker) => this.#fromWorker(worker, m));
+    proc.on('exit', (code, signal) => {
+      if (this.#closed) return;
+      this.opts.log.error({ worker: index, code, signal }, 'relay worker died; starting it again (its sessions are lost)');
+      const replacement = this.#spawn(index);
+      this.#workers[index] = replacement;
+      this.#send(replacement, { t: 'refuse', reason: this.#refusal });
+      this.#send(replacement, { t: 'replace', grants: [...this.#grants.values()].filter((g) => this.#owner(g.port) === index) });
+    });
+    this.#send(worker, { t: 'refuse', reason: this.#refusal });
+    return worker;
+  }
+
+  #owner(port: number): number {
+    return port % this.count;
+  }
+
+  #send(w: Worker, m: ToWorker): void {
+    if (w.proc.connected) w.proc.send(m);
+  }
+
+  #fromWorker(w: Worker, m: FromWorker): void {
+    switch (m.t) {
+      case 'started':
+        return this.opts.reporter.sessionStarted(m.grant, m.client, new Date(m.at));
+      case 'ended':
+        this.#grants.delete(m.grant.id);
+        return this.opts.reporter.sessionEnded(m.grant, m.outcome, new Date(m.at));
+      case 'refused':
+        return this.opts.reporter.refused(m.port, m.client, m.reason, m.grantId);
+      case 'stats':
+        w.stats = m;
+    }
+  }
+
+  isReady(grantId: string): boolean {
+    return this.#grants.has(grantId);
+  }
+
+  addGrant(grant: ChannelGrant): void {
+    this.#grants.set(grant.id, grant);
+    this.#send(this.#workers[this.#owner(grant.port)]!, { t: 'grant', grant });
+  }
+
+  revoke(grantId: string, reason: string): void {
+    const g = this.#grants.get(grantId);
+    if (!g) return;
+    this.#grants.delete(grantId);
+    this.#send(this.#workers[this.#owner(g.port)]!, { t: 'revoke', grantId, reason });
+  }
+
+  replaceGrants(grants: ChannelGrant[]): void {
+    this.#grants.clear();
+    for (const g of grants) this.#grants.set(g.id, g);
+    this.#workers.forEach((w, i) => this.#send(w, { t: 'replace', grants: grants.filter((g) => this.#owner(g.port) === i) }));
+  }
+
+  refusalChanged(reason: RefusalReason | null): void {
+    if (reason === this.#refusal) return;
+    this.#refusal = reason;
+    for (const w of this.#workers) this.#send(w, { t: 'refuse', reason });
+  }
+
+  /** From the workers' last stats (sent every 2.5 s). */
+  sessions(): ReturnType<Forwarder['sessions']> {
+    return this.#workers.flatMap((w) => w.stats.sessions);
+  }
+
+  totalBytes(): { up: number; down: number } {
+    return this.#workers.reduce((t, w) => ({ up: t.up + w.stats.bytes.up, down: t.down + w.stats.bytes.down }), { up: 0, down: 0 });
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#workers) w.proc.kill('SIGTERM');
+  }
+}

@@ -1,0 +1,137 @@
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { systemActor } from '../../broker/src/domain/identity/actor.ts';
+import { insertConnection } from '../../broker/test/gateways/fixtures.ts';
+import { createTestBroker, type TestBroker } from '../../../test/support/broker.ts';
+import type { Driver } from '../../../test/support/database.ts';
+import { waitFor } from '../../../test/support/ports.ts';
+import { AddressList } from '../src/addresses.ts';
+import { enroll } from '../src/enroll.ts';
+import { Gateway } from '../src/gateway.ts';
+import { createLog, type LogLevel } from '../src/log.ts';
+
+/** Broker settings for gateway tests: heartbeats every second, so health and reconciliation move fast. */
+export const FAST_GATEWAY_ENV = { STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', STAGEDOOR_GATEWAY_STALE_SECONDS: '5' };
+
+export async function listeningBroker(driver: Driver = 'pglite', env: Record<string, string> = {}): Promise<TestBroker & { baseUrl: string }> {
+  const broker = await createTestBroker(driver, { env: { ...FAST_GATEWAY_ENV, ...env } });
+  await broker.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = broker.app.server.address() as AddressInfo;
+  return Object.assign(broker, { baseUrl: `http://127.0.0.1:${port}` });
+}
+
+export interface GatewayUnderTest {
+  gateway: Gateway;
+  gatewayId: string;
+  logs: string[];
+}
+
+/** Enrol a gateway with `broker` and start it in this process, listening on 127.0.0.1. */
+export async function startTestGateway(
+  broker: TestBroker,
+  urls: string[],
+  opts: { name?: string; cluster?: string; ports?: [number, number]; failClosedMs?: number; lingerMs?: number; proxy?: string[] | null; logLevel?: LogLevel } = {},
+): Promise<GatewayUnderTest> {
+  const cluster = opts.cluster ?? 'default';
+  const name = opts.name ?? `gw-${randomBytes(3).toString('hex')}`;
+  const [start, end] = opts.ports ?? (await freeRange(40));
+  const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, expiresInMinutes: 10 });
+  const state = await enroll(urls, { token, name, publicAddress: '127.0.0.1', portRangeStart: start, portRangeEnd: end, version: 'test' });
+  const logs: string[] = [];
+  const gateway = new Gateway({
+    brokerUrls: urls,
+    credential: state.credential,
+    listenHost: '127.0.0.1',
+    proxyProtocol: { enabled: Boolean(opts.proxy), sources: new AddressList(opts.proxy ?? []) },
+    failClosedMs: opts.failClosedMs ?? 60_000,
+    lingerMs: opts.lingerMs ?? 3000,
+    connectTimeoutMs: 3000,
+    log: createLog(opts.logLevel ?? 'debug', {}, (l) => void logs.push(l)),
+    backoffMs: { min: 50, max: 500 },
+  }).start();
+  await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 15_000, 25);
+  await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 15_000, 25);
+  return { gateway, gatewayId: state.gatewayId, logs };
+}
+
+/** A port range on 127.0.0.1 where nothing listens now (picked by probing). */
+export async function freeRange(size: number): Promise<[number, number]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const start = 30_000 + Math.floor(Math.random() * 25_000);
+    let ok = true;
+    for (const p of [start, start + Math.floor(size / 2), start + size - 1]) if (!(await portFree(p))) ok = false;
+    if (ok) return [start, start + size - 1];
+  }
+  throw new Error('no free port range');
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A grant through the connect flow's entry point, on a fresh connection row. */
+export async function grantFor(broker: TestBroker, target: { host: string; port: number }, opts: { client?: string; connectByMs?: number; cluster?: string } = {}) {
+  const { connectionId } = await insertConnection(broker.database, { workstationAddress: target.host, clientAddress: opts.client ?? '127.0.0.1' });
+  const grant = await broker.services.gateways.issueGrant({
+    connectionId,
+    cluster: opts.cluster ?? 'default',
+    clientAddress: opts.client ?? '127.0.0.1',
+    targetAddress: target.host,
+    targetPort: target.port,
+    connectBy: new Date(Date.now() + (opts.connectByMs ?? 60_000)),
+  });
+  return { ...grant, connectionId };
+}
+
+/** An echo server that half-closes after its input ends (allowHalfOpen), like a well-behaved peer. */
+export async function echoServer(): Promise<{ port: number; close(): Promise<void>; connections: number }> {
+  const state = { connections: 0 };
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    state.connections++;
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((r) => server.close(() => r())),
+    get connections() {
+      return state.connections;
+    },
+  };
+}
+
+export type Outcome = { ok: true; data: Buffer } | { ok: false; error: string };
+
+/** Connect, send `payload`, half-close, read until the far end closes. Resolves with what came back or the error. */
+export function roundTrip(port: number, payload: Buffer, opts: { localAddress?: string; timeoutMs?: number; hold?: boolean } = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ ok: false, error: 'timeout' });
+    }, opts.timeoutMs ?? 10_000);
+    s.on('connect', () => {
+      s.write(payload);
+      if (!opts.hold) s.end();
+    });
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve({ ok: false, error: err.code ?? err.message });
+    });
+    s.on('end', () => {
+      clearTimeout(timer);
+      s.end();
+      resolve({ ok: true, data: Buffer.concat(chunks) });
+    });
+  });
+}
+
+export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
+import type { TestBroker } from '../../../test/support/broker.ts';
+import { waitFor } from '../../../test/support/ports.ts';
+import { echoServer, grantFor, listeningBroker, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
+
+/**
+ * Port-forward mode end to end in one process: a real broker (HTTP + control channel), a real
+ * gateway, loopback clients. The same checks run with real SSH/VNC/RDP clients in network
+ * namespaces in test/system/gateway-netns.test.ts.
+ */
+describe('port-forward relay through a broker-authorised grant', () => {
+  let broker: TestBroker & { baseUrl: string };
+  let gw: GatewayUnderTest;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+
+  beforeAll(async () => {
+    broker = await listeningBroker();
+    gw = await startTestGateway(broker, [broker.baseUrl]);
+    echo = await echoServer();
+  });
+  afterAll(async () => {
+    gw?.gateway.stop();
+    await echo?.close();
+    await broker?.close();
+  });
+
+  async function ready(grant: { grantId: string }) {
+    await waitFor('the gateway to hold the grant', () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
+  }
+  async function refusal(grantId: string, reason: string) {
+    await waitFor(`a refusal (${reason}) in the audit log`, async () => {
+      const page = await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: grantId }, 50, 0);
+      return page.items.some((i) => i.reason === reason);
+    }, 5000, 25);
+    const page = await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: grantId }, 50, 0);
+    return page.items.find((i) => i.reason === reason)!;
+  }
+
+  it('relays byte-exact both ways when the client half-closes (no tail lost), and reports bytes and end', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    await ready(grant);
+    const payload = randomBytes(24 * 1024 * 1024);
+    const r = await roundTrip(grant.port, payload, { timeoutMs: 30_000 });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.data.length).toBe(payload.length);
+    expect(sha256(r.data)).toBe(sha256(payload));
+    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+    const row = await connectionRow(broker.database, grant.connectionId);
+    expect(row).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length, gatewayId: gw.gatewayId });
+    expect(row.connectedAt).not.toBeNull();
+  });
+
+  it('relays byte-exact when the workstation half-closes first and the client keeps sending', async () => {
+    const tail = randomBytes(8 * 1024 * 1024);
+    const upload = randomBytes(6 * 1024 * 1024);
+    let received: Buffer[] = [];
+    const done = new Promise<Buffer>((resolve) => {
+      const server = net.createServer({ allowHalfOpen: true }, (s) => {
+        received = [];
+        s.on('data', (c) => received.push(c));
+        s.on('end', () => {
+          resolve(Buffer.concat(received));
+          s.end();
+          server.close();
+        });
+        s.end(tail); // the workstation says all it has to say and half-closes at once
+      });
+      server.listen(0, '127.0.0.1', () => void start((server.address() as AddressInfo).port));
+    });
+    let clientGot = Buffer.alloc(0);
+    const start = async (port: number) => {
+      const grant = await grantFor(broker, { host: '127.0.0.1', port });
+      await ready(grant);
+      const c = net.connect({ port: grant.port, host: '127.0.0.1', allowHalfOpen: true });
+      const chunks: Buffer[] = [];
+      c.on('data', (d) => chunks.push(d));
+      c.on('end', () => {
+        clientGot = Buffer.concat(chunks);
+        // The far side is done talking; this side still has its upload to finish.
+        c.end(upload.subarray(3 * 1024 * 1024));
+      });
+      c.write(upload.subarray(0, 3 * 1024 * 1024));
+    };
+    const atServer = await done;
+    expect(sha256(clientGot)).toBe(sha256(tail));
+    expect(atServer.length).toBe(upload.length);
+    expect(sha256(atServer)).toBe(sha256(upload));
+  });
+
+  it('refuses another client address and audits it; the right client still gets its one session', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { client: '127.0.0.1' });
+    await ready(grant);
+    const wrong = await roundTrip(grant.port, Buffer.from('let me in'), { localAddress: '127.0.0.2' });
+    expect(wrong.ok && wrong.data.length > 0).toBe(false);
+    const row = await refusal(grant.grantId, 'wrong-client');
+    expect(row.sourceAddress).toBe('127.0.0.2');
+    expect(row.outcome).toBe('denied');
+    const right = await roundTrip(grant.port, Buffer.from('hello'));
+    expect(right).toMatchObject({ ok: true, data: Buffer.from('hello') });
+  });
+
+  it('refuses a second connection on a used grant and audits it', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    await ready(grant);
+    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
+    await new Promise((r) => live.once('connect', r));
+    live.write('ping');
+    await new Promise((r) => live.once('data', r));
+    const second = await roundTrip(grant.port, Buffer.from('me too'));
+    expect(second.ok && second.data.length > 0).toBe(false);
+    await refusal(grant.grantId, 'used');
+    live.end();
+    await waitFor('the first session to end', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+    // The port lingers for a while after the session, refusing (and reporting) every connection.
+    const after = await roundTrip(grant.port, Buffer.from('again'));
+    expect(after.ok && after.data.length > 0).toBe(false);
+  });
+
+  it('refuses an expired grant, audits it, and the broker expires the grant and its connection', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { connectByMs: 700 });
+    await ready(grant);
+    await new Promise((r) => setTimeout(r, 900));
+    const late = await roundTrip(grant.port, Buffer.from('late'));
+    expect(late.ok && late.data.length > 0).toBe(false);
+    await refusal(grant.grantId, 'expired');
+    const pass = await broker.jobs.runOnce('gateway-reconcile');
+    expect(pass).toMatchObject({ outcome: 'ok' });
+    expect(await connectionRow(broker.database, grant.connectionId)).toMatchObject({ state: 'closed', endReason: 'grant-expired' });
+    const expired = await broker.services.audit.list({ action: 'grant.expire', targetId: grant.grantId }, 5, 0);
+    expect(expired.total).toBe(1);
+  });
+
+  it('revoking closes the live session at once; the port then refuses with "revoked", audited', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    await ready(grant);
+    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
+    const closed = new Promise<void>((r) => live.once('close', () => r()));
+    live.on('error', () => undefined);
+    await new Promise((r) => live.once('connect', r));
+    live.write('ping');
+    await new Promise((r) => live.once('data', r));
+    await waitFor('the session to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'connected', 5000, 25);
+    await broker.services.gateways.revokeGrant(grant.grantId, 'admin test');
+    await closed; // within the test timeout: "at once" means no waiting for a heartbeat or a job
+    expect(await connectionRow(broker.database, grant.connectionId)).toMatchObject({ state: 'closed', endReason: 'revoked: admin test' });
+    const again = await roundTrip(grant.port, Buffer.from('back'));
+    expect(again.ok && again.data.length > 0).toBe(false);
+    await refusal(grant.grantId, 'revoked');
+    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 5000, 25);
+  });
+
+  it('a garbage first packet and a scan of the whole port range disturb no other session', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    const unused = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { client: '127.0.0.9' });
+    await ready(grant);
+    await ready(unused);
+    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
+    await new Promise((r) => live.once('connect', r));
+    const echoOnce = (msg: string) =>
+      new Promise<string>((resolve) => {
+        live.once('data', (d) => resolve(d.toString()));
+        live.write(msg);
+      });
+    expect(await echoOnce('before')).toBe('before');
+
+    const gwRow = await broker.services.gateways.get(gw.gatewayId);
+    const scanned: string[] = [];
+    for (let port = gwRow.portRangeStart; port <= gwRow.portRangeEnd; port++) {
+      const r = await roundTrip(port, randomBytes(512), { localAddress: '127.0.0.3', timeoutMs: 2000 });
+      scanned.push(r.ok ? `data:${r.data.length}` : r.error);
+      expect(r.ok && r.data.length > 0, `port ${port} gave a scanner data`).toBe(false);
+    }
+    expect(scanned.length).toBe(gwRow.portRangeEnd - gwRow.portRangeStart + 1);
+    expect(await echoOnce('after')).toBe('after');
+    expect(gw.gateway.forwarder.sessions().map((s) => s.grantId)).toContain(grant.grantId);
+    // The unused grant was not consumed by the scan: its own client still gets through.
+    await refusal(unused.grantId, 'wrong-client');
+    expect(await roundTrip(unused.port, Buffer.from('mine'), { localAddress: '127.0.0.9' })).toMatchObject({ ok: true, data: Buffer.from('mine') });
+    live.end();
+  });
+});

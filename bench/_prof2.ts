@@ -1,0 +1,16 @@
+import { DEMO_AMI_ID, startEc2Emulator } from '../packages/ec2-emulator/src/index.ts';
+import { AwsEc2Provider } from '../apps/broker/src/providers/cloud/aws-ec2.ts';
+const KEY = { accessKeyId: 'AKIABENCH00000000000', secretAccessKey: 'bench-secret-bench-secret' };
+const emu = await startEc2Emulator({ onError: () => undefined });
+const ec2 = new AwsEc2Provider({ region: emu.region, endpoint: emu.url, credentials: KEY });
+const subnets = emu.control.seedSubnets(['a', 'b', 'c'].map((z, i) => ({ availabilityZone: `us-east-1${z}`, cidrBlock: `10.${i + 1}.0.0/16` }))).map((s) => s.subnetId);
+const t = async (what: string, fn: () => Promise<unknown>, n = 1) => { const t0 = performance.now(); for (let i = 0; i < n; i++) await fn(); console.log(what, ((performance.now() - t0) / n).toFixed(2), 'ms'); };
+const one = () => ec2.launch({ imageId: DEMO_AMI_ID, subnetId: subnets[0], instanceType: 'g5.xlarge', name: 'x', tags: {a:'b'}, clientToken: `${Math.random()}` });
+await t('warm', one, 30);
+await t('launch', one, 30);
+for (let p = 0; p < 100; p++) await ec2.launch({ imageId: DEMO_AMI_ID, subnetId: subnets[p % 3], instanceType: 'g5.xlarge', name: `s${p}`, tags: { studio: 'bench' }, clientToken: `seed-${p}`, count: 100 });
+await t('launch 10k', one, 30);
+emu.control.advanceTime(60_000);
+await t('launch 10k after advance', one, 30);
+await t('launch 10k again', one, 30);
+await emu.close();

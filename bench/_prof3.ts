@@ -1,0 +1,17 @@
+import { eq, sql } from 'drizzle-orm';
+import { runMigrations } from '../apps/broker/src/db/migrate.ts';
+import { openPglite } from '../apps/broker/src/db/pglite.ts';
+import { pools, providers } from '../apps/broker/src/db/schema/index.ts';
+const database = await openPglite({});
+await runMigrations(database);
+const db = database.db as any;
+const [p] = await db.insert(providers).values({ name: 'x', kind: 'static', credentialsMode: 'none' }).returning();
+const [pool] = await db.insert(pools).values({ name: 'p', providerId: p.id }).returning();
+const t = async (what: string, fn: () => Promise<unknown>, n = 200) => { const t0 = performance.now(); for (let i = 0; i < n; i++) await fn(); console.log(what, ((performance.now() - t0) / n).toFixed(3), 'ms'); };
+await t('drizzle select pool', () => db.select().from(pools).where(eq(pools.id, pool.id)));
+await t('drizzle select pool', () => db.select().from(pools).where(eq(pools.id, pool.id)));
+await t('raw select pool', () => db.$client.query('select * from pools where id = $1', [pool.id]));
+await t('raw select 1', () => db.$client.query('select 1'));
+await t('execute select 1', () => db.execute(sql`select 1`));
+await t('drizzle select provider', () => db.select().from(providers).where(eq(providers.id, p.id)));
+await database.close();

@@ -1,0 +1,27 @@
+import { sql } from 'drizzle-orm';
+import { runMigrations, rowsOf } from '../apps/broker/src/db/migrate.ts';
+import { openPglite } from '../apps/broker/src/db/pglite.ts';
+import { PoolsRepository } from '../apps/broker/src/domain/pools/pools.repository.ts';
+const database = await openPglite({});
+await runMigrations(database);
+const db = database.db as any;
+await db.execute(sql`insert into providers (name, kind, credentials_mode) values ('s','static','none')`);
+await db.execute(sql`insert into pools (name, provider_id) select 'p'||g, (select id from providers) from generate_series(1,100) g`);
+await db.execute(sql`insert into workstations (provider_id, external_id, name, pool_id, power_state, launched_by_pool_id, launch_token, launched_at)
+  select (select id from providers), 'i-'||g, 'w'||g, p.id, 'running', p.id, 'tok'||g, now() - interval '1 hour' from generate_series(1,10000) g join (select id, row_number() over () as k from pools) p on p.k = 1 + (g % 100)`);
+const pool = rowsOf<{id:string}>(await db.execute(sql`select id from pools limit 1`))[0]!.id;
+const repo = new PoolsRepository(db);
+const since = new Date(Date.now() - 60000);
+const c = db.$client;
+const t = async (what: string, fn: () => Promise<unknown>, n = 30) => { for (let i=0;i<5;i++) await fn(); const t0 = performance.now(); for (let i = 0; i < n; i++) await fn(); console.log(what, ((performance.now() - t0) / n).toFixed(2), 'ms'); };
+const q = `select w.id, w.pool_id, w.external_id, w.power_state, w.health, w.maintenance, w.subnet_id, w.launched_by_pool_id, w.launch_token, w.launched_at, w.updated_at, exists (select 1 from assignments aa where aa.workstation_id = w.id and aa.state = 'active') as assigned from workstations w where (w.pool_id = $1 and w.power_state <> 'terminated') or (w.launched_by_pool_id = $1 and w.launched_at > $2)`;
+await t('raw snapshot one', () => c.query(q, [pool, since]));
+await t('raw snapshot one, rowMode array', () => c.query(q, [pool, since], { rowMode: 'array' }));
+await t('raw 100 ids', () => c.query(`select id from workstations where pool_id = $1`, [pool]));
+await t('raw count', () => c.query(`select count(*) from workstations where pool_id = $1`, [pool]));
+await t('raw 100 rows 3 text cols', () => c.query(`select power_state, health, name from workstations where pool_id = $1`, [pool]));
+await t('raw 100 rows 1 timestamptz', () => c.query(`select updated_at from workstations where pool_id = $1`, [pool]));
+await t('raw 100 rows 1 bool', () => c.query(`select maintenance from workstations where pool_id = $1`, [pool]));
+await t('drizzle snapshot one', () => repo.snapshot(pool, since));
+await t("raw all", () => c.query(q.replace("(w.pool_id = $1", "(w.pool_id is not null").replace("w.launched_by_pool_id = $1","w.launched_by_pool_id is not null").replace("$2","$1"), [since]), 3);
+await database.close();

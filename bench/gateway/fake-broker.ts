@@ -1,0 +1,104 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant } from '@stagedoor/contract';
+
+/**
+ * A broker stand-in for the benchmark that speaks the real control-channel protocol (the contract's
+ * schemas): it enrols the gateway, welcomes it, pushes grants in bulk and acknowledges reports. A
+ * real broker would spend the run issuing 20,000 grants through PostgreSQL; this measures the
+ * gateway, not the broker.
+ */
+export class FakeBroker {
+  readonly #server = http.createServer((req, res) => this.#http(req, res));
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  #socket: WebSocket | null = null;
+  #welcomed: (() => void) | null = null;
+  readonly credential = `sdg_bench_${randomUUID()}`;
+  readonly gatewayId = randomUUID();
+  sessionsStarted = 0;
+  sessionsEnded = 0;
+  refused = 0;
+  url = '';
+
+  async start(): Promise<void> {
+    this.#server.on('upgrade', (req, socket, head) => {
+      if (req.headers.authorization !== `Bearer ${this.credential}`) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+        return;
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws));
+    });
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  /** Resolves once a gateway has said hello and been welcomed. */
+  welcomed(): Promise<void> {
+    if (this.#socket) return Promise.resolve();
+    return new Promise((r) => (this.#welcomed = r));
+  }
+
+  /** Grants for `clientAddress` to `target` on each of `ports`; returns their ids. */
+  grant(ports: number[], target: { host: string; port: number }, clientAddress = '127.0.0.1'): string[] {
+    const validUntil = new Date(Date.now() + 3_600_000).toISOString();
+    const ids: string[] = [];
+    for (const port of ports) {
+      const grant: ChannelGrant = { id: randomUUID(), port, clientAddress, targetAddress: target.host, targetPort: target.port, validUntil, sessionUntil: null, inUse: false };
+      ids.push(grant.id);
+      this.#send({ type: 'grant', grant });
+    }
+    return ids;
+  }
+
+  revoke(ids: string[]): void {
+    for (const grantId of ids) this.#send({ type: 'revoke', grantId, reason: 'revoked: bench' });
+  }
+
+  async close(): Promise<void> {
+    this.#socket?.terminate();
+    this.#wss.close();
+    await new Promise((r) => this.#server.close(r));
+  }
+
+  #send(msg: BrokerToGateway): void {
+    this.#socket?.send(JSON.stringify(msg));
+  }
+
+  #attach(ws: WebSocket): void {
+    ws.on('message', (data) => {
+      // The real schema for the hello; reports are counted and acknowledged without it (cheap, like a real broker's queue).
+      const raw = JSON.parse(String(data)) as { type: string; seq?: number };
+      const msg = raw.type === 'hello' ? GatewayToBroker.parse(raw) : (raw as GatewayToBroker);
+      switch (msg.type) {
+        case 'hello':
+          this.#socket = ws;
+          ws.send(JSON.stringify({ type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', status: 'active', brokerNode: 'bench', heartbeatSeconds: 5, grants: [] } satisfies BrokerToGateway));
+          this.#welcomed?.();
+          return;
+        case 'heartbeat':
+          return;
+        default: {
+          const reports = msg.type === 'batch' ? msg.reports : [msg];
+          for (const r of reports) {
+            if (r.type === 'session-started') this.sessionsStarted++;
+            if (r.type === 'session-ended') this.sessionsEnded++;
+            if (r.type === 'refused') this.refused++;
+          }
+          ws.send(JSON.stringify({ type: 'ack', seq: reports.at(-1)!.seq } satisfies BrokerToGateway));
+        }
+      }
+    });
+  }
+
+  #http(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method === 'POST' && req.url === '/api/v1/gateways/enroll') {
+      req.resume();
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', credential: this.credential }));
+      return;
+    }
+    res.writeHead(404).end();
+  }
+}

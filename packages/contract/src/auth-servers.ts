@@ -1,0 +1,152 @@
+import { z } from 'zod';
+import { Timestamp, Uuid } from './common.ts';
+
+/**
+ * Auth servers: where passwords and second factors are checked. Settings are per kind; secrets (the
+ * LDAP bind password, the RADIUS shared secret) are write-only fields that no answer ever carries.
+ */
+export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp']);
+export type AuthServerKind = z.infer<typeof AuthServerKind>;
+export const AuthServerPurpose = z.enum(['primary', 'second-factor']);
+
+const Name = z.string().trim().min(1).max(128).regex(/^[^\n\r\t]+$/, 'must be one line');
+const Dn = z.string().trim().min(1).max(1024).regex(/^[^\n\r]+=[^\n\r]+$/, 'must be a distinguished name such as dc=example,dc=org');
+const Attribute = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be an LDAP attribute name');
+const LdapUrl = z
+  .string()
+  .trim()
+  .regex(/^ldaps?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/, 'must be ldap://host[:port] or ldaps://host[:port]');
+const Pem = z.string().max(65536).regex(/-----BEGIN CERTIFICATE-----/, 'must be a PEM certificate (-----BEGIN CERTIFICATE-----)');
+const Millis = (min: number, max: number, dflt: number) => z.number().int().min(min).max(max).default(dflt);
+
+export const LdapGroupMembership = z.enum(['ad-member-of', 'group-of-names', 'posix-group']);
+
+export const LdapSettings = z
+  .strictObject({
+    urls: z.array(LdapUrl).min(1, 'needs at least one URL').max(10).describe('tried in order; an unreachable URL moves to the next'),
+    startTls: z.boolean().default(false).describe('upgrade ldap:// with StartTLS before anything is sent'),
+    caCertificate: Pem.optional().describe('PEM of the CA that issued the directory server certificate; the system CAs when absent'),
+    bindDn: Dn.optional().describe('service account that searches for users; anonymous when absent'),
+    userSearchBase: Dn,
+    userFilter: z
+      .string()
+      .trim()
+      .min(3)
+      .max(1024)
+      .regex(/^\(.*\)$/, 'must be an LDAP filter in parentheses')
+      .refine((f) => f.includes('{username}'), 'must contain {username}, e.g. (sAMAccountName={username})')
+      .describe('{username} is replaced by the escaped login name'),
+    usernameAttribute: Attribute.optional().describe('the Stagedoor username; sAMAccountName for AD, uid otherwise'),
+    groupMembership: LdapGroupMembership.describe('ad-member-of: AD, nested groups included; group-of-names: nested groupOfNames; posix-group: memberUid'),
+    groupSearchBase: Dn.optional().describe('where groups live; the dc= part of userSearchBase when absent'),
+    connectTimeoutMs: Millis(100, 60_000, 5_000),
+    searchTimeoutMs: Millis(100, 120_000, 10_000),
+  })
+  .refine((c) => !(c.startTls && c.urls.some((u) => /^ldaps:/i.test(u))), { message: 'startTls is for ldap:// URLs; ldaps:// is TLS already', path: ['startTls'] });
+export type LdapSettings = z.infer<typeof LdapSettings>;
+
+export const RadiusSettings = z.strictObject({
+  servers: z
+    .array(z.strictObject({ host: z.string().trim().min(1).max(253).regex(/^[A-Za-z0-9.:-]+$/, 'must be a host name or IP address'), port: z.number().int().min(1).max(65535).default(1812) }))
+    .min(1, 'needs at least one server')
+    .max(10)
+    .describe('tried in order when one does not answer'),
+  timeoutMs: Millis(100, 120_000, 3_000).describe('per try; raise it for push approvals that hold the answer'),
+  retries: z.number().int().min(0).max(10).default(2),
+  nasIdentifier: z.string().min(1).max(64).default('stagedoor'),
+  secondFactorRequest: z
+    .enum(['password', 'code'])
+    .default('password')
+    .describe('as a second factor: password — send the password just checked (Okta RADIUS agent, Duo proxy), then answer challenges; code — ask the user for a code first'),
+  prompt: z.string().min(1).max(200).optional().describe('shown when asking for a code without a Reply-Message from the server'),
+});
+export type RadiusSettings = z.infer<typeof RadiusSettings>;
+
+export const TotpSettings = z.strictObject({ issuer: z.string().trim().min(1).max(100).default('Stagedoor') });
+export const LocalSettings = z.strictObject({});
+
+export const GroupMapping = z.strictObject({
+  externalGroup: Dn.describe('the directory group DN (compared case-insensitively)'),
+  groupId: Uuid,
+});
+
+const common = {
+  name: Name,
+  enabled: z.boolean().default(true),
+  position: z.number().int().min(1).max(10_000).optional().describe('lookup order; appended at the end when absent'),
+};
+const mfaServerId = Uuid.nullable().optional().describe('a second-factor server (radius or totp) every user of this server must pass');
+const requiredForGroupIds = z.array(Uuid).max(1000).optional().describe('members of these groups must pass this second factor, whatever checked their password');
+
+const LocalServer = z.strictObject({ kind: z.literal('local'), ...common, config: LocalSettings.default({}), mfaServerId });
+const LdapServer = z.strictObject({
+  kind: z.literal('ldap'),
+  ...common,
+  config: LdapSettings,
+  bindPassword: z.string().min(1).max(1024).optional().describe('write-only; encrypted at rest'),
+  mfaServerId,
+  groupMappings: z.array(GroupMapping).max(1000).default([]),
+});
+const RadiusServer = z.strictObject({
+  kind: z.literal('radius'),
+  ...common,
+  purpose: AuthServerPurpose.default('second-factor'),
+  config: RadiusSettings,
+  sharedSecret: z.string().min(1).max(256).describe('write-only; encrypted at rest'),
+  mfaServerId,
+  requiredForGroupIds,
+});
+const TotpServer = z.strictObject({ kind: z.literal('totp'), ...common, config: TotpSettings.default({ issuer: 'Stagedoor' }), requiredForGroupIds });
+
+export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer]);
+export type CreateAuthServer = z.infer<typeof CreateAuthServer>;
+
+/**
+ * An auth server as `stagedoor apply` declares it: the create shape, except that secrets may be left
+ * out of a file once the server exists (they are then kept as stored).
+ */
+export const AuthServerSpec = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }), TotpServer]);
+export type AuthServerSpec = z.infer<typeof AuthServerSpec>;
+
+/** A change. `config`, when given, replaces the whole settings object and is checked against the server's kind. */
+export const UpdateAuthServer = z.strictObject({
+  name: Name.optional(),
+  enabled: z.boolean().optional(),
+  position: z.number().int().min(1).max(10_000).optional(),
+  purpose: AuthServerPurpose.optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+  bindPassword: z.string().min(1).max(1024).nullable().optional().describe('null removes it (anonymous search)'),
+  sharedSecret: z.string().min(1).max(256).optional(),
+  mfaServerId,
+  groupMappings: z.array(GroupMapping).max(1000).optional(),
+  requiredForGroupIds,
+});
+export type UpdateAuthServer = z.infer<typeof UpdateAuthServer>;
+
+export const AuthServer = z.object({
+  id: Uuid,
+  name: z.string(),
+  kind: AuthServerKind,
+  purpose: AuthServerPurpose,
+  position: z.number().int(),
+  enabled: z.boolean(),
+  config: z.record(z.string(), z.unknown()),
+  secretSet: z.boolean().describe('whether a bind password or shared secret is stored; the secret itself is never shown'),
+  mfaServerId: Uuid.nullable(),
+  groupMappings: z.array(z.object({ externalGroup: z.string(), groupId: Uuid, groupName: z.string() })),
+  requiredForGroups: z.array(z.object({ id: Uuid, name: z.string() })),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type AuthServer = z.infer<typeof AuthServer>;
+
+export const ReorderAuthServers = z.strictObject({ ids: z.array(Uuid).min(1).max(1000).describe('every auth server, in the new order') });
+
+export const TestAuthServer = z.strictObject({
+  username: z.string().min(1).max(256).optional().describe('look this user up (LDAP) or send it (RADIUS) as part of the test'),
+});
+export const AuthServerTestResult = z.object({
+  ok: z.boolean(),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+});

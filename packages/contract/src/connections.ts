@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { Timestamp, Uuid } from './common.ts';
+import { PowerState, Protocol } from './providers.ts';
+
+export const DesktopState = z.enum(['available', 'starting', 'running', 'in-use', 'stopped', 'unavailable']);
+
+/** One offer on "My desktops": a pool the user's policy offers, with the machines they hold in it. */
+export const Desktop = z.object({
+  poolId: Uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  state: DesktopState,
+  /** Why it is unavailable, for people. */
+  reason: z.string().nullable(),
+  desktops: z.number().int().describe('how many desktops of this pool the policy allows the user'),
+  protocols: z.array(Protocol),
+  machines: z.array(
+    z.object({ workstationId: Uuid, name: z.string(), powerState: PowerState, connectionId: Uuid.nullable(), state: DesktopState, persistent: z.boolean() }),
+  ),
+});
+export const Desktops = z.object({
+  policy: z.object({ id: Uuid, name: z.string() }).nullable(),
+  reason: z.string().nullable().describe('set when no policy matches'),
+  desktops: z.array(Desktop),
+});
+
+export const ConnectRequest = z.strictObject({
+  poolId: Uuid,
+  workstationId: Uuid.optional().describe('reconnect to this machine of yours'),
+  additional: z.boolean().default(false).describe('take another desktop of this pool (up to what the policy allows) instead of your current one'),
+  protocol: Protocol.optional().describe('default: the first of the protocol plan'),
+});
+
+export const ConnectionState = z.enum(['starting', 'ready', 'connected', 'closed', 'failed']);
+
+export const ConnectionInstructions = z.object({
+  protocol: Protocol,
+  host: z.string(),
+  port: z.number().int(),
+  viaGateway: z.boolean(),
+  /** Connect by this time (gateway grants are single-use and short-lived); null for direct. */
+  connectBy: Timestamp.nullable(),
+  fileName: z.string().nullable(),
+  /** The .rdp / .dcv / .vnc file; null for ssh and pcoip. */
+  file: z.string().nullable(),
+  /** e.g. the ssh command line, or "host:port" for the PCoIP client. */
+  command: z.string().nullable(),
+});
+
+export const Connection = z.object({
+  id: Uuid,
+  state: ConnectionState,
+  poolId: Uuid.nullable(),
+  workstation: z.object({ id: Uuid, name: z.string(), powerState: PowerState }),
+  protocol: Protocol,
+  progress: z.object({ stage: z.enum(['assigned', 'launching', 'booting', 'starting', 'ready', 'failed', 'closed']), percent: z.number().int().min(0).max(100), message: z.string() }),
+  instructions: ConnectionInstructions.nullable(),
+  requestedAt: Timestamp,
+  readyAt: Timestamp.nullable(),
+  closedAt: Timestamp.nullable(),
+  endReason: z.string().nullable(),
+});
+
+export const ConnectionFileQuery = z.strictObject({ protocol: Protocol.optional() });

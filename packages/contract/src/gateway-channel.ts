@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import { GatewayStatus } from './gateway.ts';
+
+/**
+ * The gateway control channel: one WebSocket per gateway to any broker node, at
+ * `GET /api/v1/gateways/channel` with `Authorization: Bearer <gateway credential>`. JSON text frames,
+ * one message each, discriminated by `type`. Protocol version in `GATEWAY_CHANNEL_VERSION`.
+ *
+ * Reports (gateway → broker) that change state carry a `seq`; the broker answers `ack` once the
+ * report is stored. The gateway keeps unacknowledged reports and sends them again after a reconnect
+ * (to the same or another node), so none is lost; the broker applies each idempotently, so none
+ * counts twice.
+ */
+export const GATEWAY_CHANNEL_VERSION = 1;
+export const GATEWAY_CHANNEL_PATH = '/api/v1/gateways/channel';
+
+const Iso = z.string().min(1).max(64);
+const Address = z.string().min(1).max(64);
+const Port = z.number().int().min(1).max(65535);
+const Bytes = z.number().int().min(0);
+
+/** What a gateway may relay: from exactly `clientAddress`, on `port`, to `targetAddress:targetPort`. */
+export const ChannelGrant = z.object({
+  id: z.uuid(),
+  port: Port,
+  clientAddress: Address,
+  targetAddress: Address,
+  targetPort: Port,
+  /** Connect-by: an unused grant expires then and its port closes. */
+  validUntil: Iso,
+  /** Optional cap on the session; null = until a side closes or the broker revokes. */
+  sessionUntil: Iso.nullable(),
+  /** True when this gateway already carries the grant's session (sent again after a reconnect). */
+  inUse: z.boolean().default(false),
+});
+export type ChannelGrant = z.infer<typeof ChannelGrant>;
+
+export const SessionFigures = z.object({
+  grantId: z.uuid(),
+  bytesUp: Bytes,
+  bytesDown: Bytes,
+});
+
+export const REFUSAL_REASONS = [
+  'no-grant',
+  'wrong-client',
+  'expired',
+  'used',
+  'revoked',
+  'closed',
+  'fail-closed',
+  'disabled',
+  'proxy-protocol',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/* ---------- gateway → broker ---------- */
+
+export const HelloMessage = z.object({
+  type: z.literal('hello'),
+  protocol: z.number().int(),
+  version: z.string().max(64),
+  /** The sessions this gateway carries now: the broker keeps their grants with it and revokes the rest. */
+  sessions: z.array(SessionFigures.extend({ startedAt: Iso, clientAddress: Address })).max(100_000),
+});
+export const HeartbeatMessage = z.object({
+  type: z.literal('heartbeat'),
+  at: Iso,
+  sessions: z.array(SessionFigures).max(100_000),
+  grants: z.number().int().min(0),
+  bytesInPerSecond: z.number().min(0),
+  bytesOutPerSecond: z.number().min(0),
+  /** Refusal reports dropped by the gateway's rate limit since the last heartbeat (a port scan, say). */
+  refusalsDropped: z.number().int().min(0).default(0),
+  failClosed: z.boolean().default(false),
+});
+export const SessionStartedMessage = z.object({
+  type: z.literal('session-started'),
+  seq: z.number().int().min(1),
+  grantId: z.uuid(),
+  clientAddress: Address,
+  at: Iso,
+});
+export const SessionEndedMessage = z.object({
+  type: z.literal('session-ended'),
+  seq: z.number().int().min(1),
+  grantId: z.uuid(),
+  reason: z.string().min(1).max(200),
+  bytesUp: Bytes,
+  bytesDown: Bytes,
+  at: Iso,
+});
+export const RefusedMessage = z.object({
+  type: z.literal('refused'),
+  seq: z.number().int().min(1),
+  port: Port,
+  clientAddress: Address,
+  reason: z.enum(REFUSAL_REASONS),
+  grantId: z.uuid().nullable(),
+  at: Iso,
+});
+/** Reports made in one turn of the gateway's event loop travel together; the broker applies them in order and acknowledges the last. */
+export const BatchMessage = z.object({
+  type: z.literal('batch'),
+  reports: z.array(z.discriminatedUnion('type', [SessionStartedMessage, SessionEndedMessage, RefusedMessage])).min(1).max(10_000),
+});
+export const GatewayToBroker = z.discriminatedUnion('type', [HelloMessage, HeartbeatMessage, SessionStartedMessage, SessionEndedMessage, RefusedMessage, BatchMessage]);
+export type GatewayToBroker = z.infer<typeof GatewayToBroker>;
+export type GatewayReport = z.infer<typeof SessionStartedMessage> | z.infer<typeof SessionEndedMessage> | z.infer<typeof RefusedMessage>;
+export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
+export type HelloMessage = z.infer<typeof HelloMessage>;
+
+/* ---------- broker → gateway ---------- */
+
+export const WelcomeMessage = z.object({
+  type: z.literal('welcome'),
+  protocol: z.number().int(),
+  gatewayId: z.uuid(),
+  name: z.string(),
+  cluster: z.string(),
+  status: GatewayStatus,
+  brokerNode: z.string(),
+  heartbeatSeconds: z.number().positive(),
+  /** The whole set of live grants for this gateway: it replaces what the gateway held. */
+  grants: z.array(ChannelGrant),
+});
+export const GrantMessage = z.object({ type: z.literal('grant'), grant: ChannelGrant });
+export const RevokeMessage = z.object({
+  type: z.literal('revoke'),
+  grantId: z.uuid(),
+  /** Why: `revoked: <reason>`, `expired`, `used-elsewhere`, `closed` … The gateway closes the port and any session at once. */
+  reason: z.string().min(1).max(200),
+});
+export const StatusMessage = z.object({ type: z.literal('status'), status: GatewayStatus });
+/** Every report up to and including `seq` is stored: the gateway forgets them. */
+export const AckMessage = z.object({ type: z.literal('ack'), seq: z.number().int().min(1) });
+export const BrokerToGateway = z.discriminatedUnion('type', [WelcomeMessage, GrantMessage, RevokeMessage, StatusMessage, AckMessage]);
+export type BrokerToGateway = z.infer<typeof BrokerToGateway>;
+export type WelcomeMessage = z.infer<typeof WelcomeMessage>;

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { Page, Timestamp, Uuid } from './common.ts';
+
+/** The gateway registry API (`/api/v1/gateways`) and enrolment. The control channel is in gateway-channel.ts. */
+
+export const GATEWAY_STATUSES = ['enrolled', 'active', 'disabled', 'draining'] as const;
+export const GatewayStatus = z.enum(GATEWAY_STATUSES).describe(
+  'enrolled: never connected yet; active: takes new grants; draining: keeps its sessions, takes no new grant; disabled: takes no new grant and refuses new connections',
+);
+export const GatewayHealth = z.enum(['unknown', 'healthy', 'unhealthy']);
+
+export const GatewayName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain letters, digits and . _ - only, starting with a letter or digit');
+export const ClusterName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'may contain lower-case letters, digits and . _ - only');
+export const GatewayPort = z.number().int().min(1).max(65535);
+
+export const GatewayLoad = z.object({
+  sessions: z.number().int().min(0).optional(),
+  grants: z.number().int().min(0).optional(),
+  bytesInPerSecond: z.number().min(0).optional(),
+  bytesOutPerSecond: z.number().min(0).optional(),
+});
+export type GatewayLoad = z.infer<typeof GatewayLoad>;
+
+export const Gateway = z.object({
+  id: Uuid,
+  name: z.string(),
+  cluster: z.string(),
+  publicAddress: z.string().describe('host name or address clients dial'),
+  portRangeStart: z.number().int(),
+  portRangeEnd: z.number().int(),
+  status: GatewayStatus,
+  health: GatewayHealth,
+  load: GatewayLoad,
+  version: z.string().nullable(),
+  lastSeenAt: Timestamp.nullable(),
+  brokerNode: z.string().nullable().describe('the broker node holding its control channel'),
+  liveGrants: z.number().int().describe('grants issued or in use whose port is on this gateway'),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Gateway = z.infer<typeof Gateway>;
+
+export const ListGatewaysQuery = Page.extend({
+  cluster: ClusterName.optional(),
+  status: GatewayStatus.optional(),
+});
+
+export const UpdateGateway = z.strictObject({
+  status: z.enum(['active', 'disabled', 'draining']).optional().describe('disable or drain a gateway, or make it active again'),
+  name: GatewayName.optional(),
+});
+
+export const CreateGatewayEnrollment = z.strictObject({
+  cluster: ClusterName.default('default'),
+  name: GatewayName.optional().describe('the name the enrolling gateway gets; re-enrolling an existing gateway of this name rotates its credential'),
+  expiresInMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
+});
+export const GatewayEnrollment = z.object({
+  id: Uuid,
+  cluster: z.string(),
+  name: z.string().nullable(),
+  expiresAt: Timestamp,
+  usedAt: Timestamp.nullable(),
+  gatewayId: Uuid.nullable(),
+  createdAt: Timestamp,
+});
+export const CreatedGatewayEnrollment = GatewayEnrollment.extend({
+  token: z.string().describe('shown once: give it to `stagedoor gateway --enroll <token>`'),
+});
+export const ListGatewayEnrollmentsQuery = Page.extend({
+  pending: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe('true: only unused, unexpired enrolments'),
+});
+
+/** What a gateway sends once, with its one-time token, to become a registered gateway. */
+export const EnrollGateway = z.strictObject({
+  token: z.string().min(1).max(200),
+  name: GatewayName,
+  publicAddress: z.string().min(1).max(253),
+  portRangeStart: GatewayPort,
+  portRangeEnd: GatewayPort,
+  version: z.string().max(64).optional(),
+});
+export const EnrolledGateway = z.object({
+  gatewayId: Uuid,
+  name: z.string(),
+  cluster: z.string(),
+  credential: z.string().describe('the control-channel credential; stored by the gateway, shown once'),
+});
+export type EnrolledGateway = z.infer<typeof EnrolledGateway>;
+
+/** A grant as the API shows it (admin views, the revoke endpoint). */
+export const GatewayGrant = z.object({
+  id: Uuid,
+  connectionId: Uuid,
+  gatewayId: Uuid.nullable(),
+  cluster: z.string(),
+  clientAddress: z.string(),
+  targetAddress: z.string(),
+  targetPort: z.number().int(),
+  gatewayPort: z.number().int(),
+  validUntil: Timestamp,
+  state: z.enum(['issued', 'used', 'expired', 'revoked', 'closed']),
+  usedAt: Timestamp.nullable(),
+  revokedAt: Timestamp.nullable(),
+  closedAt: Timestamp.nullable(),
+  createdAt: Timestamp,
+});
+export const ListGatewayGrantsQuery = Page.extend({
+  live: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+});
+export const RevokeGatewayGrant = z.strictObject({ reason: z.string().min(1).max(200).default('admin') });

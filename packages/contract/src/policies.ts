@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { Timestamp, Uuid } from './common.ts';
+import { Protocol } from './providers.ts';
+import { TimeZone } from './pools.ts';
+
+const Name = z.string().trim().min(1).max(128).regex(/^[^\n\r\t]+$/, 'must be one line');
+const Port = z.number().int().min(1).max(65535);
+/** Seconds; -1 means never. */
+const Delay = z.number().int().min(-1).max(30 * 86400);
+
+export const DEFAULT_PORTS: Record<z.infer<typeof Protocol>, number> = { rdp: 3389, dcv: 8443, vnc: 5900, ssh: 22, pcoip: 4172 };
+
+export const ProtocolPlanEntry = z.strictObject({
+  protocol: Protocol,
+  port: Port.optional().describe('default: the protocol\'s usual port (rdp 3389, dcv 8443, vnc 5900, ssh 22, pcoip 4172)'),
+  viaGateway: z.boolean().default(false),
+  clientOptions: z
+    .strictObject({
+      fileLines: z.array(z.string().max(512).regex(/^[^\r\n]*$/, 'one line each')).max(100).optional().describe('extra lines for the .rdp/.dcv/.vnc file, e.g. "use multimon:i:1"'),
+      username: z.enum(['user', 'none']).optional().describe('put the Stagedoor username in the file (default user)'),
+    })
+    .optional(),
+});
+export const ProtocolPlanBody = z.strictObject({
+  name: Name,
+  description: z.string().max(2000).nullable().optional(),
+  protocols: z.array(ProtocolPlanEntry).min(1).max(10).refine((ps) => new Set(ps.map((p) => p.protocol)).size === ps.length, 'each protocol at most once'),
+});
+export const ProtocolPlan = ProtocolPlanBody.extend({ id: Uuid, description: z.string().nullable(), protocols: z.array(ProtocolPlanEntry.extend({ port: Port })), createdAt: Timestamp, updatedAt: Timestamp });
+
+export const PowerActionName = z.enum(['none', 'stop', 'hibernate', 'terminate', 'restart']);
+const Weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
+const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24-hour)');
+export const PowerPlanBody = z.strictObject({
+  name: Name,
+  description: z.string().max(2000).nullable().optional(),
+  onDisconnect: z.strictObject({ action: PowerActionName, delaySeconds: Delay }).default({ action: 'none', delaySeconds: -1 }),
+  onLogout: z.strictObject({ action: PowerActionName, delaySeconds: Delay }).default({ action: 'none', delaySeconds: -1 }),
+  onIdle: z.strictObject({ action: PowerActionName, delaySeconds: Delay }).default({ action: 'none', delaySeconds: -1 }),
+  scheduleRules: z
+    .array(z.strictObject({ days: z.array(Weekday).min(1), at: HourMinute, action: z.enum(['stop', 'hibernate', 'terminate', 'restart']), target: z.enum(['unassigned', 'no-session']) }))
+    .max(50)
+    .default([]),
+  timeZone: TimeZone.default('UTC'),
+});
+export const PowerPlan = PowerPlanBody.extend({ id: Uuid, description: z.string().nullable(), createdAt: Timestamp, updatedAt: Timestamp });
+
+export const ReleasePlanBody = z.strictObject({
+  name: Name,
+  description: z.string().max(2000).nullable().optional(),
+  releaseOnLogout: z.boolean().default(false),
+  releaseAfterDisconnectSeconds: Delay.default(-1),
+  releaseOnIdleSeconds: Delay.default(-1),
+  forceLogout: z.boolean().default(false),
+  warnSeconds: z.number().int().min(0).max(3600).default(0),
+  warnMessage: z.string().max(1000).nullable().optional(),
+});
+export const ReleasePlan = ReleasePlanBody.extend({ id: Uuid, description: z.string().nullable(), warnMessage: z.string().nullable(), createdAt: Timestamp, updatedAt: Timestamp });
+
+export const PolicyPoolEntry = z.strictObject({ poolId: Uuid, desktops: z.number().int().min(1).max(20).default(1) });
+export const PolicyBody = z.strictObject({
+  name: Name,
+  description: z.string().max(2000).nullable().optional(),
+  position: z.number().int().min(1).max(100000).optional().describe('order of evaluation; first match wins; default: last'),
+  enabled: z.boolean().default(true),
+  groupIds: z.array(Uuid).min(1, 'a policy must name at least one group').max(100),
+  pools: z.array(PolicyPoolEntry).min(1, 'a policy must offer at least one pool').max(50).refine((ps) => new Set(ps.map((p) => p.poolId)).size === ps.length, 'each pool at most once'),
+  assignmentMode: z.enum(['floating', 'persistent']).default('floating'),
+  startStoppedOnLogin: z.boolean().default(true),
+  launchOnLogin: z.boolean().default(false),
+  allowRestart: z.boolean().default(false),
+  protocolPlanId: Uuid.nullable().default(null),
+  powerPlanId: Uuid.nullable().default(null),
+  releasePlanId: Uuid.nullable().default(null),
+});
+export const UpdatePolicy = PolicyBody.partial().strict();
+export const Policy = z.object({
+  id: Uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  position: z.number().int(),
+  enabled: z.boolean(),
+  groupIds: z.array(Uuid),
+  pools: z.array(z.object({ poolId: Uuid, desktops: z.number().int() })),
+  assignmentMode: z.enum(['floating', 'persistent']),
+  startStoppedOnLogin: z.boolean(),
+  launchOnLogin: z.boolean(),
+  allowRestart: z.boolean(),
+  protocolPlanId: Uuid.nullable(),
+  powerPlanId: Uuid.nullable(),
+  releasePlanId: Uuid.nullable(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export const ReorderPolicies = z.strictObject({ ids: z.array(Uuid).min(1).max(1000).describe('every policy id, in the new order') });

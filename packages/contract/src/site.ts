@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { CreateProvider } from './providers.ts';
+import { PolicyBody, PowerPlanBody, ProtocolPlanBody, ReleasePlanBody } from './policies.ts';
+import { CreatePool } from './pools.ts';
+
+const Name = z.string().trim().min(1).max(128);
+
+/** Names must be unique within each list of the file. */
+const uniqueNames = <T extends z.ZodType<{ name: string }>>(item: T) =>
+  z.array(item).superRefine((items, ctx) => {
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      const key = it.name.toLowerCase();
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${it.name}" appears twice (also at [${seen.get(key)}])` });
+      else seen.set(key, i);
+    });
+  });
+
+export const SiteGroup = z.strictObject({ name: Name, description: z.string().max(2000).nullable().optional() });
+
+/** A policy in the file names its groups, pools and plans by name. */
+export const SitePolicy = PolicyBody.omit({ groupIds: true, pools: true, protocolPlanId: true, powerPlanId: true, releasePlanId: true }).extend({
+  groups: z.array(Name).min(1, 'a policy must name at least one group'),
+  pools: z.array(z.strictObject({ pool: Name, desktops: z.number().int().min(1).max(20).default(1) })).min(1, 'a policy must offer at least one pool'),
+  protocolPlan: Name.nullable().default(null),
+  powerPlan: Name.nullable().default(null),
+  releasePlan: Name.nullable().default(null),
+});
+
+/** A pool in the file names its provider by name. */
+export const SitePool = CreatePool.omit({ providerId: true }).extend({ provider: Name });
+
+/**
+ * `stagedoor apply -f site.yaml`: the studio as code. Every list is optional; objects are matched
+ * by name (case-insensitive). Pools reference their provider, policies their groups, pools and
+ * plans, by name — in the same file or already in the database.
+ */
+export const SiteFile = z.strictObject({
+  version: z.literal(1).default(1),
+  groups: uniqueNames(SiteGroup).default([]),
+  providers: uniqueNames(CreateProvider).default([]),
+  protocolPlans: uniqueNames(ProtocolPlanBody).default([]),
+  powerPlans: uniqueNames(PowerPlanBody).default([]),
+  releasePlans: uniqueNames(ReleasePlanBody).default([]),
+  pools: uniqueNames(SitePool).default([]),
+  policies: uniqueNames(SitePolicy).default([]),
+});
+
+export const SiteChange = z.object({
+  kind: z.string(),
+  name: z.string(),
+  action: z.enum(['create', 'update', 'delete', 'unchanged']),
+  fields: z.array(z.string()).describe('what changes, for updates'),
+});
+export const ApplyResult = z.object({
+  dryRun: z.boolean(),
+  applied: z.boolean(),
+  changes: z.array(SiteChange),
+  summary: z.object({ create: z.number().int(), update: z.number().int(), delete: z.number().int(), unchanged: z.number().int() }),
+});
