@@ -12,6 +12,7 @@ export default defineConfig({
     // Two cores: files run in two forks; heavy system tests serialize themselves where needed.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    reporters: ['default'],
+    // Verbose: every test name is printed, so the output shows each storage test ran on [pglite] and [postgres].
+    reporters: ['verbose'],
   },
 });

@@ -19,6 +19,9 @@ const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 const HOST = '127.0.0.1';
 const GRANT_PORTS = { start: 20000, end: 31999 };
 const quick = process.argv.includes('--quick');
+/** `--only=idle,studio`: run just those sections (throughput, rtt, connrate, idle, studio). */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const runs = (section: string) => !only || only.includes(section);
 const SECONDS = quick ? 3 : 5;
 const CONNRATE_COUNT = quick ? 2000 : 4000;
 const IDLE_COUNTS = quick ? [2000] : [2000, 10000];
@@ -217,7 +220,7 @@ async function main(): Promise<void> {
 
   // 1. Throughput (iperf3); the gateway's byte path is measured through the relay harness (see there).
   const iperfTo = { direct: iperfPort, haproxy: fe.iperf, gateway: harnessPort };
-  for (const p of paths) {
+  for (const p of runs('throughput') ? paths : []) {
     results[p]!.gbps1 = await iperf(iperfTo[p], []);
     results[p]!.gbps8 = await iperf(iperfTo[p], ['-P', '8']);
     results[p]!.gbps1Reverse = await iperf(iperfTo[p], ['-R']);
@@ -225,7 +228,7 @@ async function main(): Promise<void> {
   }
 
   // 2. 64-byte round trip.
-  for (const p of paths) {
+  for (const p of runs('rtt') ? paths : []) {
     const port = p === 'direct' ? rrPort : p === 'haproxy' ? fe.rr : (await granted(1, rrPort)).ports[0]!;
     const r = haveSockperf ? await sockperf(port) : ((await run('rr', { port, seconds: SECONDS })) as { p50Us: number; p99Us: number });
     results[p]!.rttP50 = r.p50Us;
@@ -234,7 +237,7 @@ async function main(): Promise<void> {
   }
 
   // 3. New relayed connections per second, 32 at a time; through the gateway each one is a grant.
-  for (const p of paths) {
+  for (const p of runs('connrate') ? paths : []) {
     const ports = p === 'direct' ? [echoPorts.direct] : p === 'haproxy' ? [fe.echo] : (await granted(CONNRATE_COUNT, echoPorts.gateway)).ports;
     const r = (await run('connrate', { ports, count: CONNRATE_COUNT, concurrency: 32 })) as { rate: number; failed: number; ok: number };
     results[p]!.connPerSec = r.rate;
@@ -243,7 +246,7 @@ async function main(): Promise<void> {
   }
 
   // 4. RSS per idle relayed connection.
-  for (const n of IDLE_COUNTS) {
+  for (const n of runs('idle') ? IDLE_COUNTS : []) {
     // A relayed session holds three descriptors in the gateway (client, workstation, and its grant's
     // port, which stays open to refuse a second connection): past the open-file limit, more workers.
     const needed = Math.max(workers, Math.ceil((3 * n + 200) / (fdLimit - 500)));
@@ -274,7 +277,7 @@ async function main(): Promise<void> {
   }
 
   // 5. The studio load: 200 viewers × 25 Mbit/s downstream in 1,200-byte frames, a 64-byte input event every 10 ms echoed.
-  for (const p of paths) {
+  for (const p of runs('studio') ? paths : []) {
     const ports = p === 'direct' ? [studioPorts.direct] : p === 'haproxy' ? [fe.studio] : (await granted(STUDIO.sessions, studioPorts.gateway)).ports;
     const r = (await run('studio-client', { ports, sessions: STUDIO.sessions, seconds: STUDIO.seconds, eventMs: STUDIO.eventMs })) as { deliveredMbps: number; p50Us: number; p99Us: number; echoes: number };
     results[p]!.studioGbps = r.deliveredMbps / 1000;

@@ -85,6 +85,8 @@ export async function assembleBroker(config: Config, database: Database, opts: S
       await jobs.stop();
       services.gateways.channels.close(); // gateways reconnect to another node; nothing to record here
       await app.close();
+      // Running pool passes finish (and the LISTEN connection is released) before the pool closes.
+      await services.pools.stop();
       await database.close();
     },
   };

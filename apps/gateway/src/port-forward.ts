@@ -229,15 +229,15 @@ export class PortForwarder {
     if (g.grant.sessionUntil) g.timers.push(this.#timer(Date.parse(g.grant.sessionUntil) - this.opts.now(), () => session.close('session-expired')));
     this.opts.log.info({ grant: g.grant.id, port: port.port, client, target: `${g.grant.targetAddress}:${g.grant.targetPort}` }, 'session started');
     this.opts.reporter.sessionStarted(g.grant, client, g.startedAt);
-    session.start(socket, { host: g.grant.targetAddress, port: g.grant.targetPort, connectTimeoutMs: this.opts.connectTimeoutMs }, initial);
-    void session.done.then((outcome) => {
+    session.onEnd = (outcome) => {
       this.#endedBytes.up += outcome.bytesUp;
       this.#endedBytes.down += outcome.bytesDown;
       g.session = null;
       this.opts.log.info({ grant: g.grant.id, port: port.port, ...outcome }, 'session ended');
       this.opts.reporter.sessionEnded(g.grant, outcome, new Date(this.opts.now()));
       if (this.#grants.get(g.grant.id) === g) this.#finish(g, outcome.reason.startsWith('revoked') ? 'revoked' : 'used');
-    });
+    };
+    session.start(socket, { host: g.grant.targetAddress, port: g.grant.targetPort, connectTimeoutMs: this.opts.connectTimeoutMs }, initial);
   }
 
   #refuse(port: PortState, socket: net.Socket, client: string, reason: RefusalReason, grantId: string | null): void {

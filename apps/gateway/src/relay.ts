@@ -3,10 +3,13 @@ import net from 'node:net';
 /**
  * The byte mover. Both sockets of a session read through `onread` (no per-read allocation): a read
  * lands either in one buffer shared by every idle socket of the process, or — once a direction
- * carries bulk data — in a buffer of its own taken from a small pool, which is written to the other
- * side without a copy. A pending write still referencing that buffer pauses its reader until the
- * kernel took the bytes; data read into the shared buffer is copied out at once, because the next
- * read of any socket overwrites it. Idle sessions hold no buffer at all.
+ * carries bulk data — in one of two buffers of its own from a small pool, which are written to the
+ * other side without a copy: while the kernel still holds a write from one, the next read fills the
+ * other, and the reader pauses only when both are referenced. Data read into the shared buffer is
+ * copied out at once, because the next read of any socket overwrites it. Idle sessions hold no
+ * buffer, and no closure of their own: socket events and `onread` go to functions shared by every
+ * session, which find their session through a symbol on the socket (memory per idle connection is
+ * one of the benchmark's figures).
  *
  * Half-close is relayed, not collapsed: both sockets allow half-open, and a FIN from one side ends
  * the other side's writing after every byte before it was written (see docs/gateway.md).
@@ -14,107 +17,120 @@ import net from 'node:net';
 
 const SHARED_SIZE = 64 * 1024;
 const PRIVATE_SIZE = 128 * 1024;
-/** A read this large means a bulk transfer: give the direction its own buffer. */
+/** A read this large means a bulk transfer: give the direction buffers of its own. */
 const BULK_BYTES = 16 * 1024;
+const PRIVATE_PER_DIRECTION = 2;
 const POOL_MAX = 64;
 
-class ReadBuffers {
-  readonly shared = Buffer.allocUnsafeSlow(SHARED_SIZE);
-  readonly #free: Buffer[] = [];
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(PRIVATE_SIZE);
-  }
-  give(b: Buffer): void {
-    if (this.#free.length < POOL_MAX) this.#free.push(b);
-  }
-}
-const buffers = new ReadBuffers();
+const shared = Buffer.allocUnsafeSlow(SHARED_SIZE);
+const pool: Buffer[] = [];
+const take = () => pool.pop() ?? Buffer.allocUnsafeSlow(PRIVATE_SIZE);
+const give = (b: Buffer) => {
+  if (pool.length < POOL_MAX) pool.push(b);
+};
+
+const DIRECTION = Symbol('stagedoor.direction');
+const SESSION = Symbol('stagedoor.session');
+type Tagged = net.Socket & { [DIRECTION]?: Direction; [SESSION]?: RelaySession };
 
 /** One direction of a session: what `from` reads is written to `to`. */
 export class Direction {
   bytes = 0;
-  #priv: Buffer | null = null;
-  #waiting = false;
-  #to: net.Socket | null = null;
-  #from: net.Socket | null = null;
-
-  /** The `onread` option for the socket this direction reads from. */
-  readonly onread = {
-    buffer: (): Buffer => this.#priv ?? buffers.shared,
-    callback: (n: number, buf: Buffer): boolean => this.#onRead(n, buf),
-  };
-
-  bind(from: net.Socket, to: net.Socket): void {
-    this.#from = from;
-    this.#to = to;
-    to.on('drain', () => {
-      if (!this.#waiting) from.resume();
-    });
-  }
-
+  from: net.Socket | null = null;
+  to: net.Socket | null = null;
   /** Before the relay starts (a PROXY header is being read): reads go here, copied. */
   intercept: ((chunk: Buffer) => void) | null = null;
+  /** This direction's own read buffers, once it carried bulk data. */
+  #slots: Buffer[] | null = null;
+  /** Own buffers a pending write still references. */
+  #busy: Buffer[] = [];
+  /** The own buffer handed to libuv for the next read. */
+  #lent: Buffer | null = null;
+  #lastSmall = false;
+  #disposed = false;
 
-  #onRead(n: number, buf: Buffer): boolean {
+  /** The buffer the next read of `from` goes into (called by Node right after each read). */
+  nextBuffer(): Buffer {
+    const slots = this.#slots;
+    if (!slots) return shared;
+    if (this.#lastSmall && this.#busy.length === 0) {
+      // The burst is over and nothing references our buffers: back to the shared one.
+      for (const b of slots) give(b);
+      this.#slots = null;
+      return shared;
+    }
+    const free = slots.find((b) => !this.#busy.includes(b));
+    this.#lent = free ?? null;
+    return free ?? shared;
+  }
+
+  onRead(n: number, buf: Buffer): boolean {
     if (this.intercept) {
       this.intercept(Buffer.from(buf.subarray(0, n)));
       return true;
     }
-    const to = this.#to!;
-    const from = this.#from!;
     this.bytes += n;
-    let data: Buffer;
-    if (buf === this.#priv) {
-      data = buf.subarray(0, n);
+    this.#lastSmall = n < BULK_BYTES;
+    let own: Buffer | null = null;
+    if (buf !== shared) {
+      own = buf;
+      this.#lent = null;
     } else if (n >= BULK_BYTES) {
-      this.#priv = buffers.take();
-      buf.copy(this.#priv, 0, 0, n);
-      data = this.#priv.subarray(0, n);
-    } else {
-      data = Buffer.from(buf.subarray(0, n)); // small: a copy out of the shared buffer is cheap
+      // A bulk transfer begins: from now on reads land in buffers of this direction.
+      this.#slots ??= Array.from({ length: PRIVATE_PER_DIRECTION }, take);
+      own = this.#slots.find((b) => b !== this.#lent && !this.#busy.includes(b)) ?? null;
+      if (own) buf.copy(own, 0, 0, n);
     }
-    const below = to.write(data, this.#written);
-    if (to.writableLength > 0 && data.buffer === this.#priv?.buffer) {
-      // The kernel has not taken it all: the rest still points into our buffer. Read no more until it has.
-      this.#waiting = true;
-      from.pause();
-      return false;
+    if (!own) {
+      // Small reads (input events, keystrokes): a cheap copy out of the shared buffer.
+      return this.to!.write(Buffer.from(buf.subarray(0, n))) ? true : this.#pause();
     }
-    if (this.#priv && buf === this.#priv && n < BULK_BYTES) this.#release(); // the burst is over
-    if (!below) {
-      from.pause();
-      return false;
-    }
-    return true;
+    this.#busy.push(own);
+    const held = own;
+    this.to!.write(own.subarray(0, n), () => this.#released(held));
+    // Both buffers still referenced by writes the kernel has not taken: wait for one.
+    return this.#busy.length < PRIVATE_PER_DIRECTION ? true : this.#pause();
   }
 
-  /** For a socket without `onread` (the fallback listener): its 'data' chunks are ours to keep. */
-  pipeData(): void {
-    const from = this.#from!;
-    const to = this.#to!;
-    from.on('data', (chunk: Buffer) => {
-      this.bytes += chunk.length;
-      if (!to.write(chunk)) from.pause();
-    });
+  #pause(): false {
+    this.from!.pause();
+    return false;
   }
 
-  #written = (): void => {
-    if (!this.#waiting) return;
-    this.#waiting = false;
-    const from = this.#from!;
-    if (!from.destroyed && !from.readableEnded) from.resume();
-  };
-
-  #release(): void {
-    if (this.#priv && !this.#waiting) buffers.give(this.#priv);
-    this.#priv = null;
+  #released(own: Buffer): void {
+    this.#busy.splice(this.#busy.indexOf(own), 1);
+    if (this.#disposed) {
+      if (this.#busy.length === 0) this.#returnSlots();
+      return;
+    }
+    const from = this.from!;
+    const to = this.to!;
+    if (this.#busy.length < PRIVATE_PER_DIRECTION && from.isPaused() && !from.destroyed && !from.readableEnded && to.writableLength < to.writableHighWaterMark) from.resume();
   }
 
-  /** The session ended: hand the buffer back (not while a write may still reference it). */
+  /** `to` drained: read again unless both own buffers are still referenced. */
+  drained(): void {
+    if (this.#busy.length < PRIVATE_PER_DIRECTION) this.from!.resume();
+  }
+
+  #returnSlots(): void {
+    for (const b of this.#slots ?? []) give(b);
+    this.#slots = null;
+  }
+
+  /** The session ended: buffers go back to the pool (once no write references them). */
   dispose(): void {
-    if (!this.#waiting) this.#release();
-    this.#priv = null;
+    this.#disposed = true;
+    if (this.#busy.length === 0) this.#returnSlots();
   }
+}
+
+/** `onread` of a relayed socket. Node calls `callback` as the socket's method (shared), `buffer` as a plain function (one per socket). */
+function onreadFor(direction: Direction) {
+  return { buffer: () => direction.nextBuffer(), callback: onReadCallback };
+}
+function onReadCallback(this: Tagged, n: number, buf: Buffer): boolean {
+  return this[DIRECTION]!.onRead(n, buf);
 }
 
 export interface RelayOutcome {
@@ -124,21 +140,21 @@ export interface RelayOutcome {
 }
 
 /**
- * Relay between an accepted client socket (created with `up.onread`, paused) and a target. Resolves
- * when both sockets are closed. `close(reason)` ends it at once (revocation).
+ * Relay between an accepted client socket (created with `onreadFor(session.up)`, paused) and a target. `onEnd`
+ * runs once both sockets are closed. `close(reason)` ends it at once (revocation).
  */
 export class RelaySession {
   readonly up = new Direction(); // client → target
   readonly down = new Direction(); // target → client
-  #reason: string | null = null;
-  #target: net.Socket | null = null;
-  #client: net.Socket | null = null;
-  readonly done: Promise<RelayOutcome>;
-  #resolve!: (o: RelayOutcome) => void;
+  reason: string | null = null;
+  client: net.Socket | null = null;
+  target: net.Socket | null = null;
+  onEnd: ((o: RelayOutcome) => void) | null = null;
+  #open = 2;
+  #timer: NodeJS.Timeout | null = null;
+  connected = false;
 
-  constructor(readonly clientUsesOnread = true) {
-    this.done = new Promise((resolve) => (this.#resolve = resolve));
-  }
+  constructor(readonly clientUsesOnread = true) {}
 
   get bytesUp(): number {
     return this.up.bytes;
@@ -147,68 +163,106 @@ export class RelaySession {
     return this.down.bytes;
   }
 
-  /** Connect to the target and start relaying. `initial` are bytes already read from the client (after a PROXY header). */
-  start(client: net.Socket, target: { host: string; port: number; connectTimeoutMs: number }, initial?: Buffer): void {
-    this.#client = client;
-    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, onread: this.down.onread });
-    this.#target = upstream;
-    client.setNoDelay(true);
-    client.setKeepAlive(true, 60_000);
-    const timer = setTimeout(() => this.close('target-unreachable: connect timeout'), target.connectTimeoutMs);
-    timer.unref();
-
-    let clientClosed = false;
-    let targetClosed = false;
-    const finish = () => {
-      if (!clientClosed || !targetClosed) return;
-      this.up.dispose();
-      this.down.dispose();
-      this.#resolve({ reason: this.#reason ?? 'closed', bytesUp: this.up.bytes, bytesDown: this.down.bytes });
-    };
-    client.on('close', () => {
-      clientClosed = true;
-      if (!targetClosed && !upstream.destroyed && upstream.connecting) upstream.destroy();
-      finish();
-    });
-    upstream.on('close', () => {
-      targetClosed = true;
-      finish();
-    });
-    client.on('error', (err: NodeJS.ErrnoException) => this.close(`client-error: ${err.code ?? err.message}`));
-    upstream.on('error', (err: NodeJS.ErrnoException) => this.close(upstream.connecting || !this.#connected ? `target-unreachable: ${err.code ?? err.message}` : `target-error: ${err.code ?? err.message}`));
-
-    upstream.once('connect', () => {
-      clearTimeout(timer);
-      this.#connected = true;
-      this.up.bind(client, upstream);
-      this.down.bind(upstream, client);
-      // A FIN from one side: finish writing to the other, then send it the FIN. No byte is lost.
-      client.on('end', () => {
-        this.#reason ??= 'client-closed';
-        upstream.end();
-      });
-      upstream.on('end', () => {
-        this.#reason ??= 'target-closed';
-        client.end();
-      });
-      // Once both of a socket's directions are finished it closes by itself (net.Socket autoDestroy).
-      if (!this.clientUsesOnread) this.up.pipeData();
-      if (initial?.length) {
-        this.up.bytes += initial.length;
-        upstream.write(initial);
-      }
-      client.resume();
-    });
+  /** Tag an accepted socket before its first read. */
+  adopt(client: net.Socket): void {
+    (client as Tagged)[SESSION] = this;
+    (client as Tagged)[DIRECTION] = this.up;
+    this.client = client;
+    this.up.from = client;
   }
 
-  #connected = false;
+  /** Connect to the target and start relaying. `initial` are bytes already read from the client (after a PROXY header). */
+  start(client: net.Socket, target: { host: string; port: number; connectTimeoutMs: number }, initial?: Buffer): void {
+    if (this.client !== client) this.adopt(client);
+    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, onread: onreadFor(this.down) }) as Tagged;
+    upstream[SESSION] = this;
+    upstream[DIRECTION] = this.down;
+    this.target = upstream;
+    this.up.to = upstream;
+    this.down.from = upstream;
+    this.down.to = client;
+    if (initial?.length) {
+      this.up.bytes += initial.length;
+      upstream.write(initial);
+    }
+    this.#timer = setTimeout(onConnectTimeout, target.connectTimeoutMs, this);
+    this.#timer.unref();
+    client.on('close', onClose);
+    upstream.on('close', onClose);
+    client.on('error', onError);
+    upstream.on('error', onError);
+    upstream.once('connect', onTargetConnect);
+  }
+
+  /** @internal */
+  connectedToTarget(): void {
+    clearTimeout(this.#timer!);
+    this.#timer = null;
+    this.connected = true;
+    const client = this.client!;
+    const upstream = this.target!;
+    client.on('end', onEnd);
+    upstream.on('end', onEnd);
+    client.on('drain', onDrain);
+    upstream.on('drain', onDrain);
+    if (!this.clientUsesOnread) {
+      client.on('data', onData);
+    }
+    client.resume();
+  }
+
+  /** @internal one socket closed; the session ends when both have. */
+  socketClosed(): void {
+    if (--this.#open > 0) {
+      // The client went before the target answered: nothing to wait for.
+      if (this.target && this.target.connecting) this.target.destroy();
+      return;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.up.dispose();
+    this.down.dispose();
+    this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: this.up.bytes, bytesDown: this.down.bytes });
+  }
 
   /** End the session now (revocation, shutdown, errors): both sockets are destroyed. */
   close(reason: string): void {
-    this.#reason ??= reason;
-    this.#client?.destroy();
-    this.#target?.destroy();
+    this.reason ??= reason;
+    this.client?.destroy();
+    this.target?.destroy();
   }
+}
+
+// Socket event handlers shared by every session: `this` is the socket that emitted.
+function onClose(this: Tagged): void {
+  this[SESSION]!.socketClosed();
+}
+function onError(this: Tagged, err: NodeJS.ErrnoException): void {
+  const s = this[SESSION]!;
+  const code = err.code ?? err.message;
+  s.close(this === s.client ? `client-error: ${code}` : s.connected ? `target-error: ${code}` : `target-unreachable: ${code}`);
+}
+function onTargetConnect(this: Tagged): void {
+  this[SESSION]!.connectedToTarget();
+}
+function onConnectTimeout(s: RelaySession): void {
+  s.close('target-unreachable: connect timeout');
+}
+/** A FIN from one side: finish writing to the other, then send it the FIN. No byte is lost. */
+function onEnd(this: Tagged): void {
+  const s = this[SESSION]!;
+  const client = this === s.client;
+  s.reason ??= client ? 'client-closed' : 'target-closed';
+  (client ? s.target! : s.client!).end();
+}
+function onDrain(this: Tagged): void {
+  const s = this[SESSION]!;
+  (this === s.client ? s.down : s.up).drained();
+}
+/** The fallback listener's sockets (no `onread`): their chunks are ours to keep. */
+function onData(this: Tagged, chunk: Buffer): void {
+  const s = this[SESSION]!;
+  s.up.bytes += chunk.length;
+  if (!s.target!.write(chunk)) this.pause();
 }
 
 /**
@@ -219,20 +273,24 @@ export class RelaySession {
  * since Node 0.x; if it is missing (another runtime) the plain 'connection' event is used instead,
  * with the copy that implies.
  */
-export function listenWithOnread(
-  server: net.Server,
-  onSocket: (socket: net.Socket, session: RelaySession) => void,
-): void {
-  server.on('listening', () => {
+export function listenWithOnread(server: net.Server, onSocket: (socket: net.Socket, session: RelaySession) => void): void {
+  server.once('listening', () => {
     const handle = (server as unknown as { _handle?: { onconnection?: (err: number, h: unknown) => void } })._handle;
     if (!handle || typeof handle.onconnection !== 'function') {
-      server.on('connection', (socket) => onSocket(socket, new RelaySession(false)));
+      server.on('connection', (socket) => {
+        const session = new RelaySession(false);
+        session.adopt(socket);
+        onSocket(socket, session);
+      });
       return;
     }
     handle.onconnection = (err: number, clientHandle: unknown) => {
       if (err || !clientHandle) return;
       const session = new RelaySession();
-      const socket = new net.Socket({ handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread: session.up.onread } as net.SocketConstructorOpts);
+      const socket = new net.Socket({ handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread: onreadFor(session.up) } as net.SocketConstructorOpts);
+      session.adopt(socket);
+      (clientHandle as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      (clientHandle as { setKeepAlive?: (on: boolean, delay: number) => void }).setKeepAlive?.(true, 60);
       onSocket(socket, session);
     };
   });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemActor } from '../../broker/src/domain/identity/actor.ts';
 import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
@@ -152,6 +153,29 @@ describe('port-forward relay through a broker-authorised grant', () => {
     expect(again.ok && again.data.length > 0).toBe(false);
     await refusal(grant.grantId, 'revoked');
     await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 5000, 25);
+  });
+
+  it('a disabled gateway refuses new connections (audited) while its live session runs on; re-activated, it serves again', async () => {
+    const live = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    const waiting = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    await ready(live);
+    await ready(waiting);
+    const s = net.connect({ port: live.port, host: '127.0.0.1' });
+    await new Promise((r) => s.once('connect', r));
+    await broker.services.gateways.update(systemActor, gw.gatewayId, { status: 'disabled' });
+    await waitFor('the gateway to learn it is disabled', () => gw.gateway.refusing() === 'disabled', 5000, 10);
+    const refused = await roundTrip(waiting.port, Buffer.from('now?'));
+    expect(refused.ok && refused.data.length > 0).toBe(false);
+    await refusal(waiting.grantId, 'disabled');
+    const echoed = await new Promise<string>((resolve) => {
+      s.once('data', (d) => resolve(d.toString()));
+      s.write('still relaying');
+    });
+    expect(echoed).toBe('still relaying');
+    s.end();
+    await broker.services.gateways.update(systemActor, gw.gatewayId, { status: 'active' });
+    await waitFor('active again', () => gw.gateway.refusing() === null, 5000, 10);
+    expect(await roundTrip(waiting.port, Buffer.from('now'))).toMatchObject({ ok: true, data: Buffer.from('now') });
   });
 
   it('a garbage first packet and a scan of the whole port range disturb no other session', async () => {

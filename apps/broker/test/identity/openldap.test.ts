@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeFilterValue, namingContext } from '../../src/providers/directory/ldap.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
@@ -112,9 +113,10 @@ describe('sign-in against OpenLDAP (slapd)', () => {
     });
     serverId = server.id;
   });
+  // The server first: it must go even if closing the broker hangs.
   afterAll(async () => {
-    await b?.close();
     await slapd?.stop();
+    await b?.close();
   });
 
   it('a directory user signs in with their LDAP password and gets the mapped groups, the nested one included', async () => {
@@ -224,6 +226,32 @@ describe('sign-in against OpenLDAP (slapd)', () => {
       await patch(b, admin, serverId, { config });
     }
     expect((await loginRaw(b.app, 'alice', 'alice-ldap-pass')).statusCode).toBe(200);
+  });
+
+  it('a server that accepts connections but never answers times out and the next URL is used', async () => {
+    // A black hole: TCP connects, then silence (a hung DC, a half-open firewall).
+    const sockets: net.Socket[] = [];
+    const hole = net.createServer((c) => void sockets.push(c));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+    const holeUrl = `ldap://127.0.0.1:${(hole.address() as net.AddressInfo).port}`;
+    try {
+      const slow = await create(b.app, admin, '/api/v1/auth-servers', {
+        kind: 'ldap',
+        name: 'slow-ldap',
+        enabled: false,
+        config: { urls: [holeUrl, slapd.url], bindDn: `cn=stagedoor,ou=services,${SUFFIX}`, userSearchBase: SUFFIX, userFilter: '(uid={username})', groupMembership: 'group-of-names', connectTimeoutMs: 300, searchTimeoutMs: 500 },
+        bindPassword: BIND_PASSWORD,
+      });
+      const ok = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${slow.id}/test`, headers: as(admin), payload: { username: 'alice' } });
+      expect(ok.json()).toMatchObject({ ok: true, details: { url: slapd.url, user: { username: 'alice' } } });
+      const { config } = (await b.app.inject({ url: `/api/v1/auth-servers/${slow.id}`, headers: as(admin) })).json();
+      await patch(b, admin, slow.id, { config: { ...config, urls: [holeUrl] } });
+      const failed = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${slow.id}/test`, headers: as(admin), payload: {} });
+      expect(failed.json()).toMatchObject({ ok: false, message: expect.stringMatching(new RegExp(`slow-ldap.*${holeUrl}.*time`, 'i')) });
+    } finally {
+      for (const c of sockets) c.destroy();
+      hole.close();
+    }
   });
 
   it('a Stagedoor-disabled directory user cannot sign in', async () => {

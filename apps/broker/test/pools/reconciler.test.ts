@@ -12,7 +12,7 @@ import { systemActor } from '../../src/domain/identity/actor.ts';
 import { hashToken } from '../../src/domain/identity/tokens.ts';
 import { PlanExecutor } from '../../src/domain/pools/executor.ts';
 import { PoolLauncher } from '../../src/domain/pools/launcher.ts';
-import { LAUNCH_GRACE_MS } from '../../src/domain/pools/plan.ts';
+import { countMembers, LAUNCH_GRACE_MS } from '../../src/domain/pools/plan.ts';
 import { PoolsRepository } from '../../src/domain/pools/pools.repository.ts';
 import { POKE_CHANNEL } from '../../src/domain/pools/reconciler.ts';
 import { WorkstationsRepository } from '../../src/domain/workstations/workstations.repository.ts';
@@ -245,9 +245,32 @@ describe.each(DRIVERS)('pool reconciler against the EC2 emulator [%s]', (driver)
     const executor = new PlanExecutor({ db, pools: repo, workstations, launcher, audit: b.services.audit, clock, log: silent });
     const pool = await pools().get(p.id);
     const cloud = providerFor(emu);
-    const report = await executor.execute(pool, { thresholds: { minAvailable: 0, maxAvailable: 0, maxTotal: null, window: null }, counts: { total: 1, available: 1, warm: 1, assigned: 0, starting: 0, launching: 0 }, actions: [{ kind: 'terminate', workstationIds: [row!.id] }], notes: [], backingOff: false }, cloud);
+    const report = await executor.execute(pool, { thresholds: { minAvailable: 0, maxAvailable: 0, maxTotal: null, window: null }, counts: { total: 1, available: 1, warm: 1, startable: 0, terminable: 1, assigned: 0, starting: 0, launching: 0, orphans: 0 }, actions: [{ kind: 'terminate', workstationIds: [row!.id] }], notes: [], backingOff: false }, cloud);
     expect(report).toMatchObject({ terminated: 0, errors: [] });
     expect(live(p.id)).toHaveLength(1);
+  });
+
+  it('the counts the job decides from (SQL) are the planner\'s counts of the members (JS)', async () => {
+    const p = await newPool('mixed', { minAvailable: 6 });
+    const rs = await rows(p.id);
+    await assign(rs[0]!.id);
+    await b.database.db.execute(sql`update workstations set power_state = 'stopped' where id in (${rs[1]!.id}, ${rs[2]!.id})`);
+    await b.database.db.execute(sql`update workstations set maintenance = true where id = ${rs[3]!.id}`);
+    await b.database.db.execute(sql`update workstations set health = 'unhealthy' where id = ${rs[4]!.id}`);
+    await b.database.db.execute(sql`update workstations set power_state = 'terminated' where id = ${rs[5]!.id}`);
+    await b.database.db.transaction((tx) => pools().reservePendingLaunch(p.id, tx));
+    clock.advance(LAUNCH_GRACE_MS);
+    await b.database.db.transaction((tx) => pools().reservePendingLaunch(p.id, tx));
+    const repo = new PoolsRepository(b.database.db);
+    const now = clock.now();
+    const since = new Date(now.getTime() - 60_000);
+    const fromSql = (await repo.counts(p.id, since, new Date(now.getTime() - LAUNCH_GRACE_MS))).get(p.id)!;
+    const snap = await repo.snapshot(p.id, since);
+    expect(fromSql.counts).toEqual(countMembers(snap.members, now));
+    expect(fromSql.counts).toEqual({ total: 7, available: 4, warm: 2, startable: 2, terminable: 2, assigned: 1, starting: 5, launching: 2, orphans: 1 });
+    expect(fromSql.recentLaunches).toBe(snap.recentLaunches);
+    const all = await repo.counts(null, since, new Date(now.getTime() - LAUNCH_GRACE_MS));
+    expect(all.get(p.id)).toEqual(fromSql);
   });
 
   describe('two broker nodes on one database', () => {

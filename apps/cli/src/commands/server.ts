@@ -41,10 +41,10 @@ async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {
   let createdAdmin: { password: string; generated: boolean } | undefined;
   const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) });
   const sandbox = opts.sandbox ? await startSandbox(broker, config, log) : undefined;
-  const gateway = role === 'dev' ? await startDevGateway(broker, config) : null;
   printBanner(role, config, broker.url!, createdAdmin);
-  if (gateway) console.error(`  ${gateway.banner}`);
   if (sandbox) console.error(sandboxBanner(sandbox.url).map((l) => `  ${l}`).join('\n'));
+  const gateway = role === 'dev' ? await startDevGateway(broker, config) : null;
+  if (gateway) console.error(`  ${gateway.banner}`);
 
   let closing = false;
   const shutdown = async (signal: string) => {

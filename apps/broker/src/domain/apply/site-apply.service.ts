@@ -47,6 +47,12 @@ export class SiteApplyService {
     } catch (err) {
       if (!(err instanceof DryRunRollback)) throw err;
     }
+    if (!opts.dryRun) {
+      for (const c of changes.filter((x) => x.kind === 'pool' && x.action !== 'unchanged')) {
+        const pool = await this.deps.context.pools.findByName(c.name);
+        if (pool) this.deps.context.pools.poke(pool.id);
+      }
+    }
     const summary = summarize(changes);
     return { dryRun: opts.dryRun, applied: !opts.dryRun && summary.create + summary.update > 0, changes, summary };
   }

@@ -10,6 +10,8 @@ export interface PoolsApplyApi {
   findByName(name: string, tx?: DbOrTx): Promise<({ id: string } & Record<string, unknown>) | undefined>;
   create(actor: Actor, input: z.output<typeof CreatePool>, tx?: DbOrTx): Promise<unknown>;
   update(actor: Actor, id: string, input: z.output<typeof UpdatePool>, tx?: DbOrTx): Promise<unknown>;
+  /** After the commit: a pool pass run inside the open transaction could not see the change. */
+  poke(poolId: string): void;
 }
 
 export const poolKind: SiteKind<z.output<typeof SitePool>> = {

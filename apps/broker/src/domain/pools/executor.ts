@@ -10,7 +10,6 @@ import type { LaunchResult, PoolLauncher } from './launcher.ts';
 import type { ExecutionReport, PoolAction, PoolPlan } from './plan.ts';
 import type { PoolRow, PoolsRepository } from './pools.repository.ts';
 
-
 /** Launches of one pass run this many at a time: quick to fill a pool, gentle on the cloud's rate limits. */
 const LAUNCH_CONCURRENCY = 4;
 
@@ -95,12 +94,12 @@ export class PlanExecutor {
       const victims = await this.deps.pools.lockTerminable(pool.id, ids, tx);
       if (victims.length === 0) return;
       const changes = await cloud.terminate(victims.map((v) => v.externalId));
-      await this.#writePower(pool, victims.map((v) => ({ id: v.id, externalId: v.externalId, name: '' })), changes, 'terminate', tx);
+      await this.#writePower(pool, victims, changes, 'terminate', tx);
       report.terminated += changes.length;
     });
   }
 
-  async #writePower(pool: PoolRow, rows: Pick<WorkstationRow, 'id' | 'externalId' | 'name'>[], changes: PowerChange[], action: 'start' | 'terminate', tx?: Tx): Promise<void> {
+  async #writePower(pool: PoolRow, rows: { id: string; externalId: string | null }[], changes: PowerChange[], action: 'start' | 'terminate', tx?: Tx): Promise<void> {
     const byExternal = new Map(rows.map((r) => [r.externalId!, r]));
     const write = async (t: Tx) => {
       const at = this.deps.clock.now();

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, inArray, isNotNull, ne, or, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, isNotNull, isNull, ne, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
 import { rowsOf } from '../../db/migrate.ts';
 import { assignments, pools, workstations } from '../../db/schema/index.ts';
@@ -313,6 +313,9 @@ export class PoolsRepository {
           eq(workstations.maintenance, false),
           ne(workstations.health, 'unhealthy'),
           inArray(workstations.powerState, [...AVAILABLE_POWER_STATES]),
+          // The connect flow's marker: an assignment committed after this statement began updates the
+          // row, so PostgreSQL re-checks this condition on it and the row drops out.
+          isNull(workstations.assignmentId),
         ),
       )
       .for('update', { skipLocked: true });

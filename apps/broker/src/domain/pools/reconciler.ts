@@ -8,7 +8,7 @@ import type { ProvidersRepository } from '../providers/providers.repository.ts';
 import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
 import type { PlanExecutor } from './executor.ts';
 import { capacityFailuresOf, providerOf } from './launcher.ts';
-import { decide, hasWork, LAUNCH_GRACE_MS, NOTHING_DONE, passOutcome, planPool, RATE_WINDOW_MS, type Decision, type DesiredPool, type PoolPlan } from './plan.ts';
+import { decide, hasWork, LAUNCH_GRACE_MS, NOTHING_DONE, passOutcome, planPool, RATE_WINDOW_MS, type DesiredPool, type PoolPlan } from './plan.ts';
 import { NO_COUNTS, type PoolRow, type PoolsRepository } from './pools.repository.ts';
 import { effectiveThresholds } from './schedule.ts';
 
@@ -20,8 +20,7 @@ export interface PassResult {
 }
 
 type Unsettled = { providerId: string; machines: { id: string; externalId: string }[] };
-type PassValue = { result: PassResult; unsettled: Unsettled | null };
-type ActivePass = { again: boolean; force: boolean; refresh: boolean; done: Promise<PassValue | 'busy'> };
+type ActivePass = { again: boolean; force: boolean; refresh: boolean; done: Promise<PassResult | 'busy'> };
 
 /** Database signal that a pool should be reconciled soon; every node LISTENs on it. */
 export const POKE_CHANNEL = 'stagedoor_pools';
@@ -65,12 +64,11 @@ export class PoolReconciler {
   }
 
   /** One pass of the pool under its lock, coalesced with a pass already running here; `busy` when another node holds it. */
-  async run(poolId: string, opts: { force?: boolean } = {}): Promise<PassResult | 'busy'> {
-    const r = await this.#coalesced(poolId, { force: !!opts.force, refresh: true });
-    return r === 'busy' ? r : r.result;
+  run(poolId: string, opts: { force?: boolean } = {}): Promise<PassResult | 'busy'> {
+    return this.#coalesced(poolId, { force: !!opts.force, refresh: true });
   }
 
-  #coalesced(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassValue | 'busy'> {
+  #coalesced(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassResult | 'busy'> {
     const current = this.#active.get(poolId);
     if (current) {
       current.again = true;
@@ -81,7 +79,7 @@ export class PoolReconciler {
     const entry: ActivePass = { again: false, ...opts, done: Promise.resolve('busy') };
     entry.done = (async () => {
       await this.#listen();
-      let value: PassValue | 'busy' = 'busy';
+      let value: PassResult | 'busy' = 'busy';
       try {
         do {
           const pass = { force: entry.force, refresh: entry.refresh };
@@ -104,8 +102,7 @@ export class PoolReconciler {
   /** An admin's "reconcile now": waits for the pool's lock and ignores the back-off. */
   async runNow(poolId: string): Promise<PassResult> {
     await this.#listen();
-    const r = await this.deps.database.withAdvisoryLock(`pool:${poolId}`, () => this.#pass(poolId, { force: true, refresh: true }));
-    return r.result;
+    return this.deps.database.withAdvisoryLock(`pool:${poolId}`, () => this.#pass(poolId, { force: true, refresh: true }));
   }
 
   /**
@@ -145,8 +142,8 @@ export class PoolReconciler {
           stats.busy++;
           continue;
         }
-        stats[r.result.outcome]++;
-        for (const k of ['launched', 'started', 'terminated', 'adopted'] as const) stats[k] += r.result.summary[k] ?? 0;
+        stats[r.outcome]++;
+        for (const k of ['launched', 'started', 'terminated', 'adopted'] as const) stats[k] += r.summary[k] ?? 0;
       }
     };
     await Promise.all(Array.from({ length: POOL_CONCURRENCY }, worker));
@@ -167,37 +164,40 @@ export class PoolReconciler {
     await this.#unlisten?.().catch(() => undefined);
   }
 
-  async #pass(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassValue> {
+  async #pass(poolId: string, opts: { force: boolean; refresh: boolean }): Promise<PassResult> {
     const log = this.deps.log.child({ pool: poolId });
     const pool = await this.deps.pools.findById(poolId);
-    if (!pool) return { result: { poolId, outcome: 'ok', error: null, summary: { notes: ['the pool no longer exists'] } }, unsettled: null };
+    if (!pool) return { poolId, outcome: 'ok', error: null, summary: { notes: ['the pool no longer exists'] } };
     const now = this.deps.clock.now();
     const rateSince = new Date(now.getTime() - RATE_WINDOW_MS);
     try {
       // Counts first (one small statement); member rows only when there is something to do.
       const c = (await this.deps.pools.counts(poolId, rateSince, new Date(now.getTime() - LAUNCH_GRACE_MS))).get(poolId) ?? { counts: NO_COUNTS, recentLaunches: 0 };
-      let plan: Pick<PoolPlan, 'thresholds' | 'counts' | 'notes' | 'backingOff'> = decide(desiredOf(pool), c.counts, c.recentLaunches, now, opts.force);
+      const decision = decide(desiredOf(pool), c.counts, c.recentLaunches, now, opts.force);
+      let plan: Pick<PoolPlan, 'thresholds' | 'counts' | 'notes' | 'backingOff'> = decision;
       let report = NOTHING_DONE;
-      if (hasWork(plan as Decision)) {
+      if (hasWork(decision)) {
         const cloud = this.deps.registry.forRow(await providerOf(this.deps.providers, pool.providerId));
         const snap = await this.deps.pools.snapshot(poolId, rateSince);
         const full = planPool({ pool: desiredOf(pool), members: snap.members, recentLaunches: snap.recentLaunches, now, force: opts.force });
         plan = full;
         report = await this.deps.executor.execute(pool, full, cloud);
       }
-      const unsettled = { providerId: pool.providerId, machines: opts.refresh ? await this.deps.pools.unsettled([poolId]) : [] };
-      if (unsettled.machines.length) await this.#refresh(unsettled);
+      if (opts.refresh) {
+        const machines = await this.deps.pools.unsettled([poolId]);
+        if (machines.length) await this.#refresh({ providerId: pool.providerId, machines });
+      }
       const o = passOutcome(outcomeInputOf(pool), plan, report, now);
       await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o });
       if (report !== NOTHING_DONE || o.error) log.info({ outcome: o.outcome, summary: { ...o.summary, capacityFailures: o.summary.capacityFailures?.length }, error: o.error }, 'pool pass');
-      return { result: { poolId, outcome: o.outcome, error: o.error, summary: o.summary }, unsettled };
+      return { poolId, outcome: o.outcome, error: o.error, summary: o.summary };
     } catch (err) {
       // The pass itself broke (the database, the provider row): recorded as a failure, with back-off.
       const report = { ...NOTHING_DONE, errors: [`reconcile failed: ${err instanceof Error ? err.message : String(err)}`] };
       const o = passOutcome(outcomeInputOf(pool), { thresholds: effectiveThresholds(pool, now), counts: NO_COUNTS, notes: [], backingOff: false }, report, now);
       log.warn({ err }, 'pool pass failed');
       await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o }).catch((e: unknown) => log.error({ err: e }, 'could not record the pool pass'));
-      return { result: { poolId, outcome: o.outcome, error: o.error, summary: o.summary }, unsettled: null };
+      return { poolId, outcome: o.outcome, error: o.error, summary: o.summary };
     }
   }
 
