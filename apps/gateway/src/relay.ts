@@ -3,7 +3,7 @@ import net from 'node:net';
 /**
  * The byte mover. Both sockets of a session read through `onread` (no per-read allocation): a read
  * lands either in one buffer shared by every idle socket of the process, or — once a direction
- * carries bulk data — in one of two buffers of its own from a small pool, which are written to the
+ * carries bulk data — in one of two 256 KiB buffers of its own from a small pool, which are written to the
  * other side without a copy: while the kernel still holds a write from one, the next read fills the
  * other, and the reader pauses only when both are referenced. Data read into the shared buffer is
  * copied out at once, because the next read of any socket overwrites it. Idle sessions hold no
@@ -16,7 +16,7 @@ import net from 'node:net';
  */
 
 const SHARED_SIZE = 64 * 1024;
-const PRIVATE_SIZE = 128 * 1024;
+const PRIVATE_SIZE = 256 * 1024;
 /** A read this large means a bulk transfer: give the direction buffers of its own. */
 const BULK_BYTES = 16 * 1024;
 const PRIVATE_PER_DIRECTION = 2;

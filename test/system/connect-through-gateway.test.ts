@@ -1,0 +1,101 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchInject, httpLogin } from '../support/http.ts';
+import { freePort, waitFor } from '../support/ports.ts';
+import { spawnStagedoor, type Spawned } from '../support/processes.ts';
+import { as } from '../support/session.ts';
+
+/**
+ * Broker, gateway and a real client together: `stagedoor dev` (broker + its gateway), an artist
+ * connects through the connect flow to a desktop whose protocol plan goes via the gateway, and a
+ * TCP client reaches the "workstation" (an echo server) only through the port the grant opened.
+ */
+describe('the connect flow through the gateway, end to end', () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-e2e-'));
+  let proc: Spawned;
+  let base: string;
+  let echo: net.Server;
+  let echoPort: number;
+  let artist: { cookie: string; csrf: string; userId: string };
+  let poolId: string;
+
+  beforeAll(async () => {
+    echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
+    await new Promise((r) => echo.once('listening', r));
+    echoPort = (echo.address() as net.AddressInfo).port;
+    const port = await freePort();
+    const gw = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    proc = spawnStagedoor(['dev'], { PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: 'e2e-admin-pw', STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`, STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined });
+    await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200);
+    const admin = await httpLogin(base, 'admin', 'e2e-admin-pw');
+    const call = fetchInject(base);
+    const ok = async (method: string, url: string, payload?: unknown) => {
+      const r = await call({ method, url, headers: as(admin), payload });
+      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode} ${r.body}`);
+      return r.json();
+    };
+    await waitFor('the dev gateway healthy', async () => (await ok('GET', '/api/v1/gateways')).items[0]?.health === 'healthy', 30_000, 200);
+    const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'lab' });
+    await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'lab-01', address: '127.0.0.1', protocols: [{ protocol: 'ssh', port: echoPort }], tags: { lab: 'yes' } });
+    const pool = await ok('POST', '/api/v1/pools', { name: 'lab', providerId: provider.id, membership: { tags: { lab: ['yes'] } } });
+    poolId = pool.id;
+    await ok('POST', `/api/v1/pools/${pool.id}/reconcile`);
+    const group = await ok('POST', '/api/v1/groups', { name: 'Lab' });
+    const plan = await ok('POST', '/api/v1/protocol-plans', { name: 'ssh-via-gateway', protocols: [{ protocol: 'ssh', viaGateway: true }] });
+    await ok('POST', '/api/v1/policies', { name: 'lab', groupIds: [group.id], pools: [{ poolId: pool.id }], protocolPlanId: plan.id });
+    await ok('POST', '/api/v1/users', { username: 'ana', password: 'ana-password-1', groupIds: [group.id] });
+    artist = await httpLogin(base, 'ana', 'ana-password-1');
+  }, 120_000);
+
+  afterAll(async () => {
+    await proc?.stop('SIGKILL');
+    echo?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('the instructions name the gateway, and bytes reach the workstation only through the granted port', async () => {
+    const res = await fetchInject(base)({ method: 'POST', url: '/api/v1/connections', headers: as(artist), payload: { poolId } });
+    expect(res.statusCode, res.body).toBe(201);
+    const c = res.json();
+    expect(c.instructions).toMatchObject({ protocol: 'ssh', viaGateway: true, host: '127.0.0.1' });
+    expect(c.instructions.port).not.toBe(echoPort);
+    expect(c.instructions.command).toBe(`ssh -p ${c.instructions.port} ana@127.0.0.1`);
+    const reply = await waitForEcho(c.instructions.port, 'hello through the gateway');
+    expect(reply).toBe('hello through the gateway');
+    // The gateway reports the session; the broker shows the connection connected.
+    await waitFor('the connection to be connected', async () => (await fetchInject(base)({ method: 'GET', url: `/api/v1/connections/${c.id}`, headers: as(artist) })).json().state === 'connected', 10_000, 200);
+    // Releasing revokes the grant: the port no longer relays.
+    expect((await fetchInject(base)({ method: 'DELETE', url: `/api/v1/connections/${c.id}`, headers: as(artist) })).statusCode).toBe(204);
+    await waitFor('the port to close', async () => (await tryEcho(c.instructions.port, 'again')) === null, 10_000, 200);
+  });
+});
+
+/** The grant reaches the gateway within a second or so of the answer; retry until it relays. */
+async function waitForEcho(port: number, text: string): Promise<string> {
+  let reply: string | null = null;
+  await waitFor('the gateway to relay', async () => (reply = await tryEcho(port, text)) !== null, 10_000, 200);
+  return reply!;
+}
+
+function tryEcho(port: number, text: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = (v: string | null) => {
+      s.destroy();
+      resolve(v);
+    };
+    s.setTimeout(2000, () => done(null));
+    s.on('error', () => done(null));
+    s.on('connect', () => s.write(text));
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got.length >= text.length) done(got);
+    });
+    s.on('close', () => done(got.length ? got : null));
+  });
+}
