@@ -11,7 +11,7 @@ import { hashPassword } from '../apps/broker/src/domain/identity/passwords.ts';
 import { startPostgres } from '../test/support/postgres-server.ts';
 import { fetchInject, httpLogin } from '../test/support/http.ts';
 import { freePort, waitFor } from '../test/support/ports.ts';
-import { spawnStagedoor, type Spawned } from '../test/support/processes.ts';
+import { spawnProcess, STAGEDOOR_BIN, type Spawned } from '../test/support/processes.ts';
 import { seedRackPool } from '../test/support/racks.ts';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -61,7 +61,9 @@ async function run(serverUrl: string, nodes: number) {
   try {
     for (let i = 0; i < nodes; i++) {
       const port = await freePort();
-      const proc = spawnStagedoor(['broker'], { DATABASE_URL: url, PORT: String(port), STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_LOG_LEVEL: 'warn', STAGEDOOR_DB_POOL_SIZE: '20', STAGEDOOR_LOGIN_RATE_PER_MINUTE: '100000', STAGEDOOR_NODE_ID: `storm-${i}` });
+      // STAGEDOOR_BENCH_CPU_PROFILE=DIR writes a V8 CPU profile of each broker process there.
+      const profile = process.env.STAGEDOOR_BENCH_CPU_PROFILE;
+      const proc = spawnProcess(process.execPath, [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []), STAGEDOOR_BIN, 'broker'], { DATABASE_URL: url, PORT: String(port), STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_LOG_LEVEL: 'warn', STAGEDOOR_DB_POOL_SIZE: '20', STAGEDOOR_LOGIN_RATE_PER_MINUTE: '100000', STAGEDOOR_NODE_ID: `storm-${i}` });
       procs.push({ base: `http://127.0.0.1:${port}`, proc });
     }
     await Promise.all(procs.map((p) => waitFor('broker ready', async () => (await fetch(`${p.base}/readyz`)).status === 200, 60_000, 200)));

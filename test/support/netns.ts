@@ -127,6 +127,7 @@ export function createPrivateNetwork(): PrivateNetwork {
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));
         child.stderr.on('data', (d) => (stderr += d));
+        child.stdin.on('error', () => undefined); // a command that exits at once closes its stdin
         child.stdin.end(opts.input ?? '');
         child.on('close', (code) => resolve({ code, stdout, stderr }));
       }),

@@ -55,10 +55,13 @@ export async function startTestGateway(
   return { gateway, gatewayId: state.gatewayId, logs };
 }
 
-/** A port range on 127.0.0.1 where nothing listens now (picked by probing). */
+/**
+ * A port range on 127.0.0.1 where nothing listens now (picked by probing), below the kernel's
+ * ephemeral range (32768+), so that servers other tests start on port 0 never land in it.
+ */
 export async function freeRange(size: number): Promise<[number, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 30_000 + Math.floor(Math.random() * 25_000);
+    const start = 25_000 + Math.floor(Math.random() * (32_000 - 25_000 - size));
     let ok = true;
     for (const p of [start, start + Math.floor(size / 2), start + size - 1]) if (!(await portFree(p))) ok = false;
     if (ok) return [start, start + size - 1];
