@@ -79,13 +79,12 @@ export class AuthService {
     const now = this.deps.clock.now();
     const session = await this.deps.sessions.findLiveByTokenHash(hashToken(token), now);
     if (!session) return null;
-    const user = await this.deps.users.findById(session.userId);
+    const user = await this.deps.users.findByIdWithGroups(session.userId);
     if (!user || user.disabled) return null;
     if (now.getTime() - session.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
       await this.deps.sessions.touch(session.id, now, this.#idleDeadline(now));
     }
-    const [withGroups] = await this.deps.users.withGroups([user]);
-    return { user: withGroups!, session, token: null };
+    return { user, session, token: null };
   }
 
   async authenticateToken(token: string): Promise<Authenticated | null> {
@@ -93,11 +92,10 @@ export class AuthService {
     const now = this.deps.clock.now();
     const row = await this.deps.sessions.findLiveToken(hashToken(token), now);
     if (!row) return null;
-    const user = await this.deps.users.findById(row.userId);
+    const user = await this.deps.users.findByIdWithGroups(row.userId);
     if (!user || user.disabled) return null;
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) await this.deps.sessions.touchToken(row.id, now);
-    const [withGroups] = await this.deps.users.withGroups([user]);
-    return { user: withGroups!, session: null, token: row };
+    return { user, session: null, token: row };
   }
 
   async logout(actor: Actor, sessionId: string): Promise<void> {

@@ -20,6 +20,23 @@ export class UsersRepository {
     return row;
   }
 
+  /**
+   * The user with their groups in one round trip (every authenticated request needs both). The outer
+   * column is spelled out: in a select list Drizzle renders `users.id` unqualified, which inside the
+   * subquery would mean `g.id`.
+   */
+  async findByIdWithGroups(id: string, db: DbOrTx = this.db): Promise<UserWithGroups | undefined> {
+    const [row] = await db
+      .select({
+        user: users,
+        groups: sql<{ id: string; name: string }[]>`coalesce((select json_agg(json_build_object('id', g.id, 'name', g.name) order by g.name)
+          from ${groupMembers} gm join ${groups} g on g.id = gm.group_id where gm.user_id = "users"."id"), '[]'::json)`,
+      })
+      .from(users)
+      .where(eq(users.id, id));
+    return row ? { ...row.user, groups: row.groups } : undefined;
+  }
+
   /** Read the row and hold it (`FOR UPDATE`) until the caller's transaction ends. */
   async lockById(id: string, tx: DbOrTx): Promise<UserRow | undefined> {
     const [row] = await tx.select().from(users).where(eq(users.id, id)).for('update');

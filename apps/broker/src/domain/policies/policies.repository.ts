@@ -22,16 +22,25 @@ export class PoliciesRepository {
     return (await this.#withLinks(rows, db))[0];
   }
 
-  /** The first enabled policy, by position, naming any of these groups. */
+  /**
+   * The first enabled policy, by position, naming any of these groups — with its groups and pools in
+   * the same round trip, since every connect asks this first.
+   */
   async firstMatching(groupIds: string[], db: DbOrTx = this.db): Promise<PolicyWithLinks | undefined> {
     if (groupIds.length === 0) return undefined;
-    const rows = await db
-      .select()
+    const [row] = await db
+      .select({
+        policy: policies,
+        // "policies"."id" spelled out: Drizzle renders a select-list column unqualified.
+        groupIds: sql<string[]>`coalesce((select json_agg(pg.group_id) from ${policyGroups} pg where pg.policy_id = "policies"."id"), '[]'::json)`,
+        pools: sql<{ poolId: string; desktops: number }[]>`coalesce((select json_agg(json_build_object('poolId', pp.pool_id, 'desktops', pp.desktop_count) order by pp.position)
+          from ${policyPools} pp where pp.policy_id = "policies"."id"), '[]'::json)`,
+      })
       .from(policies)
       .where(and(eq(policies.enabled, true), sql`exists (select 1 from ${policyGroups} pg where pg.policy_id = ${policies.id} and pg.group_id in ${groupIds})`))
       .orderBy(asc(policies.position))
       .limit(1);
-    return (await this.#withLinks(rows, db))[0];
+    return row ? { ...row.policy, groupIds: row.groupIds, pools: row.pools } : undefined;
   }
 
   async maxPosition(db: DbOrTx = this.db): Promise<number> {
