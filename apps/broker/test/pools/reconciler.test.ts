@@ -14,6 +14,7 @@ import { PlanExecutor } from '../../src/domain/pools/executor.ts';
 import { PoolLauncher } from '../../src/domain/pools/launcher.ts';
 import { countMembers, LAUNCH_GRACE_MS } from '../../src/domain/pools/plan.ts';
 import { PoolsRepository } from '../../src/domain/pools/pools.repository.ts';
+import { PoolLaunchesRepository } from '../../src/domain/pools/pool-launches.repository.ts';
 import { POKE_CHANNEL } from '../../src/domain/pools/reconciler.ts';
 import { WorkstationsRepository } from '../../src/domain/workstations/workstations.repository.ts';
 import { ProvidersRepository } from '../../src/domain/providers/providers.repository.ts';
@@ -241,7 +242,7 @@ describe.each(DRIVERS)('pool reconciler against the EC2 emulator [%s]', (driver)
     const db = b.database.db;
     const repo = new PoolsRepository(db);
     const workstations = new WorkstationsRepository(db);
-    const launcher = new PoolLauncher({ db, pools: repo, workstations, providers: new ProvidersRepository(db), registry: b.services.registry, audit: b.services.audit, clock, log: silent });
+    const launcher = new PoolLauncher({ db, pools: repo, launches: new PoolLaunchesRepository(db), workstations, providers: new ProvidersRepository(db), registry: b.services.registry, audit: b.services.audit, clock, log: silent });
     const executor = new PlanExecutor({ db, pools: repo, workstations, launcher, audit: b.services.audit, clock, log: silent });
     const pool = await pools().get(p.id);
     const cloud = providerFor(emu);

@@ -13,6 +13,7 @@ import type { WorkstationRow, WorkstationsRepository } from '../workstations/wor
 import { launchSpecOf, launchTags, launchToken, newAgentToken, renderName, renderUserData, WORKSTATION_TAG } from './launch-spec.ts';
 import { backoffMs, failingSubnets, LAUNCH_GRACE_MS, orderSubnets, RATE_WINDOW_MS, type CapacityFailure } from './plan.ts';
 import type { PoolRow, PoolsRepository } from './pools.repository.ts';
+import type { PoolLaunchesRepository } from './pool-launches.repository.ts';
 import { effectiveThresholds } from './schedule.ts';
 
 export type Reservation = { ok: true; workstation: WorkstationRow } | { ok: false; reason: string };
@@ -37,6 +38,7 @@ export class PoolLauncher {
     private readonly deps: {
       db: Db;
       pools: PoolsRepository;
+      launches: PoolLaunchesRepository;
       workstations: WorkstationsRepository;
       providers: ProvidersRepository;
       registry: ProviderRegistry;
@@ -66,7 +68,7 @@ export class PoolLauncher {
     if (!template) return refuse(`pool "${pool.name}" has no provisioning template, so it cannot launch machines`);
     if (pool.provisioning === 'paused') return refuse(`provisioning of pool "${pool.name}" is paused`);
     const { maxTotal } = effectiveThresholds(pool, now);
-    const ctx = await this.deps.pools.launchContext(poolId, new Date(now.getTime() - RATE_WINDOW_MS), tx);
+    const ctx = await this.deps.launches.launchContext(poolId, new Date(now.getTime() - RATE_WINDOW_MS), tx);
     const room = maxTotal === null ? Infinity : maxTotal - ctx.total;
     const allowance = pool.launchRatePerMinute - ctx.recent;
     const n = Math.max(0, Math.min(subnets.length, room, allowance));
@@ -77,7 +79,7 @@ export class PoolLauncher {
           ? `pool "${pool.name}" is at its maximum of ${maxTotal} machine(s)`
           : `pool "${pool.name}" has launched ${ctx.recent} machine(s) in the last minute, its limit; try again shortly`;
     if (n === 0) return refuse(refused!);
-    const last = await this.deps.pools.nextSequence(poolId, n, tx);
+    const last = await this.deps.launches.nextSequence(poolId, n, tx);
     const failing = failingSubnets(capacityFailuresOf(pool), now);
     const rows = subnets.slice(0, n).map((wanted, i) => {
       const subnetId = wanted ?? orderSubnets(template.subnetIds, ctx.bySubnet, failing)[0] ?? null;
@@ -104,7 +106,7 @@ export class PoolLauncher {
         updatedAt: now,
       };
     });
-    return { rows: await this.deps.pools.insertLaunches(rows, tx), refused };
+    return { rows: await this.deps.launches.insertLaunches(rows, tx), refused };
   }
 
   /**
@@ -126,7 +128,7 @@ export class PoolLauncher {
     if (row.externalId || row.powerState === 'terminated' || !row.launchToken) return { status: 'skipped', workstationId: row.id };
     const agent = newAgentToken();
     const claimedAt = this.deps.clock.now();
-    if (!(await this.deps.pools.claimLaunch(row.id, row.agentTokenHash, agent.hash, claimedAt, new Date(claimedAt.getTime() - LAUNCH_GRACE_MS)))) return { status: 'skipped', workstationId: row.id };
+    if (!(await this.deps.launches.claimLaunch(row.id, row.agentTokenHash, agent.hash, claimedAt, new Date(claimedAt.getTime() - LAUNCH_GRACE_MS)))) return { status: 'skipped', workstationId: row.id };
     if (!pool?.template) return this.#fail(row, 'the pool has no provisioning template any more', []);
     const template = pool.template;
     const userData = template.userData
@@ -185,7 +187,7 @@ export class PoolLauncher {
   /** A reserved launch that will not happen (paused pool, no template, nothing found): the row ends terminated. */
   async abandon(row: WorkstationRow, reason: string): Promise<boolean> {
     return this.deps.db.transaction(async (tx) => {
-      const done = await this.deps.pools.abandonLaunch(row.id, this.deps.clock.now(), tx);
+      const done = await this.deps.launches.abandonLaunch(row.id, this.deps.clock.now(), tx);
       if (done) await this.deps.audit.record(systemActor, { action: 'workstation.launch', outcome: 'failure', targetType: 'workstation', targetId: row.id, reason, details: { name: row.name, pool: row.launchedByPoolId } }, tx);
       return done;
     });

@@ -9,6 +9,7 @@ import { PlanExecutor } from './executor.ts';
 import { PoolLauncher } from './launcher.ts';
 import { PoolReconciler } from './reconciler.ts';
 import { PoolsRepository } from './pools.repository.ts';
+import { PoolLaunchesRepository } from './pool-launches.repository.ts';
 import { PoolsService } from './pools.service.ts';
 
 /** The pools service with its launcher and reconciler (one per broker node; tests build two to race them). */
@@ -25,7 +26,7 @@ export function createPoolsService(deps: {
   const db = database.db;
   const log = deps.log.child({ area: 'pools' });
   const repo = new PoolsRepository(db);
-  const launcher = new PoolLauncher({ db, pools: repo, workstations: deps.workstations, providers: deps.providers, registry: deps.registry, audit: deps.audit, clock, log });
+  const launcher = new PoolLauncher({ db, pools: repo, launches: new PoolLaunchesRepository(db), workstations: deps.workstations, providers: deps.providers, registry: deps.registry, audit: deps.audit, clock, log });
   const executor = new PlanExecutor({ db, pools: repo, workstations: deps.workstations, launcher, audit: deps.audit, clock, log });
   const reconciler = new PoolReconciler({ database, pools: repo, workstations: deps.workstations, providers: deps.providers, registry: deps.registry, executor, clock, log });
   return new PoolsService({ db, repo, providers: deps.providers, registry: deps.registry, launcher, reconciler, audit: deps.audit, clock });
