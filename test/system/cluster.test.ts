@@ -1,16 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase } from '../support/database.ts';
-import { freePort, waitFor } from '../support/ports.ts';
-import { jsonLines, spawnStagedoor, type Spawned } from '../support/processes.ts';
+import { startBrokerNodes, type BrokerNode as Node } from '../support/broker-nodes.ts';
+import { waitFor } from '../support/ports.ts';
+import { jsonLines } from '../support/processes.ts';
 
 const PASSWORD = 'cluster-admin-password';
-
-interface Node {
-  name: string;
-  base: string;
-  proc: Spawned;
-}
 
 /**
  * Two `stagedoor broker` processes on one real PostgreSQL: they share sessions, either keeps
@@ -25,26 +20,8 @@ describe('two broker nodes on one PostgreSQL', () => {
     url = await createPostgresDatabase();
     client = new pg.Client({ connectionString: url });
     await client.connect();
-    for (const name of ['node-a', 'node-b']) {
-      const port = await freePort();
-      const proc = spawnStagedoor(['broker'], {
-        DATABASE_URL: url,
-        PORT: String(port),
-        STAGEDOOR_NODE_ID: name,
-        STAGEDOOR_ADMIN_PASSWORD: PASSWORD,
-        STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: '0.2',
-        STAGEDOOR_LOG_LEVEL: 'info',
-      });
-      nodes.push({ name, base: `http://127.0.0.1:${port}`, proc });
-    }
     // Both start at once: migrations and the admin bootstrap must cope with the race.
-    await Promise.all(
-      nodes.map((n) =>
-        waitFor(`${n.name} ready`, async () => (await fetch(`${n.base}/readyz`)).status === 200, 60_000, 200).catch((err) => {
-          throw new Error(`${err.message}\n${n.proc.stderr.join('\n')}`);
-        }),
-      ),
-    );
+    nodes.push(...(await startBrokerNodes(['node-a', 'node-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: '0.2', STAGEDOOR_LOG_LEVEL: 'info' })));
   });
 
   afterAll(async () => {

@@ -5,27 +5,21 @@ import { rowsOf } from '../../apps/broker/src/db/migrate.ts';
 import { openPostgres } from '../../apps/broker/src/db/postgres.ts';
 import { createPostgresDatabase, silentLog } from '../support/database.ts';
 import { fetchInject, httpLogin } from '../support/http.ts';
-import { freePort, waitFor } from '../support/ports.ts';
-import { spawnStagedoor, type Spawned } from '../support/processes.ts';
+import { startBrokerNodes, type BrokerNode } from '../support/broker-nodes.ts';
 import { seedRackPool } from '../support/racks.ts';
 import { mintUsers, type MintedUser } from '../support/studio.ts';
 
 const PASSWORD = 'race-admin-password';
 
 describe('200 users race for 100 machines [postgres, two broker processes]', () => {
-  const nodes: { base: string; proc: Spawned }[] = [];
+  const nodes: BrokerNode[] = [];
   let database: Database;
   let users: MintedUser[];
   let poolId: string;
 
   beforeAll(async () => {
     const url = await createPostgresDatabase();
-    for (const name of ['race-a', 'race-b']) {
-      const port = await freePort();
-      const proc = spawnStagedoor(['broker'], { DATABASE_URL: url, PORT: String(port), STAGEDOOR_NODE_ID: name, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_LOG_LEVEL: 'warn', STAGEDOOR_DB_POOL_SIZE: '20' });
-      nodes.push({ base: `http://127.0.0.1:${port}`, proc });
-    }
-    await Promise.all(nodes.map((n) => waitFor('broker ready', async () => (await fetch(`${n.base}/readyz`)).status === 200, 60_000, 200)));
+    nodes.push(...(await startBrokerNodes(['race-a', 'race-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_LOG_LEVEL: 'warn', STAGEDOOR_DB_POOL_SIZE: '20' })));
     const admin = await httpLogin(nodes[0]!.base, 'admin', PASSWORD);
     poolId = (await seedRackPool(fetchInject(nodes[0]!.base), admin, { hosts: 100, groupName: 'Crowd' })).pool.id;
     database = await openPostgres({ url, poolSize: 2, log: silentLog });

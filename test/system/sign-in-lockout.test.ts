@@ -1,15 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase } from '../support/database.ts';
-import { freePort, waitFor } from '../support/ports.ts';
-import { spawnStagedoor, type Spawned } from '../support/processes.ts';
+import { startBrokerNodes, type BrokerNode as Node } from '../support/broker-nodes.ts';
 
 const ADMIN_PASSWORD = 'lockout-admin-password';
-
-interface Node {
-  name: string;
-  base: string;
-  proc: Spawned;
-}
 
 async function loginAt(node: Node, username: string, password: string) {
   const res = await fetch(`${node.base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
@@ -26,25 +19,7 @@ describe('sign-in lockout across two broker nodes', () => {
 
   beforeAll(async () => {
     const url = await createPostgresDatabase();
-    for (const name of ['node-a', 'node-b']) {
-      const port = await freePort();
-      const proc = spawnStagedoor(['broker'], {
-        DATABASE_URL: url,
-        PORT: String(port),
-        STAGEDOOR_NODE_ID: name,
-        STAGEDOOR_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        STAGEDOOR_LOCKOUT_THRESHOLD: '3',
-        STAGEDOOR_LOG_LEVEL: 'warn',
-      });
-      nodes.push({ name, base: `http://127.0.0.1:${port}`, proc });
-    }
-    await Promise.all(
-      nodes.map((n) =>
-        waitFor(`${n.name} ready`, async () => (await fetch(`${n.base}/readyz`)).status === 200, 60_000, 200).catch((err) => {
-          throw new Error(`${(err as Error).message}\n${n.proc.stderr.join('\n')}`);
-        }),
-      ),
-    );
+    nodes.push(...(await startBrokerNodes(['node-a', 'node-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: ADMIN_PASSWORD, STAGEDOOR_LOCKOUT_THRESHOLD: '3', STAGEDOOR_LOG_LEVEL: 'warn' })));
   });
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
