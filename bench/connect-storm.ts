@@ -5,7 +5,8 @@
  *
  * Everything shares this 2-core machine: the load generator, the broker processes and PostgreSQL.
  */
-import pino from 'pino';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { hashPassword } from '../apps/broker/src/domain/identity/passwords.ts';
 import { startPostgres } from '../test/support/postgres-server.ts';
@@ -18,7 +19,38 @@ const N = Number(process.argv[2] ?? 1000);
 // Little's law: 300 connects/s with a p99 under 100 ms leaves room for ~30 requests in flight.
 const CONCURRENCY = 16;
 const PASSWORD = 'storm-password-1';
-void pino;
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/**
+ * CPU seconds (user + system) used so far by these processes and their children's threads — the
+ * brokers' and PostgreSQL's cost per call, a figure the other processes on the machine disturb far
+ * less than throughput.
+ */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process has gone
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** The processes of the PostgreSQL server in `dir`: the postmaster and its backends. */
+function postgresPids(dir: string): number[] {
+  const postmaster = Number(fs.readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) === postmaster;
+    } catch {
+      return false;
+    }
+  });
+  return [postmaster, ...children.map(Number)];
+}
 
 interface Stats {
   ok: number;
@@ -26,6 +58,9 @@ interface Stats {
   seconds: number;
   p50: number;
   p99: number;
+  /** CPU milliseconds per call: the brokers, and PostgreSQL. */
+  brokerCpuMs?: number;
+  postgresCpuMs?: number;
 }
 
 async function storm<T>(items: T[], call: (item: T, i: number) => Promise<boolean>): Promise<Stats> {
@@ -50,7 +85,7 @@ async function storm<T>(items: T[], call: (item: T, i: number) => Promise<boolea
   return { ok: items.length - failed, failed, seconds, p50: q(0.5), p99: q(0.99) };
 }
 
-async function run(serverUrl: string, nodes: number) {
+async function run(serverUrl: string, pgDir: string, nodes: number) {
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   const dbName = `storm_${nodes}_${Date.now()}`;
@@ -87,12 +122,17 @@ async function run(serverUrl: string, nodes: number) {
       sessions[i] = await httpLogin(procs[i % nodes]!.base, u, PASSWORD);
       return true;
     });
-    const connect = await storm(usernames, async (_u, i) => {
+    const brokerPids = procs.map((p) => p.proc.proc.pid!);
+    const pgPids = postgresPids(pgDir);
+    const cpuBefore = { broker: cpuSeconds(brokerPids), pg: cpuSeconds(pgPids) };
+    const connect: Stats = await storm(usernames, async (_u, i) => {
       const s = sessions[i]!;
       const res = await fetch(`${procs[i % nodes]!.base}/api/v1/connections`, { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, 'content-type': 'application/json' }, body: JSON.stringify({ poolId: pool.id }) });
       await res.arrayBuffer();
       return res.status === 201;
     });
+    connect.brokerCpuMs = ((cpuSeconds(brokerPids) - cpuBefore.broker) * 1000) / N;
+    connect.postgresCpuMs = ((cpuSeconds(postgresPids(pgDir)) - cpuBefore.pg) * 1000) / N;
     return { login, connect };
   } finally {
     await Promise.all(procs.map((p) => p.proc.stop('SIGTERM')));
@@ -102,14 +142,17 @@ async function run(serverUrl: string, nodes: number) {
 const server = await startPostgres();
 try {
   console.log(`connect storm: ${N} users, ${N} running machines, ${CONCURRENCY} concurrent clients, PostgreSQL\n`);
-  console.log('brokers | call    |  ok  | failed | seconds | per second |  p50 ms |  p99 ms');
-  console.log('--------|---------|------|--------|---------|------------|---------|--------');
+  console.log(`load average before: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+  console.log('brokers | call    |  ok  | failed | seconds | per second |  p50 ms |  p99 ms | broker CPU ms/call | PostgreSQL CPU ms/call');
+  console.log('--------|---------|------|--------|---------|------------|---------|---------|--------------------|-----------------------');
   for (const nodes of [1, 2]) {
-    const r = await run(server.url, nodes);
+    const r = await run(server.url, server.dir, nodes);
     for (const [name, s] of Object.entries(r)) {
-      console.log(`${String(nodes).padStart(7)} | ${name.padEnd(7)} | ${String(s.ok).padStart(4)} | ${String(s.failed).padStart(6)} | ${s.seconds.toFixed(2).padStart(7)} | ${(s.ok / s.seconds).toFixed(0).padStart(10)} | ${s.p50.toFixed(1).padStart(7)} | ${s.p99.toFixed(1).padStart(7)}`);
+      const cpu = s.brokerCpuMs === undefined ? ['', ''] : [s.brokerCpuMs.toFixed(2), s.postgresCpuMs!.toFixed(2)];
+      console.log(`${String(nodes).padStart(7)} | ${name.padEnd(7)} | ${String(s.ok).padStart(4)} | ${String(s.failed).padStart(6)} | ${s.seconds.toFixed(2).padStart(7)} | ${(s.ok / s.seconds).toFixed(0).padStart(10)} | ${s.p50.toFixed(1).padStart(7)} | ${s.p99.toFixed(1).padStart(7)} | ${cpu[0]!.padStart(18)} | ${cpu[1]!.padStart(22)}`);
     }
   }
+  console.log(`\nload average after: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 } finally {
   server.stop();
 }

@@ -68,6 +68,8 @@ export async function assembleBroker(config: Config, database: Database, opts: S
   const services = createServices({ config, database, clock, log, metrics, cloud: opts.cloud });
   const admin = await services.users.bootstrapAdmin(systemActor, config.adminPassword);
   if (admin.created) opts.onAdminCreated?.(admin);
+  // Shipped list prices for the cost report; idempotent, never overwrites an admin's price.
+  await services.prices.installDefaults();
 
   const jobs = new JobRunner({ database, clock, log: log.child({ area: 'jobs' }), metrics });
   for (const job of builtinJobs(services, new TimersRepository(database.db), config)) jobs.register(job);

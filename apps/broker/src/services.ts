@@ -28,7 +28,13 @@ import { PoliciesRepository } from './domain/policies/policies.repository.ts';
 import { PoliciesService } from './domain/policies/policies.service.ts';
 import { createPoolsService } from './domain/pools/pools.wiring.ts';
 import { createConnectServices } from './domain/connections/connections.wiring.ts';
+import { LiveSessionsRepository } from './domain/connections/live-sessions.repository.ts';
 import { SiteApplyService } from './domain/apply/site-apply.service.ts';
+import { createPowerServices } from './domain/power/power.wiring.ts';
+import { PricesRepository } from './domain/prices/prices.repository.ts';
+import { PricesService } from './domain/prices/prices.service.ts';
+import { ReportsRepository } from './domain/reports/reports.repository.ts';
+import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
   config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
@@ -64,9 +70,16 @@ export function createServices(deps: ServiceDeps) {
   const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock });
   const gateways = new GatewaysService({ db, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId });
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log });
-  const siteApply = new SiteApplyService({ db, audit, context: { groups, providers, plans, policies, pools, secrets } });
+  const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
+  const siteApply = new SiteApplyService({ db, audit, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });
+  const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock });
+  const reports = new ReportsService({ repo: new ReportsRepository(db), clock });
   return {
     ...connect,
+    ...power,
+    prices,
+    reports,
+    liveSessions: new LiveSessionsRepository(db),
     siteApply,
     pools,
     plans,

@@ -5,6 +5,8 @@ import { serverCommands } from './commands/server.ts';
 import { ec2EmulatorCommand } from './commands/ec2-emulator.ts';
 import { applyCommand } from './commands/apply.ts';
 import { userCommands } from './commands/user.ts';
+import { agentCommand } from './commands/agent.ts';
+import { reportCommands } from './commands/report.ts';
 import { CliError } from './cli-error.ts';
 
 /** The one `stagedoor` command. Each role or tool is a subcommand; later issues add theirs. */
@@ -20,6 +22,8 @@ export async function main(argv: string[]): Promise<void> {
   ec2EmulatorCommand(program);
   applyCommand(program);
   userCommands(program);
+  agentCommand(program);
+  reportCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

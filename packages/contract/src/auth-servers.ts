@@ -150,3 +150,22 @@ export const AuthServerTestResult = z.object({
   message: z.string(),
   details: z.record(z.string(), z.unknown()),
 });
+
+/**
+ * An auth server in a site file (`stagedoor apply`): the same settings, with groups and the
+ * second-factor server named instead of given by id. Secrets may be left out once the server
+ * exists (they are kept); write them as `${ENV_VARS}` so they stay out of the file.
+ */
+const SiteName = z.string().trim().min(1).max(128);
+const siteMfaServer = { mfaServer: SiteName.nullable().optional().describe('a second-factor server (radius or totp), by name, every user of this server must pass') };
+const siteRequiredFor = { requiredForGroups: z.array(SiteName).max(1000).optional().describe('members of these groups (by name) must pass this second factor') };
+export const SiteAuthServer = z.discriminatedUnion('kind', [
+  LocalServer.omit({ mfaServerId: true }).extend(siteMfaServer),
+  LdapServer.omit({ mfaServerId: true, groupMappings: true }).extend({
+    ...siteMfaServer,
+    groupMappings: z.array(z.strictObject({ externalGroup: GroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),
+  }),
+  RadiusServer.omit({ mfaServerId: true, requiredForGroupIds: true }).extend({ ...siteMfaServer, ...siteRequiredFor, sharedSecret: RadiusServer.shape.sharedSecret.optional() }),
+  TotpServer.omit({ requiredForGroupIds: true }).extend(siteRequiredFor),
+]);
+export type SiteAuthServer = z.infer<typeof SiteAuthServer>;

@@ -19,7 +19,7 @@ export const Desktop = z.object({
   ),
 });
 export const Desktops = z.object({
-  policy: z.object({ id: Uuid, name: z.string() }).nullable(),
+  policy: z.object({ id: Uuid, name: z.string(), allowRestart: z.boolean().optional().describe('the user may restart their machine (POST /api/v1/connections/{id}/restart)') }).nullable(),
   reason: z.string().nullable().describe('set when no policy matches'),
   desktops: z.array(Desktop),
 });

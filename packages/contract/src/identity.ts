@@ -44,6 +44,7 @@ export const Me = z.object({
   csrfToken: z.string().nullable().describe('null when authenticated by bearer token'),
   authenticatedBy: z.enum(['session', 'token']),
   session: z.object({ id: Uuid, expiresAt: Timestamp, idleExpiresAt: Timestamp }).nullable(),
+  permissions: z.array(z.string()).optional().describe('what this user\'s role may do (e.g. pools:write); the web console shows only these controls'),
 });
 
 export const CreateUser = z.strictObject({

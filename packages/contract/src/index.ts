@@ -12,3 +12,6 @@ export * from './policies.ts';
 export * from './connections.ts';
 export * from './site.ts';
 export * from './pools.ts';
+export * from './reports.ts';
+export * from './agent.ts';
+export * from './events.ts';

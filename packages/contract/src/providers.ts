@@ -94,6 +94,10 @@ export const Workstation = z.object({
   launchedByPoolId: Uuid.nullable(),
   agentLastSeenAt: Timestamp.nullable(),
   lastActivityAt: Timestamp.nullable(),
+  /** The user session as the agent last reported it (`unknown` when no agent reports). */
+  agentSessionState: z.enum(['unknown', 'none', 'active', 'locked', 'idle', 'disconnected']).optional(),
+  agentSessionUser: z.string().nullable().optional(),
+  agentVersion: z.string().nullable().optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

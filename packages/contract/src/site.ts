@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SiteAuthServer } from './auth-servers.ts';
 import { CreateProvider } from './providers.ts';
 import { PolicyBody, PowerPlanBody, ProtocolPlanBody, ReleasePlanBody } from './policies.ts';
 import { CreatePool } from './pools.ts';
@@ -38,6 +39,7 @@ export const SitePool = CreatePool.omit({ providerId: true }).extend({ provider:
 export const SiteFile = z.strictObject({
   version: z.literal(1).default(1),
   groups: uniqueNames(SiteGroup).default([]),
+  authServers: uniqueNames(SiteAuthServer).default([]),
   providers: uniqueNames(CreateProvider).default([]),
   protocolPlans: uniqueNames(ProtocolPlanBody).default([]),
   powerPlans: uniqueNames(PowerPlanBody).default([]),

@@ -60,6 +60,7 @@ export interface Ec2EmulatorControl {
 
 const DELAY_KEYS: ReadonlyArray<keyof Delays> = [
   'pendingMs',
+  'pendingJitterMs',
   'stoppingMs',
   'shuttingDownMs',
   'terminatedRetentionMs',

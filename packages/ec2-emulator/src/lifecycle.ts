@@ -32,7 +32,7 @@ export interface Transition {
 export function automaticTransition(state: InstanceStateName, delays: Delays): Transition | undefined {
   switch (state) {
     case 'pending':
-      return { to: 'running', afterMs: delays.pendingMs };
+      return { to: 'running', afterMs: delays.pendingMs + (delays.pendingJitterMs ?? 0) };
     case 'stopping':
       return { to: 'stopped', afterMs: delays.stoppingMs };
     case 'shutting-down':
@@ -60,6 +60,19 @@ export function pendingSteps(state: InstanceStateName, since: number, now: numbe
     at = when;
   }
   return steps;
+}
+
+/**
+ * The delays for one instance's current boot: `pendingJitterMs` becomes a fixed extra for this
+ * instance and this boot (FNV-1a of its launch order and the boot's start — not of its random id,
+ * so a simulation that launches in the same order repeats), and every look sees the same time.
+ */
+export function delaysFor(delays: Delays, launchSeq: number, stateSince: number): Delays {
+  const jitter = delays.pendingJitterMs ?? 0;
+  if (jitter <= 0) return delays;
+  let h = 0x811c9dc5;
+  for (const c of `${launchSeq}@${stateSince}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return { ...delays, pendingJitterMs: h % (Math.floor(jitter) + 1) };
 }
 
 /** EC2 writes the UTC time into user-initiated transition reasons. */

@@ -4,7 +4,7 @@
 
 import { CapacityIndex } from './capacity.ts';
 import { IpPool, parseCidr } from './cidr.ts';
-import { HOLDS_CAPACITY, pendingSteps } from './lifecycle.ts';
+import { HOLDS_CAPACITY, delaysFor, pendingSteps } from './lifecycle.ts';
 import type {
   ClientTokenRecord,
   Delays,
@@ -154,7 +154,7 @@ export class Ec2Store {
    * terminated retention is over. Returns false when the instance no longer exists.
    */
   settle(instance: InstanceRecord, now: number): boolean {
-    for (const step of pendingSteps(instance.state, instance.stateSince, now, this.delays)) {
+    for (const step of pendingSteps(instance.state, instance.stateSince, now, delaysFor(this.delays, instance.seq, instance.stateSince))) {
       this.setState(instance, step.to, step.at);
     }
     if (instance.state === 'terminated' && now >= instance.stateSince + this.delays.terminatedRetentionMs) {

@@ -129,6 +129,11 @@ export interface ClientTokenRecord {
 export interface Delays {
   /** pending → running */
   pendingMs: number;
+  /**
+   * Extra boot time, 0..pendingJitterMs, drawn per boot from a hash of the instance id and the time
+   * the boot began: boots differ (a studio's 60–120 s) yet a run repeats exactly. Default 0.
+   */
+  pendingJitterMs?: number;
   /** stopping → stopped */
   stoppingMs: number;
   /** shutting-down → terminated */

@@ -147,6 +147,23 @@ describe('instance lifecycle on the emulated clock', () => {
   });
 });
 
+describe('boot-time jitter', () => {
+  it('pendingJitterMs draws a fixed extra boot time per instance and boot: boots differ, every look agrees', async () => {
+    emulator.control.setDelays({ pendingMs: 60_000, pendingJitterMs: 60_000 });
+    const out = await ec2.send(new RunInstancesCommand({ ImageId: DEMO_AMI_ID, InstanceType: 't3.medium', MinCount: 20, MaxCount: 20 }));
+    const ids = (out.Instances ?? []).map((i) => i.InstanceId!);
+    const runningAfter = new Map<string, number>();
+    for (let s = 0; s <= 121; s++) {
+      for (const i of emulator.control.instances()) if (i.state === 'running' && !runningAfter.has(i.instanceId)) runningAfter.set(i.instanceId, s);
+      emulator.control.advanceTime(1_000);
+    }
+    const boots = ids.map((id) => runningAfter.get(id)!);
+    expect(Math.min(...boots)).toBeGreaterThanOrEqual(60);
+    expect(Math.max(...boots)).toBeLessThanOrEqual(121);
+    expect(new Set(boots).size).toBeGreaterThan(5);
+  });
+});
+
 describe('DescribeInstanceStatus', () => {
   it('describes running instances, or every instance with IncludeAllInstances', async () => {
     emulator.control.setDelays({ statusInitializingMs: 60_000 });

@@ -31,6 +31,11 @@ import { poolsRoutes } from './routes/pools.routes.ts';
 import websocket from '@fastify/websocket';
 import { gatewayChannelRoutes } from './routes/gateway-channel.routes.ts';
 import { gatewaysRoutes } from './routes/gateways.routes.ts';
+import { agentRoutes } from './routes/agent.routes.ts';
+import { pricesRoutes } from './routes/prices.routes.ts';
+import { reportsRoutes } from './routes/reports.routes.ts';
+import { eventsRoutes } from './routes/events.routes.ts';
+import { sessionsRoutes } from './routes/sessions.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -46,6 +51,7 @@ export interface RouteInfo {
   body: boolean;
   params: boolean;
   query: boolean;
+  stream: boolean;
 }
 
 export interface AppDeps {
@@ -57,7 +63,9 @@ export interface AppDeps {
   version: string;
 }
 
-const WEB_ROOT = fileURLToPath(new URL('../../../web/static/', import.meta.url));
+// The built console and portal (apps/web, `npm run build:web`; ADR 0009); without a build, a page saying so.
+const WEB_DIST = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
+const WEB_FALLBACK = fileURLToPath(new URL('../../../web/static/', import.meta.url));
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Build the broker's HTTP app. No listening here: tests use `app.inject`, `main.ts` listens. */
@@ -78,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRoute', (route) => {
     const schema = route.schema as { body?: unknown; params?: unknown; querystring?: unknown } | undefined;
     for (const method of [route.method].flat()) {
-      routes.push({ method, url: route.url, access: route.config?.access, body: !!schema?.body, params: !!schema?.params, query: !!schema?.querystring });
+      routes.push({ method, url: route.url, access: route.config?.access, body: !!schema?.body, params: !!schema?.params, query: !!schema?.querystring, stream: !!route.config?.stream });
     }
   });
   app.decorate('routeList', routes);
@@ -102,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         securitySchemes: {
           session: { type: 'apiKey', in: 'cookie', name: 'stagedoor_session' },
           bearer: { type: 'http', scheme: 'bearer', description: 'API token from POST /api/v1/me/tokens' },
+          agentToken: { type: 'http', scheme: 'bearer', description: 'a workstation agent token (POST /api/v1/workstations/{id}/agent-token, or the pool user data)' },
         },
       },
       security: [{ session: [] }, { bearer: [] }],
@@ -134,9 +143,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   poolsRoutes(app, { services: deps.services });
   gatewaysRoutes(app, { services: deps.services });
   gatewayChannelRoutes(app, { services: deps.services });
+  agentRoutes(app, { services: deps.services });
+  pricesRoutes(app, { services: deps.services });
+  reportsRoutes(app, { services: deps.services });
+  sessionsRoutes(app, { services: deps.services });
+  eventsRoutes(app, { services: deps.services });
 
-  if (fs.existsSync(WEB_ROOT)) {
-    await app.register(fastifyStatic, { root: WEB_ROOT, prefix: '/', wildcard: false, schemaHide: true, decorateReply: false });
+  const webRoot = fs.existsSync(`${WEB_DIST}index.html`) ? WEB_DIST : WEB_FALLBACK;
+  if (fs.existsSync(webRoot)) {
+    await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, schemaHide: true, decorateReply: false });
   }
   await app.ready();
   return app;

@@ -96,6 +96,9 @@ export function workstationDto(w: WorkstationRow) {
     launchedByPoolId: w.launchedByPoolId,
     agentLastSeenAt: isoOrNull(w.agentLastSeenAt),
     lastActivityAt: isoOrNull(w.lastActivityAt),
+    agentSessionState: w.agentSessionState as 'unknown' | 'none' | 'active' | 'locked' | 'idle' | 'disconnected',
+    agentSessionUser: w.agentSessionUser,
+    agentVersion: w.agentVersion,
     createdAt: iso(w.createdAt),
     updatedAt: iso(w.updatedAt),
   };

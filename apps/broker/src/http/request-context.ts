@@ -13,6 +13,8 @@ export type Access = 'public' | 'user' | Permission;
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** The answer stays open (server-sent events, a WebSocket): tests that call every route skip it. */
+    stream?: true;
   }
   interface FastifyRequest {
     auth: Authenticated | null;

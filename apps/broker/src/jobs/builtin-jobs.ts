@@ -26,6 +26,12 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.pools.reconcileAll(),
     },
     {
+      // Power plans' schedule rules: one pending timer per rule, due at its next time (the timers job fires it).
+      name: 'power-schedule',
+      intervalMs: 30_000,
+      run: async () => services.powerTimers.keepScheduleTimers(),
+    },
+    {
       name: 'housekeeping',
       intervalMs: config.jobs.housekeepingIntervalMs,
       // Dead sessions are kept a day for forensics, finished timers a week; the audit trail forever.

@@ -31,6 +31,40 @@ export class TimersRepository {
     return rows.length;
   }
 
+  /** Cancel the pending timers of one key across several kinds (a machine's power and release timers). */
+  async cancelPendingKinds(kinds: readonly string[], key: string, now: Date, db: DbOrTx = this.db): Promise<TimerRow[]> {
+    if (kinds.length === 0) return [];
+    return db
+      .update(timers)
+      .set({ state: 'cancelled', finishedAt: now })
+      .where(and(inArray(timers.kind, [...kinds]), eq(timers.key, key), eq(timers.state, 'pending')))
+      .returning();
+  }
+
+  /** Insert unless a pending timer of this (kind, key) exists; returns the new row, or undefined. */
+  async insertIfAbsent(t: { kind: string; key: string; dueAt: Date; payload: Record<string, unknown>; maxAttempts: number }, db: DbOrTx = this.db): Promise<TimerRow | undefined> {
+    const [row] = await db
+      .insert(timers)
+      .values({ kind: t.kind, key: t.key, dueAt: t.dueAt, payload: t.payload, maxAttempts: t.maxAttempts })
+      .onConflictDoNothing({ target: [timers.kind, timers.key], where: sql`${timers.state} = 'pending'` })
+      .returning();
+    return row;
+  }
+
+  /** Pending timers whose kind starts with `prefix` (e.g. `power.schedule`), for the jobs that keep them. */
+  async pendingOfKind(kind: string, db: DbOrTx = this.db): Promise<TimerRow[]> {
+    return db.select().from(timers).where(and(eq(timers.kind, kind), eq(timers.state, 'pending')));
+  }
+
+  /** Pending timers about one workstation (payload.workstationId), soonest first. */
+  async pendingForWorkstation(workstationId: string, db: DbOrTx = this.db): Promise<TimerRow[]> {
+    return db
+      .select()
+      .from(timers)
+      .where(and(eq(timers.state, 'pending'), sql`${timers.payload} ->> 'workstationId' = ${workstationId}`))
+      .orderBy(timers.dueAt);
+  }
+
   /**
    * Claim up to `limit` due timers for this node. `SKIP LOCKED` lets concurrent claimers take
    * different rows; the lease keeps a claimed row from being claimed again until it runs out, so

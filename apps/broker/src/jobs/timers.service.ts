@@ -49,6 +49,25 @@ export class TimerService {
     return this.deps.repo.cancelPending(kind, key, this.deps.clock.now(), tx);
   }
 
+  /** Cancel a subject's pending timers of several kinds at once; returns the cancelled rows. */
+  cancelKinds(kinds: readonly string[], key: string, tx?: DbOrTx): Promise<TimerRow[]> {
+    return this.deps.repo.cancelPendingKinds(kinds, key, this.deps.clock.now(), tx);
+  }
+
+  /** Schedule unless one is pending already (a recurring timer that must not be moved while it fires). */
+  scheduleIfAbsent(t: { kind: string; key: string; dueAt: Date; payload?: Record<string, unknown>; maxAttempts?: number }, tx?: DbOrTx): Promise<TimerRow | undefined> {
+    return this.deps.repo.insertIfAbsent({ kind: t.kind, key: t.key, dueAt: t.dueAt, payload: t.payload ?? {}, maxAttempts: t.maxAttempts ?? 8 }, tx);
+  }
+
+  pending(kind: string, tx?: DbOrTx): Promise<TimerRow[]> {
+    return this.deps.repo.pendingOfKind(kind, tx);
+  }
+
+  /** Pending timers about one workstation (`payload.workstationId`), soonest first. */
+  pendingForWorkstation(workstationId: string, tx?: DbOrTx): Promise<TimerRow[]> {
+    return this.deps.repo.pendingForWorkstation(workstationId, tx);
+  }
+
   /** Fire every timer due by the clock's now; returns counts for the job's stats. */
   async fireDue(): Promise<{ claimed: number; done: number; retried: number; failed: number }> {
     const stats = { claimed: 0, done: 0, retried: 0, failed: 0 };

@@ -15,30 +15,28 @@ function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['service
   const closed: { code: number; reason: string }[] = [];
   const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
   let seq = 0;
-  const settle = () => new Promise((r) => setTimeout(r, 60));
   return {
     sent,
     closed,
     async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = []) {
-      handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
-      await waitUntil(() => sent.some((m) => m.type === 'welcome'));
+      await handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
+      expect(sent.some((m) => m.type === 'welcome')).toBe(true);
     },
     async report(body: Record<string, unknown>) {
       const s = ++seq;
-      handlers.message(JSON.stringify({ ...body, seq: s }));
-      await waitUntil(() => sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0);
+      await handlers.message(JSON.stringify({ ...body, seq: s }));
+      expect(sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0).toBe(true);
     },
     async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number }[]) {
       const before = sent.length;
-      handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
-      await settle();
+      await handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
       return sent.slice(before);
     },
     close: () => handlers.closed(1000, 'test'),
   };
 }
 
-async function waitUntil(check: () => boolean, ms = 5000): Promise<void> {
+async function waitUntil(check: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error('timed out');

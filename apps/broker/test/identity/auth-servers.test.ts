@@ -74,7 +74,7 @@ describe.each(DRIVERS)('/api/v1/auth-servers [%s]', (driver) => {
       for (const s of [BIND_PASSWORD, RADIUS_SECRET]) expect(res.body).not.toContain(s);
     }
     // Every GET route without path parameters, as admin: none carries a secret.
-    for (const route of b.app.routeList.filter((r) => r.method === 'GET' && r.url.startsWith('/api/') && !r.url.includes(':') && !r.url.endsWith('/channel'))) {
+    for (const route of b.app.routeList.filter((r) => r.method === 'GET' && r.url.startsWith('/api/') && !r.url.includes(':') && !r.stream)) {
       const res = await b.app.inject({ url: route.url, headers: as(admin) });
       for (const s of [BIND_PASSWORD, RADIUS_SECRET]) expect(res.body, route.url).not.toContain(s);
     }
@@ -159,9 +159,11 @@ describe.each(DRIVERS)('/api/v1/auth-servers [%s]', (driver) => {
 
   it('upsertByName (for stagedoor apply) creates, then updates, and never changes a kind', async () => {
     const first = await b.services.authServers.upsertByName(systemActor, radius({ name: 'duo', config: { servers: [{ host: 'duo-proxy' }] } }) as AuthServerSpec);
-    expect(first.created).toBe(true);
+    expect(first.action).toBe('create');
+    const again = await b.services.authServers.upsertByName(systemActor, radius({ name: 'duo', config: { servers: [{ host: 'duo-proxy' }] } }) as AuthServerSpec);
+    expect(again).toMatchObject({ action: 'unchanged', fields: [] });
     const second = await b.services.authServers.upsertByName(systemActor, { kind: 'radius', name: 'duo', enabled: false, purpose: 'second-factor', config: { servers: [{ host: 'duo-proxy', port: 18120 }] } } as AuthServerSpec);
-    expect(second.created).toBe(false);
+    expect(second).toMatchObject({ action: 'update', fields: ['enabled', 'config'] });
     expect(second.server.row).toMatchObject({ id: first.server.row.id, enabled: false, config: { servers: [{ host: 'duo-proxy', port: 18120 }] } });
     expect(second.server.row.secretCiphertext).not.toBeNull();
     await expect(b.services.authServers.upsertByName(systemActor, ldap({ name: 'duo' }) as AuthServerSpec)).rejects.toThrow(/kind cannot change/);

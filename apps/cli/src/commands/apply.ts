@@ -20,7 +20,7 @@ interface ApplyResult {
 export function applyCommand(program: Command): void {
   program
     .command('apply')
-    .description('make groups, providers, plans, pools and policies match a site file (YAML)')
+    .description('make groups, auth servers, providers, plans, pools and policies match a site file (YAML)')
     .requiredOption('-f, --file <file>', 'the site file')
     .option('--dry-run', 'print what would change, change nothing')
     .addOption(urlOption())

@@ -32,5 +32,8 @@ export const timers = pgTable(
     // One pending timer per (kind, key): scheduling again replaces, never duplicates.
     uniqueIndex('timers_pending_key').on(t.kind, t.key).where(sql`${t.state} = 'pending'`),
     index('timers_due_idx').on(t.dueAt).where(sql`${t.state} = 'pending'`),
+    // Power and release timers carry payload.workstationId: cancel a machine's timers on reconnect or
+    // login, and show them in "why is it still running?".
+    index('timers_pending_workstation_idx').on(sql`(${t.payload} ->> 'workstationId')`).where(sql`${t.state} = 'pending'`),
   ],
 );

@@ -31,6 +31,16 @@ export const HEALTH_STATES = ['unknown', 'healthy', 'unhealthy'] as const;
 export const AGENT_SESSION_STATES = ['unknown', 'none', 'active', 'locked', 'idle', 'disconnected'] as const;
 export const PRICE_SOURCES = ['default', 'admin'] as const;
 
+/** A message for the workstation's agent: `warn` shows `message`; `logout` ends the user's OS session. */
+export interface AgentNotice {
+  id: string;
+  kind: 'warn' | 'logout';
+  message: string;
+  /** When the forced logout happens (for `warn`) or was ordered (for `logout`). */
+  logoutAt: string;
+  createdAt: string;
+}
+
 /**
  * Tag filter: every key must match, the instance's value being one of the listed values; an empty list
  * means "the key is present". Maps 1:1 to EC2 `tag:KEY` / `tag-key` filters.
@@ -160,6 +170,13 @@ export const workstations = pgTable(
     agentSessionUser: text('agent_session_user'),
     /** Last input or session event from the agent or gateway; idle rules compare against it. */
     lastActivityAt: ts('last_activity_at'),
+    /** Seconds without input as the agent last reported them (null: no agent, or not idle). */
+    agentIdleSeconds: integer('agent_idle_seconds'),
+    /**
+     * What the agent must tell its user next (a warning before a forced logout, then the logout
+     * order), set by the release-plan timers and returned with every agent report; null = nothing.
+     */
+    agentNotice: jsonb('agent_notice').$type<AgentNotice>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -174,6 +191,8 @@ export const workstations = pgTable(
     check('workstations_agent_session_state_check', oneOf(sql`${t.agentSessionState}`, AGENT_SESSION_STATES)),
     check('workstations_tags_check', sql`jsonb_typeof(${t.tags}) = 'object'`),
     check('workstations_protocols_check', sql`${t.protocols} is null or jsonb_typeof(${t.protocols}) = 'array'`),
+    check('workstations_agent_notice_check', sql`${t.agentNotice} is null or jsonb_typeof(${t.agentNotice}) = 'object'`),
+    check('workstations_agent_idle_seconds_check', sql`${t.agentIdleSeconds} is null or ${t.agentIdleSeconds} >= 0`),
     // Free machines in a pool (connect flow) and the reconciler's per-pool snapshot.
     index('workstations_pool_power_idx').on(t.poolId, t.powerState),
     // The connect flow's pick: free machines of a pool.

@@ -14,7 +14,7 @@ class DryRunRollback extends Error {}
 
 /**
  * `stagedoor apply`: make the studio's objects match a site file, all in one transaction. Kinds are
- * applied in dependency order (groups, providers, plans, pools, policies), each object through its
+ * applied in dependency order (groups, auth servers, providers, plans, pools, policies), each object through its
  * own service — the same operations, validation and audit as the API. Any problem anywhere rolls
  * everything back and is reported with the path of each bad field. A dry run does the same work
  * and rolls back at the end, so what it prints is exactly what a real run would change.
@@ -30,10 +30,10 @@ export class SiteApplyService {
         const problems: FieldProblem[] = [];
         const ctx: ApplyContext = { ...this.deps.context, tx: tx as Tx, actor, problems };
         for (const kind of SITE_KINDS) {
-          const entries = (doc as unknown as Record<string, unknown[]>)[kind.key] ?? [];
-          for (const [index, entry] of entries.entries()) {
+          const entries = (doc as unknown as Record<string, never[]>)[kind.key] ?? [];
+          for (const index of kind.order?.(entries) ?? entries.keys()) {
             const before = problems.length;
-            const change = await kind.apply(ctx, entry as never, `${kind.key}[${index}]`);
+            const change = await kind.apply(ctx, entries[index]!, `${kind.key}[${index}]`);
             if (problems.length === before && change) changes.push(change);
           }
         }

@@ -2,12 +2,15 @@ import type { z } from 'zod';
 import type { CreateProvider, PowerPlanBody, ProtocolPlanBody, ReleasePlanBody, SiteChange, SiteGroup, SitePolicy } from '@stagedoor/contract';
 import type { Tx } from '../../db/database.ts';
 import { DomainError, type FieldProblem } from '../errors.ts';
+import { stableJson } from '../stable-json.ts';
 import type { Actor } from '../identity/actor.ts';
 import type { GroupsService } from '../identity/groups.service.ts';
 import { planColumns, type PlanKind, type PlansService } from '../plans/plans.service.ts';
 import type { PoliciesService } from '../policies/policies.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import type { AuthServersService } from '../auth-servers/auth-servers.service.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
+import { authServersKind } from './site-auth-servers.ts';
 import { poolKind, type PoolsApplyApi } from './site-pools.ts';
 
 type Change = z.infer<typeof SiteChange>;
@@ -17,6 +20,7 @@ export interface ApplyContext {
   actor: Actor;
   problems: FieldProblem[];
   groups: GroupsService;
+  authServers: AuthServersService;
   providers: ProvidersService;
   plans: PlansService;
   policies: PoliciesService;
@@ -26,19 +30,14 @@ export interface ApplyContext {
 
 export interface SiteKind<E> {
   key: string;
+  /** The order to apply the entries in, as indices into the file's list; file order when absent. */
+  order?(entries: E[]): number[];
   apply(ctx: ApplyContext, entry: E, path: string): Promise<Change | undefined>;
 }
 
 /** Which of `keys` differ between what is stored and what the file wants (deep, order-sensitive). */
 export function differing(current: Record<string, unknown>, desired: Record<string, unknown>): string[] {
-  return Object.keys(desired).filter((k) => stable(current[k]) !== stable(desired[k]));
-}
-
-function stable(v: unknown): string {
-  if (v === undefined) return 'null';
-  return JSON.stringify(v, (_k, val: unknown) =>
-    val && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b))) : val,
-  );
+  return Object.keys(desired).filter((k) => stableJson(current[k]) !== stableJson(desired[k]));
 }
 
 /** Run one service call; a domain error becomes a problem at `path` (the savepoint keeps the transaction usable). */
@@ -168,6 +167,7 @@ async function resolvePolicyRefs(ctx: ApplyContext, e: z.output<typeof SitePolic
 /** Dependency order: what a later kind refers to is created first. */
 export const SITE_KINDS: SiteKind<never>[] = [
   groupsKind,
+  authServersKind,
   providersKind,
   planKind('protocol', 'protocolPlans'),
   planKind('power', 'powerPlans'),

@@ -37,6 +37,11 @@ export class AuditService {
       },
       tx,
     );
+    this.logged(actor, entry);
+  }
+
+  /** The log line of an audit row that a single-statement operation wrote itself. */
+  logged(actor: Actor | null, entry: AuditEntry): void {
     this.deps.log.info({ audit: entry.action, outcome: entry.outcome, actor: actor?.username, target: entry.targetId }, 'audit');
   }
 

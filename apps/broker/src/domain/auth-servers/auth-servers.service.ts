@@ -8,6 +8,7 @@ import { ConflictError, InvalidInputError, NotFoundError, UnavailableError, isFo
 import type { Actor } from '../identity/actor.ts';
 import { normalizeDn, type Directory, type MfaVerifier } from '../identity/directory.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
+import { stableJson } from '../stable-json.ts';
 import type { AuthServerRow, AuthServersRepository, MappingRow } from './auth-servers.repository.ts';
 import type { AuthServerConnectors, AuthServerSecrets } from './connectors.ts';
 import { invalid, parseOrThrow, purposeFor, settingsFor } from './validate.ts';
@@ -52,13 +53,19 @@ export class AuthServersService {
     return this.#views(await this.deps.repo.list());
   }
 
-  async get(id: string): Promise<AuthServerView> {
-    const row = await this.deps.repo.findById(id);
+  async get(id: string, db?: DbOrTx): Promise<AuthServerView> {
+    const row = await this.deps.repo.findById(id, db);
     if (!row) throw new NotFoundError('auth server', id);
-    return (await this.#views([row]))[0]!;
+    return (await this.#views([row], db))[0]!;
   }
 
-  async create(actor: Actor, raw: CreateAuthServer): Promise<AuthServerView> {
+  async findByName(name: string, db?: DbOrTx): Promise<AuthServerView | undefined> {
+    const row = await this.deps.repo.findByName(name, db);
+    return row ? (await this.#views([row], db))[0] : undefined;
+  }
+
+  /** `tx`: write inside the caller's transaction (as a savepoint), as `stagedoor apply` does. */
+  async create(actor: Actor, raw: CreateAuthServer, tx?: DbOrTx): Promise<AuthServerView> {
     const input = parseOrThrow(CreateAuthServer, raw);
     const id = randomUUID();
     const desired: Desired = {
@@ -73,13 +80,13 @@ export class AuthServersService {
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? input.requiredForGroupIds : undefined,
     };
-    await this.#guard(desired.name, desired.kind, () => this.deps.db.transaction((tx) => this.#write(actor, tx, id, null, desired)));
-    return this.get(id);
+    await this.#guard(desired.name, desired.kind, () => (tx ?? this.deps.db).transaction((t) => this.#write(actor, t, id, null, desired)));
+    return this.get(id, tx);
   }
 
-  async update(actor: Actor, id: string, patch: UpdateAuthServer): Promise<AuthServerView> {
+  async update(actor: Actor, id: string, patch: UpdateAuthServer, outer?: DbOrTx): Promise<AuthServerView> {
     await this.#guard(patch.name ?? '', null, () =>
-      this.deps.db.transaction(async (tx) => {
+      (outer ?? this.deps.db).transaction(async (tx) => {
         const current = await this.deps.repo.lockById(id, tx);
         if (!current) throw new NotFoundError('auth server', id);
         const kind = current.kind as AuthServerKind;
@@ -101,18 +108,22 @@ export class AuthServersService {
           mfaServerId: patch.mfaServerId === undefined ? current.mfaServerId : patch.mfaServerId,
           groupMappings: patch.groupMappings,
           requiredForGroupIds: patch.requiredForGroupIds,
-        }, Object.keys(patch));
+        }, Object.keys(patch).filter((k) => patch[k as keyof UpdateAuthServer] !== undefined));
       }),
     );
-    return this.get(id);
+    return this.get(id, outer);
   }
 
-  /** Create or bring up to date the server called `input.name` (what `stagedoor apply` calls). Secrets left out are kept. */
-  async upsertByName(actor: Actor, raw: AuthServerSpec): Promise<{ server: AuthServerView; created: boolean }> {
+  /**
+   * Create or bring up to date the server called `input.name` (what `stagedoor apply` calls), and
+   * say which fields changed — nothing is written when none did. Secrets left out are kept; a
+   * secret given is compared with the stored one (opened here, never returned).
+   */
+  async upsertByName(actor: Actor, raw: AuthServerSpec, tx?: DbOrTx): Promise<{ server: AuthServerView; action: 'create' | 'update' | 'unchanged'; fields: string[] }> {
     const input = parseOrThrow(AuthServerSpec, raw);
-    const existing = await this.deps.repo.findByName(input.name);
-    if (!existing) return { server: await this.create(actor, input as CreateAuthServer), created: true };
-    if (existing.kind !== input.kind) invalid('kind', `"${input.name}" is a ${existing.kind} server; a kind cannot change (delete and re-create it)`);
+    const existing = await this.findByName(input.name, tx);
+    if (!existing) return { server: await this.create(actor, input as CreateAuthServer, tx), action: 'create', fields: [] };
+    if (existing.row.kind !== input.kind) invalid('kind', `"${input.name}" is a ${existing.row.kind} server; a kind cannot change (delete and re-create it)`);
     const patch: UpdateAuthServer = {
       name: input.name,
       enabled: input.enabled,
@@ -125,7 +136,32 @@ export class AuthServersService {
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? (input.requiredForGroupIds ?? []) : undefined,
     };
-    return { server: await this.update(actor, existing.id, patch), created: false };
+    const fields = this.#changedFields(existing, patch);
+    if (!fields.length) return { server: existing, action: 'unchanged', fields };
+    return { server: await this.update(actor, existing.row.id, patch, tx), action: 'update', fields };
+  }
+
+  /** Which fields of `patch` differ from what is stored (config with its defaults; DNs normalised; sets unordered). */
+  #changedFields(current: AuthServerView, patch: UpdateAuthServer): string[] {
+    const { row } = current;
+    const stored = this.deps.connectors.open(row);
+    const sorted = (xs: string[]) => [...xs].sort();
+    const same: Record<string, () => boolean> = {
+      name: () => patch.name === row.name,
+      enabled: () => patch.enabled === row.enabled,
+      position: () => patch.position === row.position,
+      config: () => sameJson(settingsFor(row.kind as AuthServerKind, patch.config), row.config),
+      purpose: () => patch.purpose === row.purpose,
+      bindPassword: () => patch.bindPassword === stored.bindPassword,
+      sharedSecret: () => patch.sharedSecret === stored.sharedSecret,
+      mfaServerId: () => (patch.mfaServerId ?? null) === row.mfaServerId,
+      groupMappings: () =>
+        sameJson(sorted((patch.groupMappings ?? []).map((m) => `${normalizeDn(m.externalGroup)}\n${m.groupId}`)), sorted(current.mappings.map((m) => `${m.externalGroup}\n${m.groupId}`))),
+      requiredForGroupIds: () => sameJson(sorted(patch.requiredForGroupIds ?? []), sorted(current.requiredForGroups.map((g) => g.id))),
+    };
+    return Object.entries(patch)
+      .filter(([k, v]) => v !== undefined && !same[k]!())
+      .map(([k]) => k);
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
@@ -283,9 +319,11 @@ export class AuthServersService {
     }
   }
 
-  async #views(rows: AuthServerRow[]): Promise<AuthServerView[]> {
+  async #views(rows: AuthServerRow[], db?: DbOrTx): Promise<AuthServerView[]> {
     const ids = rows.map((r) => r.id);
-    const [mappings, reqs] = await Promise.all([this.deps.repo.mappings(ids), this.deps.repo.requirements(ids)]);
+    // In a transaction, one query after the other: a transaction is one connection.
+    const mappings = await this.deps.repo.mappings(ids, db);
+    const reqs = await this.deps.repo.requirements(ids, db);
     return rows.map((row) => ({
       row,
       mappings: mappings.filter((m) => m.authServerId === row.id),
@@ -293,3 +331,5 @@ export class AuthServersService {
     }));
   }
 }
+
+const sameJson = (a: unknown, b: unknown) => stableJson(a) === stableJson(b);

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
+import { rowFromJson } from '../../db/json-rows.ts';
 import { assignments, connections, grants, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
@@ -9,6 +10,20 @@ export type ConnectionRow = typeof connections.$inferSelect;
 export type GrantRow = typeof grants.$inferSelect;
 
 export const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'] as const;
+
+/** What the one-statement connect writes besides the rows' own ids. */
+export interface FastConnect {
+  userId: string;
+  poolId: string;
+  policyId: string;
+  mode: string;
+  protocol: string;
+  clientAddress: string;
+  now: Date;
+  /** Assign even when the user holds a desktop of this pool already (an additional desktop). */
+  evenIfHolding: boolean;
+  audit: { actorName: string; sourceAddress: string | null; requestId: string | null };
+}
 
 export class ConnectionsRepository {
   constructor(private readonly db: DbOrTx) {}
@@ -41,6 +56,55 @@ export class ConnectionsRepository {
       if (row) return row;
     }
     return undefined;
+  }
+
+  /**
+   * The common connect in ONE statement, so it costs one round trip instead of eight (begin, lock,
+   * assignment, marker, connection, audit, commit): lock a free *running* machine of the pool
+   * (`SKIP LOCKED`, same conditions as the first tier of `lockFreeWorkstation`), assign it, set its
+   * marker, open the connection as `ready` (the machine is running) and write the audit row. A
+   * statement is atomic, so either all of it happens or none; the partial unique index on active
+   * assignments stays the invariant (a lost race raises it, and the caller retries). `undefined`
+   * when no running machine is free, or the user holds a desktop here already (unless
+   * `evenIfHolding`): the caller takes the transactional path (their own machine back, booting or
+   * stopped machines, launch on login). The audit row's columns are spelled here because it is part of the
+   * same statement; its shape is `AuditService.record`'s. (Data-modifying WITH parts run whether
+   * or not the final select reads them.)
+   */
+  async assignRunningAndOpen(p: FastConnect, db: DbOrTx = this.db): Promise<{ workstation: WorkstationRow; assignment: AssignmentRow; connection: ConnectionRow } | undefined> {
+    const result = await db.execute(sql`
+      with free as (
+        select w.* from workstations w
+        where w.pool_id = ${p.poolId} and w.assignment_id is null and w.maintenance = false
+          and w.health <> 'unhealthy' and w.power_state = 'running'
+          and (${p.evenIfHolding} or not exists (select 1 from assignments h where h.user_id = ${p.userId} and h.pool_id = ${p.poolId} and h.state = 'active'))
+        limit 1 for update skip locked
+      ), a as (
+        insert into assignments (user_id, workstation_id, pool_id, policy_id, mode, state, since, updated_at)
+        select ${p.userId}, free.id, ${p.poolId}, ${p.policyId}, ${p.mode}, 'active', ${p.now}, ${p.now} from free
+        returning *
+      ), marked as (
+        update workstations w set assignment_id = a.id from a where w.id = a.workstation_id
+      ), c as (
+        insert into connections (user_id, workstation_id, assignment_id, protocol, client_address, state, requested_at, ready_at, updated_at)
+        select ${p.userId}, a.workstation_id, a.id, ${p.protocol}, ${p.clientAddress}, 'ready', ${p.now}, ${p.now}, ${p.now} from a
+        returning *
+      ), audit as (
+        insert into audit_events (at, actor_user_id, actor_name, source_address, action, target_type, target_id, outcome, details, request_id)
+        select ${p.now}, ${p.userId}, ${p.audit.actorName}, ${p.audit.sourceAddress}, 'connection.create', 'connection', c.id::text, 'success',
+          jsonb_build_object('pool', ${p.poolId}::text, 'workstation', c.workstation_id, 'protocol', c.protocol, 'launched', false, 'starting', false, 'mode', ${p.mode}::text),
+          ${p.audit.requestId}
+        from c
+      )
+      select to_jsonb(free) as w, to_jsonb(a) as a, to_jsonb(c) as c from free, a, c`);
+    const row = (result as unknown as { rows: Record<'w' | 'a' | 'c', unknown>[] }).rows[0];
+    if (!row) return undefined;
+    return { workstation: rowFromJson(workstations, row.w), assignment: rowFromJson(assignments, row.a), connection: rowFromJson(connections, row.c) };
+  }
+
+  async lockWorkstation(id: string, tx: DbOrTx): Promise<WorkstationRow | undefined> {
+    const [row] = await tx.select().from(workstations).where(eq(workstations.id, id)).for('update');
+    return row;
   }
 
   async activeAssignments(userId: string, poolId: string | null, db: DbOrTx = this.db): Promise<(AssignmentRow & { workstation: WorkstationRow })[]> {

@@ -67,6 +67,7 @@ export class ConnectionsService {
 
   async protocolsOf(policy: PolicyWithLinks): Promise<ProtocolPlanEntry[]> {
     if (!policy.protocolPlanId) return DEFAULT_PROTOCOLS;
+    if (policy.protocols) return policy.protocols;
     return (await this.deps.plans.get('protocol', policy.protocolPlanId)).protocols;
   }
 
@@ -80,7 +81,7 @@ export class ConnectionsService {
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.deps.db.transaction((tx) => this.#assignAndOpen(tx, req, policy, desktops, input, protocol));
+        const result = (await this.#fastConnect(req, policy, desktops, input, protocol)) ?? (await this.deps.db.transaction((tx) => this.#assignAndOpen(tx, req, policy, desktops, input, protocol)));
         this.#afterCommit(req.actor, input.poolId, result);
         return { connection: result.connection, known: { policy, protocols, workstation: result.workstation, assignment: result.assignment } };
       } catch (err) {
@@ -89,6 +90,35 @@ export class ConnectionsService {
         throw err;
       }
     }
+  }
+
+  /**
+   * The common case — a user who holds nothing here yet (or asks for one more desktop, within the
+   * offer) and a running machine is free — in one statement (see `assignRunningAndOpen`). Anything else, or no running machine free, is
+   * `undefined` and goes the transactional way.
+   */
+  async #fastConnect(req: Requester, policy: PolicyWithLinks, desktops: number, input: { poolId: string; workstationId?: string; additional?: boolean }, protocol: Protocol) {
+    if (input.workstationId) return undefined;
+    if (input.additional) {
+      const mine = await this.deps.repo.activeAssignments(req.actor.userId, input.poolId);
+      if (mine.length >= desktops || mine.some((m) => m.workstation.powerState === 'terminated')) return undefined;
+    }
+    const now = this.deps.clock.now();
+    const { actor } = req;
+    const r = await this.deps.repo.assignRunningAndOpen({
+      userId: actor.userId,
+      poolId: input.poolId,
+      policyId: policy.id,
+      mode: policy.assignmentMode,
+      protocol,
+      clientAddress: req.clientAddress,
+      now,
+      evenIfHolding: !!input.additional,
+      audit: { actorName: actor.username, sourceAddress: actor.sourceAddress, requestId: actor.requestId },
+    });
+    if (!r) return undefined;
+    this.deps.audit.logged(actor, { action: 'connection.create', outcome: 'success', targetType: 'connection', targetId: r.connection.id });
+    return { ...r, launched: undefined, start: undefined };
   }
 
   async #assignAndOpen(tx: DbOrTx, req: Requester, policy: PolicyWithLinks, desktops: number, input: { poolId: string; workstationId?: string; additional?: boolean }, protocol: Protocol) {
@@ -115,6 +145,11 @@ export class ConnectionsService {
       }
       const row = await this.deps.repo.insertAssignment({ userId: req.actor.userId, workstationId: ws.id, poolId: input.poolId, policyId: policy.id, mode: policy.assignmentMode, since: now, updatedAt: now }, tx);
       assignment = { ...row, workstation: ws };
+    } else {
+      // A held machine: lock its row, so a power-plan stop deciding at this moment either sees this
+      // connection or has finished, and we read the power state it left (and start it again).
+      const fresh = await this.deps.repo.lockWorkstation(assignment.workstationId!, tx);
+      if (fresh) assignment = { ...assignment, workstation: fresh };
     }
     if (!launched && policy.startStoppedOnLogin && ['stopped', 'stopping'].includes(assignment.workstation.powerState)) start = assignment.workstation;
     const connection = await this.deps.repo.insertConnection(
@@ -142,6 +177,30 @@ export class ConnectionsService {
       });
     }
     this.deps.pools.poke(poolId);
+  }
+
+  /**
+   * Release an assignment in the caller's transaction (release plans): its live connections close,
+   * the machine goes back to the pool. Returns what to do after the commit (`afterRelease`).
+   */
+  async releaseAssignmentIn(actor: Actor, assignmentId: string, reason: 'logout' | 'disconnect' | 'idle' | 'workstation-gone', details: Record<string, unknown>, tx: DbOrTx): Promise<{ grantIds: string[]; poolId: string | null } | null> {
+    const now = this.deps.clock.now();
+    const live = await this.deps.repo.liveConnectionsOf([assignmentId], tx);
+    const grantIds: string[] = [];
+    for (const c of live) {
+      grantIds.push(...(await this.deps.repo.liveGrants(c.id, tx)).map((g) => g.id));
+      await this.deps.repo.closeLive(c.id, 'closed', `released: ${reason}`, now, tx);
+    }
+    const released = await this.deps.repo.releaseAssignment(assignmentId, reason, now, tx);
+    if (!released) return null;
+    await this.deps.audit.record(actor, { action: 'assignment.release', outcome: 'success', targetType: 'assignment', targetId: assignmentId, reason, details: { workstation: released.workstationId, user: released.userId, connectionsClosed: live.length, ...details } }, tx);
+    return { grantIds, poolId: released.poolId };
+  }
+
+  /** After `releaseAssignmentIn` committed: revoke the grants (gateways close the sessions) and poke the pool. */
+  async afterRelease(r: { grantIds: string[]; poolId: string | null }): Promise<void> {
+    for (const g of r.grantIds) await this.deps.gateways.revokeGrant(g, 'assignment released').catch((err: unknown) => this.deps.log.warn({ err, grant: g }, 'grant revoke failed'));
+    if (r.poolId) this.deps.pools.poke(r.poolId);
   }
 
   async getOwned(actor: Actor, id: string, canSeeAll: boolean): Promise<ConnectionRow> {

@@ -43,6 +43,6 @@ export class DesktopOffers {
       }
       desktops.push({ poolId: pool.id, name: pool.name, description: pool.description, state, reason, desktops: offer.desktops, protocols, machines });
     }
-    return { policy: { id: policy.id, name: policy.name }, reason: null, desktops };
+    return { policy: { id: policy.id, name: policy.name, allowRestart: policy.allowRestart }, reason: null, desktops };
   }
 }

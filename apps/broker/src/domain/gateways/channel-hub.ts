@@ -51,8 +51,11 @@ export class ChannelHub implements GrantDelivery {
     return this.#channels.get(gatewayId)?.ready ?? false;
   }
 
-  /** A gateway authenticated; returns the handlers the transport calls. */
-  attach(gateway: GatewayRow, socket: ChannelSocket, remoteAddress: string | null): { message(text: string): void; closed(code: number, reason: string): void } {
+  /**
+   * A gateway authenticated; returns the handlers the transport calls. Messages are handled one at
+   * a time, in order; `message` resolves once this one has been (the transport need not wait).
+   */
+  attach(gateway: GatewayRow, socket: ChannelSocket, remoteAddress: string | null): { message(text: string): Promise<void>; closed(code: number, reason: string): void } {
     const previous = this.#channels.get(gateway.id);
     const ch: Channel = { gateway, socket, remoteAddress, held: new Set(), ready: false, closed: false, lastHeardMs: Date.now(), queue: Promise.resolve(), log: this.deps.log.child({ gateway: gateway.id, name: gateway.name }) };
     this.#channels.set(gateway.id, ch);
@@ -66,6 +69,7 @@ export class ChannelHub implements GrantDelivery {
           ch.log.error({ err }, 'gateway report failed; closing the channel so that the gateway resends');
           this.#drop(ch, CLOSE.error, 'broker error');
         });
+        return ch.queue;
       },
       closed: (code, reason) => {
         if (ch.closed) return;

@@ -77,10 +77,9 @@ export class AuthService {
 
   async authenticateSession(token: string): Promise<Authenticated | null> {
     const now = this.deps.clock.now();
-    const session = await this.deps.sessions.findLiveByTokenHash(hashToken(token), now);
-    if (!session) return null;
-    const user = await this.deps.users.findByIdWithGroups(session.userId);
-    if (!user || user.disabled) return null;
+    const found = await this.deps.sessions.findLiveWithUser(hashToken(token), now);
+    if (!found || found.user.disabled) return null;
+    const { session, user } = found;
     if (now.getTime() - session.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
       await this.deps.sessions.touch(session.id, now, this.#idleDeadline(now));
     }
@@ -90,10 +89,9 @@ export class AuthService {
   async authenticateToken(token: string): Promise<Authenticated | null> {
     if (!token.startsWith(API_TOKEN_PREFIX)) return null;
     const now = this.deps.clock.now();
-    const row = await this.deps.sessions.findLiveToken(hashToken(token), now);
-    if (!row) return null;
-    const user = await this.deps.users.findByIdWithGroups(row.userId);
-    if (!user || user.disabled) return null;
+    const found = await this.deps.sessions.findLiveTokenWithUser(hashToken(token), now);
+    if (!found || found.user.disabled) return null;
+    const { token: row, user } = found;
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) await this.deps.sessions.touchToken(row.id, now);
     return { user, session: null, token: row };
   }

@@ -28,13 +28,17 @@ export const PERMISSIONS = [
   'policies:write',
   'connections:read',
   'connections:write',
+  // The price table prices the cost report: admins change it; operators and auditors read it.
+  'prices:read',
+  'prices:write',
+  'reports:read',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: PERMISSIONS,
   // Providers hold cloud credentials: operators see them but only admins change them.
-  operator: ['users:read', 'groups:read', 'audit:read', 'providers:read', 'workstations:read', 'workstations:write', 'pools:read', 'pools:write', 'gateways:read', 'gateways:write', 'policies:read', 'connections:read', 'connections:write'],
+  operator: ['users:read', 'groups:read', 'audit:read', 'providers:read', 'workstations:read', 'workstations:write', 'pools:read', 'pools:write', 'gateways:read', 'gateways:write', 'policies:read', 'connections:read', 'connections:write', 'prices:read', 'reports:read'],
   auditor: PERMISSIONS.filter((p) => p.endsWith(':read')),
   user: [],
 };

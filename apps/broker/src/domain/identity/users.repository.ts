@@ -7,6 +7,14 @@ export type UserRow = typeof users.$inferSelect;
 export type NewUserRow = typeof users.$inferInsert;
 export type UserWithGroups = UserRow & { groups: { id: string; name: string }[] };
 
+/**
+ * The groups of the `users` row of the enclosing query, as a select-list column. The outer column is
+ * spelled out: in a select list Drizzle renders `users.id` unqualified, which inside the subquery
+ * would mean `g.id`.
+ */
+export const groupsOfUser = sql<{ id: string; name: string }[]>`coalesce((select json_agg(json_build_object('id', g.id, 'name', g.name) order by g.name)
+  from ${groupMembers} gm join ${groups} g on g.id = gm.group_id where gm.user_id = "users"."id"), '[]'::json)`;
+
 export class UsersRepository {
   constructor(private readonly db: DbOrTx) {}
 
@@ -20,20 +28,9 @@ export class UsersRepository {
     return row;
   }
 
-  /**
-   * The user with their groups in one round trip (every authenticated request needs both). The outer
-   * column is spelled out: in a select list Drizzle renders `users.id` unqualified, which inside the
-   * subquery would mean `g.id`.
-   */
+  /** The user with their groups in one round trip (every authenticated request needs both). */
   async findByIdWithGroups(id: string, db: DbOrTx = this.db): Promise<UserWithGroups | undefined> {
-    const [row] = await db
-      .select({
-        user: users,
-        groups: sql<{ id: string; name: string }[]>`coalesce((select json_agg(json_build_object('id', g.id, 'name', g.name) order by g.name)
-          from ${groupMembers} gm join ${groups} g on g.id = gm.group_id where gm.user_id = "users"."id"), '[]'::json)`,
-      })
-      .from(users)
-      .where(eq(users.id, id));
+    const [row] = await db.select({ user: users, groups: groupsOfUser }).from(users).where(eq(users.id, id));
     return row ? { ...row.user, groups: row.groups } : undefined;
   }
 

@@ -1,12 +1,42 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
-import { policies, policyGroups, policyPools } from '../../db/schema/index.ts';
+import { policies, policyGroups, policyPools, protocolPlans } from '../../db/schema/index.ts';
+import type { ProtocolPlanEntry } from '../../db/schema/policies.ts';
 
 export type PolicyRow = typeof policies.$inferSelect;
-export type PolicyWithLinks = PolicyRow & { groupIds: string[]; pools: { poolId: string; desktops: number }[] };
+export type PolicyWithLinks = PolicyRow & {
+  groupIds: string[];
+  pools: { poolId: string; desktops: number }[];
+  /** Its protocol plan's entries, when the query that found the policy brought them along. */
+  protocols?: ProtocolPlanEntry[] | null;
+};
+
+/**
+ * Built once and prepared on the server: every connect and every "my desktops" asks it first, and
+ * gets the policy's groups, pools and protocol plan in the same round trip.
+ */
+const firstMatchingPolicy = (db: DbOrTx) =>
+  db
+    .select({
+      policy: policies,
+      // "policies"."id" spelled out: Drizzle renders a select-list column unqualified.
+      groupIds: sql<string[]>`coalesce((select json_agg(pg.group_id) from ${policyGroups} pg where pg.policy_id = "policies"."id"), '[]'::json)`,
+      pools: sql<{ poolId: string; desktops: number }[]>`coalesce((select json_agg(json_build_object('poolId', pp.pool_id, 'desktops', pp.desktop_count) order by pp.position)
+        from ${policyPools} pp where pp.policy_id = "policies"."id"), '[]'::json)`,
+      protocols: sql<ProtocolPlanEntry[] | null>`(select pr.protocols from ${protocolPlans} pr where pr.id = "policies"."protocol_plan_id")`,
+    })
+    .from(policies)
+    .where(and(eq(policies.enabled, true), sql`exists (select 1 from ${policyGroups} pg where pg.policy_id = ${policies.id} and pg.group_id = any(${sql.placeholder('groupIds')}::uuid[]))`))
+    .orderBy(asc(policies.position))
+    .limit(1)
+    .prepare('stagedoor_first_matching_policy');
 
 export class PoliciesRepository {
-  constructor(private readonly db: DbOrTx) {}
+  readonly #firstMatching: ReturnType<typeof firstMatchingPolicy>;
+
+  constructor(private readonly db: DbOrTx) {
+    this.#firstMatching = firstMatchingPolicy(db);
+  }
 
   async list(db: DbOrTx = this.db): Promise<PolicyWithLinks[]> {
     return this.#withLinks(await db.select().from(policies).orderBy(asc(policies.position)), db);
@@ -26,21 +56,10 @@ export class PoliciesRepository {
    * The first enabled policy, by position, naming any of these groups — with its groups and pools in
    * the same round trip, since every connect asks this first.
    */
-  async firstMatching(groupIds: string[], db: DbOrTx = this.db): Promise<PolicyWithLinks | undefined> {
+  async firstMatching(groupIds: string[]): Promise<PolicyWithLinks | undefined> {
     if (groupIds.length === 0) return undefined;
-    const [row] = await db
-      .select({
-        policy: policies,
-        // "policies"."id" spelled out: Drizzle renders a select-list column unqualified.
-        groupIds: sql<string[]>`coalesce((select json_agg(pg.group_id) from ${policyGroups} pg where pg.policy_id = "policies"."id"), '[]'::json)`,
-        pools: sql<{ poolId: string; desktops: number }[]>`coalesce((select json_agg(json_build_object('poolId', pp.pool_id, 'desktops', pp.desktop_count) order by pp.position)
-          from ${policyPools} pp where pp.policy_id = "policies"."id"), '[]'::json)`,
-      })
-      .from(policies)
-      .where(and(eq(policies.enabled, true), sql`exists (select 1 from ${policyGroups} pg where pg.policy_id = ${policies.id} and pg.group_id in ${groupIds})`))
-      .orderBy(asc(policies.position))
-      .limit(1);
-    return row ? { ...row.policy, groupIds: row.groupIds, pools: row.pools } : undefined;
+    const [row] = await this.#firstMatching.execute({ groupIds });
+    return row ? { ...row.policy, groupIds: row.groupIds, pools: row.pools, protocols: row.protocols } : undefined;
   }
 
   async maxPosition(db: DbOrTx = this.db): Promise<number> {

@@ -24,6 +24,8 @@ type ActivePass = { again: boolean; force: boolean; refresh: boolean; done: Prom
 
 /** Database signal that a pool should be reconciled soon; every node LISTENs on it. */
 export const POKE_CHANNEL = 'stagedoor_pools';
+/** How often at most one node NOTIFYs the others about the same pool (see `#notifyOthers`). */
+const NOTIFY_EVERY_MS = 100;
 /** Passes of different pools that run at once in a full pass. */
 const POOL_CONCURRENCY = 4;
 const ID_BATCH = 200;
@@ -39,6 +41,7 @@ const ID_BATCH = 200;
 export class PoolReconciler {
   readonly #instance = randomUUID();
   readonly #active = new Map<string, ActivePass>();
+  readonly #notifyWindows = new Map<string, { again: boolean; timer: NodeJS.Timeout }>();
   #listening: Promise<void> | undefined;
   #unlisten: (() => Promise<void>) | undefined;
   #stopped = false;
@@ -59,8 +62,30 @@ export class PoolReconciler {
   /** Reconcile this pool soon, on whichever node gets to it first. Never throws. */
   poke(poolId: string): void {
     if (this.#stopped) return;
-    this.deps.database.notify(POKE_CHANNEL, `${this.#instance} ${poolId}`).catch((err: unknown) => this.deps.log.warn({ err, pool: poolId }, 'pool poke: NOTIFY failed'));
+    this.#notifyOthers(poolId);
     void this.run(poolId);
+  }
+
+  /**
+   * NOTIFY the other nodes about a pool at most once per `NOTIFY_EVERY_MS`: the first poke goes out
+   * at once, pokes within the window fold into one more at its end. A login storm would otherwise
+   * send a NOTIFY per connect, and every listener would answer each with a pass.
+   */
+  #notifyOthers(poolId: string): void {
+    const window = this.#notifyWindows.get(poolId);
+    if (window) {
+      window.again = true;
+      return;
+    }
+    const opened = { again: false, timer: setTimeout(() => this.#closeNotifyWindow(poolId), NOTIFY_EVERY_MS).unref() };
+    this.#notifyWindows.set(poolId, opened);
+    this.deps.database.notify(POKE_CHANNEL, `${this.#instance} ${poolId}`).catch((err: unknown) => this.deps.log.warn({ err, pool: poolId }, 'pool poke: NOTIFY failed'));
+  }
+
+  #closeNotifyWindow(poolId: string): void {
+    const window = this.#notifyWindows.get(poolId);
+    this.#notifyWindows.delete(poolId);
+    if (window?.again && !this.#stopped) this.#notifyOthers(poolId);
   }
 
   /** One pass of the pool under its lock, coalesced with a pass already running here; `busy` when another node holds it. */
@@ -160,6 +185,8 @@ export class PoolReconciler {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const w of this.#notifyWindows.values()) clearTimeout(w.timer);
+    this.#notifyWindows.clear();
     await this.idle();
     await this.#unlisten?.().catch(() => undefined);
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { LaunchWorkstation } from '@stagedoor/contract';
-import type { Db } from '../../db/database.ts';
+import type { Db, DbOrTx } from '../../db/database.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { CloudProvider, PowerChange } from '../../providers/cloud/cloud-provider.ts';
 import type { Clock } from '../clock.ts';
@@ -70,6 +70,43 @@ export class WorkstationsService {
       await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
     });
     return { workstation: await this.get(id), previous, current };
+  }
+
+  /**
+   * A power operation decided at the last moment (power and release plans): the machine's row stays
+   * locked from `guard`'s check to the recorded answer, so a user who connects meanwhile either is
+   * seen by the check, or waits for the lock and finds the machine stopping (and the connect flow
+   * starts it again). The one cloud call runs inside that transaction on purpose: one row, one call.
+   * `guard` returns why not to act, or null; it runs in the transaction and may write (e.g. release
+   * the assignment of a machine about to be terminated).
+   */
+  async powerGuarded(
+    actor: Actor,
+    id: string,
+    action: PowerAction,
+    guard: (ws: WorkstationRow, tx: DbOrTx) => Promise<string | null>,
+    opts: { hibernate?: boolean; details?: Record<string, unknown> } = {},
+  ): Promise<{ done: true; previous: PowerState; current: PowerState } | { done: false; skipped: string }> {
+    return this.deps.db.transaction(async (tx) => {
+      const ws = await this.deps.repo.lockById(id, tx);
+      if (!ws) return { done: false as const, skipped: 'the workstation no longer exists' };
+      const why = await guard(ws, tx);
+      if (why) return { done: false as const, skipped: why };
+      if (!ws.externalId) return { done: false as const, skipped: 'the machine is still being launched' };
+      const provider = await this.deps.providers.findById(ws.providerId, tx);
+      if (!provider) throw new NotFoundError('provider', ws.providerId);
+      const cloud = this.deps.registry.forRow(provider);
+      const audit = { action: `workstation.${action}`, targetType: 'workstation', targetId: id, details: { name: ws.name, externalId: ws.externalId, ...opts.details, ...(opts.hibernate ? { hibernate: true } : {}) } };
+      // A failed call throws out of the transaction (the guard's writes roll back) and the timer retries.
+      const change = await this.#call(cloud, action, ws.externalId, opts);
+      const previous = ws.powerState as PowerState;
+      const current = change?.current ?? previous;
+      const at = this.deps.clock.now();
+      const changed = await this.deps.repo.setPowerState([id], current, at, tx);
+      await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
+      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
+      return { done: true as const, previous, current };
+    });
   }
 
   async #call(cloud: CloudProvider, action: PowerAction, externalId: string, opts: { hibernate?: boolean }): Promise<PowerChange | undefined> {

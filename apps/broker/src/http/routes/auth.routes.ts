@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest } from '@stagedoor/contract';
+import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest, type Role } from '@stagedoor/contract';
 import type { SignInResult } from '../../domain/identity/sign-in.service.ts';
+import { PERMISSIONS, roleHas } from '../../domain/identity/permissions.ts';
 import type { Services } from '../../services.ts';
 import { SESSION_COOKIE } from '../auth-hook.ts';
 import { apiTokenDto, iso, userDto } from '../dto.ts';
@@ -82,6 +83,7 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
       csrfToken: a.session?.csrfToken ?? null,
       authenticatedBy: a.session ? ('session' as const) : ('token' as const),
       session: a.session ? { id: a.session.id, expiresAt: iso(a.session.expiresAt), idleExpiresAt: iso(a.session.idleExpiresAt) } : null,
+      permissions: PERMISSIONS.filter((p) => roleHas(a.user.role as Role, p)),
     };
   });
 

@@ -25,7 +25,7 @@ export function gatewayChannelRoutes(app: FastifyInstance, deps: { services: Ser
     GATEWAY_CHANNEL_PATH,
     {
       websocket: true,
-      config: { access: 'public' },
+      config: { access: 'public', stream: true },
       schema: {
         tags: ['gateways'],
         summary: 'Gateway control channel (WebSocket upgrade; Authorization: Bearer <gateway credential>)',
@@ -47,7 +47,7 @@ export function gatewayChannelRoutes(app: FastifyInstance, deps: { services: Ser
       socket.on('message', (data, isBinary) => {
         const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer).byteLength;
         if (isBinary || size > MAX_MESSAGE_BYTES) return socket.close(4400, isBinary ? 'text frames only' : 'message too large');
-        channel.message(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
+        void channel.message(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
       });
       socket.on('close', (code, reason) => channel.closed(code, reason.toString('utf8')));
       socket.on('error', (err) => request.log.warn({ err, gateway: gateway.id }, 'gateway channel error'));

@@ -1,0 +1,309 @@
+/**
+ * A simulated studio week (issue #7): 100 artists on shifts (bench/studio-week/shifts.ts) against the
+ * real broker — connect flow, pool reconciler with schedule windows, agent events, power and release
+ * plans on durable timers, the cost report — and the EC2 emulator with boots of 60–120 s, on PGlite.
+ *
+ * Time is a ManualClock (shared with the emulator), moved event to event: the next artist action, the
+ * next due timer, the reconciler tick (15 s grid, as the job) after the next boot or stop completes,
+ * the next schedule-window edge. Nothing sleeps. Prints instance-hours billed (running, from the cost
+ * report) against always-on and against the ideal (running only while in use), billed/ideal, and the
+ * wait for a desktop (connect → the broker says ready).
+ *
+ * Run: npm run bench:studio-week [-- --seed N] [-- --standby windows|morning|flat]
+ */
+import { sql } from 'drizzle-orm';
+import pino from 'pino';
+import { CreatePool, PolicyBody, PowerPlanBody, ReleasePlanBody, type ScheduleWindow } from '@stagedoor/contract';
+import type { z } from 'zod';
+import { DEMO_AMI_ID, startEc2Emulator } from '../packages/ec2-emulator/src/index.ts';
+import { delaysFor } from '../packages/ec2-emulator/src/lifecycle.ts';
+import { loadConfig } from '../apps/broker/src/config/config.ts';
+import { rowsOf, runMigrations } from '../apps/broker/src/db/migrate.ts';
+import { openPglite } from '../apps/broker/src/db/pglite.ts';
+import { ManualClock } from '../apps/broker/src/domain/clock.ts';
+import { systemActor } from '../apps/broker/src/domain/identity/actor.ts';
+import { assembleBroker } from '../apps/broker/src/main.ts';
+import { bearer, mintUsers, type MintedUser } from '../test/support/studio.ts';
+import { planWeek, STUDIO, type Action } from './studio-week/shifts.ts';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+};
+const SEED = Number(arg('seed', '7'));
+/** `windows` (the tuned setting), `morning` (a morning window only) or `flat` (minAvailable 4 always): what the windows buy. */
+const STANDBY = arg('standby', 'windows');
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const WEEK = Date.parse('2026-11-23T00:00:00Z'); // Monday; Europe/London is UTC in November
+const END = WEEK + 7 * DAY;
+const JOB_TICK_MS = 15_000; // the pool-reconciler job's interval
+const ARTISTS = STUDIO.reduce((n, s) => n + s.count, 0);
+const FLEET = 100;
+
+if (!['windows', 'morning', 'flat'].includes(STANDBY)) throw new Error('--standby windows|morning|flat');
+type Window = z.input<typeof ScheduleWindow> & { minAvailable: number };
+const WEEKDAYS: Window['days'] = ['mon', 'tue', 'wed', 'thu', 'fri'];
+
+/** The settings under test (printed with the result). */
+const SETTINGS = {
+  boot: { pendingMs: 60_000, pendingJitterMs: 60_000, stoppingMs: 30_000 },
+  pool: {
+    minAvailable: STANDBY === 'flat' ? 4 : 1,
+    maxTotal: 130,
+    // More standby while the day shift arrives and comes back from lunch, little in the afternoon, a
+    // little more when the night shift arrives; minAvailable 1 otherwise.
+    scheduleWindows: (STANDBY === 'flat'
+      ? []
+      : STANDBY === 'morning'
+        ? [
+            { days: WEEKDAYS, start: '08:20', end: '09:45', minAvailable: 12 },
+            { days: WEEKDAYS, start: '09:45', end: '14:30', minAvailable: 4 },
+            { days: WEEKDAYS, start: '14:30', end: '18:00', minAvailable: 2 },
+          ]
+        : [
+          { days: WEEKDAYS, start: '08:20', end: '09:45', minAvailable: 12 },
+          { days: WEEKDAYS, start: '09:45', end: '12:15', minAvailable: 3 },
+          { days: WEEKDAYS, start: '12:15', end: '14:15', minAvailable: 6 },
+          { days: WEEKDAYS, start: '14:15', end: '18:00', minAvailable: 2 },
+          { days: ['sun', 'mon', 'tue', 'wed', 'thu'], start: '21:40', end: '22:30', minAvailable: 3 },
+        ]) as Window[],
+  },
+  powerPlan: { onDisconnect: { action: 'stop', delaySeconds: 900 }, onLogout: { action: 'stop', delaySeconds: 900 } },
+  releasePlan: { releaseOnLogout: true, releaseAfterDisconnectSeconds: 900 },
+} as const;
+
+const silent = pino({ level: 'silent' });
+
+async function main() {
+  const t0 = performance.now();
+  const clock = new ManualClock(WEEK - 12 * HOUR);
+  const emu = await startEc2Emulator({ clock: () => clock.now().getTime(), delays: SETTINGS.boot, onError: () => undefined });
+  const database = await openPglite({});
+  await runMigrations(database);
+  const config = loadConfig({}, { STAGEDOOR_SECRET_KEY: 'ab'.repeat(32), STAGEDOOR_JOBS: 'off', STAGEDOOR_ADMIN_PASSWORD: 'bench-admin-password', STAGEDOOR_NODE_ID: 'bench' });
+  const broker = await assembleBroker(config, database, { log: silent, clock });
+  const { services, app } = broker;
+
+  // Instrumentation only: the connect flow starts and launches machines after its commit without
+  // waiting; the simulation must see those calls finish before it moves the clock.
+  const inflight = new Set<Promise<unknown>>();
+  const track = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => (...a: A): Promise<R> => {
+    const p = fn(...a);
+    inflight.add(p);
+    void p.catch(() => undefined).finally(() => inflight.delete(p));
+    return p;
+  };
+  services.workstations.start = track(services.workstations.start.bind(services.workstations));
+  services.pools.executeLaunch = track(services.pools.executeLaunch.bind(services.pools));
+  const quiesce = async () => {
+    for (let i = 0; i < 100; i++) {
+      await services.pools.idle();
+      await Promise.allSettled([...inflight]);
+      await new Promise((r) => setImmediate(r));
+      if (inflight.size === 0) {
+        await new Promise((r) => setTimeout(r, 0));
+        await services.pools.idle();
+        if (inflight.size === 0) return;
+      }
+    }
+    throw new Error('the broker does not settle');
+  };
+
+  // ---- the studio: provider, plans, pool, policy, artists ----
+  const subnets = emu.control.defaultNetwork().subnets.map((s) => s.subnetId);
+  const provider = await services.providers.create(systemActor, {
+    kind: 'aws-ec2', name: 'aws', region: 'us-east-1', endpoint: emu.url, tagFilter: {}, syncIntervalSeconds: 300, enabled: true,
+    credentials: { mode: 'access-key', accessKeyId: 'AKIABENCHSTUDIOWEEK1', secretAccessKey: 'bench-secret-bench-secret' },
+  });
+  const power = await services.plans.create(systemActor, 'power', PowerPlanBody.parse({ name: 'stop-15', ...SETTINGS.powerPlan }));
+  const release = await services.plans.create(systemActor, 'release', ReleasePlanBody.parse({ name: 'release-on-logout', ...SETTINGS.releasePlan }));
+  const pool = await services.pools.create(
+    systemActor,
+    CreatePool.parse({
+      name: 'edit', providerId: provider.id, timeZone: 'Europe/London', minAvailable: FLEET, maxTotal: SETTINGS.pool.maxTotal, launchRatePerMinute: 200,
+      template: { imageId: DEMO_AMI_ID, instanceTypes: ['g5.xlarge'], subnetIds: subnets, namePattern: 'edit-{seq:03}', userData: 'STAGEDOOR_AGENT_TOKEN={{agent.token}}\n' },
+    }),
+  );
+  const users = await mintUsers(database, ARTISTS, 'artist', 'Artists');
+  const group = (await services.groups.list(500, 0)).items.find((g) => g.name === 'Artists')!;
+  await services.policies.create(systemActor, PolicyBody.parse({ name: 'artists', groupIds: [group.id], pools: [{ poolId: pool.id }], assignmentMode: 'floating', startStoppedOnLogin: true, launchOnLogin: true, powerPlanId: power.id, releasePlanId: release.id }));
+
+  // ---- warm-up (Sunday noon): the fleet exists and is stopped, as after any ordinary weekend ----
+  await quiesce();
+  clock.advance(3 * MIN);
+  await services.pools.reconcileAll();
+  for (const w of rowsOf<{ id: string }>(await database.db.execute(sql`select id from workstations where power_state = 'running'`))) await services.workstations.power(systemActor, w.id, 'stop');
+  clock.advance(MIN);
+  await services.pools.reconcileAll();
+  await services.pools.update(systemActor, pool.id, { minAvailable: SETTINGS.pool.minAvailable, scheduleWindows: SETTINGS.pool.scheduleWindows as never });
+  await quiesce();
+
+  // ---- the week ----
+  const { actions } = planWeek(WEEK, SEED);
+  const tokens = new Map<string, string>(); // workstation id → agent token (from the instance's user data)
+  const agentToken = async (workstationId: string): Promise<string> => {
+    const known = tokens.get(workstationId);
+    if (known) return known;
+    const [w] = rowsOf<{ external_id: string }>(await database.db.execute(sql`select external_id from workstations where id = ${workstationId}`));
+    const inst = emu.control.instances().find((i) => i.instanceId === w?.external_id);
+    const data = inst?.userData ? Buffer.from(inst.userData, 'base64').toString('utf8') : '';
+    const token = /STAGEDOOR_AGENT_TOKEN=(\S+)/.exec(data)?.[1];
+    if (!token) throw new Error(`no agent token in the user data of ${workstationId}`);
+    tokens.set(workstationId, token);
+    return token;
+  };
+  const agent = async (workstationId: string, type: string, user: string) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agent/events', headers: { authorization: `Bearer ${await agentToken(workstationId)}` }, payload: { agentVersion: 'bench', os: 'windows', events: [{ type, user }] } });
+    if (res.statusCode !== 200) throw new Error(`agent ${type}: ${res.statusCode} ${res.body}`);
+  };
+
+  type ArtistState = { user: MintedUser; state: 'off' | 'waiting' | 'working' | 'break'; conn?: string; since?: number; machine?: string; lastMachine?: string; why?: string; stage?: string; held?: boolean };
+  const artists: ArtistState[] = users.map((user) => ({ user, state: 'off' }));
+  const waits: { ms: number; why: string; cold: boolean; held: boolean; at: number; stage: string }[] = [];
+  const inUse: [number, number][] = [];
+  let retries = 0;
+  let skipped = 0;
+
+  const ready = async (a: ArtistState, t: number) => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/connections/${a.conn}`, headers: bearer(a.user) });
+    const c = res.json();
+    if (c.state === 'failed' || c.state === 'closed') throw new Error(`connection ${c.state}: ${c.progress?.message}`);
+    if (!c.instructions) return;
+    waits.push({ ms: t - a.since!, why: a.why!, cold: t - a.since! > 10_000, held: a.held!, at: a.since!, stage: a.stage! });
+    await agent(c.workstation.id, c.workstation.id === a.lastMachine ? 'reconnect' : 'login', a.user.username);
+    Object.assign(a, { state: 'working', since: t, machine: c.workstation.id });
+  };
+  const apply = async (act: Action, t: number) => {
+    const a = artists[act.artist]!;
+    if (act.kind === 'connect') {
+      if (a.state === 'waiting' || a.state === 'working') return void skipped++;
+      // Does the artist still hold a machine (a break shorter than the release plan's delay)?
+      const [held] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from assignments where user_id = ${a.user.id} and state = 'active'`));
+      a.held = held!.n > 0;
+      const res = await app.inject({ method: 'POST', url: '/api/v1/connections', headers: bearer(a.user), payload: { poolId: pool.id } });
+      if (res.statusCode === 409) {
+        retries++;
+        insertAction({ ...act, at: t + 30_000 });
+        return;
+      }
+      if (res.statusCode !== 201) throw new Error(`connect: ${res.statusCode} ${res.body}`);
+      Object.assign(a, { state: 'waiting', conn: res.json().id, since: t, why: act.note, stage: res.json().progress.stage });
+      return;
+    }
+    if (a.state !== 'working') return void skipped++;
+    inUse.push([a.since!, t]);
+    await agent(a.machine!, act.kind, a.user.username);
+    Object.assign(a, { state: act.kind === 'logout' ? 'off' : 'break', lastMachine: act.kind === 'logout' ? undefined : a.machine, machine: undefined });
+  };
+  const queue = actions.slice();
+  const insertAction = (act: Action) => {
+    let i = queue.findIndex((q) => q.at > act.at);
+    if (i < 0) i = queue.length;
+    queue.splice(i, 0, act);
+  };
+
+  const edges = windowEdges();
+  let t = clock.now().getTime();
+  let steps = 0;
+  let day = 0;
+  while (t < END) {
+    const nextTimer = rowsOf<{ due: Date | string | null }>(await database.db.execute(sql`select min(due_at) as due from timers where state = 'pending'`))[0]?.due;
+    const candidates = [queue[0]?.at ?? Infinity, nextTimer ? new Date(nextTimer).getTime() : Infinity, nextSettle(emu, t), edges.find((e) => e > t) ?? Infinity, END];
+    t = Math.max(t + 1, Math.min(...candidates));
+    if (t >= END) break;
+    clock.set(t);
+    steps++;
+    if (Math.floor(t / DAY) !== day) {
+      day = Math.floor(t / DAY);
+      process.stderr.write(`  ${new Date(t).toISOString().slice(0, 10)}: ${steps} steps, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    }
+    await services.timers.fireDue();
+    while (queue.length && queue[0]!.at <= t) await apply(queue.shift()!, t);
+    await quiesce();
+    if (t % JOB_TICK_MS === 0) await services.pools.reconcileAll();
+    await services.timers.fireDue();
+    await quiesce();
+    for (const a of artists) if (a.state === 'waiting') await ready(a, t);
+  }
+  clock.set(END);
+  for (const a of artists) if (a.state === 'working') inUse.push([a.since!, END]);
+
+  // ---- figures ----
+  const report = await services.reports.cost({ from: new Date(WEEK), to: new Date(END), groupBy: 'pool' });
+  const ideal = inUse.reduce((s, [a, b]) => s + Math.max(0, Math.min(b, END) - Math.max(a, WEEK)), 0) / HOUR;
+  const billed = report.total.runningHours;
+  const sorted = waits.map((w) => w.ms).sort((x, y) => x - y);
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! / 1000;
+  const calls = emu.control.callCounts().byAction;
+  const [machines] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from workstations where power_state <> 'terminated'`));
+  const cold = waits.filter((w) => w.cold);
+  const byUser = await services.reports.cost({ from: new Date(WEEK), to: new Date(END), groupBy: 'user' });
+  const unassigned = byUser.groups.find((g) => g.key === null && g.label === '(unassigned)')?.runningHours ?? 0;
+  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
+  for (const s of STUDIO) console.log(`  ${String(s.count).padStart(3)} × ${s.name}, long break ${s.breakMin[0]}–${s.breakMin[1]} min, short break p=${s.shortBreakP}, absent p=${s.absentP}`);
+  console.log(`  pool: ${machines!.n} g5.xlarge (fleet ${FLEET} stopped at the start), minAvailable ${SETTINGS.pool.minAvailable}, windows (Europe/London): ${SETTINGS.pool.scheduleWindows.map((w) => `${w.days[0]}–${w.days.at(-1)} ${w.start}–${w.end} → ${w.minAvailable}`).join('; ') || 'none'}`);
+  console.log(`  power plan: stop ${SETTINGS.powerPlan.onDisconnect.delaySeconds / 60} min after disconnect and after logout; release plan: on logout, and ${SETTINGS.releasePlan.releaseAfterDisconnectSeconds / 60} min after a disconnect (floating)`);
+  console.log('');
+  const rows: [string, string][] = [
+    ['instance-hours billed (running, cost report)', billed.toFixed(1)],
+    ['instance-hours always-on (cost report)', report.total.alwaysOnHours.toFixed(1)],
+    ['instance-hours ideal (running only while in use)', ideal.toFixed(1)],
+    ['billed / ideal', `${(billed / ideal).toFixed(3)}  (target ≤ 1.25)`],
+    ['billed / always-on', (billed / report.total.alwaysOnHours).toFixed(3)],
+    ['  of which assigned to an artist (in use, on a break, before the plan acts)', (billed - unassigned).toFixed(1)],
+    ['  of which unassigned (warm standby, and the plan\'s 15 min after a release)', unassigned.toFixed(1)],
+    ['hours saved against always-on (cost report)', report.total.savedHours.toFixed(1)],
+    ['cost at the shipped g5.xlarge us-east-1 price', report.total.cost.map((c) => `${c.amount.toFixed(2)} ${c.currency}`).join(' + ')],
+    [`wait for a desktop, ${waits.length} requests: p50 / p95 / p99 / max (s)`, `${pct(50).toFixed(1)} / ${pct(95).toFixed(1)} / ${pct(99).toFixed(1)} / ${(sorted.at(-1)! / 1000).toFixed(1)}  (target p95 < 10)`],
+    ['cold starts (wait > 10 s): start of shift / after a break', `${cold.filter((w) => w.why === 'start of shift').length} / ${cold.length - cold.filter((w) => w.why === 'start of shift').length}`],
+    ['  … the machine they still held, stopped by the plan while they were away', String(cold.filter((w) => w.held).length)],
+    ['  … standby used up: a stopped machine started / a machine launched', `${cold.filter((w) => !w.held && w.stage !== 'launching').length} / ${cold.filter((w) => !w.held && w.stage === 'launching').length}`],
+    ['  … by hour of day (UTC = London)', hist(cold.map((w) => new Date(w.at).getUTCHours()))],
+    ['EC2 calls', Object.entries(calls).map(([k, v]) => `${v} ${k}`).join(', ')],
+    ['simulation', `${steps} steps, ${retries} retries (409), ${skipped} actions skipped, ${((performance.now() - t0) / 1000).toFixed(0)} s wall`],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+
+  await broker.close();
+  await emu.close();
+}
+
+const hist = (hours: number[]) => {
+  const n = new Map<number, number>();
+  for (const h of hours) n.set(h, (n.get(h) ?? 0) + 1);
+  return [...n.entries()].sort(([a], [b]) => a - b).map(([h, k]) => `${String(h).padStart(2, '0')}h:${k}`).join(' ') || 'none';
+};
+
+/** When the next boot or stop completes, rounded up to the reconciler tick that will see it. */
+function nextSettle(emu: Awaited<ReturnType<typeof startEc2Emulator>>, now: number): number {
+  const delays = emu.control.getDelays();
+  let next = Infinity;
+  for (const i of emu.control.instances()) {
+    let at = Infinity;
+    if (i.state === 'pending') {
+      const d = delaysFor(delays, i.seq, i.stateSince);
+      at = i.stateSince + d.pendingMs + (d.pendingJitterMs ?? 0);
+    } else if (i.state === 'stopping') at = i.stateSince + delays.stoppingMs;
+    if (at < Infinity) next = Math.min(next, Math.ceil(Math.max(at, now + 1) / JOB_TICK_MS) * JOB_TICK_MS);
+  }
+  return next;
+}
+
+/** Schedule-window edges (the reconciler runs at its next tick; edges are on whole minutes). */
+function windowEdges(): number[] {
+  const out: number[] = [];
+  for (let d = -1; d < 7; d++) {
+    for (const w of SETTINGS.pool.scheduleWindows) {
+      for (const hhmm of [w.start, w.end]) {
+        const [h, m] = hhmm.split(':').map(Number);
+        out.push(WEEK + d * DAY + h! * HOUR + m! * MIN);
+      }
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+await main();
