@@ -11,7 +11,7 @@ import { seedRackPool } from '../../test/support/racks.ts';
 import { mintUsers } from '../../test/support/studio.ts';
 
 const N = Number(process.argv[2] ?? 500);
-const server = await startPostgres({ settings: ['shared_preload_libraries=pg_stat_statements'] });
+const server = await startPostgres({ settings: ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track_planning=on'] });
 try {
   const c = new pg.Client({ connectionString: server.url });
   await c.connect();
@@ -43,8 +43,8 @@ try {
   const stats = new pg.Client({ connectionString: url });
   await stats.connect();
   await stats.query('create extension if not exists pg_stat_statements');
-  const top = await stats.query(`select calls, round(total_exec_time::numeric, 1) as ms, round(mean_exec_time::numeric, 3) as mean, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as q from pg_stat_statements order by calls desc, total_exec_time desc limit 40`);
-  for (const r of top.rows) console.log(String(r.calls).padStart(6), String(r.ms).padStart(9), String(r.mean).padStart(8), r.q);
+  const top = await stats.query(`select calls, round(total_exec_time::numeric, 1) as ms, round(mean_exec_time::numeric, 3) as mean, round(mean_plan_time::numeric, 3) as plan, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as q from pg_stat_statements order by calls desc, total_exec_time desc limit 40`);
+  for (const r of top.rows) console.log(String(r.calls).padStart(6), String(r.ms).padStart(9), String(r.mean).padStart(8), String(r.plan).padStart(8), r.q);
   await stats.end();
   await broker.close();
 } finally {
