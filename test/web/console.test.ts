@@ -174,6 +174,25 @@ describe('web console (Chromium)', () => {
     expect((await call('GET', '/api/v1/groups')).items.map((g: { name: string }) => g.name)).toEqual(['Artists']);
   });
 
+  it('an admin makes a gateway enrolment token in the console: shown once, and it enrols a gateway', async () => {
+    const { page } = tabs[0]!;
+    await page.getByRole('link', { name: 'Gateway enrolment', exact: true }).click();
+    await page.getByRole('button', { name: 'New enrolment token' }).click();
+    const form = page.getByRole('form', { name: 'New enrolment token' });
+    await form.getByLabel('Cluster').fill('edge');
+    await form.getByLabel('Gateway name (optional)').fill('edge-1');
+    await page.getByRole('button', { name: 'Create enrolment token' }).click();
+    const notice = await page.getByRole('status').filter({ hasText: 'shown only now' }).textContent(WAIT);
+    const token = /(sde_\S+)/.exec(notice ?? '')?.[1];
+    expect(token, notice ?? '').toBeDefined();
+    await page.getByRole('table', { name: 'Gateway enrolment' }).getByRole('row').filter({ hasText: 'edge-1' }).filter({ hasText: 'not yet' }).waitFor(WAIT);
+    // The listed row never carries the token; the token itself is real: a gateway enrols with it.
+    expect(await page.getByRole('table', { name: 'Gateway enrolment' }).textContent()).not.toContain(token);
+    const res = await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token, name: 'edge-1', publicAddress: 'edge-1.example.test', portRangeStart: 30000, portRangeEnd: 30009, version: 'test' } });
+    expect(res.statusCode, res.body).toBe(201);
+    expect((await call('GET', '/api/v1/gateways')).items.map((g: { name: string; cluster: string }) => `${g.cluster}/${g.name}`)).toContain('edge/edge-1');
+  });
+
   it('an admin adds a protocol plan and puts it on the policy; the artist picks SSH and gets the command to copy', async () => {
     const { page } = tabs[0]!;
     await page.getByRole('link', { name: 'Protocol plans', exact: true }).click();

@@ -57,9 +57,13 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
   const save = async (body: Values) => {
     const item = editing === 'new' ? null : editing;
     const payload = spec.toBody ? spec.toBody(body, item) : body;
-    if (item) await api(spec.update!, `${spec.path}/${item.id}`, payload);
-    else await post(spec.path, payload);
-    setNotice(item ? `${spec.singular} ${nameOf(spec, item)} saved.` : `${spec.singular} created.`);
+    if (item) {
+      await api(spec.update!, `${spec.path}/${item.id}`, payload);
+      setNotice(`${spec.singular} ${nameOf(spec, item)} saved.`);
+    } else {
+      const answer = (await post<Values>(spec.path, payload)) ?? {};
+      setNotice(spec.created ? spec.created(answer) : `${spec.singular} created.`);
+    }
     setEditing(null);
     load();
   };

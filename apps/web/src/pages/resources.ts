@@ -20,6 +20,8 @@ export interface ResourceSpec {
   nameOf?: (item: Item) => string;
   /** An item → the values its form starts from (before `valuesOf`). */
   toValues?: (item: Item) => Values;
+  /** The notice after a create, from the answer (e.g. a one-time token shown once). */
+  created?: (answer: Values) => string;
   /** Form body → request body (e.g. chosen pool ids → policy pool entries). */
   toBody?: (body: Values, item: Item | null) => Values;
   /** Extra per-row operations (POST `path`), each for roles with its permission. */
@@ -264,6 +266,31 @@ const gateways: ResourceSpec = {
   fields: [name, { key: 'status', label: 'Status', kind: 'select', options: ['active', 'disabled', 'draining'].map((s) => ({ value: s, label: s })) }],
 };
 
+const gatewayEnrollments: ResourceSpec = {
+  id: 'gateway-enrollments',
+  title: 'Gateway enrolment',
+  singular: 'Enrolment token',
+  path: '/api/v1/gateways/enrollments',
+  listQuery: '?limit=500',
+  intro: 'A one-time token lets a new gateway join a cluster: stagedoor gateway --enroll <token> (docs/gateway.md). The token is shown once, here.',
+  readPermission: 'gateways:read',
+  writePermission: 'gateways:write',
+  canCreate: true,
+  update: null,
+  columns: [
+    { label: 'Cluster', value: (e) => String(e.cluster) },
+    { label: 'Gateway name', value: (e) => str(e.name) },
+    { label: 'Expires', value: (e) => new Date(String(e.expiresAt)).toLocaleString() },
+    { label: 'Used', value: (e) => (e.usedAt ? new Date(String(e.usedAt)).toLocaleString() : 'not yet') },
+  ],
+  fields: [
+    { key: 'cluster', label: 'Cluster', kind: 'text', defaultValue: 'default' },
+    { key: 'name', label: 'Gateway name (optional)', kind: 'text', help: 'enrolling again under an existing name rotates that gateway\'s credential' },
+    { key: 'expiresInMinutes', label: 'Valid for (minutes)', kind: 'number', defaultValue: 60 },
+  ],
+  created: (answer) => `Enrolment token (shown only now): ${String(answer.token)} — run: stagedoor gateway --enroll ${String(answer.token)}`,
+};
+
 const users: ResourceSpec = {
   id: 'users',
   title: 'Users',
@@ -315,4 +342,4 @@ const groups: ResourceSpec = {
   fields: [name, { key: 'description', label: 'Description', kind: 'textarea' }],
 };
 
-export const RESOURCES: ResourceSpec[] = [pools, policies, protocolPlans, powerPlans, releasePlans, providers, authServers, gateways, users, groups];
+export const RESOURCES: ResourceSpec[] = [pools, policies, protocolPlans, powerPlans, releasePlans, providers, authServers, gateways, gatewayEnrollments, users, groups];
