@@ -190,7 +190,7 @@ async function idle(ports: number[], count: number): Promise<void> {
 }
 
 /** `sessions` viewers: count downstream bytes, send a 64-byte input event every `eventMs`, time its echo. */
-async function studioClient(ports: number[], sessions: number, seconds: number, eventMs: number): Promise<{ deliveredMbps: number; perSessionMbps: number; p50Us: number; p99Us: number; events: number; echoes: number }> {
+async function studioClient(ports: number[], sessions: number, seconds: number, eventMs: number): Promise<{ deliveredMbps: number; perSessionMbps: number; p50Us: number; p99Us: number; events: number; echoes: number; cpuShare: number }> {
   let bytes = 0;
   let measuring = false;
   const rtts: number[] = [];
@@ -242,14 +242,17 @@ async function studioClient(ports: number[], sessions: number, seconds: number, 
   await new Promise((r) => setTimeout(r, 2000)); // warm-up
   measuring = true;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuShare = (cpu.user + cpu.system) / 1e6 / elapsed;
   clearInterval(timer);
   for (const s of socks) s.destroy();
   rtts.sort((a, b) => a - b);
   const deliveredMbps = (bytes * 8) / elapsed / 1e6;
-  return { deliveredMbps, perSessionMbps: deliveredMbps / sessions, p50Us: percentile(rtts, 50), p99Us: percentile(rtts, 99), events, echoes: rtts.length };
+  return { deliveredMbps, perSessionMbps: deliveredMbps / sessions, p50Us: percentile(rtts, 50), p99Us: percentile(rtts, 99), events, echoes: rtts.length, cpuShare };
 }
 
 main().catch((err: unknown) => {

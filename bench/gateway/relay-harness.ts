@@ -10,7 +10,7 @@ import { listenWithOnread } from '../../apps/gateway/src/relay.ts';
  */
 const [listenPort, targetPort] = process.argv.slice(2).map(Number);
 const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-listenWithOnread(server, (socket, session) => {
+listenWithOnread(server, (_server, socket, session) => {
   socket.on('error', () => undefined);
   session.start(socket, { host: '127.0.0.1', port: targetPort!, connectTimeoutMs: 5000 });
 });

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { FakeBroker } from './fake-broker.ts';
@@ -15,7 +16,6 @@ import { FakeBroker } from './fake-broker.ts';
  */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 const HOST = '127.0.0.1';
 const GRANT_PORTS = { start: 20000, end: 31999 };
 const quick = process.argv.includes('--quick');
@@ -25,7 +25,11 @@ const runs = (section: string) => !only || only.includes(section);
 const SECONDS = quick ? 3 : 5;
 const CONNRATE_COUNT = quick ? 2000 : 4000;
 const IDLE_COUNTS = quick ? [2000] : [2000, 10000];
+const IDLE_WARM_UP = 300;
 const STUDIO = { sessions: 200, mbps: 25, tickMs: 10, eventMs: 10, seconds: quick ? 5 : 10 };
+/** `--studio-workers=N`: relay workers of the second gateway the studio load also runs through. */
+const STUDIO_WORKERS = Number(process.argv.find((a) => a.startsWith('--studio-workers='))?.slice(17) ?? 2);
+const ROUNDS = Number(process.argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (quick ? 1 : 3));
 const workers = Number(process.env.STAGEDOOR_GATEWAY_WORKERS ?? '1');
 
 const children = new Set<ChildProcess>();
@@ -68,8 +72,14 @@ async function waitLine(c: ChildProcess & { lines: string[] }, what: string, ms 
   }
 }
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tsx = (file: string, ...args: string[]) => start(TSX, [path.join(ROOT, file), ...args]);
+// `node --import tsx`, not the tsx command: that one runs the script in a child process, which a kill
+// of the command leaves running (a leaked studio server would load the next run).
+const tsx = (file: string, ...args: string[]) => start(process.execPath, ['--import', 'tsx', path.join(ROOT, file), ...args]);
 const load = (mode: string, args: unknown) => tsx('bench/gateway/load.ts', mode, JSON.stringify(args));
 
 async function run(mode: string, args: unknown, what = mode): Promise<Record<string, unknown>> {
@@ -106,6 +116,27 @@ function rssKiB(pids: number[]): number {
 function gatewayPids(main: number): number[] {
   const kids = spawnSync('pgrep', ['-P', String(main)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
   return [main, ...kids];
+}
+
+/** A process and all its descendants (tsx runs the script in a child process). */
+function treePids(pid: number): number[] {
+  const kids = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
+  return [pid, ...kids.flatMap(treePids)];
+}
+
+/** CPU seconds (user + system) these processes have used so far. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
 }
 
 /** Run a tool to completion without blocking this process (the broker stand-in must keep answering). */
@@ -160,16 +191,16 @@ async function main(): Promise<void> {
   }
   const haveSockperf = spawnSync('sh', ['-c', 'command -v sockperf']).status === 0;
   const fdLimit = Number(spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim());
-  console.log(`gateway benchmark on ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, open-file limit ${fdLimit}, gateway workers ${workers}${quick ? ', quick' : ''}`);
+  console.log(`gateway benchmark on ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, open-file limit ${fdLimit}, gateway workers ${workers}, ${ROUNDS} round(s), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ', quick' : ''}`);
   if (fdLimit < 19_000) console.log('  note: run through `npm run bench:gateway`, which raises the open-file limit; the 10,000-connection figures need it');
 
   // Targets ("workstations"): iperf3, sockperf (or an echo), echo and studio servers — one port per path.
-  const all = await freePorts(14);
+  const all = await freePorts(15);
   const [iperfPort, rrPort, harnessPort] = [all[0]!, all[1]!, all[2]!];
   const rest = all.slice(3);
   const echoPorts = { direct: rest[0]!, haproxy: rest[1]!, gateway: rest[2]! };
   const studioPorts = { direct: rest[3]!, haproxy: rest[4]!, gateway: rest[5]! };
-  const fe = { iperf: rest[6]!, rr: rest[7]!, echo: rest[8]!, studio: rest[9]! };
+  const fe = { iperf: rest[6]!, rr: rest[7]!, echo: rest[8]!, studio: rest[9]!, studio2: rest[10]! };
   start('iperf3', ['-s', '-B', HOST, '-p', String(iperfPort)]);
   if (haveSockperf) start('sockperf', ['server', '-i', HOST, '-p', String(rrPort), '--tcp']);
   const echo = load('echo-server', { ports: [...Object.values(echoPorts), ...(haveSockperf ? [] : [rrPort])] });
@@ -186,14 +217,13 @@ async function main(): Promise<void> {
     ['echo', fe.echo, echoPorts.haproxy],
     ['studio', fe.studio, studioPorts.haproxy],
   ] as const;
-  fs.writeFileSync(
-    cfg,
+  const haproxyConfig = (threads: number, listens: readonly (readonly [string, number, number])[]) =>
     [
       'global',
       // Two descriptors per connection and two per splice pipe must fit the 20,000 hard limit.
       '  maxconn 9900',
       '  maxpipes 40',
-      '  nbthread 1',
+      `  nbthread ${threads}`,
       '  tune.bufsize 131072',
       'defaults',
       '  mode tcp',
@@ -201,12 +231,18 @@ async function main(): Promise<void> {
       '  timeout connect 5s',
       '  timeout client 1h',
       '  timeout server 1h',
-      ...fronts.flatMap(([name, port, target]) => [`listen ${name}`, `  bind ${HOST}:${port}`, '  maxconn 9900', `  server s1 ${HOST}:${target}`]),
+      ...listens.flatMap(([name, port, target]) => [`listen ${name}`, `  bind ${HOST}:${port}`, '  maxconn 9900', `  server s1 ${HOST}:${target}`]),
       '',
-    ].join('\n'),
-  );
+    ].join('\n');
+  fs.writeFileSync(cfg, haproxyConfig(1, fronts));
   const haproxy = start('haproxy', ['-db', '-f', cfg]);
-  await listening(fronts.map(([, port]) => port));
+  // The studio load is also run against HAProxy with two threads, and against a gateway with two relay
+  // workers: on two cores shared with the load generators a second thread/process can pay, and the
+  // gateway's ratio is taken against the better HAProxy.
+  const cfg2 = path.join(dir, 'haproxy-2-threads.cfg');
+  fs.writeFileSync(cfg2, haproxyConfig(2, [['studio', fe.studio2, studioPorts.haproxy]]));
+  const haproxy2 = runs('studio') ? start('haproxy', ['-db', '-f', cfg2]) : null;
+  await listening([...fronts.map(([, port]) => port), ...(haproxy2 ? [fe.studio2] : [])]);
 
   // The gateway: the real process, enrolled with a broker stand-in that speaks the control channel.
   const gw = await startGateway(dir, workers);
@@ -218,32 +254,44 @@ async function main(): Promise<void> {
   const paths = ['direct', 'haproxy', 'gateway'] as const;
   const note = (line: string) => console.log(`  … ${line}`);
 
+  // Sections 1–3 and 5 run in rounds (`--rounds=N`, default 3, quick 1), the order of the paths
+  // reversed every other round so that none always goes first or last; each figure is the median
+  // over the rounds, for every path alike. Other work on the two cores moves single runs by ±30 %.
+  const inRounds = async <P extends string>(section: string, ps: readonly P[], one: (p: P, round: number) => Promise<Record<string, number>>) => {
+    const samples: Record<string, Record<string, number[]>> = {};
+    for (let round = 0; runs(section) && round < ROUNDS; round++) {
+      for (const p of round % 2 === 0 ? ps : [...ps].reverse()) {
+        for (const [k, v] of Object.entries(await one(p, round))) ((samples[p] ??= {})[k] ??= []).push(v);
+      }
+    }
+    for (const [p, keys] of Object.entries(samples)) for (const [k, vs] of Object.entries(keys)) (results[p] ??= {})[k] = median(vs);
+  };
+  const roundNote = (round: number) => (ROUNDS > 1 ? ` (round ${round + 1})` : '');
+
   // 1. Throughput (iperf3); the gateway's byte path is measured through the relay harness (see there).
   const iperfTo = { direct: iperfPort, haproxy: fe.iperf, gateway: harnessPort };
-  for (const p of runs('throughput') ? paths : []) {
-    results[p]!.gbps1 = await iperf(iperfTo[p], []);
-    results[p]!.gbps8 = await iperf(iperfTo[p], ['-P', '8']);
-    results[p]!.gbps1Reverse = await iperf(iperfTo[p], ['-R']);
-    note(`throughput ${p}: ${results[p]!.gbps1!.toFixed(2)} / ${results[p]!.gbps8!.toFixed(2)} / reverse ${results[p]!.gbps1Reverse!.toFixed(2)} Gbit/s`);
-  }
+  await inRounds('throughput', paths, async (p, round) => {
+    const r = { gbps1: await iperf(iperfTo[p], []), gbps8: await iperf(iperfTo[p], ['-P', '8']), gbps1Reverse: await iperf(iperfTo[p], ['-R']) };
+    note(`throughput ${p}${roundNote(round)}: ${r.gbps1.toFixed(2)} / ${r.gbps8.toFixed(2)} / reverse ${r.gbps1Reverse.toFixed(2)} Gbit/s; load ${os.loadavg()[0]!.toFixed(2)}`);
+    return r;
+  });
 
   // 2. 64-byte round trip.
-  for (const p of runs('rtt') ? paths : []) {
+  await inRounds('rtt', paths, async (p, round) => {
     const port = p === 'direct' ? rrPort : p === 'haproxy' ? fe.rr : (await granted(1, rrPort)).ports[0]!;
     const r = haveSockperf ? await sockperf(port) : ((await run('rr', { port, seconds: SECONDS })) as { p50Us: number; p99Us: number });
-    results[p]!.rttP50 = r.p50Us;
-    results[p]!.rttP99 = r.p99Us;
-    note(`round trip ${p}: ${r.p50Us.toFixed(1)} / ${r.p99Us.toFixed(1)} µs${haveSockperf ? ' (sockperf)' : ' (node tool)'}`);
-  }
+    note(`round trip ${p}${roundNote(round)}: ${r.p50Us.toFixed(1)} / ${r.p99Us.toFixed(1)} µs${haveSockperf ? ' (sockperf)' : ' (node tool)'}; load ${os.loadavg()[0]!.toFixed(2)}`);
+    return { rttP50: r.p50Us, rttP99: r.p99Us };
+  });
 
   // 3. New relayed connections per second, 32 at a time; through the gateway each one is a grant.
-  for (const p of runs('connrate') ? paths : []) {
+  await inRounds('connrate', paths, async (p, round) => {
     const ports = p === 'direct' ? [echoPorts.direct] : p === 'haproxy' ? [fe.echo] : (await granted(CONNRATE_COUNT, echoPorts.gateway)).ports;
     const r = (await run('connrate', { ports, count: CONNRATE_COUNT, concurrency: 32 })) as { rate: number; failed: number; ok: number };
-    results[p]!.connPerSec = r.rate;
-    note(`connections/s ${p}: ${Math.round(r.rate)} (${r.ok} ok, ${r.failed} failed)`);
+    note(`connections/s ${p}${roundNote(round)}: ${Math.round(r.rate)} (${r.ok} ok, ${r.failed} failed); load ${os.loadavg()[0]!.toFixed(2)}`);
     await sleep(1500);
-  }
+    return { connPerSec: r.rate };
+  });
 
   // 4. RSS per idle relayed connection.
   for (const n of runs('idle') ? IDLE_COUNTS : []) {
@@ -256,19 +304,26 @@ async function main(): Promise<void> {
       // One HAProxy process needs two descriptors per connection: under a 20,000 hard limit it stops near 9,900.
       const count = p === 'haproxy' ? Math.min(n, 9850) : n;
       const pids = () => (p === 'haproxy' ? [haproxy.pid!] : gatewayPids(idleGw.proc.pid!));
-      await sleep(1000);
+      // Both relays start warm, as in service: a few hundred relayed connections opened and closed
+      // before the baseline (code compiled, lazily loaded parts loaded), so the figure is what each
+      // further connection costs, not a fresh process's one-time growth. Far fewer than are measured.
+      const warmPorts = p === 'haproxy' ? [fe.echo] : (await idleGw.granted(IDLE_WARM_UP, echoPorts.gateway)).ports;
+      await run('connrate', { ports: warmPorts, count: IDLE_WARM_UP, concurrency: 32 });
+      await sleep(2000);
       if (p === 'gateway') await idleGw.collectGarbage();
       const before = rssKiB(pids());
+      const beforeEach = pids().map((pid) => rssKiB([pid]));
       const ports = p === 'haproxy' ? [fe.echo] : (await idleGw.granted(count, echoPorts.gateway)).ports;
       const holder = load('idle', { ports, count });
       const r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
       await sleep(2000);
       if (p === 'gateway') await idleGw.collectGarbage();
       const after = rssKiB(pids());
+      const growth = pids().map((pid, i) => rssKiB([pid]) - (beforeEach[i] ?? 0));
       const perConn = ((after - before) * 1024) / Math.max(1, r.open);
       results[p]![`rssPerConn${n}`] = perConn;
       results[p]![`rssOpen${n}`] = r.open;
-      note(`idle ${p} ${count}: ${r.open} open (${r.failed} failed), RSS ${before} → ${after} KiB = ${(perConn / 1024).toFixed(2)} KiB per connection`);
+      note(`idle ${p} ${count}: ${r.open} open (${r.failed} failed), RSS ${before} → ${after} KiB = ${(perConn / 1024).toFixed(2)} KiB per connection${growth.length > 1 ? ` (growth per process: ${growth.join(' + ')} KiB)` : ''}`);
       holder.stdin!.end();
       await new Promise((res) => holder.once('exit', res));
       await sleep(2500);
@@ -277,21 +332,34 @@ async function main(): Promise<void> {
   }
 
   // 5. The studio load: 200 viewers × 25 Mbit/s downstream in 1,200-byte frames, a 64-byte input event every 10 ms echoed.
-  for (const p of runs('studio') ? paths : []) {
-    const ports = p === 'direct' ? [studioPorts.direct] : p === 'haproxy' ? [fe.studio] : (await granted(STUDIO.sessions, studioPorts.gateway)).ports;
-    const r = (await run('studio-client', { ports, sessions: STUDIO.sessions, seconds: STUDIO.seconds, eventMs: STUDIO.eventMs })) as { deliveredMbps: number; p50Us: number; p99Us: number; echoes: number };
-    results[p]!.studioGbps = r.deliveredMbps / 1000;
-    results[p]!.studioP50 = r.p50Us;
-    results[p]!.studioP99 = r.p99Us;
-    note(`studio ${p}: ${(r.deliveredMbps / 1000).toFixed(2)} Gbit/s delivered (offered ${(STUDIO.sessions * STUDIO.mbps) / 1000}), input round trip ${r.p50Us.toFixed(0)} / ${r.p99Us.toFixed(0)} µs p50/p99 (${r.echoes} echoes)`);
+  // Besides the paths above it runs against HAProxy with two threads and a gateway with
+  // `--studio-workers` relay workers (see the HAProxy start).
+  const studioPaths = ['direct', 'haproxy', 'haproxy2t', 'gateway', 'gateway2w'] as const;
+  const gw2 = runs('studio') ? await startGateway(dir, STUDIO_WORKERS) : null;
+  await inRounds('studio', studioPaths, async (p, round) => {
+    const gwOf = p === 'gateway2w' ? gw2! : gw;
+    const ports = p === 'direct' ? [studioPorts.direct] : p === 'haproxy' ? [fe.studio] : p === 'haproxy2t' ? [fe.studio2] : (await gwOf.granted(STUDIO.sessions, studioPorts.gateway)).ports;
+    // CPU used while the viewers run, as a share of one core: the relay, the studio server, the viewers.
+    const relayPids = p === 'direct' ? [] : p === 'haproxy' ? [haproxy.pid!] : p === 'haproxy2t' ? [haproxy2!.pid!] : gatewayPids(gwOf.proc.pid!);
+    const serverPids = treePids(studio.pid!);
+    const cpu0 = [cpuSeconds(relayPids), cpuSeconds(serverPids), performance.now()] as const;
+    const r = (await run('studio-client', { ports, sessions: STUDIO.sessions, seconds: STUDIO.seconds, eventMs: STUDIO.eventMs })) as { deliveredMbps: number; p50Us: number; p99Us: number; echoes: number; cpuShare: number };
+    const wall = (performance.now() - cpu0[2]) / 1000;
+    const cpu = `CPU relay ${(((cpuSeconds(relayPids) - cpu0[0]) / wall) * 100).toFixed(0)} %, server ${(((cpuSeconds(serverPids) - cpu0[1]) / wall) * 100).toFixed(0)} %, viewers ${(r.cpuShare * 100).toFixed(0)} %`;
+    note(`studio ${p}${roundNote(round)}: ${(r.deliveredMbps / 1000).toFixed(2)} Gbit/s delivered (offered ${(STUDIO.sessions * STUDIO.mbps) / 1000}), input round trip ${r.p50Us.toFixed(0)} / ${r.p99Us.toFixed(0)} µs p50/p99 (${r.echoes} echoes); ${cpu}; load ${os.loadavg()[0]!.toFixed(2)}`);
     await sleep(1000);
-  }
+    return { studioGbps: r.deliveredMbps / 1000, studioP50: r.p50Us, studioP99: r.p99Us };
+  });
+  await gw2?.stop();
 
   printTable(results);
   await gw.stop();
   fs.rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 }
+
+/** Grant ports are handed out in turn across every gateway of the run, so a port another one still holds is not reused. */
+let nextPort = GRANT_PORTS.start;
 
 /** A gateway process (`workers` relay processes) enrolled with its own broker stand-in. */
 async function startGateway(dir: string, workers: number) {
@@ -311,7 +379,6 @@ async function startGateway(dir: string, workers: number) {
   });
   await broker.welcomed();
   await sleep(300 * workers); // relay workers starting
-  let nextPort = GRANT_PORTS.start;
   const grantPorts = (n: number) => {
     if (nextPort + n - 1 > GRANT_PORTS.end) nextPort = GRANT_PORTS.start;
     const ports = Array.from({ length: n }, (_, i) => nextPort + i);
@@ -382,6 +449,16 @@ function printTable(r: Record<string, Record<string, number>>): void {
     const h = r.haproxy![key];
     const ratio = g !== undefined && h ? (g / h).toFixed(2) : 'n/a';
     console.log(`| ${label} | ${key.startsWith('rss') ? '–' : fmt(r.direct![key], d, key)} | ${fmt(h, d, key)} | ${fmt(g, d, key)} | ${ratio} |`);
+  }
+  if (r.haproxy2t?.studioP99 !== undefined) {
+    const h = r.haproxy2t;
+    const g = r.gateway2w!;
+    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: delivered (Gbit/s) | – | ${h.studioGbps!.toFixed(2)} | ${g.studioGbps!.toFixed(2)} | ${(g.studioGbps! / h.studioGbps!).toFixed(2)} |`);
+    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: input round trip p50 (µs) | – | ${h.studioP50!.toFixed(0)} | ${g.studioP50!.toFixed(0)} | ${(g.studioP50! / h.studioP50!).toFixed(2)} |`);
+    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: input round trip p99 (µs) | – | ${h.studioP99!.toFixed(0)} | ${g.studioP99!.toFixed(0)} | ${(g.studioP99! / h.studioP99!).toFixed(2)} |`);
+    const bestH = Math.min(r.haproxy!.studioP99!, h.studioP99!);
+    const bestG = Math.min(r.gateway!.studioP99!, g.studioP99!);
+    console.log(`(studio input round trip p99, best of each: HAProxy ${bestH.toFixed(0)} µs, gateway ${bestG.toFixed(0)} µs = ${(bestG / bestH).toFixed(2)}; ${STUDIO_WORKERS} relay workers against the better HAProxy: ${(g.studioP99! / bestH).toFixed(2)})`);
   }
   for (const n of IDLE_COUNTS) console.log(`(idle at ${n}: HAProxy held ${r.haproxy![`rssOpen${n}`]}, the gateway ${r.gateway![`rssOpen${n}`]} connections)`);
 }

@@ -3,7 +3,7 @@ import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
 import { normaliseAddress, type AddressList } from './addresses.ts';
 import type { Log } from './log.ts';
 import { parseProxyV2 } from './proxy-protocol.ts';
-import { listenWithOnread, type RelayOutcome, type RelaySession } from './relay.ts';
+import { listenWithOnread, type Acceptor, type RelayOutcome, type RelaySession } from './relay.ts';
 
 /** What the port-forward engine tells the broker channel. */
 export interface Reporter {
@@ -33,10 +33,15 @@ interface GrantState {
   /** `issued`: waiting for its one session; `active`: relaying here; `elsewhere`: in use, not here (after a reconnect). */
   state: 'issued' | 'active' | 'elsewhere';
   session: RelaySession | null;
-  startedAt: Date | null;
+  /** When the session started (epoch ms; a number, not a Date: memory per idle session is measured). */
+  startedAtMs: number;
   clientAddress: string | null;
-  timers: NodeJS.Timeout[];
+  /** The one pending timer: connect-by while issued, the session's end time while active. */
+  timer: NodeJS.Timeout | null;
 }
+
+const PORT = Symbol('stagedoor.port');
+type PortServer = net.Server & { [PORT]?: PortState };
 
 interface PortState {
   port: number;
@@ -59,8 +64,20 @@ export class PortForwarder {
   readonly #ports = new Map<number, PortState>();
   #closed = false;
   readonly #endedBytes = { up: 0, down: 0 };
+  /** Shared by every listener and session (one function each, not one closure per grant). */
+  readonly #onSocket: Acceptor;
+  readonly #onServerError: (this: PortServer, err: NodeJS.ErrnoException) => void;
+  readonly #onSessionEnd: (outcome: RelayOutcome, session: RelaySession) => void;
 
-  constructor(private readonly opts: PortForwardOptions) {}
+  constructor(private readonly opts: PortForwardOptions) {
+    this.#onSocket = (server, socket, session) => this.#accept((server as PortServer)[PORT]!, socket, session);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the server
+    const self = this;
+    this.#onServerError = function (err) {
+      self.#serverError(this[PORT]!, err);
+    };
+    this.#onSessionEnd = (outcome, session) => this.#sessionEnded(session.owner as GrantState, outcome);
+  }
 
   get grantCount(): number {
     return this.#grants.size;
@@ -77,7 +94,7 @@ export class PortForwarder {
     const out = [];
     for (const g of this.#grants.values()) {
       if (g.state === 'active' && g.session) {
-        out.push({ grantId: g.grant.id, bytesUp: g.session.bytesUp, bytesDown: g.session.bytesDown, startedAt: g.startedAt!.toISOString(), clientAddress: g.clientAddress! });
+        out.push({ grantId: g.grant.id, bytesUp: g.session.bytesUp, bytesDown: g.session.bytesDown, startedAt: new Date(g.startedAtMs).toISOString(), clientAddress: g.clientAddress! });
       }
     }
     return out;
@@ -115,7 +132,7 @@ export class PortForwarder {
   addGrant(grant: ChannelGrant): void {
     if (this.#closed || this.#grants.has(grant.id)) return;
     const validUntilMs = Date.parse(grant.validUntil);
-    const state: GrantState = { grant, validUntilMs, state: grant.inUse ? 'elsewhere' : 'issued', session: null, startedAt: null, clientAddress: null, timers: [] };
+    const state: GrantState = { grant, validUntilMs, state: grant.inUse ? 'elsewhere' : 'issued', session: null, startedAtMs: 0, clientAddress: null, timer: null };
     if (state.state === 'issued' && validUntilMs <= this.opts.now()) return; // arrived dead
     const previous = this.#ports.get(grant.port);
     if (previous?.grantId && previous.grantId !== grant.id) {
@@ -124,7 +141,7 @@ export class PortForwarder {
     }
     this.#grants.set(grant.id, state);
     if (state.state === 'issued') {
-      state.timers.push(this.#timer(validUntilMs - this.opts.now(), () => this.#expire(grant.id)));
+      state.timer = this.#timer(validUntilMs - this.opts.now(), () => this.#expire(grant.id));
     }
     this.#open(grant.port, grant.id);
   }
@@ -146,7 +163,8 @@ export class PortForwarder {
   }
 
   #finish(g: GrantState, reason: RefusalReason): void {
-    for (const t of g.timers) clearTimeout(t);
+    if (g.timer) clearTimeout(g.timer);
+    g.timer = null;
     this.#grants.delete(g.grant.id);
     const port = this.#ports.get(g.grant.port);
     if (port && port.grantId === g.grant.id) this.#linger(port, reason);
@@ -162,15 +180,18 @@ export class PortForwarder {
       existing.grantId = grantId;
       return;
     }
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    const server: PortServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
     const port: PortState = { port: portNumber, server, grantId, lingerReason: null, lingerGrantId: null, lingerTimer: null };
+    server[PORT] = port;
     this.#ports.set(portNumber, port);
-    listenWithOnread(server, (socket, session) => this.#accept(port, socket, session));
-    server.on('error', (err: NodeJS.ErrnoException) => {
-      this.opts.log.error({ port: portNumber, err }, 'cannot listen on the granted port; this gateway cannot serve its grant');
-      if (this.#ports.get(portNumber) === port) this.#ports.delete(portNumber);
-    });
+    listenWithOnread(server, this.#onSocket);
+    server.on('error', this.#onServerError);
     server.listen({ port: portNumber, host: this.opts.listenHost, backlog: 511 });
+  }
+
+  #serverError(port: PortState, err: NodeJS.ErrnoException): void {
+    this.opts.log.error({ port: port.port, err }, 'cannot listen on the granted port; this gateway cannot serve its grant');
+    if (this.#ports.get(port.port) === port) this.#ports.delete(port.port);
   }
 
   #linger(port: PortState, reason: RefusalReason): void {
@@ -186,7 +207,7 @@ export class PortForwarder {
   }
 
   #accept(port: PortState, socket: net.Socket, session: RelaySession): void {
-    socket.on('error', () => undefined); // a refused or reset client must not crash anything
+    socket.on('error', ignore); // a refused or reset client must not crash anything
     const peer = normaliseAddress(socket.remoteAddress);
     if (!this.opts.proxyProtocol.enabled) return this.#decide(port, socket, session, peer, undefined);
     const sources = this.opts.proxyProtocol.sources;
@@ -222,22 +243,24 @@ export class PortForwarder {
 
     g.state = 'active';
     g.session = session;
-    g.startedAt = new Date(this.opts.now());
+    g.startedAtMs = this.opts.now();
     g.clientAddress = client;
-    for (const t of g.timers) clearTimeout(t);
-    g.timers = [];
-    if (g.grant.sessionUntil) g.timers.push(this.#timer(Date.parse(g.grant.sessionUntil) - this.opts.now(), () => session.close('session-expired')));
+    if (g.timer) clearTimeout(g.timer);
+    g.timer = g.grant.sessionUntil ? this.#timer(Date.parse(g.grant.sessionUntil) - this.opts.now(), () => session.close('session-expired')) : null;
     this.opts.log.info({ grant: g.grant.id, port: port.port, client, target: `${g.grant.targetAddress}:${g.grant.targetPort}` }, 'session started');
-    this.opts.reporter.sessionStarted(g.grant, client, g.startedAt);
-    session.onEnd = (outcome) => {
-      this.#endedBytes.up += outcome.bytesUp;
-      this.#endedBytes.down += outcome.bytesDown;
-      g.session = null;
-      this.opts.log.info({ grant: g.grant.id, port: port.port, ...outcome }, 'session ended');
-      this.opts.reporter.sessionEnded(g.grant, outcome, new Date(this.opts.now()));
-      if (this.#grants.get(g.grant.id) === g) this.#finish(g, outcome.reason.startsWith('revoked') ? 'revoked' : 'used');
-    };
+    this.opts.reporter.sessionStarted(g.grant, client, new Date(g.startedAtMs));
+    session.owner = g;
+    session.onEnd = this.#onSessionEnd;
     session.start(socket, { host: g.grant.targetAddress, port: g.grant.targetPort, connectTimeoutMs: this.opts.connectTimeoutMs }, initial);
+  }
+
+  #sessionEnded(g: GrantState, outcome: RelayOutcome): void {
+    this.#endedBytes.up += outcome.bytesUp;
+    this.#endedBytes.down += outcome.bytesDown;
+    g.session = null;
+    this.opts.log.info({ grant: g.grant.id, port: g.grant.port, ...outcome }, 'session ended');
+    this.opts.reporter.sessionEnded(g.grant, outcome, new Date(this.opts.now()));
+    if (this.#grants.get(g.grant.id) === g) this.#finish(g, outcome.reason.startsWith('revoked') ? 'revoked' : 'used');
   }
 
   #refuse(port: PortState, socket: net.Socket, client: string, reason: RefusalReason, grantId: string | null): void {
@@ -258,7 +281,7 @@ export class PortForwarder {
   close(): void {
     this.#closed = true;
     for (const g of this.#grants.values()) {
-      for (const t of g.timers) clearTimeout(t);
+      if (g.timer) clearTimeout(g.timer);
       g.session?.close('gateway-shutdown');
     }
     for (const p of this.#ports.values()) {
@@ -268,6 +291,8 @@ export class PortForwarder {
     this.#ports.clear();
   }
 }
+
+function ignore(): void {}
 
 function lingerReasonFor(reason: string): RefusalReason {
   if (reason.startsWith('revoked')) return 'revoked';

@@ -8,8 +8,10 @@ import net from 'node:net';
  * other, and the reader pauses only when both are referenced. Data read into the shared buffer is
  * copied out at once, because the next read of any socket overwrites it. Idle sessions hold no
  * buffer, and no closure of their own: socket events and `onread` go to functions shared by every
- * session, which find their session through a symbol on the socket (memory per idle connection is
- * one of the benchmark's figures).
+ * session, which find their direction (and through it the session) through one symbol on the socket
+ * (memory per idle connection is one of the benchmark's figures). Per-connection arrow functions in
+ * object literals are avoided on purpose: the TypeScript loader keeps function names, which gives
+ * each such closure a dictionary of properties of its own (~250 bytes).
  *
  * Half-close is relayed, not collapsed: both sockets allow half-open, and a FIN from one side ends
  * the other side's writing after every byte before it was written (see docs/gateway.md).
@@ -30,20 +32,20 @@ const give = (b: Buffer) => {
 };
 
 const DIRECTION = Symbol('stagedoor.direction');
-const SESSION = Symbol('stagedoor.session');
-type Tagged = net.Socket & { [DIRECTION]?: Direction; [SESSION]?: RelaySession };
+type Tagged = net.Socket & { [DIRECTION]?: Direction };
 
 /** One direction of a session: what `from` reads is written to `to`. */
 export class Direction {
   bytes = 0;
+  constructor(readonly session: RelaySession) {}
   from: net.Socket | null = null;
   to: net.Socket | null = null;
   /** Before the relay starts (a PROXY header is being read): reads go here, copied. */
   intercept: ((chunk: Buffer) => void) | null = null;
   /** This direction's own read buffers, once it carried bulk data. */
   #slots: Buffer[] | null = null;
-  /** Own buffers a pending write still references. */
-  #busy: Buffer[] = [];
+  /** Own buffers a pending write still references (with `#slots`: idle directions hold neither). */
+  #busy: Buffer[] | null = null;
   /** The own buffer handed to libuv for the next read. */
   #lent: Buffer | null = null;
   #lastSmall = false;
@@ -53,13 +55,13 @@ export class Direction {
   nextBuffer(): Buffer {
     const slots = this.#slots;
     if (!slots) return shared;
-    if (this.#lastSmall && this.#busy.length === 0) {
+    const busy = this.#busy!;
+    if (this.#lastSmall && busy.length === 0) {
       // The burst is over and nothing references our buffers: back to the shared one.
-      for (const b of slots) give(b);
-      this.#slots = null;
+      this.#returnSlots();
       return shared;
     }
-    const free = slots.find((b) => !this.#busy.includes(b));
+    const free = slots.find((b) => !busy.includes(b));
     this.#lent = free ?? null;
     return free ?? shared;
   }
@@ -78,18 +80,20 @@ export class Direction {
     } else if (n >= BULK_BYTES) {
       // A bulk transfer begins: from now on reads land in buffers of this direction.
       this.#slots ??= Array.from({ length: PRIVATE_PER_DIRECTION }, take);
-      own = this.#slots.find((b) => b !== this.#lent && !this.#busy.includes(b)) ?? null;
+      const busy = (this.#busy ??= []);
+      own = this.#slots.find((b) => b !== this.#lent && !busy.includes(b)) ?? null;
       if (own) buf.copy(own, 0, 0, n);
     }
     if (!own) {
       // Small reads (input events, keystrokes): a cheap copy out of the shared buffer.
       return this.to!.write(Buffer.from(buf.subarray(0, n))) ? true : this.#pause();
     }
-    this.#busy.push(own);
+    const busy = this.#busy!;
+    busy.push(own);
     const held = own;
     this.to!.write(own.subarray(0, n), () => this.#released(held));
     // Both buffers still referenced by writes the kernel has not taken: wait for one.
-    return this.#busy.length < PRIVATE_PER_DIRECTION ? true : this.#pause();
+    return busy.length < PRIVATE_PER_DIRECTION ? true : this.#pause();
   }
 
   #pause(): false {
@@ -98,36 +102,38 @@ export class Direction {
   }
 
   #released(own: Buffer): void {
-    this.#busy.splice(this.#busy.indexOf(own), 1);
+    const busy = this.#busy!;
+    busy.splice(busy.indexOf(own), 1);
     if (this.#disposed) {
-      if (this.#busy.length === 0) this.#returnSlots();
+      if (busy.length === 0) this.#returnSlots();
       return;
     }
     const from = this.from!;
     const to = this.to!;
-    if (this.#busy.length < PRIVATE_PER_DIRECTION && from.isPaused() && !from.destroyed && !from.readableEnded && to.writableLength < to.writableHighWaterMark) from.resume();
+    if (busy.length < PRIVATE_PER_DIRECTION && from.isPaused() && !from.destroyed && !from.readableEnded && to.writableLength < to.writableHighWaterMark) from.resume();
   }
 
   /** `to` drained: read again unless both own buffers are still referenced. */
   drained(): void {
-    if (this.#busy.length < PRIVATE_PER_DIRECTION) this.from!.resume();
+    if ((this.#busy?.length ?? 0) < PRIVATE_PER_DIRECTION) this.from!.resume();
   }
 
   #returnSlots(): void {
     for (const b of this.#slots ?? []) give(b);
     this.#slots = null;
+    this.#busy = null;
   }
 
   /** The session ended: buffers go back to the pool (once no write references them). */
   dispose(): void {
     this.#disposed = true;
-    if (this.#busy.length === 0) this.#returnSlots();
+    if (!this.#busy?.length) this.#returnSlots();
   }
 }
 
-/** `onread` of a relayed socket. Node calls `callback` as the socket's method (shared), `buffer` as a plain function (one per socket). */
+/** `onread` of a relayed socket. Node calls `callback` as the socket's method (shared), `buffer` as a plain function (bound, one per socket). */
 function onreadFor(direction: Direction) {
-  return { buffer: () => direction.nextBuffer(), callback: onReadCallback };
+  return { buffer: direction.nextBuffer.bind(direction), callback: onReadCallback };
 }
 function onReadCallback(this: Tagged, n: number, buf: Buffer): boolean {
   return this[DIRECTION]!.onRead(n, buf);
@@ -144,12 +150,15 @@ export interface RelayOutcome {
  * runs once both sockets are closed. `close(reason)` ends it at once (revocation).
  */
 export class RelaySession {
-  readonly up = new Direction(); // client → target
-  readonly down = new Direction(); // target → client
+  readonly up = new Direction(this); // client → target
+  readonly down = new Direction(this); // target → client
   reason: string | null = null;
   client: net.Socket | null = null;
   target: net.Socket | null = null;
-  onEnd: ((o: RelayOutcome) => void) | null = null;
+  /** Runs once when the session is over; a function shared by every session (it gets the session), not a closure per session. */
+  onEnd: ((o: RelayOutcome, session: RelaySession) => void) | null = null;
+  /** Whatever the owner of the session keeps with it (the port forwarder: its grant). */
+  owner: unknown = null;
   #open = 2;
   #timer: NodeJS.Timeout | null = null;
   connected = false;
@@ -165,7 +174,6 @@ export class RelaySession {
 
   /** Tag an accepted socket before its first read. */
   adopt(client: net.Socket): void {
-    (client as Tagged)[SESSION] = this;
     (client as Tagged)[DIRECTION] = this.up;
     this.client = client;
     this.up.from = client;
@@ -175,7 +183,6 @@ export class RelaySession {
   start(client: net.Socket, target: { host: string; port: number; connectTimeoutMs: number }, initial?: Buffer): void {
     if (this.client !== client) this.adopt(client);
     const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, onread: onreadFor(this.down) }) as Tagged;
-    upstream[SESSION] = this;
     upstream[DIRECTION] = this.down;
     this.target = upstream;
     this.up.to = upstream;
@@ -221,7 +228,7 @@ export class RelaySession {
     if (this.#timer) clearTimeout(this.#timer);
     this.up.dispose();
     this.down.dispose();
-    this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: this.up.bytes, bytesDown: this.down.bytes });
+    this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: this.up.bytes, bytesDown: this.down.bytes }, this);
   }
 
   /** End the session now (revocation, shutdown, errors): both sockets are destroyed. */
@@ -234,33 +241,33 @@ export class RelaySession {
 
 // Socket event handlers shared by every session: `this` is the socket that emitted.
 function onClose(this: Tagged): void {
-  this[SESSION]!.socketClosed();
+  this[DIRECTION]!.session.socketClosed();
 }
 function onError(this: Tagged, err: NodeJS.ErrnoException): void {
-  const s = this[SESSION]!;
+  const s = this[DIRECTION]!.session;
   const code = err.code ?? err.message;
   s.close(this === s.client ? `client-error: ${code}` : s.connected ? `target-error: ${code}` : `target-unreachable: ${code}`);
 }
 function onTargetConnect(this: Tagged): void {
-  this[SESSION]!.connectedToTarget();
+  this[DIRECTION]!.session.connectedToTarget();
 }
 function onConnectTimeout(s: RelaySession): void {
   s.close('target-unreachable: connect timeout');
 }
 /** A FIN from one side: finish writing to the other, then send it the FIN. No byte is lost. */
 function onEnd(this: Tagged): void {
-  const s = this[SESSION]!;
+  const s = this[DIRECTION]!.session;
   const client = this === s.client;
   s.reason ??= client ? 'client-closed' : 'target-closed';
   (client ? s.target! : s.client!).end();
 }
 function onDrain(this: Tagged): void {
-  const s = this[SESSION]!;
+  const s = this[DIRECTION]!.session;
   (this === s.client ? s.down : s.up).drained();
 }
 /** The fallback listener's sockets (no `onread`): their chunks are ours to keep. */
 function onData(this: Tagged, chunk: Buffer): void {
-  const s = this[SESSION]!;
+  const s = this[DIRECTION]!.session;
   s.up.bytes += chunk.length;
   if (!s.target!.write(chunk)) this.pause();
 }
@@ -271,27 +278,46 @@ function onData(this: Tagged, chunk: Buffer): void {
  * is replaced: each accepted handle is wrapped in a `net.Socket` created with `onread` and
  * `allowHalfOpen`, paused until the grant check has passed. This leans on `server._handle`, stable
  * since Node 0.x; if it is missing (another runtime) the plain 'connection' event is used instead,
- * with the copy that implies.
+ * with the copy that implies. `onSocket` gets the server, so one function can serve every listener
+ * (a listener per grant: no closure of its own).
  */
-export function listenWithOnread(server: net.Server, onSocket: (socket: net.Socket, session: RelaySession) => void): void {
-  server.once('listening', () => {
-    const handle = (server as unknown as { _handle?: { onconnection?: (err: number, h: unknown) => void } })._handle;
-    if (!handle || typeof handle.onconnection !== 'function') {
-      server.on('connection', (socket) => {
-        const session = new RelaySession(false);
-        session.adopt(socket);
-        onSocket(socket, session);
-      });
-      return;
-    }
-    handle.onconnection = (err: number, clientHandle: unknown) => {
-      if (err || !clientHandle) return;
-      const session = new RelaySession();
-      const socket = new net.Socket({ handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread: onreadFor(session.up) } as net.SocketConstructorOpts);
-      session.adopt(socket);
-      (clientHandle as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-      (clientHandle as { setKeepAlive?: (on: boolean, delay: number) => void }).setKeepAlive?.(true, 60);
-      onSocket(socket, session);
-    };
-  });
+export function listenWithOnread(server: net.Server, onSocket: Acceptor): void {
+  (server as Listener)[ACCEPT] = onSocket;
+  server.once('listening', onListening);
+}
+
+export type Acceptor = (server: net.Server, socket: net.Socket, session: RelaySession) => void;
+const ACCEPT = Symbol('stagedoor.accept');
+const SERVER = Symbol('stagedoor.server');
+type Listener = net.Server & { [ACCEPT]?: Acceptor };
+interface ListenHandle {
+  onconnection?: (err: number, h: unknown) => void;
+  [SERVER]?: Listener;
+}
+
+function onListening(this: Listener): void {
+  const handle = (this as unknown as { _handle?: ListenHandle })._handle;
+  if (!handle || typeof handle.onconnection !== 'function') {
+    this.on('connection', onPlainConnection);
+    return;
+  }
+  handle[SERVER] = this;
+  handle.onconnection = onConnection;
+}
+
+function onPlainConnection(this: Listener, socket: net.Socket): void {
+  const session = new RelaySession(false);
+  session.adopt(socket);
+  this[ACCEPT]!(this, socket, session);
+}
+
+function onConnection(this: ListenHandle, err: number, clientHandle: unknown): void {
+  if (err || !clientHandle) return;
+  const server = this[SERVER]!;
+  const session = new RelaySession();
+  const socket = new net.Socket({ handle: clientHandle, allowHalfOpen: true, pauseOnCreate: true, readable: true, writable: true, onread: onreadFor(session.up) } as net.SocketConstructorOpts);
+  session.adopt(socket);
+  (clientHandle as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  (clientHandle as { setKeepAlive?: (on: boolean, delay: number) => void }).setKeepAlive?.(true, 60);
+  server[ACCEPT]!(server, socket, session);
 }

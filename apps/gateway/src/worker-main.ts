@@ -2,7 +2,7 @@ import type { RefusalReason } from '@stagedoor/contract';
 import { AddressList } from './addresses.ts';
 import { createLog, type LogLevel } from './log.ts';
 import { PortForwarder } from './port-forward.ts';
-import type { FromWorker, ToWorker } from './workers.ts';
+import type { FromWorker, FromWorkerBatch, ToWorker } from './workers.ts';
 
 /** A relay worker: a PortForwarder for the grants whose port the gateway process routes here. */
 const opts = JSON.parse(process.argv[2] ?? '{}') as {
@@ -13,7 +13,17 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as {
   connectTimeoutMs: number;
   logLevel?: LogLevel;
 };
-const send = (m: FromWorker) => process.connected && process.send!(m);
+// What one event-loop turn produced goes out as one message: under a storm of connections, one IPC
+// write per session start and end cost more than the relaying.
+let outbox: FromWorkerBatch = [];
+const flush = () => {
+  const batch = outbox;
+  outbox = [];
+  if (process.connected) process.send!(batch);
+};
+const send = (m: FromWorker) => {
+  if (outbox.push(m) === 1) setImmediate(flush);
+};
 let refusal: RefusalReason | null = 'fail-closed';
 const forwarder = new PortForwarder({
   listenHost: opts.listenHost,
@@ -24,8 +34,8 @@ const forwarder = new PortForwarder({
   refuseAll: () => refusal,
   log: createLog(opts.logLevel ?? 'warn', { role: 'gateway', area: 'relay', worker: opts.index }),
   reporter: {
-    sessionStarted: (grant, client, at) => send({ t: 'started', grant, client, at: at.toISOString() }),
-    sessionEnded: (grant, outcome, at) => send({ t: 'ended', grant, outcome, at: at.toISOString() }),
+    sessionStarted: (grant, client, at) => send({ t: 'started', grantId: grant.id, client, at: at.getTime() }),
+    sessionEnded: (grant, outcome, at) => send({ t: 'ended', grantId: grant.id, outcome, at: at.getTime() }),
     refused: (port, client, reason, grantId) => send({ t: 'refused', port, client, reason, grantId }),
   },
 });

@@ -28,10 +28,12 @@ export type ToWorker =
   | { t: 'replace'; grants: ChannelGrant[] }
   | { t: 'refuse'; reason: RefusalReason | null };
 export type FromWorker =
-  | { t: 'started'; grant: ChannelGrant; client: string; at: string }
-  | { t: 'ended'; grant: ChannelGrant; outcome: RelayOutcome; at: string }
+  | { t: 'started'; grantId: string; client: string; at: number }
+  | { t: 'ended'; grantId: string; outcome: RelayOutcome; at: number }
   | { t: 'refused'; port: number; client: string; reason: RefusalReason; grantId: string | null }
   | { t: 'stats'; sessions: ReturnType<Forwarder['sessions']>; grants: number; bytes: { up: number; down: number } };
+/** A worker sends what one event-loop turn produced as one message (one IPC write, not one per event). */
+export type FromWorkerBatch = FromWorker[];
 
 const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '../bin/relay-worker.js');
 
@@ -51,6 +53,8 @@ interface Worker {
 export class WorkerPool implements Forwarder {
   readonly #workers: Worker[] = [];
   readonly #grants = new Map<string, ChannelGrant>();
+  /** Revoked grants whose session is still closing in a worker: its end report still needs the grant. */
+  readonly #ended = new Map<string, ChannelGrant>();
   #refusal: RefusalReason | null = 'fail-closed';
   #closed = false;
 
@@ -69,7 +73,9 @@ export class WorkerPool implements Forwarder {
     // A small young generation: a worker's garbage is short-lived, and idle memory is a measured figure.
     const proc = fork(WORKER_ENTRY, [JSON.stringify({ ...this.opts.options, index })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv: [...process.execArgv, '--max-semi-space-size=2'] });
     const worker: Worker = { proc, stats: { t: 'stats', sessions: [], grants: 0, bytes: { up: 0, down: 0 } } };
-    proc.on('message', (m: FromWorker) => this.#fromWorker(worker, m));
+    proc.on('message', (batch: FromWorkerBatch) => {
+      for (const m of batch) this.#fromWorker(worker, m);
+    });
     proc.on('exit', (code, signal) => {
       if (this.#closed) return;
       this.opts.log.error({ worker: index, code, signal }, 'relay worker died; starting it again (its sessions are lost)');
@@ -92,11 +98,17 @@ export class WorkerPool implements Forwarder {
 
   #fromWorker(w: Worker, m: FromWorker): void {
     switch (m.t) {
-      case 'started':
-        return this.opts.reporter.sessionStarted(m.grant, m.client, new Date(m.at));
-      case 'ended':
-        this.#grants.delete(m.grant.id);
-        return this.opts.reporter.sessionEnded(m.grant, m.outcome, new Date(m.at));
+      // Workers name the grant; the grant itself is here (it was sent from here).
+      case 'started': {
+        const grant = this.#grants.get(m.grantId) ?? this.#ended.get(m.grantId); // revoked while the report was on its way: still reported
+        return grant && this.opts.reporter.sessionStarted(grant, m.client, new Date(m.at));
+      }
+      case 'ended': {
+        const grant = this.#grants.get(m.grantId) ?? this.#ended.get(m.grantId);
+        this.#grants.delete(m.grantId);
+        this.#ended.delete(m.grantId);
+        return grant && this.opts.reporter.sessionEnded(grant, m.outcome, new Date(m.at));
+      }
       case 'refused':
         return this.opts.reporter.refused(m.port, m.client, m.reason, m.grantId);
       case 'stats':
@@ -117,10 +129,19 @@ export class WorkerPool implements Forwarder {
     const g = this.#grants.get(grantId);
     if (!g) return;
     this.#grants.delete(grantId);
+    this.#closing(g);
     this.#send(this.#workers[this.#owner(g.port)]!, { t: 'revoke', grantId, reason });
   }
 
+  /** Keep a grant that is going away until its worker reports its session's end (bounded: an unused grant never reports one). */
+  #closing(g: ChannelGrant): void {
+    this.#ended.set(g.id, g);
+    if (this.#ended.size > 10_000) this.#ended.delete(this.#ended.keys().next().value!);
+  }
+
   replaceGrants(grants: ChannelGrant[]): void {
+    const keep = new Set(grants.map((g) => g.id));
+    for (const [id, g] of this.#grants) if (!keep.has(id)) this.#closing(g); // a worker closes its session and reports the end
     this.#grants.clear();
     for (const g of grants) this.#grants.set(g.id, g);
     this.#workers.forEach((w, i) => this.#send(w, { t: 'replace', grants: grants.filter((g) => this.#owner(g.port) === i) }));

@@ -31,7 +31,7 @@ export interface GatewayUnderTest {
 export async function startTestGateway(
   broker: TestBroker,
   urls: string[],
-  opts: { name?: string; cluster?: string; ports?: [number, number]; failClosedMs?: number; lingerMs?: number; proxy?: string[] | null; logLevel?: LogLevel } = {},
+  opts: { name?: string; cluster?: string; ports?: [number, number]; failClosedMs?: number; lingerMs?: number; proxy?: string[] | null; logLevel?: LogLevel; workers?: number } = {},
 ): Promise<GatewayUnderTest> {
   const cluster = opts.cluster ?? 'default';
   const name = opts.name ?? `gw-${randomBytes(3).toString('hex')}`;
@@ -49,6 +49,7 @@ export async function startTestGateway(
     connectTimeoutMs: 3000,
     log: createLog(opts.logLevel ?? 'debug', {}, (l) => void logs.push(l)),
     backoffMs: { min: 50, max: 500 },
+    workers: opts.workers,
   }).start();
   await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 15_000, 25);
   await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 15_000, 25);

@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
+import type { TestBroker } from '../../../test/support/broker.ts';
+import { waitFor } from '../../../test/support/ports.ts';
+import { echoServer, grantFor, listeningBroker, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
+
+/**
+ * STAGEDOOR_GATEWAY_WORKERS > 1: grants are relayed by forked worker processes, which report to the
+ * gateway process in batches that name the grant; the gateway process reports to the broker.
+ */
+describe('port-forward relay in relay workers', () => {
+  let broker: TestBroker & { baseUrl: string };
+  let gw: GatewayUnderTest;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+
+  beforeAll(async () => {
+    broker = await listeningBroker();
+    gw = await startTestGateway(broker, [broker.baseUrl], { workers: 2 });
+    echo = await echoServer();
+  });
+  afterAll(async () => {
+    gw?.gateway.stop();
+    await echo?.close();
+    await broker?.close();
+  });
+
+  /** The gateway process holds the grant at once; its worker opens the port a moment later. */
+  async function ready(grant: { grantId: string }) {
+    await waitFor('the gateway to hold the grant', () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+
+  it('relays byte-exact through a worker with half-close, and the start, bytes and end reach the broker', async () => {
+    const grants = [await grantFor(broker, { host: '127.0.0.1', port: echo.port }), await grantFor(broker, { host: '127.0.0.1', port: echo.port })];
+    for (const g of grants) await ready(g);
+    const payload = randomBytes(4 * 1024 * 1024);
+    const results = await Promise.all(grants.map((g) => roundTrip(g.port, payload, { timeoutMs: 30_000 })));
+    for (const [i, r] of results.entries()) {
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
+      expect(sha256(r.data)).toBe(sha256(payload));
+      const id = grants[i]!.connectionId;
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, id)).state === 'closed', 8000, 25);
+      expect(await connectionRow(broker.database, id)).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length, gatewayId: gw.gatewayId });
+    }
+  });
+
+  it('revoking closes the live session in its worker at once, and the end is reported', async () => {
+    const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
+    await ready(grant);
+    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
+    const closed = new Promise<void>((r) => live.once('close', () => r()));
+    live.on('error', () => undefined);
+    await new Promise((r) => live.once('connect', r));
+    live.write('ping');
+    await new Promise((r) => live.once('data', r));
+    await waitFor('the session to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'connected', 8000, 25);
+    await broker.services.gateways.revokeGrant(grant.grantId, 'admin test');
+    await closed;
+    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 8000, 25);
+    expect(await connectionRow(broker.database, grant.connectionId)).toMatchObject({ state: 'closed', endReason: 'revoked: admin test' });
+    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 5000, 25);
+  });
+});
