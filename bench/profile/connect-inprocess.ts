@@ -43,8 +43,8 @@ try {
   const stats = new pg.Client({ connectionString: url });
   await stats.connect();
   await stats.query('create extension if not exists pg_stat_statements');
-  const top = await stats.query(`select calls, round(total_exec_time::numeric, 1) as ms, round(mean_exec_time::numeric, 3) as mean, round(mean_plan_time::numeric, 3) as plan, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as q from pg_stat_statements order by calls desc, total_exec_time desc limit 40`);
-  for (const r of top.rows) console.log(String(r.calls).padStart(6), String(r.ms).padStart(9), String(r.mean).padStart(8), String(r.plan).padStart(8), r.q);
+  const top = await stats.query(`select calls, round(total_exec_time::numeric, 1) as ms, round(mean_exec_time::numeric, 3) as mean, round((total_plan_time / nullif(calls, 0))::numeric, 3) as plan, plans, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) as q from pg_stat_statements order by calls desc, total_exec_time desc limit 40`);
+  for (const r of top.rows) console.log(String(r.calls).padStart(6), String(r.ms).padStart(9), String(r.mean).padStart(8), String(r.plan).padStart(8), String(r.plans).padStart(5), r.q);
   await stats.end();
   await broker.close();
 } finally {

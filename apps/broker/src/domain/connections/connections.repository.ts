@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
 import { rowFromJson } from '../../db/json-rows.ts';
+import { executeNamed } from '../../db/named-statement.ts';
 import { assignments, connections, grants, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
@@ -72,7 +73,7 @@ export class ConnectionsRepository {
    * or not the final select reads them.)
    */
   async assignRunningAndOpen(p: FastConnect, db: DbOrTx = this.db): Promise<{ workstation: WorkstationRow; assignment: AssignmentRow; connection: ConnectionRow } | undefined> {
-    const result = await db.execute(sql`
+    const result = await executeNamed(db, 'stagedoor_connect_fast', sql`
       with free as (
         select w.* from workstations w
         where w.pool_id = ${p.poolId} and w.assignment_id is null and w.maintenance = false
@@ -97,7 +98,7 @@ export class ConnectionsRepository {
         from c
       )
       select to_jsonb(free) as w, to_jsonb(a) as a, to_jsonb(c) as c from free, a, c`);
-    const row = (result as unknown as { rows: Record<'w' | 'a' | 'c', unknown>[] }).rows[0];
+    const row = result.rows[0] as Record<'w' | 'a' | 'c', unknown> | undefined;
     if (!row) return undefined;
     return { workstation: rowFromJson(workstations, row.w), assignment: rowFromJson(assignments, row.a), connection: rowFromJson(connections, row.c) };
   }
