@@ -10,6 +10,8 @@ export interface Reporter {
   sessionStarted(grant: ChannelGrant, clientAddress: string, at: Date): void;
   sessionEnded(grant: ChannelGrant, outcome: RelayOutcome, at: Date): void;
   refused(port: number, clientAddress: string, reason: RefusalReason, grantId: string | null): void;
+  /** The grant's port accepts connections now (relay workers tell the gateway process). */
+  listening?(grantId: string): void;
 }
 
 export interface PortForwardOptions {
@@ -67,6 +69,7 @@ export class PortForwarder {
   /** Shared by every listener and session (one function each, not one closure per grant). */
   readonly #onSocket: Acceptor;
   readonly #onServerError: (this: PortServer, err: NodeJS.ErrnoException) => void;
+  readonly #onListening: (this: PortServer) => void;
   readonly #onSessionEnd: (outcome: RelayOutcome, session: RelaySession) => void;
 
   constructor(private readonly opts: PortForwardOptions) {
@@ -75,6 +78,10 @@ export class PortForwarder {
     const self = this;
     this.#onServerError = function (err) {
       self.#serverError(this[PORT]!, err);
+    };
+    this.#onListening = function () {
+      const grantId = this[PORT]!.grantId;
+      if (grantId) self.opts.reporter.listening?.(grantId);
     };
     this.#onSessionEnd = (outcome, session) => this.#sessionEnded(session.owner as GrantState, outcome);
   }
@@ -178,6 +185,7 @@ export class PortForwarder {
       existing.lingerReason = null;
       existing.lingerGrantId = null;
       existing.grantId = grantId;
+      if (existing.server.listening) this.opts.reporter.listening?.(grantId);
       return;
     }
     const server: PortServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -186,6 +194,7 @@ export class PortForwarder {
     this.#ports.set(portNumber, port);
     listenWithOnread(server, this.#onSocket);
     server.on('error', this.#onServerError);
+    server.on('listening', this.#onListening);
     server.listen({ port: portNumber, host: this.opts.listenHost, backlog: 511 });
   }
 

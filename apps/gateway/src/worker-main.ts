@@ -37,6 +37,7 @@ const forwarder = new PortForwarder({
     sessionStarted: (grant, client, at) => send({ t: 'started', grantId: grant.id, client, at: at.getTime() }),
     sessionEnded: (grant, outcome, at) => send({ t: 'ended', grantId: grant.id, outcome, at: at.getTime() }),
     refused: (port, client, reason, grantId) => send({ t: 'refused', port, client, reason, grantId }),
+    listening: (grantId) => send({ t: 'listening', grantId }),
   },
 });
 process.on('message', (m: ToWorker) => {

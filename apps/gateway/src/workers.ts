@@ -14,7 +14,7 @@ export interface Forwarder {
   replaceGrants(grants: ChannelGrant[]): void;
   sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[];
   totalBytes(): { up: number; down: number };
-  /** The grant is held and (in this process: its port is open) — tests wait for it before dialling. */
+  /** The grant is held and its port accepts connections — tests wait for it before dialling. */
   isReady(grantId: string): boolean;
   /** Call when `refuseAll()` may have changed (fail closed, disabled). */
   refusalChanged?(reason: RefusalReason | null): void;
@@ -31,6 +31,7 @@ export type FromWorker =
   | { t: 'started'; grantId: string; client: string; at: number }
   | { t: 'ended'; grantId: string; outcome: RelayOutcome; at: number }
   | { t: 'refused'; port: number; client: string; reason: RefusalReason; grantId: string | null }
+  | { t: 'listening'; grantId: string }
   | { t: 'stats'; sessions: ReturnType<Forwarder['sessions']>; grants: number; bytes: { up: number; down: number } };
 /** A worker sends what one event-loop turn produced as one message (one IPC write, not one per event). */
 export type FromWorkerBatch = FromWorker[];
@@ -55,6 +56,8 @@ export class WorkerPool implements Forwarder {
   readonly #grants = new Map<string, ChannelGrant>();
   /** Revoked grants whose session is still closing in a worker: its end report still needs the grant. */
   readonly #ended = new Map<string, ChannelGrant>();
+  /** Grants whose port their worker has opened (a subset of `#grants`). */
+  readonly #listening = new Set<string>();
   #refusal: RefusalReason | null = 'fail-closed';
   #closed = false;
 
@@ -106,18 +109,22 @@ export class WorkerPool implements Forwarder {
       case 'ended': {
         const grant = this.#grants.get(m.grantId) ?? this.#ended.get(m.grantId);
         this.#grants.delete(m.grantId);
+        this.#listening.delete(m.grantId);
         this.#ended.delete(m.grantId);
         return grant && this.opts.reporter.sessionEnded(grant, m.outcome, new Date(m.at));
       }
       case 'refused':
         return this.opts.reporter.refused(m.port, m.client, m.reason, m.grantId);
+      case 'listening':
+        if (this.#grants.has(m.grantId)) this.#listening.add(m.grantId);
+        return;
       case 'stats':
         w.stats = m;
     }
   }
 
   isReady(grantId: string): boolean {
-    return this.#grants.has(grantId);
+    return this.#listening.has(grantId);
   }
 
   addGrant(grant: ChannelGrant): void {
@@ -129,6 +136,7 @@ export class WorkerPool implements Forwarder {
     const g = this.#grants.get(grantId);
     if (!g) return;
     this.#grants.delete(grantId);
+    this.#listening.delete(grantId);
     this.#closing(g);
     this.#send(this.#workers[this.#owner(g.port)]!, { t: 'revoke', grantId, reason });
   }
@@ -143,6 +151,7 @@ export class WorkerPool implements Forwarder {
     const keep = new Set(grants.map((g) => g.id));
     for (const [id, g] of this.#grants) if (!keep.has(id)) this.#closing(g); // a worker closes its session and reports the end
     this.#grants.clear();
+    for (const id of this.#listening) if (!keep.has(id)) this.#listening.delete(id);
     for (const g of grants) this.#grants.set(g.id, g);
     this.#workers.forEach((w, i) => this.#send(w, { t: 'replace', grants: grants.filter((g) => this.#owner(g.port) === i) }));
   }

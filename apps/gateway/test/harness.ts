@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { systemActor } from '../../broker/src/domain/identity/actor.ts';
-import { insertConnection } from '../../broker/test/gateways/fixtures.ts';
+import { connectionRow, insertConnection } from '../../broker/test/gateways/fixtures.ts';
 import { createTestBroker, type TestBroker } from '../../../test/support/broker.ts';
 import type { Driver } from '../../../test/support/database.ts';
 import { waitFor } from '../../../test/support/ports.ts';
@@ -139,3 +139,18 @@ export function roundTrip(port: number, payload: Buffer, opts: { localAddress?: 
 }
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * A session through the grant's port that has echoed once and that the broker records as
+ * connected; `closed` resolves when the gateway ends it.
+ */
+export async function liveSession(broker: TestBroker, grant: { port: number; connectionId: string }, waitMs = 5000): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+  const socket = net.connect({ port: grant.port, host: '127.0.0.1' });
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.on('error', () => undefined);
+  await new Promise((r) => socket.once('connect', r));
+  socket.write('ping');
+  await new Promise((r) => socket.once('data', r));
+  await waitFor('the session to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'connected', waitMs, 25);
+  return { socket, closed };
+}

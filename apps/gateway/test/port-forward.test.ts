@@ -6,7 +6,7 @@ import { systemActor } from '../../broker/src/domain/identity/actor.ts';
 import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
-import { echoServer, grantFor, listeningBroker, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
+import { echoServer, grantFor, listeningBroker, liveSession, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
 
 /**
  * Port-forward mode end to end in one process: a real broker (HTTP + control channel), a real
@@ -108,10 +108,7 @@ describe('port-forward relay through a broker-authorised grant', () => {
   it('refuses a second connection on a used grant and audits it', async () => {
     const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
     await ready(grant);
-    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
-    await new Promise((r) => live.once('connect', r));
-    live.write('ping');
-    await new Promise((r) => live.once('data', r));
+    const { socket: live } = await liveSession(broker, grant);
     const second = await roundTrip(grant.port, Buffer.from('me too'));
     expect(second.ok && second.data.length > 0).toBe(false);
     await refusal(grant.grantId, 'used');
@@ -139,13 +136,7 @@ describe('port-forward relay through a broker-authorised grant', () => {
   it('revoking closes the live session at once; the port then refuses with "revoked", audited', async () => {
     const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
     await ready(grant);
-    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
-    const closed = new Promise<void>((r) => live.once('close', () => r()));
-    live.on('error', () => undefined);
-    await new Promise((r) => live.once('connect', r));
-    live.write('ping');
-    await new Promise((r) => live.once('data', r));
-    await waitFor('the session to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'connected', 5000, 25);
+    const { closed } = await liveSession(broker, grant);
     await broker.services.gateways.revokeGrant(grant.grantId, 'admin test');
     await closed; // within the test timeout: "at once" means no waiting for a heartbeat or a job
     expect(await connectionRow(broker.database, grant.connectionId)).toMatchObject({ state: 'closed', endReason: 'revoked: admin test' });

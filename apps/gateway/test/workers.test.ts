@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
-import { echoServer, grantFor, listeningBroker, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
+import { echoServer, grantFor, listeningBroker, liveSession, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
 
 /**
  * STAGEDOOR_GATEWAY_WORKERS > 1: grants are relayed by forked worker processes, which report to the
@@ -26,10 +25,9 @@ describe('port-forward relay in relay workers', () => {
     await broker?.close();
   });
 
-  /** The gateway process holds the grant at once; its worker opens the port a moment later. */
+  /** Ready once the grant's worker reports its port open. */
   async function ready(grant: { grantId: string }) {
-    await waitFor('the gateway to hold the grant', () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor("the grant's worker to open its port", () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
   }
 
   it('relays byte-exact through a worker with half-close, and the start, bytes and end reach the broker', async () => {
@@ -50,13 +48,7 @@ describe('port-forward relay in relay workers', () => {
   it('revoking closes the live session in its worker at once, and the end is reported', async () => {
     const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port });
     await ready(grant);
-    const live = net.connect({ port: grant.port, host: '127.0.0.1' });
-    const closed = new Promise<void>((r) => live.once('close', () => r()));
-    live.on('error', () => undefined);
-    await new Promise((r) => live.once('connect', r));
-    live.write('ping');
-    await new Promise((r) => live.once('data', r));
-    await waitFor('the session to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'connected', 8000, 25);
+    const { closed } = await liveSession(broker, grant, 8000);
     await broker.services.gateways.revokeGrant(grant.grantId, 'admin test');
     await closed;
     await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 8000, 25);
