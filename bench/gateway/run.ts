@@ -31,6 +31,9 @@ const STUDIO = { sessions: 200, mbps: 25, tickMs: 10, eventMs: 10, seconds: quic
 const STUDIO_WORKERS = Number(process.argv.find((a) => a.startsWith('--studio-workers='))?.slice(17) ?? 2);
 const ROUNDS = Number(process.argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (quick ? 1 : 3));
 const workers = Number(process.env.STAGEDOOR_GATEWAY_WORKERS ?? '1');
+/** `--relay=js|native`: the gateway's byte mover (default: what the gateway picks, native when built). */
+const relayArg = process.argv.find((a) => a.startsWith('--relay='))?.slice(8);
+if (relayArg) process.env.STAGEDOOR_GATEWAY_RELAY = relayArg;
 
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -247,7 +250,8 @@ async function main(): Promise<void> {
   // The gateway: the real process, enrolled with a broker stand-in that speaks the control channel.
   const gw = await startGateway(dir, workers);
   const harness = tsx('bench/gateway/relay-harness.ts', String(harnessPort), String(iperfPort));
-  await waitLine(harness, 'relay harness');
+  const harnessReady = await waitLine(harness, 'relay harness');
+  console.log(`gateway relay engine: ${String(harnessReady.relay)} (STAGEDOOR_GATEWAY_RELAY=${process.env.STAGEDOOR_GATEWAY_RELAY ?? 'auto'})`);
   const granted = gw.granted;
 
   const results: Record<string, Record<string, number>> = { direct: {}, haproxy: {}, gateway: {} };

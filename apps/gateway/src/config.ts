@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AddressList } from './addresses.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
+import type { RelayEngineChoice } from './native-relay.ts';
 
 /** Everything `stagedoor gateway` reads from the environment; parsed once, every bad variable named. */
 export interface GatewayConfig {
@@ -18,6 +19,8 @@ export interface GatewayConfig {
   connectTimeoutMs: number;
   proxyProtocol: { enabled: boolean; sources: AddressList };
   workers: number;
+  /** Which byte mover relays sessions, and its threads per process. */
+  relay: { engine: RelayEngineChoice; threads: number };
   logLevel: LogLevel;
 }
 
@@ -43,6 +46,8 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_PROXY_PROTOCOL: '`on`: every connection starts with a PROXY protocol v2 header (behind a network load balancer); default off',
   STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs allowed to send PROXY headers (default: any)',
   STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
+  STAGEDOOR_GATEWAY_RELAY: '`auto` (default): the native relay (epoll + splice) when it was built at install, else JavaScript; `native` refuses to start without it; `js`',
+  STAGEDOOR_GATEWAY_RELAY_THREADS: 'native relay threads per relay process (default 1)',
   STAGEDOOR_LOG_LEVEL: 'log level (default info)',
 } as const;
 
@@ -82,6 +87,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
   const workersRaw = get('STAGEDOOR_GATEWAY_WORKERS') ?? '1';
   const workers = Number(workersRaw);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) bad('STAGEDOOR_GATEWAY_WORKERS', `must be a whole number from 1 to 64 (got ${JSON.stringify(workersRaw)})`);
+  const engine = (get('STAGEDOOR_GATEWAY_RELAY') ?? 'auto') as RelayEngineChoice;
+  if (!['auto', 'native', 'js'].includes(engine)) bad('STAGEDOOR_GATEWAY_RELAY', `must be auto, native or js (got ${JSON.stringify(engine)})`);
+  const threadsRaw = get('STAGEDOOR_GATEWAY_RELAY_THREADS') ?? '1';
+  const threads = Number(threadsRaw);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 16) bad('STAGEDOOR_GATEWAY_RELAY_THREADS', `must be a whole number from 1 to 16 (got ${JSON.stringify(threadsRaw)})`);
   const logLevel = (get('STAGEDOOR_LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) bad('STAGEDOOR_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -102,6 +112,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     connectTimeoutMs: seconds('STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS', 10),
     proxyProtocol: { enabled: proxy === 'on', sources },
     workers,
+    relay: { engine, threads },
     logLevel,
   };
   if (problems.length) throw new GatewayConfigError(problems);

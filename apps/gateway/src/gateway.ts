@@ -4,6 +4,7 @@ import { BrokerChannel } from './broker-channel.ts';
 import type { Log } from './log.ts';
 import { PortForwarder, type Reporter } from './port-forward.ts';
 import { GATEWAY_VERSION } from './version.ts';
+import type { RelayEngineChoice } from './native-relay.ts';
 import { WorkerPool, type Forwarder } from './workers.ts';
 
 export interface GatewayOptions {
@@ -19,6 +20,8 @@ export interface GatewayOptions {
   backoffMs?: { min: number; max: number };
   /** Relay processes; 1 (the default) relays in this process. */
   workers?: number;
+  /** The byte mover of every relay process (default: native when built, 1 thread). */
+  relay?: { engine: RelayEngineChoice; threads: number };
 }
 
 /**
@@ -42,7 +45,7 @@ export class Gateway {
       sessionEnded: (grant, o, at) => this.channel.report({ type: 'session-ended', grantId: grant.id, reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),
       refused: (port, clientAddress, reason, grantId) => this.channel.report({ type: 'refused', port, clientAddress: clientAddress || 'unknown', reason, grantId, at: new Date(this.#now()).toISOString() }),
     };
-    const shared = { listenHost: opts.listenHost, lingerMs: opts.lingerMs, connectTimeoutMs: opts.connectTimeoutMs };
+    const shared = { listenHost: opts.listenHost, lingerMs: opts.lingerMs, connectTimeoutMs: opts.connectTimeoutMs, relay: opts.relay };
     this.forwarder =
       (opts.workers ?? 1) > 1
         ? new WorkerPool(opts.workers!, { options: { ...shared, proxyProtocol: { enabled: opts.proxyProtocol.enabled, sources: opts.proxyProtocol.sources.entries } }, reporter, log })

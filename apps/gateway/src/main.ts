@@ -13,7 +13,7 @@ export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.Proc
   const log = createLog(config.logLevel, { role: 'gateway', name: config.name });
   const state = await enrolledState(config, log);
   const gateway = startGatewayWith(config, state, log);
-  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost }, 'gateway started');
+  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay }, 'gateway started');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -37,6 +37,7 @@ export function startGatewayWith(config: GatewayConfig, state: GatewayState, log
     lingerMs: config.lingerMs,
     connectTimeoutMs: config.connectTimeoutMs,
     workers: config.workers,
+    relay: config.relay,
     log,
   }).start();
 }

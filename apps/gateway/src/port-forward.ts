@@ -3,6 +3,7 @@ import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
 import { normaliseAddress, type AddressList } from './addresses.ts';
 import type { Log } from './log.ts';
 import { parseProxyV2 } from './proxy-protocol.ts';
+import { useRelayEngine, type RelayEngineChoice } from './native-relay.ts';
 import { listenWithOnread, type Acceptor, type RelayOutcome, type RelaySession } from './relay.ts';
 
 /** What the port-forward engine tells the broker channel. */
@@ -22,6 +23,8 @@ export interface PortForwardOptions {
   lingerMs: number;
   connectTimeoutMs: number;
   proxyHeaderTimeoutMs?: number;
+  /** The byte mover (default `auto`: native when built) and its threads (default 1). */
+  relay?: { engine: RelayEngineChoice; threads: number };
   now: () => number;
   /** Why new connections are refused right now (fail closed, disabled), or null when they are not. */
   refuseAll: () => RefusalReason | null;
@@ -71,8 +74,13 @@ export class PortForwarder {
   readonly #onServerError: (this: PortServer, err: NodeJS.ErrnoException) => void;
   readonly #onListening: (this: PortServer) => void;
   readonly #onSessionEnd: (outcome: RelayOutcome, session: RelaySession) => void;
+  /** Sessions go to the native relay once their target answers. */
+  readonly nativeRelay: boolean;
 
   constructor(private readonly opts: PortForwardOptions) {
+    const relay = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
+    this.nativeRelay = relay.engine === 'native';
+    if (relay.reason) opts.log.warn({ reason: relay.reason }, 'the native relay is not available: relaying in JavaScript');
     this.#onSocket = (server, socket, session) => this.#accept((server as PortServer)[PORT]!, socket, session);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listener's `this` is the server
     const self = this;
@@ -260,6 +268,7 @@ export class PortForwarder {
     this.opts.reporter.sessionStarted(g.grant, client, new Date(g.startedAtMs));
     session.owner = g;
     session.onEnd = this.#onSessionEnd;
+    session.native = this.nativeRelay;
     session.start(socket, { host: g.grant.targetAddress, port: g.grant.targetPort, connectTimeoutMs: this.opts.connectTimeoutMs }, initial);
   }
 

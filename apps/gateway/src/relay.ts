@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { END_ERROR, END_REQUESTED, errnoName, nativeAdd, nativeBytes, nativeClose, type NativeEnd } from './native-relay.ts';
 
 /**
  * The byte mover. Both sockets of a session read through `onread` (no per-read allocation): a read
@@ -15,6 +16,9 @@ import net from 'node:net';
  *
  * Half-close is relayed, not collapsed: both sockets allow half-open, and a FIN from one side ends
  * the other side's writing after every byte before it was written (see docs/gateway.md).
+ *
+ * With the native relay (native-relay.ts, ADR 0011) all of this runs only until the target answers:
+ * then both descriptors go to the relay threads and the JavaScript sockets are closed.
  */
 
 const SHARED_SIZE = 64 * 1024;
@@ -162,14 +166,20 @@ export class RelaySession {
   #open = 2;
   #timer: NodeJS.Timeout | null = null;
   connected = false;
+  /** Hand the session to the native relay once the target answers (the owner sets it, see native-relay.ts). */
+  native = false;
+  /** The native relay's id for this session while it relays it, or -1. */
+  nativeId = -1;
+  /** Bytes read from the client before the relay began, kept for the native relay to send first. */
+  #initial: Buffer | null = null;
 
   constructor(readonly clientUsesOnread = true) {}
 
   get bytesUp(): number {
-    return this.up.bytes;
+    return this.nativeId >= 0 ? nativeBytes(this.nativeId)[0] : this.up.bytes;
   }
   get bytesDown(): number {
-    return this.down.bytes;
+    return this.nativeId >= 0 ? nativeBytes(this.nativeId)[1] : this.down.bytes;
   }
 
   /** Tag an accepted socket before its first read. */
@@ -189,8 +199,11 @@ export class RelaySession {
     this.down.from = upstream;
     this.down.to = client;
     if (initial?.length) {
-      this.up.bytes += initial.length;
-      upstream.write(initial);
+      if (this.native) this.#initial = initial;
+      else {
+        this.up.bytes += initial.length;
+        upstream.write(initial);
+      }
     }
     this.#timer = setTimeout(onConnectTimeout, target.connectTimeoutMs, this);
     this.#timer.unref();
@@ -208,6 +221,14 @@ export class RelaySession {
     this.connected = true;
     const client = this.client!;
     const upstream = this.target!;
+    if (this.native) {
+      if (this.#handOff(client, upstream)) return;
+      if (this.#initial) {
+        this.up.bytes += this.#initial.length;
+        upstream.write(this.#initial);
+        this.#initial = null;
+      }
+    }
     client.on('end', onEnd);
     upstream.on('end', onEnd);
     client.on('drain', onDrain);
@@ -216,6 +237,36 @@ export class RelaySession {
       client.on('data', onData);
     }
     client.resume();
+  }
+
+  /** Give both descriptors to the native relay and close our sockets; false: relay here (nothing changed). */
+  #handOff(client: net.Socket, upstream: net.Socket): boolean {
+    const clientFd = fdOf(client);
+    const targetFd = fdOf(upstream);
+    // Bytes Node already holds (read but not relayed, or queued to write) would be lost in the move.
+    if (clientFd < 0 || targetFd < 0 || client.readableLength > 0 || upstream.readableLength > 0 || upstream.writableLength > 0) return false;
+    try {
+      this.nativeId = nativeAdd(clientFd, targetFd, this.#initial ?? undefined, this);
+    } catch {
+      return false; // out of descriptors or memory for the duplicates: this session relays in JavaScript
+    }
+    this.#initial = null;
+    detach(client);
+    detach(upstream);
+    // Let the closed sockets go: an idle session is then this object, its directions and the native state.
+    this.client = this.target = null;
+    this.up.from = this.up.to = this.down.from = this.down.to = null;
+    return true;
+  }
+
+  /** @internal the native relay finished the session. */
+  nativeEnded(end: NativeEnd): void {
+    this.nativeId = -1;
+    this.up.bytes = end.bytesUp;
+    this.down.bytes = end.bytesDown;
+    if (end.kind === END_ERROR) this.reason ??= `${end.side === 0 ? 'client' : 'target'}-error: ${errnoName(end.errno)}`;
+    else if (end.kind !== END_REQUESTED) this.reason ??= end.side === 0 ? 'client-closed' : end.side === 1 ? 'target-closed' : 'closed';
+    this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: end.bytesUp, bytesDown: end.bytesDown }, this);
   }
 
   /** @internal one socket closed; the session ends when both have. */
@@ -234,10 +285,25 @@ export class RelaySession {
   /** End the session now (revocation, shutdown, errors): both sockets are destroyed. */
   close(reason: string): void {
     this.reason ??= reason;
+    if (this.nativeId >= 0) return nativeClose(this.nativeId);
     this.client?.destroy();
     this.target?.destroy();
   }
 }
+
+/** The socket's file descriptor (Node keeps it on the libuv handle), or -1. */
+function fdOf(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}
+
+/** Forget a socket whose descriptor the native relay now holds a duplicate of: closing ours sends nothing. */
+function detach(socket: net.Socket): void {
+  socket.removeAllListeners();
+  socket.on('error', ignoreError);
+  socket.destroy();
+}
+function ignoreError(): void {}
 
 // Socket event handlers shared by every session: `this` is the socket that emitted.
 function onClose(this: Tagged): void {

@@ -1,6 +1,7 @@
 import type { RefusalReason } from '@stagedoor/contract';
 import { AddressList } from './addresses.ts';
 import { createLog, type LogLevel } from './log.ts';
+import type { RelayEngineChoice } from './native-relay.ts';
 import { PortForwarder } from './port-forward.ts';
 import type { FromWorker, FromWorkerBatch, ToWorker } from './workers.ts';
 
@@ -11,6 +12,7 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as {
   proxyProtocol: { enabled: boolean; sources: string[] };
   lingerMs: number;
   connectTimeoutMs: number;
+  relay?: { engine: RelayEngineChoice; threads: number };
   logLevel?: LogLevel;
 };
 // What one event-loop turn produced goes out as one message: under a storm of connections, one IPC
@@ -30,6 +32,7 @@ const forwarder = new PortForwarder({
   proxyProtocol: { enabled: opts.proxyProtocol.enabled, sources: new AddressList(opts.proxyProtocol.sources) },
   lingerMs: opts.lingerMs,
   connectTimeoutMs: opts.connectTimeoutMs,
+  relay: opts.relay,
   now: Date.now,
   refuseAll: () => refusal,
   log: createLog(opts.logLevel ?? 'warn', { role: 'gateway', area: 'relay', worker: opts.index }),

@@ -10,6 +10,10 @@ import { AddressList } from '../src/addresses.ts';
 import { enroll } from '../src/enroll.ts';
 import { Gateway } from '../src/gateway.ts';
 import { createLog, type LogLevel } from '../src/log.ts';
+import type { RelayEngineChoice } from '../src/native-relay.ts';
+
+/** Both byte movers run the relay tests: the native relay (built at install) and the JavaScript one. */
+export const RELAY_ENGINES = ['native', 'js'] as const;
 
 /** Broker settings for gateway tests: heartbeats every second, so health and reconciliation move fast. */
 export const FAST_GATEWAY_ENV = { STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', STAGEDOOR_GATEWAY_STALE_SECONDS: '5' };
@@ -31,7 +35,7 @@ export interface GatewayUnderTest {
 export async function startTestGateway(
   broker: TestBroker,
   urls: string[],
-  opts: { name?: string; cluster?: string; ports?: [number, number]; failClosedMs?: number; lingerMs?: number; proxy?: string[] | null; logLevel?: LogLevel; workers?: number } = {},
+  opts: { name?: string; cluster?: string; ports?: [number, number]; failClosedMs?: number; lingerMs?: number; proxy?: string[] | null; logLevel?: LogLevel; workers?: number; relay?: RelayEngineChoice } = {},
 ): Promise<GatewayUnderTest> {
   const cluster = opts.cluster ?? 'default';
   const name = opts.name ?? `gw-${randomBytes(3).toString('hex')}`;
@@ -50,6 +54,7 @@ export async function startTestGateway(
     log: createLog(opts.logLevel ?? 'debug', {}, (l) => void logs.push(l)),
     backoffMs: { min: 50, max: 500 },
     workers: opts.workers,
+    relay: opts.relay ? { engine: opts.relay, threads: 1 } : undefined,
   }).start();
   await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 15_000, 25);
   await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 15_000, 25);

@@ -6,22 +6,27 @@ import { systemActor } from '../../broker/src/domain/identity/actor.ts';
 import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
-import { echoServer, grantFor, listeningBroker, liveSession, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
+import type { PortForwarder } from '../src/port-forward.ts';
+import { echoServer, grantFor, listeningBroker, liveSession, RELAY_ENGINES, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
 
 /**
  * Port-forward mode end to end in one process: a real broker (HTTP + control channel), a real
  * gateway, loopback clients. The same checks run with real SSH/VNC/RDP clients in network
  * namespaces in test/system/gateway-netns.test.ts.
  */
-describe('port-forward relay through a broker-authorised grant', () => {
+describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised grant [%s relay]', (engine) => {
   let broker: TestBroker & { baseUrl: string };
   let gw: GatewayUnderTest;
   let echo: Awaited<ReturnType<typeof echoServer>>;
 
   beforeAll(async () => {
     broker = await listeningBroker();
-    gw = await startTestGateway(broker, [broker.baseUrl]);
+    gw = await startTestGateway(broker, [broker.baseUrl], { relay: engine });
     echo = await echoServer();
+  });
+
+  it('relays with the engine asked for', () => {
+    expect((gw.gateway.forwarder as PortForwarder).nativeRelay).toBe(engine === 'native');
   });
   afterAll(async () => {
     gw?.gateway.stop();
@@ -91,6 +96,47 @@ describe('port-forward relay through a broker-authorised grant', () => {
     expect(sha256(clientGot)).toBe(sha256(tail));
     expect(atServer.length).toBe(upload.length);
     expect(sha256(atServer)).toBe(sha256(upload));
+  });
+
+  it('relays many sessions at once byte-exact, with live byte counts while they run', async () => {
+    const grants = await Promise.all(Array.from({ length: 12 }, () => grantFor(broker, { host: '127.0.0.1', port: echo.port })));
+    for (const g of grants) await ready(g);
+    const { socket, closed } = await liveSession(broker, grants[0]!);
+    socket.write(Buffer.alloc(100_000, 7));
+    await waitFor('live bytes to count the burst', () => (gw.gateway.forwarder.sessions().find((x) => x.grantId === grants[0]!.grantId)?.bytesDown ?? 0) >= 100_004, 5000, 10);
+    socket.end();
+    await closed;
+    const payloads = grants.slice(1).map((_, i) => randomBytes((1 + (i % 4)) * 1024 * 1024 + i * 4099));
+    const results = await Promise.all(grants.slice(1).map((g, i) => roundTrip(g.port, payloads[i]!, { timeoutMs: 30_000 })));
+    for (const [i, r] of results.entries()) {
+      expect(r.ok).toBe(true);
+      if (r.ok) expect(sha256(r.data)).toBe(sha256(payloads[i]!));
+    }
+    for (const [i, g] of grants.slice(1).entries()) {
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, g.connectionId)).state === 'closed', 5000, 25);
+      expect(await connectionRow(broker.database, g.connectionId)).toMatchObject({ bytesUp: payloads[i]!.length, bytesDown: payloads[i]!.length, endReason: 'client-closed' });
+    }
+  });
+
+  it('a workstation that resets the connection ends the session as a target error, and the client is let go', async () => {
+    const server = net.createServer((s) => {
+      s.once('data', () => s.resetAndDestroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const grant = await grantFor(broker, { host: '127.0.0.1', port: (server.address() as AddressInfo).port });
+      await ready(grant);
+      const client = net.connect({ port: grant.port, host: '127.0.0.1' });
+      client.on('error', () => undefined);
+      const gone = new Promise<void>((r) => client.once('close', () => r()));
+      await new Promise((r) => client.once('connect', r));
+      client.write('hello?');
+      await gone;
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+      expect((await connectionRow(broker.database, grant.connectionId)).endReason).toBe('target-error: ECONNRESET');
+    } finally {
+      server.close();
+    }
   });
 
   it('refuses another client address and audits it; the right client still gets its one session', async () => {

@@ -1,0 +1,111 @@
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The native relay (apps/gateway/native/splice_relay.c, ADR 0011): once a session's two sockets are
+ * connected, JavaScript hands their descriptors to relay threads that move the bytes with epoll and
+ * splice, and hears back only when the session ends. This module loads it and routes its end reports.
+ */
+interface NativeModule {
+  init(onEnded: () => void, threads: number): void;
+  add(clientFd: number, targetFd: number, initial?: Buffer): number;
+  close(id: number): void;
+  bytes(id: number, out: Float64Array): void;
+  takeEnded(): number[];
+  stats(): { live: number; threads: number };
+}
+
+/** How the relay thread says a session ended (the C `end_kind`). */
+export const END_CLOSED = 0;
+export const END_ERROR = 1;
+export const END_REQUESTED = 2;
+
+/** What the owner of a native session hears at its end. `side`: 0 client, 1 target, -1 neither. */
+export interface NativeEnd {
+  kind: number;
+  side: number;
+  errno: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+export interface NativeOwner {
+  nativeEnded(end: NativeEnd): void;
+}
+
+export type RelayEngineChoice = 'auto' | 'native' | 'js';
+
+const BINARY = path.join(path.dirname(fileURLToPath(import.meta.url)), '../native/build/splice_relay.node');
+
+let mod: NativeModule | null = null;
+let loadError: string | null = null;
+const owners = new Map<number, NativeOwner>();
+const scratch = new Float64Array(2);
+
+function load(): NativeModule | null {
+  if (mod || loadError) return mod;
+  try {
+    mod = createRequire(import.meta.url)(BINARY) as NativeModule;
+  } catch (err) {
+    loadError = `${(err as Error).message.split('\n')[0]} (build it with: node apps/gateway/native/build.mjs)`;
+  }
+  return mod;
+}
+
+function onEnded(): void {
+  const r = mod!.takeEnded();
+  for (let k = 0; k < r.length; k += 6) {
+    const owner = owners.get(r[k]!);
+    if (!owner) continue;
+    owners.delete(r[k]!);
+    owner.nativeEnded({ kind: r[k + 1]!, side: r[k + 2]!, errno: r[k + 3]!, bytesUp: r[k + 4]!, bytesDown: r[k + 5]! });
+  }
+}
+
+let started: { threads: number } | null = null;
+
+/**
+ * Choose a relay engine. `auto` takes the native relay when it is built and says why not otherwise;
+ * `native` insists on it. The relay threads start on the first call that takes it (their number is
+ * fixed then); `js` keeps a caller on the JavaScript relay (tests and benchmarks compare the two).
+ */
+export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine: 'native' | 'js'; reason?: string } {
+  if (choice === 'js') return { engine: 'js' };
+  if (started) return { engine: 'native' };
+  const m = load();
+  if (!m) {
+    if (choice === 'native') throw new Error(`STAGEDOOR_GATEWAY_RELAY=native, but the native relay cannot be loaded: ${loadError}`);
+    return { engine: 'js', reason: loadError! };
+  }
+  m.init(onEnded, threads);
+  started = { threads };
+  return { engine: 'native' };
+}
+
+/** Hand two connected sockets' descriptors to the relay threads; the caller then closes its own. */
+export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | undefined, owner: NativeOwner): number {
+  const id = mod!.add(clientFd, targetFd, initial);
+  owners.set(id, owner);
+  return id;
+}
+
+export function nativeClose(id: number): void {
+  mod!.close(id);
+}
+
+/** Bytes read so far from the client and from the target. */
+export function nativeBytes(id: number): [number, number] {
+  mod!.bytes(id, scratch);
+  return [scratch[0]!, scratch[1]!];
+}
+
+export function nativeStats(): { live: number; threads: number } | null {
+  return started ? mod!.stats() : null;
+}
+
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+/** `ECONNRESET` for 104, as Node names socket errors. */
+export function errnoName(n: number): string {
+  return errnoNames.get(n) ?? `errno ${n}`;
+}
