@@ -27,8 +27,13 @@ const CONNRATE_COUNT = quick ? 2000 : 4000;
 const IDLE_COUNTS = quick ? [2000] : [2000, 10000];
 const IDLE_WARM_UP = 300;
 const STUDIO = { sessions: 200, mbps: 25, tickMs: 10, eventMs: 10, seconds: quick ? 5 : 10 };
-/** `--studio-workers=N`: relay workers of the second gateway the studio load also runs through. */
-const STUDIO_WORKERS = Number(process.argv.find((a) => a.startsWith('--studio-workers='))?.slice(17) ?? 2);
+/**
+ * The second gateway the studio load also runs through, beside HAProxy with two threads:
+ * `--studio-threads=N` native relay threads (default 2) in `--studio-workers=N` relay processes (default 1).
+ */
+const STUDIO_WORKERS = Number(process.argv.find((a) => a.startsWith('--studio-workers='))?.slice(17) ?? 1);
+const STUDIO_THREADS = Number(process.argv.find((a) => a.startsWith('--studio-threads='))?.slice(17) ?? 2);
+const STUDIO_SECOND = `${STUDIO_WORKERS > 1 ? `${STUDIO_WORKERS} relay processes × ` : ''}${STUDIO_THREADS} relay threads`;
 const ROUNDS = Number(process.argv.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (quick ? 1 : 3));
 const workers = Number(process.env.STAGEDOOR_GATEWAY_WORKERS ?? '1');
 /** `--relay=js|native`: the gateway's byte mover (default: what the gateway picks, native when built). */
@@ -336,10 +341,10 @@ async function main(): Promise<void> {
   }
 
   // 5. The studio load: 200 viewers × 25 Mbit/s downstream in 1,200-byte frames, a 64-byte input event every 10 ms echoed.
-  // Besides the paths above it runs against HAProxy with two threads and a gateway with
-  // `--studio-workers` relay workers (see the HAProxy start).
+  // Besides the paths above it runs against HAProxy with two threads and against
+  // a gateway with `--studio-threads` relay threads in `--studio-workers` processes (see the HAProxy start).
   const studioPaths = ['direct', 'haproxy', 'haproxy2t', 'gateway', 'gateway2w'] as const;
-  const gw2 = runs('studio') ? await startGateway(dir, STUDIO_WORKERS) : null;
+  const gw2 = runs('studio') ? await startGateway(dir, STUDIO_WORKERS, STUDIO_THREADS) : null;
   await inRounds('studio', studioPaths, async (p, round) => {
     const gwOf = p === 'gateway2w' ? gw2! : gw;
     const ports = p === 'direct' ? [studioPorts.direct] : p === 'haproxy' ? [fe.studio] : p === 'haproxy2t' ? [fe.studio2] : (await gwOf.granted(STUDIO.sessions, studioPorts.gateway)).ports;
@@ -366,7 +371,7 @@ async function main(): Promise<void> {
 let nextPort = GRANT_PORTS.start;
 
 /** A gateway process (`workers` relay processes) enrolled with its own broker stand-in. */
-async function startGateway(dir: string, workers: number) {
+async function startGateway(dir: string, workers: number, relayThreads?: number) {
   const broker = new FakeBroker();
   await broker.start();
   // The inspector (loopback, random port, in each worker too) lets the bench collect garbage before
@@ -379,6 +384,7 @@ async function startGateway(dir: string, workers: number) {
     STAGEDOOR_GATEWAY_DATA_DIR: fs.mkdtempSync(path.join(dir, 'gateway-')),
     STAGEDOOR_GATEWAY_LINGER_SECONDS: '1',
     STAGEDOOR_GATEWAY_WORKERS: String(workers),
+    ...(relayThreads ? { STAGEDOOR_GATEWAY_RELAY_THREADS: String(relayThreads) } : {}),
     STAGEDOOR_LOG_LEVEL: 'warn',
   });
   await broker.welcomed();
@@ -457,12 +463,12 @@ function printTable(r: Record<string, Record<string, number>>): void {
   if (r.haproxy2t?.studioP99 !== undefined) {
     const h = r.haproxy2t;
     const g = r.gateway2w!;
-    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: delivered (Gbit/s) | – | ${h.studioGbps!.toFixed(2)} | ${g.studioGbps!.toFixed(2)} | ${(g.studioGbps! / h.studioGbps!).toFixed(2)} |`);
-    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: input round trip p50 (µs) | – | ${h.studioP50!.toFixed(0)} | ${g.studioP50!.toFixed(0)} | ${(g.studioP50! / h.studioP50!).toFixed(2)} |`);
-    console.log(`| studio with two threads / ${STUDIO_WORKERS} relay workers: input round trip p99 (µs) | – | ${h.studioP99!.toFixed(0)} | ${g.studioP99!.toFixed(0)} | ${(g.studioP99! / h.studioP99!).toFixed(2)} |`);
+    console.log(`| studio, HAProxy two threads / gateway ${STUDIO_SECOND}: delivered (Gbit/s) | – | ${h.studioGbps!.toFixed(2)} | ${g.studioGbps!.toFixed(2)} | ${(g.studioGbps! / h.studioGbps!).toFixed(2)} |`);
+    console.log(`| studio, HAProxy two threads / gateway ${STUDIO_SECOND}: input round trip p50 (µs) | – | ${h.studioP50!.toFixed(0)} | ${g.studioP50!.toFixed(0)} | ${(g.studioP50! / h.studioP50!).toFixed(2)} |`);
+    console.log(`| studio, HAProxy two threads / gateway ${STUDIO_SECOND}: input round trip p99 (µs) | – | ${h.studioP99!.toFixed(0)} | ${g.studioP99!.toFixed(0)} | ${(g.studioP99! / h.studioP99!).toFixed(2)} |`);
     const bestH = Math.min(r.haproxy!.studioP99!, h.studioP99!);
     const bestG = Math.min(r.gateway!.studioP99!, g.studioP99!);
-    console.log(`(studio input round trip p99, best of each: HAProxy ${bestH.toFixed(0)} µs, gateway ${bestG.toFixed(0)} µs = ${(bestG / bestH).toFixed(2)}; ${STUDIO_WORKERS} relay workers against the better HAProxy: ${(g.studioP99! / bestH).toFixed(2)})`);
+    console.log(`(studio input round trip p99, best of each: HAProxy ${bestH.toFixed(0)} µs, gateway ${bestG.toFixed(0)} µs = ${(bestG / bestH).toFixed(2)}; ${STUDIO_SECOND} against the better HAProxy: ${(g.studioP99! / bestH).toFixed(2)})`);
   }
   for (const n of IDLE_COUNTS) console.log(`(idle at ${n}: HAProxy held ${r.haproxy![`rssOpen${n}`]}, the gateway ${r.gateway![`rssOpen${n}`]} connections)`);
 }
