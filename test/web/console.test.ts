@@ -154,7 +154,11 @@ describe('web console (Chromium)', () => {
     await page.getByRole('form', { name: 'Edit group Temps' }).getByLabel('Name', { exact: true }).fill('Freelancers');
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('button', { name: 'Delete Freelancers' }).click();
-    await page.getByRole('alertdialog', { name: 'Delete group Freelancers?' }).getByRole('button', { name: 'Delete' }).click();
+    // The row's Delete button gives way to the question while it is asked: the deletion is done when
+    // the question goes away, and the row when the list has loaded again.
+    const deleteGroup = page.getByRole('alertdialog', { name: 'Delete group Freelancers?' });
+    await deleteGroup.getByRole('button', { name: 'Delete' }).click();
+    await deleteGroup.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Delete Freelancers' }).waitFor({ state: 'detached' });
     // Policies are an order (first match wins): move one up, then delete it.
     const pools = (await call('GET', '/api/v1/pools')).items;
@@ -165,7 +169,9 @@ describe('web console (Chromium)', () => {
     await page.getByRole('status').filter({ hasText: 'night-shift moved up.' }).waitFor();
     expect((await call('GET', '/api/v1/policies')).items.map((p: { name: string }) => p.name)).toEqual(['night-shift', 'artists']);
     await page.getByRole('button', { name: 'Delete night-shift' }).click();
-    await page.getByRole('alertdialog', { name: 'Delete policy night-shift?' }).getByRole('button', { name: 'Delete' }).click();
+    const deletePolicy = page.getByRole('alertdialog', { name: 'Delete policy night-shift?' });
+    await deletePolicy.getByRole('button', { name: 'Delete' }).click();
+    await deletePolicy.waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Delete night-shift' }).waitFor({ state: 'detached' });
     expect((await call('GET', '/api/v1/policies')).items.map((p: { name: string }) => p.name)).toEqual(['artists']);
 
