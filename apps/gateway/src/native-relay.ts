@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The native relay (apps/gateway/native/splice_relay.c, ADR 0011): once a session's two sockets are
+ * The native relay (apps/gateway/native/: relay_thread.c and binding.c, ADR 0011): once a session's two sockets are
  * connected, JavaScript hands their descriptors to relay threads that move the bytes with epoll and
  * splice, and hears back only when the session ends. This module loads it and routes its end reports.
  */

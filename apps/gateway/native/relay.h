@@ -1,0 +1,102 @@
+// The gateway's native byte mover (ADR 0011): what the relay thread (relay_thread.c) and the
+// Node-API binding (binding.c) share.
+//
+// The gateway's native byte mover. JavaScript accepts, checks the grant and connects to the
+// workstation; then it hands both sockets here (`add` duplicates the descriptors, JavaScript closes its
+// own) and a relay thread moves the bytes with epoll: read/write through one buffer per thread for small
+// messages (input events, keystrokes), splice(2) through a pipe once a direction carries bulk data
+// (desktop pixels, file copies), so the payload never enters user space. Idle connections hold no buffer
+// and no pipe. The thread reports each session's end (which side closed or failed, bytes each way) back
+// to JavaScript in batches. Half-close is relayed: a FIN from one side ends writing to the other once
+// every byte before it has been written, and the other direction runs on.
+#ifndef STAGEDOOR_RELAY_H
+#define STAGEDOOR_RELAY_H
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_BUF (256 * 1024)  // one per relay thread, shared by every small read
+#define BULK (16 * 1024)        // a read this large means bulk data: move the direction to a pipe
+#define PIPE_SIZE (256 * 1024)  // like HAProxy's tune.bufsize 128k+: large moves, fewer wake-ups
+#define POOL_MAX 64             // idle pipes kept per thread
+#define PIPES_MAX 2048          // pipes in use per thread (two descriptors each) before falling back to copies
+#define ROUNDS 8                // reads per wake-up before other connections get their turn
+#define MAX_THREADS 16
+
+enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
+
+typedef struct conn conn;
+typedef struct relay_thread relay_thread;
+
+typedef struct {
+  conn *c;
+  int fd;
+  uint8_t idx;      // 0: client, 1: target
+  uint32_t armed;   // the epoll events currently registered
+} side_t;
+
+typedef struct {
+  uint64_t bytes;             // read from the source; written here, read by JavaScript (atomics)
+  char *pend;                 // copy mode: bytes the destination has not taken yet
+  uint32_t pend_off, pend_len;
+  int pipe_r, pipe_w;         // splice mode: the pipe this direction moves through, -1 when none
+  uint32_t in_pipe;
+  bool eof, shut;             // the source sent FIN; the destination was sent FIN
+} dir_t;
+
+struct conn {
+  uint32_t index, gen;
+  relay_thread *t;
+  side_t s[2];
+  dir_t d[2];                 // d[0]: client → target, d[1]: target → client
+  int8_t first_eof;           // which side sent FIN first, -1 none
+  int8_t err_side;
+  int err;
+  bool done;                  // finished by the relay thread (its descriptors are closed)
+  bool close_requested;
+  conn *next_done;
+};
+
+struct relay_thread {
+  int ep, evfd;
+  pthread_t th;
+  char *buf;
+  int pool[POOL_MAX][2];
+  int pooled, pipes_in_use;
+  uint32_t *requests;         // slot ids JavaScript asked to close (under the lock)
+  size_t nreq, capreq;
+};
+
+// Shared with JavaScript, under `sr_lock`: the slot table, the queue of ended sessions, close requests
+// (relay_thread.c defines them).
+extern pthread_mutex_t sr_lock;
+extern conn **sr_slots;
+extern uint32_t *sr_slot_gen;
+extern uint32_t sr_nslots, *sr_free_slots, sr_nfree;
+extern double *sr_ended;         // records of 6 numbers: id, kind, side, errno, bytes up, bytes down
+extern size_t sr_nended, sr_capended;
+extern napi_threadsafe_function sr_notify;
+extern relay_thread sr_threads[MAX_THREADS];
+extern int sr_nthreads, sr_next_thread;
+extern uint64_t sr_live;
+
+// A session's id as JavaScript holds it: the slot's generation above 32 bits, its index below.
+static inline double conn_id(const conn *c) { return (double)c->gen * 4294967296.0 + c->index; }
+
+// The relay thread's loop (pthread start routine; its argument is its relay_thread).
+void *relay_run(void *arg);
+
+#endif
