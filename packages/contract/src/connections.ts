@@ -31,6 +31,15 @@ export const ConnectRequest = z.strictObject({
   protocol: Protocol.optional().describe('default: the first of the protocol plan'),
 });
 
+/** Headers of `POST /connections`: an optional idempotency key (other headers pass). */
+export const ConnectHeaders = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1–255 visible ASCII characters (e.g. a UUID)')
+    .optional()
+    .describe('the same key on a retry returns the same connection'),
+});
+
 export const ConnectionState = z.enum(['starting', 'ready', 'connected', 'closed', 'failed']);
 
 export const ConnectionInstructions = z.object({

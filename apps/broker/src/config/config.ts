@@ -52,6 +52,7 @@ const envSchema = z.object({
   STAGEDOOR_GATEWAY_STALE_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(20),
   STAGEDOOR_GATEWAY_LOST_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(300),
   STAGEDOOR_GATEWAY_RECONCILE_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(5),
+  STAGEDOOR_GRANT_CONNECT_BY_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).int('must be whole seconds').min(15, 'must be at least 15').max(3600, 'must be at most 3600').default(120),
   STAGEDOOR_DEV_GATEWAY_PORTS: z
     .string()
     .regex(/^(off|\d{1,5}-\d{1,5})$/, 'must be off or a port range like 20000-20099')
@@ -81,7 +82,7 @@ export interface Config {
   };
   jobs: { enabled: boolean; housekeepingIntervalMs: number; timersIntervalMs: number };
   /** How the broker treats gateways (heartbeat expected, unhealthy after, sessions lost after) and how often it reconciles. */
-  gateway: { heartbeatSeconds: number; staleSeconds: number; lostSeconds: number; reconcileIntervalMs: number };
+  gateway: { heartbeatSeconds: number; staleSeconds: number; lostSeconds: number; reconcileIntervalMs: number; connectBySeconds: number };
   /** `stagedoor dev` runs one gateway in-process on these ports (null: none). */
   devGateway: { portRangeStart: number; portRangeEnd: number } | null;
   /** `stagedoor dev --sandbox`: the EC2 emulator's port. */
@@ -148,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       staleSeconds: e.STAGEDOOR_GATEWAY_STALE_SECONDS,
       lostSeconds: e.STAGEDOOR_GATEWAY_LOST_SECONDS,
       reconcileIntervalMs: e.STAGEDOOR_GATEWAY_RECONCILE_SECONDS * 1000,
+      connectBySeconds: e.STAGEDOOR_GRANT_CONNECT_BY_SECONDS,
     },
     devGateway: e.STAGEDOOR_DEV_GATEWAY_PORTS === 'off' ? null : portRange(e.STAGEDOOR_DEV_GATEWAY_PORTS),
     jobs: {

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, inet, integer, jsonb, pgTable, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, inet, integer, jsonb, pgTable, primaryKey, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
 import { users } from './identity.ts';
 import { pools } from './pools.ts';
@@ -49,6 +49,12 @@ export const assignments = pgTable(
     poolId: uuid('pool_id').references(() => pools.id, { onDelete: 'set null' }),
     policyId: uuid('policy_id').references(() => policies.id, { onDelete: 'set null' }),
     mode: text('mode').notNull(),
+    /**
+     * Which of the user's desktops in this pool this is (1 … the policy's count). Unique per user
+     * and pool among active assignments, so two overlapping connects of one user can never hold
+     * more than the policy allows: the second insert of a slot gets 23505 and its caller retries.
+     */
+    slot: integer('slot').notNull().default(1),
     state: text('state').notNull().default('active'),
     since: ts('since').notNull().defaultNow(),
     releasedAt: ts('released_at'),
@@ -71,8 +77,10 @@ export const assignments = pgTable(
     ),
     // The invariant of the product: no machine ever goes to two users. A racing insert gets 23505.
     uniqueIndex('assignments_active_workstation_key').on(t.workstationId).where(sql`${t.state} = 'active'`),
-    // The user's current machines (a persistent user gets theirs back), per pool.
-    index('assignments_active_user_idx').on(t.userId, t.poolId).where(sql`${t.state} = 'active'`),
+    check('assignments_slot_check', sql`${t.slot} >= 1`),
+    // The per-user limit: one active assignment per (user, pool, slot); slots run 1 … the policy's
+    // count. Also the index of a user's current machines per pool (a persistent user gets theirs back).
+    uniqueIndex('assignments_active_user_slot_key').on(t.userId, t.poolId, t.slot).where(sql`${t.state} = 'active'`),
     index('assignments_active_pool_idx').on(t.poolId).where(sql`${t.state} = 'active'`),
     index('assignments_user_since_idx').on(t.userId, t.since),
     index('assignments_workstation_since_idx').on(t.workstationId, t.since),
@@ -151,6 +159,8 @@ export const connections = pgTable(
     workstationId: uuid('workstation_id').references(() => workstations.id, { onDelete: 'set null' }),
     assignmentId: uuid('assignment_id').references(() => assignments.id, { onDelete: 'set null' }),
     protocol: text('protocol').notNull(),
+    /** The protocol plan sends it through a gateway (a grant), or the client goes direct. */
+    viaGateway: boolean('via_gateway').notNull().default(false),
     /** Null for a direct connection (protocol plan says no gateway). Live ones are protected by their grant. */
     gatewayId: uuid('gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
     /** The user's address as the broker saw it (X-Forwarded-For only from a trusted proxy). */
@@ -255,5 +265,32 @@ export const grants = pgTable(
     // Expiry sweep of unused grants.
     index('grants_issued_valid_until_idx').on(t.validUntil).where(sql`${t.state} = 'issued'`),
     index('grants_connection_idx').on(t.connectionId),
+  ],
+);
+
+/**
+ * `POST /connections` with an `Idempotency-Key`: the first request that commits stores its
+ * connection here in the same statement or transaction; a retry with the same key (after a lost
+ * answer, a broker crash, a double click) gets that connection back instead of a second one. Keys
+ * are per user; `request_hash` catches a key reused for a different request. Purged after a day.
+ */
+export const connectRequests = pgTable(
+  'connect_requests',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    connectionId: uuid('connection_id')
+      .notNull()
+      .references(() => connections.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'connect_requests_pkey', columns: [t.userId, t.key] }),
+    check('connect_requests_key_check', sql`length(${t.key}) between 1 and 255`),
+    index('connect_requests_created_idx').on(t.createdAt),
+    index('connect_requests_connection_idx').on(t.connectionId),
   ],
 );

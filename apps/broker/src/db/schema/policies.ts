@@ -147,6 +147,11 @@ export const policies = pgTable(
     /** The user may restart their own machine from the portal. */
     allowRestart: boolean('allow_restart').notNull().default(false),
     /**
+     * Longest a brokered session may last, counted from when its grant is issued; carried into the
+     * grant (`session_until`), so the gateway closes the session then. Null: no cap.
+     */
+    maxSessionMinutes: integer('max_session_minutes'),
+    /**
      * The plans: restrict, so deleting a plan still in use is refused with a clear error instead of
      * silently changing what the policy does (a vanished power plan means machines never stop — the
      * bill). Null means: protocol plan → the built-in default (RDP via gateway); power plan → no
@@ -163,6 +168,7 @@ export const policies = pgTable(
     unique('policies_position_key').on(t.position),
     check('policies_name_check', sql`length(${t.name}) between 1 and 128`),
     check('policies_assignment_mode_check', oneOf(sql`${t.assignmentMode}`, ASSIGNMENT_MODES)),
+    check('policies_max_session_minutes_check', sql`${t.maxSessionMinutes} is null or ${t.maxSessionMinutes} between 1 and 525600`),
     index('policies_protocol_plan_idx').on(t.protocolPlanId),
     index('policies_power_plan_idx').on(t.powerPlanId),
     index('policies_release_plan_idx').on(t.releasePlanId),

@@ -8,8 +8,6 @@ import type { ConnectionRow, ConnectionsRepository } from './connections.reposit
 import type { GrantIssuer, PoolLaunches } from './ports.ts';
 import type { KnownContext } from './connections.service.ts';
 
-/** A gateway grant must be used within this long after it is shown to the user. */
-export const CONNECT_BY_MS = 5 * 60_000;
 /** Typical boot time, for the progress estimate while a machine is pending. */
 const EXPECTED_BOOT_MS = 90_000;
 
@@ -47,10 +45,18 @@ export class ConnectionStatus {
       clock: Clock;
       protocolsOf: (policy: PolicyWithLinks) => Promise<ProtocolPlanEntry[]>;
       policyOf: (policyId: string | null) => Promise<PolicyWithLinks | undefined>;
+      /** A gateway grant must be used within this long after it is shown to the user (STAGEDOOR_GRANT_CONNECT_BY_SECONDS). */
+      connectByMs: number;
     },
   ) {}
 
-  async describe(conn: ConnectionRow, username: string, known?: KnownContext): Promise<ConnectionView> {
+  /**
+   * Where the connection stands, moving it on (ready, a grant) as its owner polls. `readOnly` — an
+   * admin or auditor looking at someone else's connection — changes nothing: no state moves, no
+   * grant is issued (an existing one is shown).
+   */
+  async describe(conn: ConnectionRow, username: string, known?: KnownContext, opts: { readOnly?: boolean } = {}): Promise<ConnectionView> {
+    const readOnly = opts.readOnly === true;
     const now = this.deps.clock.now();
     const ws = known?.workstation ?? (conn.workstationId ? await this.deps.workstations.findById(conn.workstationId) : undefined);
     const assignment = known?.assignment ?? (conn.assignmentId ? await this.deps.repo.findAssignment(conn.assignmentId) : undefined);
@@ -60,18 +66,21 @@ export class ConnectionStatus {
     }
     if (!ws || ws.powerState === 'terminated' || ws.powerState === 'unknown') {
       const reason = !ws ? 'the desktop no longer exists' : ws.powerState === 'terminated' ? 'the desktop was terminated, or its launch failed' : 'the provider does not know this desktop';
-      const failed = (await this.deps.repo.closeLive(conn.id, 'failed', reason, now)) ?? conn;
+      const closed = readOnly ? undefined : await this.deps.repo.closeWithGrants(conn.id, 'failed', reason, now);
+      if (closed) this.deps.gateways.announceRevoked(closed.grants, reason);
+      const failed = closed ?? conn;
       return { ...base, connection: failed, progress: { stage: 'failed', percent: 0, message: reason } };
     }
     if (ws.powerState !== 'running') return { ...base, progress: progressOf(ws, now) };
 
     let current = conn;
-    if (conn.state === 'starting') current = (await this.deps.repo.transition(conn.id, 'starting', { state: 'ready', readyAt: now, updatedAt: now })) ?? (await this.deps.repo.findConnection(conn.id))!;
+    if (conn.state === 'starting' && !readOnly) current = (await this.deps.repo.transition(conn.id, 'starting', { state: 'ready', readyAt: now, updatedAt: now })) ?? (await this.deps.repo.findConnection(conn.id))!;
     const policy = known?.policy ?? (await this.deps.policyOf(assignment?.policyId ?? null));
     const entries = known?.protocols ?? (policy ? await this.deps.protocolsOf(policy) : []);
     const entry = entries.find((e) => e.protocol === current.protocol) ?? { protocol: current.protocol as Protocol, port: 3389, viaGateway: false };
     const port = (ws.protocols as WorkstationProtocol[] | null)?.find((p) => p.protocol === entry.protocol)?.port ?? entry.port;
-    const target = await this.#target(current, ws, entry, port, assignment?.poolId ?? null, now);
+    const target = await this.#target(current, ws, entry, port, { poolId: assignment?.poolId ?? null, maxSessionMinutes: policy?.maxSessionMinutes ?? null, readOnly }, now);
+    if (!target) return { ...base, connection: current, progress: { stage: 'ready', percent: 100, message: 'ready; no grant is issued to anyone but its user' } };
     const lines = (entry.clientOptions as { fileLines?: string[] } | undefined)?.fileLines;
     const withUser = (entry.clientOptions as { username?: string } | undefined)?.username !== 'none';
     const rendered = renderInstructions({ protocol: entry.protocol, host: target.host, port: target.port, username: withUser ? username : null, desktopName: ws.name, extraLines: lines });
@@ -83,18 +92,20 @@ export class ConnectionStatus {
     };
   }
 
-  async #target(conn: ConnectionRow, ws: WorkstationRow, entry: ProtocolPlanEntry, port: number, poolId: string | null, now: Date) {
+  async #target(conn: ConnectionRow, ws: WorkstationRow, entry: ProtocolPlanEntry, port: number, ctx: { poolId: string | null; maxSessionMinutes: number | null; readOnly: boolean }, now: Date) {
     if (!ws.privateAddress) throw new Error(`workstation ${ws.name} has no address yet`);
     if (!entry.viaGateway) return { host: ws.privateAddress, port, connectBy: null };
     const usable = await this.deps.repo.usableGrant(conn.id, now);
     if (usable) return { host: (await this.deps.gateways.get(usable.gatewayId!)).publicAddress, port: usable.gatewayPort, connectBy: usable.validUntil };
-    if (conn.state === 'connected') {
+    if (conn.state === 'connected' || ctx.readOnly) {
       const last = await this.deps.repo.anyGrant(conn.id);
       if (last) return { host: (await this.deps.gateways.get(last.gatewayId!)).publicAddress, port: last.gatewayPort, connectBy: null };
+      if (ctx.readOnly) return undefined;
     }
-    const cluster = poolId ? ((await this.deps.pools.get(poolId)).gatewayCluster ?? 'default') : 'default';
-    const connectBy = new Date(now.getTime() + CONNECT_BY_MS);
-    const grant = await this.deps.gateways.issueGrant({ connectionId: conn.id, cluster, clientAddress: conn.clientAddress ?? '0.0.0.0', targetAddress: ws.privateAddress, targetPort: port, connectBy });
+    const cluster = ctx.poolId ? ((await this.deps.pools.get(ctx.poolId)).gatewayCluster ?? 'default') : 'default';
+    const connectBy = new Date(now.getTime() + this.deps.connectByMs);
+    const sessionUntil = ctx.maxSessionMinutes ? new Date(now.getTime() + ctx.maxSessionMinutes * 60_000) : null;
+    const grant = await this.deps.gateways.issueGrant({ connectionId: conn.id, cluster, clientAddress: conn.clientAddress ?? '0.0.0.0', targetAddress: ws.privateAddress, targetPort: port, connectBy, sessionUntil });
     return { host: grant.host, port: grant.port, connectBy };
   }
 }

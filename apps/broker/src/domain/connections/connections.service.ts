@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DEFAULT_PORTS } from '@stagedoor/contract';
 import type { Db, DbOrTx } from '../../db/database.ts';
@@ -9,14 +10,19 @@ import type { Actor } from '../identity/actor.ts';
 import type { PlansService } from '../plans/plans.service.ts';
 import type { PoliciesService } from '../policies/policies.service.ts';
 import type { PolicyWithLinks } from '../policies/policies.repository.ts';
+import { stableJson } from '../stable-json.ts';
 import type { WorkstationsService } from '../workstations/workstations.service.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
-import type { AssignmentRow, ConnectionRow, ConnectionsRepository } from './connections.repository.ts';
+import type { AssignmentRow, ConnectionRow, ConnectionsRepository, ConnectKey, Ended } from './connections.repository.ts';
 import type { GrantIssuer, PoolLaunches } from './ports.ts';
+import { firstFreeSlot } from './slots.ts';
 
 /** Without a protocol plan, a policy connects over RDP, directly. */
 export const DEFAULT_PROTOCOLS: ProtocolPlanEntry[] = [{ protocol: 'rdp', port: DEFAULT_PORTS.rdp, viaGateway: false }];
+/** Lost races (a machine or a slot taken by a concurrent connect) are retried this often. */
 const ASSIGN_RETRIES = 5;
+const RETRYABLE = ['assignments_active_workstation_key', 'assignments_active_user_slot_key'];
+const NOTHING_ENDED: Ended = { connectionIds: [], grants: [] };
 
 export interface ConnectDeps {
   db: Db;
@@ -45,10 +51,37 @@ export interface Requester {
   clientAddress: string;
 }
 
+export interface ConnectInput {
+  poolId: string;
+  workstationId?: string;
+  additional?: boolean;
+  protocol?: Protocol;
+}
+
+/** What a connect answers: a new connection, the user's live one again, or a replay of an earlier request. */
+export interface ConnectResult {
+  connection: ConnectionRow;
+  known?: KnownContext;
+  /** `new`: opened now; `existing`: the user's live connection on that desktop; `replayed`: the same Idempotency-Key answered before. */
+  outcome: 'new' | 'existing' | 'replayed';
+}
+
+/** What one attempt of the connect produced, before the answer is shaped. */
+interface Opened {
+  connection: ConnectionRow;
+  workstation: WorkstationRow;
+  assignment: AssignmentRow;
+  reused: boolean;
+  launched?: WorkstationRow;
+  start?: WorkstationRow;
+  ended: Ended;
+}
+
 /**
  * The connect flow: policy → offer → assignment (one transaction; row locks and SKIP LOCKED so
- * concurrent users spread over free machines; the partial unique index makes a double assignment
- * impossible and a lost race is retried) → start or launch when needed, after the commit.
+ * concurrent users spread over free machines; partial unique indexes make a double assignment and
+ * more desktops per user than the policy allows impossible, and a lost race is retried) → start or
+ * launch when needed, after the commit. See docs/connect-flow.md for the invariants.
  */
 export class ConnectionsService {
   constructor(readonly deps: ConnectDeps) {}
@@ -71,61 +104,90 @@ export class ConnectionsService {
     return (await this.deps.plans.get('protocol', policy.protocolPlanId)).protocols;
   }
 
-  /** Returns the connection, and what the status step would otherwise look up again. */
-  async connect(req: Requester, input: { poolId: string; workstationId?: string; additional?: boolean; protocol?: Protocol }): Promise<{ connection: ConnectionRow; known: KnownContext }> {
+  /**
+   * Connect. With an idempotency key, a repeat of a request that committed (a retry after a lost
+   * answer or a crashed broker, a double click) is answered with that request's connection; without
+   * one, a repeated connect to a desktop the user holds gets their live connection from the same
+   * address back instead of a second one.
+   */
+  async connect(req: Requester, input: ConnectInput, idempotencyKey?: string): Promise<ConnectResult> {
+    const key: ConnectKey | null = idempotencyKey ? { key: idempotencyKey, requestHash: requestHashOf(input) } : null;
     const { policy, desktops } = await this.offerFor(req, input.poolId);
     const protocols = await this.protocolsOf(policy);
     const protocol = input.protocol ?? protocols[0]!.protocol;
-    if (!protocols.some((p) => p.protocol === protocol)) {
+    const entry = protocols.find((p) => p.protocol === protocol);
+    if (!entry) {
       throw new InvalidInputError(`protocol ${protocol} is not in this desktop's protocol plan (${protocols.map((p) => p.protocol).join(', ')})`, [{ path: 'protocol', message: 'not offered' }]);
     }
+    const ctx = { req, policy, desktops, input, protocol, viaGateway: entry.viaGateway, key };
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = (await this.#fastConnect(req, policy, desktops, input, protocol)) ?? (await this.deps.db.transaction((tx) => this.#assignAndOpen(tx, req, policy, desktops, input, protocol)));
-        this.#afterCommit(req.actor, input.poolId, result);
-        return { connection: result.connection, known: { policy, protocols, workstation: result.workstation, assignment: result.assignment } };
+        const opened = (await this.#fastConnect(ctx)) ?? (await this.deps.db.transaction((tx) => this.#assignAndOpen(tx, ctx)));
+        this.#afterCommit(req.actor, input.poolId, opened);
+        return { connection: opened.connection, known: { policy, protocols, workstation: opened.workstation, assignment: opened.assignment }, outcome: opened.reused ? 'existing' : 'new' };
       } catch (err) {
-        // Another transaction assigned the same machine between our read and our insert: try again.
-        if (isUniqueViolation(err, 'assignments_active_workstation_key') && attempt < ASSIGN_RETRIES) continue;
+        if (key && isUniqueViolation(err, 'connect_requests_pkey')) return this.#replay(req, key);
+        // A concurrent connect took the machine, or (the same user's) the slot, between our read and our insert.
+        if (RETRYABLE.some((c) => isUniqueViolation(err, c)) && attempt < ASSIGN_RETRIES) continue;
         throw err;
       }
     }
   }
 
+  /** The connection an earlier request with this key produced; the same key for another request is refused. */
+  async #replay(req: Requester, key: ConnectKey): Promise<ConnectResult> {
+    const prior = await this.deps.repo.connectionForKey(req.actor.userId, key.key);
+    if (!prior) throw new InvalidInputError('the Idempotency-Key was used by a request that has not finished; retry it', [{ path: 'headers.idempotency-key', message: 'in use' }]);
+    if (prior.requestHash !== key.requestHash) {
+      throw new InvalidInputError('this Idempotency-Key was used for a different connect request; use a new key for a new request', [{ path: 'headers.idempotency-key', message: 'reused for a different request' }]);
+    }
+    return { connection: prior.connection, outcome: 'replayed' };
+  }
+
   /**
    * The common case — a user who holds nothing here yet (or asks for one more desktop, within the
-   * offer) and a running machine is free — in one statement (see `assignRunningAndOpen`). Anything else, or no running machine free, is
-   * `undefined` and goes the transactional way.
+   * offer) and a running machine is free — in one statement (see `assignRunningAndOpen`). Anything
+   * else, or no running machine free, is `undefined` and goes the transactional way.
    */
-  async #fastConnect(req: Requester, policy: PolicyWithLinks, desktops: number, input: { poolId: string; workstationId?: string; additional?: boolean }, protocol: Protocol) {
+  async #fastConnect(c: ConnectContext): Promise<Opened | undefined> {
+    const { req, input } = c;
     if (input.workstationId) return undefined;
+    let slot = 1;
     if (input.additional) {
       const mine = await this.deps.repo.activeAssignments(req.actor.userId, input.poolId);
-      if (mine.length >= desktops || mine.some((m) => m.workstation.powerState === 'terminated')) return undefined;
+      if (mine.length >= c.desktops || mine.some((m) => m.workstation.powerState === 'terminated')) return undefined;
+      slot = firstFreeSlot(mine.map((m) => m.slot), c.desktops)!;
     }
-    const now = this.deps.clock.now();
     const { actor } = req;
     const r = await this.deps.repo.assignRunningAndOpen({
       userId: actor.userId,
       poolId: input.poolId,
-      policyId: policy.id,
-      mode: policy.assignmentMode,
-      protocol,
+      policyId: c.policy.id,
+      mode: c.policy.assignmentMode,
+      protocol: c.protocol,
+      viaGateway: c.viaGateway,
       clientAddress: req.clientAddress,
-      now,
+      now: this.deps.clock.now(),
       evenIfHolding: !!input.additional,
+      slot,
+      idempotency: c.key,
       audit: { actorName: actor.username, sourceAddress: actor.sourceAddress, requestId: actor.requestId },
     });
     if (!r) return undefined;
     this.deps.audit.logged(actor, { action: 'connection.create', outcome: 'success', targetType: 'connection', targetId: r.connection.id });
-    return { ...r, launched: undefined, start: undefined };
+    return { ...r, reused: false, ended: NOTHING_ENDED };
   }
 
-  async #assignAndOpen(tx: DbOrTx, req: Requester, policy: PolicyWithLinks, desktops: number, input: { poolId: string; workstationId?: string; additional?: boolean }, protocol: Protocol) {
+  async #assignAndOpen(tx: DbOrTx, c: ConnectContext): Promise<Opened> {
+    const { req, input, policy } = c;
     const now = this.deps.clock.now();
     const mine = await this.deps.repo.activeAssignments(req.actor.userId, input.poolId, tx);
     // A machine that is gone (terminated, or a launch that failed) frees its assignment.
-    for (const a of mine.filter((m) => m.workstation.powerState === 'terminated')) await this.deps.repo.releaseAssignment(a.id, 'workstation-gone', now, tx);
+    const ended: Ended = { connectionIds: [], grants: [] };
+    for (const a of mine.filter((m) => m.workstation.powerState === 'terminated')) {
+      const r = await this.deps.repo.releaseAssignment(a.id, 'workstation-gone', now, tx);
+      if (r) ended.grants.push(...r.grants);
+    }
     const held = mine.filter((m) => m.workstation.powerState !== 'terminated');
     let assignment = input.workstationId ? held.find((a) => a.workstationId === input.workstationId) : input.additional ? undefined : held[0];
     if (input.workstationId && !assignment) {
@@ -135,7 +197,8 @@ export class ConnectionsService {
     let launched: WorkstationRow | undefined;
     let start: WorkstationRow | undefined;
     if (!assignment) {
-      if (held.length >= desktops) throw new NoDesktopAvailableError(`you already hold ${held.length} of the ${desktops} desktop(s) this pool allows you`);
+      const slot = firstFreeSlot(held.map((a) => a.slot), c.desktops);
+      if (held.length >= c.desktops || slot === null) throw new NoDesktopAvailableError(`you already hold ${held.length} of the ${c.desktops} desktop(s) this pool allows you`);
       let ws = await this.deps.repo.lockFreeWorkstation(input.poolId, { allowStopped: policy.startStoppedOnLogin }, tx);
       if (!ws) {
         if (!policy.launchOnLogin) throw new NoDesktopAvailableError('no desktop is free in this pool right now; try again in a few minutes');
@@ -143,63 +206,70 @@ export class ConnectionsService {
         if (!reserved.ok) throw new NoDesktopAvailableError(`no desktop available: ${reserved.reason}`);
         ws = launched = reserved.workstation;
       }
-      const row = await this.deps.repo.insertAssignment({ userId: req.actor.userId, workstationId: ws.id, poolId: input.poolId, policyId: policy.id, mode: policy.assignmentMode, since: now, updatedAt: now }, tx);
+      const row = await this.deps.repo.insertAssignment({ userId: req.actor.userId, workstationId: ws.id, poolId: input.poolId, policyId: policy.id, mode: policy.assignmentMode, slot, since: now, updatedAt: now }, tx);
       assignment = { ...row, workstation: ws };
     } else {
       // A held machine: lock its row, so a power-plan stop deciding at this moment either sees this
-      // connection or has finished, and we read the power state it left (and start it again).
+      // connection or has finished, and we read the power state it left (and start it again). The
+      // lock also queues a user's overlapping connects to it, so the second finds the first's connection.
       const fresh = await this.deps.repo.lockWorkstation(assignment.workstationId!, tx);
       if (fresh) assignment = { ...assignment, workstation: fresh };
     }
     if (!launched && policy.startStoppedOnLogin && ['stopped', 'stopping'].includes(assignment.workstation.powerState)) start = assignment.workstation;
-    const connection = await this.deps.repo.insertConnection(
-      { userId: req.actor.userId, workstationId: assignment.workstationId!, assignmentId: assignment.id, protocol, clientAddress: req.clientAddress, state: 'starting', requestedAt: now, updatedAt: now },
-      tx,
-    );
-    await this.deps.audit.record(
-      req.actor,
-      { action: 'connection.create', outcome: 'success', targetType: 'connection', targetId: connection.id, details: { pool: input.poolId, workstation: assignment.workstationId, protocol, launched: !!launched, starting: !!start, mode: policy.assignmentMode } },
-      tx,
-    );
-    return { connection, launched, start, workstation: assignment.workstation, assignment };
+    const existing = launched ? undefined : await this.deps.repo.liveConnectionFor(assignment.id, c.protocol, req.clientAddress, tx);
+    const connection =
+      existing ??
+      (await this.deps.repo.insertConnection(
+        { userId: req.actor.userId, workstationId: assignment.workstationId!, assignmentId: assignment.id, protocol: c.protocol, viaGateway: c.viaGateway, clientAddress: req.clientAddress, state: 'starting', requestedAt: now, updatedAt: now },
+        tx,
+      ));
+    if (c.key) await this.deps.repo.storeKey(req.actor.userId, c.key, connection.id, now, tx);
+    if (!existing) {
+      await this.deps.audit.record(
+        req.actor,
+        { action: 'connection.create', outcome: 'success', targetType: 'connection', targetId: connection.id, details: { pool: input.poolId, workstation: assignment.workstationId, protocol: c.protocol, launched: !!launched, starting: !!start, mode: policy.assignmentMode, slot: assignment.slot } },
+        tx,
+      );
+    }
+    return { connection, launched, start, workstation: assignment.workstation, assignment, reused: !!existing, ended };
   }
 
   /** Side effects outside the database happen after the commit, and each is idempotent. */
-  #afterCommit(actor: Actor, poolId: string, r: { connection: ConnectionRow; launched?: WorkstationRow; start?: WorkstationRow }): void {
+  #afterCommit(actor: Actor, poolId: string, r: Opened): void {
     const log = this.deps.log.child({ connection: r.connection.id });
+    this.deps.gateways.announceRevoked(r.ended.grants, 'assignment released: workstation-gone');
     if (r.launched) {
       this.deps.pools.executeLaunch(r.launched.id).catch((err: unknown) => log.warn({ err }, 'launch on login failed'));
     }
     if (r.start) {
       this.deps.workstations.start(actor, r.start.id).catch(async (err: unknown) => {
         log.warn({ err }, 'start on login failed');
-        await this.deps.repo.closeLive(r.connection.id, 'failed', `the desktop could not be started: ${err instanceof Error ? err.message : String(err)}`, this.deps.clock.now());
+        const closed = await this.deps.repo.closeWithGrants(r.connection.id, 'failed', `the desktop could not be started: ${err instanceof Error ? err.message : String(err)}`, this.deps.clock.now());
+        if (closed) this.deps.gateways.announceRevoked(closed.grants, 'the desktop could not be started');
       });
     }
     this.deps.pools.poke(poolId);
   }
 
   /**
-   * Release an assignment in the caller's transaction (release plans): its live connections close,
-   * the machine goes back to the pool. Returns what to do after the commit (`afterRelease`).
+   * Release an assignment in the caller's transaction (release plans, access review): its live
+   * connections close and their grants are revoked, the machine goes back to the pool. Returns what
+   * to do after the commit (`afterRelease`).
    */
-  async releaseAssignmentIn(actor: Actor, assignmentId: string, reason: 'logout' | 'disconnect' | 'idle' | 'workstation-gone', details: Record<string, unknown>, tx: DbOrTx): Promise<{ grantIds: string[]; poolId: string | null } | null> {
-    const now = this.deps.clock.now();
-    const live = await this.deps.repo.liveConnectionsOf([assignmentId], tx);
-    const grantIds: string[] = [];
-    for (const c of live) {
-      grantIds.push(...(await this.deps.repo.liveGrants(c.id, tx)).map((g) => g.id));
-      await this.deps.repo.closeLive(c.id, 'closed', `released: ${reason}`, now, tx);
-    }
-    const released = await this.deps.repo.releaseAssignment(assignmentId, reason, now, tx);
+  async releaseAssignmentIn(actor: Actor, assignmentId: string, reason: 'logout' | 'disconnect' | 'idle' | 'workstation-gone' | 'admin', details: Record<string, unknown>, tx: DbOrTx): Promise<Released | null> {
+    const released = await this.deps.repo.releaseAssignment(assignmentId, reason, this.deps.clock.now(), tx);
     if (!released) return null;
-    await this.deps.audit.record(actor, { action: 'assignment.release', outcome: 'success', targetType: 'assignment', targetId: assignmentId, reason, details: { workstation: released.workstationId, user: released.userId, connectionsClosed: live.length, ...details } }, tx);
-    return { grantIds, poolId: released.poolId };
+    await this.deps.audit.record(
+      actor,
+      { action: 'assignment.release', outcome: 'success', targetType: 'assignment', targetId: assignmentId, reason, details: { workstation: released.workstationId, user: released.userId, connectionsClosed: released.connectionIds.length, grantsRevoked: released.grants.map((g) => g.id), ...details } },
+      tx,
+    );
+    return { grants: released.grants, poolId: released.poolId, reason };
   }
 
-  /** After `releaseAssignmentIn` committed: revoke the grants (gateways close the sessions) and poke the pool. */
-  async afterRelease(r: { grantIds: string[]; poolId: string | null }): Promise<void> {
-    for (const g of r.grantIds) await this.deps.gateways.revokeGrant(g, 'assignment released').catch((err: unknown) => this.deps.log.warn({ err, grant: g }, 'grant revoke failed'));
+  /** After `releaseAssignmentIn` (or a close) committed: tell the gateways (they close the sessions) and poke the pool. */
+  afterRelease(r: Released): void {
+    this.deps.gateways.announceRevoked(r.grants, `assignment released: ${r.reason}`);
     if (r.poolId) this.deps.pools.poke(r.poolId);
   }
 
@@ -210,21 +280,56 @@ export class ConnectionsService {
   }
 
   /**
-   * End a connection: revoke its grants (the gateway closes a live session at once) and, for a
-   * floating assignment (or when `release` is asked), give the machine back to the pool.
+   * End a connection. A floating assignment (or, when asked, a persistent one) is released, and with
+   * it every connection on that desktop — two tabs, the CLI beside the portal — and all their
+   * grants; otherwise only this connection and its grants end. Everything is read and written in one
+   * transaction, so a grant issued a moment before is revoked too.
    */
   async release(actor: Actor, connection: ConnectionRow, opts: { releaseAssignment?: boolean; reason?: string } = {}): Promise<void> {
     const now = this.deps.clock.now();
-    const reason = opts.reason ?? 'user';
-    const grants = await this.deps.repo.liveGrants(connection.id);
-    const assignment = connection.assignmentId ? await this.deps.repo.findAssignment(connection.assignmentId) : undefined;
-    const releaseIt = assignment?.state === 'active' && (assignment.mode === 'floating' || opts.releaseAssignment === true);
-    await this.deps.db.transaction(async (tx) => {
-      await this.deps.repo.closeLive(connection.id, 'closed', reason === 'user' ? 'released by the user' : reason, now, tx);
-      if (releaseIt) await this.deps.repo.releaseAssignment(assignment.id, reason === 'user' ? 'user' : 'admin', now, tx);
-      await this.deps.audit.record(actor, { action: 'connection.release', outcome: 'success', targetType: 'connection', targetId: connection.id, details: { assignmentReleased: releaseIt, mode: assignment?.mode } }, tx);
+    const byUser = (opts.reason ?? 'user') === 'user';
+    const outcome = await this.deps.db.transaction(async (tx) => {
+      const assignment = connection.assignmentId ? await this.deps.repo.findAssignment(connection.assignmentId, tx) : undefined;
+      const releaseIt = assignment?.state === 'active' && (assignment.mode === 'floating' || opts.releaseAssignment === true);
+      const released = releaseIt ? await this.deps.repo.releaseAssignment(assignment.id, byUser ? 'user' : 'admin', now, tx) : undefined;
+      // Not released here (persistent, or released by someone else a moment ago): this connection alone.
+      const closed = released ? undefined : await this.deps.repo.closeWithGrants(connection.id, 'closed', byUser ? 'released by the user' : (opts.reason ?? 'admin'), now, tx);
+      const ended = released ?? closed ?? NOTHING_ENDED;
+      await this.deps.audit.record(
+        actor,
+        { action: 'connection.release', outcome: 'success', targetType: 'connection', targetId: connection.id, details: { assignmentReleased: !!released, mode: assignment?.mode, connectionsClosed: ended.connectionIds, grantsRevoked: ended.grants.map((g) => g.id) } },
+        tx,
+      );
+      return { ended, poolId: assignment?.poolId ?? null };
     });
-    for (const g of grants) await this.deps.gateways.revokeGrant(g.id, 'connection released').catch((err: unknown) => this.deps.log.warn({ err, grant: g.id }, 'grant revoke failed'));
-    if (assignment?.poolId) this.deps.pools.poke(assignment.poolId);
+    this.deps.gateways.announceRevoked(outcome.ended.grants, 'connection released');
+    if (outcome.poolId) this.deps.pools.poke(outcome.poolId);
   }
+
+  /** Forget idempotency keys older than `before` (housekeeping): a retry comes within minutes, not days. */
+  purgeConnectKeys(before: Date): Promise<number> {
+    return this.deps.repo.deleteKeysBefore(before);
+  }
+}
+
+/** What a release committed: the grants to announce and the pool to poke. */
+export interface Released {
+  grants: Ended['grants'];
+  poolId: string | null;
+  reason: string;
+}
+
+interface ConnectContext {
+  req: Requester;
+  policy: PolicyWithLinks;
+  desktops: number;
+  input: ConnectInput;
+  protocol: Protocol;
+  viaGateway: boolean;
+  key: ConnectKey | null;
+}
+
+/** The same request gives the same hash, whatever the order of its fields. */
+function requestHashOf(input: ConnectInput): string {
+  return createHash('sha256').update(stableJson({ poolId: input.poolId, workstationId: input.workstationId ?? null, additional: !!input.additional, protocol: input.protocol ?? null })).digest('hex');
 }

@@ -24,6 +24,8 @@ export function createConnectServices(deps: {
   audit: AuditService;
   clock: Clock;
   log: Logger;
+  /** STAGEDOOR_GRANT_CONNECT_BY_SECONDS, in ms. */
+  connectByMs: number;
 }) {
   const repo = new ConnectionsRepository(deps.db);
   const log = deps.log.child({ area: 'connections' });
@@ -36,6 +38,7 @@ export function createConnectServices(deps: {
     clock: deps.clock,
     protocolsOf: (policy) => connections.protocolsOf(policy),
     policyOf: async (id) => (id ? deps.policies.get(id).catch(() => undefined) : undefined),
+    connectByMs: deps.connectByMs,
   });
   const desktops = new DesktopOffers({ repo, connections, pools: deps.pools, clock: deps.clock });
   return { connections, connectionStatus, desktops };

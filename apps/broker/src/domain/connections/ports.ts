@@ -15,9 +15,11 @@ export interface PoolLaunches {
 
 export interface GrantIssuer {
   issueGrant(
-    input: { connectionId: string; cluster: string; clientAddress: string; targetAddress: string; targetPort: number; connectBy: Date },
+    input: { connectionId: string; cluster: string; clientAddress: string; targetAddress: string; targetPort: number; connectBy: Date; sessionUntil?: Date | null },
     tx?: DbOrTx,
   ): Promise<{ grantId: string; gatewayId: string; host: string; port: number }>;
   revokeGrant(grantId: string, reason: string): Promise<void>;
+  /** Grants revoked in the database by a committed transaction: tell the gateways now (every node). */
+  announceRevoked(grants: readonly { id: string; gatewayCluster: string }[], reason: string): void;
   get(gatewayId: string): Promise<{ publicAddress: string }>;
 }

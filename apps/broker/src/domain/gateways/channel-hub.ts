@@ -1,5 +1,6 @@
 import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant } from '@stagedoor/contract';
 import type { Logger } from 'pino';
+import type { Database } from '../../db/database.ts';
 import type { GatewayReports } from './gateway-reports.ts';
 import type { GatewayRow, GatewaysRepository } from './gateways.repository.ts';
 import { diffGrants, grantsForGateway } from './plan.ts';
@@ -15,8 +16,14 @@ interface Channel {
   gateway: GatewayRow;
   socket: ChannelSocket;
   remoteAddress: string | null;
-  /** Grant ids this gateway holds, as far as this node sent them. */
-  held: Set<string>;
+  /**
+   * Grant ids this gateway holds, as far as this node sent them, each with when it was sent (ms).
+   * A pass removes only grants sent before its database read began: one delivered after the read
+   * (committed after it) is not in what the pass read, and must not be taken back.
+   */
+  held: Map<string, number>;
+  /** Grants this node revoked on the gateway, with when: a pass that read them live before must not send them again. */
+  revoked: Map<string, number>;
   ready: boolean;
   closed: boolean;
   lastHeardMs: number;
@@ -27,6 +34,8 @@ interface Channel {
 /** Close codes the gateway understands: 44xx are final for this credential, others mean "reconnect". */
 export const CLOSE = { replaced: 4000, invalid: 4400, unauthorised: 4401, deleted: 4403, silent: 4408, error: 1011 } as const;
 const SYNC_MS = 1000;
+/** How long a revocation is remembered against passes that read the database before it. */
+const REVOKED_MEMORY_MS = 60_000;
 
 /**
  * The control channels held by this broker node. It answers reports, and keeps each gateway's grant
@@ -41,7 +50,20 @@ export class ChannelHub implements GrantDelivery {
   #syncing: Promise<void> | null = null;
   #shuttingDown = false;
 
-  constructor(private readonly deps: { repo: GatewaysRepository; reports: GatewayReports; log: Logger; nodeId: string; policy: GatewayPolicy }) {}
+  #unlisten: Promise<(() => Promise<void>) | undefined> | undefined;
+
+  constructor(
+    private readonly deps: {
+      repo: GatewaysRepository;
+      reports: GatewayReports;
+      log: Logger;
+      nodeId: string;
+      policy: GatewayPolicy;
+      /** Another node revoked grants: pass now instead of within the second (LISTEN on `signalChannel`). */
+      signals?: Pick<Database, 'listen'>;
+      signalChannel?: string;
+    },
+  ) {}
 
   get size(): number {
     return this.#channels.size;
@@ -57,10 +79,11 @@ export class ChannelHub implements GrantDelivery {
    */
   attach(gateway: GatewayRow, socket: ChannelSocket, remoteAddress: string | null): { message(text: string): Promise<void>; closed(code: number, reason: string): void } {
     const previous = this.#channels.get(gateway.id);
-    const ch: Channel = { gateway, socket, remoteAddress, held: new Set(), ready: false, closed: false, lastHeardMs: Date.now(), queue: Promise.resolve(), log: this.deps.log.child({ gateway: gateway.id, name: gateway.name }) };
+    const ch: Channel = { gateway, socket, remoteAddress, held: new Map(), revoked: new Map(), ready: false, closed: false, lastHeardMs: Date.now(), queue: Promise.resolve(), log: this.deps.log.child({ gateway: gateway.id, name: gateway.name }) };
     this.#channels.set(gateway.id, ch);
     if (previous) this.#drop(previous, CLOSE.replaced, 'replaced by a newer channel of this gateway');
     this.#ensureTimer();
+    this.#listen();
     ch.log.info({ remoteAddress }, 'gateway channel open');
     return {
       message: (text) => {
@@ -98,7 +121,8 @@ export class ChannelHub implements GrantDelivery {
       case 'hello': {
         const { gateway, grants } = await this.deps.reports.hello(ch.gateway, msg, this.deps.nodeId, ch.remoteAddress);
         ch.gateway = gateway;
-        ch.held = new Set(grants.map((g) => g.id));
+        const at = Date.now();
+        ch.held = new Map(grants.map((g) => [g.id, at]));
         this.#send(ch, { type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: gateway.id, name: gateway.name, cluster: gateway.cluster, status: gateway.status as 'active', brokerNode: this.deps.nodeId, heartbeatSeconds: this.deps.policy.heartbeatSeconds, grants });
         ch.ready = true;
         this.kick(); // grants issued while the welcome was being built
@@ -123,8 +147,9 @@ export class ChannelHub implements GrantDelivery {
 
   deliver(cluster: string, grant: ChannelGrant): void {
     for (const ch of this.#channels.values()) {
-      if (!ch.ready || ch.gateway.cluster !== cluster) continue;
-      ch.held.add(grant.id);
+      // A pass may have sent it already (it read the committed grant first): once is enough.
+      if (!ch.ready || ch.gateway.cluster !== cluster || ch.held.has(grant.id)) continue;
+      ch.held.set(grant.id, Date.now());
       this.#send(ch, { type: 'grant', grant });
     }
   }
@@ -172,7 +197,8 @@ export class ChannelHub implements GrantDelivery {
   async #syncOnce(): Promise<void> {
     const ready = [...this.#channels.values()].filter((c) => c.ready && !c.closed);
     if (ready.length === 0) return;
-    const silentMs = Date.now() - 3 * this.deps.policy.heartbeatSeconds * 1000 - 2000;
+    const readAt = Date.now();
+    const silentMs = readAt - 3 * this.deps.policy.heartbeatSeconds * 1000 - 2000;
     const rows = new Map((await this.deps.repo.findByIds(ready.map((c) => c.gateway.id))).map((r) => [r.id, r]));
     const live = await this.deps.repo.liveGrantsOfClusters([...new Set(ready.map((c) => c.gateway.cluster))]);
     for (const ch of ready) {
@@ -193,13 +219,18 @@ export class ChannelHub implements GrantDelivery {
       ch.gateway = { ...row };
       const views = live.filter((l) => l.grant.gatewayCluster === row.cluster).map((l) => ({ id: l.grant.id, state: l.grant.state, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
       const desired = grantsForGateway(views, row.id);
-      const { add, remove } = diffGrants(ch.held, desired);
+      const { add, remove } = diffGrants(new Set(ch.held.keys()), desired);
+      for (const [id, at] of ch.revoked) if (at < readAt - REVOKED_MEMORY_MS) ch.revoked.delete(id);
       for (const id of add) {
+        if ((ch.revoked.get(id) ?? 0) >= readAt) continue; // revoked after this pass read it live
         const view = desired.find((d) => d.id === id)!;
-        ch.held.add(id);
+        ch.held.set(id, Date.now());
         this.#send(ch, { type: 'grant', grant: toChannelGrant(view.grant) });
       }
-      for (const id of remove) this.#revokeOn(ch, id, views.some((v) => v.id === id) ? 'used-elsewhere' : 'closed');
+      for (const id of remove) {
+        if ((ch.held.get(id) ?? 0) >= readAt) continue; // delivered after this pass read the database
+        this.#revokeOn(ch, id, views.some((v) => v.id === id) ? 'used-elsewhere' : 'closed');
+      }
     }
   }
 
@@ -207,11 +238,13 @@ export class ChannelHub implements GrantDelivery {
   close(): void {
     this.#shuttingDown = true;
     this.#stopTimer();
+    void this.#unlisten?.then((stop) => stop?.()).catch(() => undefined);
     for (const ch of this.#channels.values()) this.#drop(ch, 1001, 'broker node shutting down');
   }
 
   #revokeOn(ch: Channel, grantId: string, reason: string): void {
     ch.held.delete(grantId);
+    ch.revoked.set(grantId, Date.now());
     this.#send(ch, { type: 'revoke', grantId, reason });
   }
 
@@ -243,6 +276,16 @@ export class ChannelHub implements GrantDelivery {
     void ch.queue
       .then(() => this.deps.reports.channelClosed(ch.gateway, this.deps.nodeId, reason))
       .catch((err: unknown) => ch.log.warn({ err }, 'recording the channel close failed'));
+  }
+
+  /** LISTEN once, from the first channel on: revocations on other nodes kick a pass here. */
+  #listen(): void {
+    const { signals, signalChannel } = this.deps;
+    if (this.#unlisten || !signals || !signalChannel) return;
+    this.#unlisten = signals.listen(signalChannel, () => this.kick()).catch((err: unknown) => {
+      this.deps.log.warn({ err }, 'LISTEN for grant changes failed; relying on the once-a-second pass');
+      return undefined;
+    });
   }
 
   #ensureTimer(): void {

@@ -137,6 +137,17 @@ export class GatewaysRepository {
     return row;
   }
 
+  /** The connection's newest grant that is issued and not past its connect-by time. */
+  async usableGrantOf(connectionId: string, now: Date, db: DbOrTx = this.db): Promise<GrantRow | undefined> {
+    const [row] = await db
+      .select()
+      .from(grants)
+      .where(and(eq(grants.connectionId, connectionId), eq(grants.state, 'issued'), gt(grants.validUntil, now)))
+      .orderBy(desc(grants.createdAt))
+      .limit(1);
+    return row;
+  }
+
   async lockGrant(id: string, tx: DbOrTx): Promise<GrantRow | undefined> {
     const [row] = await tx.select().from(grants).where(eq(grants.id, id)).for('update');
     return row;

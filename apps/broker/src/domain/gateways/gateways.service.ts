@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { Db, DbOrTx } from '../../db/database.ts';
+import type { Database, Db, DbOrTx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, UnauthenticatedError, UnavailableError, isUniqueViolation } from '../errors.ts';
@@ -14,6 +14,8 @@ import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrant
 
 const PORT_ATTEMPTS = 8;
 const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
+/** NOTIFY channel: grants of these clusters changed; every node's hub passes over its channels now. */
+export const GRANTS_CHANNEL = 'stagedoor_grants';
 
 export interface EnrollInput {
   token: string;
@@ -43,10 +45,20 @@ export class GatewaysService {
   readonly channels: ChannelHub;
 
   constructor(
-    private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; nodeId: string },
+    private readonly deps: {
+      db: Db;
+      repo: GatewaysRepository;
+      audit: AuditService;
+      clock: Clock;
+      log: Logger;
+      policy: GatewayPolicy;
+      nodeId: string;
+      /** NOTIFY/LISTEN of the database, so a revocation on one node reaches gateways held by the others at once. */
+      signals?: Pick<Database, 'notify' | 'listen'>;
+    },
   ) {
     this.reports = new GatewayReports({ ...deps, gateways: this });
-    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
     this.#delivery = this.channels;
   }
 
@@ -201,6 +213,13 @@ export class GatewaysService {
       const connection = await this.deps.repo.lockConnection(input.connectionId, db);
       if (!connection) throw new NotFoundError('connection', input.connectionId);
       if (!LIVE_CONNECTION_STATES.includes(connection.state)) throw new ConflictError(`connection ${connection.id} is ${connection.state}: no grant for it`);
+      // Two status reads of one connection at once: the second waited for the lock above and finds
+      // the first one's grant here, instead of issuing another (a connection has one usable grant).
+      const usable = await this.deps.repo.usableGrantOf(connection.id, now, db);
+      if (usable) {
+        const holder = await this.deps.repo.findById(usable.gatewayId!, db);
+        if (holder) return { grant: usable, gateway: holder as GatewayRow };
+      }
       const members = await this.deps.repo.clusterMembers(input.cluster, db);
       const gateway = chooseGateway(members, now, this.deps.policy.staleSeconds * 1000);
       if (!gateway) throw new UnavailableError(`no healthy gateway in cluster ${input.cluster}`);
@@ -250,6 +269,7 @@ export class GatewaysService {
               targetPort: input.targetPort,
               gatewayPort: port,
               validUntil: input.connectBy,
+              sessionUntil: input.sessionUntil ?? null,
               state: 'issued',
               createdAt: now,
             },
@@ -279,7 +299,20 @@ export class GatewaysService {
       await this.deps.audit.record(actor, { action: 'grant.revoke', outcome: 'success', targetType: 'grant', targetId: grantId, reason, details: { connectionId: grant.connectionId, wasInUse: grant.state === 'used', port: grant.gatewayPort } }, tx);
       return grant;
     });
-    if (revoked) this.#delivery.revoke(revoked.gatewayCluster, grantId, `revoked: ${reason}`);
+    if (revoked) this.announceRevoked([revoked], reason);
+  }
+
+  /**
+   * Grants that a committed transaction revoked (a release, a closed connection, an access review):
+   * the gateways held by this node are told at once, and every other node is signalled to pass over
+   * its own. A node that misses the signal still catches up within its next pass (a second).
+   */
+  announceRevoked(grants: readonly { id: string; gatewayCluster: string }[], reason: string): void {
+    if (grants.length === 0) return;
+    for (const g of grants) this.#delivery.revoke(g.gatewayCluster, g.id, `revoked: ${reason}`);
+    for (const cluster of new Set(grants.map((g) => g.gatewayCluster))) {
+      this.deps.signals?.notify(GRANTS_CHANNEL, cluster).catch((err: unknown) => this.deps.log.warn({ err, cluster }, 'grant revocation: NOTIFY failed'));
+    }
   }
 
   listGrants(live: boolean | undefined, limit: number, offset: number) {

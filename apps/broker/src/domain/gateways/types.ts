@@ -19,6 +19,8 @@ export interface IssueGrantInput {
   targetAddress: string;
   targetPort: number;
   connectBy: Date;
+  /** The policy's maximum session length, as a deadline: the gateway closes the session then. */
+  sessionUntil?: Date | null;
 }
 
 export interface IssuedGrant {

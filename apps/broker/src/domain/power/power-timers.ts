@@ -6,7 +6,7 @@ import type { TimerRow } from '../../jobs/timers.repository.ts';
 import type { TimerService } from '../../jobs/timers.service.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
-import type { ConnectionsService } from '../connections/connections.service.ts';
+import type { ConnectionsService, Released } from '../connections/connections.service.ts';
 import { systemActor, type Actor } from '../identity/actor.ts';
 import type { PowerAction, WorkstationsService } from '../workstations/workstations.service.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
@@ -57,7 +57,7 @@ export class PowerTimers {
     const action = p.action && p.action !== 'none' ? POWER_OF[p.action] : undefined;
     const log = this.deps.log.child({ workstation: p.workstationId, kind: timer.kind });
     if (!action) return;
-    let releaseAfter: { grantIds: string[]; poolId: string | null } | null = null;
+    let releaseAfter: Released | null = null;
     const result = await this.deps.workstations.powerGuarded(
       this.#actor(p.reason),
       p.workstationId,
@@ -74,7 +74,7 @@ export class PowerTimers {
       },
       { hibernate: action.hibernate, details: { reason: p.reason, timer: timer.id, trigger: p.trigger } },
     );
-    if (releaseAfter) await this.deps.connections.afterRelease(releaseAfter);
+    if (releaseAfter) this.deps.connections.afterRelease(releaseAfter);
     if (!result.done) {
       log.info({ skipped: result.skipped }, 'power plan: nothing to do');
       await this.deps.audit.record(this.#actor(p.reason), { action: `power_plan.${p.action}`, outcome: 'denied', targetType: 'workstation', targetId: p.workstationId, reason: `skipped: ${result.skipped}`, details: { timer: timer.id, reason: p.reason } });
@@ -108,7 +108,7 @@ export class PowerTimers {
       const reason = p.trigger;
       return { released: await this.deps.connections.releaseAssignmentIn(actor, snap.assignment!.id, reason, { timer: timer.id, reason: p.reason }, tx) };
     });
-    if ('released' in outcome && outcome.released) await this.deps.connections.afterRelease(outcome.released);
+    if ('released' in outcome && outcome.released) this.deps.connections.afterRelease(outcome.released);
     if ('skipped' in outcome) this.deps.log.info({ workstation: p.workstationId, kind: timer.kind, skipped: outcome.skipped }, 'release plan: nothing to do');
   }
 

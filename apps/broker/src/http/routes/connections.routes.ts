@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
+import { ConnectHeaders, ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
 import { FILE_TYPES, renderInstructions } from '../../domain/connections/connection-files.ts';
 import type { Requester } from '../../domain/connections/connections.service.ts';
 import { ConflictError } from '../../domain/errors.ts';
@@ -32,19 +32,30 @@ export function connectionsRoutes(app: FastifyInstance, deps: { services: Servic
     '/api/v1/connections',
     {
       config: { access: 'user' },
-      schema: { tags, summary: 'Connect to a desktop: assigns a machine (starting or launching it if needed) and answers with its progress', body: ConnectRequest, response: { 201: Connection, ...errors } },
+      schema: {
+        tags,
+        summary: 'Connect to a desktop: assigns a machine (starting or launching it if needed) and answers with its progress',
+        description:
+          'Send an `Idempotency-Key` (any unique string of 1–255 visible characters, e.g. a UUID per click) so that a retry after a lost answer gets the same connection back (200, `Idempotent-Replayed: true`) instead of a second one; keys are kept for a day. A repeated connect to a desktop you hold, from the same address and protocol, also answers with your live connection (200).',
+        headers: ConnectHeaders,
+        body: ConnectRequest,
+        response: { 200: Connection, 201: Connection, ...errors },
+      },
     },
     async (request, reply) => {
       const req = requester(request);
-      const { connection, known } = await connections.connect(req, request.body);
-      return reply.code(201).send(connectionDto(await connectionStatus.describe(connection, req.actor.username, known)));
+      const { connection, known, outcome } = await connections.connect(req, request.body, request.headers['idempotency-key']);
+      // A replayed or repeated connect answers with the connection it already made, not a new one.
+      if (outcome !== 'new') reply.header('idempotent-replayed', outcome === 'replayed' ? 'true' : 'existing');
+      return reply.code(outcome === 'new' ? 201 : 200).send(connectionDto(await connectionStatus.describe(connection, req.actor.username, known)));
     },
   );
 
   r.get('/api/v1/connections/:id', { config: { access: 'user' }, schema: { tags, summary: 'Progress of a connection, and its instructions once ready', params: IdParams, response: { 200: Connection, ...errors } } }, async (request) => {
     const actor = signedInActor(request);
     const conn = await connections.getOwned(actor, request.params.id, canSeeAll(request, 'connections:read'));
-    return connectionDto(await connectionStatus.describe(conn, actor.username));
+    // Someone else's connection (an admin or auditor looking) is shown as it is: nothing moves, no grant is issued.
+    return connectionDto(await connectionStatus.describe(conn, actor.username, undefined, { readOnly: conn.userId !== actor.userId }));
   });
 
   r.get(
