@@ -68,7 +68,7 @@ export function createServices(deps: ServiceDeps) {
   const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log });
   const providers = new ProvidersService({ db, repo: providersRepo, workstations: workstationsRepo, registry, sync: inventory, secrets, audit, clock });
   const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock });
-  const gateways = new GatewaysService({ db, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
+  const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
   const siteApply = new SiteApplyService({ db, audit, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });

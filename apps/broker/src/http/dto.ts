@@ -117,6 +117,7 @@ export function policyDto(p: PolicyWithLinks) {
     startStoppedOnLogin: p.startStoppedOnLogin,
     launchOnLogin: p.launchOnLogin,
     allowRestart: p.allowRestart,
+    maxSessionMinutes: p.maxSessionMinutes,
     protocolPlanId: p.protocolPlanId,
     powerPlanId: p.powerPlanId,
     releasePlanId: p.releasePlanId,

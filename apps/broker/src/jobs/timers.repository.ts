@@ -87,6 +87,22 @@ export class TimersRepository {
     return this.db.select().from(timers).where(inArray(timers.id, ids)).orderBy(timers.dueAt);
   }
 
+  /** Claim one pending timer by (kind, key) now, whatever its due time; undefined when another node holds it or it is gone. */
+  async claimOne(kind: string, key: string, now: Date, nodeId: string, leaseMs: number): Promise<TimerRow | undefined> {
+    const result = await this.db.execute(sql`
+      update ${timers} set lease_until = ${new Date(now.getTime() + leaseMs)}, leased_by = ${nodeId}, attempts = attempts + 1
+      where id in (
+        select id from ${timers}
+        where kind = ${kind} and key = ${key} and state = 'pending' and (lease_until is null or lease_until <= ${now})
+        for update skip locked
+      )
+      returning id`);
+    const id = rowsOf<{ id: string }>(result)[0]?.id;
+    if (!id) return undefined;
+    const [row] = await this.db.select().from(timers).where(eq(timers.id, id));
+    return row;
+  }
+
   /** Mark done only if this node still holds the lease: a late finisher cannot overwrite a re-claim. */
   async markDone(id: string, nodeId: string, now: Date): Promise<boolean> {
     const rows = await this.db

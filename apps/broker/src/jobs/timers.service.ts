@@ -80,6 +80,16 @@ export class TimerService {
     }
   }
 
+  /**
+   * Run one pending timer now, on this node, if nobody else holds it: the outbox pattern's fast
+   * path (a row written in a transaction, handled right after its commit; the timers job handles
+   * it instead when this node dies first).
+   */
+  async fireNow(kind: string, key: string): Promise<'done' | 'retried' | 'failed' | 'absent'> {
+    const timer = await this.deps.repo.claimOne(kind, key, this.deps.clock.now(), this.deps.nodeId, this.#leaseMs);
+    return timer ? this.#fire(timer) : 'absent';
+  }
+
   async #fire(timer: TimerRow): Promise<'done' | 'retried' | 'failed'> {
     const log = this.deps.log.child({ timer: timer.id, kind: timer.kind, key: timer.key });
     const handler = this.#handlers.get(timer.kind);

@@ -95,10 +95,13 @@ describe.each(DRIVERS)('gateways service [%s]', (driver) => {
     expect(issued).toMatchObject({ gatewayId: gateway.id, host: 'edge-a.example.test' });
     expect(ch.sent.find((m) => m.type === 'grant')).toMatchObject({ grant: { id: issued.grantId, port: issued.port, clientAddress: '203.0.113.7', targetAddress: '10.1.0.5', targetPort: 22 } });
     expect(await connectionRow(broker.database, connectionId)).toMatchObject({ gatewayId: gateway.id });
+    // The connection's usable grant is its grant: asking again (two status reads at once) gives the same one.
+    expect(await broker.services.gateways.issueGrant(input)).toEqual(issued);
     // Disabled and draining gateways take no new grant.
     await broker.services.gateways.update(systemActor, gateway.id, { status: 'draining' });
     expect(ch.sent).toContainEqual({ type: 'status', status: 'draining' });
-    await expect(broker.services.gateways.issueGrant(input)).rejects.toThrow(UnavailableError);
+    const another = await insertConnection(broker.database, { workstationAddress: '10.1.0.5', clientAddress: '203.0.113.7' });
+    await expect(broker.services.gateways.issueGrant({ ...input, connectionId: another.connectionId })).rejects.toThrow(UnavailableError);
     await broker.services.gateways.update(systemActor, gateway.id, { status: 'active' });
     ch.close();
   });
@@ -126,6 +129,19 @@ describe.each(DRIVERS)('gateways service [%s]', (driver) => {
     expect(chb.sent.filter((m) => m.type === 'grant')).toHaveLength(12);
     cha.close();
     chb.close();
+  });
+
+  it('concurrent status reads of one connection cannot each issue it a grant (one usable grant per connection)', async () => {
+    const { gateway } = await enrolled('race-gw', 'race');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const { connectionId } = await insertConnection(broker.database, { workstationAddress: '10.1.0.11', clientAddress: '203.0.113.20' });
+    const input = { connectionId, cluster: 'race', clientAddress: '203.0.113.20', targetAddress: '10.1.0.11', targetPort: 22, connectBy: connectBy() };
+    const issued = await Promise.all(Array.from({ length: 6 }, () => broker.services.gateways.issueGrant(input)));
+    expect(new Set(issued.map((i) => i.grantId)).size).toBe(1);
+    const rows = (await broker.database.db.select().from(grants)).filter((g) => g.connectionId === connectionId);
+    expect(rows).toHaveLength(1);
+    ch.close();
   });
 
   it("inside the caller's transaction a grant commits or rolls back with it", async () => {

@@ -117,6 +117,7 @@ const policies: ResourceSpec = {
     { key: 'startStoppedOnLogin', label: 'Start stopped machines on login', kind: 'checkbox', defaultValue: true },
     { key: 'launchOnLogin', label: 'Launch a machine on login when none is free', kind: 'checkbox' },
     { key: 'allowRestart', label: 'Users may restart their machine', kind: 'checkbox' },
+    { key: 'maxSessionMinutes', label: 'Maximum session length (minutes)', kind: 'number', nullable: true, help: 'the gateway ends a session this long after it was brokered; empty = no cap' },
     { key: 'protocolPlanId', label: 'Protocol plan', kind: 'select', nullable: true, optionsFrom: '/api/v1/protocol-plans' },
     { key: 'powerPlanId', label: 'Power plan', kind: 'select', nullable: true, optionsFrom: '/api/v1/power-plans' },
     { key: 'releasePlanId', label: 'Release plan', kind: 'select', nullable: true, optionsFrom: '/api/v1/release-plans' },

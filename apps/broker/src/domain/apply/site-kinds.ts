@@ -123,6 +123,7 @@ const policiesKind: SiteKind<z.output<typeof SitePolicy> & { __index?: number }>
       startStoppedOnLogin: e.startStoppedOnLogin,
       launchOnLogin: e.launchOnLogin,
       allowRestart: e.allowRestart,
+      maxSessionMinutes: e.maxSessionMinutes,
       protocolPlanId: protocol,
       powerPlanId: power,
       releasePlanId: release,

@@ -6,7 +6,7 @@ import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
 import { systemActor, type Actor } from '../identity/actor.ts';
 import type { GatewayRow, GatewaysRepository, GrantRow } from './gateways.repository.ts';
-import type { GatewaysService } from './gateways.service.ts';
+import type { SessionEventOutbox } from './session-events.ts';
 import { decideSessionStart, grantsForGateway } from './plan.ts';
 import { toChannelGrant, type GatewayPolicy, type SessionEvent } from './types.ts';
 
@@ -31,7 +31,7 @@ export interface Revocation {
  */
 export class GatewayReports {
   constructor(
-    private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; gateways: GatewaysService },
+    private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; sessionEvents: SessionEventOutbox },
   ) {}
 
   /** A gateway opened its channel on `node`: record it, take over the sessions it carries, and return its grant set. */
@@ -135,21 +135,25 @@ export class GatewayReports {
       const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id);
       if (decision.action === 'refuse') return { refuse: decision.reason } as const;
       if (decision.action === 'already') return { already: true } as const;
-      await this.deps.repo.updateGrant(grant.id, { state: 'used', usedAt: at, lastReportedAt: now }, tx);
-      if (connection && LIVE_CONNECTION_STATES.includes(connection.state)) {
-        await this.deps.repo.updateConnection(connection.id, { state: 'connected', connectedAt: at, gatewayId: gateway.id, updatedAt: now }, tx);
+      // A grant is usable only while its connection lives (and so its assignment: a release closes
+      // both in one statement). Belt and braces under the revocation: refuse, the gateway closes it.
+      if (!connection || !LIVE_CONNECTION_STATES.includes(connection.state)) {
+        await this.deps.repo.updateGrant(grant.id, { state: 'revoked', revokedAt: now }, tx);
+        return { refuse: 'connection-closed' } as const;
       }
+      await this.deps.repo.updateGrant(grant.id, { state: 'used', usedAt: at, lastReportedAt: now }, tx);
+      await this.deps.repo.updateConnection(connection.id, { state: 'connected', connectedAt: at, gatewayId: gateway.id, updatedAt: now }, tx);
       await this.deps.audit.record(
         { ...this.#actor(gateway, null), sourceAddress: ipOrNull(msg.clientAddress) },
         { action: 'gateway.session_start', outcome: 'success', targetType: 'grant', targetId: grant.id, details: { connectionId: grant.connectionId, gatewayId: gateway.id, port: grant.gatewayPort, clientAddress: msg.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}` } },
         tx,
       );
-      return { started: grant } as const;
+      const event: SessionEvent = { type: 'started', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, clientAddress: msg.clientAddress, bytesUp: 0, bytesDown: 0 };
+      await this.deps.sessionEvents.record(event, tx);
+      return { started: event };
     });
     if ('refuse' in outcome) return [{ grantId: msg.grantId, reason: outcome.refuse ?? 'not-live' }];
-    if ('started' in outcome && outcome.started) {
-      this.deps.gateways.emitSessionEvent({ type: 'started', connectionId: outcome.started.connectionId, grantId: msg.grantId, gatewayId: gateway.id, at, clientAddress: msg.clientAddress, bytesUp: 0, bytesDown: 0 });
-    }
+    if ('started' in outcome && outcome.started) this.deps.sessionEvents.dispatch([outcome.started]);
     return [];
   }
 
@@ -176,11 +180,12 @@ export class GatewayReports {
         { action: 'gateway.session_end', outcome: 'success', targetType: 'grant', targetId: grant.id, reason: msg.reason, details: { connectionId: grant.connectionId, gatewayId: gateway.id, ...bytes, endedAt: msg.at } },
         tx,
       );
-      return grant.usedAt ? { grant, bytes } : null;
+      if (!grant.usedAt) return null;
+      const event: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...bytes };
+      await this.deps.sessionEvents.record(event, tx);
+      return event;
     });
-    if (ended) {
-      this.deps.gateways.emitSessionEvent({ type: 'ended', connectionId: ended.grant.connectionId, grantId: ended.grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...ended.bytes });
-    }
+    if (ended) this.deps.sessionEvents.dispatch([ended]);
   }
 
   /**
@@ -216,12 +221,14 @@ export class GatewayReports {
           tx,
         );
         if (kind === 'lost') {
-          events.push({ type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: grant.sessionGatewayId ?? null, at: now, reason, bytesUp: connection?.bytesUp ?? 0, bytesDown: connection?.bytesDown ?? 0 });
+          const event: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: grant.sessionGatewayId ?? null, at: now, reason, bytesUp: connection?.bytesUp ?? 0, bytesDown: connection?.bytesDown ?? 0 };
+          await this.deps.sessionEvents.record(event, tx);
+          events.push(event);
         }
       }
       return rows.length;
     });
-    for (const e of events) this.deps.gateways.emitSessionEvent(e);
+    this.deps.sessionEvents.dispatch(events);
     return closed;
   }
 

@@ -10,7 +10,9 @@ import type { EnrollmentRow, GatewayRow, GatewaysRepository, GatewayWithLive, Gr
 import { ChannelHub } from './channel-hub.ts';
 import { GatewayReports } from './gateway-reports.ts';
 import { chooseGateway, pickPort } from './plan.ts';
-import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionEvent, type SessionListener } from './types.ts';
+import { SessionEventOutbox } from './session-events.ts';
+import type { TimerService } from '../../jobs/timers.service.ts';
+import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
 
 const PORT_ATTEMPTS = 8;
 const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
@@ -37,16 +39,18 @@ export function normaliseAddress(address: string): string {
  * flow calls: `issueGrant` and `revokeGrant`. What gateways report is applied by `GatewayReports`.
  */
 export class GatewaysService {
-  readonly #listeners = new Set<SessionListener>();
   readonly #delivery: GrantDelivery;
   /** Applies what gateways report (used by the channel hub and the reconciliation job). */
   readonly reports: GatewayReports;
   /** The control channels this node holds. */
   readonly channels: ChannelHub;
+  /** Session starts and ends, delivered durably to the power and release plans. */
+  readonly sessionEvents: SessionEventOutbox;
 
   constructor(
     private readonly deps: {
       db: Db;
+      timers: Pick<TimerService, 'schedule' | 'handle' | 'fireNow'>;
       repo: GatewaysRepository;
       audit: AuditService;
       clock: Clock;
@@ -57,24 +61,15 @@ export class GatewaysService {
       signals?: Pick<Database, 'notify' | 'listen'>;
     },
   ) {
-    this.reports = new GatewayReports({ ...deps, gateways: this });
+    this.sessionEvents = new SessionEventOutbox({ timers: deps.timers, onError: (err, e) => deps.log.warn({ err, grant: e.grantId, type: e.type }, 'session event: delivery failed; the timers job retries it') });
+    this.reports = new GatewayReports({ ...deps, sessionEvents: this.sessionEvents });
     this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
     this.#delivery = this.channels;
   }
 
-  /* ---------- session events (the power and release plans subscribe later) ---------- */
-
+  /** The power and release plans subscribe to session starts and ends (delivered at least once). */
   onSessionEvent(listener: SessionListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
-  emitSessionEvent(event: SessionEvent): void {
-    for (const listener of this.#listeners) {
-      Promise.resolve()
-        .then(() => listener(event))
-        .catch((err: unknown) => this.deps.log.error({ err, grant: event.grantId }, 'session event listener failed'));
-    }
+    return this.sessionEvents.subscribe(listener);
   }
 
   /* ---------- registry ---------- */
