@@ -27,7 +27,7 @@ import { PlansService } from './domain/plans/plans.service.ts';
 import { PoliciesRepository } from './domain/policies/policies.repository.ts';
 import { PoliciesService } from './domain/policies/policies.service.ts';
 import { createPoolsService } from './domain/pools/pools.wiring.ts';
-import { createConnectServices } from './domain/connections/connections.wiring.ts';
+import { createAccessServices, createConnectServices } from './domain/connections/connections.wiring.ts';
 import { LiveSessionsRepository } from './domain/connections/live-sessions.repository.ts';
 import { SiteApplyService } from './domain/apply/site-apply.service.ts';
 import { createPowerServices } from './domain/power/power.wiring.ts';
@@ -60,15 +60,17 @@ export function createServices(deps: ServiceDeps) {
   const providersRepo = new ProvidersRepository(db);
   const workstationsRepo = new WorkstationsRepository(db);
   const inventory = new InventorySync({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'inventory' }) });
-  const groups = new GroupsService({ db, groups: groupsRepo, audit, clock });
-  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session });
-  const signIn = createSignInServices({ db, clock, log, config: deps.config, secrets, audit, users: usersRepo, groups, auth });
-  const plans = new PlansService({ db, audit, clock });
-  const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock });
   const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log });
+  const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
+  // Built before the identity and policy services: their changes end the access they took away.
+  const access = createAccessServices({ db, audit, clock, log, gateways, pools, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
+  const groups = new GroupsService({ db, groups: groupsRepo, audit, clock, access: access.review });
+  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session });
+  const signIn = createSignInServices({ db, clock, log, config: deps.config, secrets, audit, users: usersRepo, groups, auth, access: access.review });
+  const plans = new PlansService({ db, audit, clock });
+  const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock, access: access.review });
   const providers = new ProvidersService({ db, repo: providersRepo, workstations: workstationsRepo, registry, sync: inventory, secrets, audit, clock });
   const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock });
-  const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
   const siteApply = new SiteApplyService({ db, audit, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });
@@ -92,7 +94,9 @@ export function createServices(deps: ServiceDeps) {
     audit,
     timers,
     sessionsRepo,
-    users: new UsersService({ db, users: usersRepo, groups: groupsRepo, sessions: sessionsRepo, audit, clock }),
+    users: new UsersService({ db, users: usersRepo, groups: groupsRepo, sessions: sessionsRepo, audit, clock, access: access.review }),
+    accessReview: access.review,
+    connectionReaper: access.reaper,
     groups,
     auth,
     ...signIn,

@@ -32,14 +32,28 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.powerTimers.keepScheduleTimers(),
     },
     {
+      // Live connections nothing will move on any more (docs/connect-flow.md, "Stale connections").
+      name: 'connection-reaper',
+      intervalMs: 30_000,
+      run: async () => services.connectionReaper.reap(),
+    },
+    {
+      // The safety net under the reviews that run with each user, group and policy change.
+      name: 'access-review',
+      intervalMs: 60_000,
+      run: async () => services.accessReview.reviewAll(),
+    },
+    {
       name: 'housekeeping',
       intervalMs: config.jobs.housekeepingIntervalMs,
-      // Dead sessions are kept a day for forensics, finished timers a week; the audit trail forever.
+      // Dead sessions are kept a day for forensics, finished timers a week.
       run: async ({ clock }) => {
         const now = clock.now();
         const sessions = await services.sessionsRepo.deleteDead(now, DAY);
         const timers = await timersRepo.deleteFinishedBefore(new Date(now.getTime() - 7 * DAY));
-        return { sessionsDeleted: sessions, timersDeleted: timers };
+        // A retry comes within minutes: an Idempotency-Key is remembered for a day.
+        const keys = await services.connections.purgeConnectKeys(new Date(now.getTime() - DAY));
+        return { sessionsDeleted: sessions, timersDeleted: timers, connectKeysDeleted: keys };
       },
     },
   ];

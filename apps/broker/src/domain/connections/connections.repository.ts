@@ -211,6 +211,23 @@ export class ConnectionsRepository {
     return { ...rowFromJson(connections, row.c), ...endedOf(row) };
   }
 
+  /** Close every live connection on an assignment that stays (a persistent desktop its user may no longer use), with their grants. */
+  async closeLiveOn(assignmentId: string, reason: string, at: Date, tx: DbOrTx): Promise<Ended> {
+    const result = await tx.execute(sql`
+      with c as (
+        update connections set state = 'closed', closed_at = ${at}::timestamptz, end_reason = ${reason}, updated_at = ${at}::timestamptz
+        where assignment_id = ${assignmentId} and state in ('starting', 'ready', 'connected')
+        returning id
+      ), g as (
+        update grants g set state = 'revoked', revoked_at = ${at}::timestamptz
+        from c where g.connection_id = c.id and g.state in ('issued', 'used')
+        returning g.id, g.gateway_cluster, g.connection_id
+      )
+      select (select coalesce(jsonb_agg(c.id), '[]'::jsonb) from c) as connections,
+        (select coalesce(jsonb_agg(jsonb_build_object('id', g.id, 'gatewayCluster', g.gateway_cluster, 'connectionId', g.connection_id)), '[]'::jsonb) from g) as grants`);
+    return endedOf((result as { rows: Record<'connections' | 'grants', unknown>[] }).rows[0]!);
+  }
+
   /** The user's live connection on this assignment for this protocol and client address, if any (a repeated connect gets it back). */
   async liveConnectionFor(assignmentId: string, protocol: string, clientAddress: string, db: DbOrTx = this.db): Promise<ConnectionRow | undefined> {
     const [row] = await db

@@ -66,6 +66,10 @@ export class GroupsRepository {
     return rows.length;
   }
 
+  async memberIds(groupId: string, db: DbOrTx = this.db): Promise<string[]> {
+    return (await db.select({ userId: groupMembers.userId }).from(groupMembers).where(eq(groupMembers.groupId, groupId))).map((r) => r.userId);
+  }
+
   async removeMember(groupId: string, userId: string, db: DbOrTx = this.db): Promise<boolean> {
     const rows = await db
       .delete(groupMembers)

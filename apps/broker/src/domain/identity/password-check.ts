@@ -7,6 +7,8 @@ import { isUniqueViolation } from '../errors.ts';
 import type { DirectoryUser, MfaAnswer } from './directory.ts';
 import { burnPasswordCheck, verifyPassword } from './passwords.ts';
 import type { UserRow, UsersRepository } from './users.repository.ts';
+import type { AccessEnded, AccessReview } from '../connections/access-review.ts';
+import { systemActor } from './actor.ts';
 
 export type PasswordOutcome =
   | {
@@ -37,7 +39,7 @@ type Step = PasswordOutcome | 'unknown';
  *   the next one could let a weaker check decide.
  */
 export class PasswordCheck {
-  constructor(private readonly deps: { db: Db; users: UsersRepository; authServers: AuthServersService; clock: Clock; log: Logger }) {}
+  constructor(private readonly deps: { db: Db; users: UsersRepository; authServers: AuthServersService; clock: Clock; log: Logger; access: Pick<AccessReview, 'enforce' | 'finish'> }) {}
 
   async check(login: string, password: string, guard: LockGuard): Promise<PasswordOutcome> {
     const servers = await this.deps.authServers.rows();
@@ -98,6 +100,7 @@ export class PasswordCheck {
    */
   async #provision(server: AuthServerRow, du: DirectoryUser, directoryGroups: string[] | null, challenge: Extract<MfaAnswer, { kind: 'challenge' }> | null = null): Promise<PasswordOutcome> {
     const { users, clock } = this.deps;
+    let ended: AccessEnded | null = null;
     const attempt = async (): Promise<PasswordOutcome> =>
       this.deps.db.transaction(async (tx) => {
         const now = clock.now();
@@ -112,15 +115,23 @@ export class PasswordCheck {
         if (directoryGroups) {
           const mapped = await this.deps.authServers.mappedGroupIds(server.id, directoryGroups, tx);
           groups = await users.syncManagedGroups(row.id, mapped.managed, mapped.groupIds, tx);
+          // The directory took groups away (or gave one that puts another policy first): what the
+          // user may no longer hold ends with this sign-in's commit.
+          if (groups.added.length || groups.removed.length) {
+            ended = await this.deps.access.enforce({ ...systemActor, username: `directory:${server.name}` }, 'groups-changed', [row.id], tx);
+          }
         }
         return { ok: true, user: row, server, challenge, groups } as const;
       });
+    let outcome: PasswordOutcome;
     try {
-      return await attempt();
+      outcome = await attempt();
     } catch (err) {
       // Two first logins of the same user at once: the loser finds the row the winner created.
-      if (isUniqueViolation(err)) return attempt();
-      throw err;
+      if (!isUniqueViolation(err)) throw err;
+      outcome = await attempt();
     }
+    if (ended) this.deps.access.finish(ended, 'groups-changed');
+    return outcome;
   }
 }

@@ -16,6 +16,7 @@ import { PasswordCheck } from './password-check.ts';
 import { SignInService } from './sign-in.service.ts';
 import { TotpService } from './totp.service.ts';
 import type { UsersRepository } from './users.repository.ts';
+import type { AccessReview } from '../connections/access-review.ts';
 
 /** The sign-in services (auth servers, password and second-factor steps, lockout, TOTP), built once in `createServices`. */
 export function createSignInServices(deps: {
@@ -28,6 +29,8 @@ export function createSignInServices(deps: {
   users: UsersRepository;
   groups: GroupsService;
   auth: AuthService;
+  /** Directory group changes at sign-in end the access they take away. */
+  access: Pick<AccessReview, 'enforce' | 'finish'>;
 }) {
   const { db, clock, secrets, audit } = deps;
   const log = deps.log.child({ area: 'sign-in' });
@@ -42,7 +45,7 @@ export function createSignInServices(deps: {
   const mfa = new MfaRepository(db);
   const throttle = new LoginThrottleService({ repo: new LoginThrottlesRepository(db), audit, clock, policy: deps.config.signIn.lockout, log });
   const totp = new TotpService({ db, repo: mfa, secrets, audit, clock });
-  const passwords = new PasswordCheck({ db, users: deps.users, authServers, clock, log });
+  const passwords = new PasswordCheck({ db, users: deps.users, authServers, clock, log, access: deps.access });
   const signIn = new SignInService({ db, users: deps.users, passwords, authServers, auth: deps.auth, throttle, totp, mfa, audit, clock, log, policy: deps.config.signIn.mfa });
   return { authServers, loginThrottle: throttle, totp, signIn };
 }

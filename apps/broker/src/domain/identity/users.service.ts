@@ -10,6 +10,7 @@ import { hashPassword } from './passwords.ts';
 import type { SessionsRepository } from './sessions.repository.ts';
 import { generatePassword } from './tokens.ts';
 import type { UserRow, UsersRepository, UserWithGroups } from './users.repository.ts';
+import type { AccessReview } from '../connections/access-review.ts';
 
 export interface CreateUserInput {
   username: string;
@@ -33,7 +34,7 @@ export type BootstrapResult = { created: false } | { created: true; password: st
 
 export class UsersService {
   constructor(
-    private readonly deps: { db: Db; users: UsersRepository; groups: GroupsRepository; sessions: SessionsRepository; audit: AuditService; clock: Clock },
+    private readonly deps: { db: Db; users: UsersRepository; groups: GroupsRepository; sessions: SessionsRepository; audit: AuditService; clock: Clock; access: Pick<AccessReview, 'enforce' | 'finish'> },
   ) {}
 
   async list(filter: { q?: string; role?: Role }, limit: number, offset: number): Promise<{ items: UserWithGroups[]; total: number }> {
@@ -70,8 +71,13 @@ export class UsersService {
     }
   }
 
+  /**
+   * Disabling a user, or changing their groups, ends the access they lose in the same transaction:
+   * sessions signed out, floating desktops released, every connection they may no longer use closed
+   * and its grants revoked (the gateways close live sessions once it commits).
+   */
   async update(actor: Actor, id: string, patch: UpdateUserInput): Promise<UserWithGroups> {
-    await this.deps.db.transaction(async (tx) => {
+    const ended = await this.deps.db.transaction(async (tx) => {
       const current = await this.#lockUser(id, tx);
       const losesAdmin = current.role === 'admin' && !current.disabled && ((patch.role && patch.role !== 'admin') || patch.disabled === true);
       if (losesAdmin) await this.#requireAnotherAdmin(id, tx);
@@ -82,18 +88,24 @@ export class UsersService {
       // A disabled user is signed out everywhere at once, not at their next idle timeout.
       if (patch.disabled === true) await this.deps.sessions.revokeAllOfUser(id, this.deps.clock.now(), tx);
       await this.deps.audit.record(actor, { action: 'user.update', outcome: 'success', targetType: 'user', targetId: id, details: { changed: Object.keys(patch) } }, tx);
+      return patch.disabled === true || groupIds ? this.deps.access.enforce(actor, patch.disabled === true ? 'user-disabled' : 'groups-changed', [id], tx) : null;
     });
+    if (ended) this.deps.access.finish(ended, patch.disabled === true ? 'user-disabled' : 'groups-changed');
     return this.get(id);
   }
 
+  /** A deleted user keeps nothing: every desktop of theirs is released first, in the same transaction. */
   async delete(actor: Actor, id: string): Promise<void> {
     if (actor.userId === id) throw new ConflictError('you cannot delete your own account');
-    await this.deps.db.transaction(async (tx) => {
+    const ended = await this.deps.db.transaction(async (tx) => {
       const current = await this.#lockUser(id, tx);
       if (current.role === 'admin' && !current.disabled) await this.#requireAnotherAdmin(id, tx);
+      const released = await this.deps.access.enforce(actor, 'user-deleted', [id], tx, { everything: true });
       await this.deps.users.delete(id, tx);
       await this.deps.audit.record(actor, { action: 'user.delete', outcome: 'success', targetType: 'user', targetId: id, details: { username: current.username } }, tx);
+      return released;
     });
+    this.deps.access.finish(ended, 'user-deleted');
   }
 
   /** Set a new password; the user's sessions end so that a stolen session dies with the old password. */

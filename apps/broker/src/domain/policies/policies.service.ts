@@ -5,14 +5,19 @@ import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, isForeignKeyViolation, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Actor } from '../identity/actor.ts';
+import type { AccessReview } from '../connections/access-review.ts';
 import type { PoliciesRepository, PolicyWithLinks } from './policies.repository.ts';
 
 type Create = z.output<typeof PolicyBody>;
 type Update = z.output<typeof UpdatePolicy>;
 
-/** Policies: who gets what. Ordered; the first enabled policy naming one of the user's groups wins. */
+/**
+ * Policies: who gets what. Ordered; the first enabled policy naming one of the user's groups wins.
+ * Every change reviews access in its own transaction: a user whose policy no longer offers a desktop
+ * they hold loses it (floating) or its sessions (persistent) as the change commits.
+ */
 export class PoliciesService {
-  constructor(private readonly deps: { db: Db; repo: PoliciesRepository; audit: AuditService; clock: Clock }) {}
+  constructor(private readonly deps: { db: Db; repo: PoliciesRepository; audit: AuditService; clock: Clock; access: Pick<AccessReview, 'enforce' | 'finish'> }) {}
 
   list(db?: DbOrTx): Promise<PolicyWithLinks[]> {
     return this.deps.repo.list(db);
@@ -42,34 +47,39 @@ export class PoliciesService {
         const row = await this.deps.repo.insert({ ...cols, description: cols.description ?? null, position, createdAt: now, updatedAt: now }, db);
         await this.deps.repo.setLinks(row.id, { groupIds, pools }, db);
         await this.deps.audit.record(actor, { action: 'policy.create', outcome: 'success', targetType: 'policy', targetId: row.id, details: { name: row.name, position } }, db);
-        return row.id;
+        return { id: row.id, ended: await this.deps.access.enforce(actor, 'policy-changed', null, db) };
       }),
     );
-    return (await this.deps.repo.findById(id, tx))!;
+    this.deps.access.finish(id.ended, 'policy-changed');
+    return (await this.deps.repo.findById(id.id, tx))!;
   }
 
   async update(actor: Actor, id: string, input: Update, tx?: DbOrTx): Promise<PolicyWithLinks> {
-    await this.#guard(input, () =>
+    const ended = await this.#guard(input, () =>
       (tx ?? this.deps.db).transaction(async (db) => {
         const { groupIds, pools, ...cols } = input;
         const row = await this.deps.repo.update(id, { ...cols, updatedAt: this.deps.clock.now() }, db);
         if (!row) throw new NotFoundError('policy', id);
         await this.deps.repo.setLinks(id, { groupIds, pools }, db);
         await this.deps.audit.record(actor, { action: 'policy.update', outcome: 'success', targetType: 'policy', targetId: id, details: { changed: Object.keys(input) } }, db);
+        return this.deps.access.enforce(actor, 'policy-changed', null, db);
       }),
     );
+    this.deps.access.finish(ended, 'policy-changed');
     return (await this.deps.repo.findById(id, tx))!;
   }
 
   async delete(actor: Actor, id: string, tx?: DbOrTx): Promise<void> {
-    await (tx ?? this.deps.db).transaction(async (db) => {
+    const ended = await (tx ?? this.deps.db).transaction(async (db) => {
       if (!(await this.deps.repo.delete(id, db))) throw new NotFoundError('policy', id);
       await this.deps.audit.record(actor, { action: 'policy.delete', outcome: 'success', targetType: 'policy', targetId: id }, db);
+      return this.deps.access.enforce(actor, 'policy-changed', null, db);
     });
+    this.deps.access.finish(ended, 'policy-changed');
   }
 
   async reorder(actor: Actor, ids: string[]): Promise<PolicyWithLinks[]> {
-    await this.deps.db.transaction(async (db) => {
+    const ended = await this.deps.db.transaction(async (db) => {
       const all = await this.deps.repo.list(db);
       const known = new Set(all.map((p) => p.id));
       if (ids.length !== all.length || ids.some((id) => !known.has(id)) || new Set(ids).size !== ids.length) {
@@ -77,7 +87,9 @@ export class PoliciesService {
       }
       await this.deps.repo.reorder(ids, db);
       await this.deps.audit.record(actor, { action: 'policy.reorder', outcome: 'success', targetType: 'policy', details: { order: ids } }, db);
+      return this.deps.access.enforce(actor, 'policy-changed', null, db);
     });
+    this.deps.access.finish(ended, 'policy-changed');
     return this.deps.repo.list();
   }
 
