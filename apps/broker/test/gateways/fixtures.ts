@@ -1,4 +1,7 @@
 import { eq } from 'drizzle-orm';
+import { expect } from 'vitest';
+import type { BrokerToGateway } from '@stagedoor/contract';
+import type { TestBroker } from '../../../../test/support/broker.ts';
 import type { Database } from '../../src/db/database.ts';
 import { connections, providers, users, workstations } from '../../src/db/schema/index.ts';
 
@@ -23,3 +26,39 @@ export async function connectionRow(database: Database, id: string) {
   const [row] = await database.db.select().from(connections).where(eq(connections.id, id));
   return row!;
 }
+
+/** A control channel without a network: what the hub sends lands in `sent`. */
+export function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['services']['gateways']['channels']['attach']>[0]) {
+  const sent: BrokerToGateway[] = [];
+  const closed: { code: number; reason: string }[] = [];
+  const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
+  let seq = 0;
+  return {
+    sent,
+    closed,
+    async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = []) {
+      await handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
+      expect(sent.some((m) => m.type === 'welcome')).toBe(true);
+    },
+    async report(body: Record<string, unknown>) {
+      const s = ++seq;
+      await handlers.message(JSON.stringify({ ...body, seq: s }));
+      expect(sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0).toBe(true);
+    },
+    async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number }[]) {
+      const before = sent.length;
+      await handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
+      return sent.slice(before);
+    },
+    close: () => handlers.closed(1000, 'test'),
+  };
+}
+
+export async function waitUntil(check: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerToGateway } from '@stagedoor/contract';
 import { ManualClock } from '../../src/domain/clock.ts';
 import { ConflictError, UnauthenticatedError, UnavailableError } from '../../src/domain/errors.ts';
 import { systemActor } from '../../src/domain/identity/actor.ts';
@@ -7,42 +6,7 @@ import type { SessionEvent } from '../../src/domain/gateways/types.ts';
 import { grants } from '../../src/db/schema/index.ts';
 import { createTestBroker, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
-import { connectionRow, insertConnection } from './fixtures.ts';
-
-/** A control channel without a network: what the hub sends lands in `sent`. */
-function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['services']['gateways']['channels']['attach']>[0]) {
-  const sent: BrokerToGateway[] = [];
-  const closed: { code: number; reason: string }[] = [];
-  const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
-  let seq = 0;
-  return {
-    sent,
-    closed,
-    async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = []) {
-      await handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
-      expect(sent.some((m) => m.type === 'welcome')).toBe(true);
-    },
-    async report(body: Record<string, unknown>) {
-      const s = ++seq;
-      await handlers.message(JSON.stringify({ ...body, seq: s }));
-      expect(sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0).toBe(true);
-    },
-    async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number }[]) {
-      const before = sent.length;
-      await handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
-      return sent.slice(before);
-    },
-    close: () => handlers.closed(1000, 'test'),
-  };
-}
-
-async function waitUntil(check: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { connectionRow, fakeChannel, insertConnection, waitUntil } from './fixtures.ts';
 
 describe.each(DRIVERS)('gateways service [%s]', (driver) => {
   const clock = new ManualClock('2026-03-02T09:00:00Z');
