@@ -37,7 +37,7 @@ import { ReportsRepository } from './domain/reports/reports.repository.ts';
 import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
+  config: Pick<Config, 'session' | 'apiTokens' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -61,7 +61,7 @@ export function createServices(deps: ServiceDeps) {
   const workstationsRepo = new WorkstationsRepository(db);
   const inventory = new InventorySync({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'inventory' }) });
   const groups = new GroupsService({ db, groups: groupsRepo, audit, clock });
-  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session });
+  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session, tokenPolicy: deps.config.apiTokens });
   const signIn = createSignInServices({ db, clock, log, config: deps.config, secrets, audit, users: usersRepo, groups, auth });
   const plans = new PlansService({ db, audit, clock });
   const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock });

@@ -309,7 +309,7 @@ const users: ResourceSpec = {
     { label: 'Groups', value: (u) => (u.groups as { name: string }[]).map((g) => g.name).join(', ') },
     { label: 'Disabled', value: (u) => yes(u.disabled) },
   ],
-  rowActions: [{ label: 'Sign out everywhere', permission: 'users:write', path: (u) => `/api/v1/users/${u.id}/logout-all`, describe: () => 'Every session of the user has ended.' }],
+  rowActions: [{ label: 'Sign out everywhere', permission: 'users:write', path: (u) => `/api/v1/users/${u.id}/logout-all`, describe: (r) => `Every session of the user has ended (${String(r.sessionsEnded)}); ${String(r.apiTokensRevoked)} API token(s) revoked.` }],
   fields: [
     { key: 'username', label: 'Username', kind: 'text', createOnly: true },
     { key: 'password', label: 'Password', kind: 'password', createOnly: true, writeOnly: true, help: 'leave empty for directory users' },

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest, type Role } from '@stagedoor/contract';
+import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoggedOutEverywhere, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest, type Role } from '@stagedoor/contract';
 import type { SignInResult } from '../../domain/identity/sign-in.service.ts';
 import { PERMISSIONS, roleHas } from '../../domain/identity/permissions.ts';
 import type { Services } from '../../services.ts';
@@ -67,12 +67,12 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
 
   r.post(
     '/api/v1/auth/logout-all',
-    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'End every session of the signed-in user', response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors } } },
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'End every session and revoke every API token of the signed-in user', response: { 200: LoggedOutEverywhere, ...errors } } },
     async (request, reply) => {
       const actor = signedInActor(request);
-      const sessionsEnded = await auth.logoutEverywhere(actor, actor.userId);
+      const ended = await auth.logoutEverywhere(actor, actor.userId);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
-      return { sessionsEnded };
+      return { sessionsEnded: ended.sessions, apiTokensRevoked: ended.apiTokens };
     },
   );
 
@@ -95,7 +95,10 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
 
   r.post(
     '/api/v1/me/tokens',
-    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'Create an API token for automation; its secret is shown once', body: CreateApiToken, response: { 201: CreatedApiToken, ...errors } } },
+    {
+      config: { access: 'user', sessionOnly: true },
+      schema: { tags: ['auth'], summary: 'Create an API token for automation (signed-in session only); its secret is shown once', body: CreateApiToken, response: { 201: CreatedApiToken, ...errors } },
+    },
     async (request, reply) => {
       const { row, token } = await auth.createApiToken(signedInActor(request), request.body.name, request.body.expiresInDays);
       return reply.code(201).send({ ...apiTokenDto(row), token });

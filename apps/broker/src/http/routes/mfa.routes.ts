@@ -23,7 +23,7 @@ export function mfaRoutes(app: FastifyInstance, deps: { services: Services }): v
 
   r.post(
     '/api/v1/me/mfa/totp',
-    { config: { access: 'user' }, schema: { tags, summary: 'Start TOTP enrolment: a secret, its otpauth:// URI and QR code; confirm with a first code', response: { 201: TotpEnrollment, ...errors } } },
+    { config: { access: 'user', sessionOnly: true }, schema: { tags, summary: 'Start TOTP enrolment: a secret, its otpauth:// URI and QR code; confirm with a first code', response: { 201: TotpEnrollment, ...errors } } },
     async (request, reply) => {
       const actor = signedInActor(request);
       const server = (await authServers.rows()).find((s) => s.kind === 'totp' && s.enabled);
@@ -34,7 +34,7 @@ export function mfaRoutes(app: FastifyInstance, deps: { services: Services }): v
 
   r.post(
     '/api/v1/me/mfa/totp/confirm',
-    { config: { access: 'user' }, schema: { tags, summary: 'Confirm TOTP enrolment with a first code; answers the recovery codes, once', body: TotpCode, response: { 200: RecoveryCodes, ...errors } } },
+    { config: { access: 'user', sessionOnly: true }, schema: { tags, summary: 'Confirm TOTP enrolment with a first code; answers the recovery codes, once', body: TotpCode, response: { 200: RecoveryCodes, ...errors } } },
     async (request) => {
       const actor = signedInActor(request);
       const codes = await totp.confirm(actor, actor.userId, request.body.code);
@@ -45,7 +45,7 @@ export function mfaRoutes(app: FastifyInstance, deps: { services: Services }): v
 
   r.post(
     '/api/v1/me/mfa/recovery-codes',
-    { config: { access: 'user' }, schema: { tags, summary: 'New recovery codes (the old ones stop working); needs a current code', body: TotpCode, response: { 200: RecoveryCodes, ...errors } } },
+    { config: { access: 'user', sessionOnly: true }, schema: { tags, summary: 'New recovery codes (the old ones stop working); needs a current code', body: TotpCode, response: { 200: RecoveryCodes, ...errors } } },
     async (request) => {
       const actor = signedInActor(request);
       await proveCode(deps.services, actor.userId, request.body.code);
@@ -55,7 +55,7 @@ export function mfaRoutes(app: FastifyInstance, deps: { services: Services }): v
 
   r.delete(
     '/api/v1/me/mfa/totp',
-    { config: { access: 'user' }, schema: { tags, summary: 'Remove my TOTP; needs a current code or a recovery code', body: TotpCode, response: { 204: z.null(), ...errors } } },
+    { config: { access: 'user', sessionOnly: true }, schema: { tags, summary: 'Remove my TOTP; needs a current code or a recovery code', body: TotpCode, response: { 204: z.null(), ...errors } } },
     async (request, reply) => {
       const actor = signedInActor(request);
       await proveCode(deps.services, actor.userId, request.body.code);
