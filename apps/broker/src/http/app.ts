@@ -133,7 +133,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   groupsRoutes(app, { services: deps.services });
   auditRoutes(app, { services: deps.services });
   authServersRoutes(app, { services: deps.services });
-  mfaRoutes(app, { services: deps.services });
+  mfaRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute });
   signInAdminRoutes(app, { services: deps.services });
   providersRoutes(app, { services: deps.services });
   workstationsRoutes(app, { services: deps.services });

@@ -155,6 +155,23 @@ export class SignInService {
     throw new MfaFailedError(left > 0 && pending.factor !== 'radius' ? `wrong code (${left} ${left === 1 ? 'try' : 'tries'} left)` : 'the second factor was refused: sign in again with your password');
   }
 
+  /**
+   * A signed-in user proves their TOTP again before changing it (new recovery codes, removal). A wrong
+   * code counts towards the account's lockout like a failed sign-in, and a locked account may not try:
+   * a stolen session must not become an unlimited code-guessing oracle.
+   */
+  async proveTotp(actor: Actor & { userId: string }, code: string): Promise<void> {
+    const { throttle, audit } = this.deps;
+    const keys = throttle.keys(actor.username, actor.sourceAddress);
+    const details = { factor: 'totp', stage: 'self-service' };
+    await throttle.assertOpen(keys, actor, details);
+    const verdict = await this.deps.totp.verify(actor.userId, code);
+    if (verdict.ok) return;
+    await audit.record(actor, { action: 'auth.mfa', outcome: 'failure', reason: verdict.reason, details });
+    await throttle.recordFailure(keys, actor, details);
+    throw new MfaFailedError(`the code was refused: ${verdict.reason}`);
+  }
+
   /** After the password: a session, or the first exchange of the second factor. */
   async #afterPrimary(user: UserRow, server: AuthServerRow | null, password: string | null, ctx: LoginContext, details: Record<string, unknown>): Promise<SignInResult> {
     const factor = await this.#requiredFactor(user, server);
