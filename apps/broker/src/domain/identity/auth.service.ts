@@ -108,6 +108,21 @@ export class AuthService {
     return { user, session: null, token: row };
   }
 
+  /**
+   * Who a session cookie or API token belongs to right now (role, groups), or null once it has ended or
+   * the user is disabled. Touches nothing: an open event stream alone must not keep a session alive.
+   */
+  async currentUser(credential: { bearer: string } | { cookie: string }): Promise<UserWithGroups | null> {
+    const now = this.deps.clock.now();
+    const found =
+      'bearer' in credential
+        ? credential.bearer.startsWith(API_TOKEN_PREFIX)
+          ? await this.deps.sessions.findLiveTokenWithUser(hashToken(credential.bearer), now, this.#oldestLiveTokenCreatedAt(now))
+          : undefined
+        : await this.deps.sessions.findLiveWithUser(hashToken(credential.cookie), now);
+    return found && !found.user.disabled ? found.user : null;
+  }
+
   async logout(actor: Actor, sessionId: string): Promise<void> {
     await this.deps.sessions.revoke(sessionId, this.deps.clock.now());
     await this.deps.audit.record(actor, { action: 'auth.logout', outcome: 'success', targetType: 'session', targetId: sessionId });
