@@ -73,7 +73,11 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   nodeId: string;
   trustedProxies: string[];
-  session: { idleMinutes: number; maxHours: number };
+  /**
+   * `secureCookie`: `always` marks the session cookie Secure whatever the request looked like (the
+   * production role, `stagedoor broker`); `when-https` only on HTTPS, so `stagedoor dev` works on plain http.
+   */
+  session: { idleMinutes: number; maxHours: number; secureCookie: 'always' | 'when-https' };
   /** API tokens: the lifetime of one created without `expiresInDays`, and the longest any token lives. */
   apiTokens: { defaultDays: number; maxDays: number };
   bodyLimitBytes: number;
@@ -138,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     logLevel: e.STAGEDOOR_LOG_LEVEL,
     nodeId: e.STAGEDOOR_NODE_ID,
     trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
-    session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS },
+    session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS, secureCookie: 'when-https' },
     apiTokens: { defaultDays: e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS, maxDays: e.STAGEDOOR_API_TOKEN_MAX_DAYS },
     bodyLimitBytes: e.STAGEDOOR_BODY_LIMIT_BYTES,
     loginRatePerMinute: e.STAGEDOOR_LOGIN_RATE_PER_MINUTE,

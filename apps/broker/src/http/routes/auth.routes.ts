@@ -11,7 +11,7 @@ import { actorOf, signedInActor } from '../request-context.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
-export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number }): void {
+export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number; secureCookie: 'always' | 'when-https' }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { auth, signIn } = deps.services;
 
@@ -22,7 +22,7 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
       const { factor, prompt, loginToken, expiresAt, enrollment } = result;
       return { mfaRequired: { factor, loginToken, expiresAt: iso(expiresAt), ...(prompt ? { prompt } : {}), ...(enrollment ? { enrollment } : {}) } };
     }
-    setSessionCookie(request, reply, result.token, result.session.expiresAt);
+    setSessionCookie(reply, result.token, result.session.expiresAt, deps.secureCookie === 'always' || request.protocol === 'https');
     return { user: userDto(result.user), csrfToken: result.session.csrfToken, expiresAt: iso(result.session.expiresAt), ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}) };
   };
 
@@ -115,13 +115,11 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
   );
 }
 
-function setSessionCookie(request: FastifyRequest, reply: FastifyReply, token: string, expiresAt: Date): void {
-  reply.setCookie(SESSION_COOKIE, token, {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax',
-    // Secure whenever the user reached us over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto).
-    secure: request.protocol === 'https',
-    expires: expiresAt,
-  });
+/**
+ * `secure`: always in the production role, whatever the request looked like (a proxy whose
+ * X-Forwarded-Proto is not trusted must not downgrade the cookie); otherwise when the user reached us
+ * over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto), so `stagedoor dev` works on http.
+ */
+function setSessionCookie(reply: FastifyReply, token: string, expiresAt: Date, secure: boolean): void {
+  reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure, expires: expiresAt });
 }
