@@ -43,14 +43,14 @@ describe('stagedoor broker and stagedoor admin (real processes)', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('the session cookie of stagedoor broker is Secure even on a plain-http request (no proxy header needed to keep it off the wire)', async () => {
+  it('the session cookie of stagedoor broker is Secure even on a plain-http request, with no proxy header to keep it off the wire', async () => {
     const admin = await signIn(broker, 'admin', ADMIN_PASSWORD);
     expect(admin.status).toBe(200);
     const attributes = admin.setCookie!.split(';').map((a) => a.trim().toLowerCase());
     expect(attributes).toEqual(expect.arrayContaining(['secure', 'httponly', 'samesite=lax']));
   });
 
-  it('stagedoor dev on http://127.0.0.1 still signs in (its cookie is Secure only over HTTPS)', async () => {
+  it('stagedoor dev on http://127.0.0.1 still signs in, its cookie Secure only over HTTPS', async () => {
     const dev = await start(['dev'], { DATABASE_URL: undefined, STAGEDOOR_DATA_DIR: path.join(dataDir, 'dev'), STAGEDOOR_DEV_GATEWAY_PORTS: 'off' }, started);
     const admin = await signIn(dev, 'admin', ADMIN_PASSWORD);
     expect(admin.status).toBe(200);
@@ -58,7 +58,7 @@ describe('stagedoor broker and stagedoor admin (real processes)', () => {
     expect((await fetch(`${dev}/api/v1/me`, { headers: admin.headers })).status).toBe(200);
   }, 90_000);
 
-  it('stagedoor admin reset-password also revokes the user\'s API tokens (a token minted with a stolen session dies with the password)', async () => {
+  it('stagedoor admin reset-password also revokes the user\'s API tokens: a token minted with a stolen session dies with the password', async () => {
     const admin = await signIn(broker, 'admin', ADMIN_PASSWORD);
     const created = await fetch(`${broker}/api/v1/users`, { method: 'POST', headers: admin.headers, body: JSON.stringify({ username: 'carl', password: 'carl-old-password' }) });
     expect(created.status).toBe(201);

@@ -52,7 +52,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(audit!.details).toMatchObject({ sessionsEnded: 1, apiTokensRevoked: 1 });
   });
 
-  it('an API token minted before "log out everywhere" stops working after it (the user\'s own and an admin\'s)', async () => {
+  it('an API token minted before "log out everywhere" stops working after it, the user\'s own and an admin\'s', async () => {
     const own = await userWithToken();
     const res = await b.app.inject({ method: 'POST', url: '/api/v1/auth/logout-all', headers: as(own.session) });
     expect(res.json()).toEqual({ sessionsEnded: 1, apiTokensRevoked: 1 });
@@ -74,7 +74,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(await works(token)).toBe(false);
   });
 
-  it('a token created without a lifetime expires after the default (90 days), not never', async () => {
+  it('a token created without a lifetime expires after the default of 90 days, not never', async () => {
     const { token, expiresAt } = await userWithToken();
     expect(Date.parse(expiresAt)).toBe(clock.now().getTime() + 90 * DAY);
     clock.advance(90 * DAY - 1000);
@@ -83,7 +83,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(await works(token)).toBe(false);
   });
 
-  it('a token lifetime beyond the maximum (365 days) is refused, and no token is made', async () => {
+  it('a token lifetime beyond the maximum of 365 days is refused, and no token is made', async () => {
     const { session } = await userWithToken();
     const res = await b.app.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: as(session), payload: { name: 'forever', expiresInDays: 3650 } });
     expect(res.statusCode).toBe(400);
@@ -94,7 +94,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(longest.statusCode, longest.body).toBe(201);
   });
 
-  it('a token stored without an expiry (made before lifetimes existed) ends at the maximum lifetime', async () => {
+  it('a token stored without an expiry, made before lifetimes existed, ends at the maximum lifetime', async () => {
     const { session } = await userWithToken();
     const token = newToken('sdt_');
     await b.services.sessionsRepo.insertToken({ userId: session.userId, name: 'legacy', tokenHash: hashToken(token), prefix: token.slice(0, 10), createdAt: clock.now(), expiresAt: null });
@@ -106,7 +106,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(await works(token)).toBe(false);
   });
 
-  it('a stolen API token cannot mint another token or change MFA (it cannot make itself permanent)', async () => {
+  it('a stolen API token cannot mint another token or change MFA, so it cannot make itself permanent', async () => {
     const { token, username } = await userWithToken();
     const attempts = [
       { method: 'POST', url: '/api/v1/me/tokens', payload: { name: 'persistence' } },
@@ -129,7 +129,7 @@ describe.each(DRIVERS)('API token lifetime and revocation [%s]', (driver) => {
     expect(await works(token)).toBe(true);
   });
 
-  it('an admin lists a user\'s tokens (never their secrets) and revokes one; an operator may list, not revoke', async () => {
+  it('an admin lists a user\'s tokens, never their secrets, and revokes one; an operator may list, not revoke', async () => {
     const { session, token, tokenId } = await userWithToken();
     const admin = await adminSession();
     const list = await b.app.inject({ url: `/api/v1/users/${session.userId}/tokens`, headers: as(admin) });

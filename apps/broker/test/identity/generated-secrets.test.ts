@@ -14,7 +14,7 @@ function counts(alphabet: string, samples: string[]): number[] {
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 describe('generated passwords', () => {
-  it('a generated password is not biased towards part of its alphabet (no modulo bias an attacker could weight guesses by)', () => {
+  it('a generated password is not biased towards part of its alphabet, no modulo bias an attacker could weight guesses by', () => {
     // 400,000 characters: ~7,100 per letter, so the mean of 32 letters varies by ~0.2 %. A byte modulo
     // 56 makes the first 32 letters 25 % more likely than the last 24; 5 % is far from both.
     const samples = Array.from({ length: 20_000 }, () => generatePassword());

@@ -33,7 +33,7 @@ describe.each(DRIVERS)('self-service MFA changes need a code, and guessing it is
   });
   afterAll(async () => b?.close());
 
-  it('guessing codes on the self-service MFA routes locks the account (a stolen session is no code oracle)', async () => {
+  it('guessing codes on the self-service MFA routes locks the account: a stolen session is no code oracle', async () => {
     const guesses = [
       { method: 'DELETE', url: '/api/v1/me/mfa/totp' },
       { method: 'POST', url: '/api/v1/me/mfa/recovery-codes' },
