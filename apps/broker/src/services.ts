@@ -37,7 +37,7 @@ import { ReportsRepository } from './domain/reports/reports.repository.ts';
 import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
+  config: Pick<Config, 'session' | 'apiTokens' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -65,7 +65,7 @@ export function createServices(deps: ServiceDeps) {
   // Built before the identity and policy services: their changes end the access they took away.
   const access = createAccessServices({ db, audit, clock, log, gateways, pools, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const groups = new GroupsService({ db, groups: groupsRepo, audit, clock, access: access.review });
-  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session });
+  const auth = new AuthService({ db, users: usersRepo, sessions: sessionsRepo, audit, clock, log: log.child({ area: 'auth' }), policy: deps.config.session, tokenPolicy: deps.config.apiTokens });
   const signIn = createSignInServices({ db, clock, log, config: deps.config, secrets, audit, users: usersRepo, groups, auth, access: access.review });
   const plans = new PlansService({ db, audit, clock });
   const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock, access: access.review });

@@ -6,6 +6,7 @@ import { PortalPage } from './pages/portal.tsx';
 import { ResourcePage } from './pages/resource.tsx';
 import { RESOURCES } from './pages/resources.ts';
 import { SessionsPage } from './pages/sessions.tsx';
+import { UserTokensPage } from './pages/user-tokens.tsx';
 import { WorkstationsPage } from './pages/workstations.tsx';
 
 export interface Route {
@@ -25,8 +26,23 @@ export const ROUTES: Route[] = [
   { path: '/audit', title: 'Audit log', permission: 'audit:read', render: () => <AuditPage /> },
 ];
 
+/** Pages under one item of a resource, reached from its row (not in the navigation). */
+const ITEM_PAGES: { pattern: RegExp; title: string; permission: string; render: (id: string) => ReactNode }[] = [
+  { pattern: /^\/users\/([0-9a-f-]{36})\/tokens$/, title: 'API tokens', permission: 'users:read', render: (id) => <UserTokensPage key={id} userId={id} /> },
+];
+// One Route object per path, so that the shell sees the same page (and keeps focus) across renders.
+const itemRoutes = new Map<string, Route>();
+
 export function routeFor(path: string, allowed: Route[]): Route | undefined {
-  return allowed.find((r) => r.path === path);
+  const exact = allowed.find((r) => r.path === path);
+  if (exact) return exact;
+  for (const page of ITEM_PAGES) {
+    const id = page.pattern.exec(path)?.[1];
+    if (!id || !allowed.some((r) => r.permission === page.permission)) continue;
+    if (!itemRoutes.has(path)) itemRoutes.set(path, { path, title: page.title, permission: page.permission, render: () => page.render(id) });
+    return itemRoutes.get(path);
+  }
+  return undefined;
 }
 
 /** `#/pools` → `/pools`; hash routing needs no server support and keeps every URL a static file. */

@@ -96,12 +96,15 @@ export const ApiToken = z.object({
   prefix: z.string(),
   createdAt: Timestamp,
   lastUsedAt: Timestamp.nullable(),
-  expiresAt: Timestamp.nullable(),
+  expiresAt: Timestamp.describe('when it stops working: its own expiry, or its creation plus the broker\'s maximum token lifetime if that is sooner'),
 });
 export const CreateApiToken = z.strictObject({
   name: z.string().min(1).max(200),
-  expiresInDays: z.number().int().min(1).max(3650).optional(),
+  expiresInDays: z.number().int().min(1).max(3650).optional().describe('default STAGEDOOR_API_TOKEN_DEFAULT_DAYS (90); at most STAGEDOOR_API_TOKEN_MAX_DAYS (365)'),
 });
+/** An admin acting on one of a user's API tokens. */
+export const UserTokenParams = z.strictObject({ id: Uuid, tokenId: Uuid });
+export const LoggedOutEverywhere = z.object({ sessionsEnded: z.number().int(), apiTokensRevoked: z.number().int() });
 export const CreatedApiToken = ApiToken.extend({
   token: z.string().describe('shown once; send as Authorization: Bearer <token>'),
 });

@@ -36,6 +36,8 @@ const envSchema = z.object({
   STAGEDOOR_TRUSTED_PROXIES: csv.default([]),
   STAGEDOOR_SESSION_IDLE_MINUTES: positiveInt('a positive number of minutes').default(480),
   STAGEDOOR_SESSION_MAX_HOURS: positiveInt('a positive number of hours').default(24),
+  STAGEDOOR_API_TOKEN_DEFAULT_DAYS: positiveInt('a positive number of days').default(90),
+  STAGEDOOR_API_TOKEN_MAX_DAYS: positiveInt('a positive number of days').max(3650, 'must be at most 3650').default(365),
   STAGEDOOR_BODY_LIMIT_BYTES: positiveInt('a positive number of bytes').default(1024 * 1024),
   STAGEDOOR_LOGIN_RATE_PER_MINUTE: positiveInt('a positive whole number').default(30),
   STAGEDOOR_LOCKOUT_THRESHOLD: positiveInt('a positive whole number').default(5),
@@ -72,7 +74,13 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   nodeId: string;
   trustedProxies: string[];
-  session: { idleMinutes: number; maxHours: number };
+  /**
+   * `secureCookie`: `always` marks the session cookie Secure whatever the request looked like (the
+   * production role, `stagedoor broker`); `when-https` only on HTTPS, so `stagedoor dev` works on plain http.
+   */
+  session: { idleMinutes: number; maxHours: number; secureCookie: 'always' | 'when-https' };
+  /** API tokens: the lifetime of one created without `expiresInDays`, and the longest any token lives. */
+  apiTokens: { defaultDays: number; maxDays: number };
   bodyLimitBytes: number;
   loginRatePerMinute: number;
   /** Lockout (shared by every node through the database) and the second sign-in step. */
@@ -119,6 +127,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     );
   }
   const e = parsed.data;
+  if (e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS > e.STAGEDOOR_API_TOKEN_MAX_DAYS) {
+    throw new ConfigError([{ variable: 'STAGEDOOR_API_TOKEN_DEFAULT_DAYS', message: `must not exceed STAGEDOOR_API_TOKEN_MAX_DAYS (${e.STAGEDOOR_API_TOKEN_MAX_DAYS}) (got ${e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS})` }]);
+  }
   const dataDir = path.resolve(e.STAGEDOOR_DATA_DIR);
   return {
     port: e.PORT,
@@ -132,7 +143,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     logLevel: e.STAGEDOOR_LOG_LEVEL,
     nodeId: e.STAGEDOOR_NODE_ID,
     trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
-    session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS },
+    session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS, secureCookie: 'when-https' },
+    apiTokens: { defaultDays: e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS, maxDays: e.STAGEDOOR_API_TOKEN_MAX_DAYS },
     bodyLimitBytes: e.STAGEDOOR_BODY_LIMIT_BYTES,
     loginRatePerMinute: e.STAGEDOOR_LOGIN_RATE_PER_MINUTE,
     signIn: {

@@ -55,7 +55,7 @@ export interface RouteInfo {
 }
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId'>;
+  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId' | 'session'>;
   database: Database;
   services: Services;
   metrics: Metrics;
@@ -128,12 +128,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSecurityHeaders(app);
 
   systemRoutes(app, { database: deps.database, metrics: deps.metrics, nodeId: deps.config.nodeId });
-  authRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute });
+  authRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute, secureCookie: deps.config.session.secureCookie });
   usersRoutes(app, { services: deps.services });
   groupsRoutes(app, { services: deps.services });
   auditRoutes(app, { services: deps.services });
   authServersRoutes(app, { services: deps.services });
-  mfaRoutes(app, { services: deps.services });
+  mfaRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute });
   signInAdminRoutes(app, { services: deps.services });
   providersRoutes(app, { services: deps.services });
   workstationsRoutes(app, { services: deps.services });

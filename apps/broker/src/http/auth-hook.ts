@@ -30,6 +30,10 @@ export function registerAuthHook(app: FastifyInstance, deps: { auth: AuthService
       const sent = request.headers['x-csrf-token'];
       if (typeof sent !== 'string' || !safeEqual(sent, request.auth.session.csrfToken)) throw new CsrfError();
     }
+    if (request.routeOptions.config?.sessionOnly && !request.auth.session) {
+      await deps.audit.record(actorOf(request), { action: 'authz.denied', outcome: 'denied', targetType: 'route', targetId: `${request.method} ${request.routeOptions.url}`, reason: 'API token on a session-only route' });
+      throw new ForbiddenError('an API token cannot do this (create API tokens, change MFA): sign in with your password instead');
+    }
     if (access !== 'user' && !roleHas(request.auth.user.role as Role, access)) {
       await deps.audit.record(actorOf(request), {
         action: 'authz.denied',

@@ -1,4 +1,4 @@
-import type { ApiTokenRow } from '../domain/identity/sessions.repository.ts';
+import type { ApiTokenView } from '../domain/identity/auth.service.ts';
 import type { UserWithGroups } from '../domain/identity/users.repository.ts';
 import type { GroupWithCount } from '../domain/identity/groups.repository.ts';
 import type { AuditRow } from '../domain/audit/audit.repository.ts';
@@ -34,8 +34,8 @@ export function groupDto(g: GroupWithCount) {
   return { id: g.id, name: g.name, description: g.description, source: g.source, memberCount: g.memberCount, createdAt: iso(g.createdAt), updatedAt: iso(g.updatedAt) };
 }
 
-export function apiTokenDto(t: ApiTokenRow) {
-  return { id: t.id, name: t.name, prefix: t.prefix, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), expiresAt: isoOrNull(t.expiresAt) };
+export function apiTokenDto(t: ApiTokenView) {
+  return { id: t.id, name: t.name, prefix: t.prefix, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), expiresAt: iso(t.expiresAt) };
 }
 
 export function auditDto(a: AuditRow) {

@@ -15,6 +15,11 @@ declare module 'fastify' {
     access?: Access;
     /** The answer stays open (server-sent events, a WebSocket): tests that call every route skip it. */
     stream?: true;
+    /**
+     * Only a signed-in session (password and second factor) may call it, never an API token: minting
+     * tokens and changing MFA must not be what a leaked token can do to make itself permanent.
+     */
+    sessionOnly?: true;
   }
   interface FastifyRequest {
     auth: Authenticated | null;

@@ -27,13 +27,13 @@ export function adminCommands(program: Command): void {
 
   admin
     .command('reset-password <username>')
-    .description("set a user's password and end their sessions; prints a generated password unless one is given")
+    .description("set a user's password and end their sessions and API tokens; prints a generated password unless one is given")
     .option('--password-stdin', 'read the password from standard input')
     .action(async (username: string, opts: { passwordStdin?: boolean }) => {
       await withServices(async (services, generate) => {
         const { password, generated } = await passwordFrom(opts.passwordStdin, generate);
-        await services.users.setPasswordByUsername(cliActor('admin reset-password'), username, password);
-        console.log(`password of ${username} reset; their sessions have ended`);
+        const reset = await services.users.setPasswordByUsername(cliActor('admin reset-password'), username, password);
+        console.log(`password of ${username} reset; ${reset.sessionsEnded} session(s) ended and ${reset.apiTokensRevoked} API token(s) revoked`);
         if (generated) console.log(`password: ${password}`);
       });
     });

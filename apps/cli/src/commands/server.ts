@@ -34,6 +34,9 @@ export function serverCommands(program: Command): void {
 async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {}): Promise<void> {
   let config = loadConfig();
   if (role === 'dev' && !config.secretKey) config = { ...config, secretKey: devSecretKey(config.dataDir) };
+  // Production serves browsers over HTTPS (usually through a load balancer): the session cookie is
+  // Secure whether or not the proxy's X-Forwarded-Proto is trusted. `dev` keeps plain http working.
+  if (role === 'broker') config = { ...config, session: { ...config.session, secureCookie: 'always' } };
   const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
   if (role === 'broker' && config.database.kind === 'pglite') {
     log.warn('no DATABASE_URL: using the embedded database, which serves one broker node only');

@@ -5,6 +5,7 @@ import type * as C from '@stagedoor/contract';
 export type User = z.infer<typeof C.User>;
 export type Role = User['role'];
 export type Me = z.infer<typeof C.Me>;
+export type ApiToken = z.infer<typeof C.ApiToken>;
 export type LoginAnswer = z.infer<typeof C.LoginAnswer>;
 export type MfaLoginAnswer = z.infer<typeof C.MfaLoginAnswer>;
 export type Desktops = z.infer<typeof C.Desktops>;

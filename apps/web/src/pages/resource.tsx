@@ -18,6 +18,8 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
   const [notice, setNotice] = useState<string | null>(null);
   const canWrite = useCan(spec.writePermission);
   const { permissions } = useSession();
+  const links = spec.rowLinks?.filter((l) => permissions.includes(l.permission)) ?? [];
+  const hasActions = canWrite || links.length > 0;
   const load = useCallback(() => {
     get<{ items: Item[] }>(`${spec.path}${spec.listQuery ?? ''}`).then(
       (r) => {
@@ -103,7 +105,7 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
                 {c.label}
               </th>
             ))}
-            {canWrite && <th scope="col">Actions</th>}
+            {hasActions && <th scope="col">Actions</th>}
           </tr>
         </thead>
         <tbody>
@@ -118,31 +120,37 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
                   <td key={c.label}>{c.value(item)}</td>
                 ),
               )}
-              {canWrite && (
+              {hasActions && (
                 <td className="actions">
-                  {spec.reorder && index > 0 && (
+                  {links.map((l) => (
+                    <a key={l.label} href={l.href(item)}>
+                      {l.label} {nameOf(spec, item)}
+                    </a>
+                  ))}
+                  {canWrite && spec.reorder && index > 0 && (
                     <button type="button" className="secondary" onClick={() => move(index, -1)}>
                       Move up {nameOf(spec, item)}
                     </button>
                   )}
-                  {spec.reorder && index < items.length - 1 && (
+                  {canWrite && spec.reorder && index < items.length - 1 && (
                     <button type="button" className="secondary" onClick={() => move(index, 1)}>
                       Move down {nameOf(spec, item)}
                     </button>
                   )}
-                  {spec.update && (
+                  {canWrite && spec.update && (
                     <button type="button" className="secondary" onClick={() => (setNotice(null), setEditing(item))}>
                       Edit {nameOf(spec, item)}
                     </button>
                   )}
-                  {spec.rowActions
-                    ?.filter((a) => permissions.includes(a.permission))
-                    .map((a) => (
-                      <button key={a.label} type="button" className="secondary" onClick={() => runAction(a, item)}>
-                        {a.label} {nameOf(spec, item)}
-                      </button>
-                    ))}
-                  {spec.canDelete !== false && (
+                  {canWrite &&
+                    spec.rowActions
+                      ?.filter((a) => permissions.includes(a.permission))
+                      .map((a) => (
+                        <button key={a.label} type="button" className="secondary" onClick={() => runAction(a, item)}>
+                          {a.label} {nameOf(spec, item)}
+                        </button>
+                      ))}
+                  {canWrite && spec.canDelete !== false && (
                     <ConfirmButton
                       label={`Delete ${nameOf(spec, item)}`}
                       question={`Delete ${spec.singular.toLowerCase()} ${nameOf(spec, item)}?`}

@@ -26,6 +26,8 @@ export interface ResourceSpec {
   toBody?: (body: Values, item: Item | null) => Values;
   /** Extra per-row operations (POST `path`), each for roles with its permission. */
   rowActions?: RowAction[];
+  /** Per-row links to a page about the item (e.g. a user's API tokens), for roles with its permission. */
+  rowLinks?: { label: string; permission: string; href: (item: Item) => string }[];
   /** The list is an order the admin sets (policies: first match wins): Move up/down send every id in the new order. */
   reorder?: { method: 'POST' | 'PUT'; path: string };
 }
@@ -310,7 +312,8 @@ const users: ResourceSpec = {
     { label: 'Groups', value: (u) => (u.groups as { name: string }[]).map((g) => g.name).join(', ') },
     { label: 'Disabled', value: (u) => yes(u.disabled) },
   ],
-  rowActions: [{ label: 'Sign out everywhere', permission: 'users:write', path: (u) => `/api/v1/users/${u.id}/logout-all`, describe: () => 'Every session of the user has ended.' }],
+  rowLinks: [{ label: 'API tokens', permission: 'users:read', href: (u) => `#/users/${u.id}/tokens` }],
+  rowActions: [{ label: 'Sign out everywhere', permission: 'users:write', path: (u) => `/api/v1/users/${u.id}/logout-all`, describe: (r) => `Every session of the user has ended (${String(r.sessionsEnded)}); ${String(r.apiTokensRevoked)} API token(s) revoked.` }],
   fields: [
     { key: 'username', label: 'Username', kind: 'text', createOnly: true },
     { key: 'password', label: 'Password', kind: 'password', createOnly: true, writeOnly: true, help: 'leave empty for directory users' },

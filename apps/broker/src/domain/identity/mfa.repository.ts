@@ -29,8 +29,10 @@ export class MfaRepository {
     return row;
   }
 
-  async updatePending(id: string, patch: Partial<typeof pendingLogins.$inferInsert>, db: DbOrTx = this.db): Promise<void> {
-    await db.update(pendingLogins).set(patch).where(eq(pendingLogins.id, id));
+  /** False when the pending login is gone (completed or ended by a concurrent answer). */
+  async updatePending(id: string, patch: Partial<typeof pendingLogins.$inferInsert>, db: DbOrTx = this.db): Promise<boolean> {
+    const rows = await db.update(pendingLogins).set(patch).where(eq(pendingLogins.id, id)).returning({ id: pendingLogins.id });
+    return rows.length === 1;
   }
 
   /** True for the one caller that removed it: completing a login twice is impossible. */

@@ -21,7 +21,16 @@ const liveTokenWithUser = (db: DbOrTx) =>
     .select({ token: apiTokens, user: users, groups: groupsOfUser })
     .from(apiTokens)
     .innerJoin(users, eq(users.id, apiTokens.userId))
-    .where(and(eq(apiTokens.tokenHash, sql.placeholder('tokenHash')), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), sql`${apiTokens.expiresAt} > ${sql.placeholder('now')}`)))
+    .where(
+      and(
+        eq(apiTokens.tokenHash, sql.placeholder('tokenHash')),
+        isNull(apiTokens.revokedAt),
+        or(isNull(apiTokens.expiresAt), sql`${apiTokens.expiresAt} > ${sql.placeholder('now')}`),
+        // The maximum lifetime holds for every token, also those made before it existed (no expiry) or
+        // before an admin shortened it.
+        sql`${apiTokens.createdAt} > ${sql.placeholder('oldestCreatedAt')}`,
+      ),
+    )
     .prepare('stagedoor_token_with_user');
 
 export class SessionsRepository {
@@ -76,9 +85,19 @@ export class SessionsRepository {
 
   // API tokens live beside sessions: both are bearer secrets stored as hashes.
 
-  async insertToken(row: typeof apiTokens.$inferInsert): Promise<ApiTokenRow> {
-    const [created] = await this.db.insert(apiTokens).values(row).returning();
+  async insertToken(row: typeof apiTokens.$inferInsert, db: DbOrTx = this.db): Promise<ApiTokenRow> {
+    const [created] = await db.insert(apiTokens).values(row).returning();
     return created!;
+  }
+
+  /** Every live API token of a user ends now (password reset, "log out everywhere", account disabled). */
+  async revokeAllTokensOfUser(userId: string, now: Date, db: DbOrTx = this.db): Promise<number> {
+    const rows = await db
+      .update(apiTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))
+      .returning({ id: apiTokens.id });
+    return rows.length;
   }
 
   /** A live session with its user and the user's groups: what every cookie request needs, in one round trip. */
@@ -87,9 +106,9 @@ export class SessionsRepository {
     return row ? { session: row.session, user: { ...row.user, groups: row.groups } } : undefined;
   }
 
-  /** A live API token with its user and groups, in one round trip. */
-  async findLiveTokenWithUser(tokenHash: string, now: Date): Promise<{ token: ApiTokenRow; user: UserWithGroups } | undefined> {
-    const [row] = await this.#liveTokenWithUser.execute({ tokenHash, now });
+  /** A live API token (created after `oldestCreatedAt`) with its user and groups, in one round trip. */
+  async findLiveTokenWithUser(tokenHash: string, now: Date, oldestCreatedAt: Date): Promise<{ token: ApiTokenRow; user: UserWithGroups } | undefined> {
+    const [row] = await this.#liveTokenWithUser.execute({ tokenHash, now, oldestCreatedAt });
     return row ? { token: row.token, user: { ...row.user, groups: row.groups } } : undefined;
   }
 
@@ -105,8 +124,8 @@ export class SessionsRepository {
       .orderBy(desc(apiTokens.createdAt));
   }
 
-  async revokeToken(userId: string, id: string, now: Date): Promise<boolean> {
-    const rows = await this.db
+  async revokeToken(userId: string, id: string, now: Date, db: DbOrTx = this.db): Promise<boolean> {
+    const rows = await db
       .update(apiTokens)
       .set({ revokedAt: now })
       .where(and(eq(apiTokens.id, id), eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))

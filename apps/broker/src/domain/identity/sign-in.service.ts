@@ -126,15 +126,17 @@ export class SignInService {
         const answer = await this.deps.authServers.verifierFor(factorServer).check({ username: user.username, response: code, state: pending.radiusState, server: pending.radiusServer });
         if (answer.kind === 'accept') {
           if (pending.mfaServerId === pending.passwordServerId) {
-            // The RADIUS primary is satisfied; a second factor of its own may still be due.
-            await mfa.deletePending(pending.id);
+            // The RADIUS primary is satisfied; a second factor of its own may still be due. Only the
+            // answer that removes the pending login goes on: a server that accepts one State more than
+            // once (a push service may) must not open a session per answer.
+            if (!(await mfa.deletePending(pending.id))) throw alreadyCompleted();
             await audit.record(who, { action: 'auth.mfa', outcome: 'success', details: { ...details, stage: 'challenge answered' } });
             return this.#afterPrimary(user, passwordServer, null, ctx, serverDetails(passwordServer, null));
           }
           return this.#finish(pending, user, ctx, details);
         }
         if (answer.kind === 'challenge') {
-          await mfa.updatePending(pending.id, { radiusState: answer.state, radiusServer: answer.server });
+          if (!(await mfa.updatePending(pending.id, { radiusState: answer.state, radiusServer: answer.server }))) throw alreadyCompleted();
           await audit.record(who, { action: 'auth.mfa', outcome: 'success', details: { ...details, stage: 'challenge', server: answer.server } });
           return { kind: 'mfa', factor: 'radius', prompt: answer.message ?? DEFAULT_CODE_PROMPT, loginToken, expiresAt: pending.expiresAt };
         }
@@ -151,6 +153,23 @@ export class SignInService {
     const left = policy.maxAttempts - pending.attempts;
     if (left <= 0) await mfa.deletePending(pending.id);
     throw new MfaFailedError(left > 0 && pending.factor !== 'radius' ? `wrong code (${left} ${left === 1 ? 'try' : 'tries'} left)` : 'the second factor was refused: sign in again with your password');
+  }
+
+  /**
+   * A signed-in user proves their TOTP again before changing it (new recovery codes, removal). A wrong
+   * code counts towards the account's lockout like a failed sign-in, and a locked account may not try:
+   * a stolen session must not become an unlimited code-guessing oracle.
+   */
+  async proveTotp(actor: Actor & { userId: string }, code: string): Promise<void> {
+    const { throttle, audit } = this.deps;
+    const keys = throttle.keys(actor.username, actor.sourceAddress);
+    const details = { factor: 'totp', stage: 'self-service' };
+    await throttle.assertOpen(keys, actor, details);
+    const verdict = await this.deps.totp.verify(actor.userId, code);
+    if (verdict.ok) return;
+    await audit.record(actor, { action: 'auth.mfa', outcome: 'failure', reason: verdict.reason, details });
+    await throttle.recordFailure(keys, actor, details);
+    throw new MfaFailedError(`the code was refused: ${verdict.reason}`);
   }
 
   /** After the password: a session, or the first exchange of the second factor. */
@@ -244,10 +263,15 @@ export class SignInService {
 
   async #finish(pending: PendingLoginRow, user: UserRow, ctx: LoginContext, details: Record<string, unknown>): Promise<SignInResult> {
     // Only the caller that deletes the pending row gets a session: two answers racing cannot both win.
-    if (!(await this.deps.mfa.deletePending(pending.id))) throw new MfaFailedError('this sign-in was already completed: sign in again');
+    if (!(await this.deps.mfa.deletePending(pending.id))) throw alreadyCompleted();
     await this.deps.throttle.succeeded([user.username]);
     return { kind: 'session', ...(await this.deps.auth.openSession(user, ctx, details)) };
   }
+}
+
+/** Another answer to the same login token removed it first; that answer, not this one, goes on. */
+function alreadyCompleted(): MfaFailedError {
+  return new MfaFailedError('this sign-in was already completed: sign in again');
 }
 
 function anonymous(login: string | null, ctx: LoginContext): Actor {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 /** 256-bit random token, URL-safe. */
 export function newToken(prefix = ''): string {
@@ -18,9 +18,15 @@ export function safeEqual(a: string, b: string): boolean {
 
 /** A readable password for the bootstrap admin: 20 characters from an unambiguous alphabet. */
 export function generatePassword(length = 20): string {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789';
-  const bytes = randomBytes(length);
+  return randomString('ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789', length);
+}
+
+/**
+ * `length` characters drawn uniformly from `alphabet`. `randomInt` rejects out-of-range draws; a
+ * random byte modulo 56 would make the first 32 letters a quarter more likely than the rest.
+ */
+export function randomString(alphabet: string, length: number): string {
   let out = '';
-  for (const b of bytes) out += alphabet[b % alphabet.length];
+  for (let i = 0; i < length; i++) out += alphabet[randomInt(alphabet.length)];
   return out;
 }

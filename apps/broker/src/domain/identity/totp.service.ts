@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Db, DbOrTx } from '../../db/database.ts';
 import { TOTP_DEFAULTS, matchTotp, newTotpSecret, qrCodeDataUrl, totpUri, type TotpParams } from '../../providers/directory/totp.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -7,7 +6,7 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import type { Actor } from './actor.ts';
 import type { MfaRepository, UserTotpRow } from './mfa.repository.ts';
-import { hashToken } from './tokens.ts';
+import { hashToken, randomString } from './tokens.ts';
 
 export interface TotpEnrollment {
   secret: string;
@@ -119,10 +118,7 @@ export class TotpService {
 const context = (userId: string) => `user_totp:${userId}`;
 
 function newRecoveryCode(): string {
-  const bytes = randomBytes(16);
-  let s = '';
-  for (let i = 0; i < 16; i++) s += BASE32[bytes[i]! % 32];
-  return s.match(/.{4}/g)!.join('-');
+  return randomString(BASE32, 16).match(/.{4}/g)!.join('-');
 }
 
 function recoveryHash(code: string): string {

@@ -86,7 +86,7 @@ export class UsersService {
       await this.deps.users.update(id, { ...columns, updatedAt: this.deps.clock.now() }, tx);
       if (groupIds) await this.deps.users.setGroups(id, groupIds, tx);
       // A disabled user is signed out everywhere at once, not at their next idle timeout.
-      if (patch.disabled === true) await this.deps.sessions.revokeAllOfUser(id, this.deps.clock.now(), tx);
+      if (patch.disabled === true) await this.#endSignIns(id, tx);
       await this.deps.audit.record(actor, { action: 'user.update', outcome: 'success', targetType: 'user', targetId: id, details: { changed: Object.keys(patch) } }, tx);
       return patch.disabled === true || groupIds ? this.deps.access.enforce(actor, patch.disabled === true ? 'user-disabled' : 'groups-changed', [id], tx) : null;
     });
@@ -108,22 +108,25 @@ export class UsersService {
     this.deps.access.finish(ended, 'user-deleted');
   }
 
-  /** Set a new password; the user's sessions end so that a stolen session dies with the old password. */
-  async setPassword(actor: Actor, id: string, password: string): Promise<void> {
+  /**
+   * Set a new password; the user's sessions and API tokens end in the same transaction, so that a
+   * stolen session, or a token minted with it, dies with the old password.
+   */
+  async setPassword(actor: Actor, id: string, password: string): Promise<{ sessionsEnded: number; apiTokensRevoked: number }> {
     const passwordHash = await hashPassword(password);
-    await this.deps.db.transaction(async (tx) => {
+    return this.deps.db.transaction(async (tx) => {
       await this.#lockUser(id, tx);
       await this.deps.users.update(id, { passwordHash, updatedAt: this.deps.clock.now() }, tx);
-      const ended = await this.deps.sessions.revokeAllOfUser(id, this.deps.clock.now(), tx);
-      await this.deps.audit.record(actor, { action: 'user.password_reset', outcome: 'success', targetType: 'user', targetId: id, details: { sessionsEnded: ended } }, tx);
+      const ended = await this.#endSignIns(id, tx);
+      await this.deps.audit.record(actor, { action: 'user.password_reset', outcome: 'success', targetType: 'user', targetId: id, details: ended }, tx);
+      return ended;
     });
   }
 
-  async setPasswordByUsername(actor: Actor, username: string, password: string): Promise<UserRow> {
+  async setPasswordByUsername(actor: Actor, username: string, password: string): Promise<UserRow & { sessionsEnded: number; apiTokensRevoked: number }> {
     const user = await this.deps.users.findByUsername(username);
     if (!user) throw new NotFoundError('user', username);
-    await this.setPassword(actor, user.id, password);
-    return user;
+    return { ...user, ...(await this.setPassword(actor, user.id, password)) };
   }
 
   /**
@@ -143,6 +146,12 @@ export class UsersService {
       await this.deps.audit.record(actor, { action: 'user.bootstrap_admin', outcome: 'success', targetType: 'user', targetId: row.id, details: { generatedPassword: !configuredPassword } }, tx);
       return { created: true, password, generated: !configuredPassword } as const;
     });
+  }
+
+  /** Every session and API token of the user ends now. */
+  async #endSignIns(id: string, tx: Tx): Promise<{ sessionsEnded: number; apiTokensRevoked: number }> {
+    const now = this.deps.clock.now();
+    return { sessionsEnded: await this.deps.sessions.revokeAllOfUser(id, now, tx), apiTokensRevoked: await this.deps.sessions.revokeAllTokensOfUser(id, now, tx) };
   }
 
   async #lockUser(id: string, tx: Tx): Promise<UserRow> {

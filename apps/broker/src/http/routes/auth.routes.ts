@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest, type Role } from '@stagedoor/contract';
+import { ApiToken, CreateApiToken, CreatedApiToken, ErrorBody, IdParams, LoggedOutEverywhere, LoginAnswer, LoginRequest, Me, MfaLoginAnswer, MfaLoginRequest, type Role } from '@stagedoor/contract';
 import type { SignInResult } from '../../domain/identity/sign-in.service.ts';
 import { PERMISSIONS, roleHas } from '../../domain/identity/permissions.ts';
 import type { Services } from '../../services.ts';
@@ -11,7 +11,7 @@ import { actorOf, signedInActor } from '../request-context.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
-export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number }): void {
+export function authRoutes(app: FastifyInstance, deps: { services: Services; loginRatePerMinute: number; secureCookie: 'always' | 'when-https' }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { auth, signIn } = deps.services;
 
@@ -22,7 +22,7 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
       const { factor, prompt, loginToken, expiresAt, enrollment } = result;
       return { mfaRequired: { factor, loginToken, expiresAt: iso(expiresAt), ...(prompt ? { prompt } : {}), ...(enrollment ? { enrollment } : {}) } };
     }
-    setSessionCookie(request, reply, result.token, result.session.expiresAt);
+    setSessionCookie(reply, result.token, result.session.expiresAt, deps.secureCookie === 'always' || request.protocol === 'https');
     return { user: userDto(result.user), csrfToken: result.session.csrfToken, expiresAt: iso(result.session.expiresAt), ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}) };
   };
 
@@ -67,12 +67,12 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
 
   r.post(
     '/api/v1/auth/logout-all',
-    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'End every session of the signed-in user', response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors } } },
+    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'End every session and revoke every API token of the signed-in user', response: { 200: LoggedOutEverywhere, ...errors } } },
     async (request, reply) => {
       const actor = signedInActor(request);
-      const sessionsEnded = await auth.logoutEverywhere(actor, actor.userId);
+      const ended = await auth.logoutEverywhere(actor, actor.userId);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
-      return { sessionsEnded };
+      return { sessionsEnded: ended.sessions, apiTokensRevoked: ended.apiTokens };
     },
   );
 
@@ -95,7 +95,10 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
 
   r.post(
     '/api/v1/me/tokens',
-    { config: { access: 'user' }, schema: { tags: ['auth'], summary: 'Create an API token for automation; its secret is shown once', body: CreateApiToken, response: { 201: CreatedApiToken, ...errors } } },
+    {
+      config: { access: 'user', sessionOnly: true },
+      schema: { tags: ['auth'], summary: 'Create an API token for automation (signed-in session only); its secret is shown once', body: CreateApiToken, response: { 201: CreatedApiToken, ...errors } },
+    },
     async (request, reply) => {
       const { row, token } = await auth.createApiToken(signedInActor(request), request.body.name, request.body.expiresInDays);
       return reply.code(201).send({ ...apiTokenDto(row), token });
@@ -112,13 +115,11 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
   );
 }
 
-function setSessionCookie(request: FastifyRequest, reply: FastifyReply, token: string, expiresAt: Date): void {
-  reply.setCookie(SESSION_COOKIE, token, {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax',
-    // Secure whenever the user reached us over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto).
-    secure: request.protocol === 'https',
-    expires: expiresAt,
-  });
+/**
+ * `secure`: always in the production role, whatever the request looked like (a proxy whose
+ * X-Forwarded-Proto is not trusted must not downgrade the cookie); otherwise when the user reached us
+ * over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto), so `stagedoor dev` works on http.
+ */
+function setSessionCookie(reply: FastifyReply, token: string, expiresAt: Date, secure: boolean): void {
+  reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure, expires: expiresAt });
 }

@@ -3,7 +3,6 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ErrorBody, type Role } from '@stagedoor/contract';
 import { roleHas } from '../../domain/identity/permissions.ts';
-import { hashToken } from '../../domain/identity/tokens.ts';
 import type { Services } from '../../services.ts';
 import { SESSION_COOKIE } from '../auth-hook.ts';
 import { sendError } from '../error-handler.ts';
@@ -12,8 +11,8 @@ import { connectionDto, iso, isoOrNull } from '../dto.ts';
 
 /** How often each stream looks at the database. Modest: every open console costs a few queries per tick. */
 export const EVENTS_INTERVAL_MS = 2_000;
-/** Every this many ticks: a keep-alive comment, and the session is checked again (ended → the stream ends). */
-const CHECK_EVERY_TICKS = 15;
+/** Every this many ticks: a keep-alive comment (the session and role are checked on every tick). */
+const KEEP_ALIVE_EVERY_TICKS = 15;
 /** Open streams per user on one node: a few tabs are normal; hundreds would only load the database. */
 export const MAX_STREAMS_PER_USER = 10;
 
@@ -22,11 +21,13 @@ export const MAX_STREAMS_PER_USER = 10;
  * database (the only shared state, so it works the same on every broker node) and sends a topic
  * only when its value changed: `connections` (the caller's own live connections: progress while
  * starting, and the instructions of the pass that found it ready) and `dashboard` (pools, gateways, live-session count — each only when
- * the role may read it). The client refetches nothing; it renders what arrives.
+ * the role may read it). The client refetches nothing; it renders what arrives. Every tick checks the
+ * session (or token) and the user's current role before sending: a disabled or signed-out user's stream
+ * ends, a demoted user's narrows, before anything read after the change goes out.
  */
 export function eventsRoutes(app: FastifyInstance, deps: { services: Services; intervalMs?: number }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { auth, connectionStatus, liveSessions, pools, gateways, sessionsRepo } = deps.services;
+  const { auth, connectionStatus, liveSessions, pools, gateways } = deps.services;
   const intervalMs = deps.intervalMs ?? EVENTS_INTERVAL_MS;
   const open = new Set<(shutdown?: boolean) => void>();
   const perUser = new Map<string, number>();
@@ -47,23 +48,24 @@ export function eventsRoutes(app: FastifyInstance, deps: { services: Services; i
     },
     async (request, reply) => {
       const user = request.auth!.user;
-      const role = user.role as Role;
-      // As the auth hook: a bearer token wins over the cookie. Either is checked again while the stream lives.
+      // Re-read on every tick: a demoted user's stream narrows to what the new role may read at once.
+      let role = user.role as Role;
+      // As the auth hook: a bearer token wins over the cookie. Either is checked again on every tick.
       const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
       const cookie = bearer ? undefined : request.cookies?.[SESSION_COOKIE];
+      const credential = bearer ? { bearer } : cookie ? { cookie } : null;
       if ((perUser.get(user.id) ?? 0) >= MAX_STREAMS_PER_USER) return sendError(reply, 429, 'too_many_streams', `at most ${MAX_STREAMS_PER_USER} event streams per user on one broker; close another tab`);
       const snapshots = {
         connections: async () => {
           const rows = await liveSessions.ofUser(user.id);
           return { items: await Promise.all(rows.map(async (r) => (r.connection.state === 'starting' ? connectionDto(await connectionStatus.describe(r.connection, user.username)) : settledDto(r)))) };
         },
-        dashboard: async () => ({
-          pools: roleHas(role, 'pools:read') ? (await pools.list({}, 500, 0)).items.map(poolSummary) : null,
-          gateways: roleHas(role, 'gateways:read') ? (await gateways.list({}, 500, 0)).items.map(gatewaySummary) : null,
-          liveSessions: roleHas(role, 'connections:read') ? await liveSessions.count() : null,
+        dashboard: async (as: Role) => ({
+          pools: roleHas(as, 'pools:read') ? (await pools.list({}, 500, 0)).items.map(poolSummary) : null,
+          gateways: roleHas(as, 'gateways:read') ? (await gateways.list({}, 500, 0)).items.map(gatewaySummary) : null,
+          liveSessions: roleHas(as, 'connections:read') ? await liveSessions.count() : null,
         }),
       };
-      const topics = (Object.keys(snapshots) as (keyof typeof snapshots)[]).filter((t) => t !== 'dashboard' || role !== 'user');
 
       reply.hijack();
       const res = reply.raw;
@@ -99,37 +101,38 @@ export function eventsRoutes(app: FastifyInstance, deps: { services: Services; i
       res.on('close', () => end());
 
       const tick = async () => {
+        let again = intervalMs;
         try {
-          if (++ticks % CHECK_EVERY_TICKS === 0) {
-            if (!(await stillSignedIn(bearer, cookie))) {
-              res.write('event: end\ndata: {"reason":"the session ended"}\n\n');
-              return end();
-            }
-            res.write(': keep-alive\n\n');
+          if (++ticks % KEEP_ALIVE_EVERY_TICKS === 0) res.write(': keep-alive\n\n');
+          const readAs = role;
+          const values: [string, string][] = [['connections', JSON.stringify(await snapshots.connections())]];
+          // Staff get the dashboard; a user demoted from staff gets it once more, empty, so the page clears it.
+          if (readAs !== 'user' || last.has('dashboard')) values.push(['dashboard', JSON.stringify(await snapshots.dashboard(readAs))]);
+          // Checked after reading and before sending: whatever committed before the values were read —
+          // an ended session, a disabled account, a new role — decides whether they go out.
+          const current = credential ? await auth.currentUser(credential) : null;
+          if (closed) return;
+          if (!current) {
+            res.write('event: end\ndata: {"reason":"the session ended"}\n\n');
+            return end();
           }
-          for (const topic of topics) {
-            const json = JSON.stringify(await snapshots[topic]());
-            if (closed) return;
-            if (last.get(topic) === json) continue;
-            last.set(topic, json);
-            res.write(`event: ${topic}\ndata: ${json}\n\n`);
+          role = current.role as Role;
+          if (role !== readAs) again = 0; // read again at once with the new role; send nothing read with the old one
+          else {
+            for (const [topic, json] of values) {
+              if (last.get(topic) === json) continue;
+              last.set(topic, json);
+              res.write(`event: ${topic}\ndata: ${json}\n\n`);
+            }
           }
         } catch (err) {
           if (!closed) request.log.warn({ err }, 'event stream: a snapshot failed; trying again on the next tick');
         }
-        if (!closed) timer = setTimeout(tick, intervalMs);
+        if (!closed) timer = setTimeout(tick, again);
       };
       void tick();
     },
   );
-
-  /** Looked up without touching the session: an open tab alone must not keep a session alive. */
-  async function stillSignedIn(bearer: string | undefined, cookie: string | undefined): Promise<boolean> {
-    if (bearer) return !!(await auth.authenticateToken(bearer));
-    if (!cookie) return false;
-    const found = await sessionsRepo.findLiveWithUser(hashToken(cookie), new Date());
-    return !!found && !found.user.disabled;
-  }
 }
 
 /**

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ErrorBody, IdParams, LoginThrottle, Page, UnlockThrottle, Unlocked } from '@stagedoor/contract';
+import { ApiToken, ErrorBody, IdParams, LoggedOutEverywhere, LoginThrottle, Page, UnlockThrottle, Unlocked, UserTokenParams } from '@stagedoor/contract';
 import type { Services } from '../../services.ts';
-import { iso, isoOrNull } from '../dto.ts';
+import { apiTokenDto, iso, isoOrNull } from '../dto.ts';
 import { actorOf } from '../request-context.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
@@ -43,10 +43,26 @@ export function signInAdminRoutes(app: FastifyInstance, deps: { services: Servic
 
   r.post(
     '/api/v1/users/:id/logout-all',
-    { config: { access: 'users:write' }, schema: { tags, summary: 'End every session of a user (log them out everywhere)', params: IdParams, response: { 200: z.object({ sessionsEnded: z.number().int() }), ...errors } } },
+    { config: { access: 'users:write' }, schema: { tags, summary: 'End every session and revoke every API token of a user (log them out everywhere)', params: IdParams, response: { 200: LoggedOutEverywhere, ...errors } } },
     async (request) => {
       const user = await users.get(request.params.id);
-      return { sessionsEnded: await auth.logoutEverywhere(actorOf(request), user.id) };
+      const ended = await auth.logoutEverywhere(actorOf(request), user.id);
+      return { sessionsEnded: ended.sessions, apiTokensRevoked: ended.apiTokens };
+    },
+  );
+
+  r.get(
+    '/api/v1/users/:id/tokens',
+    { config: { access: 'users:read' }, schema: { tags, summary: "A user's API tokens that are not revoked (never their secrets)", params: IdParams, response: { 200: z.object({ items: z.array(ApiToken) }), ...errors } } },
+    async (request) => ({ items: (await auth.listApiTokens((await users.get(request.params.id)).id)).map(apiTokenDto) }),
+  );
+
+  r.delete(
+    '/api/v1/users/:id/tokens/:tokenId',
+    { config: { access: 'users:write' }, schema: { tags, summary: "Revoke one of a user's API tokens", params: UserTokenParams, response: { 204: z.null(), ...errors } } },
+    async (request, reply) => {
+      await auth.revokeUserApiToken(actorOf(request), (await users.get(request.params.id)).id, request.params.tokenId);
+      return reply.code(204).send(null);
     },
   );
 
