@@ -5,6 +5,7 @@
  *
  * Everything shares this 2-core machine: the load generator, the broker processes and PostgreSQL.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -118,25 +119,43 @@ async function run(serverUrl: string, pgDir: string, nodes: number) {
     await db.end();
     const usernames = Array.from({ length: N }, (_, i) => `storm${String(i + 1).padStart(5, '0')}`);
     const sessions: { cookie: string; csrf: string }[] = new Array(N);
-    const login = await storm(usernames, async (u, i) => {
-      sessions[i] = await httpLogin(procs[i % nodes]!.base, u, PASSWORD);
-      return true;
-    });
     const brokerPids = procs.map((p) => p.proc.proc.pid!);
-    const pgPids = postgresPids(pgDir);
-    const cpuBefore = { broker: cpuSeconds(brokerPids), pg: cpuSeconds(pgPids) };
-    const connect: Stats = await storm(usernames, async (_u, i) => {
-      const s = sessions[i]!;
-      const res = await fetch(`${procs[i % nodes]!.base}/api/v1/connections`, { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, 'content-type': 'application/json' }, body: JSON.stringify({ poolId: pool.id }) });
-      await res.arrayBuffer();
-      return res.status === 201;
-    });
-    connect.brokerCpuMs = ((cpuSeconds(brokerPids) - cpuBefore.broker) * 1000) / N;
-    connect.postgresCpuMs = ((cpuSeconds(postgresPids(pgDir)) - cpuBefore.pg) * 1000) / N;
+    // CPU per call of the brokers and of PostgreSQL, from /proc: far less disturbed by other load than rates.
+    const measured = async (fn: () => Promise<Stats>): Promise<Stats> => {
+      const before = { broker: cpuSeconds(brokerPids), pg: cpuSeconds(postgresPids(pgDir)) };
+      const stats = await fn();
+      stats.brokerCpuMs = ((cpuSeconds(brokerPids) - before.broker) * 1000) / N;
+      stats.postgresCpuMs = ((cpuSeconds(postgresPids(pgDir)) - before.pg) * 1000) / N;
+      return stats;
+    };
+    const login = await measured(() =>
+      storm(usernames, async (u, i) => {
+        sessions[i] = await httpLogin(procs[i % nodes]!.base, u, PASSWORD);
+        return true;
+      }),
+    );
+    const connect = await measured(() =>
+      storm(usernames, async (_u, i) => {
+        const s = sessions[i]!;
+        // As the portal and the CLI do: every connect carries an Idempotency-Key.
+        const res = await fetch(`${procs[i % nodes]!.base}/api/v1/connections`, {
+          method: 'POST',
+          headers: { cookie: s.cookie, 'x-csrf-token': s.csrf, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+          body: JSON.stringify({ poolId: pool.id }),
+        });
+        await res.arrayBuffer();
+        return res.status === 201;
+      }),
+    );
     return { login, connect };
   } finally {
     await Promise.all(procs.map((p) => p.proc.stop('SIGTERM')));
   }
+}
+
+/** Broker plus PostgreSQL CPU per call, in ms. */
+function cpuOf(s: Stats): number {
+  return (s.brokerCpuMs ?? 0) + (s.postgresCpuMs ?? 0);
 }
 
 const server = await startPostgres();
@@ -145,13 +164,16 @@ try {
   console.log(`load average before: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
   console.log('brokers | call    |  ok  | failed | seconds | per second |  p50 ms |  p99 ms | broker CPU ms/call | PostgreSQL CPU ms/call');
   console.log('--------|---------|------|--------|---------|------------|---------|---------|--------------------|-----------------------');
+  const ratios: string[] = [];
   for (const nodes of [1, 2]) {
     const r = await run(server.url, server.dir, nodes);
     for (const [name, s] of Object.entries(r)) {
       const cpu = s.brokerCpuMs === undefined ? ['', ''] : [s.brokerCpuMs.toFixed(2), s.postgresCpuMs!.toFixed(2)];
       console.log(`${String(nodes).padStart(7)} | ${name.padEnd(7)} | ${String(s.ok).padStart(4)} | ${String(s.failed).padStart(6)} | ${s.seconds.toFixed(2).padStart(7)} | ${(s.ok / s.seconds).toFixed(0).padStart(10)} | ${s.p50.toFixed(1).padStart(7)} | ${s.p99.toFixed(1).padStart(7)} | ${cpu[0]!.padStart(18)} | ${cpu[1]!.padStart(22)}`);
     }
+    ratios.push(`${nodes} broker(s): a connect costs 1/${(cpuOf(r.login) / cpuOf(r.connect)).toFixed(1)} of an argon2id login in CPU (broker + PostgreSQL: ${cpuOf(r.connect).toFixed(2)} ms vs ${cpuOf(r.login).toFixed(2)} ms)`);
   }
+  console.log(`\n${ratios.join('\n')}`);
   console.log(`\nload average after: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 } finally {
   server.stop();

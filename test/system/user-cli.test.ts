@@ -1,7 +1,10 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connections, users } from '../../apps/broker/src/db/schema/index.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type TestBroker } from '../support/broker.ts';
 import { spawnStagedoor } from '../support/processes.ts';
 import { seedRackPool } from '../support/racks.ts';
@@ -61,5 +64,43 @@ describe('stagedoor login | desktops | connect', () => {
     const unknown = await run(['connect', 'nowhere']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.err).toContain('no desktop named "nowhere"; yours: suite');
+  });
+
+  it('a connect whose answer is lost is retried with the same Idempotency-Key and gets the same connection, not a second one', async () => {
+    // A proxy in front of the broker that delivers the first connect and drops its answer.
+    const seen: string[] = [];
+    const proxy = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const first = req.method === 'POST' && req.url === '/api/v1/connections' && seen.push(String(req.headers['idempotency-key'])) === 1;
+        const upstream = http.request(`${url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+          if (first) {
+            answer.resume();
+            answer.on('end', () => req.socket.destroy()); // committed, never answered
+            return;
+          }
+          res.writeHead(answer.statusCode!, answer.headers);
+          answer.pipe(res);
+        });
+        upstream.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const via = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    try {
+      const [ana] = await b.database.db.select().from(users).where(eq(users.username, 'ana'));
+      const live = () => b.database.db.select().from(connections).where(and(eq(connections.userId, ana!.id), inArray(connections.state, ['starting', 'ready', 'connected'])));
+      for (const c of await live()) await b.app.inject({ method: 'DELETE', url: `/api/v1/connections/${c.id}`, headers: as(await login(b.app, 'admin', ADMIN_PASSWORD)) });
+      const out = path.join(home, 'retried.rdp');
+      const r = await run(['connect', 'suite', '--url', via, '--out', out]);
+      expect(r.code, r.err).toBe(0);
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toMatch(/^[0-9a-f-]{36}$/);
+      expect(seen[1]).toBe(seen[0]);
+      expect(await live()).toHaveLength(1);
+    } finally {
+      proxy.close();
+    }
   });
 });

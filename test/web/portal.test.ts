@@ -95,7 +95,10 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
     await signIn(page, 'ana', 'ana-password-1');
     const card = page.getByRole('listitem', { name: 'render' });
     await card.getByText('Available').waitFor();
+    const connectRequest = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/v1/connections'));
     await card.getByRole('button', { name: 'Connect to render' }).click();
+    // Every connect carries an Idempotency-Key, so a retry after a lost answer gets this connection back.
+    expect((await connectRequest).headers()['idempotency-key']).toMatch(/^[0-9a-f]{32}$/);
 
     // Launched on login: the progress shows while the machine boots.
     const progress = card.getByRole('progressbar', { name: 'Starting render' });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,20 +54,35 @@ export class ApiClient {
     return session;
   }
 
-  async request<T>(method: string, route: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, route, body);
+  async request<T>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const res = await this.raw(method, route, body, headers);
     if (res.status === 204) return undefined as T;
     const data = (await res.json().catch(() => ({}))) as T & { error?: { message: string; details?: { fields?: { path: string; message: string }[] } } };
     if (!res.ok) {
       const fields = data.error?.details?.fields;
       const detail = fields?.length ? `\n${fields.map((f) => `  ${f.path.replace(/^body\.document\./, '')}: ${f.message}`).join('\n')}` : '';
-      throw new CliError(`${data.error?.message ?? `${res.status} ${res.statusText}`}${detail}`);
+      throw new CliError(`${data.error?.message ?? `${res.status} ${res.statusText}`}${detail}`, { retryable: res.status >= 500 });
     }
     return data;
   }
 
-  async raw(method: string, route: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = {};
+  /**
+   * A change that must happen once: one Idempotency-Key, reused for one retry after a network error
+   * or a 5xx (a lost answer, a broker restarting behind the load balancer).
+   */
+  async requestOnce<T>(method: string, route: string, body: unknown): Promise<T> {
+    const key = randomUUID();
+    try {
+      return await this.request<T>(method, route, body, { 'idempotency-key': key });
+    } catch (err) {
+      if (!(err instanceof CliError) || !err.retryable) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+      return this.request<T>(method, route, body, { 'idempotency-key': key });
+    }
+  }
+
+  async raw(method: string, route: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if ('token' in this.auth) headers.authorization = `Bearer ${this.auth.token}`;
     else {
@@ -74,7 +90,7 @@ export class ApiClient {
       headers['x-csrf-token'] = this.auth.csrf;
     }
     return fetch(`${this.url}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }).catch((err: Error) => {
-      throw new CliError(`cannot reach ${this.url}: ${err.message}`);
+      throw new CliError(`cannot reach ${this.url}: ${err.message}`, { retryable: true });
     });
   }
 }

@@ -58,7 +58,7 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     const { gateway } = await b.services.gateways.enroll({ token, name: 'edge', publicAddress: 'edge.example.test', portRangeStart: 21000, portRangeEnd: 21099, version: 'test' }, '192.0.2.9');
     channel = fakeChannel(b, gateway);
     await channel.hello();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     channel?.close();
     b?.services.gateways.channels.close();

@@ -30,8 +30,8 @@ describe.each(DRIVERS)('why is it still running? [%s]', (driver) => {
       (await db.insert(workstations).values({ name, providerId: prov!.id, externalId: `i-${name}`, instanceType: 'g5.xlarge', poolId, powerState, powerStateChangedAt: new Date('2026-11-24T08:00:00Z') }).returning())[0]!.id;
     for (const [n, s, p] of [['a-in-use', 'running'], ['b-stopping-soon', 'running'], ['c-standby', 'running'], ['d-forgotten', 'running'], ['e-stopped', 'stopped'], ['f-unpooled', 'running', null]] as const) ids[n] = await ws(n, s, p);
     // Assignments: a, b and d belong to ana.
-    for (const w of ['a-in-use', 'b-stopping-soon', 'd-forgotten']) {
-      const [asg] = await db.insert(assignments).values({ workstationId: ids[w]!, userId: ana!.id, poolId: pool!.id, mode: 'persistent', since: new Date('2026-11-24T08:00:00Z') }).returning();
+    for (const [i, w] of ['a-in-use', 'b-stopping-soon', 'd-forgotten'].entries()) {
+      const [asg] = await db.insert(assignments).values({ workstationId: ids[w]!, userId: ana!.id, poolId: pool!.id, mode: 'persistent', slot: i + 1, since: new Date('2026-11-24T08:00:00Z') }).returning();
       await db.update(workstations).set({ assignmentId: asg!.id }).where(eq(workstations.id, ids[w]!));
     }
     // a: a live session, and a stale timer that the session makes moot.

@@ -67,7 +67,7 @@ export function userCommands(program: Command): void {
       const { desktops } = await api.request<{ desktops: Desktop[] }>('GET', '/api/v1/desktops');
       const desktop = desktops.find((d) => d.name.toLowerCase() === name.toLowerCase());
       if (!desktop) throw new CliError(`no desktop named "${name}"; yours: ${desktops.map((d) => d.name).join(', ') || 'none'}`);
-      let conn = await api.request<ConnectionView>('POST', '/api/v1/connections', { poolId: desktop.poolId, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
+      let conn = await api.requestOnce<ConnectionView>('POST', '/api/v1/connections', { poolId: desktop.poolId, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
       const deadline = Date.now() + Number(opts.timeout) * 1000;
       let last = '';
       while (!conn.instructions && conn.state !== 'failed' && conn.state !== 'closed') {

@@ -29,8 +29,8 @@ export function setCsrfToken(token: string | null): void {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+export async function api<T>(method: Method, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
   const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
@@ -58,6 +58,21 @@ function safeJson(text: string): unknown {
 
 export const get = <T>(path: string) => api<T>('GET', path);
 export const post = <T>(path: string, body?: unknown) => api<T>('POST', path, body);
+
+/**
+ * A change that must happen once however often it is sent: one Idempotency-Key per user action,
+ * reused for the one retry after a network error or a 5xx (a lost answer, a broker restarting).
+ */
+export async function postOnce<T>(path: string, body: unknown): Promise<T> {
+  // randomUUID needs a secure context; getRandomValues works on plain http too.
+  const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+  try {
+    return await api<T>('POST', path, body, { 'idempotency-key': key });
+  } catch (err) {
+    if (err instanceof ApiError && err.status < 500) throw err;
+    return api<T>('POST', path, body, { 'idempotency-key': key });
+  }
+}
 export const patch = <T>(path: string, body: unknown) => api<T>('PATCH', path, body);
 export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
 export const del = (path: string) => api<void>('DELETE', path);

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type ReactNode } from 'react';
-import { del, get, messageOf, post } from '../api/client.ts';
+import { del, get, messageOf, post, postOnce } from '../api/client.ts';
 import type { LiveState } from '../api/events.ts';
 import type { Connection, Desktop, Desktops } from '../api/types.ts';
 import { ConfirmButton, ErrorNote } from '../ui/confirm.tsx';
@@ -86,7 +86,7 @@ function DesktopCard(props: { desktop: Desktop; connections: Connection[]; allow
     setBusy(true);
     setError(null);
     try {
-      props.onConnection(await post<Connection>('/api/v1/connections', { poolId: d.poolId, protocol }));
+      props.onConnection(await postOnce<Connection>('/api/v1/connections', { poolId: d.poolId, protocol }));
     } catch (err) {
       setError(messageOf(err));
     } finally {
