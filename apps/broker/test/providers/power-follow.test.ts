@@ -85,7 +85,7 @@ describe.each(DRIVERS)('power follower [%s]', (driver) => {
     for (const id of ids) await reaches(id, 'stopped');
     await waitFor('the follower to be idle', () => b.services.follower.following().length === 0, 10_000);
     const after = { describes: describes(), ...b.services.follower.stats };
-    expect(after.ticks - before.ticks).toBeGreaterThanOrEqual(3);
+    expect(after.ticks - before.ticks).toBeGreaterThanOrEqual(2);
     expect(after.describes - before.describes).toBe(after.ticks - before.ticks);
     expect(after.describeCalls - before.describeCalls).toBe(after.ticks - before.ticks);
     emu.control.setDelays({ stoppingMs: 2_000 });
