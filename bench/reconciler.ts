@@ -144,6 +144,7 @@ async function bench(kind: 'pglite' | 'postgres', emu: Ec2Emulator, pgUrl: strin
   table.push({ db, what: `NOTIFY from ${other ? 'another connection' : 'the embedded database'} → RunInstances`, ms: median(remote), calls: '1 RunInstances', note: `p50 of 20; max ${Math.max(...remote).toFixed(1)} ms` });
 
   await services.pools.stop();
+  await services.follower.stop();
   await other?.close();
   await database.close();
 }

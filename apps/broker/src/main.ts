@@ -89,6 +89,7 @@ export async function assembleBroker(config: Config, database: Database, opts: S
       await app.close();
       // Running pool passes finish (and the LISTEN connection is released) before the pool closes.
       await services.pools.stop();
+      await services.follower.stop();
       await database.close();
     },
   };

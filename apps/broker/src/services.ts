@@ -16,6 +16,7 @@ import { TimerService } from './jobs/timers.service.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { SecretBox } from './domain/secrets/secret-box.ts';
 import { InventorySync } from './domain/providers/inventory-sync.ts';
+import { PowerFollower } from './domain/providers/power-follow.ts';
 import { ProviderRegistry } from './domain/providers/provider-registry.ts';
 import { ProvidersRepository } from './domain/providers/providers.repository.ts';
 import { ProvidersService } from './domain/providers/providers.service.ts';
@@ -60,7 +61,9 @@ export function createServices(deps: ServiceDeps) {
   const providersRepo = new ProvidersRepository(db);
   const workstationsRepo = new WorkstationsRepository(db);
   const inventory = new InventorySync({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'inventory' }) });
-  const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log });
+  // Follows every power operation and launch until the cloud says the machine settled (this node only).
+  const follower = new PowerFollower({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'power-follow' }) });
+  const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log, follower });
   const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
   // Built before the identity and policy services: their changes end the access they took away.
   const access = createAccessServices({ db, audit, clock, log, gateways, pools, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
@@ -70,7 +73,7 @@ export function createServices(deps: ServiceDeps) {
   const plans = new PlansService({ db, audit, clock });
   const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock, access: access.review });
   const providers = new ProvidersService({ db, repo: providersRepo, workstations: workstationsRepo, registry, sync: inventory, secrets, audit, clock });
-  const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock });
+  const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock, follower });
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
   const siteApply = new SiteApplyService({ db, audit, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });
@@ -88,6 +91,7 @@ export function createServices(deps: ServiceDeps) {
     policies,
     registry,
     inventory,
+    follower,
     providers,
     workstations,
     secrets,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, LAUNCH_GRACE_MS, planPool, type DesiredPool, type ObservedMember, type PlanInput, type PoolAction } from '../../src/domain/pools/plan.ts';
+import { backoffMs, LAUNCH_GRACE_MS, planPool, poolsToPoke, type DesiredPool, type ObservedMember, type PlanInput, type PoolAction } from '../../src/domain/pools/plan.ts';
 import { effectiveThresholds, localTime, thresholdProblems } from '../../src/domain/pools/schedule.ts';
 
 const NOW = new Date('2026-03-04T10:00:00Z'); // a Wednesday; 10:00 in UTC, 11:00 in Paris
@@ -171,5 +171,19 @@ describe('schedule windows', () => {
       'scheduleWindows[0].minAvailable',
       'scheduleWindows[0].minAvailable',
     ]);
+  });
+});
+
+describe('poolsToPoke: which pools a followed power change sends to the reconciler at once', () => {
+  it.each([
+    { what: 'a booted machine changes nothing (booting counted as warm standby already)', changes: [{ poolId: 'p1', powerState: 'running' as const }], pools: [] },
+    { what: 'a machine still booting changes nothing', changes: [{ poolId: 'p1', powerState: 'pending' as const }], pools: [] },
+    { what: 'a stopped machine left the warm standby: its pool', changes: [{ poolId: 'p1', powerState: 'stopped' as const }], pools: ['p1'] },
+    { what: 'a stopping machine left the warm standby: its pool', changes: [{ poolId: 'p1', powerState: 'stopping' as const }], pools: ['p1'] },
+    { what: 'a launch that died while booting leaves the pool short: its pool, once', changes: [{ poolId: 'p1', powerState: 'terminated' as const }, { poolId: 'p1', powerState: 'unknown' as const }], pools: ['p1'] },
+    { what: 'a machine in no pool: nothing', changes: [{ poolId: null, powerState: 'terminated' as const }], pools: [] },
+    { what: 'several pools', changes: [{ poolId: 'p1', powerState: 'stopped' as const }, { poolId: 'p2', powerState: 'running' as const }, { poolId: 'p3', powerState: 'terminated' as const }], pools: ['p1', 'p3'] },
+  ])('$what', ({ changes, pools }) => {
+    expect(poolsToPoke(changes)).toEqual(pools);
   });
 });

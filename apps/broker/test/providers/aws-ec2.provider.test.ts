@@ -70,6 +70,14 @@ describe('aws-ec2 provider, real AWS SDK against the EC2 emulator', () => {
     expect((await ec2.terminate([inst!.id]))[0]).toMatchObject({ previous: 'running', current: 'terminated' });
   });
 
+  it('an instance id EC2 does not know (yet) is left out of a describe by id, instead of failing the others with it', async () => {
+    // EC2's reads are eventually consistent: right after RunInstances, describing the new id may say NotFound.
+    const [inst] = await ec2.launch({ imageId: DEMO_AMI_ID, name: 'known', tags: {}, clientToken: 'known' });
+    const found = await ec2.listInstances({ ids: [inst!.id, 'i-0123456789abcdef0'] });
+    expect(found.map((i) => i.id)).toEqual([inst!.id]);
+    expect(await ec2.listInstances({ ids: ['i-0123456789abcdef0'] })).toEqual([]);
+  });
+
   it('retries throttling until it succeeds', async () => {
     emu.control.injectFault({ action: 'DescribeInstances', code: 'RequestLimitExceeded', count: 3 });
     const before = emu.control.callCounts().total;

@@ -5,6 +5,7 @@ import type { CloudProvider, PowerChange } from '../../providers/cloud/cloud-pro
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
 import { systemActor } from '../identity/actor.ts';
+import type { PowerFollower } from '../providers/power-follow.ts';
 import type { WorkstationRow, WorkstationsRepository } from '../workstations/workstations.repository.ts';
 import type { LaunchResult, PoolLauncher } from './launcher.ts';
 import type { ExecutionReport, PoolAction, PoolPlan } from './plan.ts';
@@ -27,6 +28,8 @@ export class PlanExecutor {
       audit: AuditService;
       clock: Clock;
       log: Logger;
+      /** Follows the machines it starts until they run (`power-follow.ts`). */
+      follower: Pick<PowerFollower, 'follow'>;
     },
   ) {}
 
@@ -81,6 +84,11 @@ export class PlanExecutor {
     if (rows.length === 0) return;
     const changes = await cloud.start(rows.map((r) => r.externalId!));
     await this.#writePower(pool, rows, changes, 'start');
+    const byExternal = new Map(rows.map((r) => [r.externalId!, r]));
+    this.deps.follower.follow(changes.flatMap((c) => {
+      const row = byExternal.get(c.id);
+      return row ? [{ workstationId: row.id, providerId: row.providerId, externalId: c.id, from: c.previous, current: c.current }] : [];
+    }));
     report.started += changes.length;
   }
 

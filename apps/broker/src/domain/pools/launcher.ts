@@ -6,6 +6,7 @@ import { ProviderError, type CloudInstance, type CloudProvider } from '../../pro
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
 import { systemActor } from '../identity/actor.ts';
+import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
 import { NotFoundError } from '../errors.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
@@ -45,6 +46,8 @@ export class PoolLauncher {
       audit: AuditService;
       clock: Clock;
       log: Logger;
+      /** Follows each launched machine until it runs (`power-follow.ts`). */
+      follower: Pick<PowerFollower, 'follow'>;
     },
   ) {}
 
@@ -219,6 +222,7 @@ export class PoolLauncher {
         tx,
       );
     });
+    this.deps.follower.follow([{ workstationId: row.id, providerId: row.providerId, externalId: inst.id, from: null, current: inst.state }]);
   }
 
   async #fail(row: WorkstationRow, error: string, capacityFailures: CapacityFailure[]): Promise<LaunchResult> {

@@ -324,3 +324,15 @@ export function passOutcome(
   const failures = pool.consecutiveFailures + 1;
   return { outcome: 'error', error, consecutiveFailures: failures, backoffUntil: new Date(now.getTime() + backoffMs(failures)), summary };
 }
+
+/**
+ * After the power follower wrote new states: the pools to reconcile now rather than at the next
+ * safety-net pass. Only a machine that left the warm standby changes a pool's plan — one that
+ * finished booting was counted warm and available while it booted, so it changes nothing; one that
+ * stopped (or is stopping) leaves the warm standby, and one terminated leaves the pool short.
+ */
+export function poolsToPoke(changes: readonly { poolId: string | null; powerState: PowerState }[]): string[] {
+  const pools = new Set<string>();
+  for (const c of changes) if (c.poolId && c.powerState !== 'running' && c.powerState !== 'pending') pools.add(c.poolId);
+  return [...pools];
+}

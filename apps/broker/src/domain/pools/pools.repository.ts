@@ -3,7 +3,6 @@ import type { DbOrTx } from '../../db/database.ts';
 import { rowsOf } from '../../db/migrate.ts';
 import { assignments, pools, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
-import type { CloudInstance } from '../../providers/cloud/cloud-provider.ts';
 import { AVAILABLE_POWER_STATES, availableCondition } from './availability.ts';
 import { recentCapacityFailures, type CapacityFailure, type ObservedMember, type PoolCounts } from './plan.ts';
 
@@ -272,29 +271,6 @@ export class PoolsRepository {
       .from(workstations)
       .where(and(poolIds ? inArray(workstations.poolId, poolIds) : isNotNull(workstations.poolId), isNotNull(workstations.externalId), inArray(workstations.powerState, ['pending', 'stopping'])));
     return rows.map((r) => ({ ...r, externalId: r.externalId! }));
-  }
-
-  /**
-   * Write what the provider now reports for these machines (power state and address); returns the
-   * ids whose power state changed, so their history turns over.
-   */
-  async applyObserved(providerId: string, observed: CloudInstance[], at: Date, tx: DbOrTx): Promise<string[]> {
-    if (observed.length === 0) return [];
-    const payload = JSON.stringify(observed.map((i) => ({ external_id: i.id, power_state: i.state, private_address: i.privateAddress })));
-    const result = await tx.execute(sql`
-      update workstations w set
-        power_state = x.power_state,
-        power_state_changed_at = case when x.old_state <> x.power_state then ${at}::timestamptz else w.power_state_changed_at end,
-        private_address = coalesce(x.private_address::inet, w.private_address),
-        updated_at = ${at}::timestamptz
-      from (
-        select c.id, c.power_state as old_state, v.power_state, v.private_address
-        from jsonb_to_recordset(${payload}::jsonb) as v(external_id text, power_state text, private_address text)
-        join workstations c on c.provider_id = ${providerId} and c.external_id = v.external_id
-      ) x
-      where w.id = x.id and (x.old_state <> x.power_state or (w.private_address is null and x.private_address is not null))
-      returning w.id, x.old_state <> x.power_state as changed`);
-    return rowsOf<{ id: string; changed: boolean }>(result).filter((r) => r.changed).map((r) => r.id);
   }
 
   async recordOutcome(

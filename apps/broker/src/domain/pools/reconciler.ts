@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import type { Database } from '../../db/database.ts';
 import type { ReconcileSummary } from '../../db/schema/pools.ts';
 import type { Clock } from '../clock.ts';
+import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
-import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
 import type { PlanExecutor } from './executor.ts';
 import { capacityFailuresOf, providerOf } from './launcher.ts';
 import { decide, hasWork, LAUNCH_GRACE_MS, NOTHING_DONE, passOutcome, planPool, RATE_WINDOW_MS, type DesiredPool, type PoolPlan } from './plan.ts';
@@ -28,7 +28,6 @@ export const POKE_CHANNEL = 'stagedoor_pools';
 const NOTIFY_EVERY_MS = 100;
 /** Passes of different pools that run at once in a full pass. */
 const POOL_CONCURRENCY = 4;
-const ID_BATCH = 200;
 
 /**
  * The pool reconciler: snapshot → pure plan (`plan.ts`) → execute (`executor.ts`) → record the
@@ -50,10 +49,10 @@ export class PoolReconciler {
     private readonly deps: {
       database: Database;
       pools: PoolsRepository;
-      workstations: WorkstationsRepository;
       providers: ProvidersRepository;
       registry: ProviderRegistry;
       executor: PlanExecutor;
+      follower: Pick<PowerFollower, 'refresh'>;
       clock: Clock;
       log: Logger;
     },
@@ -229,27 +228,18 @@ export class PoolReconciler {
   }
 
   /**
-   * Follow machines whose state is still moving (booting, stopping) so the pool and the connect
-   * flow see `running` soon: one DescribeInstances per 200 such machines, per provider. Best effort —
-   * inventory sync remains the full reconciliation with the cloud.
+   * Describe machines whose state is still moving (booting, stopping) once, so the pool and the
+   * connect flow see `running` soon even when no node follows them (the node that started them
+   * stopped): one DescribeInstances per 200 such machines, per provider, written the way the power
+   * follower and inventory sync write. Best effort — inventory sync remains the full reconciliation.
    */
   async #refresh(u: Unsettled): Promise<number> {
-    let changed = 0;
     try {
-      const cloud = this.deps.registry.forRow(await providerOf(this.deps.providers, u.providerId));
-      for (let i = 0; i < u.machines.length; i += ID_BATCH) {
-        const observed = await cloud.listInstances({ ids: u.machines.slice(i, i + ID_BATCH).map((m) => m.externalId) });
-        await this.deps.database.db.transaction(async (tx) => {
-          const at = this.deps.clock.now();
-          const ids = await this.deps.pools.applyObserved(u.providerId, observed, at, tx);
-          await this.deps.workstations.turnOverPowerHistory(ids, at, tx);
-          changed += ids.length;
-        });
-      }
+      return await this.deps.follower.refresh(u.providerId, u.machines);
     } catch (err) {
       this.deps.log.warn({ err, provider: u.providerId }, 'pool refresh of booting machines failed; inventory sync will catch up');
+      return 0;
     }
-    return changed;
   }
 
   #listen(): Promise<void> {

@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError } from '../errors.ts';
 import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
 import type { ProviderRegistry, ProviderRow } from './provider-registry.ts';
 import type { ProvidersRepository } from './providers.repository.ts';
-import { planSync } from './sync-plan.ts';
+import { applyObserved } from './apply-observed.ts';
 
 export interface SyncResult {
   status: 'ok' | 'error';
@@ -66,13 +66,9 @@ export class InventorySync {
       const observed = await cloud.listInstances({ tags: row.tagFilter });
       const at = this.deps.clock.now();
       result = await this.deps.database.db.transaction(async (tx) => {
-        const plan = planSync(await this.deps.workstations.known(row.id, tx), observed);
-        const created = await this.deps.workstations.insertMany(row.id, plan.create, at, tx);
-        await this.deps.workstations.updateMany(plan.update, at, tx);
-        const vanished = await this.deps.workstations.setPowerState(plan.vanished, 'terminated', at, tx);
-        const turned = [...created.map((c) => c.id), ...plan.update.filter((u) => u.powerChanged).map((u) => u.id), ...vanished.map((v) => v.id)];
-        await this.deps.workstations.turnOverPowerHistory(turned, at, tx);
-        const counts = { seen: observed.length, created: created.length, updated: plan.update.length, terminated: vanished.length, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
+        const known = await this.deps.workstations.known(row.id, tx);
+        const applied = await applyObserved(this.deps.workstations, row.id, known, observed, at, tx, 'provider');
+        const counts = { seen: observed.length, created: applied.created, updated: applied.updated, terminated: applied.terminated, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
         return { status: 'ok' as const, message: null, counts };
       });
       log.info({ counts: result.counts }, 'inventory sync');

@@ -25,6 +25,24 @@ const SORTS = {
 } as const;
 export type WorkstationSort = keyof typeof SORTS;
 
+/** The fields inventory sync compares (sync-plan.ts `KnownWorkstation`). */
+const KNOWN_COLUMNS = {
+  id: workstations.id,
+  externalId: workstations.externalId,
+  launchToken: workstations.launchToken,
+  name: workstations.name,
+  powerState: workstations.powerState,
+  privateAddress: workstations.privateAddress,
+  instanceType: workstations.instanceType,
+  availabilityZone: workstations.availabilityZone,
+  subnetId: workstations.subnetId,
+  imageId: workstations.imageId,
+  tags: workstations.tags,
+};
+
+/** A row's version (`xmin`: the transaction that last wrote it), as text. */
+const ROW_VERSION = sql<string>`${workstations}.xmin::text`;
+
 /** Rows per statement in batch writes: large enough to be fast, small enough for any parameter limit. */
 const BATCH = 1000;
 
@@ -55,22 +73,33 @@ export class WorkstationsRepository {
 
   /** What inventory sync compares against: every machine of the provider, terminated included. */
   async known(providerId: string, db: DbOrTx = this.db): Promise<KnownWorkstation[]> {
-    const rows = await db
-      .select({
-        id: workstations.id,
-        externalId: workstations.externalId,
-        launchToken: workstations.launchToken,
-        name: workstations.name,
-        powerState: workstations.powerState,
-        privateAddress: workstations.privateAddress,
-        instanceType: workstations.instanceType,
-        availabilityZone: workstations.availabilityZone,
-        subnetId: workstations.subnetId,
-        imageId: workstations.imageId,
-        tags: workstations.tags,
-      })
+    const rows = await db.select(KNOWN_COLUMNS).from(workstations).where(eq(workstations.providerId, providerId));
+    return rows.map((r) => ({ ...r, powerState: r.powerState as PowerState }));
+  }
+
+  /**
+   * Each machine's row version: PostgreSQL's `xmin`, which changes with every write to the row,
+   * whatever the clocks of the nodes say. The power follower reads it before asking the cloud.
+   */
+  async versions(ids: string[], db: DbOrTx = this.db): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await db.select({ id: workstations.id, version: ROW_VERSION }).from(workstations).where(inArray(workstations.id, ids));
+    return new Map(rows.map((r) => [r.id, r.version]));
+  }
+
+  /**
+   * What inventory sync compares against, for some machines, locked for the caller's transaction,
+   * with their row version. A row someone else holds right now is skipped (`SKIP LOCKED`: never a
+   * wait, never a deadlock with a sync or a power operation); the caller asks again later.
+   */
+  async lockKnown(ids: string[], tx: DbOrTx): Promise<(KnownWorkstation & { poolId: string | null; version: string })[]> {
+    if (ids.length === 0) return [];
+    const rows = await tx
+      .select({ ...KNOWN_COLUMNS, poolId: workstations.poolId, version: ROW_VERSION })
       .from(workstations)
-      .where(eq(workstations.providerId, providerId));
+      .where(inArray(workstations.id, ids))
+      .orderBy(asc(workstations.id))
+      .for('update', { skipLocked: true });
     return rows.map((r) => ({ ...r, powerState: r.powerState as PowerState }));
   }
 

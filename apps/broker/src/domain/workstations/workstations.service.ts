@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Actor } from '../identity/actor.ts';
+import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
 import { parseHostsCsv, type HostInput } from './static-hosts.ts';
@@ -30,6 +31,8 @@ export class WorkstationsService {
       registry: ProviderRegistry;
       audit: AuditService;
       clock: Clock;
+      /** Follows each operation's machine until the cloud says it settled (`power-follow.ts`). */
+      follower: Pick<PowerFollower, 'follow'>;
     },
   ) {}
 
@@ -69,6 +72,7 @@ export class WorkstationsService {
       await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
       await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
     });
+    this.deps.follower.follow([{ workstationId: id, providerId: ws.providerId, externalId: ws.externalId, from: previous, current }]);
     return { workstation: await this.get(id), previous, current };
   }
 
@@ -87,7 +91,8 @@ export class WorkstationsService {
     guard: (ws: WorkstationRow, tx: DbOrTx) => Promise<string | null>,
     opts: { hibernate?: boolean; details?: Record<string, unknown> } = {},
   ): Promise<{ done: true; previous: PowerState; current: PowerState } | { done: false; skipped: string }> {
-    return this.deps.db.transaction(async (tx) => {
+    let moving: Parameters<PowerFollower['follow']>[0] = [];
+    const result = await this.deps.db.transaction(async (tx) => {
       const ws = await this.deps.repo.lockById(id, tx);
       if (!ws) return { done: false as const, skipped: 'the workstation no longer exists' };
       const why = await guard(ws, tx);
@@ -105,8 +110,12 @@ export class WorkstationsService {
       const changed = await this.deps.repo.setPowerState([id], current, at, tx);
       await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
       await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
+      moving = [{ workstationId: id, providerId: ws.providerId, externalId: ws.externalId, from: previous, current }];
       return { done: true as const, previous, current };
     });
+    // After the commit: the follower's first write must not race this transaction's own.
+    this.deps.follower.follow(moving);
+    return result;
   }
 
   async #call(cloud: CloudProvider, action: PowerAction, externalId: string, opts: { hibernate?: boolean }): Promise<PowerChange | undefined> {
@@ -147,6 +156,8 @@ export class WorkstationsService {
         await this.deps.repo.turnOverPowerHistory([pending.id], this.deps.clock.now(), tx);
         await this.deps.audit.record(actor, { action: 'workstation.launch', outcome: 'success', targetType: 'workstation', targetId: pending.id, details: { name, externalId: inst.id, provider: provider.name } }, tx);
       });
+      // follow() never throws: nothing here undoes the launch.
+      this.deps.follower.follow([{ workstationId: pending.id, providerId: provider.id, externalId: inst.id, from: null, current: inst.state }]);
     } catch (err) {
       await this.deps.repo.delete(pending.id, this.deps.db);
       await this.deps.audit.record(actor, { action: 'workstation.launch', outcome: 'failure', targetType: 'provider', targetId: provider.id, reason: err instanceof Error ? err.message : String(err), details: { name } });

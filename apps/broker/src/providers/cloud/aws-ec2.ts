@@ -34,7 +34,7 @@ export interface AwsEc2Options {
   pageSize?: number;
 }
 
-/** EC2 accepts up to 1,000 ids per call; stay well below so one bad id fails a small batch. */
+/** Ids per call: a small batch, so one bad id fails only its batch; and EC2's limit of 200 values in one filter (describe by id). */
 const BATCH = 200;
 const PAGE = 1000;
 /** Tag on every instance Stagedoor launches; the IAM policy in docs/ conditions power actions on it. */
@@ -84,15 +84,20 @@ export class AwsEc2Provider implements CloudProvider {
   }
 
   async listInstances(filter: ListFilter): Promise<CloudInstance[]> {
-    const out: CloudInstance[] = [];
     if (filter.ids) {
-      for (const ids of chunks(filter.ids, BATCH)) {
-        const r = await this.#call('DescribeInstances', () => this.#client.send(new DescribeInstancesCommand({ InstanceIds: ids })));
-        for (const res of r.Reservations ?? []) for (const i of res.Instances ?? []) out.push(toCloudInstance(i));
-      }
+      // By the `instance-id` filter, not InstanceIds: an id EC2 does not know (yet — its reads are
+      // eventually consistent right after a launch — or any more) is simply not in the answer,
+      // instead of failing the whole call with InvalidInstanceID.NotFound.
+      const out: CloudInstance[] = [];
+      for (const ids of chunks(filter.ids, BATCH)) out.push(...(await this.#describe([{ Name: 'instance-id', Values: ids }])));
       return out;
     }
-    const Filters = tagFilters(filter.tags ?? {});
+    return this.#describe(tagFilters(filter.tags ?? {}));
+  }
+
+  /** DescribeInstances across all pages. */
+  async #describe(Filters: Filter[]): Promise<CloudInstance[]> {
+    const out: CloudInstance[] = [];
     let NextToken: string | undefined;
     do {
       const r = await this.#call('DescribeInstances', () => this.#client.send(new DescribeInstancesCommand({ Filters: Filters.length ? Filters : undefined, MaxResults: this.#pageSize, NextToken })));
