@@ -149,12 +149,13 @@ async function bench(kind: 'pglite' | 'postgres', emu: Ec2Emulator, pgUrl: strin
   await database.close();
 }
 
-/** Assign `n` available machines of every pool to a bench user (as the connect flow would). */
+/** Assign `n` available machines of every pool to a bench user (as the connect flow would), each in its own desktop slot. */
 async function takeMachines(database: Database, n: number): Promise<void> {
   const userId = await benchUser(database);
   await database.db.execute(sql`
-    insert into assignments (user_id, workstation_id, pool_id, mode)
-    select ${userId}, id, pool_id, 'floating' from (
+    insert into assignments (user_id, workstation_id, pool_id, mode, slot)
+    select ${userId}, id, pool_id, 'floating',
+      k + coalesce((select max(slot) from assignments h where h.user_id = ${userId} and h.pool_id = x.pool_id and h.state = 'active'), 0) from (
       select w.id, w.pool_id, row_number() over (partition by w.pool_id order by w.id) as k
       from workstations w where w.pool_id is not null and w.power_state = 'running'
         and not exists (select 1 from assignments a where a.workstation_id = w.id and a.state = 'active')
@@ -164,8 +165,9 @@ async function takeMachines(database: Database, n: number): Promise<void> {
 async function takeOne(database: Database, poolId: string): Promise<void> {
   const userId = await benchUser(database);
   await database.db.execute(sql`
-    insert into assignments (user_id, workstation_id, pool_id, mode)
-    select ${userId}, w.id, w.pool_id, 'floating' from workstations w
+    insert into assignments (user_id, workstation_id, pool_id, mode, slot)
+    select ${userId}, w.id, w.pool_id, 'floating',
+      1 + coalesce((select max(slot) from assignments h where h.user_id = ${userId} and h.pool_id = w.pool_id and h.state = 'active'), 0) from workstations w
     where w.pool_id = ${poolId} and w.power_state in ('running', 'pending')
       and not exists (select 1 from assignments a where a.workstation_id = w.id and a.state = 'active')
     limit 1`);
