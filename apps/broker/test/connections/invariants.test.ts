@@ -113,6 +113,14 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     expect(channel.sent.slice(before)).toContainEqual(expect.objectContaining({ type: 'revoke', grantId: g2!.id }));
   });
 
+  it('a grant must be used within two minutes by default: a shorter window for a colleague behind the same office address', async () => {
+    const u = artist();
+    const c = (await connect(u)).json();
+    const [g] = await grantsOf(c.id);
+    expect(g!.validUntil.getTime() - clock.now().getTime()).toBe(120_000);
+    expect(new Date(c.instructions.connectBy).getTime()).toBe(g!.validUntil.getTime());
+  });
+
   it("a grant carries the policy's maximum session length to the gateway", async () => {
     const u = artist();
     const c = (await connect(u)).json();
