@@ -166,6 +166,22 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     expect(rows.filter((r) => r.state === 'active')).toHaveLength(0);
   });
 
+  it('stagedoor apply that moves a pool between policies keeps the desktops of users entitled in the end (no release on the way)', async () => {
+    const [u] = await mintUsers(b.database, 1, 'mover', 'Movers');
+    await call('POST', '/api/v1/policies', { name: 'movers', groupIds: [(await call('GET', '/api/v1/groups')).items.find((g: { name: string }) => g.name === 'Movers').id], pools: [{ poolId: ids.pool }], protocolPlanId: ids.plan, position: 1000 });
+    const c = (await connect(u!)).json();
+    // The file first takes the pool away from "movers", then gives it back through a new policy placed before it.
+    const document = {
+      policies: [
+        { name: 'movers', groups: ['Movers'], pools: [{ pool: 'spare' }], protocolPlan: 'through-the-gateway' },
+        { name: 'movers-first', position: 999, groups: ['Movers'], pools: [{ pool: 'studio' }], protocolPlan: 'through-the-gateway' },
+      ],
+    };
+    await call('POST', '/api/v1/apply', { document });
+    expect(await active(u!.id)).toHaveLength(1);
+    expect(await connectionById(c.id)).toMatchObject({ state: 'ready' });
+  });
+
   it("an admin reading someone's connection issues no grant and moves nothing", async () => {
     const u = artist();
     const c = (await connect(u)).json();

@@ -4,6 +4,7 @@ import type { Db, Tx } from '../../db/database.ts';
 import { InvalidInputError, type FieldProblem } from '../errors.ts';
 import type { Actor } from '../identity/actor.ts';
 import type { AuditService } from '../audit/audit.service.ts';
+import type { AccessEnded, AccessReview } from '../connections/access-review.ts';
 import { SITE_KINDS, type ApplyContext } from './site-kinds.ts';
 
 export type SiteDocument = z.output<typeof SiteFile>;
@@ -21,10 +22,11 @@ class DryRunRollback extends Error {}
  * Objects missing from the file are left alone: apply never deletes.
  */
 export class SiteApplyService {
-  constructor(private readonly deps: { db: Db; audit: AuditService; context: Omit<ApplyContext, 'tx' | 'actor' | 'problems'> }) {}
+  constructor(private readonly deps: { db: Db; audit: AuditService; access: Pick<AccessReview, 'enforce' | 'finish'>; context: Omit<ApplyContext, 'tx' | 'actor' | 'problems'> }) {}
 
   async apply(actor: Actor, doc: SiteDocument, opts: { dryRun: boolean }): Promise<Result> {
     const changes: Change[] = [];
+    let ended: AccessEnded | null = null;
     try {
       await this.deps.db.transaction(async (tx) => {
         const problems: FieldProblem[] = [];
@@ -40,6 +42,8 @@ export class SiteApplyService {
         if (problems.length) {
           throw new InvalidInputError(`the site file has ${problems.length} problem(s); nothing was changed: ${problems.slice(0, 5).map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems);
         }
+        // Access is reviewed once, against the file's final state (not after each policy of it).
+        ended = await this.deps.access.enforce(actor, 'policy-changed', null, tx);
         const counted = summarize(changes);
         await this.deps.audit.record(actor, { action: 'site.apply', outcome: 'success', details: { dryRun: opts.dryRun, ...counted } }, tx);
         if (opts.dryRun) throw new DryRunRollback();
@@ -48,6 +52,7 @@ export class SiteApplyService {
       if (!(err instanceof DryRunRollback)) throw err;
     }
     if (!opts.dryRun) {
+      if (ended) this.deps.access.finish(ended, 'policy-changed');
       for (const c of changes.filter((x) => x.kind === 'pool' && x.action !== 'unchanged')) {
         const pool = await this.deps.context.pools.findByName(c.name);
         if (pool) this.deps.context.pools.poke(pool.id);

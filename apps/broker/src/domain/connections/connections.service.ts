@@ -4,7 +4,7 @@ import { DEFAULT_PORTS } from '@stagedoor/contract';
 import type { Db, DbOrTx } from '../../db/database.ts';
 import type { Protocol, ProtocolPlanEntry } from '../../db/schema/policies.ts';
 import type { Clock } from '../clock.ts';
-import { ForbiddenError, InvalidInputError, NoDesktopAvailableError, NotFoundError, isUniqueViolation } from '../errors.ts';
+import { ConflictError, ForbiddenError, InvalidInputError, NoDesktopAvailableError, NotFoundError, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Actor } from '../identity/actor.ts';
 import type { PlansService } from '../plans/plans.service.ts';
@@ -137,7 +137,8 @@ export class ConnectionsService {
   /** The connection an earlier request with this key produced; the same key for another request is refused. */
   async #replay(req: Requester, key: ConnectKey): Promise<ConnectResult> {
     const prior = await this.deps.repo.connectionForKey(req.actor.userId, key.key);
-    if (!prior) throw new InvalidInputError('the Idempotency-Key was used by a request that has not finished; retry it', [{ path: 'headers.idempotency-key', message: 'in use' }]);
+    // Only a committed request can collide on the key; gone again means purged meanwhile.
+    if (!prior) throw new ConflictError('the Idempotency-Key was used by an earlier request that is no longer remembered; use a new key');
     if (prior.requestHash !== key.requestHash) {
       throw new InvalidInputError('this Idempotency-Key was used for a different connect request; use a new key for a new request', [{ path: 'headers.idempotency-key', message: 'reused for a different request' }]);
     }

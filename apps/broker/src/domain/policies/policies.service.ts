@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, isForeignKeyViolation, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Actor } from '../identity/actor.ts';
-import type { AccessReview } from '../connections/access-review.ts';
+import type { AccessEnded, AccessReview } from '../connections/access-review.ts';
 import type { PoliciesRepository, PolicyWithLinks } from './policies.repository.ts';
 
 type Create = z.output<typeof PolicyBody>;
@@ -14,7 +14,9 @@ type Update = z.output<typeof UpdatePolicy>;
 /**
  * Policies: who gets what. Ordered; the first enabled policy naming one of the user's groups wins.
  * Every change reviews access in its own transaction: a user whose policy no longer offers a desktop
- * they hold loses it (floating) or its sessions (persistent) as the change commits.
+ * they hold loses it (floating) or its sessions (persistent) as the change commits. Inside a
+ * caller's transaction (`tx`: `stagedoor apply`) the caller reviews once, at its end: a file that
+ * moves a pool from one policy to another must not end desktops on the way.
  */
 export class PoliciesService {
   constructor(private readonly deps: { db: Db; repo: PoliciesRepository; audit: AuditService; clock: Clock; access: Pick<AccessReview, 'enforce' | 'finish'> }) {}
@@ -47,10 +49,10 @@ export class PoliciesService {
         const row = await this.deps.repo.insert({ ...cols, description: cols.description ?? null, position, createdAt: now, updatedAt: now }, db);
         await this.deps.repo.setLinks(row.id, { groupIds, pools }, db);
         await this.deps.audit.record(actor, { action: 'policy.create', outcome: 'success', targetType: 'policy', targetId: row.id, details: { name: row.name, position } }, db);
-        return { id: row.id, ended: await this.deps.access.enforce(actor, 'policy-changed', null, db) };
+        return { id: row.id, ended: await this.#review(actor, db, tx) };
       }),
     );
-    this.deps.access.finish(id.ended, 'policy-changed');
+    this.#finish(id.ended);
     return (await this.deps.repo.findById(id.id, tx))!;
   }
 
@@ -62,10 +64,10 @@ export class PoliciesService {
         if (!row) throw new NotFoundError('policy', id);
         await this.deps.repo.setLinks(id, { groupIds, pools }, db);
         await this.deps.audit.record(actor, { action: 'policy.update', outcome: 'success', targetType: 'policy', targetId: id, details: { changed: Object.keys(input) } }, db);
-        return this.deps.access.enforce(actor, 'policy-changed', null, db);
+        return this.#review(actor, db, tx);
       }),
     );
-    this.deps.access.finish(ended, 'policy-changed');
+    this.#finish(ended);
     return (await this.deps.repo.findById(id, tx))!;
   }
 
@@ -73,9 +75,9 @@ export class PoliciesService {
     const ended = await (tx ?? this.deps.db).transaction(async (db) => {
       if (!(await this.deps.repo.delete(id, db))) throw new NotFoundError('policy', id);
       await this.deps.audit.record(actor, { action: 'policy.delete', outcome: 'success', targetType: 'policy', targetId: id }, db);
-      return this.deps.access.enforce(actor, 'policy-changed', null, db);
+      return this.#review(actor, db, tx);
     });
-    this.deps.access.finish(ended, 'policy-changed');
+    this.#finish(ended);
   }
 
   async reorder(actor: Actor, ids: string[]): Promise<PolicyWithLinks[]> {
@@ -91,6 +93,15 @@ export class PoliciesService {
     });
     this.deps.access.finish(ended, 'policy-changed');
     return this.deps.repo.list();
+  }
+
+  /** Review access in this transaction, unless it is the caller's (who reviews once at its end). */
+  async #review(actor: Actor, db: DbOrTx, outer: DbOrTx | undefined): Promise<AccessEnded | null> {
+    return outer ? null : this.deps.access.enforce(actor, 'policy-changed', null, db);
+  }
+
+  #finish(ended: AccessEnded | null): void {
+    if (ended) this.deps.access.finish(ended, 'policy-changed');
   }
 
   async #guard<T>(input: { name?: string; position?: number }, fn: () => Promise<T>): Promise<T> {
