@@ -74,6 +74,13 @@ function launch(dir: string, data: string, port: number, opts: { maxConnections?
     }
   };
   start();
+  // pg_ctl daemonizes the server: a test process that dies before its clean-up (a hook timing out)
+  // must not leave it running.
+  const onExit = () => {
+    halt();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
@@ -81,8 +88,8 @@ function launch(dir: string, data: string, port: number, opts: { maxConnections?
     halt,
     start,
     stop: () => {
-      halt();
-      fs.rmSync(dir, { recursive: true, force: true });
+      process.off('exit', onExit);
+      onExit();
     },
     promote: () => pgRun(dir, 'pg_ctl', ['-D', data, '-w', '-t', '60', 'promote']),
     replicate: async () => {
