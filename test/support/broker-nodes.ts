@@ -12,12 +12,13 @@ export interface BrokerNode {
  * bootstrap must cope with the race), and wait until each answers /readyz. Each gets a free port
  * and its name as STAGEDOOR_NODE_ID; a node that fails to start reports its stderr.
  */
-export async function startBrokerNodes(names: string[], env: Record<string, string | undefined>): Promise<BrokerNode[]> {
+export async function startBrokerNodes(names: string[], env: Record<string, string | undefined>, opts: { host?: string } = {}): Promise<BrokerNode[]> {
   const nodes: BrokerNode[] = [];
+  const host = opts.host ?? '127.0.0.1';
   for (const name of names) {
-    const port = await freePort();
-    const proc = spawnStagedoor(['broker'], { PORT: String(port), STAGEDOOR_NODE_ID: name, ...env });
-    nodes.push({ name, base: `http://127.0.0.1:${port}`, proc });
+    const port = await freePort(host);
+    const proc = spawnStagedoor(['broker'], { PORT: String(port), STAGEDOOR_NODE_ID: name, STAGEDOOR_HOST: host, ...env });
+    nodes.push({ name, base: `http://${host}:${port}`, proc });
   }
   await Promise.all(
     nodes.map((n) =>

@@ -25,6 +25,12 @@ export interface PrivateNetwork {
   spawn(ns: string, command: string, args: string[], env?: Record<string, string | undefined>): Spawned;
   /** Run a command in a namespace to completion, with a hard timeout. */
   run(ns: string, command: string, args: string[], opts?: { env?: Record<string, string | undefined>; timeoutMs?: number; input?: string }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /**
+   * Cut (`down`) or restore (`up`) the gateway's link to the host — its control channel to the
+   * broker — and nothing else: clients and workstations keep their links. Down, neither side gets
+   * a reset or a FIN; packets just stop, as in a real partition.
+   */
+  hostLink(state: 'up' | 'down'): void;
   destroy(): void;
 }
 
@@ -131,6 +137,7 @@ export function createPrivateNetwork(): PrivateNetwork {
         child.stdin.end(opts.input ?? '');
         child.on('close', (code) => resolve({ code, stdout, stderr }));
       }),
+    hostLink: (state) => inNs(ns.gateway, 'link', 'set', 'tohost', state),
     destroy,
   };
 }

@@ -36,7 +36,12 @@ export interface Database {
    * delivered at commit). The pool reconciler uses it to react to an assignment on another node.
    */
   notify(channel: string, payload: string): Promise<void>;
-  /** Call `onMessage` for each NOTIFY on `channel` (from any node) until the returned function is called. */
+  /**
+   * Call `onMessage` for each NOTIFY on `channel` (from any node) until the returned function is
+   * called. The LISTEN connection is re-established whenever it is lost (a database restart or
+   * failover), until it works; signals sent while it is down are lost, so every listener has an
+   * interval job behind it.
+   */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }

@@ -18,6 +18,12 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
   });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', (err) => opts.log.warn({ err }, 'idle database connection failed'));
+  // Neither may a checked-out one: pg-pool listens for errors only on idle clients, and a client
+  // between two statements of a transaction, or holding a job's advisory lock while the job runs on
+  // other connections, emits 'error' when the server goes away (a crash, a failover) — unhandled,
+  // that ended the process. The error also fails the client's query or its next one, and pg-pool
+  // discards a client that is no longer queryable when it is released, so nothing more is needed here.
+  pool.on('connect', (client) => client.on('error', (err) => opts.log.debug({ err }, 'database connection in use failed')));
   const client = await pool.connect().catch(async (err: unknown) => {
     await pool.end().catch(() => undefined);
     throw err;
@@ -53,11 +59,12 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
   let listenClient: pg.Client | undefined;
   let connecting: Promise<pg.Client> | undefined;
   let closed = false;
+  let relistenTimer: NodeJS.Timeout | undefined;
 
   function listenConnection(): Promise<pg.Client> {
     if (listenClient) return Promise.resolve(listenClient);
     connecting ??= (async () => {
-      const c = new pg.Client({ connectionString: opts.url, application_name: `${opts.applicationName ?? 'stagedoor'} listen` });
+      const c = new pg.Client({ connectionString: opts.url, application_name: `${opts.applicationName ?? 'stagedoor'} listen`, connectionTimeoutMillis: 10_000 });
       c.on('notification', (msg) => {
         for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
       });
@@ -66,8 +73,13 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
         lost(c);
       });
       c.on('end', () => lost(c));
-      await c.connect();
-      for (const channel of listeners.keys()) await c.query(`listen ${channel}`);
+      try {
+        await c.connect();
+        for (const channel of listeners.keys()) await c.query(`listen ${channel}`);
+      } catch (err) {
+        c.end().catch(() => undefined);
+        throw err;
+      }
       listenClient = c;
       return c;
     })().finally(() => {
@@ -80,9 +92,28 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
     if (listenClient !== c) return;
     listenClient = undefined;
     c.end().catch(() => undefined);
-    if (closed || listeners.size === 0) return;
-    // Signals sent meanwhile are lost; the listeners' interval jobs cover that gap.
-    setTimeout(() => void listenConnection().catch((err: unknown) => opts.log.warn({ err }, 'database LISTEN reconnect failed')), 1000).unref();
+    relisten(1000);
+  }
+
+  /**
+   * LISTEN again until it works: the server may be away for a while (a restart, a failover), and a
+   * node that gave up after one try would never hear another node's signal again. Signals sent
+   * meanwhile are lost; the listeners' interval jobs cover that gap.
+   */
+  function relisten(delayMs: number): void {
+    if (closed || listeners.size === 0 || relistenTimer) return;
+    relistenTimer = setTimeout(() => {
+      relistenTimer = undefined;
+      if (closed || listenClient) return;
+      listenConnection().then(
+        () => opts.log.info({ channels: [...listeners.keys()] }, 'database LISTEN restored'),
+        (err: unknown) => {
+          opts.log.warn({ err, retryInMs: Math.min(delayMs * 2, 10_000) }, 'database LISTEN reconnect failed; trying again');
+          relisten(Math.min(delayMs * 2, 10_000));
+        },
+      );
+    }, delayMs);
+    relistenTimer.unref();
   }
 
   return {
@@ -103,8 +134,15 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
       let set = listeners.get(channel);
       if (!set) listeners.set(channel, (set = new Set()));
       set.add(onMessage);
-      const c = await listenConnection();
-      await c.query(`listen ${channel}`);
+      try {
+        const c = await listenConnection();
+        await c.query(`listen ${channel}`);
+      } catch (err) {
+        // Registered all the same: the connection is retried until it works, and LISTENs on every
+        // registered channel when it does.
+        opts.log.warn({ err, channel }, 'database LISTEN failed; retrying in the background');
+        relisten(1000);
+      }
       return async () => {
         set.delete(onMessage);
         if (set.size || listeners.get(channel) !== set) return;
@@ -114,6 +152,7 @@ export async function openPostgres(opts: { url: string; poolSize: number; log: L
     },
     close: async () => {
       closed = true;
+      clearTimeout(relistenTimer);
       const c = listenClient;
       listenClient = undefined;
       await c?.end().catch(() => undefined);

@@ -83,6 +83,33 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return code === '23503' || code === '23001';
 }
 
+/** Socket errors of a database connection that could not be made or was cut. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * SQLSTATEs of a server that is going away, starting, overloaded or read-only: 57P01–57P03
+ * (shutdown, crash recovery, "cannot connect now"), 53300 (too many connections), 25006 (a write
+ * reached a standby: the endpoint still points at the old writer, now a reader, mid-failover).
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '25006']);
+/** node-postgres errors without a code when a connection ends under a query or cannot be made in time. */
+const CONNECTION_MESSAGES = /^(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable|timeout exceeded when trying to connect)/;
+
+/**
+ * The database cannot be reached or used right now (a restart, a failover, an overload): the
+ * request may well work again in a moment. Recognised through driver wrappers such as Drizzle's.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 6; depth++) {
+    const candidate = e as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof candidate.code === 'string') {
+      if (CONNECTION_CODES.has(candidate.code) || UNAVAILABLE_STATES.has(candidate.code) || candidate.code.startsWith('08')) return true;
+    } else if (typeof candidate.message === 'string' && CONNECTION_MESSAGES.test(candidate.message)) return true;
+    e = candidate.cause;
+  }
+  return false;
+}
+
 function findPgError(err: unknown): { code?: string; constraint?: string } | undefined {
   let e: unknown = err;
   for (let depth = 0; e && depth < 5; depth++) {

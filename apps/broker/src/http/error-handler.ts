@@ -11,6 +11,7 @@ import {
   NoDesktopAvailableError,
   UnauthenticatedError,
   UnavailableError,
+  isDatabaseUnavailable,
 } from '../domain/errors.ts';
 import { LoginLockedError, MfaFailedError } from '../domain/identity/sign-in-errors.ts';
 import { ProviderError, type ProviderErrorKind } from '../providers/cloud/cloud-provider.ts';
@@ -86,6 +87,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[status] ?? 'bad_request';
       return sendError(reply, status, code, humanise(err, status));
+    }
+    if (isDatabaseUnavailable(err)) {
+      // Not a bug to investigate but a database restarting or failing over: tell the client to retry
+      // (with the same Idempotency-Key for a connect), and keep the log to one line per request.
+      request.log.warn({ error: err.message.slice(-300) }, 'database unavailable');
+      reply.header('retry-after', '2');
+      return sendError(reply, 503, 'database_unavailable', 'the database is unavailable for a moment (restarting or failing over); retry shortly');
     }
     request.log.error({ err }, 'unhandled error');
     return sendError(reply, 500, 'internal', 'internal error; the request id identifies it in the broker log');

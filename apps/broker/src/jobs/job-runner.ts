@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../domain/clock.ts';
 import type { Database } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../domain/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
 export type JobStats = Record<string, number>;
@@ -72,7 +73,9 @@ export class JobRunner {
       }
     } catch (err) {
       result = { outcome: 'error', error: err instanceof Error ? err.message : String(err) };
-      log.error({ err }, 'job pass failed');
+      // A database restarting or failing over fails every pass until it is back: one line each, not a stack.
+      if (isDatabaseUnavailable(err)) log.warn({ error: result.error.slice(-300) }, 'job pass failed: database unavailable');
+      else log.error({ err }, 'job pass failed');
     }
     this.deps.metrics.jobRuns.labels(job.name, result.outcome).inc();
     return result;

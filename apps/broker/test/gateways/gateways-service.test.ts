@@ -183,6 +183,40 @@ describe.each(DRIVERS)('gateways service [%s]', (driver) => {
     await broker.services.gateways.delete(systemActor, gateway.id);
   });
 
+  it('a gateway back from a partition: a reconciliation pass between its hello and its pending reports takes none of its sessions for lost', async () => {
+    const { gateway } = await enrolled('part-gw', 'part');
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello();
+    const session = async (n: number) => {
+      const { connectionId } = await insertConnection(broker.database, { workstationAddress: `10.1.0.${20 + n}`, clientAddress: '203.0.113.13' });
+      const g = await broker.services.gateways.issueGrant({ connectionId, cluster: 'part', clientAddress: '203.0.113.13', targetAddress: `10.1.0.${20 + n}`, targetPort: 22, connectBy: connectBy() });
+      await ch.report({ type: 'session-started', grantId: g.grantId, clientAddress: '203.0.113.13', at: clock.now().toISOString() });
+      return { connectionId, grantId: g.grantId };
+    };
+    const [carried, endedDuringCut, gone] = [await session(1), await session(2), await session(3)];
+    clock.advance(1000);
+    await ch.heartbeat([carried, endedDuringCut, gone].map((s) => ({ grantId: s.grantId, bytesUp: 10, bytesDown: 20 })));
+    // The cut: the broker drops the silent channel; the gateway's reports wait in its outbox.
+    ch.close();
+    clock.advance(30_000);
+    // The link returns: hello (with the session it still carries), then — a moment later — the
+    // outbox. A reconciliation pass in that moment must not close the sessions as lost.
+    const back = fakeChannel(broker, gateway);
+    await back.hello([{ grantId: carried.grantId, bytesUp: 30, bytesDown: 40, startedAt: clock.now().toISOString(), clientAddress: '203.0.113.13' }]);
+    await broker.services.gateways.reports.reconcile();
+    for (const s of [carried, endedDuringCut, gone]) expect((await connectionRow(broker.database, s.connectionId)).state).toBe('connected');
+    await back.report({ type: 'session-ended', grantId: endedDuringCut.grantId, reason: 'client-closed', bytesUp: 50, bytesDown: 60, at: clock.now().toISOString() });
+    expect(await connectionRow(broker.database, endedDuringCut.connectionId)).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: 50, bytesDown: 60 });
+    // A session the gateway neither carries nor reports (it restarted and forgot it) is still closed
+    // as lost, once the grace period after the hello has passed; the carried one is not.
+    clock.advance(4000);
+    await back.heartbeat([{ grantId: carried.grantId, bytesUp: 31, bytesDown: 41 }]);
+    await broker.services.gateways.reports.reconcile();
+    expect(await connectionRow(broker.database, gone.connectionId)).toMatchObject({ state: 'closed', endReason: 'gateway-lost' });
+    expect(await connectionRow(broker.database, carried.connectionId)).toMatchObject({ state: 'connected', bytesUp: 31, bytesDown: 41 });
+    back.close();
+  });
+
   it('reconciliation closes a session its gateway stopped reporting, and marks silent gateways unhealthy', async () => {
     const { gateway } = await enrolled('rec-gw', 'rec');
     const ch = fakeChannel(broker, gateway);

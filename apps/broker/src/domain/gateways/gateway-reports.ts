@@ -50,6 +50,10 @@ export class GatewayReports {
         targetId: gateway.id,
         details: { node, version: hello.version, sessions: hello.sessions.length, protocol: hello.protocol },
       }, tx);
+      // Back from a partition (or a restart), a gateway sends its hello first and its pending reports
+      // right after the welcome: give those one grace period to arrive. A session it no longer has
+      // and never reports is closed as lost by the reconciliation pass after that.
+      await this.deps.repo.touchSessionsOf(gateway.id, now, tx);
       return row!;
     });
     for (const s of hello.sessions) {

@@ -184,6 +184,20 @@ export class GatewaysRepository {
     return new Set(rows.map((r) => r.id));
   }
 
+  /**
+   * A hello: every session the broker holds as running on this gateway counts as reported now.
+   * The ones it still carries are named in the hello; the ones that ended while it could not reach
+   * a broker are in its outbox, sent right after the welcome — and until they arrive, the
+   * reconciliation pass must not take them for lost (it would close them as `gateway-lost`, and the
+   * gateway's own reason and byte counts would come too late to count).
+   */
+  async touchSessionsOf(gatewayId: string, now: Date, db: DbOrTx = this.db): Promise<void> {
+    await db.execute(sql`
+      update ${grants} g set last_reported_at = ${now.toISOString()}::timestamptz
+      from ${connections} c
+      where c.id = g.connection_id and c.gateway_id = ${gatewayId} and g.state = 'used'`);
+  }
+
   /** A heartbeat: the sessions the gateway carries are alive now; their byte counts only grow. */
   async recordSessionFigures(gatewayId: string, sessions: { grantId: string; bytesUp: number; bytesDown: number }[], now: Date, db: DbOrTx = this.db): Promise<void> {
     if (sessions.length === 0) return;
