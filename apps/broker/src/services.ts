@@ -15,6 +15,8 @@ import { TimersRepository } from './jobs/timers.repository.ts';
 import { TimerService } from './jobs/timers.service.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { SecretBox } from './domain/secrets/secret-box.ts';
+import { SealedSecretsRepository } from './domain/secrets/sealed-secrets.repository.ts';
+import { SecretRotationService } from './domain/secrets/secret-rotation.service.ts';
 import { InventorySync } from './domain/providers/inventory-sync.ts';
 import { ProviderRegistry } from './domain/providers/provider-registry.ts';
 import { ProvidersRepository } from './domain/providers/providers.repository.ts';
@@ -37,7 +39,7 @@ import { ReportsRepository } from './domain/reports/reports.repository.ts';
 import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
+  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'previousSecretKeys' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -55,7 +57,7 @@ export function createServices(deps: ServiceDeps) {
   const sessionsRepo = new SessionsRepository(db);
   const audit = new AuditService({ repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }) });
   const timers = new TimerService({ repo: new TimersRepository(db), clock, log: log.child({ area: 'timers' }), metrics, nodeId: deps.config.nodeId });
-  const secrets = new SecretBox(deps.config.secretKey);
+  const secrets = new SecretBox(deps.config.secretKey, deps.config.previousSecretKeys);
   const registry = new ProviderRegistry(secrets, deps.cloud);
   const providersRepo = new ProvidersRepository(db);
   const workstationsRepo = new WorkstationsRepository(db);
@@ -89,6 +91,7 @@ export function createServices(deps: ServiceDeps) {
     providers,
     workstations,
     secrets,
+    secretRotation: new SecretRotationService({ db, repo: new SealedSecretsRepository(db), secrets, audit }),
     audit,
     timers,
     sessionsRepo,

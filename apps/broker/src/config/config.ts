@@ -31,6 +31,9 @@ const envSchema = z.object({
     .string()
     .refine((s) => decodeKey(s) !== null, 'must be 32 bytes as 64 hex characters or base64')
     .optional(),
+  STAGEDOOR_SECRET_KEY_PREVIOUS: csv
+    .refine((keys) => keys.every((k) => decodeKey(k) !== null), 'must be a comma-separated list of keys, each 32 bytes as 64 hex characters or base64')
+    .optional(),
   STAGEDOOR_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   STAGEDOOR_NODE_ID: z.string().min(1).max(200).default(`${os.hostname()}-${process.pid}`),
   STAGEDOOR_TRUSTED_PROXIES: csv.default([]),
@@ -68,6 +71,8 @@ export interface Config {
   dataDir: string;
   adminPassword: string | undefined;
   secretKey: Buffer | undefined;
+  /** Keys that sealed secrets before the current one: they still open them (ADR 0015, `stagedoor admin rotate-secret-key`). */
+  previousSecretKeys: Buffer[];
   logLevel: (typeof LOG_LEVELS)[number];
   nodeId: string;
   trustedProxies: string[];
@@ -128,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     dataDir,
     adminPassword: e.STAGEDOOR_ADMIN_PASSWORD,
     secretKey: e.STAGEDOOR_SECRET_KEY ? (decodeKey(e.STAGEDOOR_SECRET_KEY) ?? undefined) : undefined,
+    previousSecretKeys: (e.STAGEDOOR_SECRET_KEY_PREVIOUS ?? []).map((k) => decodeKey(k)!),
     logLevel: e.STAGEDOOR_LOG_LEVEL,
     nodeId: e.STAGEDOOR_NODE_ID,
     trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
