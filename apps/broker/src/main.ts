@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.ts';
 import type { Database } from './db/database.ts';
 import { runMigrations } from './db/migrate.ts';
 import { openDatabase } from './db/open.ts';
+import { ensurePrivateDir } from './db/private-files.ts';
 import { type Clock, systemClock } from './domain/clock.ts';
 import { systemActor } from './domain/identity/actor.ts';
 import { buildApp } from './http/app.ts';
@@ -39,7 +39,7 @@ export interface StartOptions {
 /** Open the database, migrate, assemble, start the jobs and (optionally) listen. */
 export async function startBroker(config: Config, opts: StartOptions): Promise<Broker> {
   const { log } = opts;
-  if (config.database.kind === 'pglite') fs.mkdirSync(config.dataDir, { recursive: true });
+  if (config.database.kind === 'pglite') ensurePrivateDir(config.dataDir, log);
   const database = await openDatabase(config, log.child({ area: 'db' }));
   try {
     const status = await runMigrations(database);

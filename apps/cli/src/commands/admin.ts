@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { cliActor, createLogger, createServices, generatePassword, loadConfig, Metrics, openDatabase, runMigrations } from '@stagedoor/broker';
 import { ROLES, type Role } from '@stagedoor/contract';
 import { CliError } from '../cli-error.ts';
+import { privateFilesOnly } from './server.ts';
 
 /**
  * Break-glass administration on the server itself, straight on the database (no HTTP, no
@@ -63,6 +64,7 @@ export function adminCommands(program: Command): void {
 type Services = ReturnType<typeof createServices>;
 
 async function withServices(fn: (services: Services, generate: () => string) => Promise<void>): Promise<void> {
+  privateFilesOnly();
   const config = loadConfig();
   const log = createLogger({ level: 'warn', nodeId: `${config.nodeId}-cli` });
   const database = await openDatabase(config, log);
