@@ -13,6 +13,7 @@ import { gatewayJobs } from './domain/gateways/gateway-jobs.ts';
 import { JobRunner } from './jobs/job-runner.ts';
 import { TimersRepository } from './jobs/timers.repository.ts';
 import { Metrics } from './observability/metrics.ts';
+import { startMetricsListener } from './observability/metrics-access.ts';
 import { createServices, type Services } from './services.ts';
 import { VERSION } from './version.ts';
 
@@ -23,6 +24,8 @@ export interface Broker {
   jobs: JobRunner;
   metrics: Metrics;
   url: string | null;
+  /** STAGEDOOR_METRICS_LISTEN: where `/metrics` is served instead of on `url`. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,19 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<B
     if (opts.listen !== false) {
       await broker.app.listen({ port: config.port, host: config.host });
       broker.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+      const { listen } = config.metrics;
+      if (listen) {
+        const metricsListener = await startMetricsListener(broker.metrics, { ...config.metrics, listen }, log.child({ area: 'metrics' })).catch(async (err: unknown) => {
+          await broker.close().catch(() => undefined);
+          throw new Error(`STAGEDOOR_METRICS_LISTEN: cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`, { cause: err });
+        });
+        broker.metricsUrl = metricsListener.url;
+        const close = broker.close;
+        broker.close = async () => {
+          await metricsListener.close();
+          await close();
+        };
+      }
     }
     if (config.jobs.enabled) broker.jobs.start();
     return broker;

@@ -39,7 +39,7 @@ import { ReportsRepository } from './domain/reports/reports.repository.ts';
 import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'previousSecretKeys' | 'gateway' | 'signIn'>;
+  config: Pick<Config, 'session' | 'nodeId' | 'secretKey' | 'previousSecretKeys' | 'audit' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -55,7 +55,7 @@ export function createServices(deps: ServiceDeps) {
   const usersRepo = new UsersRepository(db);
   const groupsRepo = new GroupsRepository(db);
   const sessionsRepo = new SessionsRepository(db);
-  const audit = new AuditService({ repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }) });
+  const audit = new AuditService({ db, repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }), policy: deps.config.audit });
   const timers = new TimerService({ repo: new TimersRepository(db), clock, log: log.child({ area: 'timers' }), metrics, nodeId: deps.config.nodeId });
   const secrets = new SecretBox(deps.config.secretKey, deps.config.previousSecretKeys);
   const registry = new ProviderRegistry(secrets, deps.cloud);

@@ -66,7 +66,7 @@ export class SignInService {
     } catch (err) {
       // A server that cannot answer is not the user's failure: audited, not counted towards the lockout.
       if (err instanceof UnavailableError) {
-        await audit.record(attempt, { action: 'auth.login', outcome: 'failure', reason: 'auth server unavailable', details: unavailableDetails(err) });
+        await audit.recordRefusal(attempt, { action: 'auth.login', outcome: 'failure', reason: 'auth server unavailable', details: unavailableDetails(err) });
         throw this.#unavailable(err, ctx);
       }
       throw err;
@@ -75,7 +75,7 @@ export class SignInService {
       const who = outcome.user ? { ...attempt, userId: outcome.user.id } : attempt;
       // Counted against the account the directory resolved (a UPN and a sAMAccountName are one account), else the name as typed.
       const failedKeys = throttle.keys(outcome.canonical ?? login, ctx.sourceAddress);
-      await audit.record(who, { action: 'auth.login', outcome: 'failure', reason: outcome.reason, details: serverDetails(outcome.server, outcome.canonical) });
+      await audit.recordRefusal(who, { action: 'auth.login', outcome: 'failure', reason: outcome.reason, details: serverDetails(outcome.server, outcome.canonical) });
       await throttle.recordFailure(failedKeys, who, serverDetails(outcome.server, outcome.canonical));
       throw new InvalidCredentialsError();
     }
@@ -83,7 +83,7 @@ export class SignInService {
     const details = { ...serverDetails(server, null), ...(outcome.groups && (outcome.groups.added.length || outcome.groups.removed.length) ? { groups: outcome.groups } : {}) };
     if (user.disabled) {
       const who = actorFor(user, ctx);
-      await audit.record(who, { action: 'auth.login', outcome: 'failure', reason: 'account disabled', details });
+      await audit.recordRefusal(who, { action: 'auth.login', outcome: 'failure', reason: 'account disabled', details });
       await throttle.recordFailure(throttle.keys(user.username, ctx.sourceAddress), who, details);
       throw new InvalidCredentialsError();
     }
@@ -99,7 +99,7 @@ export class SignInService {
     const { mfa, clock, audit, throttle, policy } = this.deps;
     const pending = await mfa.claimAttempt(hashToken(loginToken), clock.now(), policy.maxAttempts);
     if (!pending) {
-      await audit.record(anonymous(null, ctx), { action: 'auth.mfa', outcome: 'failure', reason: 'unknown, expired or used-up login token' });
+      await audit.recordRefusal(anonymous(null, ctx), { action: 'auth.mfa', outcome: 'failure', reason: 'unknown, expired or used-up login token' });
       throw new MfaFailedError('this sign-in expired, was finished, or had too many wrong codes: sign in again with your password');
     }
     const user = await this.deps.users.findById(pending.userId);
@@ -152,7 +152,7 @@ export class SignInService {
       }
       throw err;
     }
-    await audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: failure, details: { ...details, attempt: pending.attempts } });
+    await audit.recordRefusal(who, { action: 'auth.mfa', outcome: 'failure', reason: failure, details: { ...details, attempt: pending.attempts } });
     await throttle.recordFailure(throttle.keys(user.username, ctx.sourceAddress), who, details);
     const left = policy.maxAttempts - pending.attempts;
     if (left <= 0) await mfa.deletePending(pending.id);
