@@ -6,10 +6,11 @@ import { privateFilesOnly } from './server.ts';
 
 /**
  * Break-glass administration on the server itself, straight on the database (no HTTP, no
- * session): create a user, reset a password. Every change is audited as `cli:<command>`.
+ * session): create a user, reset a password, re-seal stored secrets under a new key. Every change is
+ * audited as `cli:<command>`.
  */
 export function adminCommands(program: Command): void {
-  const admin = program.command('admin').description('manage users directly on the database (break-glass)');
+  const admin = program.command('admin').description('manage users and stored secrets directly on the database (break-glass, key rotation)');
 
   admin
     .command('create-user <username>')
