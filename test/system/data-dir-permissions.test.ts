@@ -4,19 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, waitFor } from '../support/ports.ts';
+import { openToOthers } from '../support/private-files.ts';
 import { spawnProcess, STAGEDOOR_BIN, type Spawned } from '../support/processes.ts';
-
-/** Everything under `dir` (itself included) that the group or other users may read, write or enter. */
-function openToOthers(dir: string): string[] {
-  const out: string[] = [];
-  const check = (p: string) => {
-    const mode = fs.lstatSync(p).mode;
-    if (mode & 0o077) out.push(`${(mode & 0o777).toString(8)} ${path.relative(dir, p) || '.'}`);
-  };
-  check(dir);
-  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) check(path.join(entry.parentPath, entry.name));
-  return out;
-}
 
 /**
  * `stagedoor dev --sandbox` started under `umask 000` (a careless service unit, a shared host): the

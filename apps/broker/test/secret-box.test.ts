@@ -1,16 +1,8 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SecretBox, secretKeyId } from '../src/domain/secrets/secret-box.ts';
 import { InvalidInputError } from '../src/domain/errors.ts';
-
-/** What SecretBox wrote before key ids (v1), made here with node:crypto so the test does not depend on the code it checks. */
-function sealV1(key: Buffer, plaintext: string, context: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(context));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join(':');
-}
+import { sealV1 } from '../../../test/support/sealed-v1.ts';
 
 describe('SecretBox (AES-256-GCM at rest)', () => {
   const key = randomBytes(32);

@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/config.ts';
@@ -10,6 +10,7 @@ import { Metrics } from '../src/observability/metrics.ts';
 import { totpCode } from '../src/providers/directory/totp.ts';
 import { createServices } from '../src/services.ts';
 import { createTestDatabase, DRIVERS, silentLog, type TestDatabase } from '../../../test/support/database.ts';
+import { sealV1 } from '../../../test/support/sealed-v1.ts';
 
 const OLD_KEY = randomBytes(32).toString('hex');
 const NEW_KEY = randomBytes(32).toString('hex');
@@ -78,11 +79,3 @@ describe.each(DRIVERS)('rotating the secret key [%s]', (driver) => {
   });
 });
 
-/** The format before key ids (v1), as SecretBox wrote it then. */
-function sealV1(key: Buffer, plaintext: string, context: string): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(context));
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join(':');
-}
