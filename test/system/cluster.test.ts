@@ -5,6 +5,8 @@ import { startBrokerNodes, type BrokerNode as Node } from '../support/broker-nod
 import { waitFor } from '../support/ports.ts';
 import { jsonLines } from '../support/processes.ts';
 
+const METRICS_TOKEN = 'cluster-metrics-token-0f3e';
+
 const PASSWORD = 'cluster-admin-password';
 
 /**
@@ -21,7 +23,7 @@ describe('two broker nodes on one PostgreSQL', () => {
     client = new pg.Client({ connectionString: url });
     await client.connect();
     // Both start at once: migrations and the admin bootstrap must cope with the race.
-    nodes.push(...(await startBrokerNodes(['node-a', 'node-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: '0.2', STAGEDOOR_LOG_LEVEL: 'info' })));
+    nodes.push(...(await startBrokerNodes(['node-a', 'node-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: '0.2', STAGEDOOR_LOG_LEVEL: 'info', STAGEDOOR_METRICS_TOKEN: METRICS_TOKEN })));
   });
 
   afterAll(async () => {
@@ -81,7 +83,7 @@ describe('two broker nodes on one PostgreSQL', () => {
     for (let i = 1; i < passes.length; i++) {
       expect(passes[i]!.start, `pass on ${passes[i]!.node} started while the pass on ${passes[i - 1]!.node} was still running`).toBeGreaterThanOrEqual(passes[i - 1]!.end);
     }
-    const skipped = await Promise.all(nodes.map(async (n) => skippedRuns(await (await fetch(`${n.base}/metrics`)).text())));
+    const skipped = await Promise.all(nodes.map(async (n) => skippedRuns(await (await fetch(`${n.base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text())));
     expect(skipped.reduce((a, b) => a + b, 0), 'the waiting node skipped its ticks').toBeGreaterThan(0);
     console.log(`[cluster] housekeeping passes: ${passes.length} (${slow.length} slow), by node: ${nodes.map((n) => `${n.name}=${passes.filter((p) => p.node === n.name).length}`).join(' ')}; skipped ticks: ${skipped.join(' + ')}`);
   });

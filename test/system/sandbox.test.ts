@@ -8,7 +8,8 @@ import { spawnStagedoor, type Spawned } from '../support/processes.ts';
 const DEMO_AMI = 'ami-0123456789abcdef0';
 
 /** `stagedoor dev --sandbox`: a new user sees provisioning work with no AWS account. */
-describe('stagedoor dev --sandbox', () => {
+// A cold `stagedoor dev` start takes 20-40 s on a loaded two-core machine; the waits inside are bounded.
+describe('stagedoor dev --sandbox', { timeout: 120_000 }, () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-sandbox-'));
   let proc: Spawned | undefined;
   afterAll(async () => {

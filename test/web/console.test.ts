@@ -31,7 +31,7 @@ describe('web console (Chromium)', () => {
   };
 
   beforeAll(async () => {
-    b = await createTestBroker('pglite');
+    b = await createTestBroker('pglite', { env: { STAGEDOOR_SECRET_KEY: 'c3'.repeat(32) } });
     const port = await freePort();
     await b.app.listen({ port, host: '127.0.0.1' });
     base = `http://127.0.0.1:${port}`;
@@ -226,6 +226,25 @@ describe('web console (Chromium)', () => {
     await card.getByRole('button', { name: 'Copy ssh command' }).click();
     await card.getByRole('status').filter({ hasText: 'Copied' }).waitFor();
     expect(await artist.page.evaluate('navigator.clipboard.readText()')).toBe('ssh -p 2222 ana@10.20.30.41');
+  });
+
+  it('the auth servers page warns about a directory reached over plain ldap:// and a RADIUS server whose answers could be forged', async () => {
+    await call('POST', '/api/v1/auth-servers', {
+      kind: 'ldap',
+      name: 'old-ldap',
+      enabled: false,
+      config: { urls: ['ldap://ldap.lab.example'], allowInsecure: true, userSearchBase: 'dc=lab,dc=example', userFilter: '(uid={username})', groupMembership: 'posix-group' },
+    });
+    await call('POST', '/api/v1/auth-servers', { kind: 'radius', name: 'old-radius', enabled: false, config: { servers: [{ host: '10.0.0.5' }], requireMessageAuthenticator: false }, sharedSecret: 'lab-radius-secret' });
+    await call('POST', '/api/v1/auth-servers', { kind: 'radius', name: 'new-radius', enabled: false, config: { servers: [{ host: '10.0.0.6' }] }, sharedSecret: 'lab-radius-secret' });
+    const { page, problems } = await tab();
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await page.getByRole('link', { name: 'Auth servers' }).click();
+    const table = page.getByRole('table', { name: 'Auth servers' });
+    await table.getByRole('row', { name: /old-ldap/ }).getByText('Insecure: plain ldap:// sends passwords unencrypted').waitFor(WAIT);
+    await table.getByRole('row', { name: /old-radius/ }).getByText(/Message-Authenticator not required/).waitFor(WAIT);
+    expect(await table.getByRole('row', { name: /new-radius/ }).textContent()).not.toMatch(/Message-Authenticator|Insecure/);
+    expect(unexpected(problems)).toEqual([]);
   });
 
   it('an auditor reads every page but finds nothing to edit, and the API refuses their change', async () => {

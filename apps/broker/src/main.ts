@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.ts';
 import type { Database } from './db/database.ts';
 import { runMigrations } from './db/migrate.ts';
 import { openDatabase } from './db/open.ts';
+import { ensurePrivateDir } from './db/private-files.ts';
 import { type Clock, systemClock } from './domain/clock.ts';
 import { systemActor } from './domain/identity/actor.ts';
 import { buildApp } from './http/app.ts';
@@ -13,6 +13,7 @@ import { gatewayJobs } from './domain/gateways/gateway-jobs.ts';
 import { JobRunner } from './jobs/job-runner.ts';
 import { TimersRepository } from './jobs/timers.repository.ts';
 import { Metrics } from './observability/metrics.ts';
+import { startMetricsListener } from './observability/metrics-access.ts';
 import { createServices, type Services } from './services.ts';
 import { VERSION } from './version.ts';
 
@@ -23,6 +24,8 @@ export interface Broker {
   jobs: JobRunner;
   metrics: Metrics;
   url: string | null;
+  /** STAGEDOOR_METRICS_LISTEN: where `/metrics` is served instead of on `url`. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -39,7 +42,7 @@ export interface StartOptions {
 /** Open the database, migrate, assemble, start the jobs and (optionally) listen. */
 export async function startBroker(config: Config, opts: StartOptions): Promise<Broker> {
   const { log } = opts;
-  if (config.database.kind === 'pglite') fs.mkdirSync(config.dataDir, { recursive: true });
+  if (config.database.kind === 'pglite') ensurePrivateDir(config.dataDir, log);
   const database = await openDatabase(config, log.child({ area: 'db' }));
   try {
     const status = await runMigrations(database);
@@ -48,6 +51,19 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<B
     if (opts.listen !== false) {
       await broker.app.listen({ port: config.port, host: config.host });
       broker.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+      const { listen } = config.metrics;
+      if (listen) {
+        const metricsListener = await startMetricsListener(broker.metrics, { ...config.metrics, listen }, log.child({ area: 'metrics' })).catch(async (err: unknown) => {
+          await broker.close().catch(() => undefined);
+          throw new Error(`STAGEDOOR_METRICS_LISTEN: cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`, { cause: err });
+        });
+        broker.metricsUrl = metricsListener.url;
+        const close = broker.close;
+        broker.close = async () => {
+          await metricsListener.close();
+          await close();
+        };
+      }
     }
     if (config.jobs.enabled) broker.jobs.start();
     return broker;

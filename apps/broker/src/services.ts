@@ -15,6 +15,8 @@ import { TimersRepository } from './jobs/timers.repository.ts';
 import { TimerService } from './jobs/timers.service.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { SecretBox } from './domain/secrets/secret-box.ts';
+import { SealedSecretsRepository } from './domain/secrets/sealed-secrets.repository.ts';
+import { SecretRotationService } from './domain/secrets/secret-rotation.service.ts';
 import { InventorySync } from './domain/providers/inventory-sync.ts';
 import { PowerFollower } from './domain/providers/power-follow.ts';
 import { ProviderRegistry } from './domain/providers/provider-registry.ts';
@@ -38,7 +40,7 @@ import { ReportsRepository } from './domain/reports/reports.repository.ts';
 import { ReportsService } from './domain/reports/reports.service.ts';
 
 export interface ServiceDeps {
-  config: Pick<Config, 'session' | 'apiTokens' | 'nodeId' | 'secretKey' | 'gateway' | 'signIn'>;
+  config: Pick<Config, 'session' | 'apiTokens' | 'nodeId' | 'secretKey' | 'previousSecretKeys' | 'audit' | 'gateway' | 'signIn'>;
   database: Database;
   clock: Clock;
   log: Logger;
@@ -54,9 +56,9 @@ export function createServices(deps: ServiceDeps) {
   const usersRepo = new UsersRepository(db);
   const groupsRepo = new GroupsRepository(db);
   const sessionsRepo = new SessionsRepository(db);
-  const audit = new AuditService({ repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }) });
+  const audit = new AuditService({ db, repo: new AuditRepository(db), clock, log: log.child({ area: 'audit' }), policy: deps.config.audit });
   const timers = new TimerService({ repo: new TimersRepository(db), clock, log: log.child({ area: 'timers' }), metrics, nodeId: deps.config.nodeId });
-  const secrets = new SecretBox(deps.config.secretKey);
+  const secrets = new SecretBox(deps.config.secretKey, deps.config.previousSecretKeys);
   const registry = new ProviderRegistry(secrets, deps.cloud);
   const providersRepo = new ProvidersRepository(db);
   const workstationsRepo = new WorkstationsRepository(db);
@@ -95,6 +97,7 @@ export function createServices(deps: ServiceDeps) {
     providers,
     workstations,
     secrets,
+    secretRotation: new SecretRotationService({ db, repo: new SealedSecretsRepository(db), secrets, audit }),
     audit,
     timers,
     sessionsRepo,

@@ -11,11 +11,13 @@ async function counts(b: TestBroker) {
   return rowsOf<{ users: number; groups: number; audit: number; sessions: number }>(r)[0]!;
 }
 
+const METRICS_TOKEN = 'metrics-token-for-tests-5b1c';
+
 describe.each(DRIVERS)('HTTP API [%s]', (driver) => {
   let b: TestBroker;
   let admin: Session;
   beforeAll(async () => {
-    b = await createTestBroker(driver);
+    b = await createTestBroker(driver, { env: { STAGEDOOR_METRICS_TOKEN: METRICS_TOKEN } });
     admin = await login(b.app, 'admin', ADMIN_PASSWORD);
   });
   afterAll(async () => b?.close());
@@ -29,7 +31,7 @@ describe.each(DRIVERS)('HTTP API [%s]', (driver) => {
     });
 
     it('metrics are Prometheus text with the HTTP histogram, the pool and job runs', async () => {
-      const res = await b.app.inject('/metrics');
+      const res = await b.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
       expect(res.statusCode).toBe(200);
       expect(res.headers['content-type']).toContain('text/plain');
       expect(res.body).toContain('# TYPE stagedoor_http_request_duration_seconds histogram');

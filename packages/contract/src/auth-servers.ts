@@ -25,6 +25,10 @@ export const LdapSettings = z
   .strictObject({
     urls: z.array(LdapUrl).min(1, 'needs at least one URL').max(10).describe('tried in order; an unreachable URL moves to the next'),
     startTls: z.boolean().default(false).describe('upgrade ldap:// with StartTLS before anything is sent'),
+    allowInsecure: z
+      .boolean()
+      .default(false)
+      .describe('allow ldap:// without StartTLS: the bind password and every user password then cross the network in clear text; only for a directory on the same host or a trusted link'),
     caCertificate: Pem.optional().describe('PEM of the CA that issued the directory server certificate; the system CAs when absent'),
     bindDn: Dn.optional().describe('service account that searches for users; anonymous when absent'),
     userSearchBase: Dn,
@@ -42,7 +46,11 @@ export const LdapSettings = z
     connectTimeoutMs: Millis(100, 60_000, 5_000),
     searchTimeoutMs: Millis(100, 120_000, 10_000),
   })
-  .refine((c) => !(c.startTls && c.urls.some((u) => /^ldaps:/i.test(u))), { message: 'startTls is for ldap:// URLs; ldaps:// is TLS already', path: ['startTls'] });
+  .refine((c) => !(c.startTls && c.urls.some((u) => /^ldaps:/i.test(u))), { message: 'startTls is for ldap:// URLs; ldaps:// is TLS already', path: ['startTls'] })
+  .refine((c) => c.startTls || c.allowInsecure || !c.urls.some((u) => /^ldap:/i.test(u)), {
+    message: 'ldap:// without StartTLS sends passwords in clear text: set startTls: true, use ldaps://, or set allowInsecure: true to accept that',
+    path: ['startTls'],
+  });
 export type LdapSettings = z.infer<typeof LdapSettings>;
 
 export const RadiusSettings = z.strictObject({
@@ -59,6 +67,10 @@ export const RadiusSettings = z.strictObject({
     .default('password')
     .describe('as a second factor: password — send the password just checked (Okta RADIUS agent, Duo proxy), then answer challenges; code — ask the user for a code first'),
   prompt: z.string().min(1).max(200).optional().describe('shown when asking for a code without a Reply-Message from the server'),
+  requireMessageAuthenticator: z
+    .boolean()
+    .default(true)
+    .describe('refuse answers without a valid Message-Authenticator (BlastRADIUS, CVE-2024-3596); servers before FreeRADIUS 3.2.5 and the like do not send one. Servers stored before this setting existed keep false'),
 });
 export type RadiusSettings = z.infer<typeof RadiusSettings>;
 
@@ -83,7 +95,7 @@ const LdapServer = z.strictObject({
   kind: z.literal('ldap'),
   ...common,
   config: LdapSettings,
-  bindPassword: z.string().min(1).max(1024).optional().describe('write-only; encrypted at rest'),
+  bindPassword: z.string().min(1).max(1024).optional().describe('write-only; encrypted at rest; must be given again when urls, bindDn or the TLS settings change'),
   mfaServerId,
   groupMappings: z.array(GroupMapping).max(1000).default([]),
 });
@@ -92,7 +104,7 @@ const RadiusServer = z.strictObject({
   ...common,
   purpose: AuthServerPurpose.default('second-factor'),
   config: RadiusSettings,
-  sharedSecret: z.string().min(1).max(256).describe('write-only; encrypted at rest'),
+  sharedSecret: z.string().min(1).max(256).describe('write-only; encrypted at rest; must be given again when a server host or port changes'),
   mfaServerId,
   requiredForGroupIds,
 });

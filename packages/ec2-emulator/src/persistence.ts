@@ -58,9 +58,10 @@ export class StatePersistence {
   }
 
   private async write(json: string): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     const temporary = `${this.path}.${process.pid}.tmp`;
-    await writeFile(temporary, json, 'utf8');
+    // The owner's alone: the state names instances, addresses and user data (the dev sandbox keeps it in the data directory).
+    await writeFile(temporary, json, { encoding: 'utf8', mode: 0o600 });
     await rename(temporary, this.path);
   }
 }

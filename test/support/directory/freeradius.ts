@@ -23,7 +23,7 @@ export interface FreeRadius {
  *
  * `users` is a FreeRADIUS users file; `authorize` is unlang run before it (e.g. to send challenges).
  */
-export async function startFreeRadius(opts: { secret: string; users: string; authorize?: string }): Promise<FreeRadius> {
+export async function startFreeRadius(opts: { secret: string; users: string; authorize?: string; messageAuthenticator?: boolean }): Promise<FreeRadius> {
   const freeradius = requireBinary('freeradius', 'freeradius');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-radius-'));
   try {
@@ -32,7 +32,7 @@ export async function startFreeRadius(opts: { secret: string; users: string; aut
     fs.mkdirSync(path.join(dir, 'run'));
     fs.writeFileSync(path.join(dir, 'dictionary'), '$INCLUDE /usr/share/freeradius/dictionary\n');
     fs.writeFileSync(path.join(dir, 'users'), opts.users);
-    fs.writeFileSync(path.join(dir, 'radiusd.conf'), radiusdConf(dir, port, opts.secret, opts.authorize ?? ''));
+    fs.writeFileSync(path.join(dir, 'radiusd.conf'), radiusdConf(dir, port, opts.secret, opts.authorize ?? '', opts.messageAuthenticator ?? true));
     // radiusd refuses world-writable config; mkdtemp gives 0700 already.
     execFileSync(freeradius, ['-C', '-d', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = spawnProcess(freeradius, ['-f', '-l', 'stdout', '-d', dir], {});
@@ -78,7 +78,10 @@ export function silentUdpServer(): Promise<{ port: number; received: () => numbe
   });
 }
 
-function radiusdConf(dir: string, port: number, secret: string, authorize: string): string {
+function radiusdConf(dir: string, port: number, secret: string, authorize: string, messageAuthenticator: boolean): string {
+  // FreeRADIUS 3.2.1 (Debian 12) signs a reply with a Message-Authenticator when the reply list holds
+  // one: what 3.2.5 and later do by themselves since BlastRADIUS. Without it: an unpatched server.
+  const sign = messageAuthenticator ? '\t\tupdate reply {\n\t\t\t&Message-Authenticator := 0x00\n\t\t}\n' : '';
   return `
 prefix = /usr
 exec_prefix = /usr
@@ -155,7 +158,7 @@ server default {
 		port = ${port}
 	}
 	authorize {
-${authorize}
+${sign}${authorize}
 		files
 		pap
 	}

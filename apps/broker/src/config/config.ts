@@ -31,6 +31,15 @@ const envSchema = z.object({
     .string()
     .refine((s) => decodeKey(s) !== null, 'must be 32 bytes as 64 hex characters or base64')
     .optional(),
+  STAGEDOOR_SECRET_KEY_PREVIOUS: csv
+    .refine((keys) => keys.every((k) => decodeKey(k) !== null), 'must be a comma-separated list of keys, each 32 bytes as 64 hex characters or base64')
+    .optional(),
+  STAGEDOOR_METRICS_LISTEN: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
+    .refine((v) => hostPort(v) !== null, 'the port must be between 1 and 65535')
+    .optional(),
+  STAGEDOOR_METRICS_TOKEN: z.string().regex(/^\S{16,512}$/, 'must be 16 to 512 characters without spaces').optional(),
   STAGEDOOR_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   STAGEDOOR_NODE_ID: z.string().min(1).max(200).default(`${os.hostname()}-${process.pid}`),
   STAGEDOOR_TRUSTED_PROXIES: csv.default([]),
@@ -46,6 +55,8 @@ const envSchema = z.object({
   STAGEDOOR_LOCKOUT_MINUTES: positiveInt('a positive number of minutes').default(15),
   STAGEDOOR_MFA_TIMEOUT_SECONDS: positiveInt('a positive number of seconds').max(3600, 'must be at most 3600').default(300),
   STAGEDOOR_MFA_MAX_ATTEMPTS: positiveInt('a positive whole number').max(20, 'must be at most 20').default(5),
+  STAGEDOOR_AUDIT_RETENTION_DAYS: z.coerce.number({ error: 'must be a number of days' }).int('must be a whole number of days').min(0, 'must be 0 (keep forever) or more days').default(400),
+  STAGEDOOR_AUDIT_REFUSALS_PER_MINUTE: positiveInt('a positive whole number').default(20),
   STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(60),
   STAGEDOOR_TIMERS_INTERVAL_SECONDS: z.coerce.number({ error: 'must be a number of seconds' }).positive('must be positive').default(1),
   STAGEDOOR_JOBS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
@@ -71,7 +82,14 @@ export interface Config {
   dataDir: string;
   adminPassword: string | undefined;
   secretKey: Buffer | undefined;
+  /** Keys that sealed secrets before the current one: they still open them (ADR 0015, `stagedoor admin rotate-secret-key`). */
+  previousSecretKeys: Buffer[];
   logLevel: (typeof LOG_LEVELS)[number];
+  /**
+   * Where `/metrics` is served: on a listener of its own (`listen`, and then not on the main one),
+   * and/or behind a bearer token. With neither, it is not served at all (docs/security.md).
+   */
+  metrics: { listen: { host: string; port: number } | null; token: string | null };
   nodeId: string;
   trustedProxies: string[];
   /**
@@ -89,6 +107,8 @@ export interface Config {
     mfa: { pendingTtlMs: number; maxAttempts: number };
   };
   jobs: { enabled: boolean; housekeepingIntervalMs: number; timersIntervalMs: number };
+  /** Audit trail retention (0 days: forever) and the per-address cap on refusal rows. */
+  audit: { retentionDays: number; refusalsPerAddressPerMinute: number };
   /** How the broker treats gateways (heartbeat expected, unhealthy after, sessions lost after) and how often it reconciles. */
   gateway: { heartbeatSeconds: number; staleSeconds: number; lostSeconds: number; reconcileIntervalMs: number; connectBySeconds: number };
   /** `stagedoor dev` runs one gateway in-process on these ports (null: none). */
@@ -121,7 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       parsed.error.issues.map((i) => {
         const variable = String(i.path[0] ?? 'environment');
         const got = (input as Record<string, unknown>)[variable];
-        const shown = variable.includes('PASSWORD') || variable.includes('SECRET') || got === undefined ? '' : ` (got ${JSON.stringify(got)})`;
+        const shown = variable.includes('PASSWORD') || variable.includes('SECRET') || variable.includes('TOKEN') || got === undefined ? '' : ` (got ${JSON.stringify(got)})`;
         return { variable, message: `${i.message}${shown}` };
       }),
     );
@@ -140,7 +160,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     dataDir,
     adminPassword: e.STAGEDOOR_ADMIN_PASSWORD,
     secretKey: e.STAGEDOOR_SECRET_KEY ? (decodeKey(e.STAGEDOOR_SECRET_KEY) ?? undefined) : undefined,
+    previousSecretKeys: (e.STAGEDOOR_SECRET_KEY_PREVIOUS ?? []).map((k) => decodeKey(k)!),
     logLevel: e.STAGEDOOR_LOG_LEVEL,
+    metrics: { listen: e.STAGEDOOR_METRICS_LISTEN ? hostPort(e.STAGEDOOR_METRICS_LISTEN) : null, token: e.STAGEDOOR_METRICS_TOKEN ?? null },
     nodeId: e.STAGEDOOR_NODE_ID,
     trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
     session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS, secureCookie: 'when-https' },
@@ -170,7 +192,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       timersIntervalMs: e.STAGEDOOR_TIMERS_INTERVAL_SECONDS * 1000,
     },
     sandbox: { ec2Port: e.STAGEDOOR_SANDBOX_EC2_PORT },
+    audit: { retentionDays: e.STAGEDOOR_AUDIT_RETENTION_DAYS, refusalsPerAddressPerMinute: e.STAGEDOOR_AUDIT_REFUSALS_PER_MINUTE },
   };
+}
+
+function hostPort(value: string): { host: string; port: number } | null {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  return m && port >= 1 && port <= 65535 ? { host: m[1]!, port } : null;
 }
 
 function portRange(value: string): { portRangeStart: number; portRangeEnd: number } | null {

@@ -9,5 +9,5 @@ export async function openDatabase(config: Pick<Config, 'database' | 'nodeId'>, 
   if (config.database.kind === 'postgres') {
     return openPostgres({ url: config.database.url, poolSize: config.database.poolSize, log, applicationName: `stagedoor ${config.nodeId}` });
   }
-  return openPglite({ dataDir: config.database.dataDir });
+  return openPglite({ dataDir: config.database.dataDir, log });
 }

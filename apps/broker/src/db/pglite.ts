@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
+import type { Logger } from 'pino';
+import { ensurePrivateDir, restrictTree } from './private-files.ts';
 import * as schema from './schema/index.ts';
 import { checkChannel, type Database, type Db } from './database.ts';
 
@@ -21,16 +23,23 @@ export class DataDirInUseError extends Error {
  * PGlite is one connection owned by one process, so a lock file keeps a second process off the
  * same directory (two writers would corrupt it), and advisory locks become an in-process mutex:
  * with the database exclusive to this process, that is the same guarantee a cluster lock gives.
+ *
+ * The directory is this user's alone (0700; an existing one is tightened, with a log line), and
+ * the files PGlite wrote lose their group and other bits at each open: PGlite creates them 0666
+ * less the umask, where PostgreSQL itself would use 0600.
  */
-export async function openPglite(opts: { dataDir?: string; timeZone?: string }): Promise<Database> {
+export async function openPglite(opts: { dataDir?: string; timeZone?: string; log?: Pick<Logger, 'warn'> }): Promise<Database> {
   let releaseLock = () => {};
   if (opts.dataDir) {
-    fs.mkdirSync(opts.dataDir, { recursive: true });
+    ensurePrivateDir(opts.dataDir, opts.log);
     releaseLock = lockDataDir(opts.dataDir);
+    restrictTree(opts.dataDir, opts.log);
   }
   let client: PGlite;
   try {
     client = await PGlite.create(opts.dataDir ?? 'memory://');
+    // A first start has just written the whole cluster (initdb) with PGlite's modes.
+    if (opts.dataDir) restrictTree(opts.dataDir);
     if (opts.timeZone) await client.exec(`set time zone '${opts.timeZone.replace(/'/g, "''")}'`);
   } catch (err) {
     releaseLock();
@@ -82,7 +91,7 @@ function lockDataDir(dir: string): () => void {
   const file = path.join(dir, 'stagedoor.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
       return () => fs.rmSync(file, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -55,7 +56,7 @@ export interface RouteInfo {
 }
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId' | 'session'>;
+  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId' | 'session' | 'metrics'>;
   database: Database;
   services: Services;
   metrics: Metrics;
@@ -122,12 +123,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The gateway control channel; a heartbeat naming ~10,000 sessions is the largest message.
   await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
 
+  // First of the request hooks, so that refusals (401, 403, 429) carry the headers too.
+  await registerSecurityHeaders(app);
   registerErrorHandling(app);
   registerObservability(app, deps.metrics); // before auth, so refused requests carry their id too
   registerAuthHook(app, deps.services);
-  registerSecurityHeaders(app);
 
-  systemRoutes(app, { database: deps.database, metrics: deps.metrics, nodeId: deps.config.nodeId });
+  systemRoutes(app, { database: deps.database, metrics: deps.metrics, metricsConfig: deps.config.metrics, nodeId: deps.config.nodeId });
   authRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute, secureCookie: deps.config.session.secureCookie });
   usersRoutes(app, { services: deps.services });
   groupsRoutes(app, { services: deps.services });
@@ -168,12 +170,35 @@ function registerObservability(app: FastifyInstance, metrics: Metrics): void {
   });
 }
 
-function registerSecurityHeaders(app: FastifyInstance): void {
+/**
+ * Security headers through helmet (HSTS, nosniff, frame and referrer policy, cross-origin isolation
+ * headers) with a CSP the built web app lives within: its scripts and styles are files of its own
+ * (ADR 0009), images may be data: URLs (the TOTP QR code), fetch and EventSource go to this origin.
+ * No `upgrade-insecure-requests`: `stagedoor dev` serves plain HTTP on loopback, where upgrading the
+ * app's own assets to https would break it. HSTS is sent always; browsers heed it only over HTTPS.
+ */
+async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+      },
+    },
+    strictTransportSecurity: { maxAge: 365 * 24 * 3600, includeSubDomains: true },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
   app.addHook('onSend', async (request, reply, payload) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    // Answers carry sessions, tokens and inventory: no cache keeps them.
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
     return payload;
   });

@@ -44,9 +44,21 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.accessReview.reviewAll(),
     },
     {
+      // Audit retention and refusal summaries, and login throttles whose window and lock are over.
+      // Each part works in bounded batches, so a pass stays short even far behind (docs/security.md).
+      name: 'retention',
+      intervalMs: config.jobs.housekeepingIntervalMs,
+      run: async () => {
+        const refusalSummaries = await services.audit.flushRefusalSummaries();
+        const auditDeleted = await services.audit.prune();
+        const throttlesDeleted = await services.loginThrottle.prune();
+        return { refusalSummaries, auditDeleted, throttlesDeleted };
+      },
+    },
+    {
       name: 'housekeeping',
       intervalMs: config.jobs.housekeepingIntervalMs,
-      // Dead sessions are kept a day for forensics, finished timers a week.
+      // Dead sessions are kept a day for forensics, finished timers a week; the audit trail: see `retention`.
       run: async ({ clock }) => {
         const now = clock.now();
         const sessions = await services.sessionsRepo.deleteDead(now, DAY);

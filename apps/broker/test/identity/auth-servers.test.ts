@@ -56,7 +56,7 @@ describe.each(DRIVERS)('/api/v1/auth-servers [%s]', (driver) => {
     const raw = rowsOf<{ row: string; secret: string }>(await b.database.db.execute(sql`select row_to_json(a)::text as row, secret_ciphertext as secret from auth_servers a`));
     expect(raw).toHaveLength(2);
     for (const r of raw) {
-      expect(r.secret).toMatch(/^v1:[\w-]+:[\w-]+:[\w-]+$/);
+      expect(r.secret).toMatch(/^v2:[0-9a-f]{16}:[\w-]+:[\w-]+:[\w-]+$/);
       expect(r.row).not.toContain(BIND_PASSWORD);
       expect(r.row).not.toContain(RADIUS_SECRET);
     }
@@ -162,7 +162,10 @@ describe.each(DRIVERS)('/api/v1/auth-servers [%s]', (driver) => {
     expect(first.action).toBe('create');
     const again = await b.services.authServers.upsertByName(systemActor, radius({ name: 'duo', config: { servers: [{ host: 'duo-proxy' }] } }) as AuthServerSpec);
     expect(again).toMatchObject({ action: 'unchanged', fields: [] });
-    const second = await b.services.authServers.upsertByName(systemActor, { kind: 'radius', name: 'duo', enabled: false, purpose: 'second-factor', config: { servers: [{ host: 'duo-proxy', port: 18120 }] } } as AuthServerSpec);
+    // A new port is a new destination: the secret left out of the file is not sent there.
+    const moved = { kind: 'radius', name: 'duo', enabled: false, purpose: 'second-factor', config: { servers: [{ host: 'duo-proxy', port: 18120 }] } } as AuthServerSpec;
+    await expect(b.services.authServers.upsertByName(systemActor, moved)).rejects.toThrow(/sharedSecret: must be given again/);
+    const second = await b.services.authServers.upsertByName(systemActor, { ...moved, sharedSecret: RADIUS_SECRET } as AuthServerSpec);
     expect(second).toMatchObject({ action: 'update', fields: ['enabled', 'config'] });
     expect(second.server.row).toMatchObject({ id: first.server.row.id, enabled: false, config: { servers: [{ host: 'duo-proxy', port: 18120 }] } });
     expect(second.server.row.secretCiphertext).not.toBeNull();

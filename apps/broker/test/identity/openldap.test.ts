@@ -188,23 +188,30 @@ describe('sign-in against OpenLDAP (slapd)', () => {
     expect(res.json().details.mappedGroupIds.sort()).toEqual([groups.Compositors, groups.VFX].sort());
   });
 
-  it('a refused service bind is a clear 503 naming the server, not a failed password', async () => {
+  it('a refused service bind is a 503, not a failed password; the bind DN is in the admin test and the audit row, not in the answer to the user', async () => {
     await patch(b, admin, serverId, { bindPassword: 'wrong-bind-password' });
     try {
       const res = await loginRaw(b.app, 'alice', 'alice-ldap-pass');
       expect(res.statusCode).toBe(503);
-      expect(res.json().error.message).toMatch(/studio-ldap.*service bind/);
+      expect(res.json().error.message).toMatch(/sign-in is unavailable/);
+      expect(res.body).not.toContain('cn=stagedoor');
+      const [audit] = (await b.services.audit.list({ action: 'auth.login', outcome: 'failure', actor: 'alice' }, 1, 0)).items;
+      expect(audit!.details.error).toMatch(/studio-ldap.*service bind as cn=stagedoor/);
+      const test = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${serverId}/test`, headers: as(admin), payload: {} });
+      expect(test.json()).toMatchObject({ ok: false, message: expect.stringMatching(/studio-ldap.*service bind/) });
     } finally {
       await patch(b, admin, serverId, { bindPassword: BIND_PASSWORD });
     }
   });
 
-  it('an unreachable directory fails with a clear message and never falls through to a weaker check', async () => {
+  it('an unreachable directory fails closed, never falls through to a weaker check, and tells an anonymous caller none of its URLs', async () => {
     const alice = (await loginRaw(b.app, 'alice', 'alice-ldap-pass')).json().user;
     // Even with a local password set, a directory user is only ever checked by their directory.
     expect((await b.app.inject({ method: 'POST', url: `/api/v1/users/${alice.id}/password`, headers: as(admin), payload: { password: 'a-local-password' } })).statusCode).toBe(204);
     const { config } = (await b.app.inject({ url: `/api/v1/auth-servers/${serverId}`, headers: as(admin) })).json();
-    await patch(b, admin, serverId, { config: { ...config, urls: [deadUrl, `ldap://127.0.0.1:${await freePort()}`] } });
+    const otherDeadUrl = `ldap://127.0.0.1:${await freePort()}`;
+    // A new URL: the stored bind password is only sent there when given again.
+    await patch(b, admin, serverId, { config: { ...config, urls: [deadUrl, otherDeadUrl] }, bindPassword: BIND_PASSWORD });
     try {
       for (const [username, password] of [
         ['alice', 'alice-ldap-pass'],
@@ -214,16 +221,19 @@ describe('sign-in against OpenLDAP (slapd)', () => {
         const res = await loginRaw(b.app, username!, password!);
         expect(res.statusCode).toBe(503);
         expect(res.json().error.code).toBe('unavailable');
-        expect(res.json().error.message).toContain('directory "studio-ldap" is unreachable');
-        expect(res.json().error.message).toContain(deadUrl);
+        expect(res.json().error.message).toMatch(/sign-in is unavailable/);
+        for (const secretish of [deadUrl, otherDeadUrl, '127.0.0.1', 'ldap://', 'studio-ldap']) expect(res.body).not.toContain(secretish);
         expect(hasSessionCookie(res)).toBe(false);
       }
+      // The audit row and the admin's test say which URLs failed and why.
       const [audit] = (await b.services.audit.list({ action: 'auth.login', outcome: 'failure', actor: 'alice' }, 1, 0)).items;
       expect(audit).toMatchObject({ reason: 'auth server unavailable', sourceAddress: '127.0.0.1', details: { authServer: 'studio-ldap' } });
+      expect(audit!.details.error).toContain('directory "studio-ldap" is unreachable');
+      expect(audit!.details.error).toContain(deadUrl);
       const test = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${serverId}/test`, headers: as(admin), payload: {} });
-      expect(test.json()).toMatchObject({ ok: false, message: expect.stringContaining('unreachable') });
+      expect(test.json()).toMatchObject({ ok: false, message: expect.stringContaining(otherDeadUrl) });
     } finally {
-      await patch(b, admin, serverId, { config });
+      await patch(b, admin, serverId, { config, bindPassword: BIND_PASSWORD });
     }
     expect((await loginRaw(b.app, 'alice', 'alice-ldap-pass')).statusCode).toBe(200);
   });
@@ -239,7 +249,7 @@ describe('sign-in against OpenLDAP (slapd)', () => {
         kind: 'ldap',
         name: 'slow-ldap',
         enabled: false,
-        config: { urls: [holeUrl, slapd.url], bindDn: `cn=stagedoor,ou=services,${SUFFIX}`, userSearchBase: SUFFIX, userFilter: '(uid={username})', groupMembership: 'group-of-names', connectTimeoutMs: 300, searchTimeoutMs: 500 },
+        config: { urls: [holeUrl, slapd.url], startTls: true, caCertificate: slapd.ca.caPem, bindDn: `cn=stagedoor,ou=services,${SUFFIX}`, userSearchBase: SUFFIX, userFilter: '(uid={username})', groupMembership: 'group-of-names', connectTimeoutMs: 300, searchTimeoutMs: 500 },
         bindPassword: BIND_PASSWORD,
       });
       const ok = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${slow.id}/test`, headers: as(admin), payload: { username: 'alice' } });

@@ -153,20 +153,25 @@ describe('RADIUS against FreeRADIUS', () => {
       expect(audit).toMatchObject({ reason: 'rejected by "okta-agent"', details: { factor: 'radius', mfaServer: 'okta-agent' } });
     });
 
-    it('a wrong shared secret is a clear error naming it, and no login', async () => {
+    it('a wrong shared secret is a clear error naming it (in the audit row and the admin test, not to the user), and no login', async () => {
       const res = await loginRaw(b.app, 'wendy', 'wendy-local-pass');
       expect(res.statusCode).toBe(503);
-      expect(res.json().error.message).toMatch(/RADIUS server "wrong-secret".*shared secret configured in Stagedoor differs/);
+      expect(res.json().error.message).toMatch(/sign-in is unavailable/);
+      expect(res.body).not.toContain(`${radius.host}:${radius.port}`);
       expect(hasSessionCookie(res)).toBe(false);
+      const [audit] = (await b.services.audit.list({ action: 'auth.mfa', outcome: 'failure', actor: 'wendy' }, 1, 0)).items;
+      expect(audit!.details.error).toMatch(/RADIUS server "wrong-secret".*shared secret configured in Stagedoor differs/);
       const test = await b.app.inject({ method: 'POST', url: `/api/v1/auth-servers/${ids['wrong-secret']}/test`, headers: as(admin), payload: {} });
       expect(test.json()).toMatchObject({ ok: false, message: expect.stringContaining('shared secret') });
     });
 
-    it('an unreachable server is a clear error naming each address, and no login', async () => {
+    it('an unreachable server is a clear error naming each address (in the audit row, never to an anonymous caller), and no login', async () => {
       const before = silent.received();
       const res = await loginRaw(b.app, 'ulrich', 'ulrich-local-pass');
       expect(res.statusCode).toBe(503);
-      const message: string = res.json().error.message;
+      expect(res.body).not.toContain('127.0.0.1');
+      const [failure] = (await b.services.audit.list({ action: 'auth.mfa', outcome: 'failure', actor: 'ulrich' }, 1, 0)).items;
+      const message = String(failure!.details.error);
       expect(message).toContain('RADIUS server "gone" cannot be used');
       expect(message).toMatch(/127\.0\.0\.1:\d+: nothing listens there/);
       expect(message).toContain(`127.0.0.1:${silent.port}: no answer after 2 tries`);
@@ -186,7 +191,7 @@ describe('RADIUS against FreeRADIUS', () => {
     const raw = rowsOf<{ name: string; row: string; secret: string }>(await b.database.db.execute(sql`select name, row_to_json(a)::text as row, secret_ciphertext as secret from auth_servers a where kind = 'radius'`));
     expect(raw).toHaveLength(5);
     for (const r of raw) {
-      expect(r.secret).toMatch(/^v1:/);
+      expect(r.secret).toMatch(/^v2:[0-9a-f]{16}:/);
       expect(r.row).not.toContain(SECRET);
       expect(r.row).not.toContain(WRONG_SECRET);
     }

@@ -44,7 +44,7 @@ describe.each(DRIVERS)('built-in TOTP [%s]', (driver) => {
     expect(qrCode).toMatch(/^data:image\/png;base64,[A-Za-z0-9+/]{200,}/);
     // The secret is stored encrypted, never in clear.
     const [row] = rowsOf<{ secret_ciphertext: string }>(await b.database.db.execute(sql`select secret_ciphertext from user_totp`));
-    expect(row!.secret_ciphertext).toMatch(/^v1:/);
+    expect(row!.secret_ciphertext).toMatch(/^v2:[0-9a-f]{16}:/);
     expect(row!.secret_ciphertext).not.toContain(secret);
 
     expect((await mfaRaw(b.app, mfaRequired.loginToken, '000000')).statusCode).toBe(401);

@@ -35,7 +35,7 @@ describe('providers and workstations API', () => {
     it('stores the secret access key encrypted, and never returns or logs it', async () => {
       const raw = rowsOf<{ secret_ciphertext: string; access_key_id: string }>(await b.database.db.execute(sql`select * from providers where id = ${aws}`))[0]!;
       expect(raw.access_key_id).toBe(TEST_ACCESS_KEY);
-      expect(raw.secret_ciphertext).toMatch(/^v1:/);
+      expect(raw.secret_ciphertext).toMatch(/^v2:[0-9a-f]{16}:/);
       expect(raw.secret_ciphertext).not.toContain(TEST_SECRET);
       expect(JSON.stringify(raw)).not.toContain(TEST_SECRET);
       const responses = await Promise.all([

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { cliActor, type Broker, type Config } from '@stagedoor/broker';
+import { cliActor, ensurePrivateDir, ensurePrivateFile, type Broker, type Config } from '@stagedoor/broker';
 import { DEMO_AMI_ID, runEc2Emulator } from '@stagedoor/ec2-emulator';
 
 export const SANDBOX_PROVIDER = 'sandbox';
@@ -36,11 +36,13 @@ export function sandboxBanner(url: string): string[] {
 
 /**
  * `stagedoor dev` needs no setup, so when STAGEDOOR_SECRET_KEY is unset it keeps a generated key in
- * the data directory (mode 0600). Production roles never do this: they require the variable.
+ * the data directory (0700) as `secret.key` (0600; one left readable by others is tightened, with a
+ * log line). Production roles never do this: they require the variable.
  */
-export function devSecretKey(dataDir: string): Buffer {
+export function devSecretKey(dataDir: string, log?: Logger): Buffer {
   const file = path.join(dataDir, 'secret.key');
-  fs.mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir, log);
   if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  ensurePrivateFile(file, log);
   return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex');
 }

@@ -19,6 +19,7 @@ export function serverCommands(program: Command): void {
     .command('migrate')
     .description('apply database migrations and exit (they also apply when a broker starts)')
     .action(async () => {
+      privateFilesOnly();
       const config = loadConfig();
       const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
       const database = await openDatabase(config, log);
@@ -32,12 +33,13 @@ export function serverCommands(program: Command): void {
 }
 
 async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {}): Promise<void> {
+  privateFilesOnly();
   let config = loadConfig();
-  if (role === 'dev' && !config.secretKey) config = { ...config, secretKey: devSecretKey(config.dataDir) };
   // Production serves browsers over HTTPS (usually through a load balancer): the session cookie is
   // Secure whether or not the proxy's X-Forwarded-Proto is trusted. `dev` keeps plain http working.
   if (role === 'broker') config = { ...config, session: { ...config.session, secureCookie: 'always' } };
   const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
+  if (role === 'dev' && !config.secretKey) config = { ...config, secretKey: devSecretKey(config.dataDir, log) };
   if (role === 'broker' && config.database.kind === 'pglite') {
     log.warn('no DATABASE_URL: using the embedded database, which serves one broker node only');
   }
@@ -76,4 +78,12 @@ function printBanner(role: string, config: Config, url: string, createdAdmin?: {
   lines.push(`Open ${url} in a browser, or: curl -c cookies -H 'content-type: application/json' -d '{"username":"admin","password":"…"}' ${url}/api/v1/auth/login`);
   // stderr, so that stdout stays a clean stream of JSON log lines.
   console.error(lines.map((l) => `  ${l}`).join('\n'));
+}
+
+/**
+ * Files this process creates (the embedded database, the dev key, the sandbox state) are its user's
+ * alone, whatever umask it was started with: PGlite creates its files 0666 less the umask.
+ */
+export function privateFilesOnly(): void {
+  process.umask(0o077);
 }

@@ -215,6 +215,14 @@ const providers: ResourceSpec = {
   ],
 };
 
+/** What an admin should know about an auth server's transport: passwords in clear text, or RADIUS answers that could be forged. */
+function authServerWarning(a: Item): string {
+  const config = (a.config ?? {}) as { urls?: string[]; startTls?: boolean; requireMessageAuthenticator?: boolean };
+  if (a.kind === 'ldap' && !config.startTls && (config.urls ?? []).some((u) => /^ldap:/i.test(u))) return 'Insecure: plain ldap:// sends passwords unencrypted';
+  if (a.kind === 'radius' && config.requireMessageAuthenticator === false) return 'Message-Authenticator not required: answers could be forged (BlastRADIUS)';
+  return '';
+}
+
 const authServers: ResourceSpec = {
   id: 'auth-servers',
   title: 'Auth servers',
@@ -231,6 +239,7 @@ const authServers: ResourceSpec = {
     { label: 'Order', value: (a) => String(a.position) },
     { label: 'Enabled', value: (a) => yes(a.enabled) },
     { label: 'Secret', value: (a) => (a.secretSet ? 'stored' : 'none') },
+    { label: 'Warning', value: authServerWarning },
   ],
   rowActions: [{ label: 'Test', permission: 'auth-servers:write', path: (a) => `/api/v1/auth-servers/${a.id}/test`, body: {}, describe: (r) => `Test: ${r.ok ? 'ok' : 'failed'} — ${String(r.message)}` }],
   fields: [
@@ -238,9 +247,14 @@ const authServers: ResourceSpec = {
     name,
     { key: 'purpose', label: 'Purpose (RADIUS)', kind: 'select', options: [{ value: 'primary', label: 'primary' }, { value: 'second-factor', label: 'second factor' }] },
     { key: 'enabled', label: 'Enabled', kind: 'checkbox', defaultValue: true },
-    { key: 'config', label: 'Settings (JSON)', kind: 'json', help: 'see docs/sign-in.md for each kind' },
-    { key: 'bindPassword', label: 'LDAP bind password', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep' },
-    { key: 'sharedSecret', label: 'RADIUS shared secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep' },
+    {
+      key: 'config',
+      label: 'Settings (JSON)',
+      kind: 'json',
+      help: 'see docs/sign-in.md for each kind. LDAP: ldap:// needs "startTls": true, or "allowInsecure": true to send passwords unencrypted. RADIUS: "requireMessageAuthenticator" (BlastRADIUS) is on for new servers',
+    },
+    { key: 'bindPassword', label: 'LDAP bind password', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change the URLs, bind DN or TLS settings' },
+    { key: 'sharedSecret', label: 'RADIUS shared secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change a server host or port' },
     { key: 'requiredForGroupIds', label: 'Required for groups (second factor)', kind: 'multi', omitEmpty: true, optionsFrom: '/api/v1/groups?limit=500' },
   ],
   reorder: { method: 'PUT', path: '/api/v1/auth-servers/order' },

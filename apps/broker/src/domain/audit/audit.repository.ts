@@ -1,9 +1,10 @@
-import { and, count, desc, eq, gte, like, lte, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, like, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
-import { auditEvents } from '../../db/schema/index.ts';
+import { auditEvents, auditRefusalCounts } from '../../db/schema/index.ts';
 
 export type AuditRow = typeof auditEvents.$inferSelect;
 export type NewAuditRow = typeof auditEvents.$inferInsert;
+export type RefusalCountRow = typeof auditRefusalCounts.$inferSelect;
 
 export interface AuditFilter {
   action?: string;
@@ -19,6 +20,42 @@ export class AuditRepository {
 
   async insert(row: NewAuditRow, db: DbOrTx = this.db): Promise<void> {
     await db.insert(auditEvents).values(row);
+  }
+
+  /**
+   * Count one refusal from `sourceKey` in `minute`; true when it is within `cap` and should be
+   * written. One upsert: the row lock makes the answer exact across broker nodes.
+   */
+  async countRefusal(sourceKey: string, minute: Date, action: string, cap: number, db: DbOrTx = this.db): Promise<boolean> {
+    const t = auditRefusalCounts;
+    const under = sql`${t.written} < ${cap}`;
+    const [row] = await db
+      .insert(t)
+      .values({ sourceKey, minute, written: cap > 0 ? 1 : 0, suppressed: cap > 0 ? 0 : 1, suppressedActions: cap > 0 ? {} : { [action]: 1 }, lastWritten: cap > 0 })
+      .onConflictDoUpdate({
+        target: [t.sourceKey, t.minute],
+        set: {
+          written: sql`case when ${under} then ${t.written} + 1 else ${t.written} end`,
+          suppressed: sql`case when ${under} then ${t.suppressed} else ${t.suppressed} + 1 end`,
+          suppressedActions: sql`case when ${under} then ${t.suppressedActions}
+            else jsonb_set(${t.suppressedActions}, array[${action}::text], to_jsonb(coalesce((${t.suppressedActions} ->> ${action}::text)::int, 0) + 1)) end`,
+          lastWritten: under,
+        },
+      })
+      .returning({ lastWritten: t.lastWritten });
+    return row!.lastWritten;
+  }
+
+  /** Remove and return the counters of minutes before `before` (the caller writes their summaries in the same transaction). */
+  takeRefusalCounts(before: Date, db: DbOrTx = this.db): Promise<RefusalCountRow[]> {
+    return db.delete(auditRefusalCounts).where(lt(auditRefusalCounts.minute, before)).returning();
+  }
+
+  /** Delete up to `limit` of the oldest rows before `cutoff`; returns how many went. */
+  async deleteBefore(cutoff: Date, limit: number, db: DbOrTx = this.db): Promise<number> {
+    const oldest = db.select({ id: auditEvents.id }).from(auditEvents).where(lt(auditEvents.at, cutoff)).orderBy(asc(auditEvents.at)).limit(limit);
+    const gone = await db.delete(auditEvents).where(inArray(auditEvents.id, oldest)).returning({ id: auditEvents.id });
+    return gone.length;
   }
 
   async list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditRow[]; total: number }> {

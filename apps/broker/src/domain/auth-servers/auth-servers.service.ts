@@ -11,6 +11,7 @@ import type { SecretBox } from '../secrets/secret-box.ts';
 import { stableJson } from '../stable-json.ts';
 import type { AuthServerRow, AuthServersRepository, MappingRow } from './auth-servers.repository.ts';
 import type { AuthServerConnectors, AuthServerSecrets } from './connectors.ts';
+import { secretDestinationChange } from './secret-destinations.ts';
 import { invalid, parseOrThrow, purposeFor, settingsFor } from './validate.ts';
 
 export interface AuthServerView {
@@ -97,6 +98,7 @@ export class AuthServersService {
         };
         if (patch.bindPassword !== undefined && kind !== 'ldap') invalid('bindPassword', `only ldap servers have a bind password, this one is ${kind}`);
         if (patch.sharedSecret !== undefined && kind !== 'radius') invalid('sharedSecret', `only radius servers have a shared secret, this one is ${kind}`);
+        if (patch.config !== undefined) this.#requireSecretForNewDestination(kind, current, patch, old);
         await this.#write(actor, tx, id, current, {
           name: patch.name ?? current.name,
           kind,
@@ -139,6 +141,16 @@ export class AuthServersService {
     const fields = this.#changedFields(existing, patch);
     if (!fields.length) return { server: existing, action: 'unchanged', fields };
     return { server: await this.update(actor, existing.row.id, patch, tx), action: 'update', fields };
+  }
+
+  /** A stored secret goes only where it was entered for: new destinations need it typed again (see secret-destinations.ts). */
+  #requireSecretForNewDestination(kind: AuthServerKind, current: AuthServerRow, patch: UpdateAuthServer, stored: AuthServerSecrets): void {
+    const why = secretDestinationChange(kind, current.config, settingsFor(kind, patch.config));
+    if (!why) return;
+    const field = kind === 'ldap' ? 'bindPassword' : 'sharedSecret';
+    if (stored[field] !== undefined && patch[field] === undefined) {
+      invalid(field, `must be given again with this change (${why}): a stored secret is only sent where it was entered for`);
+    }
   }
 
   /** Which fields of `patch` differ from what is stored (config with its defaults; DNs normalised; sets unordered). */

@@ -34,12 +34,12 @@ export class LoginThrottleService {
     return out;
   }
 
-  /** Refuse at once when any key is locked; audited as a failed sign-in whose reason names the lock. */
+  /** Refuse at once when any key is locked; audited as a failed sign-in whose reason names the lock (capped per address: a locked-out storm writes little). */
   async assertOpen(keys: ThrottleKey[], attempt: Actor, details: Record<string, unknown>): Promise<void> {
     const now = this.deps.clock.now();
     const [lock] = await this.deps.repo.locked(keys, now);
     if (!lock) return;
-    await this.deps.audit.record(attempt, { action: 'auth.login', outcome: 'failure', reason: `${lock.scope} locked`, details: { ...details, lockedUntil: lock.lockedUntil!.toISOString() } });
+    await this.deps.audit.recordRefusal(attempt, { action: 'auth.login', outcome: 'failure', reason: `${lock.scope} locked`, details: { ...details, lockedUntil: lock.lockedUntil!.toISOString() } });
     throw new LoginLockedError(lock.lockedUntil!, now);
   }
 
@@ -92,7 +92,23 @@ export class LoginThrottleService {
     return cleared;
   }
 
-  /** Old rows are dropped at most once a minute per node; housekeeping without a job of its own. */
+  /**
+   * Drop entries whose window and lock are over, in batches (the `retention` job; a spray of random
+   * names leaves one row per name). Returns how many went.
+   */
+  async prune(batch = 1000, maxBatches = 50): Promise<number> {
+    const now = this.deps.clock.now();
+    const before = new Date(now.getTime() - this.deps.policy.windowMs - this.deps.policy.durationMs);
+    let dropped = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const n = await this.deps.repo.sweep(before, now, batch);
+      dropped += n;
+      if (n < batch) break;
+    }
+    return dropped;
+  }
+
+  /** Old rows are also dropped at most once a minute per node, after a failure. */
   async #sweepNowAndThen(now: Date): Promise<void> {
     if (now.getTime() - this.#lastSweep < 60_000) return;
     this.#lastSweep = now.getTime();

@@ -86,12 +86,18 @@ export class LoginThrottlesRepository {
       .offset(offset);
   }
 
-  /** Drop rows nobody has failed on since `before` and whose lock is over. */
-  async sweep(before: Date, now: Date): Promise<number> {
+  /** Drop (up to `limit`) rows nobody has failed on since `before` and whose lock is over. */
+  async sweep(before: Date, now: Date, limit = 10_000): Promise<number> {
     const t = loginThrottles;
+    const stale = this.db
+      .select({ scope: t.scope, key: t.key })
+      .from(t)
+      .where(and(lt(t.updatedAt, before), or(sql`${t.lockedUntil} is null`, lt(t.lockedUntil, now))))
+      .orderBy(asc(t.updatedAt))
+      .limit(limit);
     const rows = await this.db
       .delete(t)
-      .where(and(lt(t.updatedAt, before), or(sql`${t.lockedUntil} is null`, lt(t.lockedUntil, now))))
+      .where(sql`(${t.scope}, ${t.key}) in (${stale})`)
       .returning({ key: t.key });
     return rows.length;
   }

@@ -1,4 +1,4 @@
-import { DomainError } from '../errors.ts';
+import { DomainError, UnavailableError } from '../errors.ts';
 
 /**
  * Too many failed sign-ins for this account or source address. Raised before any password is
@@ -17,4 +17,16 @@ export class LoginLockedError extends DomainError {
 /** The second sign-in step failed: a wrong code, a refused push, or a login token that expired or was used up. */
 export class MfaFailedError extends DomainError {
   readonly code = 'mfa_failed';
+}
+
+/**
+ * An auth server could not give a trustworthy answer during sign-in. This is what the (anonymous)
+ * client sees: no directory URL, RADIUS address, bind DN or server message, which would map the
+ * internal network for anyone who can reach the sign-in page. The full error stays in the audit row
+ * (`details.error`) and the log; admins see it in the auth server test as well.
+ */
+export class SignInUnavailableError extends UnavailableError {
+  constructor(cause: UnavailableError) {
+    super('sign-in is unavailable right now: a server that checks this account cannot be reached or gave an answer that cannot be trusted. Try again later, or give the request id to your administrator', undefined, { cause });
+  }
 }

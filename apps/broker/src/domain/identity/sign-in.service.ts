@@ -11,7 +11,7 @@ import type { LoginThrottleService } from './login-throttle.service.ts';
 import type { MfaRepository, PendingLoginRow } from './mfa.repository.ts';
 import type { PasswordCheck } from './password-check.ts';
 import type { SessionRow } from './sessions.repository.ts';
-import { MfaFailedError } from './sign-in-errors.ts';
+import { MfaFailedError, SignInUnavailableError } from './sign-in-errors.ts';
 import { hashToken, newToken } from './tokens.ts';
 import type { TotpEnrollment, TotpService } from './totp.service.ts';
 import type { UserRow, UsersRepository, UserWithGroups } from './users.repository.ts';
@@ -65,14 +65,17 @@ export class SignInService {
       });
     } catch (err) {
       // A server that cannot answer is not the user's failure: audited, not counted towards the lockout.
-      if (err instanceof UnavailableError) await audit.record(attempt, { action: 'auth.login', outcome: 'failure', reason: 'auth server unavailable', details: unavailableDetails(err) });
+      if (err instanceof UnavailableError) {
+        await audit.recordRefusal(attempt, { action: 'auth.login', outcome: 'failure', reason: 'auth server unavailable', details: unavailableDetails(err) });
+        throw this.#unavailable(err, ctx);
+      }
       throw err;
     }
     if (!outcome.ok) {
       const who = outcome.user ? { ...attempt, userId: outcome.user.id } : attempt;
       // Counted against the account the directory resolved (a UPN and a sAMAccountName are one account), else the name as typed.
       const failedKeys = throttle.keys(outcome.canonical ?? login, ctx.sourceAddress);
-      await audit.record(who, { action: 'auth.login', outcome: 'failure', reason: outcome.reason, details: serverDetails(outcome.server, outcome.canonical) });
+      await audit.recordRefusal(who, { action: 'auth.login', outcome: 'failure', reason: outcome.reason, details: serverDetails(outcome.server, outcome.canonical) });
       await throttle.recordFailure(failedKeys, who, serverDetails(outcome.server, outcome.canonical));
       throw new InvalidCredentialsError();
     }
@@ -80,7 +83,7 @@ export class SignInService {
     const details = { ...serverDetails(server, null), ...(outcome.groups && (outcome.groups.added.length || outcome.groups.removed.length) ? { groups: outcome.groups } : {}) };
     if (user.disabled) {
       const who = actorFor(user, ctx);
-      await audit.record(who, { action: 'auth.login', outcome: 'failure', reason: 'account disabled', details });
+      await audit.recordRefusal(who, { action: 'auth.login', outcome: 'failure', reason: 'account disabled', details });
       await throttle.recordFailure(throttle.keys(user.username, ctx.sourceAddress), who, details);
       throw new InvalidCredentialsError();
     }
@@ -96,7 +99,7 @@ export class SignInService {
     const { mfa, clock, audit, throttle, policy } = this.deps;
     const pending = await mfa.claimAttempt(hashToken(loginToken), clock.now(), policy.maxAttempts);
     if (!pending) {
-      await audit.record(anonymous(null, ctx), { action: 'auth.mfa', outcome: 'failure', reason: 'unknown, expired or used-up login token' });
+      await audit.recordRefusal(anonymous(null, ctx), { action: 'auth.mfa', outcome: 'failure', reason: 'unknown, expired or used-up login token' });
       throw new MfaFailedError('this sign-in expired, was finished, or had too many wrong codes: sign in again with your password');
     }
     const user = await this.deps.users.findById(pending.userId);
@@ -145,10 +148,13 @@ export class SignInService {
         failure = answer.message ? `rejected by "${factorServer.name}": ${answer.message}` : `rejected by "${factorServer.name}"`;
       }
     } catch (err) {
-      if (err instanceof UnavailableError) await audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: 'second factor unavailable', details: { ...details, error: err.message } });
+      if (err instanceof UnavailableError) {
+        await audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: 'second factor unavailable', details: { ...details, error: err.message } });
+        throw this.#unavailable(err, ctx);
+      }
       throw err;
     }
-    await audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: failure, details: { ...details, attempt: pending.attempts } });
+    await audit.recordRefusal(who, { action: 'auth.mfa', outcome: 'failure', reason: failure, details: { ...details, attempt: pending.attempts } });
     await throttle.recordFailure(throttle.keys(user.username, ctx.sourceAddress), who, details);
     const left = policy.maxAttempts - pending.attempts;
     if (left <= 0) await mfa.deletePending(pending.id);
@@ -195,7 +201,10 @@ export class SignInService {
     try {
       answer = await this.deps.authServers.verifierFor(factor).check({ username: user.username, response: password });
     } catch (err) {
-      if (err instanceof UnavailableError) await this.deps.audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: 'second factor unavailable', details: { ...mfaDetails, error: err.message } });
+      if (err instanceof UnavailableError) {
+        await this.deps.audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: 'second factor unavailable', details: { ...mfaDetails, error: err.message } });
+        throw this.#unavailable(err, ctx);
+      }
       throw err;
     }
     if (answer.kind === 'accept') {
@@ -206,6 +215,12 @@ export class SignInService {
     await this.deps.audit.record(who, { action: 'auth.mfa', outcome: 'failure', reason: `rejected by "${factor.name}"`, details: mfaDetails });
     await this.deps.throttle.recordFailure(this.deps.throttle.keys(user.username, ctx.sourceAddress), who, mfaDetails);
     throw new MfaFailedError('the second factor was refused: sign in again with your password');
+  }
+
+  /** The error an anonymous caller gets for `err`: nothing about the directory; the log and the audit row keep the rest. */
+  #unavailable(err: UnavailableError, ctx: LoginContext): SignInUnavailableError {
+    this.deps.log.warn({ requestId: ctx.requestId, err: err.message }, 'sign-in failed: an auth server could not answer');
+    return new SignInUnavailableError(err);
   }
 
   /** Which second factor this login needs: the password server's, else a group's, else the user's own TOTP. Fails closed on a disabled one. */

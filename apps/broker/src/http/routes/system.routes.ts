@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Health, Readiness } from '@stagedoor/contract';
+import { ErrorBody, Health, Readiness } from '@stagedoor/contract';
+import type { Config } from '../../config/config.ts';
+import { ForbiddenError, UnauthenticatedError } from '../../domain/errors.ts';
+import { metricsAccess } from '../../observability/metrics-access.ts';
 import type { Database } from '../../db/database.ts';
 import { migrationStatus } from '../../db/migrate.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 
-export function systemRoutes(app: FastifyInstance, deps: { database: Database; metrics: Metrics; nodeId: string }): void {
+export function systemRoutes(app: FastifyInstance, deps: { database: Database; metrics: Metrics; metricsConfig: Config['metrics']; nodeId: string }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/healthz', { config: { access: 'public' }, schema: { tags: ['system'], summary: 'The process is up', response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
@@ -39,8 +42,17 @@ export function systemRoutes(app: FastifyInstance, deps: { database: Database; m
 
   r.get(
     '/metrics',
-    { config: { access: 'public' }, schema: { tags: ['system'], summary: 'Prometheus metrics (text exposition format)', response: { 200: z.string() } } },
-    async (_req, reply) => {
+    {
+      config: { access: 'public' },
+      schema: {
+        tags: ['system'],
+        summary: 'Prometheus metrics (text exposition format); needs the bearer STAGEDOOR_METRICS_TOKEN, and is not served here without one or with STAGEDOOR_METRICS_LISTEN',
+        response: { 200: z.string(), 401: ErrorBody, 403: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const verdict = metricsAccess(deps.metricsConfig, 'main', request.headers.authorization);
+      if (!verdict.ok) throw verdict.status === 401 ? new UnauthenticatedError(verdict.message) : new ForbiddenError(verdict.message);
       reply.type(deps.metrics.registry.contentType);
       return deps.metrics.registry.metrics();
     },

@@ -77,6 +77,11 @@ export class LdapDirectory implements Directory {
     for (const url of settings.urls) {
       // ldapts speaks TLS from the first byte whenever tlsOptions are given: only for ldaps://.
       const ldaps = url.toLowerCase().startsWith('ldaps:');
+      if (!ldaps && !settings.startTls && settings.allowInsecure !== true) {
+        // The settings check refuses this; a row written some other way still never sends a password in clear.
+        failures.push(`${url}: plain ldap:// without StartTLS is refused (set startTls, use ldaps://, or allowInsecure)`);
+        continue;
+      }
       const client = new Client({
         url,
         connectTimeout: settings.connectTimeoutMs,

@@ -64,9 +64,16 @@ export class RadiusClient implements MfaVerifier {
       }
       if (outcome.kind === 'answer') {
         const reply = outcome.packet;
-        if (!authentic(packet, reply, secret)) {
+        const verdict = authentic(packet, reply, secret, settings.requireMessageAuthenticator !== false);
+        if (verdict === 'no-message-authenticator') {
           throw new UnavailableError(
-            `RADIUS server "${name}" (${where}) answered with a Response Authenticator that does not match: the shared secret configured in Stagedoor differs from the server's`,
+            `RADIUS server "${name}" (${where}) answered without a Message-Authenticator, which this auth server requires (BlastRADIUS, CVE-2024-3596): update the RADIUS server (FreeRADIUS 3.2.5 or later sends one) or turn requireMessageAuthenticator off`,
+            { authServer: name, server: where },
+          );
+        }
+        if (verdict !== 'ok') {
+          throw new UnavailableError(
+            `RADIUS server "${name}" (${where}) answered with a Response Authenticator or Message-Authenticator that does not match: the shared secret configured in Stagedoor differs from the server's`,
             { authServer: name, server: where },
           );
         }
@@ -104,7 +111,7 @@ export class RadiusClient implements MfaVerifier {
       add_message_authenticator: false,
     });
     const outcome = await exchange(server, probe, Math.min(settings.timeoutMs, 2000));
-    if (outcome.kind === 'answer' && !authentic(probe, outcome.packet, secret)) {
+    if (outcome.kind === 'answer' && authentic(probe, outcome.packet, secret, false) !== 'ok') {
       return ' — it answers, but not with our shared secret: the shared secret configured in Stagedoor differs from the server\'s';
     }
     if (outcome.kind === 'answer') return ' — it answers requests without a Message-Authenticator only; check its client settings';
@@ -136,34 +143,35 @@ function exchange(server: { host: string; port: number }, packet: Buffer, timeou
 }
 
 /**
- * RFC 2865 §3 Response Authenticator and, when the server sends one, the RFC 3579 §3.2
- * Message-Authenticator, compared in constant time on the raw bytes (the `radius` package compares
- * them as UTF-8 strings, which loses bits). Servers before the BlastRADIUS fixes (FreeRADIUS < 3.2.5)
- * send no Message-Authenticator in an Access-Accept, so its absence alone does not fail the answer.
+ * RFC 2865 §3 Response Authenticator and the RFC 3579 §3.2 Message-Authenticator, compared in
+ * constant time on the raw bytes (the `radius` package compares them as UTF-8 strings, which loses
+ * bits). An answer without a Message-Authenticator is what a BlastRADIUS forgery (CVE-2024-3596)
+ * looks like, and also what servers before the fixes (FreeRADIUS < 3.2.5) send: refused when
+ * `requireMessageAuthenticator` (the default for new auth servers), accepted otherwise.
  */
-function authentic(request: Buffer, reply: Buffer, secret: string): boolean {
+function authentic(request: Buffer, reply: Buffer, secret: string, requireMessageAuthenticator: boolean): 'ok' | 'mismatch' | 'no-message-authenticator' {
   const length = reply.readUInt16BE(2);
-  if (length < 20 || length > reply.length || !(reply[0]! in CODES)) return false;
+  if (length < 20 || length > reply.length || !(reply[0]! in CODES)) return 'mismatch';
   const body = Buffer.from(reply.subarray(0, length));
   const got = Buffer.from(body.subarray(4, 20));
   request.copy(body, 4, 4, 20);
   const expected = createHash('md5').update(body).update(secret).digest();
-  if (!timingSafeEqual(got, expected)) return false;
+  if (!timingSafeEqual(got, expected)) return 'mismatch';
   // With the Request Authenticator in place, check the Message-Authenticator if there is one.
   let offset = 20;
   while (offset + 2 <= length) {
     const type = body[offset]!;
     const len = body[offset + 1]!;
-    if (len < 2 || offset + len > length) return false;
+    if (len < 2 || offset + len > length) return 'mismatch';
     if (type === MESSAGE_AUTHENTICATOR) {
-      if (len !== 18) return false;
+      if (len !== 18) return 'mismatch';
       const sent = Buffer.from(body.subarray(offset + 2, offset + 18));
       body.fill(0, offset + 2, offset + 18);
-      return timingSafeEqual(sent, createHmac('md5', secret).update(body).digest());
+      return timingSafeEqual(sent, createHmac('md5', secret).update(body).digest()) ? 'ok' : 'mismatch';
     }
     offset += len;
   }
-  return true;
+  return requireMessageAuthenticator ? 'no-message-authenticator' : 'ok';
 }
 
 function toAnswer(reply: Buffer, server: string): MfaAnswer {
