@@ -13,6 +13,9 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { openPostgres } from '../../apps/broker/src/db/postgres.ts';
 import type { Database } from '../../apps/broker/src/db/database.ts';
 
+/** /metrics is served only with a token (docs/security.md). */
+const METRICS_TOKEN = 'chaos-metrics-token-7c1d';
+
 const PASSWORD = 'chaos-failover-password';
 const HOSTS = 24;
 const USERS = 30;
@@ -47,6 +50,7 @@ describe('database failover during a connect storm [postgres primary → promote
       STAGEDOOR_LOG_LEVEL: 'warn',
       STAGEDOOR_DB_POOL_SIZE: '8',
       STAGEDOOR_TIMERS_INTERVAL_SECONDS: '0.5',
+      STAGEDOOR_METRICS_TOKEN: METRICS_TOKEN,
     });
     const admin = await httpLogin(nodes[0]!.base, 'admin', PASSWORD);
     const inject = fetchInject(nodes[0]!.base);
@@ -197,7 +201,7 @@ describe('database failover during a connect storm [postgres primary → promote
 
 /** `stagedoor_job_runs_total` of a node, as `job:outcome` → count. */
 async function jobRuns(n: BrokerNode): Promise<Map<string, number>> {
-  const text = await (await fetch(`${n.base}/metrics`)).text();
+  const text = await (await fetch(`${n.base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
   const out = new Map<string, number>();
   for (const m of text.matchAll(/^stagedoor_job_runs_total\{job="([^"]+)",outcome="([^"]+)"\} (\d+)/gm)) out.set(`${m[1]}:${m[2]}`, Number(m[3]));
   return out;

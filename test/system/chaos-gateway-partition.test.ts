@@ -14,6 +14,9 @@ import { as } from '../support/session.ts';
 import { mintUsers, type MintedUser } from '../support/studio.ts';
 import { openPostgres } from '../../apps/broker/src/db/postgres.ts';
 
+/** /metrics is served only with a token (docs/security.md). */
+const METRICS_TOKEN = 'chaos-metrics-token-7c1d';
+
 /**
  * The broker↔gateway channel cut by a real partition — the gateway namespace's link to the host
  * goes down: no reset, no FIN, packets just stop — while artists' sessions run through a real
@@ -53,6 +56,7 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
         // Passes every second: a pass that ran between a returning gateway's hello and its
         // pending reports would close sessions as lost, and should have many chances to.
         STAGEDOOR_GATEWAY_RECONCILE_SECONDS: '1',
+        STAGEDOOR_METRICS_TOKEN: METRICS_TOKEN,
         // The test stands in for the load balancer that tells the broker the artist's address.
         STAGEDOOR_TRUSTED_PROXIES: network.addr.host,
       },
@@ -146,7 +150,7 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
   }
 
   async function gatewayReconcilePasses(): Promise<number> {
-    const text = await (await fetch(`${broker.base}/metrics`)).text();
+    const text = await (await fetch(`${broker.base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     return Number(/^stagedoor_job_runs_total\{job="gateway-reconcile",outcome="ok"\} (\d+)/m.exec(text)?.[1] ?? 0);
   }
 
