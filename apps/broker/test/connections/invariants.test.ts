@@ -113,6 +113,22 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     expect(channel.sent.slice(before)).toContainEqual(expect.objectContaining({ type: 'revoke', grantId: g2!.id }));
   });
 
+  it('a release racing a grant being issued never leaves a usable grant behind (it is read and revoked inside the release)', async () => {
+    for (let i = 0; i < 8; i++) {
+      const u = artists[next]!; // the same artist every round: each round releases
+      const c = (await connect(u)).json();
+      const conn = await connectionById(c.id);
+      clock.advance(1000);
+      const issue = b.services.gateways
+        .issueGrant({ connectionId: c.id, cluster: 'studio', clientAddress: '203.0.113.5', targetAddress: '10.9.0.1', targetPort: 22, connectBy: new Date(clock.now().getTime() + 60_000) })
+        .catch((err: Error) => err);
+      await Promise.all([issue, b.services.connections.release({ ...systemActor, userId: u.id }, conn)]);
+      const live = (await grantsOf(c.id)).filter((g) => g.state === 'issued' || g.state === 'used');
+      expect(live).toEqual([]);
+    }
+    next++;
+  });
+
   it('a grant must be used within two minutes by default: a shorter window for a colleague behind the same office address', async () => {
     const u = artist();
     const c = (await connect(u)).json();
