@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
+import { AddressList, normaliseAddress } from '../src/addresses.ts';
 import { buildProxyV2, parseProxyV2, PROXY_V2_SIGNATURE } from '../src/proxy-protocol.ts';
 import { echoServer, grantFor, listeningBroker, startTestGateway, type GatewayUnderTest } from './harness.ts';
 
@@ -28,6 +29,27 @@ describe('PROXY protocol v2 header', () => {
     expect(parseProxyV2(huge)).toMatchObject({ kind: 'invalid', reason: 'PROXY header too long' });
     const local = Buffer.concat([PROXY_V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
     expect(parseProxyV2(local)).toEqual({ kind: 'ok', length: 16, source: null });
+  });
+});
+
+describe('addresses (ipaddr.js)', () => {
+  it('an IPv6 client in a PROXY header matches its grant however either is spelled', () => {
+    const header = buildProxyV2({ address: '2001:DB8:0:0:0:0:0:7', port: 1 }, { address: '2001:db8::1', port: 2 });
+    const parsed = parseProxyV2(header);
+    expect(parsed).toMatchObject({ kind: 'ok', source: { address: '2001:db8::7' } });
+    for (const spelling of ['2001:db8::7', '2001:0db8:0000::0007', '2001:DB8:0:0::7']) expect(normaliseAddress(spelling)).toBe('2001:db8::7');
+    expect(normaliseAddress('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(normaliseAddress('::ffff:a00:1')).toBe('10.0.0.1'); // the same mapped address in hex
+  });
+
+  it('a PROXY source list refuses octal and short IPv4 spellings instead of reading them as other addresses', () => {
+    expect(() => new AddressList(['010.0.0.1'])).toThrow(/not an address/); // ipaddr.js alone reads this as 8.0.0.1
+    expect(() => new AddressList(['10.1'])).toThrow(/not an address/);
+    expect(() => new AddressList(['10.0.0.0/33'])).toThrow(/bad prefix/);
+    expect(() => new AddressList(['10.0.0.0/8/1'])).toThrow(/not an address/);
+    const list = new AddressList(['10.0.0.0/8', '2001:db8::/32', '192.0.2.7']);
+    expect(['10.200.0.1', '::ffff:10.1.2.3', '2001:db8:ffff::1', '192.0.2.7'].map((a) => list.has(a))).toEqual([true, true, true, true]);
+    expect(['11.0.0.1', '2001:db9::1', '192.0.2.8', 'not-an-ip', '::a00:1'].map((a) => list.has(a))).toEqual([false, false, false, false, false]);
   });
 });
 
