@@ -44,7 +44,7 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_LINGER_SECONDS: 'a finished grant\'s port refuses and reports connections this long before closing (default 30)',
   STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS: 'connecting to a workstation gives up after this long (default 10)',
   STAGEDOOR_GATEWAY_PROXY_PROTOCOL: '`on`: every connection starts with a PROXY protocol v2 header (behind a network load balancer); default off',
-  STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs allowed to send PROXY headers (default: any)',
+  STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs of the load balancers allowed to send PROXY headers; required with PROXY protocol on (a connection from any other peer is refused)',
   STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
   STAGEDOOR_GATEWAY_RELAY: '`auto` (default): the native relay (epoll + splice) when it was built at install, else JavaScript; `native` refuses to start without it; `js`',
   STAGEDOOR_GATEWAY_RELAY_THREADS: 'native relay threads per relay process (default 1)',
@@ -82,6 +82,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     sources = new AddressList((get('STAGEDOOR_GATEWAY_PROXY_SOURCES') ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   } catch (err) {
     bad('STAGEDOOR_GATEWAY_PROXY_SOURCES', (err as Error).message);
+  }
+  // A PROXY header names the client, and the grant check trusts that name: from any peer, anyone
+  // could claim a granted client's address. So there is no "any" default; `0.0.0.0/0,::/0` says it.
+  if (proxy === 'on' && sources.size === 0 && !problems.some((p) => p.variable === 'STAGEDOOR_GATEWAY_PROXY_SOURCES')) {
+    bad('STAGEDOOR_GATEWAY_PROXY_SOURCES', 'is required with STAGEDOOR_GATEWAY_PROXY_PROTOCOL=on: the addresses or CIDR blocks of the load balancers (e.g. 10.0.0.0/24); a PROXY header from any other peer would name any client it likes');
   }
 
   const workersRaw = get('STAGEDOOR_GATEWAY_WORKERS') ?? '1';

@@ -22,4 +22,12 @@ describe('gateway configuration', () => {
     expect(problems).toEqual(['STAGEDOOR_GATEWAY_PORTS', 'STAGEDOOR_GATEWAY_RELAY', 'STAGEDOOR_GATEWAY_RELAY_THREADS']);
     expect((err as Error).message).toContain('must be auto, native or js');
   });
+
+  it('PROXY protocol on without a source list refuses to start (any peer could name any client in a header)', () => {
+    expect(() => loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on' })).toThrow(/STAGEDOOR_GATEWAY_PROXY_SOURCES: is required with STAGEDOOR_GATEWAY_PROXY_PROTOCOL=on/);
+    const c = loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on', STAGEDOOR_GATEWAY_PROXY_SOURCES: '10.0.0.0/24, 192.0.2.9' });
+    expect(c.proxyProtocol.enabled).toBe(true);
+    expect([c.proxyProtocol.sources.has('10.0.0.77'), c.proxyProtocol.sources.has('10.0.1.1')]).toEqual([true, false]);
+    expect(() => loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on', STAGEDOOR_GATEWAY_PROXY_SOURCES: 'balancer.example' })).toThrow(/not an address/);
+  });
 });

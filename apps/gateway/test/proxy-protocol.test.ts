@@ -1,10 +1,32 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
 import { waitFor } from '../../../test/support/ports.ts';
 import { AddressList, normaliseAddress } from '../src/addresses.ts';
 import { buildProxyV2, parseProxyV2, PROXY_V2_SIGNATURE } from '../src/proxy-protocol.ts';
 import { echoServer, grantFor, listeningBroker, startTestGateway, type GatewayUnderTest } from './harness.ts';
+
+/** Dial a grant's port from `from`, as a load balancer would: the header first, then "hello"; what the echo answers says whether it was relayed. */
+function viaBalancer(port: number, header: Buffer | null, from = '127.0.0.2'): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    let got = '';
+    s.on('connect', () => {
+      if (header) s.write(header);
+      s.write('hello');
+    });
+    s.on('data', (d) => {
+      got += d.toString();
+      if (got === 'hello') {
+        s.end();
+        resolve('relayed');
+      }
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    s.on('close', () => resolve(got ? `partial:${got}` : 'refused'));
+  });
+}
 
 describe('PROXY protocol v2 header', () => {
   it.each([
@@ -69,26 +91,6 @@ describe('a gateway behind a network load balancer (PROXY protocol on)', () => {
     await broker?.close();
   });
 
-  function viaBalancer(port: number, header: Buffer | null, from = '127.0.0.2'): Promise<string> {
-    return new Promise((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
-      let got = '';
-      s.on('connect', () => {
-        if (header) s.write(header);
-        s.write('hello');
-      });
-      s.on('data', (d) => {
-        got += d.toString();
-        if (got === 'hello') {
-          s.end();
-          resolve('relayed');
-        }
-      });
-      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-      s.on('close', () => resolve(got ? `partial:${got}` : 'refused'));
-    });
-  }
-
   it('takes the client address from the header, refuses other sources, missing headers and other clients', async () => {
     const g = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { client: '203.0.113.7' });
     await waitFor('grant', () => gw.gateway.forwarder.isReady(g.grantId), 5000, 10);
@@ -100,5 +102,37 @@ describe('a gateway behind a network load balancer (PROXY protocol on)', () => {
     await waitFor('refusals audited', async () => (await reasons()).length >= 3, 5000, 25);
     expect(await reasons()).toEqual(expect.arrayContaining(['proxy-protocol:127.0.0.2', 'proxy-protocol:127.0.0.3', 'wrong-client:203.0.113.99']));
     expect(await viaBalancer(g.port, hdr('203.0.113.7'))).toBe('relayed');
+  });
+});
+
+describe('a gateway with PROXY protocol on and no source list', () => {
+  let broker: TestBroker & { baseUrl: string };
+  let gw: GatewayUnderTest;
+  let echo: Awaited<ReturnType<typeof echoServer>>;
+  beforeAll(async () => {
+    broker = await listeningBroker();
+    // Started in-process (the configuration refuses this; see config.test.ts): an empty list trusts nobody.
+    gw = await startTestGateway(broker, [broker.baseUrl], { proxy: [] });
+    echo = await echoServer();
+  });
+  afterAll(async () => {
+    gw?.gateway.stop();
+    await echo?.close();
+    await broker?.close();
+  });
+
+  it('a spoofed PROXY header from a peer outside the source list relays nothing, and the refusal is logged and reported', async () => {
+    const g = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { client: '203.0.113.7' });
+    await waitFor('grant', () => gw.gateway.forwarder.isReady(g.grantId), 5000, 10);
+    // Any local peer claims to be the granted client.
+    const spoofed = buildProxyV2({ address: '203.0.113.7', port: 40000 }, { address: '127.0.0.1', port: g.port });
+    expect(await viaBalancer(g.port, spoofed, '127.0.0.1')).not.toBe('relayed');
+    expect(echo.connections).toBe(0);
+    await waitFor('the refusal audited', async () => (await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: g.grantId }, 5, 0)).total > 0, 5000, 25);
+    const [refusal] = (await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: g.grantId }, 5, 0)).items;
+    expect(refusal).toMatchObject({ reason: 'proxy-protocol', sourceAddress: '127.0.0.1' });
+    expect(gw.logs.some((l) => l.includes('outside STAGEDOOR_GATEWAY_PROXY_SOURCES') && l.includes('"peer":"127.0.0.1"'))).toBe(true);
+    // The grant is still unused: the real client, through a real balancer, would still get in.
+    expect((await connectionRow(broker.database, g.connectionId)).state).not.toBe('connected');
   });
 });
