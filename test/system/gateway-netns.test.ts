@@ -46,6 +46,8 @@ describe.skipIf(unavailable !== null)('gateway between a public client and a pri
     // The real gateway process, in the gateway namespace, enrolling over the host link.
     gateway = net.spawn(net.ns.gateway, process.execPath, [path.resolve('apps/cli/bin/stagedoor.js'), 'gateway', '--enroll', token], {
       STAGEDOOR_BROKER_URLS: brokerUrl,
+      // Plain http to the host's address across the namespaces' link (a test network of its own).
+      STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'true',
       STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: net.addr.gatewayPublic,
       STAGEDOOR_GATEWAY_PORTS: `${PORTS.start}-${PORTS.end}`,
       STAGEDOOR_GATEWAY_DATA_DIR: path.join(dir, 'gateway'),

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { AddressList } from './addresses.ts';
+import { AddressList, parseAddress } from './addresses.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import type { RelayEngineChoice } from './native-relay.ts';
 
@@ -33,7 +33,8 @@ export class GatewayConfigError extends Error {
 
 /** Every variable, its default and meaning: the README table is written from this. */
 export const GATEWAY_VARIABLES = {
-  STAGEDOOR_BROKER_URLS: 'comma-separated broker URLs (http:// or https://); the channel moves to the next on loss — required',
+  STAGEDOOR_BROKER_URLS: 'comma-separated broker URLs (https://; http:// only on loopback or with STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER); the channel moves to the next on loss — required',
+  STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: '`true` allows http:// broker URLs beyond loopback: the credential and every grant cross the network in clear text (default false)',
   STAGEDOOR_GATEWAY_ENROLL_TOKEN: 'one-time enrolment token (first start only; or `--enroll <token>`)',
   STAGEDOOR_GATEWAY_NAME: 'name to register under (default: the host name)',
   STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: 'host name or address clients dial (default: the listen address, or the host name)',
@@ -68,7 +69,16 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
 
   const brokerUrls = (get('STAGEDOOR_BROKER_URLS') ?? '').split(',').map((u) => u.trim()).filter(Boolean);
   if (brokerUrls.length === 0) bad('STAGEDOOR_BROKER_URLS', 'is required: the URL of at least one broker node');
-  for (const u of brokerUrls) if (!/^https?:\/\/[^/]+/.test(u)) bad('STAGEDOOR_BROKER_URLS', `must be http:// or https:// URLs (got ${JSON.stringify(u)})`);
+  const allowInsecure = get('STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER') ?? 'false';
+  if (allowInsecure !== 'true' && allowInsecure !== 'false') bad('STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER', `must be true or false (got ${JSON.stringify(allowInsecure)})`);
+  for (const u of brokerUrls) {
+    if (!/^https?:\/\/[^/]+/.test(u)) bad('STAGEDOOR_BROKER_URLS', `must be http:// or https:// URLs (got ${JSON.stringify(u)})`);
+    // The channel carries the gateway's credential and every grant (client address, workstation):
+    // in clear text only where no one else can listen, or when the operator says so.
+    else if (u.startsWith('http://') && allowInsecure !== 'true' && !isLoopbackUrl(u)) {
+      bad('STAGEDOOR_BROKER_URLS', `${u} is plain http:// to another host: the gateway credential and every grant would cross the network in clear text. Use https://, or set STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER=true for a network you trust`);
+    }
+  }
 
   const ports = get('STAGEDOOR_GATEWAY_PORTS') ?? '20000-20999';
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(ports);
@@ -122,4 +132,17 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
   };
   if (problems.length) throw new GatewayConfigError(problems);
   return config;
+}
+
+/** http://localhost, 127.0.0.0/8 and ::1 never leave the host. */
+function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return false;
+  }
+  if (host.toLowerCase() === 'localhost') return true;
+  const ip = parseAddress(host);
+  return ip !== null && ip.range() === 'loopback';
 }
