@@ -29,7 +29,8 @@ describe('port-forward relay in relay workers', () => {
 
   /** Ready once the grant's worker reports its port open. */
   async function ready(grant: { grantId: string }) {
-    await waitFor("the grant's worker to open its port", () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
+    // Generous: a worker process starts slowly on a loaded machine (and under the sanitizers).
+    await waitFor("the grant's worker to open its port", () => gw.gateway.forwarder.isReady(grant.grantId), 30_000, 10);
   }
 
   it('relays byte-exact through a worker with half-close, and the start, bytes and end reach the broker', async () => {
