@@ -83,6 +83,11 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return code === '23503' || code === '23001';
 }
 
+/** The SQLSTATE of a PostgreSQL error (through driver wrappers), or undefined. */
+export function pgErrorCode(err: unknown): string | undefined {
+  return findPgError(err)?.code;
+}
+
 function findPgError(err: unknown): { code?: string; constraint?: string } | undefined {
   let e: unknown = err;
   for (let depth = 0; e && depth < 5; depth++) {

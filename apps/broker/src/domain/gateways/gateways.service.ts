@@ -46,7 +46,7 @@ export class GatewaysService {
     private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock; log: Logger; policy: GatewayPolicy; nodeId: string },
   ) {
     this.reports = new GatewayReports({ ...deps, gateways: this });
-    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, audit: deps.audit, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy });
     this.#delivery = this.channels;
   }
 
