@@ -9,7 +9,6 @@ export interface GatewayConfig {
   brokerUrls: string[];
   enrollToken: string | undefined;
   name: string;
-  publicAddress: string;
   portRangeStart: number;
   portRangeEnd: number;
   listenHost: string;
@@ -22,6 +21,8 @@ export interface GatewayConfig {
   /** Which byte mover relays sessions, and its threads per process. */
   relay: { engine: RelayEngineChoice; threads: number };
   logLevel: LogLevel;
+  /** Settings that are read no more, to be logged as warnings at start. */
+  notices: string[];
 }
 
 export class GatewayConfigError extends Error {
@@ -37,7 +38,6 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: '`true` allows http:// broker URLs beyond loopback: the credential and every grant cross the network in clear text (default false)',
   STAGEDOOR_GATEWAY_ENROLL_TOKEN: 'one-time enrolment token (first start only; or `--enroll <token>`)',
   STAGEDOOR_GATEWAY_NAME: 'name to register under (default: the host name)',
-  STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: 'host name or address clients dial (default: the listen address, or the host name)',
   STAGEDOOR_GATEWAY_PORTS: 'port range for grants (default 20000-20999)',
   STAGEDOOR_GATEWAY_LISTEN_HOST: 'address the grant ports listen on (default 0.0.0.0)',
   STAGEDOOR_GATEWAY_DATA_DIR: 'where the credential is kept (default ./.stagedoor-gateway)',
@@ -117,7 +117,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     brokerUrls,
     enrollToken: get('STAGEDOOR_GATEWAY_ENROLL_TOKEN'),
     name,
-    publicAddress: get('STAGEDOOR_GATEWAY_PUBLIC_ADDRESS') ?? (listenHost === '0.0.0.0' || listenHost === '::' ? os.hostname() : listenHost),
     portRangeStart,
     portRangeEnd,
     listenHost,
@@ -129,6 +128,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     workers,
     relay: { engine, threads },
     logLevel,
+    notices: env.STAGEDOOR_GATEWAY_PUBLIC_ADDRESS
+      ? ['STAGEDOOR_GATEWAY_PUBLIC_ADDRESS is ignored: the address clients dial comes from the enrolment record the admin made (ADR 0016)']
+      : [],
   };
   if (problems.length) throw new GatewayConfigError(problems);
   return config;

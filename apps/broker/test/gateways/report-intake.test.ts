@@ -25,8 +25,8 @@ describe.each(DRIVERS)('gateway report intake [%s]', (driver) => {
 
   /** An enrolled gateway on a control channel without a network, welcomed, with one live grant. */
   async function channelWithGrant(name: string) {
-    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: name, name, expiresInMinutes: 5 });
-    const { gateway } = await broker.services.gateways.enroll({ token, name, publicAddress: `${name}.example.test`, portRangeStart: 24000, portRangeEnd: 24009, version: 'test' }, '192.0.2.9');
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: name, name, publicAddress: `${name}.example.test`, expiresInMinutes: 5 });
+    const { gateway } = await broker.services.gateways.enroll({ token, name, portRangeStart: 24000, portRangeEnd: 24009, version: 'test' }, '192.0.2.9');
     const sent: BrokerToGateway[] = [];
     const closed: { code: number; reason: string }[] = [];
     const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
