@@ -96,7 +96,7 @@ export class FakeBroker {
     if (req.method === 'POST' && req.url === '/api/v1/gateways/enroll') {
       req.resume();
       res.writeHead(201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', credential: this.credential }));
+      res.end(JSON.stringify({ gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', publicAddress: '127.0.0.1', credential: this.credential }));
       return;
     }
     res.writeHead(404).end();

@@ -380,7 +380,6 @@ async function startGateway(dir: string, workers: number, relayThreads?: number)
     STAGEDOOR_BROKER_URLS: broker.url,
     STAGEDOOR_GATEWAY_PORTS: `${GRANT_PORTS.start}-${GRANT_PORTS.end}`,
     STAGEDOOR_GATEWAY_LISTEN_HOST: HOST,
-    STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: HOST,
     STAGEDOOR_GATEWAY_DATA_DIR: fs.mkdtempSync(path.join(dir, 'gateway-')),
     STAGEDOOR_GATEWAY_LINGER_SECONDS: '1',
     STAGEDOOR_GATEWAY_WORKERS: String(workers),

@@ -187,6 +187,7 @@ describe('web console (Chromium)', () => {
     const form = page.getByRole('form', { name: 'New enrolment token' });
     await form.getByLabel('Cluster').fill('edge');
     await form.getByLabel('Gateway name (optional)').fill('edge-1');
+    await form.getByLabel('Public address').fill('edge-1.example.test');
     await page.getByRole('button', { name: 'Create enrolment token' }).click();
     const notice = await page.getByRole('status').filter({ hasText: 'shown only now' }).textContent(WAIT);
     const token = /(sde_\S+)/.exec(notice ?? '')?.[1];
@@ -194,9 +195,31 @@ describe('web console (Chromium)', () => {
     await page.getByRole('table', { name: 'Gateway enrolment' }).getByRole('row').filter({ hasText: 'edge-1' }).filter({ hasText: 'not yet' }).waitFor(WAIT);
     // The listed row never carries the token; the token itself is real: a gateway enrols with it.
     expect(await page.getByRole('table', { name: 'Gateway enrolment' }).textContent()).not.toContain(token);
-    const res = await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token, name: 'edge-1', publicAddress: 'edge-1.example.test', portRangeStart: 30000, portRangeEnd: 30009, version: 'test' } });
+    const res = await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token, name: 'edge-1', portRangeStart: 30000, portRangeEnd: 30009, version: 'test' } });
     expect(res.statusCode, res.body).toBe(201);
+    expect(res.json().publicAddress).toBe('edge-1.example.test'); // from the admin's record
     expect((await call('GET', '/api/v1/gateways')).items.map((g: { name: string; cluster: string }) => `${g.cluster}/${g.name}`)).toContain('edge/edge-1');
+  });
+
+  it('an admin re-enrols a gateway from the gateways page, and a moved address is shown there', async () => {
+    const { page } = tabs[0]!;
+    await page.getByRole('link', { name: 'Gateways', exact: true }).click();
+    const row = page.getByRole('table', { name: 'Gateways' }).getByRole('row').filter({ hasText: 'edge-1' });
+    await row.getByRole('cell', { name: '—' }).first().waitFor(WAIT); // never moved
+    await row.getByRole('button', { name: 'Re-enrol edge-1' }).click();
+    const notice = await page.getByRole('status').filter({ hasText: 'Re-enrolment token for edge-1 at edge-1.example.test' }).textContent(WAIT);
+    const token = /(sde_\S+)/.exec(notice ?? '')?.[1];
+    expect(token, notice ?? '').toBeDefined();
+    const again = await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token, name: 'edge-1', portRangeStart: 30000, portRangeEnd: 30009 } });
+    expect(again.statusCode, again.body).toBe(201);
+    // Moving the address is an API call on that gateway; the page then shows where it moved from.
+    const id = (await call('GET', '/api/v1/gateways')).items.find((g: { name: string }) => g.name === 'edge-1').id as string;
+    const moved = await call('POST', `/api/v1/gateways/${id}/reenrollments`, { publicAddress: 'edge-1b.example.test' });
+    expect((await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token: moved.token, name: 'edge-1', portRangeStart: 30000, portRangeEnd: 30009 } })).statusCode).toBe(201);
+    await page.reload();
+    await page.getByRole('table', { name: 'Gateways' }).getByRole('row').filter({ hasText: 'edge-1b.example.test:30000-30009' }).filter({ hasText: 'from edge-1.example.test on' }).waitFor(WAIT);
+    const trail = (await call('GET', `/api/v1/audit?action=gateway.*&targetId=${id}`)).items.map((e: { action: string }) => e.action);
+    expect(trail).toEqual(expect.arrayContaining(['gateway.reenrollment_create', 'gateway.address_change']));
   });
 
   it('an admin adds a protocol plan and puts it on the policy; the artist picks SSH and gets the command to copy', async () => {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 
 export class AgentConfigError extends Error {
   readonly problems: { variable: string; message: string }[];
@@ -25,13 +26,24 @@ export const DEFAULT_TOKEN_FILE = '/etc/stagedoor/agent-token';
 /**
  * The agent's settings, from its flags first, then the environment (`STAGEDOOR_BROKER_URL`,
  * `STAGEDOOR_AGENT_TOKEN`, `STAGEDOOR_AGENT_TOKEN_FILE`, `STAGEDOOR_AGENT_POLL_SECONDS`,
- * `STAGEDOOR_AGENT_IDLE_SECONDS`, `STAGEDOOR_AGENT_IGNORE_USERS`), then the token file. Every bad value is named at once.
+ * `STAGEDOOR_AGENT_IDLE_SECONDS`, `STAGEDOOR_AGENT_IGNORE_USERS`, `STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER`),
+ * then the token file. Every bad value is named at once.
  */
-export function loadAgentConfig(flags: { broker?: string; token?: string; tokenFile?: string; poll?: string; idle?: string; source?: string; utmp?: string; ignoreUsers?: string }, env: NodeJS.ProcessEnv): AgentConfig {
+export function loadAgentConfig(
+  flags: { broker?: string; token?: string; tokenFile?: string; poll?: string; idle?: string; source?: string; utmp?: string; ignoreUsers?: string; allowInsecureBroker?: boolean },
+  env: NodeJS.ProcessEnv,
+): AgentConfig {
   const problems: string[] = [];
   const brokerUrl = flags.broker ?? env.STAGEDOOR_BROKER_URL ?? '';
+  const allowInsecure = flags.allowInsecureBroker === true || env.STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER === 'true';
   try {
-    if (!/^https?:$/.test(new URL(brokerUrl).protocol)) problems.push(`broker URL: must be http(s) (got "${brokerUrl}")`);
+    const url = new URL(brokerUrl);
+    if (!/^https?:$/.test(url.protocol)) problems.push(`broker URL: must be http(s) (got "${brokerUrl}")`);
+    // The agent's bearer token and the user's sessions go in every request: in clear text only
+    // where no one else can listen (loopback), or when the operator says so.
+    else if (url.protocol === 'http:' && !allowInsecure && !isLoopbackHost(url.hostname)) {
+      problems.push(`broker URL: ${brokerUrl} is plain http:// to another host, so the agent token would cross the network in clear text; use https://, or --allow-insecure-broker (STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER=true) for a network you trust`);
+    }
   } catch {
     problems.push(`broker URL: --broker or STAGEDOOR_BROKER_URL must be a URL (got "${brokerUrl}")`);
   }
@@ -58,4 +70,16 @@ export function loadAgentConfig(flags: { broker?: string; token?: string; tokenF
   if (problems.length) throw new AgentConfigError(problems);
   const ignoreUsers = (flags.ignoreUsers ?? env.STAGEDOOR_AGENT_IGNORE_USERS ?? '').split(',').map((u) => u.trim()).filter(Boolean);
   return { brokerUrl, token: token!, pollSeconds, idleThresholdSeconds, source, utmpPath: flags.utmp ?? '/var/run/utmp', ignoreUsers };
+}
+
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4'); // also matches the IPv4-mapped forms
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** localhost, 127.0.0.0/8 and ::1 never leave the machine. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost') return true;
+  const family = net.isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 6 ? 'ipv6' : 'ipv4');
 }

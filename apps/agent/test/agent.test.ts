@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Agent, diff, NOBODY, parseUtmp, type Observation } from '../src/index.ts';
+import { Agent, AgentConfigError, diff, loadAgentConfig, NOBODY, parseUtmp, type Observation } from '../src/index.ts';
 
 const NOW = new Date('2026-03-02T09:00:00Z');
 const session = (over: Partial<Observation['sessions'][number]> = {}) => ({ id: 'pts/0', user: 'ana', idleSeconds: 5, locked: false, ...over });
@@ -64,5 +64,18 @@ describe('agent: what changed → events', () => {
     now += 60_000;
     await agent.tick();
     expect(bodies.map((b) => b.events.map((e) => e.type))).toEqual([['login', 'logout']]);
+  });
+});
+
+describe('agent configuration', () => {
+  const token = `sda_${'k'.repeat(24)}`;
+  it('a plain-http broker URL beyond loopback is refused (the agent token would cross the network in clear text)', () => {
+    expect(() => loadAgentConfig({ broker: 'http://broker.studio.example', token }, {})).toThrow(/plain http:\/\/ to another host/);
+    expect(() => loadAgentConfig({ broker: 'http://10.0.0.5:8080', token }, {})).toThrow(AgentConfigError);
+    for (const ok of ['https://broker.studio.example', 'http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080', 'http://[::ffff:127.0.0.1]:8080']) {
+      expect(loadAgentConfig({ broker: ok, token }, {}).brokerUrl).toBe(ok);
+    }
+    expect(loadAgentConfig({ broker: 'http://10.0.0.5:8080', token, allowInsecureBroker: true }, {}).brokerUrl).toBe('http://10.0.0.5:8080');
+    expect(loadAgentConfig({ token }, { STAGEDOOR_BROKER_URL: 'http://10.0.0.5:8080', STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER: 'true' }).brokerUrl).toBe('http://10.0.0.5:8080');
   });
 });

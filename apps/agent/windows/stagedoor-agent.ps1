@@ -27,7 +27,9 @@ param(
   [string]$TokenFile = (Join-Path $env:ProgramData 'Stagedoor\agent-token'),
   [int]$PollSeconds = 10,
   [int]$IdleSeconds = 300,
-  [switch]$Once
+  [switch]$Once,
+  # http:// beyond loopback sends the agent token in clear text: refused unless asked for (or STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER=true).
+  [switch]$AllowInsecureBroker
 )
 
 $ErrorActionPreference = 'Stop'
@@ -39,6 +41,10 @@ if (-not $Token) {
   $Token = (Get-Content -Raw $TokenFile).Trim()
 }
 if (-not $BrokerUrl) { throw 'no broker URL: pass -BrokerUrl or set STAGEDOOR_BROKER_URL' }
+$BrokerUri = [Uri]$BrokerUrl
+if ($BrokerUri.Scheme -eq 'http' -and -not $BrokerUri.IsLoopback -and -not ($AllowInsecureBroker -or $env:STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER -eq 'true')) {
+  throw "$BrokerUrl is plain http:// to another host, so the agent token would cross the network in clear text: use https://, or -AllowInsecureBroker (STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER=true) for a network you trust"
+}
 [Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12
 
 Add-Type -TypeDefinition @'

@@ -28,8 +28,9 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)data;
   if (!env || !js_cb) return;
   napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  napi_call_function(env, undefined, js_cb, 0, NULL, NULL);
+  // Fails only while the environment shuts down; an exception of the callback is Node's to report.
+  if (napi_get_undefined(env, &undefined) != napi_ok) return;
+  (void)napi_call_function(env, undefined, js_cb, 0, NULL, NULL);
 }
 
 // init(onEnded, threads): start the relay threads; onEnded() is called when ends wait in takeEnded().
@@ -54,7 +55,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t want = 1;
-  if (argc > 1) napi_get_value_int32(env, argv[1], &want);
+  if (argc > 1) CHECK(napi_get_value_int32(env, argv[1], &want));
   if (want < 1) want = 1;
   if (want > MAX_THREADS) want = MAX_THREADS;
   CHECK(napi_create_string_utf8(env, "stagedoor-relay", NAPI_AUTO_LENGTH, &name));
@@ -64,14 +65,15 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     relay_thread *t = &sr_threads[i];
     t->ep = epoll_create1(EPOLL_CLOEXEC);
     t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    t->buf = malloc(READ_BUF);
+    t->buf = relay_malloc(READ_BUF);
     if (t->ep < 0 || t->evfd < 0 || !t->buf) return throw_errno(env, "stagedoor native relay: start", errno);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    epoll_ctl(t->ep, EPOLL_CTL_ADD, t->evfd, &ev);
+    if (relay_epoll_ctl(t->ep, EPOLL_CTL_ADD, t->evfd, &ev) < 0) return throw_errno(env, "stagedoor native relay: start", errno);
     pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    int rc = pthread_create(&t->th, &attr, relay_run, t);
+    int rc = pthread_attr_init(&attr);
+    if (rc) return throw_errno(env, "stagedoor native relay: thread", rc);
+    rc = pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (!rc) rc = pthread_create(&t->th, &attr, relay_run, t);
     pthread_attr_destroy(&attr);
     if (rc) return throw_errno(env, "stagedoor native relay: thread", rc);
     pthread_detach(t->th);
@@ -82,11 +84,42 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
 
 static int dup_socket(int fd) {
   int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (d >= 0) fcntl(d, F_SETFL, fcntl(d, F_GETFL) | O_NONBLOCK);
+  if (d < 0) return -1;
+  int fl = fcntl(d, F_GETFL);
+  if (fl < 0 || fcntl(d, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int err = errno;
+    close(d);
+    errno = err;
+    return -1;
+  }
   return d;
 }
 
+// Room in sr_ended for the end of every session not freed yet, one more included (under sr_lock).
+static bool reserve_end(void) {
+  size_t need = sr_nended + 6 * ((size_t)sr_live + 1);
+  if (need <= sr_capended) return true;
+  size_t cap = sr_capended ? sr_capended * 2 : 6 * 256;
+  if (cap < need) cap = need;
+  double *grown = relay_realloc(sr_ended, cap * sizeof *sr_ended);
+  if (!grown) return false;
+  sr_ended = grown;
+  sr_capended = cap;
+  return true;
+}
+
+static void discard(conn *c) {
+  for (int i = 0; i < 2; i++)
+    if (c->s[i].fd >= 0) close(c->s[i].fd);
+  free(c->d[0].pend);
+  free(c);
+}
+
 // add(clientFd, targetFd, initial?: Buffer) → id. The descriptors are duplicated: the caller closes its own.
+// Everything that can fail for want of memory or descriptors fails here, before the relay thread
+// sees the session: the caller then keeps relaying it in JavaScript. The relay thread registers it
+// with epoll (so that only that thread ever touches a session's state); a failure there ends the
+// session and reports it.
 static napi_value js_add(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
@@ -102,49 +135,57 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   size_t initial_len = 0;
   if (argc > 2) {
     bool is_buffer = false;
-    napi_is_buffer(env, argv[2], &is_buffer);
-    if (is_buffer) napi_get_buffer_info(env, argv[2], &initial, &initial_len);
+    CHECK(napi_is_buffer(env, argv[2], &is_buffer));
+    if (is_buffer) CHECK(napi_get_buffer_info(env, argv[2], &initial, &initial_len));
   }
-  conn *c = calloc(1, sizeof *c);
+  if (initial_len > UINT32_MAX) return throw_errno(env, "stagedoor native relay: add", EINVAL);
+  conn *c = relay_calloc(1, sizeof *c);
   if (!c) return throw_errno(env, "stagedoor native relay: add", ENOMEM);
   c->first_eof = c->err_side = -1;
   for (int i = 0; i < 2; i++) {
     c->s[i].c = c;
     c->s[i].idx = (uint8_t)i;
+    c->s[i].fd = -1;
     c->d[i].pipe_r = c->d[i].pipe_w = -1;
-    c->s[i].fd = dup_socket(fds[i]);
   }
-  if (c->s[0].fd < 0 || c->s[1].fd < 0) {
-    int err = errno;
-    if (c->s[0].fd >= 0) close(c->s[0].fd);
-    if (c->s[1].fd >= 0) close(c->s[1].fd);
-    free(c);
-    return throw_errno(env, "stagedoor native relay: add", err);
+  for (int i = 0; i < 2; i++) {
+    c->s[i].fd = dup_socket(fds[i]);
+    if (c->s[i].fd < 0) {
+      int err = errno;
+      discard(c);
+      return throw_errno(env, "stagedoor native relay: add", err);
+    }
   }
   if (initial_len) {
     // Bytes JavaScript read before the relay began (after a PROXY header): the first to go up.
-    c->d[0].pend = malloc(initial_len);
+    c->d[0].pend = relay_malloc(initial_len);
+    if (!c->d[0].pend) {
+      discard(c);
+      return throw_errno(env, "stagedoor native relay: add", ENOMEM);
+    }
     memcpy(c->d[0].pend, initial, initial_len);
     c->d[0].pend_len = (uint32_t)initial_len;
     c->d[0].bytes = initial_len;
   }
   pthread_mutex_lock(&sr_lock);
+  if (!reserve_end()) {
+    pthread_mutex_unlock(&sr_lock);
+    discard(c);
+    return throw_errno(env, "stagedoor native relay: add", ENOMEM);
+  }
   if (sr_nfree) {
     c->index = sr_free_slots[--sr_nfree];
   } else {
     uint32_t cap = sr_nslots ? sr_nslots * 2 : 1024;
-    conn **grown = realloc(sr_slots, cap * sizeof *sr_slots);
-    uint32_t *gens = grown ? realloc(sr_slot_gen, cap * sizeof *sr_slot_gen) : NULL;
-    uint32_t *frees = gens ? realloc(sr_free_slots, cap * sizeof *sr_free_slots) : NULL;
+    conn **grown = relay_realloc(sr_slots, cap * sizeof *sr_slots);
     if (grown) sr_slots = grown;
+    uint32_t *gens = grown ? relay_realloc(sr_slot_gen, cap * sizeof *sr_slot_gen) : NULL;
     if (gens) sr_slot_gen = gens;
+    uint32_t *frees = gens ? relay_realloc(sr_free_slots, cap * sizeof *sr_free_slots) : NULL;
     if (frees) sr_free_slots = frees;
     if (!frees) {
       pthread_mutex_unlock(&sr_lock);
-      close(c->s[0].fd);
-      close(c->s[1].fd);
-      free(c->d[0].pend);
-      free(c);
+      discard(c);
       return throw_errno(env, "stagedoor native relay: add", ENOMEM);
     }
     for (uint32_t k = cap; k > sr_nslots + 1; k--) sr_free_slots[sr_nfree++] = k - 1;
@@ -160,17 +201,15 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   c->gen = sr_slot_gen[c->index];
   sr_slots[c->index] = c;
   sr_live++;
-  c->t = &sr_threads[sr_next_thread];
+  relay_thread *t = c->t = &sr_threads[sr_next_thread];
   sr_next_thread = (sr_next_thread + 1) % sr_nthreads;
+  c->next_add = t->adds;
+  t->adds = c;
+  double id = conn_id(c);
   pthread_mutex_unlock(&sr_lock);
-  // Registered last: from here on the relay thread may act on the connection.
-  for (int i = 0; i < 2; i++) {
-    dir_t *from = &c->d[i], *to = &c->d[1 - i];
-    c->s[i].armed = (from->pend_len ? 0 : EPOLLIN | EPOLLRDHUP) | (to->pend_len ? EPOLLOUT : 0);
-    struct epoll_event ev = {.events = c->s[i].armed, .data.ptr = &c->s[i]};
-    if (c->s[i].armed) epoll_ctl(c->t->ep, EPOLL_CTL_ADD, c->s[i].fd, &ev);
-  }
-  CHECK(napi_create_double(env, conn_id(c), &out));
+  // From here on the relay thread owns the session: it registers it, and it may end at once.
+  relay_wake(t);
+  CHECK(napi_create_double(env, id, &out));
   return out;
 }
 
@@ -183,6 +222,7 @@ static conn *lookup(napi_env env, napi_value v) {
 }
 
 // close(id): end the session now (revocation, shutdown). Its end still arrives through takeEnded().
+// Allocates nothing: the request is linked through the session itself, so it cannot be lost.
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -190,25 +230,18 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&sr_lock);
   conn *c = lookup(env, argv[0]);
   relay_thread *t = NULL;
-  if (c && !c->close_requested) {
+  // A published session has ended already (its end is on its way); asking again changes nothing.
+  if (c && !c->close_requested && !c->published) {
     c->close_requested = true;
     t = c->t;
-    if (t->nreq == t->capreq) {
-      size_t cap = t->capreq ? t->capreq * 2 : 64;
-      uint32_t *grown = realloc(t->requests, cap * sizeof *grown);
-      if (grown) {
-        t->requests = grown;
-        t->capreq = cap;
-      }
-    }
-    if (t->nreq < t->capreq) t->requests[t->nreq++] = c->index;
+    c->rq_prev = NULL;
+    c->rq_next = t->requests;
+    if (t->requests) t->requests->rq_prev = c;
+    t->requests = c;
+    c->rq_queued = true;
   }
   pthread_mutex_unlock(&sr_lock);
-  if (t) {
-    uint64_t one = 1;
-    ssize_t r = write(t->evfd, &one, sizeof one);
-    (void)r;
-  }
+  if (t) relay_wake(t);
   return NULL;
 }
 
@@ -234,6 +267,7 @@ static napi_value js_bytes(napi_env env, napi_callback_info info) {
 }
 
 // takeEnded() → number[] of records [id, kind, side, errno, bytesUp, bytesDown]; frees their slots.
+// If the answer cannot be built, nothing is taken: the records stay queued and the call throws.
 static napi_value js_take_ended(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr;
@@ -242,23 +276,44 @@ static napi_value js_take_ended(napi_env env, napi_callback_info info) {
   napi_status st = napi_create_array_with_length(env, n, &arr);
   for (size_t k = 0; st == napi_ok && k < n; k++) {
     napi_value v;
-    napi_create_double(env, sr_ended[k], &v);
-    napi_set_element(env, arr, (uint32_t)k, v);
-    if (k % 6 == 0) {
+    st = napi_create_double(env, sr_ended[k], &v);
+    if (st == napi_ok) st = napi_set_element(env, arr, (uint32_t)k, v);
+  }
+  if (st == napi_ok) {
+    for (size_t k = 0; k < n; k += 6) {
       uint32_t index = (uint32_t)((uint64_t)sr_ended[k] & 0xffffffffu);
       conn *c = sr_slots[index];
       sr_slots[index] = NULL;
       sr_free_slots[sr_nfree++] = index;
       free(c);
     }
+    sr_nended = 0;
   }
-  sr_nended = 0;
   pthread_mutex_unlock(&sr_lock);
   if (st != napi_ok) {
-    napi_throw_error(env, NULL, "stagedoor native relay: takeEnded failed");
+    napi_throw_error(env, NULL, "stagedoor native relay: takeEnded failed (the ends stay queued)");
     return NULL;
   }
   return arr;
+}
+
+// injectFaults(kind: 'alloc' | 'epoll_ctl', skip, fail): for the tests (apps/gateway/test/native-faults.test.ts):
+// the next `skip` allocations (or epoll_ctl calls) of the relay succeed, the `fail` after them fail
+// with ENOMEM (ENOSPC). injectFaults(kind, 0, 0) disarms. Nothing else calls it.
+static napi_value js_inject_faults(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char kind[16];
+  size_t len = 0;
+  uint32_t skip = 0, count = 0;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], kind, sizeof kind, &len) != napi_ok || napi_get_value_uint32(env, argv[1], &skip) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &count) != napi_ok || (strcmp(kind, "alloc") && strcmp(kind, "epoll_ctl"))) {
+    napi_throw_type_error(env, NULL, "injectFaults(kind: 'alloc' | 'epoll_ctl', skip: number, fail: number)");
+    return NULL;
+  }
+  relay_set_fault(strcmp(kind, "alloc") ? FAULT_EPOLL_CTL : FAULT_ALLOC, skip, count);
+  return NULL;
 }
 
 // stats() → { live, threads }
@@ -284,8 +339,9 @@ static napi_value init_module(napi_env env, napi_value exports) {
       {"bytes", NULL, js_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeEnded", NULL, js_take_ended, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"injectFaults", NULL, js_inject_faults, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, sizeof props / sizeof *props, props);
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof *props, props));
   return exports;
 }
 

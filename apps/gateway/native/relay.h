@@ -37,6 +37,9 @@
 #define MAX_THREADS 16
 
 enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
+// The side an error belongs to: 0 client, 1 target, or the relay itself (an allocation or an
+// epoll_ctl that failed: the session cannot be relayed correctly, so it ends and says why).
+#define SIDE_RELAY 2
 
 typedef struct conn conn;
 typedef struct relay_thread relay_thread;
@@ -63,10 +66,16 @@ struct conn {
   side_t s[2];
   dir_t d[2];                 // d[0]: client → target, d[1]: target → client
   int8_t first_eof;           // which side sent FIN first, -1 none
-  int8_t err_side;
+  int8_t err_side;            // 0, 1 or SIDE_RELAY; -1 none
   int err;
   bool done;                  // finished by the relay thread (its descriptors are closed)
-  bool close_requested;
+  // Under sr_lock: JavaScript asked to close it; its end is queued for JavaScript (no request may
+  // name it after that: JavaScript frees it once it has read the end); it is on its thread's list
+  // of close requests (linked through the conn itself, so that asking to close allocates nothing
+  // and a revocation cannot be lost to a full memory).
+  bool close_requested, published, rq_queued;
+  conn *rq_prev, *rq_next;
+  conn *next_add;             // its thread's list of sessions to register (under sr_lock)
   conn *next_done;
 };
 
@@ -76,8 +85,9 @@ struct relay_thread {
   char *buf;
   int pool[POOL_MAX][2];
   int pooled, pipes_in_use;
-  uint32_t *requests;         // slot ids JavaScript asked to close (under the lock)
-  size_t nreq, capreq;
+  conn *adds;                 // handed over by JavaScript, not registered yet (under sr_lock)
+  conn *requests;             // close requested by JavaScript (under sr_lock)
+  conn *unpublished;          // ended, not queued for JavaScript yet (this thread only)
 };
 
 // Shared with JavaScript, under `sr_lock`: the slot table, the queue of ended sessions, close requests
@@ -87,16 +97,48 @@ extern conn **sr_slots;
 extern uint32_t *sr_slot_gen;
 extern uint32_t sr_nslots, *sr_free_slots, sr_nfree;
 extern double *sr_ended;         // records of 6 numbers: id, kind, side, errno, bytes up, bytes down
+// Room for every session not yet freed (6 × (sr_live + queued records)): `add` reserves it, so a
+// session's end never needs memory the relay thread might not get.
 extern size_t sr_nended, sr_capended;
 extern napi_threadsafe_function sr_notify;
 extern relay_thread sr_threads[MAX_THREADS];
 extern int sr_nthreads, sr_next_thread;
 extern uint64_t sr_live;
 
+// Fault injection for the tests (binding.c `injectFaults`): the next `skip` calls of a kind succeed,
+// the `fail` after them fail as the kernel or libc would (ENOMEM, ENOSPC). Off unless a test arms it;
+// then one relaxed load per call. Every allocation and epoll_ctl of the relay goes through these.
+enum relay_fault { FAULT_ALLOC = 0, FAULT_EPOLL_CTL = 1, FAULT_KINDS = 2 };
+extern int sr_faults_armed;
+bool relay_fault(enum relay_fault kind);
+void relay_set_fault(enum relay_fault kind, uint32_t skip, uint32_t fail);
+
+static inline bool faulty(enum relay_fault kind) {
+  return __atomic_load_n(&sr_faults_armed, __ATOMIC_RELAXED) && relay_fault(kind);
+}
+static inline void *relay_malloc(size_t n) {
+  if (faulty(FAULT_ALLOC)) return errno = ENOMEM, NULL;
+  return malloc(n);
+}
+static inline void *relay_calloc(size_t n, size_t size) {
+  if (faulty(FAULT_ALLOC)) return errno = ENOMEM, NULL;
+  return calloc(n, size);
+}
+static inline void *relay_realloc(void *p, size_t n) {
+  if (faulty(FAULT_ALLOC)) return errno = ENOMEM, NULL;
+  return realloc(p, n);
+}
+static inline int relay_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev) {
+  if (faulty(FAULT_EPOLL_CTL)) return errno = ENOSPC, -1;
+  return epoll_ctl(ep, op, fd, ev);
+}
+
 // A session's id as JavaScript holds it: the slot's generation above 32 bits, its index below.
 static inline double conn_id(const conn *c) { return (double)c->gen * 4294967296.0 + c->index; }
 
 // The relay thread's loop (pthread start routine; its argument is its relay_thread).
 void *relay_run(void *arg);
+// Wake a relay thread to look at its lists (adds, close requests).
+void relay_wake(relay_thread *t);
 
 #endif

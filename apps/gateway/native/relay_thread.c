@@ -2,6 +2,10 @@
 // recv/send through one buffer per thread for small messages; splice through a pipe from a per-thread
 // pool once a direction carries bulk data; a full destination keeps the rest and its source is not
 // read until it drains; FIN relayed as shutdown(SHUT_WR) once nothing is pending.
+//
+// Failures of the relay itself (an allocation, an epoll_ctl) end that session with SIDE_RELAY and the
+// errno, reported like any end; nothing on the path of an end or a close request allocates, so
+// neither can be lost when memory runs out.
 #include "relay.h"
 
 // Shared with JavaScript, under `sr_lock`: the slot table, the queue of ended sessions, close requests.
@@ -16,7 +20,41 @@ relay_thread sr_threads[MAX_THREADS];
 int sr_nthreads, sr_next_thread;
 uint64_t sr_live;
 
+int sr_faults_armed;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t fault_skip[FAULT_KINDS], fault_fail[FAULT_KINDS];
 
+static void update_armed(void) {
+  uint32_t any = 0;
+  for (int k = 0; k < FAULT_KINDS; k++) any |= fault_skip[k] | fault_fail[k];
+  __atomic_store_n(&sr_faults_armed, any != 0, __ATOMIC_RELAXED);
+}
+
+bool relay_fault(enum relay_fault kind) {
+  bool hit = false;
+  pthread_mutex_lock(&fault_lock);
+  if (fault_skip[kind]) fault_skip[kind]--;
+  else if (fault_fail[kind]) fault_fail[kind]--, hit = true;
+  update_armed();
+  pthread_mutex_unlock(&fault_lock);
+  return hit;
+}
+
+void relay_set_fault(enum relay_fault kind, uint32_t skip, uint32_t fail) {
+  pthread_mutex_lock(&fault_lock);
+  fault_skip[kind] = skip;
+  fault_fail[kind] = fail;
+  update_armed();
+  pthread_mutex_unlock(&fault_lock);
+}
+
+static void fail(conn *c, int side, int err) {
+  if (c->err_side < 0) {
+    c->err_side = (int8_t)side;
+    c->err = err;
+  }
+  c->done = true;
+}
 
 static void arm(conn *c, int i) {
   side_t *s = &c->s[i];
@@ -29,16 +67,12 @@ static void arm(conn *c, int i) {
   // (epoll reports EPOLLHUP and EPOLLERR whatever the mask says).
   struct epoll_event ev = {.events = want, .data.ptr = s};
   int op = want == 0 ? EPOLL_CTL_DEL : s->armed == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  epoll_ctl(c->t->ep, op, s->fd, &ev);
-  s->armed = want;
-}
-
-static void fail(conn *c, int side, int err) {
-  if (c->err_side < 0) {
-    c->err_side = (int8_t)side;
-    c->err = err;
+  if (relay_epoll_ctl(c->t->ep, op, s->fd, &ev) < 0) {
+    // Not watched as it should be, the session would stall (or spin): end it and say why.
+    fail(c, SIDE_RELAY, errno);
+    return;
   }
-  c->done = true;
+  s->armed = want;
 }
 
 static void release_pipe(relay_thread *t, dir_t *d) {
@@ -64,8 +98,8 @@ static bool acquire_pipe(relay_thread *t, dir_t *d) {
     p[0] = t->pool[t->pooled][0];
     p[1] = t->pool[t->pooled][1];
   } else {
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
-    fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);  // best effort: a smaller pipe still works
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;  // the direction stays in copy mode
+    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);  // best effort: a smaller pipe still works
   }
   d->pipe_r = p[0];
   d->pipe_w = p[1];
@@ -153,9 +187,9 @@ static void pump(conn *c, int i) {
         }
         if (m < n) {
           // The destination is full: keep the rest and stop reading until it drains.
-          d->pend = malloc((size_t)(n - m));
+          d->pend = relay_malloc((size_t)(n - m));
           if (!d->pend) {
-            fail(c, 1 - i, ENOMEM);
+            fail(c, SIDE_RELAY, ENOMEM);
             return;
           }
           memcpy(d->pend, t->buf + m, (size_t)(n - m));
@@ -184,7 +218,11 @@ static void pump(conn *c, int i) {
 static void finish(conn *c) {
   relay_thread *t = c->t;
   for (int i = 0; i < 2; i++) {
-    epoll_ctl(t->ep, EPOLL_CTL_DEL, c->s[i].fd, NULL);
+    // DEL allocates nothing and cannot fail for a descriptor registered here (`armed`); it must
+    // come before close(): Node may not have closed its own descriptor of the socket yet, and
+    // while one is open the registration (pointing at this conn) would outlive the close.
+    if (c->s[i].armed) (void)epoll_ctl(t->ep, EPOLL_CTL_DEL, c->s[i].fd, NULL);
+    c->s[i].armed = 0;
     close(c->s[i].fd);
     c->s[i].fd = -1;
     release_pipe(t, &c->d[i]);
@@ -216,23 +254,32 @@ static void on_event(conn *c, int i, uint32_t events) {
     if (to->pend_len || to->in_pipe) fail(c, i, EPIPE);
     else c->done = true;
   }
-  if (!c->done) {
-    arm(c, 0);
-    arm(c, 1);
-  }
+  if (!c->done) arm(c, 0);
+  if (!c->done) arm(c, 1);
 }
 
-static void publish(conn *done_list) {
-  bool was_empty;
+static void unlink_request(conn *c) {
+  if (c->rq_prev) c->rq_prev->rq_next = c->rq_next;
+  else c->t->requests = c->rq_next;
+  if (c->rq_next) c->rq_next->rq_prev = c->rq_prev;
+  c->rq_prev = c->rq_next = NULL;
+  c->rq_queued = false;
+}
+
+// Queue the ends for JavaScript. Room was reserved when each session was added, so this allocates
+// nothing; the sessions that did not fit anyway (a bug, then) are returned and tried again.
+static conn *publish(conn *done_list) {
+  conn *left = NULL;
   pthread_mutex_lock(&sr_lock);
-  was_empty = sr_nended == 0;
-  for (conn *c = done_list; c; c = c->next_done) {
+  bool was_empty = sr_nended == 0;
+  for (conn *c = done_list, *next; c; c = next) {
+    next = c->next_done;
+    // From here JavaScript may free it: no close request may stay on a list, none may be added.
+    if (c->rq_queued) unlink_request(c);
     if (sr_nended + 6 > sr_capended) {
-      size_t cap = sr_capended ? sr_capended * 2 : 6 * 256;
-      double *grown = realloc(sr_ended, cap * sizeof *sr_ended);
-      if (!grown) break;  // cannot happen short of exhaustion; the session stays listed as live
-      sr_ended = grown;
-      sr_capended = cap;
+      c->next_done = left;
+      left = c;
+      continue;
     }
     double *r = sr_ended + sr_nended;
     r[0] = conn_id(c);
@@ -241,39 +288,69 @@ static void publish(conn *done_list) {
     r[3] = c->err;
     r[4] = (double)__atomic_load_n(&c->d[0].bytes, __ATOMIC_RELAXED);
     r[5] = (double)__atomic_load_n(&c->d[1].bytes, __ATOMIC_RELAXED);
+    c->published = true;
     sr_nended += 6;
     sr_live--;
   }
-  // Under the lock: init may swap `notify` (the call only queues, it never waits for JavaScript).
-  if (was_empty && sr_nended) napi_call_threadsafe_function(sr_notify, NULL, napi_tsfn_nonblocking);
+  // Under the lock: init may swap `notify`. The call only queues (the queue is unbounded) and fails
+  // only while Node shuts the environment down, when no one is left to hear the ends.
+  if (was_empty && sr_nended) (void)napi_call_threadsafe_function(sr_notify, NULL, napi_tsfn_nonblocking);
   pthread_mutex_unlock(&sr_lock);
+  return left;
+}
+
+void relay_wake(relay_thread *t) {
+  uint64_t one = 1;
+  // Fails only when the counter is at its maximum, i.e. a wake-up is pending already.
+  ssize_t r = write(t->evfd, &one, sizeof one);
+  (void)r;
+}
+
+// The eventfd fired: register the sessions JavaScript handed over, then close those it asked to.
+// Both lists are taken under one hold of the lock, adds first: a close request is always made after
+// its session was added, so its session is registered by the time the request is looked at.
+static void take_lists(relay_thread *t, conn **done_list) {
+  uint64_t v;
+  ssize_t r = read(t->evfd, &v, sizeof v);  // resets the counter; the lists are what count
+  (void)r;
+  pthread_mutex_lock(&sr_lock);
+  conn *adds = t->adds, *closes = t->requests;
+  t->adds = t->requests = NULL;
+  // Off the list: a request is never made twice (close_requested), and publish must not unlink it.
+  for (conn *c = closes; c; c = c->rq_next) c->rq_queued = false;
+  pthread_mutex_unlock(&sr_lock);
+  for (conn *c = adds, *next; c; c = next) {
+    next = c->next_add;
+    arm(c, 0);
+    if (!c->done) arm(c, 1);
+    if (c->done) {
+      finish(c);
+      c->next_done = *done_list;
+      *done_list = c;
+    }
+  }
+  for (conn *c = closes, *next; c; c = next) {
+    next = c->rq_next;
+    if (c->done) continue;  // ended on its own earlier in this batch
+    c->done = true;
+    finish(c);
+    c->next_done = *done_list;
+    *done_list = c;
+  }
 }
 
 void *relay_run(void *arg) {
   relay_thread *t = arg;
   struct epoll_event evs[256];
   for (;;) {
-    int n = epoll_wait(t->ep, evs, 256, -1);
-    if (n < 0) continue;  // EINTR
-    conn *done_list = NULL;
+    // Ends that found no room wait here and are tried again soon (cannot happen: add reserves room).
+    int n = epoll_wait(t->ep, evs, 256, t->unpublished ? 10 : -1);
+    if (n < 0) n = 0;  // EINTR
+    conn *done_list = t->unpublished;
+    t->unpublished = NULL;
     for (int k = 0; k < n; k++) {
       if (evs[k].data.ptr == NULL) {
-        uint64_t v;
-        ssize_t r = read(t->evfd, &v, sizeof v);
-        (void)r;
-        pthread_mutex_lock(&sr_lock);
-        for (size_t q = 0; q < t->nreq; q++) {
-          uint32_t idx = t->requests[q];
-          conn *c = idx < sr_nslots ? sr_slots[idx] : NULL;
-          if (c && c->t == t && !c->done && c->close_requested) {
-            c->done = true;
-            finish(c);
-            c->next_done = done_list;
-            done_list = c;
-          }
-        }
-        t->nreq = 0;
-        pthread_mutex_unlock(&sr_lock);
+        take_lists(t, &done_list);
         continue;
       }
       side_t *s = evs[k].data.ptr;
@@ -288,8 +365,7 @@ void *relay_run(void *arg) {
     }
     // Published after the batch: JavaScript frees a conn once it has read its end, and a later event
     // of this batch may still name it.
-    if (done_list) publish(done_list);
+    if (done_list) t->unpublished = publish(done_list);
   }
   return NULL;
 }
-

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { AddressList } from './addresses.ts';
+import { AddressList, parseAddress } from './addresses.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import type { RelayEngineChoice } from './native-relay.ts';
 
@@ -9,7 +9,6 @@ export interface GatewayConfig {
   brokerUrls: string[];
   enrollToken: string | undefined;
   name: string;
-  publicAddress: string;
   portRangeStart: number;
   portRangeEnd: number;
   listenHost: string;
@@ -22,6 +21,8 @@ export interface GatewayConfig {
   /** Which byte mover relays sessions, and its threads per process. */
   relay: { engine: RelayEngineChoice; threads: number };
   logLevel: LogLevel;
+  /** Settings that are read no more, to be logged as warnings at start. */
+  notices: string[];
 }
 
 export class GatewayConfigError extends Error {
@@ -33,10 +34,10 @@ export class GatewayConfigError extends Error {
 
 /** Every variable, its default and meaning: the README table is written from this. */
 export const GATEWAY_VARIABLES = {
-  STAGEDOOR_BROKER_URLS: 'comma-separated broker URLs (http:// or https://); the channel moves to the next on loss — required',
+  STAGEDOOR_BROKER_URLS: 'comma-separated broker URLs (https://; http:// only on loopback or with STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER); the channel moves to the next on loss — required',
+  STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: '`true` allows http:// broker URLs beyond loopback: the credential and every grant cross the network in clear text (default false)',
   STAGEDOOR_GATEWAY_ENROLL_TOKEN: 'one-time enrolment token (first start only; or `--enroll <token>`)',
   STAGEDOOR_GATEWAY_NAME: 'name to register under (default: the host name)',
-  STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: 'host name or address clients dial (default: the listen address, or the host name)',
   STAGEDOOR_GATEWAY_PORTS: 'port range for grants (default 20000-20999)',
   STAGEDOOR_GATEWAY_LISTEN_HOST: 'address the grant ports listen on (default 0.0.0.0)',
   STAGEDOOR_GATEWAY_DATA_DIR: 'where the credential is kept (default ./.stagedoor-gateway)',
@@ -44,7 +45,7 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_LINGER_SECONDS: 'a finished grant\'s port refuses and reports connections this long before closing (default 30)',
   STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS: 'connecting to a workstation gives up after this long (default 10)',
   STAGEDOOR_GATEWAY_PROXY_PROTOCOL: '`on`: every connection starts with a PROXY protocol v2 header (behind a network load balancer); default off',
-  STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs allowed to send PROXY headers (default: any)',
+  STAGEDOOR_GATEWAY_PROXY_SOURCES: 'addresses/CIDRs of the load balancers allowed to send PROXY headers; required with PROXY protocol on (a connection from any other peer is refused)',
   STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
   STAGEDOOR_GATEWAY_RELAY: '`auto` (default): the native relay (epoll + splice) when it was built at install, else JavaScript; `native` refuses to start without it; `js`',
   STAGEDOOR_GATEWAY_RELAY_THREADS: 'native relay threads per relay process (default 1)',
@@ -68,7 +69,16 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
 
   const brokerUrls = (get('STAGEDOOR_BROKER_URLS') ?? '').split(',').map((u) => u.trim()).filter(Boolean);
   if (brokerUrls.length === 0) bad('STAGEDOOR_BROKER_URLS', 'is required: the URL of at least one broker node');
-  for (const u of brokerUrls) if (!/^https?:\/\/[^/]+/.test(u)) bad('STAGEDOOR_BROKER_URLS', `must be http:// or https:// URLs (got ${JSON.stringify(u)})`);
+  const allowInsecure = get('STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER') ?? 'false';
+  if (allowInsecure !== 'true' && allowInsecure !== 'false') bad('STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER', `must be true or false (got ${JSON.stringify(allowInsecure)})`);
+  for (const u of brokerUrls) {
+    if (!/^https?:\/\/[^/]+/.test(u)) bad('STAGEDOOR_BROKER_URLS', `must be http:// or https:// URLs (got ${JSON.stringify(u)})`);
+    // The channel carries the gateway's credential and every grant (client address, workstation):
+    // in clear text only where no one else can listen, or when the operator says so.
+    else if (u.startsWith('http://') && allowInsecure !== 'true' && !isLoopbackUrl(u)) {
+      bad('STAGEDOOR_BROKER_URLS', `${u} is plain http:// to another host: the gateway credential and every grant would cross the network in clear text. Use https://, or set STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER=true for a network you trust`);
+    }
+  }
 
   const ports = get('STAGEDOOR_GATEWAY_PORTS') ?? '20000-20999';
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(ports);
@@ -82,6 +92,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     sources = new AddressList((get('STAGEDOOR_GATEWAY_PROXY_SOURCES') ?? '').split(',').map((s) => s.trim()).filter(Boolean));
   } catch (err) {
     bad('STAGEDOOR_GATEWAY_PROXY_SOURCES', (err as Error).message);
+  }
+  // A PROXY header names the client, and the grant check trusts that name: from any peer, anyone
+  // could claim a granted client's address. So there is no "any" default; `0.0.0.0/0,::/0` says it.
+  if (proxy === 'on' && sources.size === 0 && !problems.some((p) => p.variable === 'STAGEDOOR_GATEWAY_PROXY_SOURCES')) {
+    bad('STAGEDOOR_GATEWAY_PROXY_SOURCES', 'is required with STAGEDOOR_GATEWAY_PROXY_PROTOCOL=on: the addresses or CIDR blocks of the load balancers (e.g. 10.0.0.0/24); a PROXY header from any other peer would name any client it likes');
   }
 
   const workersRaw = get('STAGEDOOR_GATEWAY_WORKERS') ?? '1';
@@ -102,7 +117,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     brokerUrls,
     enrollToken: get('STAGEDOOR_GATEWAY_ENROLL_TOKEN'),
     name,
-    publicAddress: get('STAGEDOOR_GATEWAY_PUBLIC_ADDRESS') ?? (listenHost === '0.0.0.0' || listenHost === '::' ? os.hostname() : listenHost),
     portRangeStart,
     portRangeEnd,
     listenHost,
@@ -114,7 +128,23 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     workers,
     relay: { engine, threads },
     logLevel,
+    notices: env.STAGEDOOR_GATEWAY_PUBLIC_ADDRESS
+      ? ['STAGEDOOR_GATEWAY_PUBLIC_ADDRESS is ignored: the address clients dial comes from the enrolment record the admin made (ADR 0016)']
+      : [],
   };
   if (problems.length) throw new GatewayConfigError(problems);
   return config;
+}
+
+/** http://localhost, 127.0.0.0/8 and ::1 never leave the host. */
+function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return false;
+  }
+  if (host.toLowerCase() === 'localhost') return true;
+  const ip = parseAddress(host);
+  return ip !== null && ip.range() === 'loopback';
 }

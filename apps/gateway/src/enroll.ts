@@ -7,6 +7,8 @@ export interface GatewayState {
   gatewayId: string;
   name: string;
   cluster: string;
+  /** What clients dial, as the admin's enrolment record said (for the log; the broker holds it). */
+  publicAddress?: string;
   credential: string;
 }
 
@@ -34,11 +36,12 @@ export function writeState(dataDir: string, state: GatewayState): void {
 
 /**
  * Trade the one-time token for a credential at the first broker that answers. A refusal (bad,
- * used or expired token; a name taken) is final and says why; an unreachable node moves on.
+ * used or expired token; a name taken) is final and says why; an unreachable node moves on. The
+ * address clients dial is not ours to say: it comes back from the admin's enrolment record.
  */
 export async function enroll(
   brokerUrls: string[],
-  body: { token: string; name: string; publicAddress: string; portRangeStart: number; portRangeEnd: number; version: string },
+  body: { token: string; name: string; portRangeStart: number; portRangeEnd: number; version: string },
 ): Promise<GatewayState> {
   const failures: string[] = [];
   for (const base of brokerUrls) {
@@ -60,7 +63,7 @@ export async function enroll(
       throw new EnrollmentError(`enrolment refused by ${base} (${res.status}): ${message}`);
     }
     const enrolled = EnrolledGateway.parse(JSON.parse(text));
-    return { gatewayId: enrolled.gatewayId, name: enrolled.name, cluster: enrolled.cluster, credential: enrolled.credential };
+    return { gatewayId: enrolled.gatewayId, name: enrolled.name, cluster: enrolled.cluster, publicAddress: enrolled.publicAddress, credential: enrolled.credential };
   }
   throw new EnrollmentError(`no broker reachable for enrolment: ${failures.join('; ')}`);
 }

@@ -11,6 +11,7 @@ import { GATEWAY_VERSION } from './version.ts';
 export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Gateway> {
   const config = loadGatewayConfig(opts.env ?? process.env, opts.enrollToken ? { STAGEDOOR_GATEWAY_ENROLL_TOKEN: opts.enrollToken } : {});
   const log = createLog(config.logLevel, { role: 'gateway', name: config.name });
+  for (const notice of config.notices) log.warn({}, notice);
   const state = await enrolledState(config, log);
   const gateway = startGatewayWith(config, state, log);
   log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay }, 'gateway started');
@@ -49,15 +50,14 @@ export async function enrolledState(config: GatewayConfig, log: Log): Promise<Ga
     const state = await enroll(config.brokerUrls, {
       token: config.enrollToken,
       name: config.name,
-      publicAddress: config.publicAddress,
       portRangeStart: config.portRangeStart,
       portRangeEnd: config.portRangeEnd,
       version: GATEWAY_VERSION,
     });
     writeState(config.dataDir, state);
-    log.info({ gatewayId: state.gatewayId, cluster: state.cluster, reenrolled: Boolean(existing) }, 'enrolled with the broker');
+    log.info({ gatewayId: state.gatewayId, cluster: state.cluster, publicAddress: state.publicAddress, reenrolled: Boolean(existing) }, 'enrolled with the broker; clients dial the public address of the enrolment record');
     return state;
   }
-  if (!existing) throw new EnrollmentError(`not enrolled yet (no credential in ${config.dataDir}): start once with --enroll <token> from POST /api/v1/gateways/enrollments`);
+  if (!existing) throw new EnrollmentError(`not enrolled yet (no credential in ${config.dataDir}): start once with --enroll <token> from POST /api/v1/gateways/enrollments (a gateway the broker knows already: POST /api/v1/gateways/{id}/reenrollments)`);
   return existing;
 }

@@ -15,6 +15,8 @@ interface NativeModule {
   bytes(id: number, out: Float64Array): void;
   takeEnded(): number[];
   stats(): { live: number; threads: number };
+  /** Tests only: the next `skip` allocations (epoll_ctl calls) of the relay succeed, the `fail` after them fail. */
+  injectFaults(kind: 'alloc' | 'epoll_ctl', skip: number, fail: number): void;
 }
 
 /** How the relay thread says a session ended (the C `end_kind`). */
@@ -22,7 +24,10 @@ export const END_CLOSED = 0;
 export const END_ERROR = 1;
 export const END_REQUESTED = 2;
 
-/** What the owner of a native session hears at its end. `side`: 0 client, 1 target, -1 neither. */
+/** The side of an `END_ERROR` that was the relay's own (an allocation or epoll_ctl failed), not a socket's. */
+export const SIDE_RELAY = 2;
+
+/** What the owner of a native session hears at its end. `side`: 0 client, 1 target, 2 the relay, -1 none. */
 export interface NativeEnd {
   kind: number;
   side: number;
@@ -54,7 +59,14 @@ function load(): NativeModule | null {
 }
 
 function onEnded(): void {
-  const r = mod!.takeEnded();
+  let r: number[];
+  try {
+    r = mod!.takeEnded();
+  } catch {
+    // The answer could not be built (out of memory): the ends stay queued; ask again soon.
+    setTimeout(onEnded, 100).unref();
+    return;
+  }
   for (let k = 0; k < r.length; k += 6) {
     const owner = owners.get(r[k]!);
     if (!owner) continue;
@@ -78,7 +90,14 @@ export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine
     if (choice === 'native') throw new Error(`STAGEDOOR_GATEWAY_RELAY=native, but the native relay cannot be loaded: ${loadError}`);
     return { engine: 'js', reason: loadError! };
   }
-  m.init(onEnded, threads);
+  try {
+    m.init(onEnded, threads);
+  } catch (err) {
+    loadError = `the relay threads did not start: ${(err as Error).message}`;
+    mod = null;
+    if (choice === 'native') throw new Error(`STAGEDOOR_GATEWAY_RELAY=native, but ${loadError}`, { cause: err });
+    return { engine: 'js', reason: loadError };
+  }
   started = { threads };
   return { engine: 'native' };
 }
@@ -102,6 +121,12 @@ export function nativeBytes(id: number): [number, number] {
 
 export function nativeStats(): { live: number; threads: number } | null {
   return started ? mod!.stats() : null;
+}
+
+/** Tests only (apps/gateway/test/native-faults.test.ts): make the relay's allocations or epoll_ctl calls fail. */
+export function nativeInjectFaults(kind: 'alloc' | 'epoll_ctl', skip: number, fail: number): void {
+  if (!started) throw new Error('the native relay is not running');
+  mod!.injectFaults(kind, skip, fail);
 }
 
 const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));

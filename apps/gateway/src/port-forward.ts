@@ -17,7 +17,7 @@ export interface Reporter {
 
 export interface PortForwardOptions {
   listenHost: string;
-  /** PROXY protocol v2 on every grant port; `sources` empty = from any peer. */
+  /** PROXY protocol v2 on every grant port, accepted only from `sources` (empty: from nobody). */
   proxyProtocol: { enabled: boolean; sources: AddressList };
   /** After a grant is done, its port keeps refusing (and reporting) connections this long, then closes. */
   lingerMs: number;
@@ -227,8 +227,11 @@ export class PortForwarder {
     socket.on('error', ignore); // a refused or reset client must not crash anything
     const peer = normaliseAddress(socket.remoteAddress);
     if (!this.opts.proxyProtocol.enabled) return this.#decide(port, socket, session, peer, undefined);
-    const sources = this.opts.proxyProtocol.sources;
-    if (sources.size > 0 && !sources.has(peer)) return this.#refuse(port, socket, peer, 'proxy-protocol', null);
+    if (!this.opts.proxyProtocol.sources.has(peer)) {
+      // Not one of the load balancers: its header would name any client it likes. Nothing is read.
+      this.opts.log.warn({ port: port.port, peer }, 'a connection from a peer outside STAGEDOOR_GATEWAY_PROXY_SOURCES on a PROXY protocol port: refused');
+      return this.#refuse(port, socket, peer, 'proxy-protocol', port.grantId ?? port.lingerGrantId);
+    }
     let got = Buffer.alloc(0);
     const timer = this.#timer(this.opts.proxyHeaderTimeoutMs ?? 5000, () => done({ kind: 'invalid', reason: 'timeout' }));
     const done = (r: { kind: 'ok'; address: string | null; rest: Buffer } | { kind: 'invalid'; reason: string }) => {
@@ -236,7 +239,7 @@ export class PortForwarder {
       session.up.intercept = null;
       socket.removeListener('data', onData);
       socket.pause();
-      if (r.kind === 'invalid') return this.#refuse(port, socket, peer, 'proxy-protocol', null);
+      if (r.kind === 'invalid') return this.#refuse(port, socket, peer, 'proxy-protocol', port.grantId ?? port.lingerGrantId);
       this.#decide(port, socket, session, r.address ? normaliseAddress(r.address) : peer, r.rest);
     };
     const onData = (chunk: Buffer) => {

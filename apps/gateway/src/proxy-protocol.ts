@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js';
+
 /**
  * PROXY protocol version 2 (the binary header network load balancers such as AWS NLB prepend), for
  * listeners behind one: the client address is the header's source, not the TCP peer (the balancer).
@@ -36,58 +38,32 @@ export function parseProxyV2(buf: Buffer): ProxyParse {
   }
   if (family === 2) {
     if (length < 16 + 36) return { kind: 'invalid', reason: 'PROXY IPv6 block too short' };
-    const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(16 + i * 2).toString(16));
-    return { kind: 'ok', length, source: { address: compressIpv6(groups), port: buf.readUInt16BE(48) } };
+    // RFC 5952 form (ipaddr.js), so that it compares equal to the form Node reports peers in.
+    const address = ipaddr.fromByteArray([...buf.subarray(16, 32)]).toString();
+    return { kind: 'ok', length, source: { address, port: buf.readUInt16BE(48) } };
   }
   return { kind: 'ok', length, source: null };
 }
 
 /** Build a PROXY v2 header (tests and the benchmark speak it like a load balancer). */
 export function buildProxyV2(source: { address: string; port: number }, destination: { address: string; port: number }): Buffer {
-  const v4 = source.address.includes('.');
+  const from = ipaddr.parse(source.address);
+  const to = ipaddr.parse(destination.address);
+  const v4 = from.kind() === 'ipv4';
+  const bytes = (ip: ipaddr.IPv4 | ipaddr.IPv6): number[] => {
+    if (ip instanceof ipaddr.IPv4) return (v4 ? ip : ip.toIPv4MappedAddress()).toByteArray();
+    return (v4 ? ip.toIPv4Address() : ip).toByteArray();
+  };
   const block = Buffer.alloc(v4 ? 12 : 36);
-  if (v4) {
-    source.address.split('.').forEach((o, i) => block.writeUInt8(Number(o), i));
-    destination.address.split('.').forEach((o, i) => block.writeUInt8(Number(o), 4 + i));
-    block.writeUInt16BE(source.port, 8);
-    block.writeUInt16BE(destination.port, 10);
-  } else {
-    expandIpv6(source.address).forEach((g, i) => block.writeUInt16BE(g, i * 2));
-    expandIpv6(destination.address).forEach((g, i) => block.writeUInt16BE(g, 16 + i * 2));
-    block.writeUInt16BE(source.port, 32);
-    block.writeUInt16BE(destination.port, 34);
-  }
+  const addressBytes = v4 ? 4 : 16;
+  Buffer.from(bytes(from)).copy(block, 0);
+  Buffer.from(bytes(to)).copy(block, addressBytes);
+  block.writeUInt16BE(source.port, 2 * addressBytes);
+  block.writeUInt16BE(destination.port, 2 * addressBytes + 2);
   const head = Buffer.alloc(16);
   PROXY_V2_SIGNATURE.copy(head);
   head[12] = 0x21; // version 2, PROXY
   head[13] = v4 ? 0x11 : 0x21; // INET/INET6 over STREAM
   head.writeUInt16BE(block.length, 14);
   return Buffer.concat([head, block]);
-}
-
-function compressIpv6(groups: string[]): string {
-  // Longest run of zero groups becomes "::" (RFC 5952), so that it compares equal to Node's form.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-}
-
-function expandIpv6(address: string): number[] {
-  const [head, tail] = address.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...zeros, ...t].map((g) => parseInt(g, 16));
 }

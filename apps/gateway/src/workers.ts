@@ -41,7 +41,11 @@ const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '..
 interface Worker {
   proc: ChildProcess;
   stats: Extract<FromWorker, { t: 'stats' }>;
+  startedAt: number;
 }
+
+/** A worker that lived this long before dying was not crash-looping: its next restart is quick again. */
+const STABLE_MS = 60_000;
 
 /**
  * Several relay processes. Node 20 has no SO_REUSEPORT, but port-forward mode does not need it:
@@ -49,7 +53,9 @@ interface Worker {
  * worker, chosen by port. Connection setup, the JavaScript-bound part, then runs on every core;
  * the gateway process keeps the broker channel and only routes grants and reports. A worker that
  * dies is started again and given its grants back; the sessions it carried are lost, and the
- * broker's reconciliation closes them.
+ * broker's reconciliation closes them. A worker that keeps dying (a fault it meets at start, or
+ * again and again) is restarted after a delay that doubles up to `respawnBackoffMs.max`, not in a
+ * tight loop that would burn the CPU the other workers relay with and flood the log.
  */
 export class WorkerPool implements Forwarder {
   readonly #workers: Worker[] = [];
@@ -60,10 +66,19 @@ export class WorkerPool implements Forwarder {
   readonly #listening = new Set<string>();
   #refusal: RefusalReason | null = 'fail-closed';
   #closed = false;
+  /** Deaths in a row of each worker that did not live `STABLE_MS`. */
+  readonly #crashes: number[] = [];
+  readonly #respawnTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly count: number,
-    private readonly opts: { options: Omit<PortForwardOptions, 'reporter' | 'refuseAll' | 'log' | 'now' | 'proxyProtocol'> & { proxyProtocol: { enabled: boolean; sources: string[] } }; reporter: Reporter; log: Log },
+    private readonly opts: {
+      options: Omit<PortForwardOptions, 'reporter' | 'refuseAll' | 'log' | 'now' | 'proxyProtocol'> & { proxyProtocol: { enabled: boolean; sources: string[] } };
+      reporter: Reporter;
+      log: Log;
+      /** Delay before restarting a dead worker: `min` after the first death, doubling per death in a row, at most `max`. */
+      respawnBackoffMs?: { min: number; max: number };
+    },
   ) {
     for (let i = 0; i < count; i++) this.#workers.push(this.#spawn(i));
   }
@@ -75,17 +90,27 @@ export class WorkerPool implements Forwarder {
   #spawn(index: number): Worker {
     // A small young generation: a worker's garbage is short-lived, and idle memory is a measured figure.
     const proc = fork(WORKER_ENTRY, [JSON.stringify({ ...this.opts.options, index })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv: [...process.execArgv, '--max-semi-space-size=2'] });
-    const worker: Worker = { proc, stats: { t: 'stats', sessions: [], grants: 0, bytes: { up: 0, down: 0 } } };
+    const worker: Worker = { proc, stats: { t: 'stats', sessions: [], grants: 0, bytes: { up: 0, down: 0 } }, startedAt: Date.now() };
     proc.on('message', (batch: FromWorkerBatch) => {
       for (const m of batch) this.#fromWorker(worker, m);
     });
     proc.on('exit', (code, signal) => {
       if (this.#closed) return;
-      this.opts.log.error({ worker: index, code, signal }, 'relay worker died; starting it again (its sessions are lost)');
-      const replacement = this.#spawn(index);
-      this.#workers[index] = replacement;
-      this.#send(replacement, { t: 'refuse', reason: this.#refusal });
-      this.#send(replacement, { t: 'replace', grants: [...this.#grants.values()].filter((g) => this.#owner(g.port) === index) });
+      const { min, max } = this.opts.respawnBackoffMs ?? { min: 250, max: 30_000 };
+      const crashes = Date.now() - worker.startedAt >= STABLE_MS ? 0 : (this.#crashes[index] ?? 0);
+      this.#crashes[index] = crashes + 1;
+      const retryInMs = Math.min(max, min * 2 ** Math.min(crashes, 30));
+      this.opts.log.error({ worker: index, code, signal, crashesInARow: crashes + 1, retryInMs }, 'relay worker died; starting it again after a delay (its sessions are lost)');
+      // Until then its grants wait here (messages to a dead worker are dropped) and are handed over whole.
+      const timer = setTimeout(() => {
+        this.#respawnTimers.delete(timer);
+        if (this.#closed) return;
+        const replacement = this.#spawn(index);
+        this.#workers[index] = replacement;
+        this.#send(replacement, { t: 'refuse', reason: this.#refusal });
+        this.#send(replacement, { t: 'replace', grants: [...this.#grants.values()].filter((g) => this.#owner(g.port) === index) });
+      }, retryInMs);
+      this.#respawnTimers.add(timer);
     });
     this.#send(worker, { t: 'refuse', reason: this.#refusal });
     return worker;
@@ -173,6 +198,7 @@ export class WorkerPool implements Forwarder {
 
   close(): void {
     this.#closed = true;
+    for (const t of this.#respawnTimers) clearTimeout(t);
     for (const w of this.#workers) w.proc.kill('SIGTERM');
   }
 }

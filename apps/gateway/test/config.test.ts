@@ -22,4 +22,22 @@ describe('gateway configuration', () => {
     expect(problems).toEqual(['STAGEDOOR_GATEWAY_PORTS', 'STAGEDOOR_GATEWAY_RELAY', 'STAGEDOOR_GATEWAY_RELAY_THREADS']);
     expect((err as Error).message).toContain('must be auto, native or js');
   });
+
+  it('PROXY protocol on without a source list refuses to start (any peer could name any client in a header)', () => {
+    expect(() => loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on' })).toThrow(/STAGEDOOR_GATEWAY_PROXY_SOURCES: is required with STAGEDOOR_GATEWAY_PROXY_PROTOCOL=on/);
+    const c = loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on', STAGEDOOR_GATEWAY_PROXY_SOURCES: '10.0.0.0/24, 192.0.2.9' });
+    expect(c.proxyProtocol.enabled).toBe(true);
+    expect([c.proxyProtocol.sources.has('10.0.0.77'), c.proxyProtocol.sources.has('10.0.1.1')]).toEqual([true, false]);
+    expect(() => loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_PROXY_PROTOCOL: 'on', STAGEDOOR_GATEWAY_PROXY_SOURCES: 'balancer.example' })).toThrow(/not an address/);
+  });
+
+  it('a plain-http broker URL beyond loopback is refused (the gateway credential and every grant would cross the network in clear text)', () => {
+    expect(() => loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'https://broker-a.example,http://broker-b.example:8080' })).toThrow(/http:\/\/broker-b\.example:8080 is plain http:\/\/ to another host/);
+    expect(() => loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'http://10.0.0.5:8080' })).toThrow(GatewayConfigError);
+    for (const ok of ['https://broker.example', 'http://127.0.0.1:8080', 'http://127.9.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
+      expect(loadGatewayConfig({ STAGEDOOR_BROKER_URLS: ok }).brokerUrls).toEqual([ok]);
+    }
+    expect(loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'http://10.0.0.5:8080', STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'true' }).brokerUrls).toEqual(['http://10.0.0.5:8080']);
+    expect(() => loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'http://10.0.0.5:8080', STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'yes' })).toThrow(/must be true or false/);
+  });
 });

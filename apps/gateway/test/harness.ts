@@ -40,8 +40,8 @@ export async function startTestGateway(
   const cluster = opts.cluster ?? 'default';
   const name = opts.name ?? `gw-${randomBytes(3).toString('hex')}`;
   const [start, end] = opts.ports ?? (await freeRange(40));
-  const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, expiresInMinutes: 10 });
-  const state = await enroll(urls, { token, name, publicAddress: '127.0.0.1', portRangeStart: start, portRangeEnd: end, version: 'test' });
+  const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, publicAddress: '127.0.0.1', expiresInMinutes: 10 });
+  const state = await enroll(urls, { token, name, portRangeStart: start, portRangeEnd: end, version: 'test' });
   const logs: string[] = [];
   const gateway = new Gateway({
     brokerUrls: urls,

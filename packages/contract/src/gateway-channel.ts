@@ -14,7 +14,8 @@ import { GatewayStatus } from './gateway.ts';
 export const GATEWAY_CHANNEL_VERSION = 1;
 export const GATEWAY_CHANNEL_PATH = '/api/v1/gateways/channel';
 
-const Iso = z.string().min(1).max(64);
+/** An instant as `Date.toISOString()` writes it (UTC, `Z`): anything else is refused, never stored as an invalid date. */
+const Iso = z.iso.datetime();
 const Address = z.string().min(1).max(64);
 const Port = z.number().int().min(1).max(65535);
 const Bytes = z.number().int().min(0);
@@ -99,14 +100,19 @@ export const RefusedMessage = z.object({
   grantId: z.uuid().nullable(),
   at: Iso,
 });
-/** Reports made in one turn of the gateway's event loop travel together; the broker applies them in order and acknowledges the last. */
+export const GatewayReport = z.discriminatedUnion('type', [SessionStartedMessage, SessionEndedMessage, RefusedMessage]);
+/**
+ * Reports made in one turn of the gateway's event loop travel together; the broker applies them in
+ * order and acknowledges the last. A report that can never be applied (invalid) is acknowledged and
+ * kept in the audit log (`gateway.report_rejected`), not refused: refused, it would be sent forever.
+ */
 export const BatchMessage = z.object({
   type: z.literal('batch'),
-  reports: z.array(z.discriminatedUnion('type', [SessionStartedMessage, SessionEndedMessage, RefusedMessage])).min(1).max(10_000),
+  reports: z.array(GatewayReport).min(1).max(10_000),
 });
 export const GatewayToBroker = z.discriminatedUnion('type', [HelloMessage, HeartbeatMessage, SessionStartedMessage, SessionEndedMessage, RefusedMessage, BatchMessage]);
 export type GatewayToBroker = z.infer<typeof GatewayToBroker>;
-export type GatewayReport = z.infer<typeof SessionStartedMessage> | z.infer<typeof SessionEndedMessage> | z.infer<typeof RefusedMessage>;
+export type GatewayReport = z.infer<typeof GatewayReport>;
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 

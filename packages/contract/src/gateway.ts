@@ -20,6 +20,12 @@ export const ClusterName = z
   .max(64)
   .regex(/^[a-z0-9][a-z0-9._-]*$/, 'may contain lower-case letters, digits and . _ - only');
 export const GatewayPort = z.number().int().min(1).max(65535);
+/** What clients dial: a DNS name or an IP address (no scheme, no port). */
+export const PublicAddress = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine((v) => z.hostname().safeParse(v).success || z.ipv6().safeParse(v).success, 'must be a host name or an IP address (no scheme, no port)');
 
 export const GatewayLoad = z.object({
   sessions: z.number().int().min(0).optional(),
@@ -33,7 +39,9 @@ export const Gateway = z.object({
   id: Uuid,
   name: z.string(),
   cluster: z.string(),
-  publicAddress: z.string().describe('host name or address clients dial'),
+  publicAddress: z.string().describe('host name or address clients dial (from the enrolment record)'),
+  previousPublicAddress: z.string().nullable().describe('the address before the last change (a re-enrolment with another address)'),
+  publicAddressChangedAt: Timestamp.nullable(),
   portRangeStart: z.number().int(),
   portRangeEnd: z.number().int(),
   status: GatewayStatus,
@@ -58,18 +66,26 @@ export const UpdateGateway = z.strictObject({
   name: GatewayName.optional(),
 });
 
+export const EnrollmentExpiry = z.number().int().min(1).max(7 * 24 * 60).default(60);
 export const CreateGatewayEnrollment = z.strictObject({
   cluster: ClusterName.default('default'),
-  name: GatewayName.optional().describe('the name the enrolling gateway gets; re-enrolling an existing gateway of this name rotates its credential'),
-  expiresInMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60),
+  name: GatewayName.optional().describe('the name the new gateway gets (else the one it proposes); it must be free: an existing gateway is re-enrolled through POST /api/v1/gateways/{id}/reenrollments'),
+  publicAddress: PublicAddress.describe('what clients will dial to reach the new gateway: it comes from this record, not from the enrolling gateway'),
+  expiresInMinutes: EnrollmentExpiry,
+});
+export const CreateGatewayReenrollment = z.strictObject({
+  publicAddress: PublicAddress.optional().describe("what clients will dial once it is re-enrolled (default: the gateway's current address); a change is audited and shown"),
+  expiresInMinutes: EnrollmentExpiry,
 });
 export const GatewayEnrollment = z.object({
   id: Uuid,
+  purpose: z.enum(['new', 'reenroll']).describe('new: makes a gateway; reenroll: rotates the credential of gatewayId'),
   cluster: z.string(),
   name: z.string().nullable(),
+  publicAddress: z.string().nullable().describe('what clients will dial (null only on records made before it was recorded: refused at use)'),
   expiresAt: Timestamp,
   usedAt: Timestamp.nullable(),
-  gatewayId: Uuid.nullable(),
+  gatewayId: Uuid.nullable().describe('new: the gateway it created; reenroll: the gateway it re-enrols'),
   createdAt: Timestamp,
 });
 export const CreatedGatewayEnrollment = GatewayEnrollment.extend({
@@ -87,7 +103,8 @@ export const ListGatewayEnrollmentsQuery = Page.extend({
 export const EnrollGateway = z.strictObject({
   token: z.string().min(1).max(200),
   name: GatewayName,
-  publicAddress: z.string().min(1).max(253),
+  /** Ignored: the address comes from the enrolment record (older gateways still send it). */
+  publicAddress: z.string().min(1).max(253).optional().describe('ignored: the address clients dial comes from the enrolment record'),
   portRangeStart: GatewayPort,
   portRangeEnd: GatewayPort,
   version: z.string().max(64).optional(),
@@ -96,6 +113,7 @@ export const EnrolledGateway = z.object({
   gatewayId: Uuid,
   name: z.string(),
   cluster: z.string(),
+  publicAddress: z.string().describe('what clients dial, from the enrolment record'),
   credential: z.string().describe('the control-channel credential; stored by the gateway, shown once'),
 });
 export type EnrolledGateway = z.infer<typeof EnrolledGateway>;

@@ -110,6 +110,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return false;
 }
 
+/** The SQLSTATE of a PostgreSQL error (through driver wrappers), or undefined. */
+export function pgErrorCode(err: unknown): string | undefined {
+  return findPgError(err)?.code;
+}
+
 function findPgError(err: unknown): { code?: string; constraint?: string } | undefined {
   let e: unknown = err;
   for (let depth = 0; e && depth < 5; depth++) {

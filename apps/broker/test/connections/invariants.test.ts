@@ -54,8 +54,8 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     ids.group = group.id;
     const policy = await call('POST', '/api/v1/policies', { name: 'artists', groupIds: [group.id], pools: [{ poolId: pool.id, desktops: 1 }], protocolPlanId: plan.id, maxSessionMinutes: 90 });
     ids.policy = policy.id;
-    const { token } = await b.services.gateways.createEnrollment(systemActor, { cluster: 'studio', name: 'edge', expiresInMinutes: 5 });
-    const { gateway } = await b.services.gateways.enroll({ token, name: 'edge', publicAddress: 'edge.example.test', portRangeStart: 21000, portRangeEnd: 21099, version: 'test' }, '192.0.2.9');
+    const { token } = await b.services.gateways.createEnrollment(systemActor, { cluster: 'studio', name: 'edge', publicAddress: 'edge.example.test', expiresInMinutes: 5 });
+    const { gateway } = await b.services.gateways.enroll({ token, name: 'edge', portRangeStart: 21000, portRangeEnd: 21099, version: 'test' }, '192.0.2.9');
     channel = fakeChannel(b, gateway);
     await channel.hello();
   }, 180_000);

@@ -20,14 +20,14 @@ describe('gateway registry API', () => {
   afterAll(async () => broker?.close());
 
   it('enrolment: a token from the API turns into a registered gateway once; the list shows health, load and last seen', async () => {
-    const created = await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enrollments', headers: as(operator), payload: { cluster: 'london', name: 'edge-lon-1', expiresInMinutes: 30 } });
+    const created = await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enrollments', headers: as(operator), payload: { cluster: 'london', name: 'edge-lon-1', publicAddress: 'gw1.example.test', expiresInMinutes: 30 } });
     expect(created.statusCode).toBe(201);
     const { token, id } = created.json();
     expect(token).toMatch(/^sde_/);
-    const body = { token, name: 'ignored-name', publicAddress: 'gw1.example.test', portRangeStart: 20000, portRangeEnd: 20999, version: '0.1.0' };
+    const body = { token, name: 'ignored-name', portRangeStart: 20000, portRangeEnd: 20999, version: '0.1.0' };
     const enrolled = await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: body });
     expect(enrolled.statusCode).toBe(201);
-    expect(enrolled.json()).toMatchObject({ name: 'edge-lon-1', cluster: 'london' });
+    expect(enrolled.json()).toMatchObject({ name: 'edge-lon-1', cluster: 'london', publicAddress: 'gw1.example.test' });
     expect(enrolled.json().credential).toMatch(/^sdg_/);
     expect((await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: body })).statusCode).toBe(401);
     const list = await broker.app.inject({ url: '/api/v1/gateways?cluster=london', headers: as(auditor) });
@@ -40,8 +40,8 @@ describe('gateway registry API', () => {
   });
 
   it('admin and operator may disable, drain and delete; the auditor only reads; all of it is audited', async () => {
-    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'default', expiresInMinutes: 5 });
-    const { gateway } = await broker.services.gateways.enroll({ token, name: 'edge-x', publicAddress: 'x.example.test', portRangeStart: 21000, portRangeEnd: 21009 }, null);
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'default', publicAddress: 'x.example.test', expiresInMinutes: 5 });
+    const { gateway } = await broker.services.gateways.enroll({ token, name: 'edge-x', portRangeStart: 21000, portRangeEnd: 21009 }, null);
     // Never connected: it cannot be made active by hand.
     expect((await broker.app.inject({ method: 'PATCH', url: `/api/v1/gateways/${gateway.id}`, headers: as(admin), payload: { status: 'active' } })).statusCode).toBe(409);
     const denied = await broker.app.inject({ method: 'PATCH', url: `/api/v1/gateways/${gateway.id}`, headers: as(auditor), payload: { status: 'disabled' } });
@@ -58,10 +58,35 @@ describe('gateway registry API', () => {
     expect(audit.items.map((i) => `${i.action}:${i.outcome}`)).toEqual(expect.arrayContaining(['gateway.enroll:success', 'gateway.disable:success', 'gateway.drain:success', 'gateway.delete:success']));
   });
 
+  it('re-enrolment is an admin action on one gateway id; a moved address shows in the registry', async () => {
+    const { token: first } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'paris', name: 'edge-par-1', publicAddress: 'par1.example.test', expiresInMinutes: 5 });
+    const { gateway } = await broker.services.gateways.enroll({ token: first, name: 'edge-par-1', portRangeStart: 22000, portRangeEnd: 22009 }, null);
+    const url = `/api/v1/gateways/${gateway.id}/reenrollments`;
+    expect((await broker.app.inject({ method: 'POST', url, headers: as(auditor), payload: {} })).statusCode).toBe(403);
+    expect((await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/00000000-0000-4000-8000-000000000000/reenrollments', headers: as(admin), payload: {} })).statusCode).toBe(404);
+    // A new-gateway token under an existing name is refused, pointing at this endpoint.
+    const taken = await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enrollments', headers: as(operator), payload: { cluster: 'paris', name: 'edge-par-1', publicAddress: 'evil.example.test' } });
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json().error.message).toContain(url);
+    const created = await broker.app.inject({ method: 'POST', url, headers: as(operator), payload: { publicAddress: 'par1-new.example.test', expiresInMinutes: 10 } });
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({ purpose: 'reenroll', gatewayId: gateway.id, name: 'edge-par-1', publicAddress: 'par1-new.example.test' });
+    const enrolled = await broker.app.inject({ method: 'POST', url: '/api/v1/gateways/enroll', payload: { token: created.json().token, name: 'edge-par-1', portRangeStart: 22000, portRangeEnd: 22009 } });
+    expect(enrolled.statusCode).toBe(201);
+    expect(enrolled.json()).toMatchObject({ gatewayId: gateway.id, publicAddress: 'par1-new.example.test' });
+    const shown = (await broker.app.inject({ url: `/api/v1/gateways/${gateway.id}`, headers: as(auditor) })).json();
+    expect(shown).toMatchObject({ publicAddress: 'par1-new.example.test', previousPublicAddress: 'par1.example.test' });
+    expect(shown.publicAddressChangedAt).toEqual(expect.any(String));
+  });
+
   it('bad input gets a 4xx with a message, never a 500', async () => {
     const cases = [
       { method: 'POST' as const, url: '/api/v1/gateways/enrollments', payload: { cluster: 'Not A Cluster!' } },
-      { method: 'POST' as const, url: '/api/v1/gateways/enrollments', payload: { expiresInMinutes: 0 } },
+      { method: 'POST' as const, url: '/api/v1/gateways/enrollments', payload: { expiresInMinutes: 0, publicAddress: 'gw.example.test' } },
+      { method: 'POST' as const, url: '/api/v1/gateways/enrollments', payload: { cluster: 'default' } },
+      { method: 'POST' as const, url: '/api/v1/gateways/enrollments', payload: { publicAddress: 'https://gw.example.test:443' } },
+      { method: 'POST' as const, url: '/api/v1/gateways/00000000-0000-0000-0000-000000000000/reenrollments', payload: { publicAddress: 'not an address' } },
+      { method: 'POST' as const, url: '/api/v1/gateways/not-a-uuid/reenrollments', payload: {} },
       { method: 'POST' as const, url: '/api/v1/gateways/enroll', payload: { token: 'x', name: 'a', publicAddress: 'b', portRangeStart: 30000, portRangeEnd: 20000 } },
       { method: 'POST' as const, url: '/api/v1/gateways/enroll', payload: { token: 'x', name: 'a', publicAddress: 'b', portRangeStart: 1, portRangeEnd: 70000 } },
       { method: 'POST' as const, url: '/api/v1/gateways/grants/00000000-0000-0000-0000-000000000000/revoke', payload: {} },
@@ -76,7 +101,7 @@ describe('gateway registry API', () => {
 
   it('the control channel and the registry are in the OpenAPI document', async () => {
     const spec = (await broker.app.inject('/api/v1/openapi.json')).json();
-    for (const path of ['/api/v1/gateways', '/api/v1/gateways/{id}', '/api/v1/gateways/enrollments', '/api/v1/gateways/enroll', '/api/v1/gateways/channel', '/api/v1/gateways/grants', '/api/v1/gateways/grants/{id}/revoke']) {
+    for (const path of ['/api/v1/gateways', '/api/v1/gateways/{id}', '/api/v1/gateways/enrollments', '/api/v1/gateways/enroll', '/api/v1/gateways/channel', '/api/v1/gateways/grants', '/api/v1/gateways/grants/{id}/revoke', '/api/v1/gateways/{id}/reenrollments']) {
       expect(spec.paths[path], path).toBeDefined();
     }
   });

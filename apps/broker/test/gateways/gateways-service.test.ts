@@ -22,13 +22,13 @@ describe.each(DRIVERS)('gateways service [%s]', (driver) => {
   });
 
   async function enrolled(name: string, cluster = 'studio', ports: [number, number] = [21000, 21019]) {
-    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, expiresInMinutes: 5 });
-    return broker.services.gateways.enroll({ token, name, publicAddress: `${name}.example.test`, portRangeStart: ports[0], portRangeEnd: ports[1], version: 'test' }, '192.0.2.9');
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, publicAddress: `${name}.example.test`, expiresInMinutes: 5 });
+    return broker.services.gateways.enroll({ token, name, portRangeStart: ports[0], portRangeEnd: ports[1], version: 'test' }, '192.0.2.9');
   }
 
   it('an enrolment token works once, expires, and a refusal is audited', async () => {
-    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', name: 'once', expiresInMinutes: 5 });
-    const body = { token, name: 'whatever', publicAddress: 'gw.example.test', portRangeStart: 22000, portRangeEnd: 22009 };
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', name: 'once', publicAddress: 'gw.example.test', expiresInMinutes: 5 });
+    const body = { token, name: 'whatever', portRangeStart: 22000, portRangeEnd: 22009 };
     const { gateway, credential } = await broker.services.gateways.enroll(body, '192.0.2.9');
     expect(gateway).toMatchObject({ name: 'once', cluster: 'studio', status: 'enrolled' });
     expect((await broker.services.gateways.authenticateChannel(credential))?.id).toBe(gateway.id);
@@ -36,12 +36,13 @@ describe.each(DRIVERS)('gateways service [%s]', (driver) => {
     const denied = await broker.services.audit.list({ action: 'gateway.enroll', outcome: 'denied' }, 10, 0);
     expect(denied.items[0]).toMatchObject({ reason: 'the enrolment token was used already', sourceAddress: '192.0.2.9' });
 
-    const late = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', expiresInMinutes: 1 });
+    const late = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'studio', publicAddress: 'late.example.test', expiresInMinutes: 1 });
     clock.advance(61_000);
     await expect(broker.services.gateways.enroll({ ...body, token: late.token, name: 'late' }, null)).rejects.toThrow(/expired/);
 
-    // Re-enrolling by name rotates the credential: the old one stops working.
-    const again = await enrolled('once');
+    // Re-enrolling is bound to the gateway's id, and rotates the credential: the old one stops working.
+    const reenrol = await broker.services.gateways.createReenrollment(systemActor, gateway.id, { expiresInMinutes: 5 });
+    const again = await broker.services.gateways.enroll({ ...body, token: reenrol.token }, '192.0.2.9');
     expect(again.gateway.id).toBe(gateway.id);
     expect(await broker.services.gateways.authenticateChannel(credential)).toBeNull();
     expect((await broker.services.gateways.authenticateChannel(again.credential))?.id).toBe(gateway.id);

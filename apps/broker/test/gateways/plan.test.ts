@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { chooseGateway, decideSessionStart, diffGrants, grantsForGateway, pickPort, type GatewayCandidate } from '../../src/domain/gateways/plan.ts';
 
 const NOW = new Date('2026-03-01T10:00:00Z');
@@ -40,7 +40,28 @@ describe('pickPort', () => {
   });
   it('finds the last free port of a nearly full range', () => {
     const used = new Set(Array.from({ length: 999 }, (_, i) => 20000 + i).filter((p) => p !== 20500));
-    expect(pickPort(20000, 20998, used, () => 0.1)).toBe(20500);
+    expect(pickPort(20000, 20998, used, (n) => Math.floor(0.1 * n))).toBe(20500);
+    expect(pickPort(20000, 20998, new Set([...used, 20500]))).toBeNull();
+  });
+  it('a grant port cannot be guessed from Math.random: ports come from the CSPRNG (a colleague behind the same NAT could take the next grant)', () => {
+    // Whoever learns Math.random's state (it can be recovered from its outputs) knows what it returns next.
+    const predictable = vi.spyOn(Math, 'random').mockReturnValue(0);
+    try {
+      const picks = Array.from({ length: 50 }, () => pickPort(20000, 20999, new Set())!);
+      expect(new Set(picks).size).toBeGreaterThan(40);
+      // Issued one after another, each taking the last one's port out: not the next in line either.
+      const used = new Set<number>();
+      const sequence = Array.from({ length: 50 }, () => {
+        const p = pickPort(20000, 20999, used)!;
+        used.add(p);
+        return p;
+      });
+      const steps = sequence.slice(1).filter((p, i) => p === sequence[i]! + 1).length;
+      expect(steps).toBeLessThan(5);
+      expect(predictable).not.toHaveBeenCalled();
+    } finally {
+      predictable.mockRestore();
+    }
   });
 });
 

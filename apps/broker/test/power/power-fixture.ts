@@ -61,7 +61,7 @@ export async function connect(b: Broker, st: PowerStudio, user: MintedUser): Pro
 
 /** A gateway that reports sessions the way a real one does (through `gateways.reports`). */
 export async function testGateway(b: Broker, clock: ManualClock) {
-  const { token } = await b.services.gateways.createEnrollment(systemActor, { cluster: 'default', name: 'gw-power', expiresInMinutes: 5 });
+  const { token } = await b.services.gateways.createEnrollment(systemActor, { cluster: 'default', name: 'gw-power', publicAddress: 'gw.example.test', expiresInMinutes: 5 });
   const { gateway } = await b.services.gateways.enroll({ token, name: 'gw-power', publicAddress: 'gw.example.test', portRangeStart: 23000, portRangeEnd: 23099, version: 'test' }, '192.0.2.9');
   await b.services.gateways.reports.hello(gateway as GatewayRow, { type: 'hello', protocol: 1, version: 'test', sessions: [] } as never, 'test-node', null);
   let seq = 0;

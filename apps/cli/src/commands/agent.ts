@@ -17,7 +17,8 @@ export function agentCommand(program: Command): void {
     .option('--source <source>', 'auto (logind when systemd runs, else utmp), logind or utmp', 'auto')
     .option('--utmp <path>', 'utmp file for the utmp source', '/var/run/utmp')
     .option('--ignore-users <list>', 'comma-separated users whose sessions are not the artist\'s (e.g. root,ansible; else STAGEDOOR_AGENT_IGNORE_USERS)')
-    .action(async (opts: { broker?: string; token?: string; tokenFile?: string; poll?: string; idle?: string; source?: string; utmp?: string; ignoreUsers?: string }) => {
+    .option('--allow-insecure-broker', 'allow an http:// broker URL beyond loopback: the agent token then crosses the network in clear text (else STAGEDOOR_AGENT_ALLOW_INSECURE_BROKER=true)')
+    .action(async (opts: { broker?: string; token?: string; tokenFile?: string; poll?: string; idle?: string; source?: string; utmp?: string; ignoreUsers?: string; allowInsecureBroker?: boolean }) => {
       const { loadAgentConfig, runLinuxAgent, AgentConfigError } = await import('@stagedoor/agent');
       try {
         await runLinuxAgent(loadAgentConfig(opts, process.env));

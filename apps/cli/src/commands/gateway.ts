@@ -12,7 +12,7 @@ export function gatewayCommands(program: Command): void {
   program
     .command('gateway')
     .description('run a gateway: relay broker-granted connections to private workstations (STAGEDOOR_BROKER_URLS, STAGEDOOR_GATEWAY_*)')
-    .option('--enroll <token>', 'enrol with a one-time token from POST /api/v1/gateways/enrollments (first start, or to re-enrol)')
+    .option('--enroll <token>', 'enrol with a one-time token: from POST /api/v1/gateways/enrollments (a new gateway) or POST /api/v1/gateways/{id}/reenrollments (this gateway again)')
     .action(async (opts: { enroll?: string }) => {
       const { runGateway, GatewayConfigError, EnrollmentError } = await import('@stagedoor/gateway');
       try {
@@ -25,13 +25,23 @@ export function gatewayCommands(program: Command): void {
     });
 }
 
+/** What the dev gateway needs of the broker's gateway service: it enrols through it like an admin would (ADR 0016). */
+interface DevGatewayServices {
+  createEnrollment(actor: ReturnType<typeof cliActor>, input: { cluster: string; name: string; publicAddress: string; expiresInMinutes: number }): Promise<{ token: string }>;
+  createReenrollment(actor: ReturnType<typeof cliActor>, id: string, input: { publicAddress: string; expiresInMinutes: number }): Promise<{ token: string }>;
+  findByName(name: string): Promise<{ id: string } | undefined>;
+  authenticateChannel(credential: string): Promise<unknown>;
+}
+
 /**
  * `stagedoor dev` runs one gateway in its process, enrolled automatically, so that a fresh
  * install brokers real connections: the credential lives in `<data dir>/gateway/`, and is renewed
- * through a one-time token when the broker no longer knows it (a wiped database).
+ * through a one-time token when the broker no longer knows it — a token for a new gateway after a
+ * wiped database, a re-enrolment bound to the gateway's id when only the credential was lost. The
+ * token's record carries the address clients dial, as for any gateway.
  */
 export async function startDevGateway(
-  broker: { url: string | null; services: { gateways: { createEnrollment: (actor: ReturnType<typeof cliActor>, input: { cluster: string; name: string; expiresInMinutes: number }) => Promise<{ token: string }>; authenticateChannel: (c: string) => Promise<unknown> } } },
+  broker: { url: string | null; services: { gateways: DevGatewayServices } },
   config: Pick<Config, 'dataDir' | 'host' | 'port' | 'logLevel' | 'devGateway'>,
 ): Promise<{ stop(): void; banner: string } | null> {
   if (!config.devGateway || !broker.url) return null;
@@ -43,8 +53,12 @@ export async function startDevGateway(
   const log = gw.createLog(config.logLevel, { role: 'gateway', name: DEV_GATEWAY });
   let state = gw.readState(dataDir);
   if (!state || !(await broker.services.gateways.authenticateChannel(state.credential))) {
-    const { token } = await broker.services.gateways.createEnrollment(cliActor('dev'), { cluster: 'default', name: DEV_GATEWAY, expiresInMinutes: 5 });
-    state = await gw.enroll([brokerUrl], { token, name: DEV_GATEWAY, publicAddress, portRangeStart: config.devGateway.portRangeStart, portRangeEnd: config.devGateway.portRangeEnd, version: gw.GATEWAY_VERSION });
+    const services = broker.services.gateways;
+    const existing = await services.findByName(DEV_GATEWAY);
+    const { token } = existing
+      ? await services.createReenrollment(cliActor('dev'), existing.id, { publicAddress, expiresInMinutes: 5 })
+      : await services.createEnrollment(cliActor('dev'), { cluster: 'default', name: DEV_GATEWAY, publicAddress, expiresInMinutes: 5 });
+    state = await gw.enroll([brokerUrl], { token, name: DEV_GATEWAY, portRangeStart: config.devGateway.portRangeStart, portRangeEnd: config.devGateway.portRangeEnd, version: gw.GATEWAY_VERSION });
     gw.writeState(dataDir, state);
   }
   const gateway = new gw.Gateway({

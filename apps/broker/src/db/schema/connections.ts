@@ -94,8 +94,14 @@ export const gateways = pgTable(
     name: text('name').notNull(),
     /** Gateways of a cluster share grants, so any of them can take a connection behind a load balancer. */
     cluster: text('cluster').notNull().default('default'),
-    /** Host name or address clients dial; text, not inet, because it is usually a DNS name. */
+    /**
+     * Host name or address clients dial; text, not inet, because it is usually a DNS name. It comes
+     * from the admin's enrolment record, never from the enrolling gateway (ADR 0016).
+     */
     publicAddress: text('public_address').notNull(),
+    /** The address before the last change (a re-enrolment with another one), and when it changed. */
+    previousPublicAddress: text('previous_public_address'),
+    publicAddressChangedAt: ts('public_address_changed_at'),
     portRangeStart: integer('port_range_start').notNull(),
     portRangeEnd: integer('port_range_end').notNull(),
     status: text('status').notNull().default('enrolled'),
@@ -127,18 +133,32 @@ export const gateways = pgTable(
   ],
 );
 
-/** One-time tokens an admin creates for a new gateway; stored hashed, shown once. */
+export const ENROLLMENT_PURPOSES = ['new', 'reenroll'] as const;
+
+/**
+ * One-time tokens an admin creates: for a new gateway, or to re-enrol one existing gateway (bound
+ * to its id). Stored hashed, shown once. The record, not the enrolling gateway, says what address
+ * clients will dial (ADR 0016).
+ */
 export const gatewayEnrollments = pgTable(
   'gateway_enrollments',
   {
     id: id(),
     tokenHash: text('token_hash').notNull(),
+    /** `new`: makes a gateway (its name must be free); `reenroll`: rotates the credential of `gatewayId`. */
+    purpose: text('purpose').notNull().default('new'),
     cluster: text('cluster').notNull().default('default'),
-    /** Optional name the enrolling gateway will get. */
+    /** Optional name the enrolling gateway will get (for `reenroll`: the gateway's name, for the record). */
     name: text('name'),
+    /** What clients dial; null only on records made before it was part of them (refused at use). */
+    publicAddress: text('public_address'),
     expiresAt: ts('expires_at').notNull(),
     usedAt: ts('used_at'),
-    /** The gateway it created; set null so deleting a gateway keeps the record of how it enrolled. */
+    /**
+     * `new`: the gateway it created; `reenroll`: the gateway it re-enrols (set when it is made). Set
+     * null so deleting a gateway keeps the record of how it enrolled; a `reenroll` record without its
+     * gateway is refused.
+     */
     gatewayId: uuid('gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
     /** Set null: the audit log, not this row, is the lasting record of who did it. */
     createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
@@ -148,6 +168,7 @@ export const gatewayEnrollments = pgTable(
     unique('gateway_enrollments_token_hash_key').on(t.tokenHash),
     check('gateway_enrollments_expiry_check', sql`${t.expiresAt} > ${t.createdAt}`),
     check('gateway_enrollments_used_check', sql`${t.usedAt} is null or ${t.usedAt} <= ${t.expiresAt}`),
+    check('gateway_enrollments_purpose_check', oneOf(sql`${t.purpose}`, ENROLLMENT_PURPOSES)),
   ],
 );
 

@@ -1,9 +1,12 @@
-import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant } from '@stagedoor/contract';
+import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type GatewayReport } from '@stagedoor/contract';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/database.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { systemActor } from '../identity/actor.ts';
 import type { GatewayReports } from './gateway-reports.ts';
 import type { GatewayRow, GatewaysRepository } from './gateways.repository.ts';
 import { diffGrants, grantsForGateway } from './plan.ts';
+import { deadLetter, failsEveryTime, seqOf, splitReports } from './report-intake.ts';
 import { toChannelGrant, type GatewayPolicy, type GrantDelivery } from './types.ts';
 
 /** The transport under a channel: a WebSocket in production, anything with these in tests. */
@@ -56,6 +59,7 @@ export class ChannelHub implements GrantDelivery {
     private readonly deps: {
       repo: GatewaysRepository;
       reports: GatewayReports;
+      audit: AuditService;
       log: Logger;
       nodeId: string;
       policy: GatewayPolicy;
@@ -89,6 +93,7 @@ export class ChannelHub implements GrantDelivery {
       message: (text) => {
         ch.lastHeardMs = Date.now();
         ch.queue = ch.queue.then(() => this.#handle(ch, text)).catch((err: unknown) => {
+          // Only failures a retry may cure get here (report-intake.ts): the gateway resends after the reconnect.
           ch.log.error({ err }, 'gateway report failed; closing the channel so that the gateway resends');
           this.#drop(ch, CLOSE.error, 'broker error');
         });
@@ -113,6 +118,8 @@ export class ChannelHub implements GrantDelivery {
     } catch {
       return this.#drop(ch, CLOSE.invalid, 'message is not JSON');
     }
+    const reports = ch.ready ? splitReports(raw) : null;
+    if (reports) return this.#reports(ch, reports.valid, reports.rejected);
     const parsed = GatewayToBroker.safeParse(raw);
     if (!parsed.success) return this.#drop(ch, CLOSE.invalid, `invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
     const msg = parsed.data;
@@ -132,15 +139,38 @@ export class ChannelHub implements GrantDelivery {
         for (const r of await this.deps.reports.heartbeat(ch.gateway, msg, this.deps.nodeId)) this.#revokeOn(ch, r.grantId, r.reason);
         return;
       }
-      default: {
-        const reports = msg.type === 'batch' ? msg.reports : [msg];
-        for (const report of reports) {
-          if (report.type === 'session-ended') ch.held.delete(report.grantId);
-          for (const r of await this.deps.reports.report(ch.gateway, report, ch.remoteAddress)) this.#revokeOn(ch, r.grantId, r.reason);
-        }
-        this.#send(ch, { type: 'ack', seq: reports.at(-1)!.seq });
+      default:
+        // Reports before the welcome: the first message must be hello.
+        return this.#drop(ch, CLOSE.invalid, 'the first message must be hello');
+    }
+  }
+
+  /**
+   * Apply reports in order; dead-letter those that can never be applied (invalid, or failing the same
+   * way every time), then acknowledge up to the last. A failure a retry may cure propagates: the
+   * channel closes unacknowledged and the gateway resends (applying is idempotent).
+   */
+  async #reports(ch: Channel, valid: GatewayReport[], rejected: { seq: number | null; raw: unknown; why: string }[]): Promise<void> {
+    for (const r of rejected) await this.#deadLetter(ch, r.raw, r.why);
+    for (const report of valid) {
+      if (report.type === 'session-ended') ch.held.delete(report.grantId);
+      try {
+        for (const r of await this.deps.reports.report(ch.gateway, report, ch.remoteAddress)) this.#revokeOn(ch, r.grantId, r.reason);
+      } catch (err) {
+        if (!failsEveryTime(err)) throw err;
+        await this.#deadLetter(ch, report, `the report cannot be applied: ${(err as Error).message}`);
       }
     }
+    const last = Math.max(0, ...valid.map((r) => r.seq), ...rejected.map((r) => seqOf(r.raw) ?? 0));
+    if (last > 0) this.#send(ch, { type: 'ack', seq: last });
+  }
+
+  async #deadLetter(ch: Channel, report: unknown, why: string): Promise<void> {
+    ch.log.warn({ why, seq: seqOf(report) }, 'gateway report dead-lettered: acknowledged, kept in the audit log, not applied');
+    await this.deps.audit.record(
+      { ...systemActor, username: `gateway:${ch.gateway.name}`, sourceAddress: ch.remoteAddress },
+      { action: 'gateway.report_rejected', outcome: 'failure', targetType: 'gateway', targetId: ch.gateway.id, ...deadLetter(report, why) },
+    );
   }
 
   /* ---------- GrantDelivery ---------- */

@@ -3,11 +3,12 @@ import type { Logger } from 'pino';
 import type { Database, Db, DbOrTx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
-import { ConflictError, InvalidInputError, NotFoundError, UnauthenticatedError, UnavailableError, isUniqueViolation } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError, UnavailableError, isUniqueViolation } from '../errors.ts';
 import { systemActor, type Actor } from '../identity/actor.ts';
-import { hashToken, newToken } from '../identity/tokens.ts';
+import { hashToken } from '../identity/tokens.ts';
 import type { EnrollmentRow, GatewayRow, GatewaysRepository, GatewayWithLive, GrantRow } from './gateways.repository.ts';
 import { ChannelHub } from './channel-hub.ts';
+import { GatewayEnrollments, type EnrollInput } from './enrollments.ts';
 import { GatewayReports } from './gateway-reports.ts';
 import { chooseGateway, pickPort } from './plan.ts';
 import { SessionEventOutbox } from './session-events.ts';
@@ -18,15 +19,6 @@ const PORT_ATTEMPTS = 8;
 const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
 /** NOTIFY channel: grants of these clusters changed; every node's hub passes over its channels now. */
 export const GRANTS_CHANNEL = 'stagedoor_grants';
-
-export interface EnrollInput {
-  token: string;
-  name: string;
-  publicAddress: string;
-  portRangeStart: number;
-  portRangeEnd: number;
-  version?: string;
-}
 
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one client: store and compare the plain form. */
 export function normaliseAddress(address: string): string {
@@ -46,6 +38,7 @@ export class GatewaysService {
   readonly channels: ChannelHub;
   /** Session starts and ends, delivered durably to the power and release plans. */
   readonly sessionEvents: SessionEventOutbox;
+  readonly enrollments: GatewayEnrollments;
 
   constructor(
     private readonly deps: {
@@ -63,8 +56,9 @@ export class GatewaysService {
   ) {
     this.sessionEvents = new SessionEventOutbox({ timers: deps.timers, onError: (err, e) => deps.log.warn({ err, grant: e.grantId, type: e.type }, 'session event: delivery failed; the timers job retries it') });
     this.reports = new GatewayReports({ ...deps, sessionEvents: this.sessionEvents });
-    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, audit: deps.audit, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
     this.#delivery = this.channels;
+    this.enrollments = new GatewayEnrollments(deps);
   }
 
   /** The power and release plans subscribe to session starts and ends (delivered at least once). */
@@ -119,70 +113,29 @@ export class GatewaysService {
     this.#delivery.forget(id);
   }
 
-  /* ---------- enrolment ---------- */
+  /* ---------- enrolment (enrollments.ts, ADR 0016) ---------- */
 
-  async createEnrollment(actor: Actor, input: { cluster: string; name?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
-    const token = newToken('sde_');
-    const now = this.deps.clock.now();
-    const enrollment = await this.deps.db.transaction(async (tx) => {
-      const row = await this.deps.repo.insertEnrollment(
-        { tokenHash: hashToken(token), cluster: input.cluster, name: input.name ?? null, expiresAt: new Date(now.getTime() + input.expiresInMinutes * 60_000), createdBy: actor.userId, createdAt: now },
-        tx,
-      );
-      await this.deps.audit.record(actor, { action: 'gateway.enrollment_create', outcome: 'success', targetType: 'gateway_enrollment', targetId: row.id, details: { cluster: input.cluster, name: input.name ?? null, expiresAt: row.expiresAt.toISOString() } }, tx);
-      return row;
-    });
-    return { enrollment, token };
+  /** A one-time token for a new gateway; the record carries the address clients will dial. */
+  createEnrollment(actor: Actor, input: { cluster: string; name?: string; publicAddress: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
+    return this.enrollments.createForNew(actor, input);
+  }
+
+  /** A one-time token bound to gateway `id`: it rotates that gateway's credential (and may move its address). */
+  createReenrollment(actor: Actor, id: string, input: { publicAddress?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
+    return this.enrollments.createForExisting(actor, id, input);
   }
 
   listEnrollments(pending: boolean | undefined, limit: number, offset: number) {
-    return this.deps.repo.listEnrollments(pending ? this.deps.clock.now() : null, limit, offset);
+    return this.enrollments.list(pending, limit, offset);
   }
 
-  /**
-   * A gateway presents its one-time token and gets a control-channel credential. The enrolment's
-   * name wins over the one the gateway proposes; an existing gateway of that name is re-enrolled
-   * (its credential rotates). A refused token is audited with the caller's address.
-   */
-  async enroll(input: EnrollInput, sourceAddress: string | null): Promise<{ gateway: GatewayRow; credential: string }> {
-    if (input.portRangeStart > input.portRangeEnd) {
-      throw new InvalidInputError('portRangeStart must not be above portRangeEnd', [{ path: 'body.portRangeEnd', message: 'must be at least portRangeStart' }]);
-    }
-    const actor: Actor = { ...systemActor, username: `gateway:${input.name}`, sourceAddress };
-    const credential = newToken('sdg_');
-    const now = this.deps.clock.now();
-    let result: { gateway: GatewayRow; credential: string } | { refused: string };
-    try {
-      result = await this.deps.db.transaction(async (tx) => {
-        const enrollment = await this.deps.repo.lockEnrollmentByTokenHash(hashToken(input.token), tx);
-        if (!enrollment) return { refused: 'unknown enrolment token' };
-        if (enrollment.usedAt) return { refused: 'the enrolment token was used already' };
-        if (enrollment.expiresAt <= now) return { refused: 'the enrolment token has expired' };
-        const name = enrollment.name ?? input.name;
-        const fields = { publicAddress: input.publicAddress, portRangeStart: input.portRangeStart, portRangeEnd: input.portRangeEnd, version: input.version ?? null, credentialHash: hashToken(credential), updatedAt: now };
-        const existing = enrollment.name ? await this.deps.repo.findByName(name, tx) : undefined;
-        if (existing && existing.cluster !== enrollment.cluster) throw new ConflictError(`gateway ${name} exists in cluster ${existing.cluster}, not ${enrollment.cluster}`);
-        const gateway = existing
-          ? (await this.deps.repo.update(existing.id, fields, tx))!
-          : await this.deps.repo.insert({ name, cluster: enrollment.cluster, status: 'enrolled', health: 'unknown', createdAt: now, ...fields }, tx);
-        await this.deps.repo.markEnrollmentUsed(enrollment.id, gateway.id, now, tx);
-        await this.deps.audit.record(
-          actor,
-          { action: 'gateway.enroll', outcome: 'success', targetType: 'gateway', targetId: gateway.id, details: { name, cluster: gateway.cluster, reenrolled: Boolean(existing), publicAddress: input.publicAddress, ports: `${input.portRangeStart}-${input.portRangeEnd}` } },
-          tx,
-        );
-        return { gateway, credential };
-      });
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`a gateway named "${input.name}" already exists: enrol with a token created for that name to re-enrol it`);
-      throw err;
-    }
-    if ('refused' in result) {
-      // Outside the transaction: the refusal is recorded even though nothing else is written.
-      await this.deps.audit.record(actor, { action: 'gateway.enroll', outcome: 'denied', targetType: 'gateway', reason: result.refused, details: { name: input.name } });
-      throw new UnauthenticatedError(`enrolment refused: ${result.refused}`);
-    }
-    return result;
+  enroll(input: EnrollInput, sourceAddress: string | null): Promise<{ gateway: GatewayRow; credential: string }> {
+    return this.enrollments.enroll(input, sourceAddress);
+  }
+
+  /** The gateway of that name (names are unique regardless of case), or undefined. */
+  findByName(name: string): Promise<GatewayRow | undefined> {
+    return this.deps.repo.findByName(name);
   }
 
   /** The gateway behind a control-channel credential, or null. */

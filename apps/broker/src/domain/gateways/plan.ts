@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+
 /**
  * Pure decisions of the gateway domain: which gateway takes a connection, which port a grant gets,
  * what a gateway's grant table should become. No I/O; table tests in apps/broker/test/gateways.
@@ -32,24 +34,24 @@ function loadOf(g: GatewayCandidate): number {
 }
 
 /**
- * A free port of [start, end], not in `used`, picked at random so that concurrent issuers rarely
- * collide and a port just freed (its listener may still linger on the gateway) is rarely reused at
- * once. `random` returns [0, 1). Null when every port is taken.
+ * A free port of [start, end], not in `used`, drawn uniformly from the operating system's CSPRNG
+ * (`randomInt(n)` returns [0, n)). Unpredictable on purpose: in port-forward mode a grant admits its
+ * client's address, so a colleague behind the same office NAT (the same address) who could guess the
+ * next port could take the session; `Math.random` is a generator whose state can be recovered from
+ * its outputs. Random also means concurrent issuers rarely collide and a just-freed port (still
+ * lingering on the gateway) is rarely reused at once. Null when every port is taken.
  */
-export function pickPort(start: number, end: number, used: ReadonlySet<number>, random: () => number = Math.random): number | null {
+export function pickPort(start: number, end: number, used: ReadonlySet<number>, random: (n: number) => number = randomInt): number | null {
   const size = end - start + 1;
   if (size <= 0) return null;
   for (let i = 0; i < 16; i++) {
-    const p = start + Math.floor(random() * size);
+    const p = start + random(size);
     if (!used.has(p)) return p;
   }
-  // Nearly full: scan from a random offset so that the answer is still spread.
-  const offset = Math.floor(random() * size);
-  for (let i = 0; i < size; i++) {
-    const p = start + ((offset + i) % size);
-    if (!used.has(p)) return p;
-  }
-  return null;
+  // Nearly full: draw among the free ports themselves, still uniformly.
+  const free: number[] = [];
+  for (let p = start; p <= end; p++) if (!used.has(p)) free.push(p);
+  return free.length ? free[random(free.length)]! : null;
 }
 
 export interface LiveGrantView {

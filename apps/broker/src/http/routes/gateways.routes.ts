@@ -4,6 +4,7 @@ import { z } from 'zod';
 import {
   CreatedGatewayEnrollment,
   CreateGatewayEnrollment,
+  CreateGatewayReenrollment,
   EnrolledGateway,
   EnrollGateway,
   ErrorBody,
@@ -25,7 +26,7 @@ import { actorOf } from '../request-context.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
-/** The gateway registry: list with health, load and last seen; disable, drain, delete; enrolments; grants. */
+/** The gateway registry: list with health, load and last seen; disable, drain, delete; enrolments and re-enrolments; grants. */
 export function gatewaysRoutes(app: FastifyInstance, deps: { services: Services }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { gateways } = deps.services;
@@ -39,7 +40,10 @@ export function gatewaysRoutes(app: FastifyInstance, deps: { services: Services 
 
   r.post(
     '/api/v1/gateways/enrollments',
-    { config: { access: 'gateways:write' }, schema: { tags, summary: 'Create a one-time enrolment token for a new gateway (shown once)', body: CreateGatewayEnrollment, response: { 201: CreatedGatewayEnrollment, ...errors } } },
+    {
+      config: { access: 'gateways:write' },
+      schema: { tags, summary: 'Create a one-time enrolment token for a new gateway, with the address clients will dial (shown once)', body: CreateGatewayEnrollment, response: { 201: CreatedGatewayEnrollment, ...errors } },
+    },
     async (request, reply) => {
       const { enrollment, token } = await gateways.createEnrollment(actorOf(request), request.body);
       return reply.code(201).send({ ...enrollmentDto(enrollment), token });
@@ -65,7 +69,25 @@ export function gatewaysRoutes(app: FastifyInstance, deps: { services: Services 
     },
     async (request, reply) => {
       const { gateway, credential } = await gateways.enroll(request.body, request.ip ?? null);
-      return reply.code(201).send({ gatewayId: gateway.id, name: gateway.name, cluster: gateway.cluster, credential });
+      return reply.code(201).send({ gatewayId: gateway.id, name: gateway.name, cluster: gateway.cluster, publicAddress: gateway.publicAddress, credential });
+    },
+  );
+
+  r.post(
+    '/api/v1/gateways/:id/reenrollments',
+    {
+      config: { access: 'gateways:write' },
+      schema: {
+        tags,
+        summary: "Create a one-time token that re-enrols this gateway (rotates its credential; optionally moves its public address, audited) — shown once",
+        params: IdParams,
+        body: CreateGatewayReenrollment,
+        response: { 201: CreatedGatewayEnrollment, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { enrollment, token } = await gateways.createReenrollment(actorOf(request), request.params.id, request.body);
+      return reply.code(201).send({ ...enrollmentDto(enrollment), token });
     },
   );
 
@@ -106,6 +128,8 @@ function gatewayDto(g: GatewayWithLive) {
     name: g.name,
     cluster: g.cluster,
     publicAddress: g.publicAddress,
+    previousPublicAddress: g.previousPublicAddress,
+    publicAddressChangedAt: isoOrNull(g.publicAddressChangedAt),
     portRangeStart: g.portRangeStart,
     portRangeEnd: g.portRangeEnd,
     status: g.status as 'active',
@@ -121,7 +145,17 @@ function gatewayDto(g: GatewayWithLive) {
 }
 
 function enrollmentDto(e: EnrollmentRow) {
-  return { id: e.id, cluster: e.cluster, name: e.name, expiresAt: iso(e.expiresAt), usedAt: isoOrNull(e.usedAt), gatewayId: e.gatewayId, createdAt: iso(e.createdAt) };
+  return {
+    id: e.id,
+    purpose: e.purpose as 'new' | 'reenroll',
+    cluster: e.cluster,
+    name: e.name,
+    publicAddress: e.publicAddress,
+    expiresAt: iso(e.expiresAt),
+    usedAt: isoOrNull(e.usedAt),
+    gatewayId: e.gatewayId,
+    createdAt: iso(e.createdAt),
+  };
 }
 
 function grantDto(g: GrantRow) {
