@@ -49,7 +49,7 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
     [ids.pool, ids.other] = [pool.id, other.id];
     const plan = await call('POST', '/api/v1/protocol-plans', { name: 'through-the-gateway', protocols: [{ protocol: 'ssh', viaGateway: true }, { protocol: 'rdp', viaGateway: true }] });
     ids.plan = plan.id;
-    artists = await mintUsers(b.database, 12, 'artist', 'Artists');
+    artists = await mintUsers(b.database, 20, 'artist', 'Artists');
     const group = (await call('GET', '/api/v1/groups')).items.find((g: { name: string }) => g.name === 'Artists');
     ids.group = group.id;
     const policy = await call('POST', '/api/v1/policies', { name: 'artists', groupIds: [group.id], pools: [{ poolId: pool.id, desktops: 1 }], protocolPlanId: plan.id, maxSessionMinutes: 90 });
