@@ -10,6 +10,7 @@ import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBro
 import { DRIVERS } from '../../../../test/support/database.ts';
 import { bearer, mintUsers, type MintedUser } from '../../../../test/support/studio.ts';
 import { fakeChannel, waitUntil } from '../gateways/fixtures.ts';
+import { waitFor } from '../../../../test/support/ports.ts';
 
 /**
  * The connect/release invariants of docs/connect-flow.md, each against the attack or fault that
@@ -238,6 +239,8 @@ describe.each(DRIVERS)('connect and release invariants [%s]', (driver) => {
   it('a connect that answered 503 (no gateway) leaves no ghost: the reaper closes it after the connect-by window', async () => {
     const u = artist();
     channel.close();
+    // The hub records the closed channel (the gateway turns unhealthy) just after: wait for it.
+    await waitFor('the gateway to be unhealthy', async () => (await b.services.gateways.list({}, 10, 0)).items.every((g) => g.health === 'unhealthy'), 30_000, 20);
     const failed = await connect(u);
     expect(failed.statusCode).toBe(503);
     const [row] = await b.database.db.select().from(connections).where(and(eq(connections.userId, u.id), eq(connections.state, 'ready')));
