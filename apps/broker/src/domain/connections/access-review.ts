@@ -48,9 +48,9 @@ export class AccessReview {
     if (userIds !== null && userIds.length === 0) return ended;
     const now = this.deps.clock.now();
     for (;;) {
-      const rows = (await this.deps.access.unentitled(userIds, { everything: opts.everything, limit: BATCH }, tx)).filter((r) => opts.everything || r.mode === 'floating' || r.liveConnections > 0);
+      const rows = await this.deps.access.unentitled(userIds, { everything: opts.everything, limit: BATCH }, tx);
       for (const row of rows) await this.#end(actor, change, row, !!opts.everything, now, tx, ended);
-      // Released rows leave the result; persistent ones stay but have nothing live any more.
+      // Released rows leave the result, and persistent ones with nothing live any more do too.
       if (rows.length < BATCH) return ended;
     }
   }

@@ -31,8 +31,9 @@ export class AccessRepository {
 
   /**
    * Active assignments of these users (all users when `userIds` is null) that the users may no longer
-   * hold: disabled or deleted users, and users whose policy no longer offers the pool. With
-   * `everything`, every active assignment of the users (a user being deleted keeps nothing).
+   * hold — disabled or deleted users, users whose policy no longer offers the pool — and that have
+   * something to end: floating ones, and persistent ones with a live connection. With `everything`,
+   * every active assignment of the users (a user being deleted keeps nothing).
    */
   async unentitled(userIds: readonly string[] | null, opts: { everything?: boolean; limit: number }, db: DbOrTx = this.db): Promise<Unentitled[]> {
     const scope = userIds === null ? sql`true` : sql`a.user_id = any(${`{${userIds.join(',')}}`}::uuid[])`;
@@ -52,6 +53,9 @@ export class AccessRepository {
         (select count(*)::int from connections c where c.assignment_id = a.id and c.state in ${LIVE}) as "liveConnections"
       from assignments a left join users u on u.id = a.user_id
       where a.state = 'active' and ${scope} and ${rule}
+        -- only what there is something to end: a persistent desktop kept is left alone once nothing is live on it
+        and (${!!opts.everything} or a.mode = 'floating'
+             or exists (select 1 from connections c where c.assignment_id = a.id and c.state in ${LIVE}))
       order by a.since
       limit ${opts.limit}`);
     return rowsOf<Unentitled>(result).map((r) => ({ ...r, liveConnections: Number(r.liveConnections), userDisabled: Boolean(r.userDisabled) }));
