@@ -70,10 +70,11 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
       if (res.statusCode >= 300) throw new Error(`${method} ${url} → ${res.statusCode} ${res.body}`);
       return res.json();
     };
-    const { token } = await call('POST', '/api/v1/gateways/enrollments', { cluster: 'default', name: 'edge-1' });
+    const { token } = await call('POST', '/api/v1/gateways/enrollments', { cluster: 'default', name: 'edge-1', publicAddress: network.addr.gatewayPublic });
     gateway = network.spawn(network.ns.gateway, process.execPath, [STAGEDOOR_BIN, 'gateway', '--enroll', token], {
       STAGEDOOR_BROKER_URLS: broker.base,
-      STAGEDOOR_GATEWAY_PUBLIC_ADDRESS: network.addr.gatewayPublic,
+      // The test's private link to the broker is plain http (no TLS in the test): allowed explicitly.
+      STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'true',
       STAGEDOOR_GATEWAY_PORTS: `${PORTS.start}-${PORTS.end}`,
       STAGEDOOR_GATEWAY_DATA_DIR: path.join(dir, 'gateway'),
       STAGEDOOR_GATEWAY_FAIL_CLOSED_SECONDS: String(FAIL_CLOSED_SECONDS),
