@@ -6,7 +6,8 @@ process.env.TZ = 'America/Los_Angeles';
 export default defineConfig({
   test: {
     include: ['apps/*/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts', 'test/support/web-build.ts', 'test/support/native-build.ts'],
+    // First: fail at once, naming the Debian package, when the machine lacks a program or file the tests need.
+    globalSetup: ['test/support/packages-check.ts', 'test/support/global-setup.ts', 'test/support/web-build.ts', 'test/support/native-build.ts'],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     // Two cores: files run in two forks; heavy system tests serialize themselves where needed.

@@ -15,7 +15,9 @@ const USER = 'sd-agent-test';
 const UTMP = '/var/run/utmp';
 const IDLE_SECONDS = 3;
 
-const canRun = process.getuid?.() === 0 && fs.existsSync('/usr/sbin/sshd') && spawnSync('ssh', ['-V']).status === 0;
+// sshd and ssh are in .ci/packages: a machine without them fails the run's first check, not here.
+const canRun = process.getuid?.() === 0;
+if (!canRun) console.warn('[linux-agent] SKIPPED: the test adds a user and starts sshd, which needs root; run the suite as root, as CI does');
 
 /**
  * The real Linux agent (`stagedoor agent`, utmp source: this machine runs no systemd) against a
