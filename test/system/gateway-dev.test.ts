@@ -23,12 +23,12 @@ describe('stagedoor dev runs a gateway', () => {
     const res = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'dev-gateway-pw' }) });
     const cookie = res.headers.getSetCookie()[0]!.split(';')[0]!;
     const gateways = async () => (await (await fetch(`${base}/api/v1/gateways`, { headers: { cookie } })).json()) as { items: { name: string; health: string; status: string; portRangeStart: number; publicAddress: string }[] };
-    await waitFor('dev-gateway healthy', async () => (await gateways()).items[0]?.health === 'healthy', 20_000, 200);
+    await waitFor('dev-gateway healthy', async () => (await gateways()).items[0]?.health === 'healthy', 30_000, 200);
     expect((await gateways()).items).toEqual([expect.objectContaining({ name: 'dev-gateway', status: 'active', portRangeStart: 24100, publicAddress: '127.0.0.1' })]);
     expect(proc.stderr.join('\n')).toContain('Gateway "dev-gateway" relays granted connections on 127.0.0.1 ports 24100-24119');
     expect(fs.statSync(path.join(dataDir, 'gateway', 'gateway.json')).mode & 0o777).toBe(0o600);
     await proc.stop('SIGTERM');
-    await waitFor('the data directory lock to be released', () => !fs.existsSync(path.join(dataDir, 'db', 'stagedoor.pid')), 10_000);
+    await waitFor('the data directory lock to be released', () => !fs.existsSync(path.join(dataDir, 'db', 'stagedoor.pid')), 30_000);
 
     // A restart reuses the stored credential: still one gateway, no second enrolment.
     proc = start();
@@ -37,5 +37,5 @@ describe('stagedoor dev runs a gateway', () => {
     const cookie2 = again.headers.getSetCookie()[0]!.split(';')[0]!;
     const audit = (await (await fetch(`${base}/api/v1/audit?action=gateway.enroll`, { headers: { cookie: cookie2 } })).json()) as { total: number };
     expect(audit.total).toBe(1);
-  });
+  }, 240_000); // two starts of `stagedoor dev` and its gateway: its waits add up to 180 s on a loaded machine
 });
