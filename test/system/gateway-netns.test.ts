@@ -214,13 +214,13 @@ describe.skipIf(unavailable !== null)('gateway between a public client and a pri
 
   it('a revoked grant ends its live session at once and is refused and audited afterwards', async () => {
     const g = await grant(ssh.port);
-    const startedAt = Date.now();
     const live = net.run(net.ns.client, 'ssh', sshArgs(g.port, 'sleep 60; echo not-revoked'), { timeoutMs: 70_000 });
     await waitFor('the session to start', async () => (await connectionRow(broker.database, g.connectionId)).state === 'connected', 30_000, 50);
     await broker.services.gateways.revokeGrant(g.grantId, 'security test');
     const r = await live;
+    // Ended before its `sleep 60`, and not by the run's time limit (timeout(1) exits 124, or 137 after -k): by the revoke.
     expect(r.stdout).not.toContain('not-revoked');
-    expect(Date.now() - startedAt).toBeLessThan(30_000);
+    expect([124, 137]).not.toContain(r.code);
     const again = await net.run(net.ns.client, 'ssh', sshArgs(g.port, 'true'), { timeoutMs: 15_000 });
     expect(again.code).not.toBe(0);
     await refusalAudited(g.grantId, 'revoked', net.addr.client);
