@@ -21,8 +21,9 @@ export interface Tab {
 /** A fresh context (its own cookies) at the console's URL; collects every console error. */
 export async function openTab(browser: Browser, base: string, viewport = { width: 1280, height: 800 }): Promise<Tab> {
   const context = await browser.newContext({ viewport, acceptDownloads: true, baseURL: base });
-  // Below vitest's 30-s test timeout, so that a missing element fails with the locator's own message.
-  context.setDefaultTimeout(15_000);
+  // Generous for a loaded machine, and below the test timeout (vitest.config.ts), so that a missing
+  // element fails with the locator's own message.
+  context.setDefaultTimeout(30_000);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {

@@ -75,7 +75,7 @@ export async function startXrdp(net: PrivateNetwork, dir: string): Promise<{ por
 export async function startXvfb(net: PrivateNetwork): Promise<{ display: string; proc: Spawned }> {
   const display = freeDisplay();
   const proc = net.spawn(net.ns.client, 'Xvfb', [`:${display}`, '-screen', '0', '800x600x24', '-nolisten', 'tcp']);
-  await waitFor('Xvfb', () => fs.existsSync(`/tmp/.X11-unix/X${display}`), 15_000, 50);
+  await waitFor('Xvfb', () => fs.existsSync(`/tmp/.X11-unix/X${display}`), 30_000, 50);
   return { display: `:${display}`, proc };
 }
 

@@ -26,7 +26,7 @@ describe('stagedoor apply -f docs/examples/studio.yaml', () => {
     const token = (await b.app.inject({ method: 'POST', url: '/api/v1/me/tokens', headers: as(admin), payload: { name: 'apply' } })).json().token as string;
     const address = b.app.server.address() as { port: number };
     env = { STAGEDOOR_URL: `http://127.0.0.1:${address.port}`, STAGEDOOR_TOKEN: token, EC2_ENDPOINT: emu.url, AWS_ACCESS_KEY_ID: 'AKIASANDBOX000000000', AWS_SECRET_ACCESS_KEY: 'sandbox-secret-the-emulator-ignores' };
-  }, 60_000);
+  });
   afterAll(async () => {
     await b?.close();
     await emu?.close();

@@ -15,7 +15,9 @@ const USER = 'sd-agent-test';
 const UTMP = '/var/run/utmp';
 const IDLE_SECONDS = 3;
 
-const canRun = process.getuid?.() === 0 && fs.existsSync('/usr/sbin/sshd') && spawnSync('ssh', ['-V']).status === 0;
+// sshd and ssh are in .ci/packages: a machine without them fails the run's first check, not here.
+const canRun = process.getuid?.() === 0;
+if (!canRun) console.warn('[linux-agent] SKIPPED: the test adds a user and starts sshd, which needs root; run the suite as root, as CI does');
 
 /**
  * The real Linux agent (`stagedoor agent`, utmp source: this machine runs no systemd) against a
@@ -57,7 +59,7 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
       [`Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${dir}/host_key`, `PidFile ${dir}/sshd.pid`, `AuthorizedKeysFile ${dir}/authorized_keys`, 'StrictModes no', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'UseDNS no', 'PrintMotd no', ''].join('\n'),
     );
     sshd = spawnProcess('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], {});
-    await waitFor('sshd listening', () => sshd.stderr.join('\n').includes('Server listening'), 10_000, 50);
+    await waitFor('sshd listening', () => sshd.stderr.join('\n').includes('Server listening'), 30_000, 50);
 
     node = (await startBrokerNodes(['agent-broker'], { DATABASE_URL: await createPostgresDatabase(), STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_LOG_LEVEL: 'warn' }))[0]!;
     const admin = await httpLogin(node.base, 'admin', PASSWORD);
@@ -70,7 +72,7 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
     // This machine as an on-prem (static) workstation, with an agent token from the admin API.
     const provider = await call('POST', '/api/v1/providers', { kind: 'static', name: 'on-prem' });
     workstationId = (await call('POST', `/api/v1/providers/${provider.id}/hosts`, { name: os.hostname().slice(0, 60) || 'this-host', address: '127.0.0.1', protocols: [{ protocol: 'ssh' }] })).id;
-  }, 120_000);
+  });
 
   afterAll(async () => {
     sshClient?.kill('SIGKILL');
@@ -85,14 +87,14 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
     const { token } = await call('POST', `/api/v1/workstations/${workstationId}/agent-token`);
     agent = spawnStagedoor(['agent', '--broker', node.base, '--poll', '0.5', '--idle', String(IDLE_SECONDS), '--source', 'utmp', '--ignore-users', 'root'], { STAGEDOOR_AGENT_TOKEN: token });
     const ws = () => call('GET', `/api/v1/workstations/${workstationId}`);
-    await waitFor('the agent heartbeat', async () => (await ws()).agentVersion !== null, 20_000, 200);
+    await waitFor('the agent heartbeat', async () => (await ws()).agentVersion !== null, 30_000, 200);
     expect((await ws()).agentSessionState).toBe('none');
 
     // The user logs in: a real pty, a real utmp entry. `cat` reads what they type, so typing touches the tty.
     // (Its own spawn: the helper's processes have no stdin, and an ssh -tt whose stdin ends logs out.)
     const ssh = spawn('ssh', ['-tt', '-i', path.join(dir, 'client_key'), '-p', String(sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', `${USER}@127.0.0.1`, 'cat > /dev/null'], { stdio: ['pipe', 'ignore', 'ignore'] });
     sshClient = ssh;
-    await waitFor('the login to be reported', async () => (await ws()).agentSessionState !== 'none', 20_000, 200);
+    await waitFor('the login to be reported', async () => (await ws()).agentSessionState !== 'none', 30_000, 200);
     expect(await ws()).toMatchObject({ agentSessionUser: USER });
 
     // Nobody types: the tty's access time ages past the idle threshold.
@@ -114,7 +116,7 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
     const gone = new Promise((r) => ssh.once('exit', r));
     ssh.kill('SIGTERM');
     await gone;
-    await waitFor('the logout to be reported', async () => (await ws()).agentSessionState === 'none', 20_000, 200);
+    await waitFor('the logout to be reported', async () => (await ws()).agentSessionState === 'none', 30_000, 200);
     const after = (await call('GET', `/api/v1/audit?targetId=${workstationId}&limit=50`)).items as { action: string }[];
     expect(after.map((a) => a.action)).toEqual(expect.arrayContaining(['workstation.session_login', 'workstation.session_idle', 'workstation.session_active', 'workstation.session_logout', 'workstation.agent_token']));
   });

@@ -38,7 +38,7 @@ describe('power timers across two broker processes [postgres]', () => {
       })),
     );
     database = await openPostgres({ url, poolSize: 2, log: silentLog });
-  }, 120_000);
+  });
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
     await database?.close();
@@ -85,7 +85,7 @@ describe('power timers across two broker processes [postgres]', () => {
         expect(report.status).toBe(200);
       }),
     );
-    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 20_000, 100);
+    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 30_000, 100);
     // Both nodes keep claiming for a while longer: nothing fires twice.
     await new Promise((r) => setTimeout(r, 2_000));
     expect((emu.control.callCounts().byAction.StopInstances ?? 0) - stopsBefore).toBe(MACHINES);

@@ -47,7 +47,7 @@ describe('quick start (npm start → stagedoor dev on the embedded database)', (
     expect(proc.stderr.join('\n')).toContain(`up at ${base}`);
     await proc.stop('SIGTERM');
     // npm itself dies of the signal; the broker under it shut down cleanly if it released the data directory.
-    await waitFor('the data directory lock to be released', () => !fs.existsSync(path.join(dataDir, 'db', 'stagedoor.pid')), 10_000);
+    await waitFor('the data directory lock to be released', () => !fs.existsSync(path.join(dataDir, 'db', 'stagedoor.pid')), 30_000);
   });
 
   it('after a restart the same password works, and a different STAGEDOOR_ADMIN_PASSWORD changes nothing', async () => {

@@ -25,7 +25,7 @@ describe('stagedoor report cost', () => {
     const iv = (state: string, from: string, to: string | null) => ({ workstationId: w!.id, state, instanceType: 'g5.xlarge', poolId: pool!.id, fromAt: new Date(from), toAt: to ? new Date(to) : null });
     // 10 h running (10.06 USD at the shipped 1.006), 14 h stopped on Monday.
     await db.insert(workstationPowerHistory).values([iv('stopped', '2026-11-23T00:00:00Z', '2026-11-23T08:00:00Z'), iv('running', '2026-11-23T08:00:00Z', '2026-11-23T18:00:00Z'), iv('stopped', '2026-11-23T18:00:00Z', null)]);
-  }, 60_000);
+  });
   afterAll(async () => b?.close());
 
   const run = async (args: string[]) => {

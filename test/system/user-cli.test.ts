@@ -23,7 +23,7 @@ describe('stagedoor login | desktops | connect', () => {
     const { group } = await seedRackPool((o) => b.app.inject(o as never) as never, admin, { hosts: 2, groupName: 'Editors', name: 'suite' });
     const user = await b.app.inject({ method: 'POST', url: '/api/v1/users', headers: as(admin), payload: { username: 'ana', password: 'ana-password-1', groupIds: [group.id] } });
     expect(user.statusCode).toBe(201);
-  }, 60_000);
+  });
   afterAll(async () => {
     await b?.close();
     fs.rmSync(home, { recursive: true, force: true });

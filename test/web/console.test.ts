@@ -11,7 +11,7 @@ import { freePort } from '../support/ports.ts';
  * the dashboard follows live, and an auditor reads everything but finds nothing to change.
  */
 /** How long a wait for the page or the broker to catch up may take (a bound, not a timing assertion). */
-const WAIT = { timeout: 15_000 };
+const WAIT = { timeout: 30_000 };
 
 describe('web console (Chromium)', () => {
   let b: TestBroker;
@@ -42,7 +42,7 @@ describe('web console (Chromium)', () => {
     await call('POST', '/api/v1/users', { username: 'ana', password: 'ana-password-1', groupIds: [artists.id] });
     await call('POST', '/api/v1/users', { username: 'audrey', password: 'audrey-password-1', role: 'auditor' });
     browser = await launchBrowser();
-  }, 60_000);
+  });
 
   afterAll(async () => {
     for (const t of tabs) await t.context.close().catch(() => undefined);

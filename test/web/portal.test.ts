@@ -20,7 +20,7 @@ const ADMIN_PW = 'portal-admin-pw';
  * naming the gateway; the TOTP step at sign-in; the portal on a phone.
  */
 /** How long a wait for the page or the broker to catch up may take (a bound, not a timing assertion). */
-const WAIT = { timeout: 15_000 };
+const WAIT = { timeout: 30_000 };
 
 describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-web-'));
@@ -35,7 +35,7 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
 
   /** The machines boot (emulated time) and the broker learns it (an inventory sync). */
   const bootMachines = async (instances: number) => {
-    await waitFor('the launch to reach the cloud', () => emu.control.instances().length >= instances, 15_000);
+    await waitFor('the launch to reach the cloud', () => emu.control.instances().length >= instances, 30_000);
     emu.control.advanceTime(10_000);
     await ok('POST', `/api/v1/providers/${providerId}/sync`);
   };
@@ -78,7 +78,7 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
     await ok('POST', '/api/v1/users', { username: 'ed', password: 'ed-password-1', groupIds: [editors.id] });
     await ok('POST', '/api/v1/auth-servers', { kind: 'totp', name: 'authenticator', config: { issuer: 'Studio' }, requiredForGroupIds: [editors.id] });
     browser = await launchBrowser();
-  }, 120_000);
+  });
 
   afterAll(async () => {
     for (const t of tabs) await t.context.close().catch(() => undefined);

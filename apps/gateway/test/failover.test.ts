@@ -55,7 +55,7 @@ describe('control channel: failover between broker nodes, fail closed', () => {
   it('moves to the next node when its node dies, keeps the live session, and reports it there exactly once', async () => {
     expect(gw.gateway.channel.brokerNode).toBe('node-a');
     const g = await grantFor(a, { host: '127.0.0.1', port: echo.port });
-    await waitFor('grant at the gateway', () => gw.gateway.forwarder.isReady(g.grantId), 5000, 10);
+    await waitFor('grant at the gateway', () => gw.gateway.forwarder.isReady(g.grantId), 30_000, 10);
     const live = net.connect({ port: g.port, host: '127.0.0.1' });
     await new Promise((r) => live.once('connect', r));
     const echoOnce = (msg: string) =>
@@ -64,18 +64,18 @@ describe('control channel: failover between broker nodes, fail closed', () => {
         live.write(msg);
       });
     expect(await echoOnce('one')).toBe('one');
-    await waitFor('session start recorded', async () => (await connectionRow(a.database, g.connectionId)).state === 'connected', 5000, 25);
+    await waitFor('session start recorded', async () => (await connectionRow(a.database, g.connectionId)).state === 'connected', 30_000, 25);
 
     await a.close(); // node A dies: its HTTP server and channels go away
-    await waitFor('the gateway to reach node B', () => gw.gateway.channel.connected && gw.gateway.channel.brokerNode === 'node-b', 10_000, 25);
+    await waitFor('the gateway to reach node B', () => gw.gateway.channel.connected && gw.gateway.channel.brokerNode === 'node-b', 30_000, 25);
     expect(await echoOnce('two')).toBe('two'); // the session never noticed
 
     // A grant issued on node B reaches the gateway too.
     const g2 = await grantFor(b as TestBroker, { host: '127.0.0.1', port: echo.port });
-    await waitFor('grant from node B at the gateway', () => gw.gateway.forwarder.isReady(g2.grantId), 5000, 10);
+    await waitFor('grant from node B at the gateway', () => gw.gateway.forwarder.isReady(g2.grantId), 30_000, 10);
 
     live.end();
-    await waitFor('session end recorded via node B', async () => (await connectionRow(b.database, g.connectionId)).state === 'closed', 5000, 25);
+    await waitFor('session end recorded via node B', async () => (await connectionRow(b.database, g.connectionId)).state === 'closed', 30_000, 25);
     const row = await connectionRow(b.database, g.connectionId);
     expect(row).toMatchObject({ endReason: 'client-closed', bytesUp: 6, bytesDown: 6 });
     expect((await b.services.audit.list({ action: 'gateway.session_start', targetId: g.grantId }, 5, 0)).total).toBe(1);
@@ -86,12 +86,12 @@ describe('control channel: failover between broker nodes, fail closed', () => {
   it('with no broker reachable it fails closed after the grace period; a live session runs on', async () => {
     const g = await grantFor(b as TestBroker, { host: '127.0.0.1', port: echo.port });
     const spare = await grantFor(b as TestBroker, { host: '127.0.0.1', port: echo.port });
-    await waitFor('grants at the gateway', () => gw.gateway.forwarder.isReady(g.grantId) && gw.gateway.forwarder.isReady(spare.grantId), 5000, 10);
+    await waitFor('grants at the gateway', () => gw.gateway.forwarder.isReady(g.grantId) && gw.gateway.forwarder.isReady(spare.grantId), 30_000, 10);
     const live = net.connect({ port: g.port, host: '127.0.0.1' });
     await new Promise((r) => live.once('connect', r));
     await b.close(); // the last node goes too
     expect(gw.gateway.refusing()).toBeNull(); // within the grace period the gateway still serves its grants
-    await waitFor('fail closed', () => gw.gateway.refusing() === 'fail-closed', 5000, 50);
+    await waitFor('fail closed', () => gw.gateway.refusing() === 'fail-closed', 30_000, 50);
     const refused = await new Promise<string>((resolve) => {
       const s = net.connect({ port: spare.port, host: '127.0.0.1' });
       s.on('data', () => resolve('data'));
@@ -106,6 +106,6 @@ describe('control channel: failover between broker nodes, fail closed', () => {
     });
     expect(back).toBe('still here');
     live.end();
-    await waitFor('the fail-closed log line', () => gw.logs.join('').includes('fail closed'), 3000, 50);
+    await waitFor('the fail-closed log line', () => gw.logs.join('').includes('fail closed'), 30_000, 50);
   });
 });

@@ -56,8 +56,8 @@ export async function startTestGateway(
     workers: opts.workers,
     relay: opts.relay ? { engine: opts.relay, threads: 1 } : undefined,
   }).start();
-  await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 15_000, 25);
-  await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 15_000, 25);
+  await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 30_000, 25);
+  await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 30_000, 25);
   return { gateway, gatewayId: state.gatewayId, logs };
 }
 

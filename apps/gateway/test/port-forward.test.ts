@@ -35,13 +35,13 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
   });
 
   async function ready(grant: { grantId: string }) {
-    await waitFor('the gateway to hold the grant', () => gw.gateway.forwarder.isReady(grant.grantId), 5000, 10);
+    await waitFor('the gateway to hold the grant', () => gw.gateway.forwarder.isReady(grant.grantId), 30_000, 10);
   }
   async function refusal(grantId: string, reason: string) {
     await waitFor(`a refusal (${reason}) in the audit log`, async () => {
       const page = await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: grantId }, 50, 0);
       return page.items.some((i) => i.reason === reason);
-    }, 5000, 25);
+    }, 30_000, 25);
     const page = await broker.services.audit.list({ action: 'gateway.connection_refused', targetId: grantId }, 50, 0);
     return page.items.find((i) => i.reason === reason)!;
   }
@@ -55,7 +55,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     if (!r.ok) return;
     expect(r.data.length).toBe(payload.length);
     expect(sha256(r.data)).toBe(sha256(payload));
-    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 30_000, 25);
     const row = await connectionRow(broker.database, grant.connectionId);
     expect(row).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length, gatewayId: gw.gatewayId });
     expect(row.connectedAt).not.toBeNull();
@@ -113,7 +113,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
       if (r.ok) expect(sha256(r.data)).toBe(sha256(payloads[i]!));
     }
     for (const [i, g] of grants.slice(1).entries()) {
-      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, g.connectionId)).state === 'closed', 5000, 25);
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, g.connectionId)).state === 'closed', 30_000, 25);
       expect(await connectionRow(broker.database, g.connectionId)).toMatchObject({ bytesUp: payloads[i]!.length, bytesDown: payloads[i]!.length, endReason: 'client-closed' });
     }
   });
@@ -132,7 +132,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
       await new Promise((r) => client.once('connect', r));
       client.write('hello?');
       await gone;
-      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 30_000, 25);
       expect((await connectionRow(broker.database, grant.connectionId)).endReason).toBe('target-error: ECONNRESET');
     } finally {
       server.close();
@@ -159,7 +159,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     expect(second.ok && second.data.length > 0).toBe(false);
     await refusal(grant.grantId, 'used');
     live.end();
-    await waitFor('the first session to end', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 5000, 25);
+    await waitFor('the first session to end', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 30_000, 25);
     // The port lingers for a while after the session, refusing (and reporting) every connection.
     const after = await roundTrip(grant.port, Buffer.from('again'));
     expect(after.ok && after.data.length > 0).toBe(false);
@@ -189,7 +189,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     const again = await roundTrip(grant.port, Buffer.from('back'));
     expect(again.ok && again.data.length > 0).toBe(false);
     await refusal(grant.grantId, 'revoked');
-    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 5000, 25);
+    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 30_000, 25);
   });
 
   it('a disabled gateway refuses new connections (audited) while its live session runs on; re-activated, it serves again', async () => {
@@ -200,7 +200,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     const s = net.connect({ port: live.port, host: '127.0.0.1' });
     await new Promise((r) => s.once('connect', r));
     await broker.services.gateways.update(systemActor, gw.gatewayId, { status: 'disabled' });
-    await waitFor('the gateway to learn it is disabled', () => gw.gateway.refusing() === 'disabled', 5000, 10);
+    await waitFor('the gateway to learn it is disabled', () => gw.gateway.refusing() === 'disabled', 30_000, 10);
     const refused = await roundTrip(waiting.port, Buffer.from('now?'));
     expect(refused.ok && refused.data.length > 0).toBe(false);
     await refusal(waiting.grantId, 'disabled');
@@ -211,7 +211,7 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     expect(echoed).toBe('still relaying');
     s.end();
     await broker.services.gateways.update(systemActor, gw.gatewayId, { status: 'active' });
-    await waitFor('active again', () => gw.gateway.refusing() === null, 5000, 10);
+    await waitFor('active again', () => gw.gateway.refusing() === null, 30_000, 10);
     expect(await roundTrip(waiting.port, Buffer.from('now'))).toMatchObject({ ok: true, data: Buffer.from('now') });
   });
 

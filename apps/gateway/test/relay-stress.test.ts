@@ -108,13 +108,13 @@ describe.each(RELAY_ENGINES)('relay under mixed load [%s relay]', (engine) => {
     const results = await Promise.all(plans.map((p) => runOne(p)));
     for (const [i, r] of results.entries()) expect(r, `session ${i} (${plans[i]!.kind}, ${plans[i]!.size} bytes)`).toBe('ok');
 
-    await waitFor('every relayed session to end', () => live.size === 0 && ends.size === SESSIONS, 15_000, 20);
+    await waitFor('every relayed session to end', () => live.size === 0 && ends.size === SESSIONS, 30_000, 20);
     for (const list of ends.values()) expect(list.length, `ended ${list.length} times: ${JSON.stringify(list)}`).toBe(1);
     const reasons = [...ends.values()].map((l) => l[0]!.reason);
     expect(reasons.filter((r) => r.startsWith('revoked')).length).toBe(plans.filter((p) => p.kind === 'revoke').length);
     expect(reasons.filter((r) => r.startsWith('target-error')).length).toBeGreaterThan(0);
     if (engine === 'native') expect(nativeStats()?.live).toBe(0);
-  }, 90_000);
+  });
 
   function runOne(p: { id: number; kind: Kind; size: number }): Promise<string> {
     return new Promise((resolve) => {

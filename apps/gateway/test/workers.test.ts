@@ -43,7 +43,7 @@ describe('port-forward relay in relay workers', () => {
       if (!r.ok) return;
       expect(sha256(r.data)).toBe(sha256(payload));
       const id = grants[i]!.connectionId;
-      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, id)).state === 'closed', 8000, 25);
+      await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, id)).state === 'closed', 30_000, 25);
       expect(await connectionRow(broker.database, id)).toMatchObject({ state: 'closed', endReason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length, gatewayId: gw.gatewayId });
     }
   });
@@ -54,9 +54,9 @@ describe('port-forward relay in relay workers', () => {
     const { closed } = await liveSession(broker, grant, 8000);
     await broker.services.gateways.revokeGrant(grant.grantId, 'admin test');
     await closed;
-    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 8000, 25);
+    await waitFor('the session end to be recorded', async () => (await connectionRow(broker.database, grant.connectionId)).state === 'closed', 30_000, 25);
     expect(await connectionRow(broker.database, grant.connectionId)).toMatchObject({ state: 'closed', endReason: 'revoked: admin test' });
-    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 5000, 25);
+    await waitFor('the session end report', async () => (await broker.services.audit.list({ action: 'gateway.session_end', targetId: grant.grantId }, 5, 0)).total === 1, 30_000, 25);
   });
 });
 

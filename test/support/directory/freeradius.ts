@@ -36,7 +36,7 @@ export async function startFreeRadius(opts: { secret: string; users: string; aut
     // radiusd refuses world-writable config; mkdtemp gives 0700 already.
     execFileSync(freeradius, ['-C', '-d', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = spawnProcess(freeradius, ['-f', '-l', 'stdout', '-d', dir], {});
-    await waitFor('FreeRADIUS to be ready', () => proc.stdout.some((l) => l.includes('Ready to process requests')), 20_000, 50).catch((err) => {
+    await waitFor('FreeRADIUS to be ready', () => proc.stdout.some((l) => l.includes('Ready to process requests')), 30_000, 50).catch((err) => {
       throw new Error(`${(err as Error).message}\n${proc.stdout.join('\n')}\n${proc.stderr.join('\n')}`);
     });
     return {

@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { promisify } from 'node:util';
 import { freePort, waitFor } from '../ports.ts';
 import { spawnProcess } from '../processes.ts';
 import { makeTestCa, requireBinary, type TestCa } from './tls.ts';
@@ -64,19 +65,17 @@ export async function startSambaDc(fixture: AdFixture, adminPassword: string): P
       'log file': path.join(target, 'log.%m'),
     };
     const optionArgs = Object.entries(options).map(([k, v]) => `--option=${k}=${v}`);
-    const tool = (args: string[]) => execFileSync(sambaTool, [...args, '-s', path.join(target, 'etc', 'smb.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    execFileSync(
-      sambaTool,
-      ['domain', 'provision', `--realm=${AD_REALM}`, '--domain=SDTEST', '--server-role=dc', '--dns-backend=NONE', `--adminpass=${adminPassword}`, `--targetdir=${target}`, '--host-name=dc1', '--host-ip=127.0.0.1', ...optionArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    // Asynchronous on purpose: provisioning takes minutes on a loaded machine, and a worker blocked
+    // that long misses vitest's own 60-s RPC deadline ("Timeout calling onTaskUpdate").
+    const tool = (args: string[]) => runToEnd(sambaTool, [...args, '-s', path.join(target, 'etc', 'smb.conf')]);
+    await runToEnd(sambaTool, ['domain', 'provision', `--realm=${AD_REALM}`, '--domain=SDTEST', '--server-role=dc', '--dns-backend=NONE', `--adminpass=${adminPassword}`, `--targetdir=${target}`, '--host-name=dc1', '--host-ip=127.0.0.1', ...optionArgs]);
     for (const u of fixture.users) {
-      tool(['user', 'create', u.name, u.password, ...(u.given ? [`--given-name=${u.given}`] : []), ...(u.surname ? [`--surname=${u.surname}`] : [])]);
-      if (u.disabled) tool(['user', 'disable', u.name]);
+      await tool(['user', 'create', u.name, u.password, ...(u.given ? [`--given-name=${u.given}`] : []), ...(u.surname ? [`--surname=${u.surname}`] : [])]);
+      if (u.disabled) await tool(['user', 'disable', u.name]);
     }
     for (const g of fixture.groups) {
-      tool(['group', 'add', g.name]);
-      if (g.members.length) tool(['group', 'addmembers', g.name, g.members.join(',')]);
+      await tool(['group', 'add', g.name]);
+      if (g.members.length) await tool(['group', 'addmembers', g.name, g.members.join(',')]);
     }
 
     fs.writeFileSync(path.join(dir, 'relay.mjs'), RELAY);
@@ -108,6 +107,13 @@ export async function startSambaDc(fixture: AdFixture, adminPassword: string): P
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Run a command to its end without blocking this process; a failure's message carries its stderr. */
+async function runToEnd(file: string, args: string[]): Promise<void> {
+  await execFileAsync(file, args, { maxBuffer: 16 * 1024 * 1024 });
 }
 
 /** Bring `lo` up inside the new namespace (SIOCGIFFLAGS / SIOCSIFFLAGS), without needing iproute2. */

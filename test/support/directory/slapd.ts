@@ -61,7 +61,7 @@ export async function startSlapd(opts: { suffix: string; ldif: string }): Promis
     execFileSync(slapadd, ['-f', conf, '-l', path.join(dir, 'data.ldif')], { stdio: ['ignore', 'ignore', 'pipe'] });
     const port = await freePort();
     const proc = spawnProcess(slapd, ['-d', '0', '-h', `ldap://127.0.0.1:${port}/`, '-f', conf], {});
-    await waitFor('slapd to listen', () => canConnect(port), 20_000, 50).catch((err) => {
+    await waitFor('slapd to listen', () => canConnect(port), 30_000, 50).catch((err) => {
       throw new Error(`${(err as Error).message}\n${proc.stderr.join('\n')}`);
     });
     return {

@@ -16,7 +16,7 @@ describe('200 users race for a pool of 100 machines [pglite, one broker]', () =>
     const seeded = await seedRackPool((o) => b.app.inject(o as never) as never, admin, { hosts: 100, groupName: 'Crowd' });
     poolId = seeded.pool.id;
     users = await mintUsers(b.database, 200, 'crowd', 'Crowd');
-  }, 120_000);
+  });
   afterAll(async () => b?.close());
 
   it('exactly 100 distinct assignments; the other 100 are told no desktop is available', async () => {

@@ -51,7 +51,7 @@ describe('pool provisioning and the connect flow, with the EC2 emulator', () => 
     users = await mintUsers(b.database, 5, 'artist', 'Artists');
     const groups = (await call('GET', '/api/v1/groups')).items as { id: string; name: string }[];
     await call('POST', '/api/v1/policies', { name: 'artists', groupIds: [groups.find((g) => g.name === 'Artists')!.id], pools: [{ poolId }], assignmentMode: 'floating', launchOnLogin: true });
-  }, 60_000);
+  });
   afterAll(async () => {
     await b?.close();
     await emu?.close();
@@ -92,7 +92,7 @@ describe('pool provisioning and the connect flow, with the EC2 emulator', () => 
       expect((await b.app.inject({ method: 'DELETE', url: `/api/v1/connections/${c.id}`, headers: bearer(u) })).statusCode).toBe(204);
     }
     // A release pokes the pool's reconciler at once: the surplus above maxAvailable (4) goes.
-    await waitFor('the pool to scale in', async () => (await availability()).available === 4, 10_000);
+    await waitFor('the pool to scale in', async () => (await availability()).available === 4, 30_000);
     await settle();
     expect(await availability()).toMatchObject({ assigned: 1, available: 4, total: 5 });
     const gone = emu.control.instances().filter((i) => i.state !== 'running');

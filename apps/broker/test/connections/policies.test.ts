@@ -36,7 +36,7 @@ describe.each(DRIVERS)('policies decide who gets what [%s]', (driver) => {
     const plan = await call('POST', '/api/v1/protocol-plans', { name: 'gpu-protocols', protocols: [{ protocol: 'dcv' }, { protocol: 'rdp', clientOptions: { fileLines: ['use multimon:i:1'] } }] });
     await call('POST', '/api/v1/policies', { name: 'editors', groupIds: [gid('Editors')], pools: [{ poolId: ids.gpu }], assignmentMode: 'persistent', protocolPlanId: plan.id });
     await call('POST', '/api/v1/policies', { name: 'assistants', groupIds: [gid('Assistants')], pools: [{ poolId: ids.cpu }] });
-  }, 60_000);
+  });
   afterAll(async () => b?.close());
 
   it('editors see only the GPU pool and assistants only the cheap pool', async () => {

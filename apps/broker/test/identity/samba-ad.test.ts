@@ -59,7 +59,7 @@ describe('sign-in against Active Directory (Samba AD DC)', () => {
       ],
     });
     serverId = server.id;
-  }, 180_000);
+  }, 480_000); // provisioning an AD domain: seconds on an idle machine, three minutes at load average 25
   // The DC first: it must go even if closing the broker hangs.
   afterAll(async () => {
     await dc?.stop();

@@ -318,7 +318,7 @@ describe.each(DRIVERS)('pool reconciler against the EC2 emulator [%s]', (driver)
       const p = await newPool('notified', { minAvailable: 0 });
       await b.database.db.execute(sql`update pools set min_available = 1 where id = ${p.id}`);
       await other.database.notify(POKE_CHANNEL, `node-b-instance ${p.id}`);
-      await waitFor('the launch triggered by the notification', () => instancesOf(p.id).length === 1, 10_000, 20);
+      await waitFor('the launch triggered by the notification', () => instancesOf(p.id).length === 1, 30_000, 20);
     });
   });
 

@@ -102,7 +102,7 @@ export async function waitForTimers(b: Broker, workstationId: string, kinds: str
   await waitFor(`timers ${kinds.join(', ')}`, async () => {
     const pending = (await b.services.timers.pendingForWorkstation(workstationId)).map((t) => t.kind).sort();
     return JSON.stringify(pending) === JSON.stringify([...kinds].sort());
-  }, 5_000, 10);
+  }, 30_000, 10);
 }
 
 export function instanceOf(emu: Ec2Emulator, externalId: string) {

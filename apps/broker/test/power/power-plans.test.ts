@@ -36,7 +36,7 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
       releasePlan: { name: 'give back', releaseOnLogout: true },
     });
     gw = await testGateway(b, clock);
-  }, 120_000);
+  });
   afterAll(async () => {
     await b?.close();
     await emu?.close();

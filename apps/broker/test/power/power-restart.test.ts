@@ -34,7 +34,7 @@ describe('a broker restart between the event and the due time [postgres]', () =>
     emu = await startTestEmulator();
     url = await createPostgresDatabase();
     first = await brokerOn(url, clock, 'node-before');
-  }, 60_000);
+  });
   afterAll(async () => {
     await second?.close();
     await emu?.close();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEMO_AMI_ID, type Ec2Emulator } from '../../../../packages/ec2-emulator/src/index.ts';
 import { AwsEc2Provider } from '../../src/providers/cloud/aws-ec2.ts';
 import { ProviderError } from '../../src/providers/cloud/cloud-provider.ts';
-import { providerFor, startTestEmulator, TEST_ACCESS_KEY } from '../../../../test/support/ec2.ts';
+import { frozenClock, providerFor, startTestEmulator, TEST_ACCESS_KEY } from '../../../../test/support/ec2.ts';
 
 async function failure(p: Promise<unknown>): Promise<ProviderError> {
   const err = await p.then(() => null, (e: unknown) => e);
@@ -15,7 +15,7 @@ describe('aws-ec2 provider, real AWS SDK against the EC2 emulator', () => {
   let ec2: AwsEc2Provider;
   let subnets: { subnetId: string; availabilityZone: string }[];
   beforeAll(async () => {
-    emu = await startTestEmulator();
+    emu = await startTestEmulator({ clock: frozenClock() }); // time moves by advanceTime only
     subnets = emu.control.defaultNetwork().subnets;
   });
   afterAll(async () => emu?.close());

@@ -5,7 +5,7 @@ import { rowsOf } from '../../src/db/migrate.ts';
 import { systemActor } from '../../src/domain/identity/actor.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
-import { providerFor, startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
+import { frozenClock, providerFor, startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
 
 const SECRET_KEY = 'ab'.repeat(32);
 
@@ -16,7 +16,7 @@ describe.each(DRIVERS)('inventory sync [%s]', (driver) => {
   let providerId: string;
 
   beforeAll(async () => {
-    emu = await startTestEmulator();
+    emu = await startTestEmulator({ clock: frozenClock() }); // time moves by advanceTime only
     b = await createTestBroker(driver, { env: { STAGEDOOR_SECRET_KEY: SECRET_KEY } });
     admin = await login(b.app, 'admin', ADMIN_PASSWORD);
     // A big subnet, so that a thousand instances fit in one.

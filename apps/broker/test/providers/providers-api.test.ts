@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_AMI_ID, type Ec2Emulator } from '../../../../packages/ec2-emulator/src/index.ts';
 import { rowsOf } from '../../src/db/migrate.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
-import { startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
+import { frozenClock, startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
 
 const SECRET_KEY = Buffer.alloc(32, 9).toString('base64');
 
@@ -19,7 +19,7 @@ describe('providers and workstations API', () => {
   const awsBody = () => ({ kind: 'aws-ec2', name: 'aws', region: 'us-east-1', endpoint: emu.url, credentials: { mode: 'access-key', accessKeyId: TEST_ACCESS_KEY, secretAccessKey: TEST_SECRET } });
 
   beforeAll(async () => {
-    emu = await startTestEmulator();
+    emu = await startTestEmulator({ clock: frozenClock() }); // time moves by advanceTime only
     b = await createTestBroker('pglite', { env: { STAGEDOOR_SECRET_KEY: SECRET_KEY } });
     admin = await login(b.app, 'admin', ADMIN_PASSWORD);
     const res = await b.app.inject({ method: 'POST', url: '/api/v1/providers', headers: as(admin), payload: awsBody() });

@@ -42,7 +42,7 @@ describe('live sessions, restart, and server-sent events', () => {
     policyId = (await ok('POST', '/api/v1/policies', { name: 'lab', groupIds: [group.id], pools: [{ poolId }] })).id;
     await ok('POST', '/api/v1/users', { username: 'ana', password: 'ana-password-1', groupIds: [group.id] });
     ana = await login(a.app, 'ana', 'ana-password-1');
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await nodeB?.close().catch(() => undefined); // the stream test closes it already
@@ -87,7 +87,7 @@ describe('live sessions, restart, and server-sent events', () => {
       if (again.status !== 200) return false;
       await again.body?.cancel();
       return true;
-    }, 10_000);
+    }, 30_000);
     expect(again!.status).toBe(200);
   });
 
