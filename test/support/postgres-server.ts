@@ -118,7 +118,7 @@ export async function startReplicatedPostgres(opts: { maxConnections?: number } 
     const deadline = Date.now() + 60_000;
     while (psql(primary, "select count(*) from pg_stat_replication where sync_state = 'sync' and state = 'streaming'").trim() !== '1') {
       if (Date.now() > deadline) throw new Error('the standby did not start streaming synchronously within 60 s');
-      spawnSync('sleep', ['0.1']);
+      await new Promise((r) => setTimeout(r, 100));
     }
     return { primary, standby };
   } catch (err) {
