@@ -72,12 +72,14 @@ describe('the connect flow through the gateway, end to end', () => {
     expect(c.instructions).toMatchObject({ protocol: 'ssh', viaGateway: true, host: '127.0.0.1' });
     expect(c.instructions.port).not.toBe(echoPort);
     expect(c.instructions.command).toBe(`ssh -p ${c.instructions.port} ana@127.0.0.1`);
-    const reply = await waitForEcho(c.instructions.port, 'hello through the gateway');
-    expect(reply).toBe('hello through the gateway');
+    // The session stays open while the broker is asked: its end would close the connection.
+    const session = await liveSession(c.instructions.port);
+    expect(await session.echo('hello through the gateway')).toBe('hello through the gateway');
     // The gateway reports the session; the broker shows the connection connected.
-    await waitFor('the connection to be connected', async () => (await fetchInject(base)({ method: 'GET', url: `/api/v1/connections/${c.id}`, headers: as(artist) })).json().state === 'connected', 10_000, 200);
-    // Releasing revokes the grant: the port no longer relays.
+    await waitFor('the connection to be connected', async () => (await fetchInject(base)({ method: 'GET', url: `/api/v1/connections/${c.id}`, headers: as(artist) })).json().state === 'connected', 30_000, 200);
+    // Releasing revokes the grant: the live session closes and the port no longer relays.
     expect((await fetchInject(base)({ method: 'DELETE', url: `/api/v1/connections/${c.id}`, headers: as(artist) })).statusCode).toBe(204);
+    await session.closed;
     await waitFor('the port to close', async () => (await tryEcho(c.instructions.port, 'again')) === null, 30_000, 200);
   });
 
@@ -143,7 +145,7 @@ async function liveSession(port: number): Promise<LiveSession> {
     const candidate = await openSession(port);
     if ((await candidate.echo('ping')) === 'ping') session = candidate;
     return session !== null;
-  }, 10_000, 200);
+  }, 30_000, 200);
   return session!;
 }
 
