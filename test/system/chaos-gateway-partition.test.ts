@@ -137,7 +137,7 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
     expect(res.status, JSON.stringify(body)).toBe(201);
     expect(body.instructions?.host).toBe(network.addr.gatewayPublic);
     const port = body.instructions!.port;
-    await waitFor(`grant port ${port} to open on the gateway`, async () => (await network.run(network.ns.gateway, 'ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 5000 })).stdout.includes(`:${port}`), 15_000, 50);
+    await waitFor(`grant port ${port} to open on the gateway`, async () => (await network.run(network.ns.gateway, 'ss', ['-Hltn', `sport = :${port}`], { timeoutMs: 5000 })).stdout.includes(`:${port}`), 30_000, 50);
     return { id: body.id, port, user };
   }
 
@@ -166,7 +166,7 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
     const [live, ending, released, fresh, revokedUnused] = await Promise.all(pick.map((u) => connect(u)));
     const sessions = { live: await open(live!), ending: await open(ending!), released: await open(released!) };
     for (const [name, s] of Object.entries(sessions)) expect(s.ok, `${name} session through the gateway\n${tail()}`).toBe(true);
-    for (const c of [live!, ending!, released!]) await waitFor('the session start reported', async () => (await row(c.id)).state === 'connected', 15_000, 100);
+    for (const c of [live!, ending!, released!]) await waitFor('the session start reported', async () => (await row(c.id)).state === 'connected', 30_000, 100);
 
     const lost = logged('control channel lost; trying the next broker');
     const welcomed = logged('welcomed by the broker');
@@ -210,16 +210,16 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
     const backMs = Date.now() - healedAt;
 
     // The released desktop's session is closed as soon as the gateway hears the broker again.
-    await waitFor('the released desktop\'s session to be closed', async () => (await client.state(sessions.released.conn)).closed, 15_000, 100);
+    await waitFor('the released desktop\'s session to be closed', async () => (await client.state(sessions.released.conn)).closed, 30_000, 100);
     // And its grant is refused from then on (the port lingers, refusing, and the refusal is audited).
     const releasedGrant = await grantOf(released!.id);
     expect((await open(released!)).ok).toBe(false);
-    await waitFor('the refusal of the released grant in the audit log', async () => (await refusals(releasedGrant.id)).some((r) => ['revoked', 'used', 'closed'].includes(r)), 15_000, 100);
+    await waitFor('the refusal of the released grant in the audit log', async () => (await refusals(releasedGrant.id)).some((r) => ['revoked', 'used', 'closed'].includes(r)), 30_000, 100);
     const rel = await row(released!.id);
     expect(rel.state).toBe('closed');
 
     // The session that ended during the cut is reported now: closed with the gateway's reason and byte counts.
-    await waitFor('the end during the cut to be reported', async () => (await row(ending!.id)).end_reason === 'client-closed', 15_000, 100).catch(async (e: Error) => {
+    await waitFor('the end during the cut to be reported', async () => (await row(ending!.id)).end_reason === 'client-closed', 30_000, 100).catch(async (e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(await row(ending!.id))}`);
     });
     const end = await row(ending!.id);
@@ -230,19 +230,19 @@ describe.skipIf(unavailable !== null)('the broker↔gateway channel cut (network
     const revokedGrant = await grantOf(revokedUnused!.id);
     if (long) {
       // Refused during the cut as fail-closed, reported after it; and still refused now (revoked).
-      await waitFor('the fail-closed refusals reported', async () => (await refusals(revokedGrant.id)).includes('fail-closed') && (await refusals((await grantOf(fresh!.id)).id)).includes('fail-closed'), 15_000, 100);
+      await waitFor('the fail-closed refusals reported', async () => (await refusals(revokedGrant.id)).includes('fail-closed') && (await refusals((await grantOf(fresh!.id)).id)).includes('fail-closed'), 30_000, 100);
       expect((await open(revokedUnused!)).ok).toBe(false);
       // The gateway admits connections again: the fresh grant, refused during the cut, works now.
       const freshAfter = await open(fresh!);
       expect(freshAfter.ok, tail()).toBe(true);
-      await waitFor('the fresh session reported', async () => (await row(fresh!.id)).state === 'connected', 15_000, 100);
+      await waitFor('the fresh session reported', async () => (await row(fresh!.id)).state === 'connected', 30_000, 100);
     } else {
       // The session opened on a revoked grant during the cut is closed, and the grant refused.
-      await waitFor('the session on the revoked grant to be closed', async () => (await client.state(revokedDuring.conn)).closed, 15_000, 100);
+      await waitFor('the session on the revoked grant to be closed', async () => (await client.state(revokedDuring.conn)).closed, 30_000, 100);
       expect((await open(revokedUnused!)).ok).toBe(false);
       expect((await row(revokedUnused!.id)).state).toBe('closed');
       // The session opened on a live grant during the cut is reported and keeps running.
-      await waitFor('the session started during the cut reported', async () => (await row(fresh!.id)).state === 'connected', 15_000, 100);
+      await waitFor('the session started during the cut reported', async () => (await row(fresh!.id)).state === 'connected', 30_000, 100);
       expect((await client.echo(freshDuring.conn, 'after the cut\n')).ok).toBe(true);
     }
 
