@@ -1,4 +1,3 @@
-import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Database, Db, DbOrTx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -14,6 +13,7 @@ import { chooseGateway, pickPort } from './plan.ts';
 import { SessionEventOutbox } from './session-events.ts';
 import type { TimerService } from '../../jobs/timers.service.ts';
 import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
+import { parseAddress, plainAddress } from '../addresses.ts';
 
 const PORT_ATTEMPTS = 8;
 const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
@@ -21,10 +21,7 @@ const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
 export const GRANTS_CHANNEL = 'stagedoor_grants';
 
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one client: store and compare the plain form. */
-export function normaliseAddress(address: string): string {
-  const plain = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-  return plain.toLowerCase();
-}
+export const normaliseAddress = plainAddress;
 
 /**
  * The gateway registry (enrolment, health, disable/drain/delete) and the two operations the connect
@@ -154,8 +151,8 @@ export class GatewaysService {
    */
   async issueGrant(input: IssueGrantInput, tx?: DbOrTx): Promise<IssuedGrant> {
     const now = this.deps.clock.now();
-    if (!net.isIP(input.clientAddress)) throw new InvalidInputError(`clientAddress must be an IP address (got "${input.clientAddress}")`);
-    if (!net.isIP(input.targetAddress)) throw new InvalidInputError(`targetAddress must be an IP address (got "${input.targetAddress}")`);
+    if (!parseAddress(input.clientAddress)) throw new InvalidInputError(`clientAddress must be an IP address (got "${input.clientAddress}")`);
+    if (!parseAddress(input.targetAddress)) throw new InvalidInputError(`targetAddress must be an IP address (got "${input.targetAddress}")`);
     if (input.connectBy <= now) throw new InvalidInputError('connectBy must be in the future');
     const run = async (db: DbOrTx) => {
       const connection = await this.deps.repo.lockConnection(input.connectionId, db);

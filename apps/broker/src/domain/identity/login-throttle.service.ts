@@ -1,4 +1,3 @@
-import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -6,6 +5,7 @@ import { InvalidInputError, NotFoundError } from '../errors.ts';
 import type { Actor } from './actor.ts';
 import type { LoginThrottlesRepository, ThrottleKey, ThrottleRow, ThrottleScope } from './login-throttles.repository.ts';
 import { LoginLockedError } from './sign-in-errors.ts';
+import { clientKey } from '../addresses.ts';
 
 export interface LockoutPolicy {
   /** Failures of one login name within the window that lock it. */
@@ -124,18 +124,5 @@ export function accountKey(login: string): string {
 
 /** IPv4 as is (IPv4-mapped IPv6 too); IPv6 by its /64, since one client usually holds a whole /64. */
 export function addressKey(address: string | null): string | null {
-  if (!address) return null;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
-  if (net.isIPv4(address)) return address;
-  if (!net.isIPv6(address)) return null;
-  return `${expandIpv6(address).slice(0, 4).join(':')}::/64`;
-}
-
-function expandIpv6(address: string): string[] {
-  const [head, tail] = address.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => (parseInt(g, 16) || 0).toString(16));
+  return address ? clientKey(address) : null;
 }

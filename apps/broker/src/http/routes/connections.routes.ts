@@ -1,3 +1,4 @@
+import contentDisposition from 'content-disposition';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -76,7 +77,7 @@ export function connectionsRoutes(app: FastifyInstance, deps: { services: Servic
       const rendered = renderInstructions({ protocol, host: i.host, port: i.port, username: actor.username, desktopName: view.workstation!.name });
       return reply
         .type(FILE_TYPES[protocol as keyof typeof FILE_TYPES])
-        .header('content-disposition', `attachment; filename="${i.fileName ?? rendered.fileName}"`)
+        .header('content-disposition', contentDisposition(i.fileName ?? rendered.fileName ?? 'connection'))
         .send(i.file ?? rendered.file ?? "");
     },
   );
