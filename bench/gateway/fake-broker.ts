@@ -45,7 +45,7 @@ export class FakeBroker {
     const validUntil = new Date(Date.now() + 3_600_000).toISOString();
     const ids: string[] = [];
     for (const port of ports) {
-      const grant: ChannelGrant = { id: randomUUID(), port, clientAddress, targetAddress: target.host, targetPort: target.port, validUntil, sessionUntil: null, inUse: false };
+      const grant: ChannelGrant = { id: randomUUID(), mode: 'portForward', port, tokenHash: null, clientAddress, targetAddress: target.host, targetPort: target.port, validUntil, sessionUntil: null, inUse: false };
       ids.push(grant.id);
       this.#send({ type: 'grant', grant });
     }
@@ -79,6 +79,8 @@ export class FakeBroker {
           return;
         case 'heartbeat':
           return;
+        case 'claim':
+          return; // routed-mode rows answer claims themselves
         default: {
           const reports = msg.type === 'batch' ? msg.reports : [msg];
           for (const r of reports) {

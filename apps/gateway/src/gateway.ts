@@ -2,7 +2,7 @@ import type { RefusalReason } from '@stagedoor/contract';
 import type { AddressList } from './addresses.ts';
 import { BrokerChannel } from './broker-channel.ts';
 import type { Log } from './log.ts';
-import { PortForwarder, type Reporter } from './port-forward.ts';
+import { isPortGrant, PortForwarder, type Reporter } from './port-forward.ts';
 import { GATEWAY_VERSION } from './version.ts';
 import type { RelayEngineChoice } from './native-relay.ts';
 import { WorkerPool, type Forwarder } from './workers.ts';
@@ -60,10 +60,12 @@ export class Gateway {
       snapshot: () => ({ sessions: this.forwarder.sessions(), grants: this.forwarder.grantCount, bytes: this.forwarder.totalBytes(), failClosed: this.failClosed }),
       onWelcome: (w) => {
         this.status = w.status;
-        this.forwarder.replaceGrants(w.grants);
+        this.forwarder.replaceGrants(w.grants.filter(isPortGrant));
         this.forwarder.refusalChanged?.(this.refusing());
       },
-      onGrant: (g) => this.forwarder.addGrant(g),
+      onGrant: (g) => {
+        if (isPortGrant(g)) this.forwarder.addGrant(g);
+      },
       onRevoke: (id, reason) => this.forwarder.revoke(id, reason),
       onStatus: (s) => {
         log.info({ status: s }, 'status changed by the broker');

@@ -1,5 +1,11 @@
 import net from 'node:net';
 import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
+
+/** A port-forward grant: the gateway's routing hands the engine only these (routed grants have no port). */
+export type PortGrant = ChannelGrant & { mode: 'portForward'; port: number };
+export function isPortGrant(g: ChannelGrant): g is PortGrant {
+  return g.mode === 'portForward' && g.port !== null;
+}
 import { normaliseAddress, type AddressList } from './addresses.ts';
 import type { Log } from './log.ts';
 import { parseProxyV2 } from './proxy-protocol.ts';
@@ -8,8 +14,8 @@ import { listenWithOnread, type Acceptor, type RelayOutcome, type RelaySession }
 
 /** What the port-forward engine tells the broker channel. */
 export interface Reporter {
-  sessionStarted(grant: ChannelGrant, clientAddress: string, at: Date): void;
-  sessionEnded(grant: ChannelGrant, outcome: RelayOutcome, at: Date): void;
+  sessionStarted(grant: PortGrant, clientAddress: string, at: Date): void;
+  sessionEnded(grant: PortGrant, outcome: RelayOutcome, at: Date): void;
   refused(port: number, clientAddress: string, reason: RefusalReason, grantId: string | null): void;
   /** The grant's port accepts connections now (relay workers tell the gateway process). */
   listening?(grantId: string): void;
@@ -33,7 +39,7 @@ export interface PortForwardOptions {
 }
 
 interface GrantState {
-  grant: ChannelGrant;
+  grant: PortGrant;
   validUntilMs: number;
   /** `issued`: waiting for its one session; `active`: relaying here; `elsewhere`: in use, not here (after a reconnect). */
   state: 'issued' | 'active' | 'elsewhere';
@@ -129,7 +135,7 @@ export class PortForwarder {
   }
 
   /** The welcome after a (re)connect: the broker's set replaces ours; sessions it no longer knows are closed. */
-  replaceGrants(grants: ChannelGrant[]): void {
+  replaceGrants(grants: PortGrant[]): void {
     const want = new Map(grants.map((g) => [g.id, g]));
     for (const [id, g] of this.#grants) {
       if (!want.has(id)) this.revoke(id, g.state === 'active' ? 'revoked: not live at the broker' : 'closed');
@@ -144,7 +150,7 @@ export class PortForwarder {
     }
   }
 
-  addGrant(grant: ChannelGrant): void {
+  addGrant(grant: PortGrant): void {
     if (this.#closed || this.#grants.has(grant.id)) return;
     const validUntilMs = Date.parse(grant.validUntil);
     const state: GrantState = { grant, validUntilMs, state: grant.inUse ? 'elsewhere' : 'issued', session: null, startedAtMs: 0, clientAddress: null, timer: null };

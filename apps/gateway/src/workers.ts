@@ -1,17 +1,17 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
+import type { RefusalReason } from '@stagedoor/contract';
 import type { Log } from './log.ts';
-import type { PortForwardOptions, Reporter } from './port-forward.ts';
+import type { PortForwardOptions, PortGrant, Reporter } from './port-forward.ts';
 import type { RelayOutcome } from './relay.ts';
 
 /** What the gateway needs from its port-forward engine, in this process or spread over workers. */
 export interface Forwarder {
   readonly grantCount: number;
-  addGrant(grant: ChannelGrant): void;
+  addGrant(grant: PortGrant): void;
   revoke(grantId: string, reason: string): void;
-  replaceGrants(grants: ChannelGrant[]): void;
+  replaceGrants(grants: PortGrant[]): void;
   sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[];
   totalBytes(): { up: number; down: number };
   /** The grant is held and its port accepts connections — tests wait for it before dialling. */
@@ -23,9 +23,9 @@ export interface Forwarder {
 
 /** Messages between the gateway process and its relay workers (structured clone over the IPC channel). */
 export type ToWorker =
-  | { t: 'grant'; grant: ChannelGrant }
+  | { t: 'grant'; grant: PortGrant }
   | { t: 'revoke'; grantId: string; reason: string }
-  | { t: 'replace'; grants: ChannelGrant[] }
+  | { t: 'replace'; grants: PortGrant[] }
   | { t: 'refuse'; reason: RefusalReason | null };
 export type FromWorker =
   | { t: 'started'; grantId: string; client: string; at: number }
@@ -59,9 +59,9 @@ const STABLE_MS = 60_000;
  */
 export class WorkerPool implements Forwarder {
   readonly #workers: Worker[] = [];
-  readonly #grants = new Map<string, ChannelGrant>();
+  readonly #grants = new Map<string, PortGrant>();
   /** Revoked grants whose session is still closing in a worker: its end report still needs the grant. */
-  readonly #ended = new Map<string, ChannelGrant>();
+  readonly #ended = new Map<string, PortGrant>();
   /** Grants whose port their worker has opened (a subset of `#grants`). */
   readonly #listening = new Set<string>();
   #refusal: RefusalReason | null = 'fail-closed';
@@ -152,7 +152,7 @@ export class WorkerPool implements Forwarder {
     return this.#listening.has(grantId);
   }
 
-  addGrant(grant: ChannelGrant): void {
+  addGrant(grant: PortGrant): void {
     this.#grants.set(grant.id, grant);
     this.#send(this.#workers[this.#owner(grant.port)]!, { t: 'grant', grant });
   }
@@ -167,12 +167,12 @@ export class WorkerPool implements Forwarder {
   }
 
   /** Keep a grant that is going away until its worker reports its session's end (bounded: an unused grant never reports one). */
-  #closing(g: ChannelGrant): void {
+  #closing(g: PortGrant): void {
     this.#ended.set(g.id, g);
     if (this.#ended.size > 10_000) this.#ended.delete(this.#ended.keys().next().value!);
   }
 
-  replaceGrants(grants: ChannelGrant[]): void {
+  replaceGrants(grants: PortGrant[]): void {
     const keep = new Set(grants.map((g) => g.id));
     for (const [id, g] of this.#grants) if (!keep.has(id)) this.#closing(g); // a worker closes its session and reports the end
     this.#grants.clear();

@@ -20,10 +20,29 @@ const Address = z.string().min(1).max(64);
 const Port = z.number().int().min(1).max(65535);
 const Bytes = z.number().int().min(0);
 
-/** What a gateway may relay: from exactly `clientAddress`, on `port`, to `targetAddress:targetPort`. */
+/**
+ * A grant's secret for the routed modes (ADR 0017): 20 random bytes as lowercase base32, which fits an
+ * RDP routing token, an SSH user name and one DNS label. Gateways receive only its SHA-256.
+ */
+export const GRANT_TOKEN_PATTERN = /^[a-z2-7]{32}$/;
+export const GATEWAY_MODES = ['portForward', 'routed'] as const;
+export type GatewayMode = (typeof GATEWAY_MODES)[number];
+/** Which routed listener a connection came through. */
+export const ROUTED_LISTENERS = ['rdp', 'ssh', 'tls', 'tunnel'] as const;
+export type RoutedListener = (typeof ROUTED_LISTENERS)[number];
+
+/**
+ * What a gateway may relay: from exactly `clientAddress` to `targetAddress:targetPort` — in port-forward
+ * mode on `port`; in routed mode on the fixed listeners, to a client presenting the token whose SHA-256
+ * (hex) is `tokenHash`, once the broker confirms the claim.
+ */
 export const ChannelGrant = z.object({
   id: z.uuid(),
-  port: Port,
+  mode: z.enum(GATEWAY_MODES).default('portForward'),
+  /** Port-forward mode only (null in routed mode). */
+  port: Port.nullable(),
+  /** Routed mode only: SHA-256 of the grant token, hex. */
+  tokenHash: z.string().regex(/^[0-9a-f]{64}$/).nullable().default(null),
   clientAddress: Address,
   targetAddress: Address,
   targetPort: Port,
@@ -52,6 +71,14 @@ export const REFUSAL_REASONS = [
   'fail-closed',
   'disabled',
   'proxy-protocol',
+  /** Routed modes: the first packet carried no token, or one no live grant has. */
+  'no-token',
+  /** Routed modes: a second session of a grant while one runs, or a reconnect after the window. */
+  'in-use',
+  /** Routed modes: the broker did not answer the claim in time (fail closed). */
+  'claim-timeout',
+  /** Routed modes: the first packet was not what the listener speaks, or too large or too slow. */
+  'bad-request',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -63,6 +90,26 @@ export const HelloMessage = z.object({
   version: z.string().max(64),
   /** The sessions this gateway carries now: the broker keeps their grants with it and revokes the rest. */
   sessions: z.array(SessionFigures.extend({ startedAt: Iso, clientAddress: Address })).max(100_000),
+  /** What clients pin (ADR 0017): the SSH jump host's public key (OpenSSH form) and the TLS certificate's SHA-256. */
+  identity: z
+    .object({
+      sshHostKey: z.string().max(1024).nullable(),
+      tlsCertificateSha256: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/).nullable(),
+      /** The routed listeners this gateway runs (its own ports; the public ones are the admin's). */
+      listeners: z.object({ rdp: Port.nullable(), ssh: Port.nullable(), tls: Port.nullable(), tunnel: Port.nullable() }),
+    })
+    .optional(),
+});
+/**
+ * A routed connection presented a grant's token from its client address: may it start a session?
+ * The broker decides (single use across the cluster, reconnects) and answers `claimed`.
+ */
+export const ClaimMessage = z.object({
+  type: z.literal('claim'),
+  claimId: z.number().int().min(1),
+  grantId: z.uuid(),
+  clientAddress: Address,
+  listener: z.enum(ROUTED_LISTENERS),
 });
 export const HeartbeatMessage = z.object({
   type: z.literal('heartbeat'),
@@ -110,7 +157,7 @@ export const BatchMessage = z.object({
   type: z.literal('batch'),
   reports: z.array(GatewayReport).min(1).max(10_000),
 });
-export const GatewayToBroker = z.discriminatedUnion('type', [HelloMessage, HeartbeatMessage, SessionStartedMessage, SessionEndedMessage, RefusedMessage, BatchMessage]);
+export const GatewayToBroker = z.discriminatedUnion('type', [HelloMessage, HeartbeatMessage, SessionStartedMessage, SessionEndedMessage, RefusedMessage, BatchMessage, ClaimMessage]);
 export type GatewayToBroker = z.infer<typeof GatewayToBroker>;
 export type GatewayReport = z.infer<typeof GatewayReport>;
 export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
@@ -140,6 +187,15 @@ export const RevokeMessage = z.object({
 export const StatusMessage = z.object({ type: z.literal('status'), status: GatewayStatus });
 /** Every report up to and including `seq` is stored: the gateway forgets them. */
 export const AckMessage = z.object({ type: z.literal('ack'), seq: z.number().int().min(1) });
-export const BrokerToGateway = z.discriminatedUnion('type', [WelcomeMessage, GrantMessage, RevokeMessage, StatusMessage, AckMessage]);
+/** The answer to a `claim`: `ok`, or why not (a refusal reason the gateway reports and tells the client). */
+export const ClaimedMessage = z.object({
+  type: z.literal('claimed'),
+  claimId: z.number().int().min(1),
+  ok: z.boolean(),
+  reason: z.enum(REFUSAL_REASONS).nullable(),
+});
+export const BrokerToGateway = z.discriminatedUnion('type', [WelcomeMessage, GrantMessage, RevokeMessage, StatusMessage, AckMessage, ClaimedMessage]);
 export type BrokerToGateway = z.infer<typeof BrokerToGateway>;
 export type WelcomeMessage = z.infer<typeof WelcomeMessage>;
+export type ClaimMessage = z.infer<typeof ClaimMessage>;
+export type ClaimedMessage = z.infer<typeof ClaimedMessage>;

@@ -14,6 +14,11 @@ export const ProtocolPlanEntry = z.strictObject({
   protocol: Protocol,
   port: Port.optional().describe('default: the protocol\'s usual port (rdp 3389, dcv 8443, vnc 5900, ssh 22, pcoip 4172)'),
   viaGateway: z.boolean().default(false),
+  gatewayMode: z
+    .enum(['portForward', 'routed'])
+    .default('portForward')
+    .describe('with viaGateway: `portForward` (a port per grant, any client) or `routed` (fixed ports behind a load balancer, a secret per grant; rdp by routing token, ssh by jump host, dcv by TLS SNI, vnc/pcoip by the HTTPS tunnel — docs/gateway.md)'),
+  reconnectWindowSeconds: z.number().int().min(0).max(86_400).default(600).describe('routed mode: the same client may reconnect with the same grant this long after its last session ended, while the assignment lives (0: single use)'),
   clientOptions: z
     .strictObject({
       fileLines: z.array(z.string().max(512).regex(/^[^\r\n]*$/, 'one line each')).max(100).optional().describe('extra lines for the .rdp/.dcv/.vnc file, e.g. "use multimon:i:1"'),

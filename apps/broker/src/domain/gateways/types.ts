@@ -62,7 +62,9 @@ export interface GrantDelivery {
 export function toChannelGrant(g: GrantRow): ChannelGrant {
   return {
     id: g.id,
+    mode: 'portForward',
     port: g.gatewayPort,
+    tokenHash: null,
     clientAddress: g.clientAddress,
     targetAddress: g.targetAddress,
     targetPort: g.targetPort,
