@@ -382,6 +382,11 @@ async function startGateway(dir: string, workers: number, relayThreads?: number)
     STAGEDOOR_GATEWAY_LISTEN_HOST: HOST,
     STAGEDOOR_GATEWAY_DATA_DIR: fs.mkdtempSync(path.join(dir, 'gateway-')),
     STAGEDOOR_GATEWAY_LINGER_SECONDS: '1',
+    // Port-forward rows only: the routed listeners' fixed ports may be taken on the benchmark host.
+    STAGEDOOR_GATEWAY_RDP_PORT: 'off',
+    STAGEDOOR_GATEWAY_SSH_PORT: 'off',
+    STAGEDOOR_GATEWAY_TLS_PORT: 'off',
+    STAGEDOOR_GATEWAY_HTTPS_PORT: 'off',
     STAGEDOOR_GATEWAY_WORKERS: String(workers),
     ...(relayThreads ? { STAGEDOOR_GATEWAY_RELAY_THREADS: String(relayThreads) } : {}),
     STAGEDOOR_LOG_LEVEL: 'warn',

@@ -1,4 +1,4 @@
-import { BrokerToGateway, GATEWAY_CHANNEL_PATH, GATEWAY_CHANNEL_VERSION, type GatewayReport, type GatewayToBroker, type WelcomeMessage } from '@stagedoor/contract';
+import { BrokerToGateway, GATEWAY_CHANNEL_PATH, GATEWAY_CHANNEL_VERSION, type GatewayReport, type GatewayToBroker, type HelloMessage, type RefusalReason, type RoutedListener, type WelcomeMessage } from '@stagedoor/contract';
 import WebSocket from 'ws';
 import type { Log } from './log.ts';
 
@@ -28,7 +28,13 @@ export interface BrokerChannelOptions {
   /** Reconnect backoff bounds (tests shorten them). */
   backoffMs?: { min: number; max: number };
   connectTimeoutMs?: number;
+  /** How long a claim waits for the broker's answer before it counts as refused (default 5 s). */
+  claimTimeoutMs?: number;
+  /** What clients pin and which routed listeners run, for the hello (ADR 0017); none without routed modes. */
+  identity?: () => HelloMessage['identity'];
 }
+
+export type ClaimAnswer = { ok: boolean; reason: RefusalReason | null };
 
 const OUTBOX_MAX = 50_000;
 const REFUSALS_PER_SECOND = 20;
@@ -58,6 +64,9 @@ export class BrokerChannel {
   #refusalTokens = REFUSAL_BURST;
   #refusalRefillAt = 0;
   #refusalsDropped = 0;
+  #claimId = 0;
+  /** Claims sent and not yet answered, by claim id. */
+  readonly #claims = new Map<number, { resolve: (a: ClaimAnswer) => void; timer: NodeJS.Timeout }>();
   /** When the broker was last heard from (welcome, any message, a pong); 0 = never. */
   lastContactMs = 0;
   brokerNode: string | null = null;
@@ -88,6 +97,7 @@ export class BrokerChannel {
     this.#ready = false;
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#failClaims();
     this.#ws?.close(1001, 'gateway shutting down');
     this.#ws?.terminate();
     this.#ws = null;
@@ -107,6 +117,35 @@ export class BrokerChannel {
     // that is a fraction of the frames, acknowledgements and wake-ups.
     this.#unsent.push(msg);
     if (this.#unsent.length === 1) setImmediate(() => this.#flush());
+  }
+
+  /**
+   * Ask the broker whether a routed connection may start a session of this grant (ADR 0017: single
+   * use across the cluster, reconnects). Fails closed: no channel, no answer within the claim
+   * timeout, or the channel lost meanwhile all answer `claim-timeout`, and a late answer is ignored.
+   */
+  claim(grantId: string, clientAddress: string, listener: RoutedListener): Promise<ClaimAnswer> {
+    if (!this.#ready) return Promise.resolve({ ok: false, reason: 'claim-timeout' });
+    const claimId = ++this.#claimId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#settleClaim(claimId, { ok: false, reason: 'claim-timeout' }), this.opts.claimTimeoutMs ?? 5000);
+      timer.unref();
+      this.#claims.set(claimId, { resolve, timer });
+      this.#sendRaw({ type: 'claim', claimId, grantId, clientAddress, listener });
+    });
+  }
+
+  #settleClaim(claimId: number, answer: ClaimAnswer): void {
+    const pending = this.#claims.get(claimId);
+    if (!pending) return; // answered after its timeout, or never ours
+    this.#claims.delete(claimId);
+    clearTimeout(pending.timer);
+    pending.resolve(answer);
+  }
+
+  /** The channel is gone: no pending claim can be answered on it. */
+  #failClaims(): void {
+    for (const id of [...this.#claims.keys()]) this.#settleClaim(id, { ok: false, reason: 'claim-timeout' });
   }
 
   #flush(): void {
@@ -150,7 +189,8 @@ export class BrokerChannel {
     ws.on('open', () => {
       log.info({}, 'control channel open; saying hello');
       const snap = this.opts.snapshot();
-      this.#sendRaw({ type: 'hello', protocol: GATEWAY_CHANNEL_VERSION, version: this.opts.version, sessions: snap.sessions });
+      const identity = this.opts.identity?.();
+      this.#sendRaw({ type: 'hello', protocol: GATEWAY_CHANNEL_VERSION, version: this.opts.version, sessions: snap.sessions, ...(identity ? { identity } : {}) });
     });
     ws.on('message', (data) => {
       this.lastContactMs = this.#now();
@@ -187,6 +227,7 @@ export class BrokerChannel {
       this.#ready = false;
       this.#unsent = [];
       this.#ws = null;
+      this.#failClaims();
       if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
       this.#heartbeatTimer = null;
       if (code >= 4400 && code < 4500) this.opts.onRefused?.(code, reason.toString());
@@ -230,6 +271,10 @@ export class BrokerChannel {
         return this.opts.onStatus(msg.status);
       case 'ack':
         this.#acked(msg.seq);
+        return;
+      case 'claimed':
+        // An ok without a reason, or a refusal with one; a refusal without one is still a refusal.
+        this.#settleClaim(msg.claimId, msg.ok ? { ok: true, reason: null } : { ok: false, reason: msg.reason ?? 'claim-timeout' });
         return;
     }
   }

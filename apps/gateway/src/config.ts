@@ -20,9 +20,22 @@ export interface GatewayConfig {
   workers: number;
   /** Which byte mover relays sessions, and its threads per process. */
   relay: { engine: RelayEngineChoice; threads: number };
+  /** The routed single-port modes (ADR 0017): each listener's port, or null when it is off. */
+  routed: RoutedConfig;
   logLevel: LogLevel;
   /** Settings that are read no more, to be logged as warnings at start. */
   notices: string[];
+}
+
+export interface RoutedConfig {
+  rdpPort: number | null;
+  sshPort: number | null;
+  tlsPort: number | null;
+  httpsPort: number | null;
+  /** Certificate and key files of the HTTPS (tunnel) listener; both or neither (then generated). */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  claimTimeoutMs: number;
 }
 
 export class GatewayConfigError extends Error {
@@ -49,6 +62,13 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
   STAGEDOOR_GATEWAY_RELAY: '`auto` (default): the native relay (epoll + splice) when it was built at install, else JavaScript; `native` refuses to start without it; `js`',
   STAGEDOOR_GATEWAY_RELAY_THREADS: 'native relay threads per relay process (default 1)',
+  STAGEDOOR_GATEWAY_RDP_PORT: 'routed RDP listener, by routing token (default 3389; `off` for none)',
+  STAGEDOOR_GATEWAY_SSH_PORT: 'routed SSH jump host (default 22; `off` for none)',
+  STAGEDOOR_GATEWAY_TLS_PORT: 'routed TLS listener, by SNI host name (default 8443; `off` for none)',
+  STAGEDOOR_GATEWAY_HTTPS_PORT: 'routed HTTPS WebSocket tunnel and GET /healthz (default 443; `off` for none)',
+  STAGEDOOR_GATEWAY_TLS_CERT: 'PEM certificate (chain) file of the HTTPS listener; with STAGEDOOR_GATEWAY_TLS_KEY (default: generated self-signed)',
+  STAGEDOOR_GATEWAY_TLS_KEY: 'PEM private key file of the HTTPS listener',
+  STAGEDOOR_GATEWAY_CLAIM_TIMEOUT_SECONDS: 'a routed connection waits this long for the broker to confirm its grant, then is refused (default 5)',
   STAGEDOOR_LOG_LEVEL: 'log level (default info)',
 } as const;
 
@@ -107,6 +127,30 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
   const threadsRaw = get('STAGEDOOR_GATEWAY_RELAY_THREADS') ?? '1';
   const threads = Number(threadsRaw);
   if (!Number.isInteger(threads) || threads < 1 || threads > 16) bad('STAGEDOOR_GATEWAY_RELAY_THREADS', `must be a whole number from 1 to 16 (got ${JSON.stringify(threadsRaw)})`);
+  const listenerPort = (k: keyof typeof GATEWAY_VARIABLES, dflt: number): number | null => {
+    const raw = get(k) ?? String(dflt);
+    if (raw === 'off') return null;
+    const n = Number(raw);
+    if (!/^\d{1,5}$/.test(raw) || n < 1 || n > 65535) bad(k, `must be a port from 1 to 65535, or off (got ${JSON.stringify(raw)})`);
+    return n;
+  };
+  const routed: RoutedConfig = {
+    rdpPort: listenerPort('STAGEDOOR_GATEWAY_RDP_PORT', 3389),
+    sshPort: listenerPort('STAGEDOOR_GATEWAY_SSH_PORT', 22),
+    tlsPort: listenerPort('STAGEDOOR_GATEWAY_TLS_PORT', 8443),
+    httpsPort: listenerPort('STAGEDOOR_GATEWAY_HTTPS_PORT', 443),
+    tlsCertFile: get('STAGEDOOR_GATEWAY_TLS_CERT') ? path.resolve(get('STAGEDOOR_GATEWAY_TLS_CERT')!) : null,
+    tlsKeyFile: get('STAGEDOOR_GATEWAY_TLS_KEY') ? path.resolve(get('STAGEDOOR_GATEWAY_TLS_KEY')!) : null,
+    claimTimeoutMs: seconds('STAGEDOOR_GATEWAY_CLAIM_TIMEOUT_SECONDS', 5),
+  };
+  if ((routed.tlsCertFile === null) !== (routed.tlsKeyFile === null)) {
+    bad(routed.tlsCertFile ? 'STAGEDOOR_GATEWAY_TLS_KEY' : 'STAGEDOOR_GATEWAY_TLS_CERT', 'STAGEDOOR_GATEWAY_TLS_CERT and STAGEDOOR_GATEWAY_TLS_KEY go together: set both, or neither');
+  }
+  const given = Object.entries({ STAGEDOOR_GATEWAY_RDP_PORT: routed.rdpPort, STAGEDOOR_GATEWAY_SSH_PORT: routed.sshPort, STAGEDOOR_GATEWAY_TLS_PORT: routed.tlsPort, STAGEDOOR_GATEWAY_HTTPS_PORT: routed.httpsPort }).filter(([, v]) => v !== null);
+  for (const [i, [k, v]] of given.entries()) {
+    const other = given.slice(0, i).find(([, w]) => w === v);
+    if (other) bad(k, `is the same port as ${other[0]} (${v})`);
+  }
   const logLevel = (get('STAGEDOOR_LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) bad('STAGEDOOR_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -127,6 +171,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     proxyProtocol: { enabled: proxy === 'on', sources },
     workers,
     relay: { engine, threads },
+    routed,
     logLevel,
     notices: env.STAGEDOOR_GATEWAY_PUBLIC_ADDRESS
       ? ['STAGEDOOR_GATEWAY_PUBLIC_ADDRESS is ignored: the address clients dial comes from the enrolment record the admin made (ADR 0016)']

@@ -1,10 +1,14 @@
-import type { RefusalReason } from '@stagedoor/contract';
+import type { HelloMessage, RefusalReason } from '@stagedoor/contract';
 import type { AddressList } from './addresses.ts';
 import { BrokerChannel } from './broker-channel.ts';
 import type { Log } from './log.ts';
 import { isPortGrant, PortForwarder, type Reporter } from './port-forward.ts';
 import { GATEWAY_VERSION } from './version.ts';
-import type { RelayEngineChoice } from './native-relay.ts';
+import { useRelayEngine, type RelayEngineChoice } from './native-relay.ts';
+import type { Admit } from './routed/admission.ts';
+import { createAdmitter } from './routed/admitter.ts';
+import { isRoutedGrant, RoutedGrants } from './routed/routed-grants.ts';
+import { FirstPacketListener, RDP_MODE, TLS_MODE, type FirstPacketMode } from './routed/routed-listener.ts';
 import { WorkerPool, type Forwarder } from './workers.ts';
 
 export interface GatewayOptions {
@@ -22,6 +26,23 @@ export interface GatewayOptions {
   workers?: number;
   /** The byte mover of every relay process (default: native when built, 1 thread). */
   relay?: { engine: RelayEngineChoice; threads: number };
+  /** The routed single-port modes (ADR 0017); absent: none (port forward only). */
+  routed?: RoutedOptions;
+}
+
+export interface RoutedOptions {
+  /** The first-packet listeners this class runs: a port, 0 for any free one (tests), null for none. */
+  rdpPort: number | null;
+  tlsPort: number | null;
+  /** The SSH jump host's and the HTTPS tunnel's ports, when their modules run (for the hello). */
+  sshPort?: number | null;
+  tunnelPort?: number | null;
+  /** How long a claim waits for the broker (default 5 s). */
+  claimTimeoutMs?: number;
+  /** Bounds on a first packet (default 16 KiB, 10 s). */
+  firstPacket?: { maxBytes: number; timeoutMs: number };
+  /** What clients pin, reported in the hello: the SSH host key (OpenSSH form) and the TLS certificate's SHA-256 (AB:CD:…). */
+  identity?: { sshHostKey: () => string | null; tlsCertificateSha256: () => string | null };
 }
 
 /**
@@ -32,6 +53,14 @@ export interface GatewayOptions {
 export class Gateway {
   readonly forwarder: Forwarder;
   readonly channel: BrokerChannel;
+  /** The routed grants this gateway holds (keyed by token hash). */
+  readonly routedGrants = new RoutedGrants();
+  /** The one grant check of every routed mode: the SSH jump host and the tunnel plug in here. */
+  readonly admit: Admit;
+  /** The first-packet listeners that run (RDP routing token, TLS SNI). */
+  readonly listeners: { rdp: FirstPacketListener | null; tls: FirstPacketListener | null } = { rdp: null, tls: null };
+  /** Resolves once every routed listener listens (or failed to, logged). */
+  listening: Promise<void> = Promise.resolve();
   status = 'unknown';
   #failClosedLogged = false;
   #watch: NodeJS.Timeout | null = null;
@@ -57,16 +86,23 @@ export class Gateway {
       log: log.child({ area: 'channel' }),
       now: this.#now,
       backoffMs: opts.backoffMs,
-      snapshot: () => ({ sessions: this.forwarder.sessions(), grants: this.forwarder.grantCount, bytes: this.forwarder.totalBytes(), failClosed: this.failClosed }),
+      claimTimeoutMs: opts.routed?.claimTimeoutMs,
+      identity: opts.routed ? () => this.#identity() : undefined,
+      snapshot: () => this.#snapshot(),
       onWelcome: (w) => {
         this.status = w.status;
         this.forwarder.replaceGrants(w.grants.filter(isPortGrant));
+        this.routedGrants.replace(w.grants.filter(isRoutedGrant));
         this.forwarder.refusalChanged?.(this.refusing());
       },
       onGrant: (g) => {
         if (isPortGrant(g)) this.forwarder.addGrant(g);
+        else if (isRoutedGrant(g)) this.routedGrants.add(g);
       },
-      onRevoke: (id, reason) => this.forwarder.revoke(id, reason),
+      onRevoke: (id, reason) => {
+        this.forwarder.revoke(id, reason);
+        this.routedGrants.revoke(id, reason);
+      },
       onStatus: (s) => {
         log.info({ status: s }, 'status changed by the broker');
         this.status = s;
@@ -74,6 +110,69 @@ export class Gateway {
       },
       onRefused: (code, reason) => log.error({ code, reason }, 'the broker refused this gateway\'s credential: enrol it again (stagedoor gateway --enroll <token>)'),
     });
+    this.admit = createAdmitter({
+      grants: this.routedGrants,
+      claim: (grantId, clientAddress, listener) => this.channel.claim(grantId, clientAddress, listener),
+      refusing: () => this.refusing(),
+      reporter: {
+        sessionStarted: (grantId, clientAddress, at) => this.channel.report({ type: 'session-started', grantId, clientAddress, at: at.toISOString() }),
+        sessionEnded: (grantId, o, at) => this.channel.report({ type: 'session-ended', grantId, reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),
+        refused: reporter.refused,
+      },
+      portOf: (l) => this.#routedPort(l) ?? 1,
+      now: this.#now,
+      log: log.child({ area: 'routed' }),
+    });
+    if (opts.routed) {
+      // Routed listeners run in this process whatever the relay workers (ADR 0017), on its relay engine.
+      const relay = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
+      const make = (mode: FirstPacketMode, port: number | null) =>
+        port === null
+          ? null
+          : new FirstPacketListener({
+              mode,
+              host: opts.listenHost,
+              port,
+              proxyProtocol: opts.proxyProtocol,
+              admit: this.admit,
+              refused: (p, client, reason) => reporter.refused(p, client, reason, null),
+              connectTimeoutMs: opts.connectTimeoutMs,
+              nativeRelay: relay.engine === 'native',
+              firstPacket: opts.routed!.firstPacket,
+              log: log.child({ area: 'routed' }),
+            });
+      this.listeners.rdp = make(RDP_MODE, opts.routed.rdpPort);
+      this.listeners.tls = make(TLS_MODE, opts.routed.tlsPort);
+    }
+  }
+
+  #snapshot() {
+    const port = this.forwarder.totalBytes();
+    const routed = this.routedGrants.totalBytes();
+    return {
+      sessions: [...this.forwarder.sessions(), ...this.routedGrants.sessions()],
+      grants: this.forwarder.grantCount + this.routedGrants.size,
+      bytes: { up: port.up + routed.up, down: port.down + routed.down },
+      failClosed: this.failClosed,
+    };
+  }
+
+  /** The port a routed listener accepts on now (null: it does not run). */
+  #routedPort(listener: 'rdp' | 'ssh' | 'tls' | 'tunnel'): number | null {
+    const r = this.opts.routed;
+    if (listener === 'ssh') return r?.sshPort ?? null;
+    if (listener === 'tunnel') return r?.tunnelPort ?? null;
+    const l = this.listeners[listener];
+    return l?.listening ? l.port : null;
+  }
+
+  #identity(): HelloMessage['identity'] {
+    const id = this.opts.routed?.identity;
+    return {
+      sshHostKey: id?.sshHostKey() ?? null,
+      tlsCertificateSha256: id?.tlsCertificateSha256() ?? null,
+      listeners: { rdp: this.#routedPort('rdp'), ssh: this.#routedPort('ssh'), tls: this.#routedPort('tls'), tunnel: this.#routedPort('tunnel') },
+    };
   }
 
   /** True once no broker has been heard from for the grace period (or never was). */
@@ -90,6 +189,9 @@ export class Gateway {
   }
 
   start(): this {
+    // Listeners first, so that the hello names the ports they listen on.
+    const listeners = [this.listeners.rdp, this.listeners.tls].filter((l) => l !== null);
+    this.listening = Promise.all(listeners.map((l) => l.listen())).then(() => undefined);
     this.channel.start();
     this.#watch = setInterval(() => {
       this.forwarder.refusalChanged?.(this.refusing());
@@ -107,5 +209,8 @@ export class Gateway {
     if (this.#watch) clearInterval(this.#watch);
     this.channel.stop();
     this.forwarder.close();
+    this.listeners.rdp?.close();
+    this.listeners.tls?.close();
+    this.routedGrants.close();
   }
 }

@@ -14,7 +14,7 @@ export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.Proc
   for (const notice of config.notices) log.warn({}, notice);
   const state = await enrolledState(config, log);
   const gateway = startGatewayWith(config, state, log);
-  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay }, 'gateway started');
+  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay, routed: { rdp: config.routed.rdpPort, tls: config.routed.tlsPort } }, 'gateway started');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -39,6 +39,8 @@ export function startGatewayWith(config: GatewayConfig, state: GatewayState, log
     connectTimeoutMs: config.connectTimeoutMs,
     workers: config.workers,
     relay: config.relay,
+    // The SSH jump host and the HTTPS tunnel plug into `gateway.admit` when they land (ADR 0017).
+    routed: { rdpPort: config.routed.rdpPort, tlsPort: config.routed.tlsPort, claimTimeoutMs: config.routed.claimTimeoutMs },
     log,
   }).start();
 }

@@ -40,4 +40,17 @@ describe('gateway configuration', () => {
     expect(loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'http://10.0.0.5:8080', STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'true' }).brokerUrls).toEqual(['http://10.0.0.5:8080']);
     expect(() => loadGatewayConfig({ STAGEDOOR_BROKER_URLS: 'http://10.0.0.5:8080', STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'yes' })).toThrow(/must be true or false/);
   });
+
+  it('routed listeners: default ports, each can be off; bad ports, a shared port and half a certificate are named', () => {
+    expect(loadGatewayConfig(BASE).routed).toEqual({ rdpPort: 3389, sshPort: 22, tlsPort: 8443, httpsPort: 443, tlsCertFile: null, tlsKeyFile: null, claimTimeoutMs: 5000 });
+    const off = loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RDP_PORT: 'off', STAGEDOOR_GATEWAY_SSH_PORT: '2222', STAGEDOOR_GATEWAY_CLAIM_TIMEOUT_SECONDS: '1.5' });
+    expect(off.routed).toMatchObject({ rdpPort: null, sshPort: 2222, claimTimeoutMs: 1500 });
+    let err: unknown;
+    try {
+      loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RDP_PORT: '70000', STAGEDOOR_GATEWAY_TLS_PORT: '443', STAGEDOOR_GATEWAY_TLS_CERT: '/etc/gw.pem' });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as GatewayConfigError).problems.map((p) => p.variable).sort()).toEqual(['STAGEDOOR_GATEWAY_HTTPS_PORT', 'STAGEDOOR_GATEWAY_RDP_PORT', 'STAGEDOOR_GATEWAY_TLS_KEY']);
+  });
 });

@@ -17,6 +17,8 @@ export interface Admitted {
   target: { host: string; port: number };
   /** Register how to close this session (a revoke from the broker, a session cap, shutdown). */
   onClose(close: (reason: string) => void): void;
+  /** How to read the session's byte counts while it runs (for the heartbeat); optional, else they count from its end. */
+  countBytes(read: () => { bytesUp: number; bytesDown: number }): void;
   /** The session is over: report it. Call exactly once (later calls are ignored). */
   ended(outcome: { reason: string; bytesUp: number; bytesDown: number }): void;
 }
