@@ -1,14 +1,18 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant } from '@stagedoor/contract';
+import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type ClaimMessage, type GatewayReport, type HelloMessage, type RefusalReason } from '@stagedoor/contract';
 
 /**
  * A broker stand-in for the benchmark that speaks the real control-channel protocol (the contract's
  * schemas): it enrols the gateway, welcomes it, pushes grants in bulk and acknowledges reports. A
  * real broker would spend the run issuing 20,000 grants through PostgreSQL; this measures the
  * gateway, not the broker.
+ *
+ * The routed-mode tests use it too, until the broker's side of claims lands: it answers `claim`
+ * like ADR 0017's broker for first use (the first claim of a grant wins, later ones are `used`; no
+ * reconnect window), or not at all (`claims = 'silent'`, for the fail-closed timeout).
  */
 export class FakeBroker {
   readonly #server = http.createServer((req, res) => this.#http(req, res));
@@ -21,8 +25,16 @@ export class FakeBroker {
   sessionsEnded = 0;
   refused = 0;
   url = '';
+  /** How claims are answered: `single-use` (the first claim of each grant), or `silent` (never). */
+  claims: 'single-use' | 'silent' = 'single-use';
+  readonly claimsSeen: ClaimMessage[] = [];
+  /** Every report, in order, when `recordReports` (the routed tests read refusals and session ends from here; the benchmark only counts). */
+  readonly reports: GatewayReport[] = [];
+  recordReports = false;
+  hello: HelloMessage | null = null;
+  readonly #claimed = new Set<string>();
 
-  async start(): Promise<void> {
+  async start(host = '127.0.0.1'): Promise<void> {
     this.#server.on('upgrade', (req, socket, head) => {
       if (req.headers.authorization !== `Bearer ${this.credential}`) {
         socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
@@ -30,8 +42,8 @@ export class FakeBroker {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#attach(ws));
     });
-    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => this.#server.listen(0, host, r));
+    this.url = `http://${host}:${(this.#server.address() as AddressInfo).port}`;
   }
 
   /** Resolves once a gateway has said hello and been welcomed. */
@@ -50,6 +62,29 @@ export class FakeBroker {
       this.#send({ type: 'grant', grant });
     }
     return ids;
+  }
+
+  /** A routed grant (ADR 0017) for the client presenting `token`; returns its id. */
+  grantRouted(token: string, target: { host: string; port: number }, clientAddress = '127.0.0.1', opts: { validForMs?: number; sessionForMs?: number } = {}): string {
+    const grant: ChannelGrant = {
+      id: randomUUID(),
+      mode: 'routed',
+      port: null,
+      tokenHash: createHash('sha256').update(token.toLowerCase()).digest('hex'),
+      clientAddress,
+      targetAddress: target.host,
+      targetPort: target.port,
+      validUntil: new Date(Date.now() + (opts.validForMs ?? 3_600_000)).toISOString(),
+      sessionUntil: opts.sessionForMs ? new Date(Date.now() + opts.sessionForMs).toISOString() : null,
+      inUse: false,
+    };
+    this.#send({ type: 'grant', grant });
+    return grant.id;
+  }
+
+  /** The reasons of the refusals reported so far, for one grant (null: those naming no grant). */
+  refusals(grantId: string | null = null): RefusalReason[] {
+    return this.reports.flatMap((r) => (r.type === 'refused' && r.grantId === grantId ? [r.reason] : []));
   }
 
   revoke(ids: string[]): void {
@@ -74,16 +109,24 @@ export class FakeBroker {
       switch (msg.type) {
         case 'hello':
           this.#socket = ws;
+          this.hello = msg;
           ws.send(JSON.stringify({ type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', status: 'active', brokerNode: 'bench', heartbeatSeconds: 5, grants: [] } satisfies BrokerToGateway));
           this.#welcomed?.();
           return;
         case 'heartbeat':
           return;
-        case 'claim':
-          return; // routed-mode rows answer claims themselves
+        case 'claim': {
+          this.claimsSeen.push(msg);
+          if (this.claims === 'silent') return;
+          const first = !this.#claimed.has(msg.grantId);
+          this.#claimed.add(msg.grantId);
+          ws.send(JSON.stringify({ type: 'claimed', claimId: msg.claimId, ok: first, reason: first ? null : 'used' } satisfies BrokerToGateway));
+          return;
+        }
         default: {
           const reports = msg.type === 'batch' ? msg.reports : [msg];
           for (const r of reports) {
+            if (this.recordReports) this.reports.push(r);
             if (r.type === 'session-started') this.sessionsStarted++;
             if (r.type === 'session-ended') this.sessionsEnded++;
             if (r.type === 'refused') this.refused++;
