@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type ClaimMessage, type GatewayReport, type HelloMessage, type RefusalReason } from '@stagedoor/contract';
+import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type ClaimMessage, type GatewayReport, type HeartbeatMessage, type HelloMessage, type RefusalReason } from '@stagedoor/contract';
 
 /**
  * A broker stand-in for the benchmark that speaks the real control-channel protocol (the contract's
@@ -32,6 +32,11 @@ export class FakeBroker {
   readonly reports: GatewayReport[] = [];
   recordReports = false;
   hello: HelloMessage | null = null;
+  /** Heartbeats, when `recordReports`. */
+  readonly heartbeats: HeartbeatMessage[] = [];
+  heartbeatSeconds = 5;
+  /** Routed grants sent so far. */
+  routedGranted = 0;
   readonly #claimed = new Set<string>();
 
   async start(host = '127.0.0.1'): Promise<void> {
@@ -79,6 +84,7 @@ export class FakeBroker {
       inUse: false,
     };
     this.#send({ type: 'grant', grant });
+    this.routedGranted++;
     return grant.id;
   }
 
@@ -110,10 +116,11 @@ export class FakeBroker {
         case 'hello':
           this.#socket = ws;
           this.hello = msg;
-          ws.send(JSON.stringify({ type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', status: 'active', brokerNode: 'bench', heartbeatSeconds: 5, grants: [] } satisfies BrokerToGateway));
+          ws.send(JSON.stringify({ type: 'welcome', protocol: GATEWAY_CHANNEL_VERSION, gatewayId: this.gatewayId, name: 'bench', cluster: 'bench', status: 'active', brokerNode: 'bench', heartbeatSeconds: this.heartbeatSeconds, grants: [] } satisfies BrokerToGateway));
           this.#welcomed?.();
           return;
         case 'heartbeat':
+          if (this.recordReports) this.heartbeats.push(msg);
           return;
         case 'claim': {
           this.claimsSeen.push(msg);
