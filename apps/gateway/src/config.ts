@@ -150,6 +150,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
   for (const [i, [k, v]] of given.entries()) {
     const other = given.slice(0, i).find(([, w]) => w === v);
     if (other) bad(k, `is the same port as ${other[0]} (${v})`);
+    // A grant port would then fail to open, or this listener would: say so at start instead.
+    else if (m && v! >= portRangeStart && v! <= portRangeEnd) bad(k, `${v} lies in STAGEDOOR_GATEWAY_PORTS (${ports}), which port-forward grants use`);
   }
   const logLevel = (get('STAGEDOOR_LOG_LEVEL') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) bad('STAGEDOOR_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);

@@ -52,5 +52,6 @@ describe('gateway configuration', () => {
       err = e;
     }
     expect((err as GatewayConfigError).problems.map((p) => p.variable).sort()).toEqual(['STAGEDOOR_GATEWAY_HTTPS_PORT', 'STAGEDOOR_GATEWAY_RDP_PORT', 'STAGEDOOR_GATEWAY_TLS_KEY']);
+    expect(() => loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_TLS_PORT: '20443' })).toThrow(/STAGEDOOR_GATEWAY_TLS_PORT: 20443 lies in STAGEDOOR_GATEWAY_PORTS/);
   });
 });
