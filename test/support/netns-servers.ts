@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PrivateNetwork } from './netns.ts';
 import type { Spawned } from './processes.ts';
 import { waitFor } from './ports.ts';
+import { writeSshdFiles } from './sshd.ts';
 
 /**
  * Real servers inside the workstation namespace and real clients' helpers, each started with its
@@ -18,31 +18,7 @@ export interface SshFixture {
 }
 
 export async function startSshd(net: PrivateNetwork, dir: string): Promise<SshFixture> {
-  fs.mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
-  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
-  const clientKey = path.join(dir, 'client_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
-  fs.copyFileSync(`${clientKey}.pub`, path.join(dir, 'authorized_keys'));
-  const config = path.join(dir, 'sshd_config');
-  fs.writeFileSync(
-    config,
-    [
-      'Port 22',
-      `ListenAddress ${net.addr.workstation}`,
-      `HostKey ${hostKey}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'StrictModes no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'PermitRootLogin prohibit-password',
-      'UseDNS no',
-      'PrintMotd no',
-      '',
-    ].join('\n'),
-  );
+  const { config, clientKey } = writeSshdFiles(dir, { address: net.addr.workstation, port: 22 });
   const proc = net.spawn(net.ns.workstation, '/usr/sbin/sshd', ['-D', '-e', '-f', config]);
   await listening(net, 22, proc, 'sshd');
   return { port: 22, clientKey, proc };

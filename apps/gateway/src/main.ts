@@ -2,6 +2,7 @@ import { loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { enroll, EnrollmentError, readState, writeState, type GatewayState } from './enroll.ts';
 import { Gateway } from './gateway.ts';
 import { createLog, type Log } from './log.ts';
+import { loadOrCreateSshHostKey } from './routed/ssh-host-key.ts';
 import { GATEWAY_VERSION } from './version.ts';
 
 /**
@@ -57,9 +58,20 @@ export async function enrolledState(config: GatewayConfig, log: Log): Promise<Ga
       version: GATEWAY_VERSION,
     });
     writeState(config.dataDir, state);
+    sshHostKey(config, log);
     log.info({ gatewayId: state.gatewayId, cluster: state.cluster, publicAddress: state.publicAddress, reenrolled: Boolean(existing) }, 'enrolled with the broker; clients dial the public address of the enrolment record');
     return state;
   }
   if (!existing) throw new EnrollmentError(`not enrolled yet (no credential in ${config.dataDir}): start once with --enroll <token> from POST /api/v1/gateways/enrollments (a gateway the broker knows already: POST /api/v1/gateways/{id}/reenrollments)`);
+  sshHostKey(config, log); // a gateway enrolled before the SSH jump host existed gets its key now
   return existing;
+}
+
+/**
+ * The SSH jump host's key is made at enrolment and kept beside the credential (ADR 0017), so it
+ * exists before the first hello reports it and survives restarts (users pin it in known_hosts).
+ */
+function sshHostKey(config: GatewayConfig, log: Log): void {
+  const key = loadOrCreateSshHostKey(config.dataDir);
+  log.info({ sshHostKey: key.fingerprint }, 'SSH host key');
 }

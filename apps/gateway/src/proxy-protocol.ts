@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /**
@@ -66,4 +67,36 @@ export function buildProxyV2(source: { address: string; port: number }, destinat
   head[13] = v4 ? 0x11 : 0x21; // INET/INET6 over STREAM
   head.writeUInt16BE(block.length, 14);
   return Buffer.concat([head, block]);
+}
+
+export type ProxyRead = { kind: 'ok'; source: { address: string; port: number } | null; rest: Buffer } | { kind: 'invalid'; reason: string };
+
+/**
+ * Read a PROXY v2 header off a fresh socket, before anything else reads it (the routed listeners
+ * that hand the socket to a library afterwards: the SSH jump host). Bounded by `PROXY_V2_MAX` and
+ * `timeoutMs`. On `ok` the socket is paused with no listener of ours left on it, and `rest` holds
+ * the bytes that came after the header (the caller puts them back with `socket.unshift(rest)`).
+ */
+export function readProxyV2(socket: net.Socket, timeoutMs: number): Promise<ProxyRead> {
+  return new Promise((resolve) => {
+    let got: Buffer = Buffer.alloc(0);
+    const done = (r: ProxyRead) => {
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.removeListener('close', onClose);
+      socket.pause();
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      got = got.length ? Buffer.concat([got, chunk]) : chunk;
+      const p = parseProxyV2(got);
+      if (p.kind === 'invalid') done({ kind: 'invalid', reason: p.reason });
+      else if (p.kind === 'ok') done({ kind: 'ok', source: p.source, rest: got.subarray(p.length) });
+    };
+    const onClose = () => done({ kind: 'invalid', reason: 'closed before the PROXY header' });
+    const timer = setTimeout(() => done({ kind: 'invalid', reason: 'timeout' }), timeoutMs);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.resume();
+  });
 }

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+
+/**
+ * The SSH jump host's identity (ADR 0017): one Ed25519 key per gateway, made at enrolment and kept
+ * beside the credential (`gateway.json`) in the data directory, so a restart or an upgrade keeps the
+ * key that users pinned in `known_hosts`. Only the gateway reads it: mode 0600, like the credential.
+ */
+export interface SshHostKey {
+  /** OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`), what ssh2's server takes. */
+  privateKey: string;
+  /** `ssh-ed25519 AAAA…`: the `known_hosts` line after the host name, and what the hello reports. */
+  publicKey: string;
+  /** `SHA256:…` as `ssh-keygen -lf` and OpenSSH's "host key fingerprint is" print it. */
+  fingerprint: string;
+}
+
+export const SSH_HOST_KEY_FILE = 'ssh_host_ed25519_key';
+
+export class SshHostKeyError extends Error {
+  override name = 'SshHostKeyError';
+}
+
+export function loadOrCreateSshHostKey(dataDir: string): SshHostKey {
+  const file = path.join(dataDir, SSH_HOST_KEY_FILE);
+  if (!fs.existsSync(file)) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // The private key first (atomically), then the .pub beside it: the .pub is derived, for people
+    // and ssh-keygen, and is rewritten from the private key when missing or stale.
+    writeAtomically(file, pair.private.endsWith('\n') ? pair.private : `${pair.private}\n`, 0o600);
+  }
+  return readKey(file);
+}
+
+function readKey(file: string): SshHostKey {
+  const privateKey = fs.readFileSync(file, 'utf8');
+  const parsed = ssh2.utils.parseKey(privateKey);
+  if (parsed instanceof Error || parsed.type !== 'ssh-ed25519' || !parsed.isPrivateKey()) {
+    throw new SshHostKeyError(`${file} is not an unencrypted Ed25519 OpenSSH private key: remove it and a new one is made (users then pin the new fingerprint)`);
+  }
+  const blob = parsed.getPublicSSH();
+  const publicKey = `ssh-ed25519 ${blob.toString('base64')}`;
+  const pub = `${file}.pub`;
+  if (!fs.existsSync(pub) || fs.readFileSync(pub, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ') !== publicKey) {
+    // Public, but 0600 all the same: nothing in the data directory is open to other users.
+    writeAtomically(pub, `${publicKey} stagedoor-gateway\n`, 0o600);
+  }
+  return { privateKey, publicKey, fingerprint: sshFingerprint(blob) };
+}
+
+/** OpenSSH's SHA-256 fingerprint of a public key blob: base64 without padding. */
+export function sshFingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+function writeAtomically(file: string, text: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text, { mode });
+  fs.chmodSync(tmp, mode); // writeFileSync's mode goes through the umask; the key's must be exact
+  fs.renameSync(tmp, file);
+}

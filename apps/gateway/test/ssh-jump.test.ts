@@ -1,0 +1,347 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RefusalReason } from '@stagedoor/contract';
+import { freePort, waitFor } from '../../../test/support/ports.ts';
+import { startLocalSshd } from '../../../test/support/sshd.ts';
+import { AddressList } from '../src/addresses.ts';
+import { createLog } from '../src/log.ts';
+import { buildProxyV2 } from '../src/proxy-protocol.ts';
+import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
+import { loadOrCreateSshHostKey, SSH_HOST_KEY_FILE, type SshHostKey } from '../src/routed/ssh-host-key.ts';
+import { sameTarget } from '../src/routed/ssh-jump-connection.ts';
+import { SshJumpServer } from '../src/routed/ssh-jump.ts';
+
+/**
+ * The SSH jump host against real OpenSSH: `sshd` as the desktop, `ssh -J` as the user. `admit` is
+ * the module's boundary (the grant table and the broker's claim live behind it), so the test plays
+ * it with a small table: token → target, single use.
+ */
+
+type Outcome = Parameters<Admitted['ended']>[0];
+interface TestGrant {
+  grantId: string;
+  target: { host: string; port: number };
+  used: boolean;
+  closers: ((reason: string) => void)[];
+  ended: Outcome[];
+}
+
+const grants = new Map<string, TestGrant>();
+const admits: { listener: string; token: string; clientAddress: string }[] = [];
+const admit: Admit = async (listener, token, clientAddress) => {
+  admits.push({ listener, token, clientAddress });
+  const refused = (reason: RefusalReason) => ({ ok: false as const, reason, message: REFUSAL_MESSAGES[reason] });
+  const g = grants.get(token);
+  if (!g) return refused('no-grant');
+  if (g.used) return refused('used');
+  g.used = true;
+  return { ok: true, grantId: g.grantId, target: g.target, onClose: (c) => g.closers.push(c), ended: (o) => g.ended.push(o) };
+};
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+function grant(target: { host: string; port: number }): { token: string; g: TestGrant } {
+  const token = [...randomBytes(32)].map((b) => BASE32[b % 32]).join('');
+  const g: TestGrant = { grantId: `grant-${token.slice(0, 6)}`, target, used: false, closers: [], ended: [] };
+  grants.set(token, g);
+  return { token, g };
+}
+
+function run(command: string, args: string[], timeoutMs = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A TCP echo server: another "desktop" port, which counts whoever reaches it. */
+async function echoServer(): Promise<{ port: number; accepted: () => number; close: () => void }> {
+  let accepted = 0;
+  const srv = net.createServer((s) => {
+    accepted++;
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as net.AddressInfo).port, accepted: () => accepted, close: () => srv.close() };
+}
+
+const log = createLog(process.env.STAGEDOOR_TEST_LOG ? 'debug' : 'silent');
+let dir: string;
+let hostKey: SshHostKey;
+let jump: SshJumpServer;
+let sshd: Awaited<ReturnType<typeof startLocalSshd>>;
+let echo: Awaited<ReturnType<typeof echoServer>>;
+let sshConfig: string;
+
+/** The user's command: `ssh -J <token>@gateway user@desktop`, with the jump host pinned. */
+function sshJump(token: string, port: number, command = 'echo hello') {
+  return run('ssh', ['-F', sshConfig, '-J', `${token}@127.0.0.1:${jump.address().port}`, '-p', String(port), `${sshd.user}@127.0.0.1`, command]);
+}
+
+/** An ssh2 client to the jump host, for what OpenSSH will not do on purpose (a second channel). */
+function connectClient(opts: { port: number; token: string; sock?: net.Socket }): Promise<ssh2.Client> {
+  const expected = Buffer.from(hostKey.publicKey.split(' ')[1]!, 'base64');
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.on('ready', () => resolve(c)).on('error', reject);
+    c.connect({ host: '127.0.0.1', port: opts.port, sock: opts.sock, username: opts.token, hostVerifier: (key: Buffer) => key.equals(expected), readyTimeout: 60_000 });
+  });
+}
+
+function forwardOut(c: ssh2.Client, port: number): Promise<ssh2.ClientChannel> {
+  return new Promise((resolve, reject) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
+}
+
+function echoOnce(ch: ssh2.ClientChannel, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    ch.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.length >= text.length) resolve(got);
+    });
+    ch.write(text);
+  });
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-ssh-jump-'));
+  hostKey = loadOrCreateSshHostKey(path.join(dir, 'gateway'));
+  sshd = await startLocalSshd(fs.mkdtempSync(path.join(dir, 'sshd-')), await freePort());
+  echo = await echoServer();
+  jump = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log }).listen();
+  const knownHosts = path.join(dir, 'known_hosts');
+  // The lines the instructions give: the jump host's key pinned, and the desktop's own.
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${jump.address().port} ${hostKey.publicKey}\n[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  sshConfig = path.join(dir, 'ssh_config');
+  fs.writeFileSync(
+    sshConfig,
+    [
+      'Host *',
+      `  UserKnownHostsFile ${knownHosts}`,
+      '  GlobalKnownHostsFile /dev/null',
+      '  StrictHostKeyChecking yes',
+      '  BatchMode yes',
+      `  IdentityFile ${sshd.clientKey}`,
+      '  IdentitiesOnly yes',
+      '  ConnectTimeout 60',
+      '',
+    ].join('\n'),
+  );
+});
+
+afterAll(async () => {
+  await jump?.close();
+  echo?.close();
+  await sshd?.proc.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('SSH jump host with OpenSSH', () => {
+  it('runs a command on the desktop through ssh -J, and reports the session once with its bytes', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
+    const r = await sshJump(token, sshd.port);
+    expect(r.stderr).not.toContain('Stagedoor:');
+    expect(r.stdout.trim()).toBe('hello');
+    expect(r.code).toBe(0);
+    await waitFor('the session to be reported', () => g.ended.length > 0);
+    expect(g.ended).toHaveLength(1);
+    expect(g.ended[0]!.bytesUp).toBeGreaterThan(0);
+    expect(g.ended[0]!.bytesDown).toBeGreaterThan(0);
+    // OpenSSH tries auth methods in turn; the grant was asked about once, from the client's address.
+    expect(admits.filter((a) => a.token === token)).toEqual([{ listener: 'ssh', token, clientAddress: '127.0.0.1' }]);
+    expect(jump.sessions()).toEqual([]);
+
+    // The grant is single use here: the same token again is refused, and OpenSSH shows why.
+    const again = await sshJump(token, sshd.port);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain(REFUSAL_MESSAGES.used);
+    expect(again.stderr).toContain('was used');
+    expect(again.stdout).toBe('');
+  });
+
+  it('works with the ~/.ssh/config snippet the instructions give (ProxyJump, token as User, upper case too)', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
+    const config = path.join(dir, 'ssh_config_snippet');
+    fs.writeFileSync(
+      config,
+      [
+        'Host stagedoor-gw',
+        '  HostName 127.0.0.1',
+        `  Port ${jump.address().port}`,
+        `  User ${token.toUpperCase()}`,
+        'Host desktop',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.port}`,
+        `  User ${sshd.user}`,
+        '  ProxyJump stagedoor-gw',
+        fs.readFileSync(sshConfig, 'utf8'),
+      ].join('\n'),
+    );
+    const r = await run('ssh', ['-F', config, 'desktop', 'echo hello']);
+    expect(r.stdout.trim()).toBe('hello');
+    expect(r.code).toBe(0);
+    await waitFor('the session to be reported', () => g.ended.length === 1);
+  });
+
+  it('refuses an unknown token, and OpenSSH prints the reason from the banner', async () => {
+    const before = sshd.proc.stderr.length;
+    const r = await sshJump('a'.repeat(32), sshd.port);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(REFUSAL_MESSAGES['no-grant']);
+    expect(r.stderr).toContain('Permission denied');
+    expect(admits.filter((a) => a.token === 'a'.repeat(32))).toHaveLength(1);
+    expect(sshd.proc.stderr.slice(before).join('\n')).not.toMatch(/Accepted|Connection from/);
+  });
+
+  it('refuses a destination other than the grant target, and nothing connects there', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
+    const r = await sshJump(token, echo.port);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('administratively prohibited');
+    expect(r.stderr).toContain(`forwards to 127.0.0.1:${sshd.port} only`);
+    expect(echo.accepted()).toBe(0);
+    await waitFor('the (empty) session to be reported', () => g.ended.length === 1);
+    expect(g.ended[0]).toMatchObject({ bytesUp: 0, bytesDown: 0 });
+  });
+
+  it('refuses a shell or a command on the jump host itself', async () => {
+    const { token } = grant({ host: '127.0.0.1', port: sshd.port });
+    const r = await run('ssh', ['-F', sshConfig, '-p', String(jump.address().port), `${token}@127.0.0.1`, 'echo hello']);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('administratively prohibited');
+    expect(r.stderr).toContain('session channels are refused');
+  });
+});
+
+describe('SSH jump host channel rules (ssh2 client)', () => {
+  it('permits one direct-tcpip channel: a second, a command and remote forwarding are refused; the end reports bytes once', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const c = await connectClient({ port: jump.address().port, token });
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    const ch = await forwardOut(c, echo.port);
+    expect(await echoOnce(ch, 'ping')).toBe('ping');
+    await expect(forwardOut(c, echo.port)).rejects.toThrow(/one forwarded connection per SSH connection/);
+    await expect(new Promise((resolve, reject) => c.exec('id', (err, s) => (err ? reject(err) : resolve(s))))).rejects.toThrow(/session channels are refused/);
+    await expect(new Promise((resolve, reject) => c.forwardIn('127.0.0.1', 0, (err, p) => (err ? reject(err) : resolve(p))))).rejects.toThrow();
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, clientAddress: '127.0.0.1', bytesUp: 4, bytesDown: 4 })]);
+    ch.end();
+    await closed; // the channel was the session: the gateway ends the connection with it
+    await waitFor('the session to be reported', () => g.ended.length > 0);
+    expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 4, bytesDown: 4 }]);
+    expect(echo.accepted()).toBe(1);
+  });
+
+  it('a revoke (the registered close) cuts a running session at once', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const c = await connectClient({ port: jump.address().port, token });
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    const ch = await forwardOut(c, echo.port);
+    expect(await echoOnce(ch, 'hello!')).toBe('hello!');
+    expect(g.closers).toHaveLength(1);
+    g.closers[0]!('revoked');
+    await closed;
+    expect(g.ended).toEqual([{ reason: 'revoked', bytesUp: 6, bytesDown: 6 }]);
+    g.closers[0]!('revoked'); // a second close is harmless and reports nothing more
+    expect(g.ended).toHaveLength(1);
+    expect(jump.sessions()).toEqual([]);
+  });
+});
+
+describe('SSH jump host listener', () => {
+  it('takes the client address from a PROXY v2 header from a configured source', async () => {
+    const behind = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log, proxyProtocol: { enabled: true, sources: new AddressList(['127.0.0.1']) } }).listen();
+    try {
+      const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+      const sock = net.connect({ host: '127.0.0.1', port: behind.address().port });
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(buildProxyV2({ address: '203.0.113.9', port: 40000 }, { address: '127.0.0.1', port: behind.address().port }));
+      const c = await connectClient({ port: behind.address().port, token, sock });
+      const ch = await forwardOut(c, echo.port);
+      expect(await echoOnce(ch, 'via nlb')).toBe('via nlb');
+      expect(admits.filter((a) => a.token === token)).toEqual([{ listener: 'ssh', token, clientAddress: '203.0.113.9' }]);
+      c.end();
+      await waitFor('the session to be reported', () => g.ended.length === 1);
+
+      // No header: the SSH identification line is not a PROXY header, the connection is dropped.
+      const bare = net.connect({ host: '127.0.0.1', port: behind.address().port });
+      bare.on('error', () => undefined);
+      const bareClosed = new Promise((r) => bare.on('close', r));
+      bare.write('SSH-2.0-OpenSSH_9.2\r\n');
+      await bareClosed;
+    } finally {
+      await behind.close();
+    }
+  });
+
+  it('drops connections that do not authenticate in time, and bounds them per client', async () => {
+    const strict = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log, authTimeoutMs: 4000, maxPreAuthPerClient: 2 }).listen();
+    try {
+      const open = () => {
+        const s = net.connect({ host: '127.0.0.1', port: strict.address().port });
+        s.on('error', () => undefined);
+        s.resume(); // read (and drop) the server's identification line, so its FIN is seen
+        const state = { closed: false, closedAt: 0 };
+        s.on('close', () => Object.assign(state, { closed: true, closedAt: Date.now() }));
+        return state;
+      };
+      const first = open();
+      const second = open();
+      await waitFor('two pre-auth connections', () => strict.sessions().length === 0 && !first.closed && !second.closed, 10_000);
+      await new Promise((r) => setTimeout(r, 200)); // let both be accepted before the third arrives
+      const third = open();
+      await waitFor('the third connection to be dropped', () => third.closed, 30_000);
+      expect(first.closed || second.closed).toBe(false);
+      await waitFor('the silent connections to be dropped after the auth timeout', () => first.closed && second.closed, 60_000);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe('SSH host key', () => {
+  it('is made once, kept 0600 beside the credential, and its fingerprint is what ssh-keygen prints', () => {
+    const dataDir = path.join(dir, 'gateway-2');
+    const key = loadOrCreateSshHostKey(dataDir);
+    const file = path.join(dataDir, SSH_HOST_KEY_FILE);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(key.publicKey).toMatch(/^ssh-ed25519 AAAA[A-Za-z0-9+/]+={0,2}$/);
+    const listed = execFileSync('ssh-keygen', ['-lf', `${file}.pub`], { encoding: 'utf8' });
+    expect(listed.split(' ')[1]).toBe(key.fingerprint);
+    // OpenSSH reads the private key too, and derives the same public key.
+    expect(execFileSync('ssh-keygen', ['-y', '-f', file], { encoding: 'utf8' }).trim().split(' ').slice(0, 2).join(' ')).toBe(key.publicKey);
+    expect(loadOrCreateSshHostKey(dataDir)).toEqual(key);
+  });
+});
+
+describe('sameTarget', () => {
+  it.each([
+    ['10.0.1.5', 22, true],
+    ['::ffff:10.0.1.5', 22, true],
+    ['[10.0.1.5]', 22, true],
+    ['10.0.1.5', 2222, false],
+    ['10.0.1.6', 22, false],
+    ['010.0.1.5', 22, false],
+    ['desktop.example', 22, false],
+  ])('%s:%s against 10.0.1.5:22 → %s', (host, port, same) => {
+    expect(sameTarget(host, port, { host: '10.0.1.5', port: 22 })).toBe(same);
+  });
+  it('compares IPv6 in its canonical form and names without case', () => {
+    expect(sameTarget('2001:DB8:0::5', 22, { host: '2001:db8::5', port: 22 })).toBe(true);
+    expect(sameTarget('Desktop.Example.', 22, { host: 'desktop.example', port: 22 })).toBe(true);
+  });
+});
