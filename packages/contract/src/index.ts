@@ -15,3 +15,4 @@ export * from './pools.ts';
 export * from './reports.ts';
 export * from './agent.ts';
 export * from './events.ts';
+export * from './tunnel.ts';

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
+import { runTunnel, type TunnelInstructions } from './connect-tunnel.ts';
 
 interface Desktop {
   poolId: string;
@@ -15,7 +16,22 @@ interface ConnectionView {
   id: string;
   state: string;
   progress: { stage: string; percent: number; message: string };
-  instructions: null | { protocol: string; host: string; port: number; fileName: string | null; file: string | null; command: string | null; connectBy: string | null };
+  instructions: null | { protocol: string; host: string; port: number; fileName: string | null; file: string | null; command: string | null; connectBy: string | null; tunnel?: TunnelInstructions | null };
+  /** Where the broker puts the tunnel is being settled (issue 14): beside the instructions or in them. */
+  tunnel?: TunnelInstructions | null;
+}
+
+interface ConnectOptions {
+  url?: string;
+  token?: string;
+  protocol?: string;
+  out?: string;
+  timeout: string;
+  tunnel?: boolean;
+  localPort?: string;
+  tunnelUrl?: string;
+  tunnelToken?: string;
+  certificateSha256?: string;
 }
 
 export const urlOption = () => new Option('--url <url>', 'broker URL').env('STAGEDOOR_URL');
@@ -55,31 +71,31 @@ export function userCommands(program: Command): void {
     });
 
   program
-    .command('connect <desktop>')
-    .description('connect to a desktop (by name): waits until it is ready, then writes the connection file or prints the command')
+    .command('connect [desktop]')
+    .description('connect to a desktop (by name): waits until it is ready, then writes the connection file or prints the command; with --tunnel, opens a local port through the gateway\'s HTTPS tunnel')
     .addOption(urlOption())
     .addOption(tokenOption())
     .addOption(new Option('--protocol <protocol>', 'rdp, dcv, vnc, ssh or pcoip (default: the first of the plan)').choices(['rdp', 'dcv', 'vnc', 'ssh', 'pcoip']))
     .option('--out <file>', 'where to write the .rdp/.dcv/.vnc file (default: its own name in the current directory)')
     .option('--timeout <seconds>', 'how long to wait for the desktop', '600')
-    .action(async (name: string, opts: { url?: string; token?: string; protocol?: string; out?: string; timeout: string }) => {
-      const api = ApiClient.fromOptions(opts);
-      const { desktops } = await api.request<{ desktops: Desktop[] }>('GET', '/api/v1/desktops');
-      const desktop = desktops.find((d) => d.name.toLowerCase() === name.toLowerCase());
-      if (!desktop) throw new CliError(`no desktop named "${name}"; yours: ${desktops.map((d) => d.name).join(', ') || 'none'}`);
-      let conn = await api.requestOnce<ConnectionView>('POST', '/api/v1/connections', { poolId: desktop.poolId, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
-      const deadline = Date.now() + Number(opts.timeout) * 1000;
-      let last = '';
-      while (!conn.instructions && conn.state !== 'failed' && conn.state !== 'closed') {
-        if (Date.now() > deadline) throw new CliError(`the desktop is still not ready (${conn.progress.message}); try again later`);
-        const line = `${conn.progress.percent}% ${conn.progress.message}`;
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-        await new Promise((r) => setTimeout(r, 2000));
-        conn = await api.request<ConnectionView>('GET', `/api/v1/connections/${conn.id}`);
+    .option('--tunnel', 'reach the desktop through the gateway\'s HTTPS tunnel (port 443; works through HTTPS_PROXY): opens a port on 127.0.0.1 for your client until Ctrl-C')
+    .option('--local-port <port>', 'with --tunnel: the local port (default: a free one)')
+    .addOption(new Option('--tunnel-url <url>', 'advanced, with --tunnel: the gateway\'s wss://host:port/tunnel, instead of asking the broker (needs --tunnel-token)'))
+    .addOption(new Option('--tunnel-token <token>', 'advanced, with --tunnel-url: the grant token'))
+    .addOption(new Option('--certificate-sha256 <fingerprint>', 'advanced, with --tunnel-url: pin the gateway\'s certificate (AA:BB:… SHA-256) instead of checking it against the system CAs'))
+    .action(async (name: string | undefined, opts: ConnectOptions) => {
+      if (opts.tunnelUrl) {
+        if (!opts.tunnelToken) throw new CliError('--tunnel-url needs --tunnel-token (the grant token)');
+        return runTunnel({ url: opts.tunnelUrl, token: opts.tunnelToken, certificateSha256: opts.certificateSha256 ?? null }, { protocol: opts.protocol ?? 'tcp', localPort: opts.localPort });
       }
-      if (!conn.instructions) throw new CliError(`the connection ${conn.state}: ${conn.progress.message}`);
-      const i = conn.instructions;
+      if (!name) throw new CliError('name the desktop to connect to (`stagedoor desktops` lists yours)');
+      const conn = await waitForConnection(name, opts);
+      const i = conn.instructions!;
+      if (opts.tunnel) {
+        const tunnel = i.tunnel ?? conn.tunnel;
+        if (!tunnel) throw new CliError(`the broker offers no HTTPS tunnel for this ${i.protocol.toUpperCase()} connection: its plan uses port forward (connect without --tunnel), or the broker is older than the gateway's tunnel`);
+        return runTunnel(tunnel, { protocol: i.protocol, localPort: opts.localPort });
+      }
       if (i.file) {
         const out = opts.out ?? i.fileName!;
         fs.writeFileSync(out, i.file);
@@ -88,6 +104,27 @@ export function userCommands(program: Command): void {
         console.log(i.command);
       }
     });
+}
+
+/** Ask the broker for a connection to the named desktop and wait until it has instructions. */
+async function waitForConnection(name: string, opts: ConnectOptions): Promise<ConnectionView> {
+  const api = ApiClient.fromOptions(opts);
+  const { desktops } = await api.request<{ desktops: Desktop[] }>('GET', '/api/v1/desktops');
+  const desktop = desktops.find((d) => d.name.toLowerCase() === name.toLowerCase());
+  if (!desktop) throw new CliError(`no desktop named "${name}"; yours: ${desktops.map((d) => d.name).join(', ') || 'none'}`);
+  let conn = await api.requestOnce<ConnectionView>('POST', '/api/v1/connections', { poolId: desktop.poolId, ...(opts.protocol ? { protocol: opts.protocol } : {}) });
+  const deadline = Date.now() + Number(opts.timeout) * 1000;
+  let last = '';
+  while (!conn.instructions && conn.state !== 'failed' && conn.state !== 'closed') {
+    if (Date.now() > deadline) throw new CliError(`the desktop is still not ready (${conn.progress.message}); try again later`);
+    const line = `${conn.progress.percent}% ${conn.progress.message}`;
+    if (line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    await new Promise((r) => setTimeout(r, 2000));
+    conn = await api.request<ConnectionView>('GET', `/api/v1/connections/${conn.id}`);
+  }
+  if (!conn.instructions) throw new CliError(`the connection ${conn.state}: ${conn.progress.message}`);
+  return conn;
 }
 
 export async function readStdin(): Promise<string> {

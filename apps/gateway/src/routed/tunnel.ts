@@ -1,0 +1,243 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_PATH } from '@stagedoor/contract';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { normaliseAddress, type AddressList } from '../addresses.ts';
+import type { Log } from '../log.ts';
+import { parseProxyV2 } from '../proxy-protocol.ts';
+import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
+import type { TlsCertificate } from './tls-certificate.ts';
+import { relayTunnel } from './tunnel-relay.ts';
+
+/**
+ * The HTTPS tunnel listener (ADR 0017, default port 443): one TCP stream per WebSocket for clients
+ * whose protocol has no field for a grant token (VNC, PCoIP), and for any routed grant through
+ * `stagedoor connect --tunnel`, which also gets through corporate HTTP proxies. It also answers the
+ * network load balancer's health check. The wire is in packages/contract/src/tunnel.ts.
+ */
+export interface TunnelServerOptions {
+  /** Default 443; 0 picks a free port (tests). */
+  port?: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  certificate: TlsCertificate;
+  admit: Admit;
+  /** Whether the balancer should send new connections here: a broker channel up, not failed closed. */
+  healthy: () => boolean;
+  /** Behind a balancer: every connection starts with a PROXY v2 header from one of `sources`. */
+  proxyProtocol?: { sources: AddressList; headerTimeoutMs?: number } | null;
+  log: Log;
+  /** How long a client has to send its token after the upgrade (default 10 s). */
+  firstMessageTimeoutMs?: number;
+  /** TCP connect to the workstation gives up after this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Largest frame accepted (default 1 MiB): bounds what one client can make the gateway buffer. */
+  maxPayload?: number;
+  /** Stop reading one side while the other has this much queued (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+/** The token frame is tiny; anything longer is not a client of ours. */
+const MAX_FIRST_MESSAGE = 1024;
+
+export class TunnelServer {
+  readonly #https: https.Server;
+  readonly #raw: net.Server | null;
+  readonly #wss: WebSocketServer;
+  /** PROXY v2 sources by the balancer's own connection (address|port), which the TLS socket reports too. */
+  readonly #proxied = new Map<string, string>();
+  readonly #sockets = new Set<WebSocket>();
+  readonly #unsubscribe: () => void;
+
+  constructor(private readonly opts: TunnelServerOptions) {
+    this.#https = https.createServer({
+      ...opts.certificate.pair,
+      minVersion: 'TLSv1.2',
+      // A client that opens TCP and never completes the handshake holds a socket: not for long.
+      handshakeTimeout: 10_000,
+      headersTimeout: 10_000,
+      requestTimeout: 15_000,
+    });
+    this.#unsubscribe = opts.certificate.onChange((pair) => this.#https.setSecureContext({ ...pair, minVersion: 'TLSv1.2' }));
+    this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: opts.maxPayload ?? 1024 * 1024, clientTracking: false });
+    this.#https.on('request', this.#onRequest);
+    this.#https.on('upgrade', this.#onUpgrade);
+    this.#https.on('tlsClientError', (err: Error, socket: Duplex) => {
+      opts.log.debug({ err }, 'tunnel: TLS handshake failed');
+      socket.destroy();
+    });
+    this.#raw = opts.proxyProtocol ? net.createServer({ pauseOnConnect: true }, this.#onProxiedSocket) : null;
+  }
+
+  /** Listen; resolves with the port (useful with port 0). */
+  async start(): Promise<number> {
+    const server = this.#raw ?? this.#https;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.opts.port ?? 443, host: this.opts.host ?? '0.0.0.0' }, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    this.opts.log.info({ port, fingerprint: this.opts.certificate.fingerprint256, proxyProtocol: Boolean(this.#raw) }, 'HTTPS tunnel listening');
+    return port;
+  }
+
+  get port(): number | null {
+    const a = (this.#raw ?? this.#https).address();
+    return a && typeof a === 'object' ? a.port : null;
+  }
+
+  /** Stop listening and end every tunnel (gateway shutdown). */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    for (const ws of this.#sockets) ws.close(TUNNEL_CLOSE.closed, closeReason('the gateway is shutting down: connect again'));
+    for (const ws of this.#sockets) setTimeout(() => ws.terminate(), 1000).unref();
+    const server = this.#raw ?? this.#https;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.#https.closeAllConnections();
+  }
+
+  #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === TUNNEL_HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      const ok = this.opts.healthy();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain', 'cache-control': 'no-store' });
+      return void res.end(ok ? 'ok\n' : 'unavailable\n');
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  };
+
+  #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    // The path alone: a query string is ignored, so a token someone put in the URL admits nothing.
+    if ((req.url ?? '').split('?')[0] !== TUNNEL_PATH || req.method !== 'GET') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const client = this.#clientAddress(req.socket as net.Socket);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws, client));
+  };
+
+  #clientAddress(socket: net.Socket): string {
+    const peer = normaliseAddress(socket.remoteAddress);
+    if (!this.#raw) return peer;
+    return this.#proxied.get(`${peer}|${socket.remotePort}`) ?? peer;
+  }
+
+  /** One WebSocket: the token frame, the admission, the workstation, then the relay. */
+  #session(ws: WebSocket, client: string): void {
+    this.#sockets.add(ws);
+    ws.on('close', () => this.#sockets.delete(ws));
+    ws.on('error', () => ws.terminate());
+    const log = this.opts.log.child({ listener: 'tunnel', client });
+    const timer = setTimeout(() => {
+      log.info({}, 'tunnel refused: no grant token in time');
+      ws.close(TUNNEL_CLOSE.timeout, closeReason(REFUSAL_MESSAGES['no-token']));
+    }, this.opts.firstMessageTimeoutMs ?? 10_000);
+    // Frames after the token and before the workstation answers (a client that does not wait for
+    // `ok`) are kept in order and written once the TCP connection is up.
+    const early: Buffer[] = [];
+    let earlyBytes = 0;
+    let first = true;
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (!first) {
+        earlyBytes += data.length;
+        if (!isBinary || earlyBytes > (this.opts.highWaterMark ?? 1024 * 1024)) ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
+        else early.push(data);
+        return;
+      }
+      first = false;
+      clearTimeout(timer);
+      const token = isBinary ? null : readToken(data);
+      if (token === null) {
+        log.info({}, 'tunnel refused: the first message was not a token frame');
+        return ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
+      }
+      void this.#admit(ws, client, token, log, () => {
+        ws.removeListener('message', onMessage);
+        return early;
+      });
+    };
+    ws.on('message', onMessage);
+    ws.once('close', () => clearTimeout(timer));
+  }
+
+  async #admit(ws: WebSocket, client: string, token: string, log: Log, takeEarly: () => Buffer[]): Promise<void> {
+    let r;
+    try {
+      r = await this.opts.admit('tunnel', token, client);
+    } catch (err) {
+      log.error({ err }, 'tunnel admission failed');
+      return ws.close(TUNNEL_CLOSE.refused, closeReason(REFUSAL_MESSAGES['claim-timeout']));
+    }
+    if (!r.ok) {
+      log.info({ reason: r.reason }, 'tunnel refused');
+      return ws.close(TUNNEL_CLOSE.refused, closeReason(r.message));
+    }
+    const admitted = r;
+    if (ws.readyState !== ws.OPEN) return admitted.ended({ reason: 'client-closed', bytesUp: 0, bytesDown: 0 });
+    log.info({ grant: admitted.grantId, target: `${admitted.target.host}:${admitted.target.port}` }, 'tunnel session started');
+    relayTunnel({
+      ws,
+      admitted,
+      takeEarly,
+      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+      highWaterMark: this.opts.highWaterMark ?? 1024 * 1024,
+      onEnd: (outcome) => log.info({ grant: admitted.grantId, ...outcome }, 'tunnel session ended'),
+    });
+  }
+
+  /** Behind a balancer: read the PROXY v2 header on the raw TCP socket, then hand it to TLS. */
+  #onProxiedSocket = (socket: net.Socket): void => {
+    socket.on('error', () => socket.destroy());
+    const peer = normaliseAddress(socket.remoteAddress);
+    const proxy = this.opts.proxyProtocol!;
+    if (!proxy.sources.has(peer)) {
+      // Not one of the balancers: its header would name any client it likes. Nothing is read.
+      this.opts.log.warn({ peer }, 'tunnel: a connection from a peer outside the PROXY protocol sources: refused');
+      return void socket.resetAndDestroy();
+    }
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), proxy.headerTimeoutMs ?? 5000);
+    const onData = (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const p = parseProxyV2(got);
+      if (p.kind === 'incomplete') return;
+      clearTimeout(timer);
+      socket.removeListener('data', onData);
+      socket.pause();
+      if (p.kind === 'invalid') {
+        this.opts.log.info({ peer, reason: p.reason }, 'tunnel: bad PROXY header: refused');
+        return void socket.destroy();
+      }
+      // LOCAL (the balancer's own health check) has no source: the peer is the client.
+      const key = `${peer}|${socket.remotePort}`;
+      this.#proxied.set(key, p.source ? normaliseAddress(p.source.address) : peer);
+      socket.once('close', () => this.#proxied.delete(key));
+      const rest = got.subarray(p.length);
+      if (rest.length > 0) socket.unshift(rest);
+      // The TLS server reads what was unshifted before the socket's own data (tls's _init drains it).
+      this.#https.emit('connection', socket);
+    };
+    socket.on('data', onData);
+    socket.resume();
+  };
+}
+
+/** The token of a `{"token":"…"}` frame, or null for anything else. */
+function readToken(data: Buffer): string | null {
+  if (data.length > MAX_FIRST_MESSAGE) return null;
+  try {
+    const msg: unknown = JSON.parse(data.toString('utf8'));
+    if (!msg || typeof msg !== 'object') return null;
+    const token = (msg as { token?: unknown }).token;
+    return typeof token === 'string' && token.length > 0 && token.length <= 256 ? token : null;
+  } catch {
+    return null;
+  }
+}
