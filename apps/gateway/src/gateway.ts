@@ -8,7 +8,8 @@ import { useRelayEngine, type RelayEngineChoice } from './native-relay.ts';
 import type { Admit } from './routed/admission.ts';
 import { createAdmitter } from './routed/admitter.ts';
 import { isRoutedGrant, RoutedGrants } from './routed/routed-grants.ts';
-import { FirstPacketListener, RDP_MODE, TLS_MODE, type FirstPacketMode } from './routed/routed-listener.ts';
+import { RoutedListeners } from './routed/routed-listeners.ts';
+import type { TlsCertificate } from './routed/tls-certificate.ts';
 import { WorkerPool, type Forwarder } from './workers.ts';
 
 export interface GatewayOptions {
@@ -31,18 +32,19 @@ export interface GatewayOptions {
 }
 
 export interface RoutedOptions {
-  /** The first-packet listeners this class runs: a port, 0 for any free one (tests), null for none. */
+  /** The routed listeners: a port, 0 for any free one (tests), null for none. */
   rdpPort: number | null;
   tlsPort: number | null;
-  /** The SSH jump host's and the HTTPS tunnel's ports, when their modules run (for the hello). */
   sshPort?: number | null;
   tunnelPort?: number | null;
+  /** The SSH jump host's private key (made at enrolment); without it the SSH listener does not run. */
+  sshHostKey?: { privateKey: string; publicKey: string } | null;
+  /** The HTTPS listener's certificate; without it the tunnel does not run. */
+  certificate?: TlsCertificate | null;
   /** How long a claim waits for the broker (default 5 s). */
   claimTimeoutMs?: number;
   /** Bounds on a first packet (default 16 KiB, 10 s). */
   firstPacket?: { maxBytes: number; timeoutMs: number };
-  /** What clients pin, reported in the hello: the SSH host key (OpenSSH form) and the TLS certificate's SHA-256 (AB:CD:…). */
-  identity?: { sshHostKey: () => string | null; tlsCertificateSha256: () => string | null };
 }
 
 /**
@@ -57,12 +59,13 @@ export class Gateway {
   readonly routedGrants = new RoutedGrants();
   /** The one grant check of every routed mode: the SSH jump host and the tunnel plug in here. */
   readonly admit: Admit;
-  /** The first-packet listeners that run (RDP routing token, TLS SNI). */
-  readonly listeners: { rdp: FirstPacketListener | null; tls: FirstPacketListener | null } = { rdp: null, tls: null };
+  /** The routed listeners (RDP routing token, TLS SNI, SSH jump host, HTTPS tunnel); null without routed options. */
+  readonly listeners: RoutedListeners | null = null;
   /** Resolves once every routed listener listens (or failed to, logged). */
   listening: Promise<void> = Promise.resolve();
   status = 'unknown';
   #failClosedLogged = false;
+  #stopped = false;
   #watch: NodeJS.Timeout | null = null;
   readonly #now: () => number;
 
@@ -125,24 +128,21 @@ export class Gateway {
     });
     if (opts.routed) {
       // Routed listeners run in this process whatever the relay workers (ADR 0017), on its relay engine.
-      const relay = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
-      const make = (mode: FirstPacketMode, port: number | null) =>
-        port === null
-          ? null
-          : new FirstPacketListener({
-              mode,
-              host: opts.listenHost,
-              port,
-              proxyProtocol: opts.proxyProtocol,
-              admit: this.admit,
-              refused: (p, client, reason) => reporter.refused(p, client, reason, null),
-              connectTimeoutMs: opts.connectTimeoutMs,
-              nativeRelay: relay.engine === 'native',
-              firstPacket: opts.routed!.firstPacket,
-              log: log.child({ area: 'routed' }),
-            });
-      this.listeners.rdp = make(RDP_MODE, opts.routed.rdpPort);
-      this.listeners.tls = make(TLS_MODE, opts.routed.tlsPort);
+      const r = opts.routed;
+      this.listeners = new RoutedListeners({
+        host: opts.listenHost,
+        ports: { rdp: r.rdpPort, tls: r.tlsPort, ssh: r.sshPort ?? null, tunnel: r.tunnelPort ?? null },
+        proxyProtocol: opts.proxyProtocol,
+        admit: this.admit,
+        refused: (p, client, reason) => reporter.refused(p, client, reason, null),
+        healthy: () => this.channel.connected && this.refusing() === null,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        nativeRelay: useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1).engine === 'native',
+        firstPacket: r.firstPacket,
+        sshHostKey: r.sshHostKey?.privateKey ?? null,
+        certificate: r.certificate ?? null,
+        log: log.child({ area: 'routed' }),
+      });
     }
   }
 
@@ -159,18 +159,14 @@ export class Gateway {
 
   /** The port a routed listener accepts on now (null: it does not run). */
   #routedPort(listener: 'rdp' | 'ssh' | 'tls' | 'tunnel'): number | null {
-    const r = this.opts.routed;
-    if (listener === 'ssh') return r?.sshPort ?? null;
-    if (listener === 'tunnel') return r?.tunnelPort ?? null;
-    const l = this.listeners[listener];
-    return l?.listening ? l.port : null;
+    return this.listeners?.portOf(listener) ?? null;
   }
 
   #identity(): HelloMessage['identity'] {
-    const id = this.opts.routed?.identity;
+    const r = this.opts.routed;
     return {
-      sshHostKey: id?.sshHostKey() ?? null,
-      tlsCertificateSha256: id?.tlsCertificateSha256() ?? null,
+      sshHostKey: r?.sshHostKey && this.#routedPort('ssh') !== null ? r.sshHostKey.publicKey : null,
+      tlsCertificateSha256: r?.certificate && this.#routedPort('tunnel') !== null ? r.certificate.fingerprint256 : null,
       listeners: { rdp: this.#routedPort('rdp'), ssh: this.#routedPort('ssh'), tls: this.#routedPort('tls'), tunnel: this.#routedPort('tunnel') },
     };
   }
@@ -189,10 +185,14 @@ export class Gateway {
   }
 
   start(): this {
-    // Listeners first, so that the hello names the ports they listen on.
-    const listeners = [this.listeners.rdp, this.listeners.tls].filter((l) => l !== null);
-    this.listening = Promise.all(listeners.map((l) => l.listen())).then(() => undefined);
-    this.channel.start();
+    // Listeners first, so that the hello names the ports they listen on (binding takes a moment;
+    // without routed listeners the channel starts at once).
+    if (this.listeners) {
+      this.listening = this.listeners.listen();
+      void this.listening.then(() => {
+        if (!this.#stopped) this.channel.start();
+      });
+    } else this.channel.start();
     this.#watch = setInterval(() => {
       this.forwarder.refusalChanged?.(this.refusing());
       const closed = this.failClosed && this.channel.lastContactMs !== 0;
@@ -206,11 +206,11 @@ export class Gateway {
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#watch) clearInterval(this.#watch);
     this.channel.stop();
     this.forwarder.close();
-    this.listeners.rdp?.close();
-    this.listeners.tls?.close();
+    this.listeners?.close();
     this.routedGrants.close();
   }
 }

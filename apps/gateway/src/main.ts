@@ -3,6 +3,7 @@ import { enroll, EnrollmentError, readState, writeState, type GatewayState } fro
 import { Gateway } from './gateway.ts';
 import { createLog, type Log } from './log.ts';
 import { loadOrCreateSshHostKey } from './routed/ssh-host-key.ts';
+import { TlsCertificate } from './routed/tls-certificate.ts';
 import { GATEWAY_VERSION } from './version.ts';
 
 /**
@@ -14,8 +15,9 @@ export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.Proc
   const log = createLog(config.logLevel, { role: 'gateway', name: config.name });
   for (const notice of config.notices) log.warn({}, notice);
   const state = await enrolledState(config, log);
-  const gateway = startGatewayWith(config, state, log);
-  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay, routed: { rdp: config.routed.rdpPort, tls: config.routed.tlsPort } }, 'gateway started');
+  const gateway = await startGatewayWith(config, state, log);
+  const r = config.routed;
+  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay, routed: { rdp: r.rdpPort, ssh: r.sshPort, tls: r.tlsPort, https: r.httpsPort } }, 'gateway started');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -29,7 +31,20 @@ export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.Proc
   return gateway;
 }
 
-export function startGatewayWith(config: GatewayConfig, state: GatewayState, log: Log): Gateway {
+export async function startGatewayWith(config: GatewayConfig, state: GatewayState, log: Log): Promise<Gateway> {
+  const r = config.routed;
+  // The routed modes' identities (ADR 0017): the SSH host key made at enrolment, the HTTPS
+  // certificate from files (reloaded on change) or made once and kept in the data directory.
+  const sshHostKey = r.sshPort === null ? null : loadOrCreateSshHostKey(config.dataDir);
+  const certificate =
+    r.httpsPort === null
+      ? null
+      : await TlsCertificate.load({
+          files: r.tlsCertFile && r.tlsKeyFile ? { cert: r.tlsCertFile, key: r.tlsKeyFile } : null,
+          dataDir: config.dataDir,
+          hostnames: state.publicAddress ? [state.publicAddress] : [],
+          log: log.child({ area: 'tls' }),
+        });
   return new Gateway({
     brokerUrls: config.brokerUrls,
     credential: state.credential,
@@ -40,8 +55,7 @@ export function startGatewayWith(config: GatewayConfig, state: GatewayState, log
     connectTimeoutMs: config.connectTimeoutMs,
     workers: config.workers,
     relay: config.relay,
-    // The SSH jump host and the HTTPS tunnel plug into `gateway.admit` when they land (ADR 0017).
-    routed: { rdpPort: config.routed.rdpPort, tlsPort: config.routed.tlsPort, claimTimeoutMs: config.routed.claimTimeoutMs },
+    routed: { rdpPort: r.rdpPort, tlsPort: r.tlsPort, sshPort: r.sshPort, tunnelPort: r.httpsPort, sshHostKey, certificate, claimTimeoutMs: r.claimTimeoutMs },
     log,
   }).start();
 }

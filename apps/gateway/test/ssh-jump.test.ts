@@ -41,7 +41,7 @@ const admit: Admit = async (listener, token, clientAddress) => {
   if (!g) return refused('no-grant');
   if (g.used) return refused('used');
   g.used = true;
-  return { ok: true, grantId: g.grantId, target: g.target, onClose: (c) => g.closers.push(c), ended: (o) => g.ended.push(o) };
+  return { ok: true, grantId: g.grantId, target: g.target, onClose: (c) => g.closers.push(c), countBytes: () => {}, ended: (o) => g.ended.push(o) };
 };
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';

@@ -54,6 +54,7 @@ const admit: Admit = async (listener, token, clientAddress) => {
     grantId: `grant-${token.slice(0, 6)}`,
     target,
     onClose: (close) => void closers.set(token, close),
+    countBytes: () => {},
     ended: (o) => {
       if (!done) ended.push({ token, ...o });
       done = true;

@@ -117,6 +117,7 @@ export class JumpConnection {
     this.#admitted = result;
     this.#opts.log.info({ grant: result.grantId, client: this.clientAddress, target: `${result.target.host}:${result.target.port}` }, 'ssh jump admitted');
     result.onClose((reason) => this.finish(reason));
+    result.countBytes(() => ({ bytesUp: this.#bytesUp, bytesDown: this.#bytesDown }));
     // The client left while the broker was claiming: the claim made a session; it is over already.
     if (this.#done) result.ended({ reason: this.#endReason ?? 'client-closed', bytesUp: 0, bytesDown: 0 });
     return result;

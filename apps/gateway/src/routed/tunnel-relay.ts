@@ -52,6 +52,7 @@ export function relayTunnel(opts: {
 
   // Revoke (the broker released the desktop), a session cap, shutdown: both sides go now. The close
   // frame tells the client why; the terminate that follows does not wait for its answer for long.
+  admitted.countBytes(() => ({ bytesUp, bytesDown }));
   admitted.onClose((why) => {
     reason ??= why.startsWith('revoked') ? why : `revoked: ${why}`;
     tcp.destroy();

@@ -78,8 +78,8 @@ describe('routed RDP and TLS listeners (loopback, real sockets)', () => {
     broker.recordReports = true;
     await broker.start();
     gateway = await startGateway(broker);
-    rdp = gateway.listeners.rdp!.port;
-    tlsPort = gateway.listeners.tls!.port;
+    rdp = gateway.listeners!.portOf('rdp')!;
+    tlsPort = gateway.listeners!.portOf('tls')!;
   });
   afterAll(async () => {
     gateway?.stop();
@@ -177,7 +177,7 @@ describe('routed claims fail closed', () => {
       const ws = await recordingServer(Buffer.from('x'));
       const id = broker.grantRouted(TOKEN, { host: '127.0.0.1', port: ws.port });
       await waitFor('the grant', () => gateway.routedGrants.has(id), 30_000, 25);
-      expect((await exchange(gateway.listeners.rdp!.port, buildRdpConnectionRequest({ line: TOKEN }))).data).toEqual(rdpNegotiationFailure());
+      expect((await exchange(gateway.listeners!.portOf('rdp')!, buildRdpConnectionRequest({ line: TOKEN }))).data).toEqual(rdpNegotiationFailure());
       await waitFor('the refusal', () => broker.refusals(id).includes('claim-timeout'), 30_000, 25);
       expect(broker.claimsSeen.length).toBe(1);
       expect(ws.firsts.length).toBe(0);
@@ -199,7 +199,7 @@ describe('routed claims fail closed', () => {
       const ws = await recordingServer(Buffer.from('via-balancer'));
       const id = broker.grantRouted(TOKEN, { host: '127.0.0.1', port: ws.port }, '203.0.113.9');
       await waitFor('the grant', () => gateway.routedGrants.has(id), 30_000, 25);
-      const port = gateway.listeners.rdp!.port;
+      const port = gateway.listeners!.portOf('rdp')!;
       const header = buildProxyV2({ address: '203.0.113.9', port: 50000 }, { address: '127.0.0.1', port });
       expect((await exchange(port, Buffer.concat([header, buildRdpConnectionRequest({ line: TOKEN })]))).data).toEqual(Buffer.from('via-balancer'));
       expect(ws.firsts).toEqual([buildRdpConnectionRequest()]);
