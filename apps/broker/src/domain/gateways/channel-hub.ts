@@ -174,8 +174,8 @@ export class ChannelHub implements GrantDelivery {
   }
 
   /**
-   * Answer a routed claim (ADR 0017). A refusal as `in-use` by this very gateway may be the end of
-   * that session still waiting in this channel's queue (an RDP auto-reconnect comes right after it):
+   * Answer a routed claim (ADR 0017). A refusal as `in-use` of a session this very gateway carries
+   * may be the end of that session still waiting in this channel's queue (an RDP auto-reconnect comes right after it):
    * wait once for the reports received before the claim, and decide again. A failure refuses (fail
    * closed); the gateway reports the refusal.
    */
@@ -183,7 +183,9 @@ export class ChannelHub implements GrantDelivery {
     let answer: ClaimAnswer;
     try {
       answer = await this.deps.claims.claim(ch.gateway, msg);
-      if (!answer.ok && answer.reason === 'in-use' && (await this.deps.claims.carrier(msg.grantId)) === ch.gateway.id) {
+      // (No carrier any more: that end was applied a moment ago, between the claim and this look.)
+      const carrier = !answer.ok && answer.reason === 'in-use' ? await this.deps.claims.carrier(msg.grantId) : undefined;
+      if (carrier === ch.gateway.id || carrier === null) {
         await ch.queue.catch(() => undefined);
         answer = await this.deps.claims.claim(ch.gateway, msg);
       }
