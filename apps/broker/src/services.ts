@@ -66,7 +66,7 @@ export function createServices(deps: ServiceDeps) {
   // Follows every power operation and launch until the cloud says the machine settled (this node only).
   const follower = new PowerFollower({ database, providers: providersRepo, workstations: workstationsRepo, registry, clock, log: log.child({ area: 'power-follow' }) });
   const pools = createPoolsService({ database, providers: providersRepo, workstations: workstationsRepo, registry, audit, clock, log, follower });
-  const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database });
+  const gateways = new GatewaysService({ db, timers, repo: new GatewaysRepository(db), audit, clock, log: log.child({ area: 'gateways' }), policy: deps.config.gateway, nodeId: deps.config.nodeId, signals: database, secrets });
   // Built before the identity and policy services: their changes end the access they took away.
   const access = createAccessServices({ db, audit, clock, log, gateways, pools, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const groups = new GroupsService({ db, groups: groupsRepo, audit, clock, access: access.review });

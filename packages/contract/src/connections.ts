@@ -42,11 +42,31 @@ export const ConnectHeaders = z.looseObject({
 
 export const ConnectionState = z.enum(['starting', 'ready', 'connected', 'closed', 'failed']);
 
+/**
+ * A routed grant's HTTPS tunnel (ADR 0017): `stagedoor connect --tunnel <connection id>` opens it and
+ * a local port for any native client. The token goes in the first WebSocket message, never in the URL.
+ */
+export const TunnelInstructions = z.object({
+  url: z.string().describe('wss://<gateway>:<tunnel port>/tunnel'),
+  token: z.string().describe('the grant token (the same as in the other routed modes)'),
+  certificateSha256: z.string().nullable().describe("the gateway's TLS certificate fingerprint to pin (null: not reported yet)"),
+  command: z.string().describe('e.g. stagedoor connect --tunnel <connection id>'),
+});
+
 export const ConnectionInstructions = z.object({
   protocol: Protocol,
   host: z.string(),
   port: z.number().int(),
   viaGateway: z.boolean(),
+  gatewayMode: z.enum(['portForward', 'routed']).nullable().describe('null: direct'),
+  /** Routed mode, for the connection's owner only, while the grant lives: the secret the client presents. */
+  token: z.string().nullable(),
+  /** Routed ssh: an ~/.ssh/config snippet using the gateway as the jump host. */
+  sshConfig: z.string().nullable(),
+  /** Routed ssh: the gateway's host key as a known_hosts line (null: not reported yet). */
+  knownHosts: z.string().nullable(),
+  /** Routed mode: the HTTPS tunnel, which works for every protocol (the only way for vnc and pcoip). */
+  tunnel: TunnelInstructions.nullable(),
   /** Connect by this time (gateway grants are single-use and short-lived); null for direct. */
   connectBy: Timestamp.nullable(),
   fileName: z.string().nullable(),
@@ -56,9 +76,22 @@ export const ConnectionInstructions = z.object({
   command: z.string().nullable(),
 });
 
+/** What the client can say about its grant: whether it can still be used, and until when. */
+export const ConnectionGrant = z.object({
+  id: Uuid,
+  mode: z.enum(['portForward', 'routed']),
+  state: z.enum(['unused', 'in-use', 'ended', 'expired', 'revoked']).describe('ended: its session is over (routed: a reconnect is possible until reconnectUntil)'),
+  /** The first connection must come before this. */
+  connectBy: Timestamp,
+  singleUse: z.boolean().describe('true: one session; false: the same client may reconnect within the plan\'s window after a session ends'),
+  /** Routed, between sessions: the same client may connect again until then. */
+  reconnectUntil: Timestamp.nullable(),
+});
+
 export const Connection = z.object({
   id: Uuid,
   state: ConnectionState,
+  grant: ConnectionGrant.nullable().describe('the newest gateway grant of the connection (null: direct, or none yet)'),
   poolId: Uuid.nullable(),
   workstation: z.object({ id: Uuid, name: z.string(), powerState: PowerState }),
   protocol: Protocol,

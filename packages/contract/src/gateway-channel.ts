@@ -73,7 +73,7 @@ export const REFUSAL_REASONS = [
   'proxy-protocol',
   /** Routed modes: the first packet carried no token, or one no live grant has. */
   'no-token',
-  /** Routed modes: a second session of a grant while one runs, or a reconnect after the window. */
+  /** Routed modes: a second session of a grant while one runs (a reconnect after the window, or of a single-use grant, is `used`). */
   'in-use',
   /** Routed modes: the broker did not answer the claim in time (fail closed). */
   'claim-timeout',

@@ -27,6 +27,17 @@ export const PublicAddress = z
   .max(253)
   .refine((v) => z.hostname().safeParse(v).success || z.ipv6().safeParse(v).success, 'must be a host name or an IP address (no scheme, no port)');
 
+/** The public ports clients dial for the routed listeners (ADR 0017): the balancer's listeners, when there is one. */
+export const RoutedPorts = z.strictObject({ rdp: GatewayPort, ssh: GatewayPort, tls: GatewayPort, tunnel: GatewayPort });
+export type RoutedPorts = z.infer<typeof RoutedPorts>;
+export const DEFAULT_ROUTED_PORTS: RoutedPorts = { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 };
+/** The wildcard domain of TLS SNI routing: each routed dcv grant gets `<token>.<domain>`. */
+export const SniDomain = z
+  .string()
+  .max(190)
+  .transform((v) => v.toLowerCase())
+  .pipe(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a DNS domain such as gw.example.com (its wildcard *.gw.example.com points at the gateways)'));
+
 export const GatewayLoad = z.object({
   sessions: z.number().int().min(0).optional(),
   grants: z.number().int().min(0).optional(),
@@ -51,6 +62,10 @@ export const Gateway = z.object({
   lastSeenAt: Timestamp.nullable(),
   brokerNode: z.string().nullable().describe('the broker node holding its control channel'),
   liveGrants: z.number().int().describe('grants issued or in use whose port is on this gateway'),
+  sshHostKey: z.string().nullable().describe("the SSH jump host's public key (OpenSSH line), from the gateway's hello: clients pin it"),
+  tlsCertificateSha256: z.string().nullable().describe("the SHA-256 fingerprint of the gateway's TLS certificate (routed TLS and tunnel listeners), from its hello"),
+  routedPorts: RoutedPorts.describe('the public ports clients dial for the routed listeners'),
+  sniDomain: z.string().nullable().describe('the wildcard domain of TLS SNI routing (routed dcv needs it)'),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -64,6 +79,8 @@ export const ListGatewaysQuery = Page.extend({
 export const UpdateGateway = z.strictObject({
   status: z.enum(['active', 'disabled', 'draining']).optional().describe('disable or drain a gateway, or make it active again'),
   name: GatewayName.optional(),
+  routedPorts: RoutedPorts.partial().optional().describe('the public ports of the routed listeners; the ones left out stay as they are'),
+  sniDomain: SniDomain.nullable().optional().describe('the wildcard domain of TLS SNI routing (null: none)'),
 });
 
 export const EnrollmentExpiry = z.number().int().min(1).max(7 * 24 * 60).default(60);
@@ -71,6 +88,8 @@ export const CreateGatewayEnrollment = z.strictObject({
   cluster: ClusterName.default('default'),
   name: GatewayName.optional().describe('the name the new gateway gets (else the one it proposes); it must be free: an existing gateway is re-enrolled through POST /api/v1/gateways/{id}/reenrollments'),
   publicAddress: PublicAddress.describe('what clients will dial to reach the new gateway: it comes from this record, not from the enrolling gateway'),
+  routedPorts: RoutedPorts.partial().optional().describe('the public ports of its routed listeners (default rdp 3389, ssh 22, tls 8443, tunnel 443)'),
+  sniDomain: SniDomain.optional().describe('the wildcard domain of TLS SNI routing, e.g. gw.example.com'),
   expiresInMinutes: EnrollmentExpiry,
 });
 export const CreateGatewayReenrollment = z.strictObject({
@@ -127,7 +146,8 @@ export const GatewayGrant = z.object({
   clientAddress: z.string(),
   targetAddress: z.string(),
   targetPort: z.number().int(),
-  gatewayPort: z.number().int(),
+  mode: z.enum(['portForward', 'routed']),
+  gatewayPort: z.number().int().nullable().describe('port-forward mode only'),
   validUntil: Timestamp,
   state: z.enum(['issued', 'used', 'expired', 'revoked', 'closed']),
   usedAt: Timestamp.nullable(),

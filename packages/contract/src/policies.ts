@@ -29,7 +29,17 @@ export const ProtocolPlanEntry = z.strictObject({
 export const ProtocolPlanBody = z.strictObject({
   name: Name,
   description: z.string().max(2000).nullable().optional(),
-  protocols: z.array(ProtocolPlanEntry).min(1).max(10).refine((ps) => new Set(ps.map((p) => p.protocol)).size === ps.length, 'each protocol at most once'),
+  protocols: z
+    .array(ProtocolPlanEntry)
+    .min(1)
+    .max(10)
+    .refine((ps) => new Set(ps.map((p) => p.protocol)).size === ps.length, 'each protocol at most once')
+    .superRefine((ps, ctx) => {
+      // Routed is a gateway mode: without the gateway there is nothing to route.
+      ps.forEach((p, i) => {
+        if (p.gatewayMode === 'routed' && !p.viaGateway) ctx.addIssue({ code: 'custom', path: [i, 'gatewayMode'], message: 'gatewayMode "routed" needs viaGateway: true (the routed listeners are the gateway\'s)' });
+      });
+    }),
 });
 export const ProtocolPlan = ProtocolPlanBody.extend({ id: Uuid, description: z.string().nullable(), protocols: z.array(ProtocolPlanEntry.extend({ port: Port })), createdAt: Timestamp, updatedAt: Timestamp });
 

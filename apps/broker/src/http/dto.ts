@@ -153,6 +153,7 @@ export function connectionDto(v: ConnectionView) {
     workstation: { id: c.workstationId ?? v.workstation?.id ?? '00000000-0000-0000-0000-000000000000', name: v.workstation?.name ?? '(gone)', powerState: (v.workstation?.powerState ?? 'terminated') as PowerState },
     protocol: c.protocol as 'rdp',
     progress: v.progress,
+    grant: v.grant ? { ...v.grant, connectBy: iso(v.grant.connectBy), reconnectUntil: isoOrNull(v.grant.reconnectUntil) } : null,
     instructions: v.instructions ? { ...v.instructions, connectBy: isoOrNull(v.instructions.connectBy) } : null,
     requestedAt: iso(c.requestedAt),
     readyAt: isoOrNull(c.readyAt),

@@ -33,12 +33,21 @@ export function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['
   const closed: { code: number; reason: string }[] = [];
   const handlers = broker.services.gateways.channels.attach(gateway, { send: (d) => void sent.push(JSON.parse(d) as BrokerToGateway), close: (code, reason) => void closed.push({ code, reason }) }, '192.0.2.50');
   let seq = 0;
+  let claimId = 0;
   return {
     sent,
     closed,
-    async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = []) {
-      await handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions }));
+    async hello(sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] = [], identity?: Record<string, unknown>) {
+      await handlers.message(JSON.stringify({ type: 'hello', protocol: 1, version: 'test', sessions, ...(identity ? { identity } : {}) }));
       expect(sent.some((m) => m.type === 'welcome')).toBe(true);
+    },
+    /** A routed claim; resolves with the broker's answer. */
+    async claim(grantId: string, clientAddress: string, listener: 'rdp' | 'ssh' | 'tls' | 'tunnel' = 'rdp') {
+      const id = ++claimId;
+      await handlers.message(JSON.stringify({ type: 'claim', claimId: id, grantId, clientAddress, listener }));
+      const answer = sent.find((m) => m.type === 'claimed' && m.claimId === id);
+      if (!answer || answer.type !== 'claimed') throw new Error('no claimed answer');
+      return { ok: answer.ok, reason: answer.reason };
     },
     async report(body: Record<string, unknown>) {
       const s = ++seq;

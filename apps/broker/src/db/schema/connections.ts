@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { bigint, boolean, check, index, inet, integer, jsonb, pgTable, primaryKey, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
 import { users } from './identity.ts';
@@ -26,6 +26,18 @@ export const RELEASE_REASONS = [
 export const GATEWAY_STATUSES = ['enrolled', 'active', 'disabled', 'draining'] as const;
 export const CONNECTION_STATES = ['starting', 'ready', 'connected', 'closed', 'failed'] as const;
 export const GRANT_STATES = ['issued', 'used', 'expired', 'revoked', 'closed'] as const;
+/** ADR 0017: a port per grant, or the fixed routed listeners and a secret per grant. */
+export const GRANT_MODES = ['portForward', 'routed'] as const;
+
+/** The public ports clients dial for the routed listeners (the balancer's, when there is one). */
+export interface RoutedPorts {
+  rdp: number;
+  ssh: number;
+  tls: number;
+  tunnel: number;
+}
+export const DEFAULT_ROUTED_PORTS: RoutedPorts = { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 };
+const ROUTED_PORTS_DEFAULT = sql`'{"rdp": 3389, "ssh": 22, "tls": 8443, "tunnel": 443}'::jsonb`;
 
 /** Gateway heartbeat figures; the broker picks the least loaded healthy gateway of the cluster. */
 export interface GatewayLoad {
@@ -113,11 +125,20 @@ export const gateways = pgTable(
     credentialHash: text('credential_hash').notNull(),
     /** The broker node holding its control channel now, so another node can route a revoke to it. */
     brokerNode: text('broker_node'),
+    /** What clients pin (ADR 0017), from the gateway's hello: its SSH jump host key (OpenSSH line) and TLS certificate's SHA-256. */
+    sshHostKey: text('ssh_host_key'),
+    tlsCertificateSha256: text('tls_certificate_sha256'),
+    /** The admin's: the public ports of the routed listeners (the balancer's listeners, when there is one). */
+    routedPorts: jsonb('routed_ports').$type<RoutedPorts>().notNull().default(ROUTED_PORTS_DEFAULT),
+    /** The admin's: the wildcard domain of TLS SNI routing (`<token>.<sni_domain>`); routed dcv needs it. */
+    sniDomain: text('sni_domain'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex('gateways_name_lower_key').on(sql`lower(${t.name})`),
+    check('gateways_routed_ports_check', routedPortsCheck(sql`${t.routedPorts}`)),
+    check('gateways_sni_domain_check', sql`${t.sniDomain} is null or ${t.sniDomain} ~ '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'`),
     unique('gateways_credential_hash_key').on(t.credentialHash),
     check('gateways_name_check', sql`length(${t.name}) between 1 and 128`),
     check('gateways_status_check', oneOf(sql`${t.status}`, GATEWAY_STATUSES)),
@@ -150,6 +171,9 @@ export const gatewayEnrollments = pgTable(
     cluster: text('cluster').notNull().default('default'),
     /** Optional name the enrolling gateway will get (for `reenroll`: the gateway's name, for the record). */
     name: text('name'),
+    /** Optional routed settings the new gateway gets (null: the defaults, or for `reenroll`, unchanged). */
+    routedPorts: jsonb('routed_ports').$type<RoutedPorts>(),
+    sniDomain: text('sni_domain'),
     /** What clients dial; null only on records made before it was part of them (refused at use). */
     publicAddress: text('public_address'),
     expiresAt: ts('expires_at').notNull(),
@@ -225,9 +249,11 @@ export const connections = pgTable(
 );
 
 /**
- * What a gateway may relay (port-forward mode): from exactly `client_address`, on `gateway_port`, to
- * `target_address:target_port`, first connect before `valid_until`, one session. The id is the grant
- * identifier the gateway sees.
+ * What a gateway may relay: from exactly `client_address` to `target_address:target_port`, first
+ * connect before `valid_until`. Port-forward mode: on `gateway_port`, one session. Routed mode (ADR
+ * 0017): on the fixed listeners, to a client presenting the token whose SHA-256 is `token_hash`, once
+ * the broker accepted its claim; the same client may reconnect within `reconnect_window_seconds` of
+ * a session's end (docs/connect-flow.md, "Reconnects"). The id is the grant identifier the gateway sees.
  */
 export const grants = pgTable(
   'grants',
@@ -247,8 +273,25 @@ export const grants = pgTable(
     clientAddress: inet('client_address').notNull(),
     targetAddress: inet('target_address').notNull(),
     targetPort: integer('target_port').notNull(),
-    /** Required in port-forward mode; routed single-port mode (later) will relax this with a mode column. */
-    gatewayPort: integer('gateway_port').notNull(),
+    mode: text('mode').notNull().default('portForward'),
+    /** Port-forward mode only: the port every gateway of the cluster opens for it. */
+    gatewayPort: integer('gateway_port'),
+    /** Routed mode only: SHA-256 (hex) of the grant token, what gateways look a presented token up by. */
+    tokenHash: text('token_hash'),
+    /**
+     * Routed mode only: the token sealed with the secret box (context `grants:<id>`), so its owner's
+     * later GET of the connection shows it again while the grant lives. Never logged or audited.
+     */
+    tokenSealed: text('token_sealed'),
+    /** Routed mode: how long after a session ends the same client may claim the grant again (0: single use). */
+    reconnectWindowSeconds: integer('reconnect_window_seconds').notNull().default(0),
+    /** Routed mode: sessions started so far (accepted claims); numbers each session's events. */
+    sessions: integer('sessions').notNull().default(0),
+    /** Routed mode: the gateway whose claim was accepted last: the only one that may report its session start. */
+    claimedGatewayId: uuid('claimed_gateway_id').references(() => gateways.id, { onDelete: 'set null' }),
+    claimedAt: ts('claimed_at'),
+    /** Routed mode: when the last session ended, while the grant (still `used`) waits for a reconnect; null while one runs. */
+    sessionEndedAt: ts('session_ended_at'),
     /** Connect-by time: an unused grant expires then and its port closes. */
     validUntil: ts('valid_until').notNull(),
     /** Optional cap on the session's length; null = until either side closes or the broker revokes. */
@@ -268,8 +311,19 @@ export const grants = pgTable(
     check('grants_state_check', oneOf(sql`${t.state}`, GRANT_STATES)),
     check(
       'grants_ports_check',
-      sql`${t.targetPort} between 1 and 65535 and ${t.gatewayPort} between 1 and 65535`,
+      sql`${t.targetPort} between 1 and 65535 and (${t.gatewayPort} is null or ${t.gatewayPort} between 1 and 65535)`,
     ),
+    check('grants_mode_check', oneOf(sql`${t.mode}`, GRANT_MODES)),
+    // A port-forward grant has a port and no token; a routed one a token (hash and sealed) and no port.
+    check(
+      'grants_mode_binding_check',
+      sql`(${t.mode} = 'portForward' and ${t.gatewayPort} is not null and ${t.tokenHash} is null and ${t.tokenSealed} is null)
+        or (${t.mode} = 'routed' and ${t.gatewayPort} is null and ${t.tokenHash} is not null and ${t.tokenSealed} is not null)`,
+    ),
+    check('grants_token_hash_check', sql`${t.tokenHash} is null or ${t.tokenHash} ~ '^[0-9a-f]{64}$'`),
+    check('grants_reconnect_check', sql`${t.reconnectWindowSeconds} between 0 and 86400 and ${t.sessions} >= 0`),
+    // A token names one live grant: what a gateway looks up must never find two.
+    uniqueIndex('grants_live_token_hash_key').on(t.tokenHash).where(sql`${t.state} in ('issued', 'used')`),
     check('grants_validity_check', sql`${t.validUntil} > ${t.createdAt}`),
     check('grants_live_gateway_check', sql`${t.state} not in ('issued', 'used') or ${t.gatewayId} is not null`),
     check('grants_used_check', sql`${t.state} <> 'used' or ${t.usedAt} is not null`),
@@ -288,6 +342,12 @@ export const grants = pgTable(
     index('grants_connection_idx').on(t.connectionId),
   ],
 );
+
+/** The routed ports jsonb: an object with the four listeners, each a port number (the API checks ranges too). */
+function routedPortsCheck(col: SQL): SQL {
+  const port = (k: string) => sql`jsonb_typeof(${col}->${sql.raw(`'${k}'`)}) = 'number' and (${col}->>${sql.raw(`'${k}'`)})::numeric between 1 and 65535`;
+  return sql`jsonb_typeof(${col}) = 'object' and ${port('rdp')} and ${port('ssh')} and ${port('tls')} and ${port('tunnel')}`;
+}
 
 /**
  * `POST /connections` with an `Idempotency-Key`: the first request that commits stores its

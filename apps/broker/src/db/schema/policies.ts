@@ -29,6 +29,10 @@ export interface ProtocolPlanEntry {
   protocol: Protocol;
   port: number;
   viaGateway: boolean;
+  /** With viaGateway: a port per grant (default), or the routed listeners and a token per grant (ADR 0017). */
+  gatewayMode?: 'portForward' | 'routed';
+  /** Routed: how long after a session ends the same client may reconnect with the grant (default 600; 0: single use). */
+  reconnectWindowSeconds?: number;
   /**
    * Per-protocol client settings, e.g. `{ fileLines: ['audiomode:i:0'] }` appended to the `.rdp` file,
    * or `{ user: 'artist' }` for the ssh command. Free-form: each protocol's writer validates its own.

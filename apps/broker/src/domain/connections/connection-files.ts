@@ -8,6 +8,8 @@ export interface ConnectionTarget {
   desktopName: string;
   /** Extra file lines from the protocol plan's client options. */
   extraLines?: string[];
+  /** RDP: whether the client should reconnect by itself (what the grant allows; default yes). */
+  autoReconnect?: boolean;
 }
 
 export interface RenderedInstructions {
@@ -36,7 +38,7 @@ export function renderInstructions(t: ConnectionTarget): RenderedInstructions {
           'use multimon:i:0',
           'audiomode:i:0',
           'redirectclipboard:i:1',
-          'autoreconnection enabled:i:1',
+          `autoreconnection enabled:i:${t.autoReconnect === false ? 0 : 1}`,
           'authentication level:i:2',
           'negotiate security layer:i:1',
           ...(t.extraLines ?? []),
@@ -64,19 +66,19 @@ export const FILE_TYPES: Record<'rdp' | 'dcv' | 'vnc', string> = {
   vnc: 'application/x-vnc',
 };
 
-function hostPort(host: string, port: number): string {
+export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-function crlf(lines: string[]): string {
+export function crlf(lines: string[]): string {
   return lines.map((l) => l.replace(/[\r\n]/g, '')).join('\r\n') + '\r\n';
 }
 
-function safeFileName(name: string): string {
+export function safeFileName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'desktop';
 }
 
 /** Usernames are validated at creation, but a command line is no place to trust that. */
-function shellSafe(s: string): string {
+export function shellSafe(s: string): string {
   return /^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }

@@ -4,7 +4,9 @@ import type { Clock } from '../clock.ts';
 import type { PolicyWithLinks } from '../policies/policies.repository.ts';
 import type { WorkstationRow, WorkstationsRepository } from '../workstations/workstations.repository.ts';
 import { renderInstructions } from './connection-files.ts';
-import type { ConnectionRow, ConnectionsRepository } from './connections.repository.ts';
+import type { ConnectionRow, ConnectionsRepository, GrantRow } from './connections.repository.ts';
+import { grantStatus, type GrantStatus } from './grant-status.ts';
+import { ROUTED_LISTENER_OF, renderRouted, type RoutedInstructions } from './routed-instructions.ts';
 import type { GrantIssuer, PoolLaunches } from './ports.ts';
 import type { KnownContext } from './connections.service.ts';
 
@@ -18,17 +20,27 @@ export interface ConnectionView {
   workstation: WorkstationRow | undefined;
   poolId: string | null;
   progress: { stage: Stage; percent: number; message: string };
+  /** The connection's newest grant, as the client may describe it (null: direct, or none yet). */
+  grant: GrantStatus | null;
   instructions: null | {
     protocol: Protocol;
     host: string;
     port: number;
     viaGateway: boolean;
+    gatewayMode: 'portForward' | 'routed' | null;
     connectBy: Date | null;
     fileName: string | null;
     file: string | null;
     command: string | null;
+    /** Routed, for the owner only, while the grant lives. */
+    token: string | null;
+    sshConfig: string | null;
+    knownHosts: string | null;
+    tunnel: RoutedInstructions['tunnel'] | null;
   };
 }
+
+const NOT_ROUTED = { token: null, sshConfig: null, knownHosts: null, tunnel: null };
 
 /**
  * Where a connection stands, computed from the machine's power state (what the provider last
@@ -60,9 +72,10 @@ export class ConnectionStatus {
     const now = this.deps.clock.now();
     const ws = known?.workstation ?? (conn.workstationId ? await this.deps.workstations.findById(conn.workstationId) : undefined);
     const assignment = known?.assignment ?? (conn.assignmentId ? await this.deps.repo.findAssignment(conn.assignmentId) : undefined);
-    const base = { connection: conn, workstation: ws, poolId: assignment?.poolId ?? null, instructions: null };
+    const base = { connection: conn, workstation: ws, poolId: assignment?.poolId ?? null, instructions: null, grant: null };
     if (conn.state === 'closed' || conn.state === 'failed') {
-      return { ...base, progress: { stage: conn.state, percent: conn.state === 'closed' ? 100 : 0, message: conn.endReason ?? conn.state } };
+      const last = conn.viaGateway ? await this.deps.repo.anyGrant(conn.id) : undefined;
+      return { ...base, grant: last ? grantStatus(last, now) : null, progress: { stage: conn.state, percent: conn.state === 'closed' ? 100 : 0, message: conn.endReason ?? conn.state } };
     }
     if (!ws || ws.powerState === 'terminated' || ws.powerState === 'unknown') {
       const reason = !ws ? 'the desktop no longer exists' : ws.powerState === 'terminated' ? 'the desktop was terminated, or its launch failed' : 'the provider does not know this desktop';
@@ -79,34 +92,67 @@ export class ConnectionStatus {
     const entries = known?.protocols ?? (policy ? await this.deps.protocolsOf(policy) : []);
     const entry = entries.find((e) => e.protocol === current.protocol) ?? { protocol: current.protocol as Protocol, port: 3389, viaGateway: false };
     const port = (ws.protocols as WorkstationProtocol[] | null)?.find((p) => p.protocol === entry.protocol)?.port ?? entry.port;
-    const target = await this.#target(current, ws, entry, port, { poolId: assignment?.poolId ?? null, maxSessionMinutes: policy?.maxSessionMinutes ?? null, readOnly }, now);
-    if (!target) return { ...base, connection: current, progress: { stage: 'ready', percent: 100, message: 'ready; no grant is issued to anyone but its user' } };
+    const found = await this.#grant(current, ws, entry, port, { poolId: assignment?.poolId ?? null, maxSessionMinutes: policy?.maxSessionMinutes ?? null, readOnly }, now);
+    if (found === undefined) return { ...base, connection: current, progress: { stage: 'ready', percent: 100, message: 'ready; no grant is issued to anyone but its user' } };
     const lines = (entry.clientOptions as { fileLines?: string[] } | undefined)?.fileLines;
     const withUser = (entry.clientOptions as { username?: string } | undefined)?.username !== 'none';
-    const rendered = renderInstructions({ protocol: entry.protocol, host: target.host, port: target.port, username: withUser ? username : null, desktopName: ws.name, extraLines: lines });
-    return {
-      ...base,
-      connection: current,
-      progress: { stage: 'ready', percent: 100, message: current.state === 'connected' ? 'connected' : 'ready: open the file or run the command' },
-      instructions: { protocol: entry.protocol, host: target.host, port: target.port, viaGateway: entry.viaGateway, connectBy: target.connectBy, ...rendered },
-    };
+    const user = withUser ? username : null;
+    const status = found ? grantStatus(found, now) : null;
+    const live = status?.state === 'unused' || status?.state === 'in-use' || status?.state === 'ended';
+    // The connect-by time matters until the first session; after it, only the reconnect window does.
+    const connectBy = status?.state === 'unused' ? found!.validUntil : null;
+    let instructions: ConnectionView['instructions'];
+    if (!found) {
+      const rendered = renderInstructions({ protocol: entry.protocol, host: ws.privateAddress!, port, username: user, desktopName: ws.name, extraLines: lines });
+      instructions = { protocol: entry.protocol, host: ws.privateAddress!, port, viaGateway: false, gatewayMode: null, connectBy: null, ...rendered, ...NOT_ROUTED };
+    } else {
+      const gw = await this.deps.gateways.get(found.gatewayId!);
+      if (found.mode !== 'routed') {
+        const rendered = renderInstructions({ protocol: entry.protocol, host: gw.publicAddress, port: found.gatewayPort!, username: user, desktopName: ws.name, extraLines: lines });
+        instructions = { protocol: entry.protocol, host: gw.publicAddress, port: found.gatewayPort!, viaGateway: true, gatewayMode: 'portForward', connectBy, ...rendered, ...NOT_ROUTED };
+      } else {
+        // The token only for the owner, and only while the grant lives; never logged (ADR 0017).
+        const token = !readOnly && live ? this.deps.gateways.grantToken(found) : null;
+        instructions = token
+          ? { protocol: entry.protocol, host: gw.publicAddress, viaGateway: true, gatewayMode: 'routed', connectBy, token, ...renderRouted({ protocol: entry.protocol, connectionId: current.id, host: gw.publicAddress, ports: gw.routedPorts, sniDomain: gw.sniDomain, sshHostKey: gw.sshHostKey, tlsCertificateSha256: gw.tlsCertificateSha256, targetAddress: found.targetAddress, targetPort: found.targetPort, token, username: user, desktopName: ws.name, extraLines: lines, reconnects: found.reconnectWindowSeconds > 0 }) }
+          : { protocol: entry.protocol, host: gw.publicAddress, port: gw.routedPorts[ROUTED_LISTENER_OF[entry.protocol]], viaGateway: true, gatewayMode: 'routed', connectBy, fileName: null, file: null, command: null, ...NOT_ROUTED };
+      }
+    }
+    const message = current.state === 'connected' ? 'connected' : status?.state === 'ended' ? `session ended; you may reconnect until ${status.reconnectUntil!.toISOString()}` : 'ready: open the file or run the command';
+    return { ...base, connection: current, grant: status, progress: { stage: 'ready', percent: 100, message }, instructions };
   }
 
-  async #target(conn: ConnectionRow, ws: WorkstationRow, entry: ProtocolPlanEntry, port: number, ctx: { poolId: string | null; maxSessionMinutes: number | null; readOnly: boolean }, now: Date) {
+  /**
+   * The grant the instructions are drawn from: the connection's live one, else (the owner asking) a
+   * new one; null for a direct connection; undefined when an onlooker finds none (nothing is issued).
+   */
+  async #grant(conn: ConnectionRow, ws: WorkstationRow, entry: ProtocolPlanEntry, port: number, ctx: { poolId: string | null; maxSessionMinutes: number | null; readOnly: boolean }, now: Date): Promise<GrantRow | null | undefined> {
     if (!ws.privateAddress) throw new Error(`workstation ${ws.name} has no address yet`);
-    if (!entry.viaGateway) return { host: ws.privateAddress, port, connectBy: null };
-    const usable = await this.deps.repo.usableGrant(conn.id, now);
-    if (usable) return { host: (await this.deps.gateways.get(usable.gatewayId!)).publicAddress, port: usable.gatewayPort, connectBy: usable.validUntil };
+    if (!entry.viaGateway) return null;
+    const live = await this.deps.repo.liveGrant(conn.id, now);
+    if (live) return live;
     if (conn.state === 'connected' || ctx.readOnly) {
       const last = await this.deps.repo.anyGrant(conn.id);
-      if (last) return { host: (await this.deps.gateways.get(last.gatewayId!)).publicAddress, port: last.gatewayPort, connectBy: null };
+      if (last) return last;
       if (ctx.readOnly) return undefined;
     }
     const cluster = ctx.poolId ? ((await this.deps.pools.get(ctx.poolId)).gatewayCluster ?? 'default') : 'default';
     const connectBy = new Date(now.getTime() + this.deps.connectByMs);
     const sessionUntil = ctx.maxSessionMinutes ? new Date(now.getTime() + ctx.maxSessionMinutes * 60_000) : null;
-    const grant = await this.deps.gateways.issueGrant({ connectionId: conn.id, cluster, clientAddress: conn.clientAddress ?? '0.0.0.0', targetAddress: ws.privateAddress, targetPort: port, connectBy, sessionUntil });
-    return { host: grant.host, port: grant.port, connectBy };
+    const mode = entry.gatewayMode ?? 'portForward';
+    const issued = await this.deps.gateways.issueGrant({
+      connectionId: conn.id,
+      cluster,
+      clientAddress: conn.clientAddress ?? '0.0.0.0',
+      targetAddress: ws.privateAddress,
+      targetPort: port,
+      connectBy,
+      sessionUntil,
+      mode,
+      reconnectWindowSeconds: mode === 'routed' ? (entry.reconnectWindowSeconds ?? 600) : 0,
+      requireSniDomain: mode === 'routed' && entry.protocol === 'dcv',
+    });
+    return (await this.deps.repo.findGrant(issued.grantId))!;
   }
 }
 

@@ -300,6 +300,25 @@ export class ConnectionsRepository {
     return row;
   }
 
+  /**
+   * The connection's live grant: issued and not past its connect-by time, or in use (a routed one
+   * also between sessions, within its reconnect window). Newest first.
+   */
+  async liveGrant(connectionId: string, now: Date, db: DbOrTx = this.db): Promise<GrantRow | undefined> {
+    const [row] = await db
+      .select()
+      .from(grants)
+      .where(and(eq(grants.connectionId, connectionId), sql`(${grants.state} = 'used' or (${grants.state} = 'issued' and ${grants.validUntil} > ${now}))`))
+      .orderBy(desc(grants.createdAt))
+      .limit(1);
+    return row;
+  }
+
+  async findGrant(id: string, db: DbOrTx = this.db): Promise<GrantRow | undefined> {
+    const [row] = await db.select().from(grants).where(eq(grants.id, id));
+    return row;
+  }
+
   async anyGrant(connectionId: string, db: DbOrTx = this.db): Promise<GrantRow | undefined> {
     const [row] = await db.select().from(grants).where(eq(grants.connectionId, connectionId)).orderBy(desc(grants.createdAt)).limit(1);
     return row;

@@ -1,8 +1,9 @@
-import { GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type GatewayReport } from '@stagedoor/contract';
+import { ClaimMessage, GATEWAY_CHANNEL_VERSION, GatewayToBroker, type BrokerToGateway, type ChannelGrant, type GatewayReport } from '@stagedoor/contract';
 import type { Logger } from 'pino';
 import type { Database } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { systemActor } from '../identity/actor.ts';
+import type { ClaimAnswer, GatewayClaims } from './claims.ts';
 import type { GatewayReports } from './gateway-reports.ts';
 import type { GatewayRow, GatewaysRepository } from './gateways.repository.ts';
 import { diffGrants, grantsForGateway } from './plan.ts';
@@ -59,6 +60,7 @@ export class ChannelHub implements GrantDelivery {
     private readonly deps: {
       repo: GatewaysRepository;
       reports: GatewayReports;
+      claims: GatewayClaims;
       audit: AuditService;
       log: Logger;
       nodeId: string;
@@ -92,6 +94,10 @@ export class ChannelHub implements GrantDelivery {
     return {
       message: (text) => {
         ch.lastHeardMs = Date.now();
+        // A claim holds a client's connection open on the gateway: answer it at once, beside the
+        // queue of reports rather than behind it (a batch of reports can take a while to store).
+        const claim = ch.ready ? claimOf(text) : null;
+        if (claim) return this.#claim(ch, claim);
         ch.queue = ch.queue.then(() => this.#handle(ch, text)).catch((err: unknown) => {
           // Only failures a retry may cure get here (report-intake.ts): the gateway resends after the reconnect.
           ch.log.error({ err }, 'gateway report failed; closing the channel so that the gateway resends');
@@ -139,6 +145,8 @@ export class ChannelHub implements GrantDelivery {
         for (const r of await this.deps.reports.heartbeat(ch.gateway, msg, this.deps.nodeId)) this.#revokeOn(ch, r.grantId, r.reason);
         return;
       }
+      case 'claim':
+        return this.#claim(ch, msg);
       default:
         // Reports before the welcome: the first message must be hello.
         return this.#drop(ch, CLOSE.invalid, 'the first message must be hello');
@@ -163,6 +171,29 @@ export class ChannelHub implements GrantDelivery {
     }
     const last = Math.max(0, ...valid.map((r) => r.seq), ...rejected.map((r) => seqOf(r.raw) ?? 0));
     if (last > 0) this.#send(ch, { type: 'ack', seq: last });
+  }
+
+  /**
+   * Answer a routed claim (ADR 0017). A refusal as `in-use` of a session this very gateway carries
+   * may be the end of that session still waiting in this channel's queue (an RDP auto-reconnect comes right after it):
+   * wait once for the reports received before the claim, and decide again. A failure refuses (fail
+   * closed); the gateway reports the refusal.
+   */
+  async #claim(ch: Channel, msg: ClaimMessage): Promise<void> {
+    let answer: ClaimAnswer;
+    try {
+      answer = await this.deps.claims.claim(ch.gateway, msg);
+      // (No carrier any more: that end was applied a moment ago, between the claim and this look.)
+      const carrier = !answer.ok && answer.reason === 'in-use' ? await this.deps.claims.carrier(msg.grantId) : undefined;
+      if (carrier === ch.gateway.id || carrier === null) {
+        await ch.queue.catch(() => undefined);
+        answer = await this.deps.claims.claim(ch.gateway, msg);
+      }
+    } catch (err) {
+      ch.log.warn({ err, grant: msg.grantId }, 'routed claim failed; refused (fail closed)');
+      answer = { ok: false, reason: 'fail-closed' };
+    }
+    this.#send(ch, { type: 'claimed', claimId: msg.claimId, ok: answer.ok, reason: answer.ok ? null : answer.reason });
   }
 
   async #deadLetter(ch: Channel, report: unknown, why: string): Promise<void> {
@@ -247,7 +278,7 @@ export class ChannelHub implements GrantDelivery {
       }
       if (row.status !== ch.gateway.status) this.statusChanged(row.id, row.status);
       ch.gateway = { ...row };
-      const views = live.filter((l) => l.grant.gatewayCluster === row.cluster).map((l) => ({ id: l.grant.id, state: l.grant.state, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
+      const views = live.filter((l) => l.grant.gatewayCluster === row.cluster).map((l) => ({ id: l.grant.id, state: l.grant.state, mode: l.grant.mode, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
       const desired = grantsForGateway(views, row.id);
       const { add, remove } = diffGrants(new Set(ch.held.keys()), desired);
       for (const [id, at] of ch.revoked) if (at < readAt - REVOKED_MEMORY_MS) ch.revoked.delete(id);
@@ -255,7 +286,7 @@ export class ChannelHub implements GrantDelivery {
         if ((ch.revoked.get(id) ?? 0) >= readAt) continue; // revoked after this pass read it live
         const view = desired.find((d) => d.id === id)!;
         ch.held.set(id, Date.now());
-        this.#send(ch, { type: 'grant', grant: toChannelGrant(view.grant) });
+        this.#send(ch, { type: 'grant', grant: toChannelGrant(view.grant, row.id) });
       }
       for (const id of remove) {
         if ((ch.held.get(id) ?? 0) >= readAt) continue; // delivered after this pass read the database
@@ -329,5 +360,16 @@ export class ChannelHub implements GrantDelivery {
     this.#timer = null;
     for (const k of this.#kicks) clearTimeout(k);
     this.#kicks = [];
+  }
+}
+
+/** A well-formed claim, or null (anything else goes through the queue, where a malformed claim closes the channel). */
+function claimOf(text: string): ClaimMessage | null {
+  if (!text.includes('"claim"')) return null;
+  try {
+    const parsed = ClaimMessage.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
   }
 }

@@ -1,4 +1,4 @@
-import { PublicAddress } from '@stagedoor/contract';
+import { DEFAULT_ROUTED_PORTS, PublicAddress, type RoutedPorts } from '@stagedoor/contract';
 import type { Db } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
@@ -28,13 +28,15 @@ type Outcome = { gateway: GatewayRow; credential: string } | { refused: string; 
 export class GatewayEnrollments {
   constructor(private readonly deps: { db: Db; repo: GatewaysRepository; audit: AuditService; clock: Clock }) {}
 
-  async createForNew(actor: Actor, input: { cluster: string; name?: string; publicAddress: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
+  async createForNew(actor: Actor, input: { cluster: string; name?: string; publicAddress: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
     const publicAddress = checkedAddress(input.publicAddress);
     if (input.name) {
       const existing = await this.deps.repo.findByName(input.name);
       if (existing) throw new ConflictError(`gateway ${existing.name} exists: re-enrol it with POST /api/v1/gateways/${existing.id}/reenrollments`);
     }
-    return this.#create(actor, { purpose: 'new', cluster: input.cluster, name: input.name ?? null, publicAddress, gatewayId: null, expiresInMinutes: input.expiresInMinutes }, 'gateway.enrollment_create', null);
+    // The routed settings travel with the record, like the address: the new gateway starts with them.
+    const routed = { routedPorts: input.routedPorts ? { ...DEFAULT_ROUTED_PORTS, ...input.routedPorts } : null, sniDomain: input.sniDomain ?? null };
+    return this.#create(actor, { purpose: 'new', cluster: input.cluster, name: input.name ?? null, publicAddress, gatewayId: null, ...routed, expiresInMinutes: input.expiresInMinutes }, 'gateway.enrollment_create', null);
   }
 
   async createForExisting(actor: Actor, gatewayId: string, input: { publicAddress?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
@@ -46,7 +48,7 @@ export class GatewayEnrollments {
 
   async #create(
     actor: Actor,
-    fields: { purpose: 'new' | 'reenroll'; cluster: string; name: string | null; publicAddress: string; gatewayId: string | null; expiresInMinutes: number },
+    fields: { purpose: 'new' | 'reenroll'; cluster: string; name: string | null; publicAddress: string; gatewayId: string | null; routedPorts?: RoutedPorts | null; sniDomain?: string | null; expiresInMinutes: number },
     action: string,
     gateway: GatewayRow | null,
   ): Promise<{ enrollment: EnrollmentRow; token: string }> {
@@ -117,7 +119,8 @@ export class GatewayEnrollments {
           const name = enrollment.name ?? input.name;
           const taken = await this.deps.repo.findByName(name, tx);
           if (taken) return { refused: `a gateway named "${taken.name}" exists: re-enrol it with a token from POST /api/v1/gateways/${taken.id}/reenrollments`, conflict: true };
-          gateway = await this.deps.repo.insert({ name, cluster: enrollment.cluster, status: 'enrolled', health: 'unknown', createdAt: now, publicAddress, ...fields }, tx);
+          const routed = { ...(enrollment.routedPorts ? { routedPorts: enrollment.routedPorts } : {}), sniDomain: enrollment.sniDomain };
+          gateway = await this.deps.repo.insert({ name, cluster: enrollment.cluster, status: 'enrolled', health: 'unknown', createdAt: now, publicAddress, ...routed, ...fields }, tx);
         }
         await this.deps.repo.markEnrollmentUsed(enrollment.id, gateway.id, now, tx);
         await this.deps.audit.record(

@@ -38,9 +38,11 @@ export class GatewayReports {
   async hello(gateway: GatewayRow, hello: HelloMessage, node: string, remoteAddress: string | null): Promise<{ gateway: GatewayRow; grants: ChannelGrant[] }> {
     const now = this.deps.clock.now();
     const updated = await this.deps.db.transaction(async (tx) => {
+      // What clients pin (ADR 0017); a gateway too old to report it keeps what was stored.
+      const identity = hello.identity ? { sshHostKey: hello.identity.sshHostKey, tlsCertificateSha256: hello.identity.tlsCertificateSha256 } : {};
       const row = await this.deps.repo.update(
         gateway.id,
-        { status: gateway.status === 'enrolled' ? 'active' : gateway.status, health: 'healthy', lastSeenAt: now, version: hello.version, brokerNode: node, updatedAt: now },
+        { status: gateway.status === 'enrolled' ? 'active' : gateway.status, health: 'healthy', lastSeenAt: now, version: hello.version, brokerNode: node, ...identity, updatedAt: now },
         tx,
       );
       await this.deps.audit.record(this.#actor(gateway, remoteAddress), {
@@ -48,7 +50,7 @@ export class GatewayReports {
         outcome: 'success',
         targetType: 'gateway',
         targetId: gateway.id,
-        details: { node, version: hello.version, sessions: hello.sessions.length, protocol: hello.protocol },
+        details: { node, version: hello.version, sessions: hello.sessions.length, protocol: hello.protocol, ...(hello.identity ? { listeners: hello.identity.listeners, identityChanged: hello.identity.sshHostKey !== gateway.sshHostKey || hello.identity.tlsCertificateSha256 !== gateway.tlsCertificateSha256 } : {}) },
       }, tx);
       // Back from a partition (or a restart), a gateway sends its hello first and its pending reports
       // right after the welcome: give those one grace period to arrive. A session it no longer has
@@ -65,8 +67,8 @@ export class GatewayReports {
   /** The grants a gateway should hold now. */
   async grantsFor(gateway: GatewayRow, db: DbOrTx = this.deps.db): Promise<ChannelGrant[]> {
     const live = await this.deps.repo.liveGrantsOfClusters([gateway.cluster], db);
-    const views = live.map((l) => ({ id: l.grant.id, state: l.grant.state, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
-    return grantsForGateway(views, gateway.id).map((v) => toChannelGrant(v.grant));
+    const views = live.map((l) => ({ id: l.grant.id, state: l.grant.state, mode: l.grant.mode, sessionGatewayId: l.sessionGatewayId, grant: l.grant }));
+    return grantsForGateway(views, gateway.id).map((v) => toChannelGrant(v.grant, gateway.id));
   }
 
   /** The channel closed (or moved to another node): unhealthy unless it already came back elsewhere. */
@@ -136,7 +138,7 @@ export class GatewayReports {
       const grant = await this.deps.repo.lockGrant(msg.grantId, tx);
       if (!grant) return { refuse: 'unknown' } as const;
       const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
-      const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id);
+      const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id, connection?.state);
       if (decision.action === 'refuse') return { refuse: decision.reason } as const;
       if (decision.action === 'already') return { already: true } as const;
       // A grant is usable only while its connection lives (and so its assignment: a release closes
@@ -145,14 +147,18 @@ export class GatewayReports {
         await this.deps.repo.updateGrant(grant.id, { state: 'revoked', revokedAt: now }, tx);
         return { refuse: 'connection-closed' } as const;
       }
-      await this.deps.repo.updateGrant(grant.id, { state: 'used', usedAt: at, lastReportedAt: now }, tx);
-      await this.deps.repo.updateConnection(connection.id, { state: 'connected', connectedAt: at, gatewayId: gateway.id, updatedAt: now }, tx);
+      // A routed grant was taken by its claim already (state, used_at); a port-forward one is taken here.
+      const routed = grant.mode === 'routed';
+      await this.deps.repo.updateGrant(grant.id, routed ? { lastReportedAt: now } : { state: 'used', usedAt: at, lastReportedAt: now }, tx);
+      // A reconnect keeps the connection's first connected time.
+      await this.deps.repo.updateConnection(connection.id, { state: 'connected', connectedAt: connection.connectedAt ?? at, gatewayId: gateway.id, updatedAt: now }, tx);
+      const session = routed ? grant.sessions : 1;
       await this.deps.audit.record(
         { ...this.#actor(gateway, null), sourceAddress: ipOrNull(msg.clientAddress) },
-        { action: 'gateway.session_start', outcome: 'success', targetType: 'grant', targetId: grant.id, details: { connectionId: grant.connectionId, gatewayId: gateway.id, port: grant.gatewayPort, clientAddress: msg.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}` } },
+        { action: 'gateway.session_start', outcome: 'success', targetType: 'grant', targetId: grant.id, details: { connectionId: grant.connectionId, gatewayId: gateway.id, mode: grant.mode, port: grant.gatewayPort, session, clientAddress: msg.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}` } },
         tx,
       );
-      const event: SessionEvent = { type: 'started', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, clientAddress: msg.clientAddress, bytesUp: 0, bytesDown: 0 };
+      const event: SessionEvent = { type: 'started', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, clientAddress: msg.clientAddress, bytesUp: 0, bytesDown: 0, session };
       await this.deps.sessionEvents.record(event, tx);
       return { started: event };
     });
@@ -170,24 +176,34 @@ export class GatewayReports {
       const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
       if (!connection || connection.gatewayId !== gateway.id) return null; // not the session this gateway carried
       const bytes = { bytesUp: Math.max(connection.bytesUp, msg.bytesUp), bytesDown: Math.max(connection.bytesDown, msg.bytesDown) };
-      if (grant.closedAt) {
-        await this.deps.repo.updateConnection(connection.id, { ...bytes, updatedAt: now }, tx); // a repeat: bytes only
+      // A repeat (or, routed, the end of a session already ended): bytes only.
+      if (grant.closedAt || (grant.mode === 'routed' && grant.state === 'used' && grant.sessionEndedAt !== null)) {
+        await this.deps.repo.updateConnection(connection.id, { ...bytes, updatedAt: now }, tx);
         return null;
+      }
+      const session = grant.mode === 'routed' ? grant.sessions : 1;
+      const audit = { action: 'gateway.session_end', outcome: 'success' as const, targetType: 'grant', targetId: grant.id, reason: msg.reason, details: { connectionId: grant.connectionId, gatewayId: gateway.id, session, ...bytes, endedAt: msg.at } };
+      const ended: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...bytes, session };
+      if (grant.mode === 'routed' && grant.state === 'used' && grant.reconnectWindowSeconds > 0 && LIVE_CONNECTION_STATES.includes(connection.state)) {
+        // Routed with a reconnect window (docs/connect-flow.md, "Reconnects"): the grant stays in
+        // use, between sessions, and the connection goes back to `ready` (live, not connected) until
+        // the same client claims it again or the window closes it. The session's end is an event like
+        // any other, so the disconnect timers start now.
+        await this.deps.repo.updateGrant(grant.id, { sessionEndedAt: now }, tx);
+        await this.deps.repo.updateConnection(connection.id, { ...bytes, state: 'ready', updatedAt: now }, tx);
+        await this.deps.audit.record(this.#actor(gateway, null), { ...audit, details: { ...audit.details, reconnectUntil: new Date(now.getTime() + grant.reconnectWindowSeconds * 1000).toISOString() } }, tx);
+        await this.deps.sessionEvents.record(ended, tx);
+        return ended;
       }
       // A revoked grant keeps its state; closed_at records that its session is over.
       const wasLive = grant.state === 'used' || grant.state === 'issued';
       await this.deps.repo.updateGrant(grant.id, wasLive ? { state: 'closed', closedAt: now } : { closedAt: now }, tx);
       const closes = LIVE_CONNECTION_STATES.includes(connection.state) && (await this.deps.repo.otherLiveGrants(connection.id, grant.id, tx)) === 0;
       await this.deps.repo.updateConnection(connection.id, closes ? { ...bytes, state: 'closed', closedAt: now, endReason: msg.reason, updatedAt: now } : { ...bytes, updatedAt: now }, tx);
-      await this.deps.audit.record(
-        this.#actor(gateway, null),
-        { action: 'gateway.session_end', outcome: 'success', targetType: 'grant', targetId: grant.id, reason: msg.reason, details: { connectionId: grant.connectionId, gatewayId: gateway.id, ...bytes, endedAt: msg.at } },
-        tx,
-      );
+      await this.deps.audit.record(this.#actor(gateway, null), audit, tx);
       if (!grant.usedAt) return null;
-      const event: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...bytes };
-      await this.deps.sessionEvents.record(event, tx);
-      return event;
+      await this.deps.sessionEvents.record(ended, tx);
+      return ended;
     });
     if (ended) this.deps.sessionEvents.dispatch([ended]);
   }
@@ -196,7 +212,7 @@ export class GatewayReports {
    * The reconciliation pass (a job): unhealthy gateways, expired unused grants, and sessions the
    * broker believes live that no gateway reports any more. Returns what changed, for the job's stats.
    */
-  async reconcile(): Promise<{ gatewaysStale: number; grantsExpired: number; sessionsClosed: number }> {
+  async reconcile(): Promise<{ gatewaysStale: number; grantsExpired: number; sessionsClosed: number; reconnectWindowsClosed: number }> {
     const now = this.deps.clock.now();
     const stale = await this.deps.repo.markStale(new Date(now.getTime() - this.deps.policy.staleSeconds * 1000), now);
     for (const g of stale) {
@@ -205,15 +221,20 @@ export class GatewayReports {
     const expired = await this.#closeGrants('expire', (tx) => this.deps.repo.lockExpiredIssued(now, RECONCILE_BATCH, tx), now);
     const graceMs = 3 * this.deps.policy.heartbeatSeconds * 1000;
     const lost = await this.#closeGrants('lost', (tx) => this.deps.repo.lockUnreported(now, graceMs, this.deps.policy.lostSeconds * 1000, RECONCILE_BATCH, tx), now);
-    return { gatewaysStale: stale.length, grantsExpired: expired, sessionsClosed: lost };
+    const lapsed = await this.#closeGrants('lapsed', (tx) => this.deps.repo.lockReconnectLapsed(now, RECONCILE_BATCH, tx), now);
+    return { gatewaysStale: stale.length, grantsExpired: expired, sessionsClosed: lost, reconnectWindowsClosed: lapsed };
   }
 
-  async #closeGrants(kind: 'expire' | 'lost', lock: (tx: DbOrTx) => Promise<(GrantRow & { sessionGatewayId?: string | null })[]>, now: Date): Promise<number> {
+  /**
+   * `expire`: unused past connect-by; `lost`: a session no gateway reports; `lapsed`: a routed grant
+   * between sessions past its reconnect window (its session's end was an event already: none here).
+   */
+  async #closeGrants(kind: 'expire' | 'lost' | 'lapsed', lock: (tx: DbOrTx) => Promise<(GrantRow & { sessionGatewayId?: string | null })[]>, now: Date): Promise<number> {
     const events: SessionEvent[] = [];
     const closed = await this.deps.db.transaction(async (tx) => {
       const rows = await lock(tx);
       for (const grant of rows) {
-        const reason = kind === 'expire' ? 'grant-expired' : 'gateway-lost';
+        const reason = kind === 'expire' ? 'grant-expired' : kind === 'lost' ? 'gateway-lost' : 'reconnect-window-over';
         await this.deps.repo.updateGrant(grant.id, kind === 'expire' ? { state: 'expired' } : { state: 'closed', closedAt: now }, tx);
         const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
         if (connection && LIVE_CONNECTION_STATES.includes(connection.state) && (await this.deps.repo.otherLiveGrants(connection.id, grant.id, tx)) === 0) {
@@ -221,11 +242,11 @@ export class GatewayReports {
         }
         await this.deps.audit.record(
           systemActor,
-          { action: kind === 'expire' ? 'grant.expire' : 'gateway.session_lost', outcome: 'success', targetType: 'grant', targetId: grant.id, reason, details: { connectionId: grant.connectionId, port: grant.gatewayPort, gatewayId: grant.sessionGatewayId ?? grant.gatewayId } },
+          { action: kind === 'expire' ? 'grant.expire' : kind === 'lost' ? 'gateway.session_lost' : 'grant.close', outcome: 'success', targetType: 'grant', targetId: grant.id, reason, details: { connectionId: grant.connectionId, port: grant.gatewayPort, gatewayId: grant.sessionGatewayId ?? grant.gatewayId } },
           tx,
         );
         if (kind === 'lost') {
-          const event: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: grant.sessionGatewayId ?? null, at: now, reason, bytesUp: connection?.bytesUp ?? 0, bytesDown: connection?.bytesDown ?? 0 };
+          const event: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: grant.sessionGatewayId ?? null, at: now, reason, bytesUp: connection?.bytesUp ?? 0, bytesDown: connection?.bytesDown ?? 0, session: grant.mode === 'routed' ? grant.sessions : 1 };
           await this.deps.sessionEvents.record(event, tx);
           events.push(event);
         }

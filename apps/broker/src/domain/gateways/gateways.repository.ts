@@ -159,7 +159,7 @@ export class GatewaysRepository {
 
   async livePortsInCluster(cluster: string, db: DbOrTx = this.db): Promise<Set<number>> {
     const rows = await db.select({ port: grants.gatewayPort }).from(grants).where(and(eq(grants.gatewayCluster, cluster), LIVE_GRANT));
-    return new Set(rows.map((r) => r.port));
+    return new Set(rows.flatMap((r) => (r.port === null ? [] : [r.port])));
   }
 
   /** Live grants of some clusters, each with the gateway carrying its session. */
@@ -238,6 +238,8 @@ export class GatewaysRepository {
       .where(
         and(
           eq(grants.state, 'used'),
+          // A routed grant between sessions has none to lose (the reconnect window closes it).
+          isNull(grants.sessionEndedAt),
           sql`(
             ${gateways.id} is null
             or ${gateways.lastSeenAt} is null
@@ -249,6 +251,61 @@ export class GatewaysRepository {
       .limit(limit)
       .for('update', { of: grants, skipLocked: true });
     return rows.map((r) => ({ ...r.grant, sessionGatewayId: r.sessionGatewayId }));
+  }
+
+  /**
+   * A routed claim (ADR 0017), decided by this one statement: the grant is routed, of `cluster`, for
+   * `clientAddress`, its connection live, and either unused before its connect-by time (the first
+   * session) or between sessions within its reconnect window with its assignment still active (a
+   * reconnect). Two claims of one grant at once: the second waits for the first's row lock, then
+   * re-checks the conditions against the row the first left (in use) and takes nothing. Returns the
+   * session number it started, or undefined when refused (`claimRefusal` says why).
+   */
+  async claimRouted(p: { grantId: string; cluster: string; clientAddress: string; gatewayId: string; now: Date }, db: DbOrTx = this.db): Promise<{ sessions: number; connectionId: string } | undefined> {
+    const now = p.now.toISOString();
+    const result = await db.execute(sql`
+      update grants g set state = 'used', used_at = coalesce(g.used_at, ${now}::timestamptz), sessions = g.sessions + 1,
+        claimed_gateway_id = ${p.gatewayId}, claimed_at = ${now}::timestamptz, session_ended_at = null, last_reported_at = ${now}::timestamptz
+      from connections c
+      where g.id = ${p.grantId} and c.id = g.connection_id
+        and g.mode = 'routed' and g.gateway_cluster = ${p.cluster} and g.client_address = ${p.clientAddress}::inet
+        and c.state in ('starting', 'ready', 'connected')
+        and (
+          (g.state = 'issued' and g.valid_until > ${now}::timestamptz)
+          or (g.state = 'used' and g.session_ended_at is not null and g.reconnect_window_seconds > 0
+              and g.session_ended_at + g.reconnect_window_seconds * interval '1 second' > ${now}::timestamptz
+              and not exists (select 1 from assignments a where a.id = c.assignment_id and a.state <> 'active'))
+        )
+      returning g.sessions, g.connection_id`);
+    const row = (result as { rows: { sessions: number; connection_id: string }[] }).rows[0];
+    return row ? { sessions: Number(row.sessions), connectionId: row.connection_id } : undefined;
+  }
+
+  /** What a refused claim found: the grant (if any) and whether its connection is live. */
+  async claimRefusal(grantId: string, db: DbOrTx = this.db): Promise<{ grant: GrantRow; connectionLive: boolean } | undefined> {
+    const [row] = await db
+      .select({ grant: grants, connectionState: connections.state })
+      .from(grants)
+      .innerJoin(connections, eq(connections.id, grants.connectionId))
+      .where(eq(grants.id, grantId));
+    return row ? { grant: row.grant, connectionLive: ['starting', 'ready', 'connected'].includes(row.connectionState) } : undefined;
+  }
+
+  /** Routed grants between sessions whose reconnect window is over: their connection ends now. */
+  async lockReconnectLapsed(now: Date, limit: number, tx: DbOrTx): Promise<GrantRow[]> {
+    return tx
+      .select()
+      .from(grants)
+      .where(
+        and(
+          eq(grants.state, 'used'),
+          eq(grants.mode, 'routed'),
+          sql`${grants.sessionEndedAt} is not null and ${grants.sessionEndedAt} + ${grants.reconnectWindowSeconds} * interval '1 second' <= ${now.toISOString()}::timestamptz`,
+        ),
+      )
+      .orderBy(asc(grants.sessionEndedAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
   }
 
   async listGrants(live: boolean | undefined, limit: number, offset: number): Promise<{ items: GrantRow[]; total: number }> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Database, Db, DbOrTx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -7,13 +8,17 @@ import { systemActor, type Actor } from '../identity/actor.ts';
 import { hashToken } from '../identity/tokens.ts';
 import type { EnrollmentRow, GatewayRow, GatewaysRepository, GatewayWithLive, GrantRow } from './gateways.repository.ts';
 import { ChannelHub } from './channel-hub.ts';
+import { GatewayClaims } from './claims.ts';
 import { GatewayEnrollments, type EnrollInput } from './enrollments.ts';
 import { GatewayReports } from './gateway-reports.ts';
 import { chooseGateway, pickPort } from './plan.ts';
 import { SessionEventOutbox } from './session-events.ts';
 import type { TimerService } from '../../jobs/timers.service.ts';
+import type { GatewayMode, RoutedPorts } from '@stagedoor/contract';
 import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
 import { parseAddress, plainAddress } from '../addresses.ts';
+import type { SecretBox } from '../secrets/secret-box.ts';
+import { grantTokenContext, grantTokenHash, newGrantToken } from './grant-tokens.ts';
 
 const PORT_ATTEMPTS = 8;
 const LIVE_CONNECTION_STATES = ['starting', 'ready', 'connected'];
@@ -49,11 +54,14 @@ export class GatewaysService {
       nodeId: string;
       /** NOTIFY/LISTEN of the database, so a revocation on one node reaches gateways held by the others at once. */
       signals?: Pick<Database, 'notify' | 'listen'>;
+      /** Seals routed grants' tokens (ADR 0015, 0017); without a key no routed grant can be issued. */
+      secrets?: Pick<SecretBox, 'available' | 'seal' | 'open'>;
     },
   ) {
     this.sessionEvents = new SessionEventOutbox({ timers: deps.timers, onError: (err, e) => deps.log.warn({ err, grant: e.grantId, type: e.type }, 'session event: delivery failed; the timers job retries it') });
     this.reports = new GatewayReports({ ...deps, sessionEvents: this.sessionEvents });
-    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, audit: deps.audit, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
+    const claims = new GatewayClaims({ repo: deps.repo, clock: deps.clock, log: deps.log.child({ area: 'gateway-claims' }) });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, claims, audit: deps.audit, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
     this.#delivery = this.channels;
     this.enrollments = new GatewayEnrollments(deps);
   }
@@ -75,25 +83,32 @@ export class GatewaysService {
     return row;
   }
 
-  async update(actor: Actor, id: string, patch: { status?: 'active' | 'disabled' | 'draining'; name?: string }): Promise<GatewayWithLive> {
+  /**
+   * Status, name, and the routed settings clients are sent to (public ports, SNI domain). A routed
+   * grant's instructions are drawn from the gateway when shown, so a changed port reaches the next
+   * GET of every live connection at once.
+   */
+  async update(actor: Actor, id: string, input: { status?: 'active' | 'disabled' | 'draining'; name?: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string | null }): Promise<GatewayWithLive> {
     let statusChanged = false;
     try {
       await this.deps.db.transaction(async (tx) => {
         const current = await this.deps.repo.lockById(id, tx);
         if (!current) throw new NotFoundError('gateway', id);
-        if (patch.status && patch.status === 'active' && current.status === 'enrolled') {
+        if (input.status === 'active' && current.status === 'enrolled') {
           throw new ConflictError('this gateway has never connected: it becomes active by itself when it does');
         }
-        statusChanged = patch.status !== undefined && patch.status !== current.status;
+        statusChanged = input.status !== undefined && input.status !== current.status;
+        const { routedPorts, ...rest } = input;
+        const patch = { ...rest, ...(routedPorts ? { routedPorts: { ...current.routedPorts, ...routedPorts } } : {}) };
         await this.deps.repo.update(id, { ...patch, updatedAt: this.deps.clock.now() }, tx);
-        const action = patch.status === 'disabled' ? 'gateway.disable' : patch.status === 'draining' ? 'gateway.drain' : 'gateway.update';
+        const action = input.status === 'disabled' ? 'gateway.disable' : input.status === 'draining' ? 'gateway.drain' : 'gateway.update';
         await this.deps.audit.record(actor, { action, outcome: 'success', targetType: 'gateway', targetId: id, details: { name: current.name, from: current.status, ...patch } }, tx);
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`a gateway named "${patch.name}" already exists`);
+      if (isUniqueViolation(err)) throw new ConflictError(`a gateway named "${input.name}" already exists`);
       throw err;
     }
-    if (statusChanged && patch.status) this.#delivery.statusChanged(id, patch.status);
+    if (statusChanged && input.status) this.#delivery.statusChanged(id, input.status);
     return this.get(id);
   }
 
@@ -113,7 +128,7 @@ export class GatewaysService {
   /* ---------- enrolment (enrollments.ts, ADR 0016) ---------- */
 
   /** A one-time token for a new gateway; the record carries the address clients will dial. */
-  createEnrollment(actor: Actor, input: { cluster: string; name?: string; publicAddress: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
+  createEnrollment(actor: Actor, input: { cluster: string; name?: string; publicAddress: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string; expiresInMinutes: number }): Promise<{ enrollment: EnrollmentRow; token: string }> {
     return this.enrollments.createForNew(actor, input);
   }
 
@@ -149,11 +164,17 @@ export class GatewaysService {
    * the caller's transaction and delivery follows its commit (the hub's next pass, within a second);
    * without, the grant is committed here and delivered at once.
    */
+  issueGrant(input: IssueGrantInput & { mode?: 'portForward' }, tx?: DbOrTx): Promise<IssuedGrant & { mode: 'portForward'; port: number }>;
+  issueGrant(input: IssueGrantInput, tx?: DbOrTx): Promise<IssuedGrant>;
   async issueGrant(input: IssueGrantInput, tx?: DbOrTx): Promise<IssuedGrant> {
     const now = this.deps.clock.now();
     if (!parseAddress(input.clientAddress)) throw new InvalidInputError(`clientAddress must be an IP address (got "${input.clientAddress}")`);
     if (!parseAddress(input.targetAddress)) throw new InvalidInputError(`targetAddress must be an IP address (got "${input.targetAddress}")`);
     if (input.connectBy <= now) throw new InvalidInputError('connectBy must be in the future');
+    const mode = input.mode ?? 'portForward';
+    if (mode === 'routed' && !this.deps.secrets?.available) {
+      throw new UnavailableError('the routed gateway mode needs STAGEDOOR_SECRET_KEY on the broker (grant tokens are kept sealed); set it, or use gatewayMode "portForward" in the protocol plan');
+    }
     const run = async (db: DbOrTx) => {
       const connection = await this.deps.repo.lockConnection(input.connectionId, db);
       if (!connection) throw new NotFoundError('connection', input.connectionId);
@@ -165,10 +186,14 @@ export class GatewaysService {
         const holder = await this.deps.repo.findById(usable.gatewayId!, db);
         if (holder) return { grant: usable, gateway: holder as GatewayRow };
       }
-      const members = await this.deps.repo.clusterMembers(input.cluster, db);
+      const all = await this.deps.repo.clusterMembers(input.cluster, db);
+      const members = input.requireSniDomain ? all.filter((g) => g.sniDomain) : all;
+      if (all.length > 0 && members.length === 0) {
+        throw new ConflictError(`no gateway of cluster ${input.cluster} has an sniDomain, which the routed dcv mode needs (the .dcv file names <token>.<domain>): an admin sets it with PATCH /api/v1/gateways/{id}`);
+      }
       const gateway = chooseGateway(members, now, this.deps.policy.staleSeconds * 1000);
       if (!gateway) throw new UnavailableError(`no healthy gateway in cluster ${input.cluster}`);
-      const grant = await this.#insertWithFreePort(db, gateway, input, now);
+      const grant = mode === 'routed' ? await this.#insertRouted(db, gateway, input, now) : await this.#insertWithFreePort(db, gateway, input, now);
       await this.deps.repo.updateConnection(connection.id, { gatewayId: gateway.id, updatedAt: now }, db);
       await this.deps.audit.record(
         systemActor,
@@ -177,7 +202,8 @@ export class GatewaysService {
           outcome: 'success',
           targetType: 'grant',
           targetId: grant.id,
-          details: { connectionId: connection.id, userId: connection.userId, gatewayId: gateway.id, cluster: input.cluster, clientAddress: grant.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}`, port: grant.gatewayPort, validUntil: grant.validUntil.toISOString() },
+          // Never the token: the audit log is read by more people than the grant's owner.
+          details: { connectionId: connection.id, userId: connection.userId, gatewayId: gateway.id, cluster: input.cluster, mode: grant.mode, clientAddress: grant.clientAddress, target: `${grant.targetAddress}:${grant.targetPort}`, port: grant.gatewayPort, validUntil: grant.validUntil.toISOString(), ...(grant.mode === 'routed' ? { reconnectWindowSeconds: grant.reconnectWindowSeconds } : {}) },
         },
         db,
       );
@@ -186,11 +212,47 @@ export class GatewaysService {
     if (tx) {
       const { grant, gateway } = await run(tx);
       this.#delivery.kick();
-      return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort };
+      return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort, mode: grant.mode as GatewayMode };
     }
     const { grant, gateway } = await this.deps.db.transaction(run);
     this.#delivery.deliver(input.cluster, toChannelGrant(grant));
-    return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort };
+    return { grantId: grant.id, gatewayId: gateway.id, host: gateway.publicAddress, port: grant.gatewayPort, mode: grant.mode as GatewayMode };
+  }
+
+  /**
+   * A routed grant (ADR 0017): no port, a fresh token — stored as its SHA-256 (what gateways look up)
+   * and sealed (what its owner's later GET shows again). The token itself is returned by `grantToken`.
+   */
+  async #insertRouted(db: DbOrTx, gateway: GatewayRow, input: IssueGrantInput, now: Date): Promise<GrantRow> {
+    const id = randomUUID();
+    const token = newGrantToken();
+    return this.deps.repo.insertGrant(
+      {
+        id,
+        connectionId: input.connectionId,
+        gatewayId: gateway.id,
+        gatewayCluster: input.cluster,
+        clientAddress: normaliseAddress(input.clientAddress),
+        targetAddress: normaliseAddress(input.targetAddress),
+        targetPort: input.targetPort,
+        mode: 'routed',
+        gatewayPort: null,
+        tokenHash: grantTokenHash(token),
+        tokenSealed: this.deps.secrets!.seal(token, grantTokenContext(id)),
+        reconnectWindowSeconds: input.reconnectWindowSeconds ?? 0,
+        validUntil: input.connectBy,
+        sessionUntil: input.sessionUntil ?? null,
+        state: 'issued',
+        createdAt: now,
+      },
+      db,
+    );
+  }
+
+  /** A routed grant's token, for its owner's instructions only; null for a port-forward grant. */
+  grantToken(grant: Pick<GrantRow, 'id' | 'mode' | 'tokenSealed'>): string | null {
+    if (grant.mode !== 'routed' || !grant.tokenSealed || !this.deps.secrets) return null;
+    return this.deps.secrets.open(grant.tokenSealed, grantTokenContext(grant.id));
   }
 
   async #insertWithFreePort(db: DbOrTx, gateway: GatewayRow, input: IssueGrantInput, now: Date): Promise<GrantRow> {

@@ -58,15 +58,19 @@ export interface LiveGrantView {
   id: string;
   state: string;
   sessionGatewayId: string | null;
+  /** `routed` grants go to every gateway of the cluster while they live; absent = port forward. */
+  mode?: string;
 }
 
 /**
  * The grants a gateway should hold: every unused live grant of its cluster (any gateway of the
- * cluster may take the connection), and the used ones whose session it carries. Used grants carried
- * elsewhere are not sent: their one session exists already.
+ * cluster may take the connection), and the used ones whose session it carries. Used port-forward
+ * grants carried elsewhere are not sent: their one session exists already. Routed grants stay on
+ * every gateway while they live: the broker decides each session by a claim (ADR 0017), so a
+ * gateway holding one can answer a second session or a reconnect with the broker's reason.
  */
 export function grantsForGateway<T extends LiveGrantView>(live: T[], gatewayId: string): T[] {
-  return live.filter((g) => g.state === 'issued' || (g.state === 'used' && g.sessionGatewayId === gatewayId));
+  return live.filter((g) => g.state === 'issued' || g.mode === 'routed' || (g.state === 'used' && g.sessionGatewayId === gatewayId));
 }
 
 /** What to send a gateway so that the grants it holds become `desired`. */
@@ -80,8 +84,28 @@ export type SessionStartDecision =
   | { action: 'already'; }
   | { action: 'refuse'; reason: string };
 
-/** A gateway says a grant's session began: take it, note a repeat, or tell it to close the session. */
-export function decideSessionStart(grant: { state: string }, sessionGatewayId: string | null, reporter: string): SessionStartDecision {
+/** The routed fields `decideSessionStart` reads (absent on a port-forward grant). */
+export interface RoutedSessionFacts {
+  mode?: string;
+  claimedGatewayId?: string | null;
+  sessionEndedAt?: Date | null;
+}
+
+/**
+ * A gateway says a grant's session began: take it, note a repeat, or tell it to close the session.
+ * Port forward: the first report takes an issued grant. Routed: the claim already took it (ADR
+ * 0017), so only the gateway whose claim was accepted may start its session, once per claim.
+ */
+export function decideSessionStart(grant: { state: string } & RoutedSessionFacts, sessionGatewayId: string | null, reporter: string, connectionState?: string): SessionStartDecision {
+  if (grant.mode === 'routed') {
+    if (grant.state === 'issued') return { action: 'refuse', reason: 'not-claimed' };
+    if (grant.state !== 'used') return { action: 'refuse', reason: grant.state };
+    if (grant.claimedGatewayId !== reporter) return { action: 'refuse', reason: 'used-elsewhere' };
+    // Its session ended already (a repeat of the start), or this start was applied (connected here).
+    if (grant.sessionEndedAt) return { action: 'already' };
+    if (connectionState === 'connected' && sessionGatewayId === reporter) return { action: 'already' };
+    return { action: 'start' };
+  }
   if (grant.state === 'issued') return { action: 'start' };
   if (grant.state === 'used') return sessionGatewayId === reporter ? { action: 'already' } : { action: 'refuse', reason: 'used-elsewhere' };
   return { action: 'refuse', reason: grant.state };

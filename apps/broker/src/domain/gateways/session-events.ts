@@ -43,8 +43,9 @@ export class SessionEventOutbox {
   }
 }
 
+/** One timer per session start and end; a routed grant's later sessions (reconnects) are numbered. */
 function keyOf(e: SessionEvent): string {
-  return `${e.grantId}:${e.type}`;
+  return e.session && e.session > 1 ? `${e.grantId}:${e.session}:${e.type}` : `${e.grantId}:${e.type}`;
 }
 
 function encode(e: SessionEvent): Record<string, unknown> {

@@ -1,4 +1,4 @@
-import type { ChannelGrant } from '@stagedoor/contract';
+import type { ChannelGrant, GatewayMode } from '@stagedoor/contract';
 import type { GrantRow } from './gateways.repository.ts';
 
 /** How the broker treats gateways; from the STAGEDOOR_GATEWAY_* variables. */
@@ -21,6 +21,12 @@ export interface IssueGrantInput {
   connectBy: Date;
   /** The policy's maximum session length, as a deadline: the gateway closes the session then. */
   sessionUntil?: Date | null;
+  /** The protocol plan's gateway mode (default port forward). */
+  mode?: GatewayMode;
+  /** Routed: how long after a session ends the same client may reconnect (0: single use). */
+  reconnectWindowSeconds?: number;
+  /** Choose only among gateways with an SNI domain (routed dcv). */
+  requireSniDomain?: boolean;
 }
 
 export interface IssuedGrant {
@@ -28,7 +34,9 @@ export interface IssuedGrant {
   gatewayId: string;
   /** The chosen gateway's public address: what the client dials. */
   host: string;
-  port: number;
+  /** Port-forward mode: the grant's port; routed: null (the listeners' ports are the gateway's). */
+  port: number | null;
+  mode: GatewayMode;
 }
 
 /**
@@ -44,6 +52,8 @@ export interface SessionEvent {
   clientAddress?: string;
   /** For `ended`: `client-closed`, `target-closed`, `revoked: …`, `gateway-lost`, … */
   reason?: string;
+  /** Routed grants: which session of the grant (1, 2 … after reconnects); absent means the first. */
+  session?: number;
   bytesUp: number;
   bytesDown: number;
 }
@@ -59,17 +69,24 @@ export interface GrantDelivery {
   forget(gatewayId: string): void;
 }
 
-export function toChannelGrant(g: GrantRow): ChannelGrant {
+/**
+ * A grant as a gateway holds it. `forGateway`: the gateway it goes to — a routed grant goes to every
+ * gateway of the cluster, and is in use only on the one carrying its session (the one whose claim was
+ * accepted, while no session end was reported); a port-forward grant in use goes only to its carrier.
+ */
+export function toChannelGrant(g: GrantRow, forGateway?: string): ChannelGrant {
+  const routed = g.mode === 'routed';
+  const inUse = routed ? g.state === 'used' && g.sessionEndedAt === null && g.claimedGatewayId === forGateway : g.state === 'used';
   return {
     id: g.id,
-    mode: 'portForward',
-    port: g.gatewayPort,
-    tokenHash: null,
+    mode: routed ? 'routed' : 'portForward',
+    port: routed ? null : g.gatewayPort,
+    tokenHash: routed ? g.tokenHash : null,
     clientAddress: g.clientAddress,
     targetAddress: g.targetAddress,
     targetPort: g.targetPort,
     validUntil: g.validUntil.toISOString(),
     sessionUntil: g.sessionUntil ? g.sessionUntil.toISOString() : null,
-    inUse: g.state === 'used',
+    inUse,
   };
 }

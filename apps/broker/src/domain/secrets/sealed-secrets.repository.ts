@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNotNull } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { DbOrTx } from '../../db/database.ts';
-import { authServers, providers, userTotp } from '../../db/schema/index.ts';
+import { authServers, grants, providers, userTotp } from '../../db/schema/index.ts';
 
 /**
  * Every column that holds a `SecretBox` envelope, with the context it was sealed under. The one place
@@ -10,10 +10,12 @@ import { authServers, providers, userTotp } from '../../db/schema/index.ts';
  * A test seals one secret of each kind, rotates, and opens each through its own service.
  */
 const SEALED = [
-  { table: 'providers', from: providers, id: providers.id, sealed: providers.secretCiphertext, context: (id: string) => `providers:${id}` },
-  { table: 'auth_servers', from: authServers, id: authServers.id, sealed: authServers.secretCiphertext, context: (id: string) => `auth_servers:${id}` },
-  { table: 'user_totp', from: userTotp, id: userTotp.userId, sealed: userTotp.secretCiphertext, context: (id: string) => `user_totp:${id}` },
-] as const satisfies readonly { table: string; from: PgTable; id: PgColumn; sealed: PgColumn; context: (id: string) => string }[];
+  { table: 'providers', from: providers, id: providers.id, sealed: providers.secretCiphertext, key: 'secretCiphertext', context: (id: string) => `providers:${id}` },
+  { table: 'auth_servers', from: authServers, id: authServers.id, sealed: authServers.secretCiphertext, key: 'secretCiphertext', context: (id: string) => `auth_servers:${id}` },
+  { table: 'user_totp', from: userTotp, id: userTotp.userId, sealed: userTotp.secretCiphertext, key: 'secretCiphertext', context: (id: string) => `user_totp:${id}` },
+  // Routed grants' tokens (ADR 0017); the context is grant-tokens.ts's `grantTokenContext`.
+  { table: 'grants', from: grants, id: grants.id, sealed: grants.tokenSealed, key: 'tokenSealed', context: (id: string) => `grants:${id}` },
+] as const satisfies readonly { table: string; from: PgTable; id: PgColumn; sealed: PgColumn; key: string; context: (id: string) => string }[];
 
 export type SealedTable = (typeof SEALED)[number]['table'];
 export const SEALED_TABLES: SealedTable[] = SEALED.map((s) => s.table);
@@ -49,8 +51,7 @@ export class SealedSecretsRepository {
     const s = spec(table);
     const done = await db
       .update(s.from as PgTable)
-      // Each table calls the column `secretCiphertext`.
-      .set({ secretCiphertext: resealed } as Record<string, unknown>)
+      .set({ [s.key]: resealed } as Record<string, unknown>)
       .where(and(eq(s.id, row.id), eq(s.sealed, row.sealed)))
       .returning({ id: s.id });
     return done.length === 1;

@@ -37,7 +37,7 @@ export class SecretRotationService {
       ]);
     }
     const batchSize = opts.batchSize ?? 100;
-    const report: RotationReport = { keyId, resealed: { providers: 0, auth_servers: 0, user_totp: 0 }, current: 0, failed: [], busy: 0 };
+    const report: RotationReport = { keyId, resealed: { providers: 0, auth_servers: 0, user_totp: 0, grants: 0 }, current: 0, failed: [], busy: 0 };
     for (const table of SEALED_TABLES) {
       let after: string | null = null;
       for (;;) {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ConnectHeaders, ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
-import { FILE_TYPES, renderInstructions } from '../../domain/connections/connection-files.ts';
+import { FILE_TYPES } from '../../domain/connections/connection-files.ts';
 import type { Requester } from '../../domain/connections/connections.service.ts';
 import { ConflictError } from '../../domain/errors.ts';
 import { roleHas } from '../../domain/identity/permissions.ts';
@@ -73,12 +73,12 @@ export function connectionsRoutes(app: FastifyInstance, deps: { services: Servic
       if (!i) throw new ConflictError(`the connection is not ready yet (${view.progress.message})`);
       const protocol = request.query.protocol ?? i.protocol;
       if (protocol !== i.protocol) throw new ConflictError(`this connection is ${i.protocol}; connect again with protocol ${protocol} for a ${protocol} file`);
-      if (!(protocol in FILE_TYPES)) throw new ConflictError(`${protocol} has no connection file: use the command (${i.command})`);
-      const rendered = renderInstructions({ protocol, host: i.host, port: i.port, username: actor.username, desktopName: view.workstation!.name });
+      // The file as the instructions have it (a routed vnc or pcoip grant has none: the tunnel command).
+      if (!(protocol in FILE_TYPES) || !i.file) throw new ConflictError(`${protocol} has no connection file here: use the command (${i.command})`);
       return reply
         .type(FILE_TYPES[protocol as keyof typeof FILE_TYPES])
-        .header('content-disposition', contentDisposition(i.fileName ?? rendered.fileName ?? 'connection'))
-        .send(i.file ?? rendered.file ?? "");
+        .header('content-disposition', contentDisposition(i.fileName ?? `connection.${protocol}`))
+        .send(i.file);
     },
   );
 

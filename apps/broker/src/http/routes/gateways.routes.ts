@@ -139,6 +139,10 @@ function gatewayDto(g: GatewayWithLive) {
     lastSeenAt: isoOrNull(g.lastSeenAt),
     brokerNode: g.brokerNode,
     liveGrants: g.liveGrants,
+    sshHostKey: g.sshHostKey,
+    tlsCertificateSha256: g.tlsCertificateSha256,
+    routedPorts: g.routedPorts,
+    sniDomain: g.sniDomain,
     createdAt: iso(g.createdAt),
     updatedAt: iso(g.updatedAt),
   };
@@ -167,6 +171,7 @@ function grantDto(g: GrantRow) {
     clientAddress: g.clientAddress,
     targetAddress: g.targetAddress,
     targetPort: g.targetPort,
+    mode: g.mode as 'routed',
     gatewayPort: g.gatewayPort,
     validUntil: iso(g.validUntil),
     state: g.state as 'issued',
