@@ -25,7 +25,7 @@ describe('stagedoor dev runs a gateway', () => {
     const gateways = async () => (await (await fetch(`${base}/api/v1/gateways`, { headers: { cookie } })).json()) as { items: { name: string; health: string; status: string; portRangeStart: number; publicAddress: string }[] };
     await waitFor('dev-gateway healthy', async () => (await gateways()).items[0]?.health === 'healthy', 30_000, 200);
     expect((await gateways()).items).toEqual([expect.objectContaining({ name: 'dev-gateway', status: 'active', portRangeStart: 24100, publicAddress: '127.0.0.1' })]);
-    expect(proc.stderr.join('\n')).toContain('Gateway "dev-gateway" relays granted connections on 127.0.0.1 ports 24100-24119');
+    expect(proc.stderr.join('\n')).toMatch(/Gateway "dev-gateway" relays granted connections on 127\.0\.0\.1 ports 24100-24119; routed modes: RDP \d+, SSH jump \d+, TLS \(SNI \*\.gw\.localhost\) \d+, HTTPS tunnel \d+/);
     expect(fs.statSync(path.join(dataDir, 'gateway', 'gateway.json')).mode & 0o777).toBe(0o600);
     await proc.stop('SIGTERM');
     await waitFor('the data directory lock to be released', () => !fs.existsSync(path.join(dataDir, 'db', 'stagedoor.pid')), 30_000);

@@ -5,6 +5,7 @@ import { isUniqueViolation } from '../src/domain/errors.ts';
 import { assignments, gateways, grants, connections, providers, users, workstations } from '../src/db/schema/index.ts';
 import { createTestDatabase, DRIVERS, type TestDatabase } from '../../../test/support/database.ts';
 import { TEST_DB_TIME_ZONE } from '../../../test/support/postgres-server.ts';
+import { waitFor } from '../../../test/support/ports.ts';
 
 describe.each(DRIVERS)('storage [%s]', (driver) => {
   let t: TestDatabase;
@@ -98,7 +99,9 @@ describe.each(DRIVERS)('storage [%s]', (driver) => {
       await held;
       order.push('first out');
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // Wait for the condition (the first holds the lock), not a fixed time: on a loaded machine the
+    // first may take longer than any fixed pause to get its connection and the lock.
+    await waitFor('the first holder to be in', () => order.includes('first in'), 30_000, 5);
     const second = await t.database.tryWithAdvisoryLock('test:lock', async () => order.push('second ran'));
     const other = await t.database.tryWithAdvisoryLock('test:other', async () => 'ran');
     release();

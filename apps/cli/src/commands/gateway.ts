@@ -30,6 +30,7 @@ interface DevGatewayServices {
   createEnrollment(actor: ReturnType<typeof cliActor>, input: { cluster: string; name: string; publicAddress: string; expiresInMinutes: number }): Promise<{ token: string }>;
   createReenrollment(actor: ReturnType<typeof cliActor>, id: string, input: { publicAddress: string; expiresInMinutes: number }): Promise<{ token: string }>;
   findByName(name: string): Promise<{ id: string } | undefined>;
+  update(actor: ReturnType<typeof cliActor>, id: string, input: { routedPorts?: { rdp: number; ssh: number; tls: number; tunnel: number }; sniDomain?: string }): Promise<{ sniDomain: string | null }>;
   authenticateChannel(credential: string): Promise<unknown>;
 }
 
@@ -69,10 +70,29 @@ export async function startDevGateway(
     failClosedMs: 60_000,
     lingerMs: 30_000,
     connectTimeoutMs: 10_000,
+    // The routed modes on free local ports (ADR 0017), so the quick start shows them: the SSH host
+    // key and a self-signed HTTPS certificate live beside the credential.
+    routed: {
+      rdpPort: 0,
+      tlsPort: 0,
+      sshPort: 0,
+      tunnelPort: 0,
+      sshHostKey: gw.loadOrCreateSshHostKey(dataDir),
+      certificate: await gw.TlsCertificate.load({ files: null, dataDir, hostnames: [publicAddress], log }),
+    },
     log,
   }).start();
+  await gateway.listening;
+  // The instructions name the ports clients dial: here, the free ones the listeners took.
+  const port = (l: 'rdp' | 'ssh' | 'tls' | 'tunnel') => gateway.listeners?.portOf(l) ?? 0;
+  const ports = { rdp: port('rdp'), ssh: port('ssh'), tls: port('tls'), tunnel: port('tunnel') };
+  const routed = Object.values(ports).every((p) => p > 0);
+  // *.localhost names resolve to loopback (RFC 6761) in browsers and systemd-resolved; elsewhere
+  // `curl --resolve` or an /etc/hosts line does it (docs/gateway.md).
+  if (routed) await broker.services.gateways.update(cliActor('dev'), state.gatewayId, { routedPorts: ports, sniDomain: 'gw.localhost' });
   const { portRangeStart, portRangeEnd } = config.devGateway;
-  return { stop: () => gateway.stop(), banner: `Gateway "${DEV_GATEWAY}" relays granted connections on ${publicAddress} ports ${portRangeStart}-${portRangeEnd} (STAGEDOOR_DEV_GATEWAY_PORTS=off for none)` };
+  const routedLine = routed ? `; routed modes: RDP ${ports.rdp}, SSH jump ${ports.ssh}, TLS (SNI *.gw.localhost) ${ports.tls}, HTTPS tunnel ${ports.tunnel}` : '';
+  return { stop: () => gateway.stop(), banner: `Gateway "${DEV_GATEWAY}" relays granted connections on ${publicAddress} ports ${portRangeStart}-${portRangeEnd}${routedLine} (STAGEDOOR_DEV_GATEWAY_PORTS=off for none)` };
 }
 
 const DEV_GATEWAY = 'dev-gateway';

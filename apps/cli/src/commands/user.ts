@@ -17,8 +17,6 @@ interface ConnectionView {
   state: string;
   progress: { stage: string; percent: number; message: string };
   instructions: null | { protocol: string; host: string; port: number; fileName: string | null; file: string | null; command: string | null; connectBy: string | null; tunnel?: TunnelInstructions | null };
-  /** Where the broker puts the tunnel is being settled (issue 14): beside the instructions or in them. */
-  tunnel?: TunnelInstructions | null;
 }
 
 interface ConnectOptions {
@@ -92,7 +90,7 @@ export function userCommands(program: Command): void {
       const conn = await waitForConnection(name, opts);
       const i = conn.instructions!;
       if (opts.tunnel) {
-        const tunnel = i.tunnel ?? conn.tunnel;
+        const tunnel = i.tunnel;
         if (!tunnel) throw new CliError(`the broker offers no HTTPS tunnel for this ${i.protocol.toUpperCase()} connection: its plan uses port forward (connect without --tunnel), or the broker is older than the gateway's tunnel`);
         return runTunnel(tunnel, { protocol: i.protocol, localPort: opts.localPort });
       }
