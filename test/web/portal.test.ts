@@ -123,6 +123,8 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
     expect(port).toBeLessThanOrEqual(gateway.portRangeEnd);
     expect(file).toContain('username:s:ana');
     await card.getByText(`Through the gateway ${gateway.publicAddress}:${port}`).waitFor();
+    // The grant's rules in plain words: single use, and until when (issue 14, point 8).
+    await card.locator('.grant-state').filter({ hasText: /^Single use: the first session must start before .+; once it ends, connect again for a fresh one\.$/ }).waitFor();
     await screenshot(page, 'portal-ready-1280x800');
 
     // The policy allows a restart: the control is there, and it goes through the workstation power operation.

@@ -16,3 +16,4 @@ export * from './reports.ts';
 export * from './agent.ts';
 export * from './events.ts';
 export * from './tunnel.ts';
+export * from './grant-words.ts';

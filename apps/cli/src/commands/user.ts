@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
+import { describeGrant, type GrantFacts } from '@stagedoor/contract';
 import { runTunnel, type TunnelInstructions } from './connect-tunnel.ts';
 
 interface Desktop {
@@ -16,6 +17,7 @@ interface ConnectionView {
   id: string;
   state: string;
   progress: { stage: string; percent: number; message: string };
+  grant?: GrantFacts | null;
   instructions: null | { protocol: string; host: string; port: number; fileName: string | null; file: string | null; command: string | null; connectBy: string | null; tunnel?: TunnelInstructions | null };
 }
 
@@ -94,6 +96,8 @@ export function userCommands(program: Command): void {
         if (!tunnel) throw new CliError(`the broker offers no HTTPS tunnel for this ${i.protocol.toUpperCase()} connection: its plan uses port forward (connect without --tunnel), or the broker is older than the gateway's tunnel`);
         return runTunnel(tunnel, { protocol: i.protocol, localPort: opts.localPort });
       }
+      // What the grant allows, in words (single use, until when, reconnects), on stderr beside the progress.
+      if (conn.grant) console.error(describeGrant(conn.grant, (t) => new Date(t).toLocaleTimeString()));
       if (i.file) {
         const out = opts.out ?? i.fileName!;
         fs.writeFileSync(out, i.file);

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useState, type ReactNode } from 'react';
 import { del, get, messageOf, post, postOnce } from '../api/client.ts';
 import type { LiveState } from '../api/events.ts';
+// The plain module, not the package index: the portal bundle carries no zod schemas.
+import { describeGrant } from '@stagedoor/contract/grant-words';
 import type { Connection, Desktop, Desktops } from '../api/types.ts';
 import { ConfirmButton, ErrorNote } from '../ui/confirm.tsx';
 
@@ -178,6 +180,11 @@ function ConnectionPanel(props: { connection: Connection; desktopName: string; a
             {i.viaGateway ? `Through the gateway ${i.host}:${i.port}` : `Direct to ${i.host}:${i.port}`}
             {i.connectBy && ` · connect by ${new Date(i.connectBy).toLocaleTimeString()}`}
           </p>
+          {c.grant && (
+            <p className="muted grant-state" data-grant-state={c.grant.state}>
+              {describeGrant(c.grant, (t) => new Date(t).toLocaleTimeString())}
+            </p>
+          )}
         </div>
       )}
       {status && (
