@@ -19,8 +19,12 @@ import { ACK, firstPacket, firstPacketLength, rdpFirstPacket, STREAM, type First
 export type Via =
   /** Plain TCP (direct, HAProxy, port forward, the RDP and TLS listeners): `tokens[i]` in the first packet. */
   | { kind: 'tcp'; ports: number[]; first: FirstPacketKind; tokens: string[] }
-  /** The SSH jump host: user name `tokens[i]`, one `direct-tcpip` channel to the target. */
-  | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number }
+  /**
+   * The SSH jump host: user name `tokens[i]`, one `direct-tcpip` channel to the target, from
+   * `clients[i % n]` (it drops an 11th unauthenticated connection from one address, as sshd's
+   * MaxStartups would: 32 handshakes at once come from 8 loopback addresses).
+   */
+  | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number; clients: string[] }
   /** The HTTPS tunnel: `{"token"}`, then binary frames. */
   | { kind: 'tunnel'; ports: number[]; tokens: string[] };
 
@@ -71,7 +75,9 @@ function open(via: Via, i: number, bulk = false): Promise<Duplex> {
       );
       c.on('error', fail);
       c.once('close', () => fail(new Error('SSH closed before the ack')));
-      c.connect({ host: HOST, port, username: token, hostVerifier: () => true, readyTimeout: 30_000 });
+      const sock = net.connect({ host: HOST, port, localAddress: via.clients[i % via.clients.length], noDelay: true });
+      sock.once('error', fail);
+      c.connect({ sock, username: token, hostVerifier: () => true, readyTimeout: 30_000 });
     } else {
       const ws = new WebSocket(`wss://${HOST}:${port}/tunnel`, { rejectUnauthorized: false, perMessageDeflate: false, maxPayload: 1024 * 1024 });
       conn = { write: (b) => ws.send(b, { binary: true }), onData: (cb) => (onData = cb), close: () => ws.terminate() };
@@ -158,10 +164,10 @@ async function connRate(via: Via, count: number, concurrency: number) {
   return { ...r, firstError };
 }
 
-/** Open `count` sessions, 200 at a time, report, hold them until stdin closes. */
+/** Open `count` sessions, 32 at a time (the SSH jump host's per-address handshake limit allows no more from 8 addresses), report, hold them until stdin closes. */
 async function idle(via: Via, count: number): Promise<void> {
   const held: Duplex[] = [];
-  const r = await connectionPool(count, 200, (i) => open(via, i).then((c) => (held.push(c), true), () => false));
+  const r = await connectionPool(count, 32, (i) => open(via, i).then((c) => (held.push(c), true), () => false));
   out({ ready: true, open: held.length, failed: r.failed });
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));

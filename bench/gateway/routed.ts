@@ -34,6 +34,9 @@ const LABEL: Record<PathName, string> = {
   tunnel: 'gateway, HTTPS tunnel (JS)',
 };
 
+/** The SSH client's addresses (its grants name them): the jump host admits 10 unauthenticated connections per address. */
+const SSH_CLIENTS = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`);
+
 export interface RoutedSectionOptions {
   dir: string;
   seconds: number;
@@ -48,9 +51,9 @@ const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`
 export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   const figures = arg('routed') ?? ['throughput', 'rtt', 'connrate', 'idle'];
   const wanted = (arg('paths') as PathName[] | undefined) ?? ALL;
-  const connCount = o.quick ? 1000 : 3000;
-  const jsConnCount = o.quick ? 200 : 500; // an SSH handshake or a TLS + WebSocket upgrade each: far slower
-  const idleCount = o.quick ? 1000 : 2000;
+  const connCount = o.quick ? 1000 : 2000;
+  const jsConnCount = o.quick ? 200 : 300; // an SSH handshake or a TLS + WebSocket upgrade each: far slower
+  const idleCount = 2000;
   const note = (line: string) => console.log(`  … ${line}`);
   const load = () => os.loadavg()[0]!.toFixed(2);
   console.log(`\nrouted modes: load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; the claim of each routed connection is a loopback round trip to the broker stand-in (bench/gateway/fake-broker.ts, an in-memory set), not to a broker on PostgreSQL`);
@@ -82,9 +85,9 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   if (!listeners || listeners.rdp !== rdp || listeners.tls !== tls || listeners.ssh !== ssh || listeners.tunnel !== https) throw new Error(`the gateway's routed listeners did not all start: ${JSON.stringify(listeners)}`);
 
   /** `n` routed grants to the target, then one more that is dialled until it works: the gateway has them all. */
-  const routedTokens = async (n: number): Promise<string[]> => {
+  const routedTokens = async (n: number, clients = [HOST]): Promise<string[]> => {
     const tokens = Array.from({ length: n }, randomToken);
-    for (const t of tokens) gw.broker.grantRouted(t, { host: HOST, port: targetPort });
+    for (const [i, t] of tokens.entries()) gw.broker.grantRouted(t, { host: HOST, port: targetPort }, clients[i % clients.length]);
     const probe = randomToken();
     gw.broker.grantRouted(probe, { host: HOST, port: targetPort });
     for (let i = 0; !(await acked(rdp, rdpFirstPacket(probe))); i++) {
@@ -111,7 +114,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
       case 'tls':
         return { kind: 'tcp', ports: [tls], first: 'tls', tokens: await routedTokens(n) };
       case 'ssh':
-        return { kind: 'ssh', ports: [ssh], tokens: await routedTokens(n), target: targetPort };
+        return { kind: 'ssh', ports: [ssh], tokens: await routedTokens(n, SSH_CLIENTS), target: targetPort, clients: SSH_CLIENTS };
       case 'tunnel':
         return { kind: 'tunnel', ports: [https], tokens: await routedTokens(n) };
     }
@@ -157,17 +160,23 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   });
 
   // Memory per idle session: RSS growth of the relay's processes, warm first (300 opened and closed), after a GC in the gateway.
+  // Two full collections a second apart before each reading: V8 gives pages back to the system some time after a collection.
+  const settle = async (p: PathName) => {
+    await sleep(1000);
+    for (let i = 0; GATEWAY.includes(p) && i < 2; i++) {
+      await gw.collectGarbage();
+      await sleep(1000);
+    }
+  };
   for (const p of figures.includes('idle') ? paths.filter((x) => x !== 'direct') : []) {
     const count = p === 'ssh' || p === 'tunnel' ? Math.min(idleCount, 1000) : idleCount;
     const pids = () => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : [haproxy.pid!]);
     await client('connrate', { via: await via(p, 300), count: 300, concurrency: 32 });
-    await sleep(2000);
-    if (GATEWAY.includes(p)) await gw.collectGarbage();
+    await settle(p);
     const before = rssKiB(pids());
     const holder = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via: await via(p, count), count }));
     const r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
-    await sleep(2000);
-    if (GATEWAY.includes(p)) await gw.collectGarbage();
+    await settle(p);
     const after = rssKiB(pids());
     const perSession = (after - before) / Math.max(1, r.open);
     (results[p] ??= {}).idleKiB = perSession;
