@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { connectionPool, percentile, pingPong } from './measure.ts';
 
 /**
  * Load generators and target servers for bench/gateway/run.ts, each run as its own process:
@@ -81,72 +82,27 @@ async function studioServer(ports: number[], mbps: number, tickMs: number): Prom
   out({ ready: true, framesPerTick: perTick });
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 /** 64-byte ping-pong on one connection for `seconds` (used when sockperf is missing). */
 async function rr(port: number, seconds: number): Promise<{ p50Us: number; p99Us: number; samples: number }> {
   const s = net.connect({ port, host: HOST, noDelay: true });
   await new Promise((r) => s.once('connect', r));
-  const msg = Buffer.alloc(64, 1);
-  const samples: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  let got = 0;
-  let t0 = 0;
-  return new Promise((resolve) => {
-    const send = () => {
-      got = 0;
-      t0 = performance.now();
-      s.write(msg);
-    };
-    s.on('data', (d) => {
-      got += d.length;
-      if (got < 64) return;
-      const t = performance.now();
-      samples.push((t - t0) * 1000);
-      if (t < end) return send();
-      s.destroy();
-      samples.splice(0, Math.min(1000, Math.floor(samples.length / 10))); // warm-up
-      samples.sort((a, b) => a - b);
-      resolve({ p50Us: percentile(samples, 50), p99Us: percentile(samples, 99), samples: samples.length });
-    });
-    send();
-  });
+  return pingPong({ write: (b) => s.write(b), onData: (cb) => s.on('data', cb), close: () => s.destroy() }, seconds);
 }
 
 /** `count` connections, `concurrency` at a time: connect, 1 byte, its echo, close. One port each when several are given. */
-async function connRate(ports: number[], count: number, concurrency: number): Promise<{ rate: number; elapsedMs: number; ok: number; failed: number }> {
-  let next = 0;
-  let ok = 0;
-  let failed = 0;
-  const one = (port: number) =>
-    new Promise<void>((resolve) => {
-      const s = net.connect({ port, host: HOST, noDelay: true });
+function connRate(ports: number[], count: number, concurrency: number): Promise<{ rate: number; elapsedMs: number; ok: number; failed: number }> {
+  const one = (i: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect({ port: ports.length === 1 ? ports[0]! : ports[i]!, host: HOST, noDelay: true });
       s.once('connect', () => s.write('x'));
       s.once('data', () => {
-        ok++;
         s.destroy();
-        resolve();
+        resolve(true);
       });
-      s.once('error', () => {
-        failed++;
-        resolve();
-      });
-      s.once('close', () => resolve());
+      s.once('error', () => resolve(false));
+      s.once('close', () => resolve(false));
     });
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = next++;
-        await one(ports.length === 1 ? ports[0]! : ports[i]!);
-      }
-    }),
-  );
-  const elapsedMs = performance.now() - t0;
-  return { rate: ok / (elapsedMs / 1000), elapsedMs, ok, failed };
+  return connectionPool(count, concurrency, one);
 }
 
 /** Open `count` relayed connections (retrying a port that is not open yet), report, hold them until stdin closes. */

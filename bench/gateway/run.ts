@@ -1,12 +1,10 @@
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
-import { FakeBroker } from './fake-broker.ts';
+import { cpuSeconds, exec, freePorts, gatewayPids, haproxyHead, HOST, listening, load, median, rssKiB, run, sleep, start, startGateway, treePids, tsx, waitLine } from './harness.ts';
+import { routedSection } from './routed.ts';
 
 /**
  * The gateway next to HAProxy `mode tcp` and a direct connection, on loopback, in one run:
@@ -15,11 +13,8 @@ import { FakeBroker } from './fake-broker.ts';
  * `npm run bench:gateway` (raises the open-file limit first). Not a test: it prints figures.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const HOST = '127.0.0.1';
-const GRANT_PORTS = { start: 20000, end: 31999 };
 const quick = process.argv.includes('--quick');
-/** `--only=idle,studio`: run just those sections (throughput, rtt, connrate, idle, studio). */
+/** `--only=idle,studio`: run just those sections (throughput, rtt, connrate, idle, studio, routed). */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const runs = (section: string) => !only || only.includes(section);
 const SECONDS = quick ? 3 : 5;
@@ -40,129 +35,6 @@ const workers = Number(process.env.STAGEDOOR_GATEWAY_WORKERS ?? '1');
 const relayArg = process.argv.find((a) => a.startsWith('--relay='))?.slice(8);
 if (relayArg) process.env.STAGEDOOR_GATEWAY_RELAY = relayArg;
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
-
-function start(cmd: string, args: string[], env: Record<string, string> = {}): ChildProcess & { lines: string[]; errLines: string[] } {
-  const c = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcess & { lines: string[]; errLines: string[] };
-  c.lines = [];
-  c.errLines = [];
-  c.stderr!.on('data', (d) => c.errLines.push(...String(d).split('\n')));
-  let buf = '';
-  c.stdout!.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      c.lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  c.stderr!.on('data', (d) => process.env.BENCH_DEBUG && process.stderr.write(d));
-  children.add(c);
-  c.on('exit', () => children.delete(c));
-  return c;
-}
-
-async function waitLine(c: ChildProcess & { lines: string[] }, what: string, ms = 60_000): Promise<Record<string, unknown>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const line = c.lines.find((l) => l.startsWith('{'));
-    if (line) {
-      c.lines.splice(c.lines.indexOf(line), 1);
-      return JSON.parse(line) as Record<string, unknown>;
-    }
-    if (c.exitCode !== null) throw new Error(`${what} exited (${c.exitCode})`);
-    if (Date.now() > end) throw new Error(`${what}: no answer in ${ms} ms`);
-    await sleep(20);
-  }
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// `node --import tsx`, not the tsx command: that one runs the script in a child process, which a kill
-// of the command leaves running (a leaked studio server would load the next run).
-const tsx = (file: string, ...args: string[]) => start(process.execPath, ['--import', 'tsx', path.join(ROOT, file), ...args]);
-const load = (mode: string, args: unknown) => tsx('bench/gateway/load.ts', mode, JSON.stringify(args));
-
-async function run(mode: string, args: unknown, what = mode): Promise<Record<string, unknown>> {
-  const c = load(mode, args);
-  const r = await waitLine(c, what, 300_000);
-  c.kill();
-  return r;
-}
-
-function freePorts(n: number): Promise<number[]> {
-  return Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<number>((resolve) => {
-        const s = net.createServer();
-        s.listen(0, HOST, () => {
-          const { port } = s.address() as net.AddressInfo;
-          s.close(() => resolve(port));
-        });
-      }),
-    ),
-  );
-}
-
-function rssKiB(pids: number[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-  return total;
-}
-
-/** The gateway's processes: the main one and its workers, if any. */
-function gatewayPids(main: number): number[] {
-  const kids = spawnSync('pgrep', ['-P', String(main)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
-  return [main, ...kids];
-}
-
-/** A process and all its descendants (tsx runs the script in a child process). */
-function treePids(pid: number): number[] {
-  const kids = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
-  return [pid, ...kids.flatMap(treePids)];
-}
-
-/** CPU seconds (user + system) these processes have used so far. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100;
-}
-
-/** Run a tool to completion without blocking this process (the broker stand-in must keep answering). */
-function exec(cmd: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d) => (stdout += d));
-    c.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('close', () => {
-      clearTimeout(t);
-      resolve({ stdout, stderr });
-    });
-  });
-}
-
 async function iperf(port: number, extra: string[], attempt = 0): Promise<number> {
   await sleep(500); // iperf3's server takes a moment to be ready for the next test
   const r = await exec('iperf3', ['-c', HOST, '-p', String(port), '-t', String(SECONDS), '-O', '1', '-J', ...extra], (SECONDS + 30) * 1000);
@@ -178,20 +50,6 @@ async function sockperf(port: number): Promise<{ p50Us: number; p99Us: number }>
   return { p50Us: pct('50.000'), p99Us: pct('99.000') };
 }
 
-async function listening(ports: number[]): Promise<void> {
-  const want = new Set(ports);
-  for (let i = 0; i < 600; i++) {
-    const out = execFileSync('ss', ['-Hltn'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    let n = 0;
-    for (const line of out.split('\n')) {
-      const m = /127\.0\.0\.1:(\d+)\s/.exec(line);
-      if (m && want.has(Number(m[1]))) n++;
-    }
-    if (n >= want.size) return;
-    await sleep(50);
-  }
-  throw new Error('granted ports did not open');
-}
 
 async function main(): Promise<void> {
   for (const tool of ['iperf3', 'haproxy']) {
@@ -202,6 +60,15 @@ async function main(): Promise<void> {
   console.log(`gateway benchmark on ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, open-file limit ${fdLimit}, gateway workers ${workers}, ${ROUNDS} round(s), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}${quick ? ', quick' : ''}`);
   if (fdLimit < 19_000) console.log('  note: run through `npm run bench:gateway`, which raises the open-file limit; the 10,000-connection figures need it');
 
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-bench-'));
+  if (['throughput', 'rtt', 'connrate', 'idle', 'studio'].some(runs)) await portForwardSections(dir, haveSockperf, fdLimit);
+  // The routed modes beside port forward and HAProxy, driven by a client that sends a first packet (routed.ts).
+  if (runs('routed')) await routedSection({ dir, seconds: SECONDS, rounds: ROUNDS, quick, haproxyHead });
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+async function portForwardSections(dir: string, haveSockperf: boolean, fdLimit: number): Promise<void> {
   // Targets ("workstations"): iperf3, sockperf (or an echo), echo and studio servers — one port per path.
   const all = await freePorts(15);
   const [iperfPort, rrPort, harnessPort] = [all[0]!, all[1]!, all[2]!];
@@ -217,7 +84,6 @@ async function main(): Promise<void> {
   await waitLine(studio, 'studio server');
 
   // HAProxy with the settings that were best on this machine class: splice, 128 KiB buffers, one thread.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-bench-'));
   const cfg = path.join(dir, 'haproxy.cfg');
   const fronts = [
     ['iperf', fe.iperf, iperfPort],
@@ -227,18 +93,7 @@ async function main(): Promise<void> {
   ] as const;
   const haproxyConfig = (threads: number, listens: readonly (readonly [string, number, number])[]) =>
     [
-      'global',
-      // Two descriptors per connection and two per splice pipe must fit the 20,000 hard limit.
-      '  maxconn 9900',
-      '  maxpipes 40',
-      `  nbthread ${threads}`,
-      '  tune.bufsize 131072',
-      'defaults',
-      '  mode tcp',
-      '  option splice-auto',
-      '  timeout connect 5s',
-      '  timeout client 1h',
-      '  timeout server 1h',
+      ...haproxyHead(threads),
       ...listens.flatMap(([name, port, target]) => [`listen ${name}`, `  bind ${HOST}:${port}`, '  maxconn 9900', `  server s1 ${HOST}:${target}`]),
       '',
     ].join('\n');
@@ -363,83 +218,11 @@ async function main(): Promise<void> {
 
   printTable(results);
   await gw.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
-}
-
-/** Grant ports are handed out in turn across every gateway of the run, so a port another one still holds is not reused. */
-let nextPort = GRANT_PORTS.start;
-
-/** A gateway process (`workers` relay processes) enrolled with its own broker stand-in. */
-async function startGateway(dir: string, workers: number, relayThreads?: number) {
-  const broker = new FakeBroker();
-  await broker.start();
-  // The inspector (loopback, random port, in each worker too) lets the bench collect garbage before
-  // it reads memory: V8 keeps what a burst of connections left behind until it needs the space.
-  const proc = start(process.execPath, ['--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
-    STAGEDOOR_BROKER_URLS: broker.url,
-    STAGEDOOR_GATEWAY_PORTS: `${GRANT_PORTS.start}-${GRANT_PORTS.end}`,
-    STAGEDOOR_GATEWAY_LISTEN_HOST: HOST,
-    STAGEDOOR_GATEWAY_DATA_DIR: fs.mkdtempSync(path.join(dir, 'gateway-')),
-    STAGEDOOR_GATEWAY_LINGER_SECONDS: '1',
-    // Port-forward rows only: the routed listeners' fixed ports may be taken on the benchmark host.
-    STAGEDOOR_GATEWAY_RDP_PORT: 'off',
-    STAGEDOOR_GATEWAY_SSH_PORT: 'off',
-    STAGEDOOR_GATEWAY_TLS_PORT: 'off',
-    STAGEDOOR_GATEWAY_HTTPS_PORT: 'off',
-    STAGEDOOR_GATEWAY_WORKERS: String(workers),
-    ...(relayThreads ? { STAGEDOOR_GATEWAY_RELAY_THREADS: String(relayThreads) } : {}),
-    STAGEDOOR_LOG_LEVEL: 'warn',
-  });
-  await broker.welcomed();
-  await sleep(300 * workers); // relay workers starting
-  const grantPorts = (n: number) => {
-    if (nextPort + n - 1 > GRANT_PORTS.end) nextPort = GRANT_PORTS.start;
-    const ports = Array.from({ length: n }, (_, i) => nextPort + i);
-    nextPort += n;
-    return ports;
-  };
-  return {
-    proc,
-    broker,
-    /** Full garbage collection in the gateway and its workers (through their inspectors). */
-    collectGarbage: async () => {
-      const urls = [...new Set(proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? []))];
-      await Promise.all(urls.map((u) => collect(u).catch(() => undefined)));
-    },
-    /** Grants on `n` fresh ports to `target`, once the gateway has opened them all. */
-    granted: async (n: number, target: number): Promise<{ ports: number[]; ids: string[] }> => {
-      const ports = grantPorts(n);
-      const ids = broker.grant(ports, { host: HOST, port: target });
-      await listening(ports).catch((err: Error) => {
-        throw new Error(`${err.message}; gateway exit ${proc.exitCode}; log:\n${proc.lines.slice(-10).join('\n')}`);
-      });
-      return { ports, ids };
-    },
-    stop: async () => {
-      proc.kill('SIGTERM');
-      await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));
-      await broker.close();
-    },
-  };
-}
-
-function collect(url: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error('inspector timeout'));
-    }, 20_000);
-    ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })));
-    ws.on('message', (d) => {
-      if ((JSON.parse(String(d)) as { id?: number }).id !== 1) return;
-      clearTimeout(timer);
-      ws.close();
-      resolve();
-    });
-    ws.on('error', reject);
-  });
+  harness.kill();
+  haproxy.kill();
+  haproxy2?.kill();
+  echo.kill();
+  studio.kill();
 }
 
 function printTable(r: Record<string, Record<string, number>>): void {

@@ -1,0 +1,199 @@
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import ssh2 from 'ssh2';
+import WebSocket from 'ws';
+import { connectionPool, pingPong, type Duplex } from './measure.ts';
+import { ACK, firstPacket, firstPacketLength, rdpFirstPacket, STREAM, type FirstPacketKind } from './preface.ts';
+
+/**
+ * The routed benchmark's target and client, each run as its own process like load.ts:
+ * `node --import tsx bench/gateway/routed-load.ts <mode> '<json args>'`, one JSON line out.
+ *
+ * Every connection, on every path, starts with a first packet (an RDP Connection Request or a TLS
+ * ClientHello naming its token; inside an SSH channel or the tunnel, an RDP request without one);
+ * the target skips it and answers `k`, then echoes, or streams when the client sends `S`. So HAProxy,
+ * port forward and the routed listeners are driven by the same client doing the same work.
+ */
+
+/** How to reach the target, per connection `i`. */
+export type Via =
+  /** Plain TCP (direct, HAProxy, port forward, the RDP and TLS listeners): `tokens[i]` in the first packet. */
+  | { kind: 'tcp'; ports: number[]; first: FirstPacketKind; tokens: string[] }
+  /**
+   * The SSH jump host: user name `tokens[i]`, one `direct-tcpip` channel to the target, from
+   * `clients[i % n]` (it drops an 11th unauthenticated connection from one address, as sshd's
+   * MaxStartups would: 32 handshakes at once come from 8 loopback addresses).
+   */
+  | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number; clients: string[] }
+  /** The HTTPS tunnel: `{"token"}`, then binary frames. */
+  | { kind: 'tunnel'; ports: number[]; tokens: string[] };
+
+type Args = Record<string, unknown>;
+const HOST = '127.0.0.1';
+const out = (o: unknown): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+const pick = <T>(xs: T[], i: number): T => (xs.length === 1 ? xs[0]! : xs[i]!);
+
+/** A connection through `via` whose first packet the target has acknowledged. `bulk`: read into one preallocated buffer. */
+function open(via: Via, i: number, bulk = false): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    let onData: (b: Buffer) => void = () => {};
+    let acked = false;
+    let conn: Duplex;
+    const received = (b: Buffer) => {
+      if (acked) return onData(b);
+      if (b[0] !== ACK) return fail(new Error(`refused (answered ${b.subarray(0, 8).toString('hex')})`));
+      acked = true;
+      resolve(conn);
+      if (b.length > 1) onData(b.subarray(1));
+    };
+    const fail = (err: Error) => {
+      if (acked) return;
+      acked = true;
+      conn?.close();
+      reject(err);
+    };
+    const port = pick(via.ports, i);
+    const token = pick(via.tokens, i);
+    if (via.kind === 'tcp') {
+      const s = net.connect({ port, host: HOST, noDelay: true, ...(bulk ? { onread: { buffer: Buffer.alloc(256 * 1024), callback: (n: number, buf: Uint8Array) => (received(Buffer.from(buf.buffer, buf.byteOffset, n)), true) } } : {}) });
+      if (!bulk) s.on('data', received);
+      conn = { write: (b) => s.write(b), onData: (cb) => (onData = cb), close: () => s.destroy() };
+      s.once('connect', () => s.write(firstPacket(via.first, token)));
+      s.once('error', fail);
+      s.once('close', () => fail(new Error('closed before the ack')));
+    } else if (via.kind === 'ssh') {
+      const c = new ssh2.Client();
+      conn = { write: () => {}, onData: (cb) => (onData = cb), close: () => c.destroy() };
+      c.once('ready', () =>
+        c.forwardOut(HOST, 0, HOST, via.target, (err, ch) => {
+          if (err) return fail(err);
+          conn = { write: (b) => ch.write(b), onData: (cb) => (onData = cb), close: () => c.destroy() };
+          ch.on('data', received);
+          ch.on('error', () => undefined);
+          ch.write(rdpFirstPacket('inside-the-channel'));
+        }),
+      );
+      c.on('error', fail);
+      c.once('close', () => fail(new Error('SSH closed before the ack')));
+      const sock = net.connect({ host: HOST, port, localAddress: via.clients[i % via.clients.length], noDelay: true });
+      sock.once('error', fail);
+      c.connect({ sock, username: token, hostVerifier: () => true, readyTimeout: 30_000 });
+    } else {
+      const ws = new WebSocket(`wss://${HOST}:${port}/tunnel`, { rejectUnauthorized: false, perMessageDeflate: false, maxPayload: 1024 * 1024 });
+      conn = { write: (b) => ws.send(b, { binary: true }), onData: (cb) => (onData = cb), close: () => ws.terminate() };
+      let opened = false;
+      ws.once('open', () => ws.send(JSON.stringify({ token })));
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (opened) return received(data);
+        if (isBinary || !String(data).includes('"ok":true')) return fail(new Error(`tunnel answered ${String(data).slice(0, 80)}`));
+        opened = true;
+        ws.send(rdpFirstPacket('inside-the-tunnel'), { binary: true });
+      });
+      ws.on('error', fail);
+      ws.once('close', (code: number, reason: Buffer) => fail(new Error(`tunnel closed ${code} ${String(reason)}`)));
+    }
+  });
+}
+
+/** The target ("workstation"): skip the first packet, answer `k`; then echo, or stream after an `S`. */
+async function target(port: number): Promise<void> {
+  const chunk = Buffer.alloc(256 * 1024, 0x2e);
+  const server = net.createServer({ allowHalfOpen: false, noDelay: true }, (s) => {
+    s.on('error', () => undefined);
+    let got: Buffer = Buffer.alloc(0);
+    let state: 'first' | 'next' | 'echo' | 'stream' = 'first';
+    s.on('data', (d: Buffer) => {
+      if (state === 'echo') return void s.write(d);
+      if (state === 'stream') return;
+      got = got.length ? Buffer.concat([got, d]) : d;
+      if (state === 'first') {
+        const n = firstPacketLength(got);
+        if (n === -1) return void s.destroy();
+        if (n === null || got.length < n) return;
+        s.write(Buffer.from([ACK]));
+        got = got.subarray(n);
+        state = 'next';
+      }
+      if (got.length === 0) return;
+      if (got[0] === STREAM) {
+        state = 'stream';
+        const pump = () => {
+          while (!s.destroyed && s.write(chunk));
+        };
+        s.on('drain', pump);
+        return pump();
+      }
+      state = 'echo';
+      s.write(got);
+    });
+  });
+  await new Promise<void>((r) => server.listen({ port, host: HOST, backlog: 4096 }, r));
+  out({ ready: true });
+}
+
+/** `streams` connections streaming workstation→user at once: Gbit/s received, after a second of warm-up. */
+async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number }> {
+  const conns = await Promise.all(Array.from({ length: streams }, (_, i) => open(via, i, true)));
+  let bytes = 0;
+  let counting = false;
+  for (const c of conns) {
+    c.onData((b) => {
+      if (counting) bytes += b.length;
+    });
+    c.write(Buffer.from([STREAM]));
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  counting = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  counting = false;
+  const gbps = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e9;
+  for (const c of conns) c.close();
+  return { gbps };
+}
+
+/** Connection `i`: open through `via` (first packet, the grant check, the target's ack), then close. */
+async function connRate(via: Via, count: number, concurrency: number) {
+  let firstError = '';
+  const r = await connectionPool(count, concurrency, (i) =>
+    open(via, i).then(
+      (c) => (c.close(), true),
+      (err: Error) => ((firstError ||= err.message), false),
+    ),
+  );
+  return { ...r, firstError };
+}
+
+/** Open `count` sessions, 32 at a time (the SSH jump host's per-address handshake limit allows no more from 8 addresses), report, hold them until stdin closes. */
+async function idle(via: Via, count: number): Promise<void> {
+  const held: Duplex[] = [];
+  const r = await connectionPool(count, 32, (i) => open(via, i).then((c) => (held.push(c), true), () => false));
+  out({ ready: true, open: held.length, failed: r.failed });
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+async function main(): Promise<void> {
+  const [mode, raw] = process.argv.slice(2);
+  const args = JSON.parse(raw ?? '{}') as Args;
+  const via = args.via as Via;
+  switch (mode) {
+    case 'target':
+      return target(args.port as number);
+    case 'stream':
+      return out(await stream(via, args.streams as number, args.seconds as number));
+    case 'rr':
+      return out(await pingPong(await open(via, 0), args.seconds as number));
+    case 'connrate':
+      return out(await connRate(via, args.count as number, args.concurrency as number));
+    case 'idle':
+      return idle(via, args.count as number);
+    default:
+      throw new Error(`unknown mode ${mode}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  out({ error: (err as Error).message });
+  process.exit(1);
+});

@@ -1,0 +1,240 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts, gatewayPids, HOST, listening, median, rssKiB, sleep, start, startGateway, tsx, waitLine } from './harness.ts';
+import { ACK, rdpFirstPacket, randomToken } from './preface.ts';
+import type { Via } from './routed-load.ts';
+
+/**
+ * The routed modes (ADR 0017) beside port forward and HAProxy, in one run: `npm run bench:gateway --
+ * --only=routed` (`--routed=throughput,rtt,connrate,idle` and `--paths=rdp,tls,…` to narrow it).
+ *
+ * iperf3 and sockperf cannot send a first packet, so every path here is driven by one Node client
+ * (routed-load.ts) that sends the same first packet (an X.224 Connection Request with
+ * `Cookie: msts=<token>`, or a ClientHello naming `<token>.gw.bench`), waits for the target's ack,
+ * then streams or ping-pongs; the ratios compare the relays, the client's own cost is in every path
+ * (the `direct` row shows what the client and target reach with no relay at all). Each routed
+ * connection is a grant of its own, issued in bulk through the broker stand-in beforehand; its claim
+ * is a loopback round trip to that stand-in, not to a broker on PostgreSQL.
+ */
+
+type PathName = 'direct' | 'haproxy' | 'haproxy-rdp' | 'haproxy-sni' | 'port-forward' | 'rdp' | 'tls' | 'ssh' | 'tunnel';
+const ALL: PathName[] = ['direct', 'haproxy', 'haproxy-rdp', 'haproxy-sni', 'port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
+const GATEWAY: PathName[] = ['port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
+const LABEL: Record<PathName, string> = {
+  direct: 'direct (no relay)',
+  haproxy: 'HAProxy `mode tcp`',
+  'haproxy-rdp': 'HAProxy `req.rdp_cookie(msts)` routing',
+  'haproxy-sni': 'HAProxy `req.ssl_sni` routing',
+  'port-forward': 'gateway, port forward',
+  rdp: 'gateway, RDP routing token',
+  tls: 'gateway, TLS SNI',
+  ssh: 'gateway, SSH jump host (JS)',
+  tunnel: 'gateway, HTTPS tunnel (JS)',
+};
+
+/** The SSH client's addresses (its grants name them): the jump host admits 10 unauthenticated connections per address. */
+const SSH_CLIENTS = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`);
+
+export interface RoutedSectionOptions {
+  dir: string;
+  seconds: number;
+  rounds: number;
+  quick: boolean;
+  /** HAProxy's `global` and `defaults` lines, as run.ts starts it (one thread, splice, 128 KiB buffers). */
+  haproxyHead: (threads: number) => string[];
+}
+
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3).split(',');
+
+export async function routedSection(o: RoutedSectionOptions): Promise<void> {
+  const figures = arg('routed') ?? ['throughput', 'rtt', 'connrate', 'idle'];
+  const wanted = (arg('paths') as PathName[] | undefined) ?? ALL;
+  const connCount = o.quick ? 1000 : 2000;
+  const jsConnCount = o.quick ? 200 : 300; // an SSH handshake or a TLS + WebSocket upgrade each: far slower
+  const idleCount = 2000;
+  const note = (line: string) => console.log(`  … ${line}`);
+  const load = () => os.loadavg()[0]!.toFixed(2);
+  console.log(`\nrouted modes: load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; the claim of each routed connection is a loopback round trip to the broker stand-in (bench/gateway/fake-broker.ts, an in-memory set), not to a broker on PostgreSQL`);
+
+  const [targetPort, fePlain, feRdp, feSni, rdp, tls, ssh, https] = await freePorts(8) as [number, number, number, number, number, number, number, number];
+  const target = tsx('bench/gateway/routed-load.ts', 'target', JSON.stringify({ port: targetPort }));
+  await waitLine(target, 'routed target');
+
+  const cfg = path.join(o.dir, 'haproxy-routed.cfg');
+  fs.writeFileSync(cfg, [
+    ...o.haproxyHead(1),
+    `listen plain`, `  bind ${HOST}:${fePlain}`, '  maxconn 9900', `  server s1 ${HOST}:${targetPort}`,
+    // Routing on the first packet, as the routed listeners do (HAProxy checks no grant: its peer figure is the routing alone).
+    `frontend rdp`, `  bind ${HOST}:${feRdp}`, '  maxconn 9900', '  tcp-request inspect-delay 5s', '  tcp-request content accept if RDP_COOKIE', '  use_backend target if { req.rdp_cookie(msts) -m found }',
+    `frontend sni`, `  bind ${HOST}:${feSni}`, '  maxconn 9900', '  tcp-request inspect-delay 5s', '  tcp-request content accept if { req.ssl_hello_type 1 }', `  use_backend target if { req.ssl_sni -m end .gw.bench }`,
+    'backend target', `  server s1 ${HOST}:${targetPort}`,
+    '',
+  ].join('\n'));
+  const haproxy = start('haproxy', ['-db', '-f', cfg]);
+  await listening([fePlain, feRdp, feSni]);
+  // HAProxy reads our Connection Request's cookie, or the RDP row is compared with plain `mode tcp`.
+  const rdpCookieWorks = await acked(feRdp, rdpFirstPacket(randomToken()));
+  const peer: Partial<Record<PathName, PathName>> = { 'port-forward': 'haproxy', rdp: rdpCookieWorks ? 'haproxy-rdp' : 'haproxy', tls: 'haproxy-sni', ssh: 'haproxy', tunnel: 'haproxy' };
+  const paths = wanted.filter((p) => ALL.includes(p) && (p !== 'haproxy-rdp' || rdpCookieWorks));
+  if (!rdpCookieWorks) note('HAProxy did not route our Connection Request by req.rdp_cookie(msts): the RDP row is compared with plain `mode tcp`');
+
+  const gw = await startGateway(o.dir, 1, undefined, { rdp, tls, ssh, https });
+  const listeners = gw.broker.hello?.identity?.listeners;
+  if (!listeners || listeners.rdp !== rdp || listeners.tls !== tls || listeners.ssh !== ssh || listeners.tunnel !== https) throw new Error(`the gateway's routed listeners did not all start: ${JSON.stringify(listeners)}`);
+
+  /** `n` routed grants to the target, then one more that is dialled until it works: the gateway has them all. */
+  const routedTokens = async (n: number, clients = [HOST]): Promise<string[]> => {
+    const tokens = Array.from({ length: n }, randomToken);
+    for (const [i, t] of tokens.entries()) gw.broker.grantRouted(t, { host: HOST, port: targetPort }, clients[i % clients.length]);
+    const probe = randomToken();
+    gw.broker.grantRouted(probe, { host: HOST, port: targetPort });
+    for (let i = 0; !(await acked(rdp, rdpFirstPacket(probe))); i++) {
+      if (i > 600) throw new Error('routed grants did not reach the gateway');
+      await sleep(50);
+    }
+    return tokens;
+  };
+  const T0 = [randomToken()];
+  const via = async (p: PathName, n: number): Promise<Via> => {
+    switch (p) {
+      case 'direct':
+        return { kind: 'tcp', ports: [targetPort], first: 'rdp', tokens: T0 };
+      case 'haproxy':
+        return { kind: 'tcp', ports: [fePlain], first: 'rdp', tokens: T0 };
+      case 'haproxy-rdp':
+        return { kind: 'tcp', ports: [feRdp], first: 'rdp', tokens: T0 };
+      case 'haproxy-sni':
+        return { kind: 'tcp', ports: [feSni], first: 'tls', tokens: T0 };
+      case 'port-forward':
+        return { kind: 'tcp', ports: (await gw.granted(n, targetPort)).ports, first: 'rdp', tokens: T0 };
+      case 'rdp':
+        return { kind: 'tcp', ports: [rdp], first: 'rdp', tokens: await routedTokens(n) };
+      case 'tls':
+        return { kind: 'tcp', ports: [tls], first: 'tls', tokens: await routedTokens(n) };
+      case 'ssh':
+        return { kind: 'ssh', ports: [ssh], tokens: await routedTokens(n, SSH_CLIENTS), target: targetPort, clients: SSH_CLIENTS };
+      case 'tunnel':
+        return { kind: 'tunnel', ports: [https], tokens: await routedTokens(n) };
+    }
+  };
+  const client = async (mode: string, args: Record<string, unknown>): Promise<Record<string, number | string>> => {
+    const c = tsx('bench/gateway/routed-load.ts', mode, JSON.stringify(args));
+    const r = await waitLine(c, `routed ${mode}`, 300_000).catch((err: Error) => ({ error: `${err.message}: ${c.errLines.join(' ').slice(-400)}` }));
+    c.kill();
+    if ('error' in r) throw new Error(`routed ${mode}: ${String(r.error)}`);
+    return r as Record<string, number>;
+  };
+
+  // Rounds, the order of the paths reversed every other round; each figure the median over the rounds.
+  const results: Partial<Record<PathName, Record<string, number>>> = {};
+  const inRounds = async (figure: string, ps: PathName[], one: (p: PathName) => Promise<Record<string, number>>) => {
+    if (!figures.includes(figure)) return;
+    const samples: Partial<Record<PathName, Record<string, number[]>>> = {};
+    for (let round = 0; round < o.rounds; round++) {
+      for (const p of round % 2 === 0 ? ps : [...ps].reverse()) {
+        for (const [k, v] of Object.entries(await one(p))) ((samples[p] ??= {})[k] ??= []).push(v);
+      }
+    }
+    for (const [p, keys] of Object.entries(samples)) for (const [k, vs] of Object.entries(keys)) ((results[p as PathName] ??= {})[k] = median(vs));
+  };
+
+  await inRounds('throughput', paths, async (p) => {
+    const r1 = await client('stream', { via: await via(p, 1), streams: 1, seconds: o.seconds });
+    const r8 = await client('stream', { via: await via(p, 8), streams: 8, seconds: o.seconds });
+    note(`routed throughput ${p}: ${Number(r1.gbps).toFixed(2)} / ${Number(r8.gbps).toFixed(2)} Gbit/s (1 / 8 streams, workstation→user); load ${load()}`);
+    return { gbps1: Number(r1.gbps), gbps8: Number(r8.gbps) };
+  });
+  await inRounds('rtt', paths, async (p) => {
+    const r = await client('rr', { via: await via(p, 1), seconds: o.seconds });
+    note(`routed round trip ${p}: ${Number(r.p50Us).toFixed(1)} / ${Number(r.p99Us).toFixed(1)} µs (${r.samples} samples); load ${load()}`);
+    return { rttP50: Number(r.p50Us), rttP99: Number(r.p99Us) };
+  });
+  await inRounds('connrate', paths, async (p) => {
+    const count = p === 'ssh' || p === 'tunnel' ? jsConnCount : connCount;
+    const r = await client('connrate', { via: await via(p, count), count, concurrency: 32 });
+    note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); load ${load()}`);
+    await sleep(1500);
+    return { connPerSec: Number(r.rate) };
+  });
+
+  // Memory per idle session: RSS growth of the relay's processes, warm first (300 opened and closed), after a GC in the gateway.
+  // Two full collections a second apart before each reading: V8 gives pages back to the system some time after a collection.
+  const settle = async (p: PathName) => {
+    await sleep(1000);
+    for (let i = 0; GATEWAY.includes(p) && i < 2; i++) {
+      await gw.collectGarbage();
+      await sleep(1000);
+    }
+  };
+  for (const p of figures.includes('idle') ? paths.filter((x) => x !== 'direct') : []) {
+    const count = p === 'ssh' || p === 'tunnel' ? Math.min(idleCount, 1000) : idleCount;
+    const pids = () => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : [haproxy.pid!]);
+    await client('connrate', { via: await via(p, 300), count: 300, concurrency: 32 });
+    await settle(p);
+    const before = rssKiB(pids());
+    const holder = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via: await via(p, count), count }));
+    const r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
+    await settle(p);
+    const after = rssKiB(pids());
+    const perSession = (after - before) / Math.max(1, r.open);
+    (results[p] ??= {}).idleKiB = perSession;
+    note(`routed idle ${p}: ${r.open} open (${r.failed} failed), RSS ${before} → ${after} KiB = ${perSession.toFixed(2)} KiB per session; load ${load()}`);
+    holder.stdin!.end();
+    await new Promise((res) => holder.once('exit', res));
+    await sleep(2500);
+  }
+
+  printRouted(results, paths, peer, { connCount, jsConnCount, idleCount, rdpCookieWorks });
+  await gw.stop();
+  haproxy.kill();
+  target.kill();
+}
+
+/** Whether the target acknowledges `first` sent to `port` (a grant that has arrived; HAProxy routing our packet). */
+function acked(port: number, first: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: HOST });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.once('connect', () => s.write(first));
+    s.once('data', (d: Buffer) => done(d[0] === ACK));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+    setTimeout(() => done(false), 5000).unref();
+  });
+}
+
+type Results = Partial<Record<PathName, Record<string, number>>>;
+
+function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathName, PathName>>, n: { connCount: number; jsConnCount: number; idleCount: number; rdpCookieWorks: boolean }): void {
+  const cols: [string, string, number, 'higher' | 'lower', number | null][] = [
+    // label, key, decimals, better, target ratio (null: reported, no target)
+    ['1 stream Gbit/s', 'gbps1', 2, 'higher', 1.0],
+    ['8 streams Gbit/s', 'gbps8', 2, 'higher', 1.0],
+    ['RTT p50 µs', 'rttP50', 1, 'lower', null],
+    ['RTT p99 µs', 'rttP99', 1, 'lower', 1.2],
+    ['new conn/s', 'connPerSec', 0, 'higher', 0.5],
+    ['KiB / idle session', 'idleKiB', 2, 'lower', null],
+  ];
+  console.log('\n| path (peer for the ratio) | ' + cols.map(([l]) => l).join(' | ') + ' |');
+  console.log('|---|' + cols.map(() => '---|').join(''));
+  for (const p of paths) {
+    const q = peer[p];
+    const cells = cols.map(([, key, d, , tgt]) => {
+      const v = r[p]?.[key];
+      if (v === undefined) return 'n/a';
+      const pv = q ? r[q]?.[key] : undefined;
+      const ratio = pv ? v / pv : undefined;
+      const ok = key === 'idleKiB' ? v <= 8 : tgt === null || ratio === undefined ? null : key === 'rttP99' ? ratio <= tgt : ratio >= tgt;
+      return `${v.toFixed(d)}${ratio !== undefined && key !== 'idleKiB' ? ` (${ratio.toFixed(2)}×)` : ''}${ok === null || !q ? '' : ok ? ' ✓' : ' ✗'}`;
+    });
+    console.log(`| ${LABEL[p]}${q ? ` (vs ${q})` : ''} | ${cells.join(' | ')} |`);
+  }
+  console.log(`(targets: throughput ≥ 1.0× the peer, p99 ≤ 1.2×, new connections ≥ 0.5×, ≤ 8 KiB per idle session. Throughput is workstation→user through one Node client and target for every path. New connections: ${n.connCount} per round, SSH and tunnel ${n.jsConnCount}; each routed one a grant of its own, its claim a loopback round trip to the broker stand-in, not PostgreSQL. Idle: ${n.idleCount} sessions, SSH and tunnel ${Math.min(n.idleCount, 1000)}.)`);
+  console.log('(SSH jump host and HTTPS tunnel carry their bytes in the gateway\'s JavaScript thread — SSH transport crypto and framing, TLS and WebSocket frames — where HAProxy and the first-packet modes splice plain TCP: their rows measure that cost.)');
+  if (!n.rdpCookieWorks) console.log('(HAProxy did not route by req.rdp_cookie here; the RDP row\'s peer is plain `mode tcp`.)');
+}
