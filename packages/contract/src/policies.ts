@@ -21,7 +21,7 @@ export const ProtocolPlanEntry = z.strictObject({
   reconnectWindowSeconds: z.number().int().min(0).max(86_400).default(600).describe('routed mode: the same client may reconnect with the same grant this long after its last session ended, while the assignment lives (0: single use)'),
   clientOptions: z
     .strictObject({
-      fileLines: z.array(z.string().max(512).regex(/^[^\r\n]*$/, 'one line each')).max(100).optional().describe('extra lines for the .rdp/.dcv/.vnc file, e.g. "use multimon:i:1"'),
+      fileLines: z.array(z.string().max(512).regex(/^[^\r\n]*$/, 'one line each')).max(100).optional().describe('lines for the .rdp/.dcv/.vnc file, e.g. "use multimon:i:1": a line replaces the default line of the same key, others are added; where the client connects cannot be changed'),
       username: z.enum(['user', 'none']).optional().describe('put the Stagedoor username in the file (default user)'),
     })
     .optional(),

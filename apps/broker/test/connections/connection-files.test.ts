@@ -29,6 +29,27 @@ describe('connection instructions per protocol (pure)', () => {
     expect(lines).toContain('evilfull address:s:attacker:1');
   });
 
+  it.each([
+    ['rdp', ['use multimon:i:1', 'Audiomode:i:2', 'smart sizing:i:1'], ['use multimon:i:1', 'Audiomode:i:2', 'smart sizing:i:1'], ['use multimon:i:0', 'audiomode:i:0']],
+    ['dcv', ['sessionid=editor', 'proxytype=none'], ['sessionid=editor', 'proxytype=none'], ['sessionid=console']],
+    ['vnc', ['FullScreen=1'], ['FullScreen=1'], []],
+  ] as const)('a %s plan line replaces the default line with the same key, in its place; new keys follow', (protocol, extra, present, gone) => {
+    const lines = renderInstructions({ ...base, protocol, extraLines: [...extra] }).file!.split('\r\n');
+    for (const l of present) expect(lines.filter((x) => x === l)).toHaveLength(1);
+    for (const l of gone) expect(lines).not.toContain(l);
+    if (protocol === 'rdp') expect(lines.indexOf('use multimon:i:1')).toBeLessThan(lines.indexOf('smart sizing:i:1'));
+  });
+
+  it('a plan line cannot move where the client connects (the address, the routed token)', () => {
+    const rdp = renderInstructions({ ...base, protocol: 'rdp', extraLines: ['full address:s:attacker:3389', 'LoadBalanceInfo:s:other'] }).file!;
+    expect(rdp).not.toContain('attacker');
+    expect(rdp).not.toContain('other');
+    expect(rdp).toContain('full address:s:');
+    const dcv = renderInstructions({ ...base, protocol: 'dcv', extraLines: ['host=attacker', 'port=1'] }).file!;
+    expect(dcv).not.toContain('attacker');
+    expect(dcv).not.toContain('port=1\r\n');
+  });
+
   it('brackets IPv6 addresses and makes safe file names', () => {
     const r = renderInstructions({ ...base, host: 'fd00::5', desktopName: 'Ana / colour #1', protocol: 'rdp' });
     expect(r.file).toContain('full address:s:[fd00::5]:40001');

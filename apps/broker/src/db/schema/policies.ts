@@ -34,7 +34,7 @@ export interface ProtocolPlanEntry {
   /** Routed: how long after a session ends the same client may reconnect with the grant (default 600; 0: single use). */
   reconnectWindowSeconds?: number;
   /**
-   * Per-protocol client settings, e.g. `{ fileLines: ['audiomode:i:0'] }` appended to the `.rdp` file,
+   * Per-protocol client settings, e.g. `{ fileLines: ['audiomode:i:0'] }` merged into the `.rdp` file (a line replaces the default of its key),
    * or `{ user: 'artist' }` for the ssh command. Free-form: each protocol's writer validates its own.
    */
   clientOptions?: Record<string, unknown>;

@@ -20,8 +20,7 @@ export interface RenderedInstructions {
 
 /**
  * What the user's client needs, per protocol — pure, so each format has table tests. Files use
- * CRLF, as Windows clients expect. Extra lines from the plan are appended after ours; a line that
- * repeats one of our keys overrides it (clients take the last occurrence).
+ * CRLF, as Windows clients expect. A plan line replaces our line of the same key (`withPlanLines`).
  */
 export function renderInstructions(t: ConnectionTarget): RenderedInstructions {
   const base = safeFileName(t.desktopName);
@@ -29,7 +28,7 @@ export function renderInstructions(t: ConnectionTarget): RenderedInstructions {
     case 'rdp':
       return {
         fileName: `${base}.rdp`,
-        file: crlf([
+        file: crlf(withPlanLines([
           `full address:s:${hostPort(t.host, t.port)}`,
           ...(t.username ? [`username:s:${t.username}`] : []),
           'prompt for credentials:i:1',
@@ -41,18 +40,17 @@ export function renderInstructions(t: ConnectionTarget): RenderedInstructions {
           `autoreconnection enabled:i:${t.autoReconnect === false ? 0 : 1}`,
           'authentication level:i:2',
           'negotiate security layer:i:1',
-          ...(t.extraLines ?? []),
-        ]),
+        ], t.extraLines, 'rdp')),
         command: null,
       };
     case 'dcv':
       return {
         fileName: `${base}.dcv`,
-        file: crlf(['[version]', 'format=1.0', '', '[connect]', `host=${t.host}`, `port=${t.port}`, ...(t.username ? [`user=${t.username}`] : []), 'sessionid=console', ...(t.extraLines ?? [])]),
+        file: crlf(withPlanLines(['[version]', 'format=1.0', '', '[connect]', `host=${t.host}`, `port=${t.port}`, ...(t.username ? [`user=${t.username}`] : []), 'sessionid=console'], t.extraLines, 'dcv')),
         command: null,
       };
     case 'vnc':
-      return { fileName: `${base}.vnc`, file: crlf(['[Connection]', `Host=${hostPort(t.host, t.port)}`, ...(t.extraLines ?? [])]), command: null };
+      return { fileName: `${base}.vnc`, file: crlf(withPlanLines(['[Connection]', `Host=${hostPort(t.host, t.port)}`], t.extraLines, 'vnc')), command: null };
     case 'ssh':
       return { fileName: null, file: null, command: `ssh -p ${t.port} ${t.username ? `${shellSafe(t.username)}@` : ''}${t.host}` };
     case 'pcoip':
@@ -65,6 +63,48 @@ export const FILE_TYPES: Record<'rdp' | 'dcv' | 'vnc', string> = {
   dcv: 'application/x-dcv',
   vnc: 'application/x-vnc',
 };
+
+/** Where each file format's key ends (`use multimon:i:1`, `sessionid=console`). */
+const KEY_END = { rdp: ':', dcv: '=', vnc: '=' } as const;
+/**
+ * Keys a plan line may not replace: where the client connects (and, routed, the grant token). A plan
+ * that could rewrite them would send clients around the gateway or break every grant.
+ */
+const LOCKED_KEYS = { rdp: ['full address', 'loadbalanceinfo'], dcv: ['host', 'port'], vnc: ['host'] } as const;
+
+/**
+ * The file's lines with the plan's lines merged in: a plan line replaces our line of the same key
+ * (compared without case, as the clients do), in its place; other plan lines follow ours. A plan line
+ * for a locked key is left out. Without this, `.rdp` files carried `use multimon:i:0` and then
+ * `use multimon:i:1`, and which one a client honours is the client's choice.
+ */
+export function withPlanLines(defaults: string[], planLines: string[] | undefined, format: keyof typeof KEY_END): string[] {
+  if (!planLines?.length) return defaults;
+  const keyOf = (line: string): string | null => {
+    const end = line.indexOf(KEY_END[format]);
+    return end > 0 ? line.slice(0, end).trim().toLowerCase() : null;
+  };
+  const locked = new Set<string>(LOCKED_KEYS[format]);
+  const byKey = new Map<string, string>();
+  const rest: string[] = [];
+  for (const line of planLines) {
+    const key = keyOf(line);
+    if (key && locked.has(key)) continue;
+    if (key) byKey.set(key, line); // the last plan line of a key wins
+    else rest.push(line);
+  }
+  const used = new Set<string>();
+  const merged = defaults.map((line) => {
+    const key = keyOf(line);
+    if (key && byKey.has(key)) {
+      used.add(key);
+      return byKey.get(key)!;
+    }
+    return line;
+  });
+  const added = [...byKey].filter(([key]) => !used.has(key)).map(([, line]) => line);
+  return [...merged, ...added, ...rest];
+}
 
 export function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -1,7 +1,7 @@
 import type { Protocol } from '../../db/schema/policies.ts';
 import type { RoutedPorts } from '../../db/schema/connections.ts';
 import { ConflictError } from '../errors.ts';
-import { crlf, hostPort, safeFileName, shellSafe, type RenderedInstructions } from './connection-files.ts';
+import { crlf, hostPort, safeFileName, shellSafe, withPlanLines, type RenderedInstructions } from './connection-files.ts';
 
 /** What a routed grant's instructions are drawn from (ADR 0017): the gateway's public side and the token. */
 export interface RoutedTarget {
@@ -51,7 +51,7 @@ export function renderRouted(t: RoutedTarget): RoutedInstructions {
       return {
         port,
         fileName: `${base}.rdp`,
-        file: crlf([
+        file: crlf(withPlanLines([
           `full address:s:${hostPort(t.host, port)}`,
           // mstsc and FreeRDP send it as the routing token of the first packet; the gateway strips it.
           `loadbalanceinfo:s:${t.token}`,
@@ -66,8 +66,7 @@ export function renderRouted(t: RoutedTarget): RoutedInstructions {
           `autoreconnection enabled:i:${t.reconnects ? 1 : 0}`,
           'authentication level:i:2',
           'negotiate security layer:i:1',
-          ...(t.extraLines ?? []),
-        ]),
+        ], t.extraLines, 'rdp')),
         command: null,
         ...none,
         tunnel,
@@ -94,7 +93,7 @@ export function renderRouted(t: RoutedTarget): RoutedInstructions {
         port,
         fileName: `${base}.dcv`,
         // The host name carries the token as its first label: the TLS listener routes by SNI.
-        file: crlf(['[version]', 'format=1.0', '', '[connect]', `host=${t.token}.${t.sniDomain}`, `port=${port}`, ...(t.username ? [`user=${t.username}`] : []), 'sessionid=console', ...(t.extraLines ?? [])]),
+        file: crlf(withPlanLines(['[version]', 'format=1.0', '', '[connect]', `host=${t.token}.${t.sniDomain}`, `port=${port}`, ...(t.username ? [`user=${t.username}`] : []), 'sessionid=console'], t.extraLines, 'dcv')),
         command: null,
         ...none,
         tunnel,
