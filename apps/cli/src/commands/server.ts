@@ -45,24 +45,29 @@ async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {
   }
   let createdAdmin: { password: string; generated: boolean } | undefined;
   const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) });
-  const sandbox = opts.sandbox ? await startSandbox(broker, config, log) : undefined;
-  printBanner(role, config, broker.url!, createdAdmin);
-  if (sandbox) console.error(sandboxBanner(sandbox.url).map((l) => `  ${l}`).join('\n'));
-  const gateway = role === 'dev' ? await startDevGateway(broker, config) : null;
-  if (gateway) console.error(`  ${gateway.banner}`);
-
+  // Signals are handled from here on, before the sandbox and the dev gateway start (the gateway's
+  // first start makes its certificate and binds its listeners): a Ctrl-C or SIGTERM during that still
+  // shuts the broker down cleanly and releases the data directory.
+  const running: { sandbox?: Awaited<ReturnType<typeof startSandbox>>; gateway?: Awaited<ReturnType<typeof startDevGateway>> } = {};
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
     log.info({ signal }, 'shutting down');
-    gateway?.stop();
-    await sandbox?.close();
+    running.gateway?.stop();
+    await running.sandbox?.close();
     await broker.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  const sandbox = (running.sandbox = opts.sandbox ? await startSandbox(broker, config, log) : undefined);
+  printBanner(role, config, broker.url!, createdAdmin);
+  if (sandbox) console.error(sandboxBanner(sandbox.url).map((l) => `  ${l}`).join('\n'));
+  // A start cut short by a shutdown may fail on the closing database: the shutdown exits the process.
+  const gateway = (running.gateway = role === 'dev' ? await startDevGateway(broker, config).catch((err: unknown) => (closing ? null : Promise.reject(err))) : null);
+  if (closing) gateway?.stop();
+  else if (gateway) console.error(`  ${gateway.banner}`);
 }
 
 function printBanner(role: string, config: Config, url: string, createdAdmin?: { password: string; generated: boolean }): void {
