@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -7,41 +6,9 @@ import { spawnProcess, type Spawned } from '../../../test/support/processes.ts';
 
 /**
  * Real peers for the tunnel test, on loopback (the network-namespace versions are in
- * test/support/netns-servers.ts): OpenSSH's sshd, TigerVNC's Xvnc and tinyproxy, each with its own
- * configuration in the test's directory and a free port.
+ * test/support/netns-servers.ts; sshd on loopback is test/support/sshd.ts): TigerVNC's Xvnc and
+ * tinyproxy, each with its own configuration in the test's directory and a free port.
  */
-
-export async function startSshdOnLoopback(dir: string): Promise<{ port: number; clientKey: string; proc: Spawned }> {
-  fs.mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
-  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
-  const clientKey = path.join(dir, 'client_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', clientKey]);
-  fs.copyFileSync(`${clientKey}.pub`, path.join(dir, 'authorized_keys'));
-  const port = await freePort();
-  const config = path.join(dir, 'sshd_config');
-  fs.writeFileSync(
-    config,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      'StrictModes no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'PermitRootLogin prohibit-password',
-      'UseDNS no',
-      'PrintMotd no',
-      '',
-    ].join('\n'),
-  );
-  const proc = spawnProcess('/usr/sbin/sshd', ['-D', '-e', '-f', config], {});
-  await listening(port, proc, 'sshd');
-  return { port, clientKey, proc };
-}
 
 export async function startXvncOnLoopback(dir: string): Promise<{ port: number; proc: Spawned }> {
   const display = freeDisplay();

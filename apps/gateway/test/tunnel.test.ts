@@ -9,7 +9,7 @@ import { TUNNEL_CLOSE } from '@stagedoor/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { openTunnel, type TunnelEvent } from '../../cli/src/tunnel-client.ts';
-import { waitFor } from '../../../test/support/ports.ts';
+import { freePort, waitFor } from '../../../test/support/ports.ts';
 import type { Spawned } from '../../../test/support/processes.ts';
 import { AddressList } from '../src/addresses.ts';
 import { createLog } from '../src/log.ts';
@@ -17,7 +17,8 @@ import { buildProxyV2 } from '../src/proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { TunnelServer } from '../src/routed/tunnel.ts';
-import { startSshdOnLoopback, startTinyproxy, startXvncOnLoopback } from './tunnel-peers.ts';
+import { startLocalSshd } from '../../../test/support/sshd.ts';
+import { startTinyproxy, startXvncOnLoopback } from './tunnel-peers.ts';
 
 /**
  * The HTTPS tunnel end to end on loopback: the gateway's TunnelServer and the CLI's tunnel client,
@@ -74,7 +75,7 @@ beforeAll(async () => {
   echo = await listen(net.createServer((s) => s.pipe(s)));
   targets.set(TOKENS.canary, { host: '127.0.0.1', port: (canary.address() as net.AddressInfo).port });
   targets.set(TOKENS.echo, { host: '127.0.0.1', port: (echo.address() as net.AddressInfo).port });
-  [sshd, xvnc, proxy] = await Promise.all([startSshdOnLoopback(dir), startXvncOnLoopback(dir), startTinyproxy(dir)]);
+  [sshd, xvnc, proxy] = await Promise.all([freePort().then((port) => startLocalSshd(fs.mkdtempSync(path.join(dir, 'ssh-')), port)), startXvncOnLoopback(dir), startTinyproxy(dir)]);
   targets.set(TOKENS.ssh, { host: '127.0.0.1', port: sshd.port });
   targets.set(TOKENS.vnc, { host: '127.0.0.1', port: xvnc.port });
 });

@@ -28,19 +28,7 @@ export function renderInstructions(t: ConnectionTarget): RenderedInstructions {
     case 'rdp':
       return {
         fileName: `${base}.rdp`,
-        file: crlf(withPlanLines([
-          `full address:s:${hostPort(t.host, t.port)}`,
-          ...(t.username ? [`username:s:${t.username}`] : []),
-          'prompt for credentials:i:1',
-          'administrative session:i:0',
-          'screen mode id:i:2',
-          'use multimon:i:0',
-          'audiomode:i:0',
-          'redirectclipboard:i:1',
-          `autoreconnection enabled:i:${t.autoReconnect === false ? 0 : 1}`,
-          'authentication level:i:2',
-          'negotiate security layer:i:1',
-        ], t.extraLines, 'rdp')),
+        file: crlf(withPlanLines(rdpLines({ address: hostPort(t.host, t.port), username: t.username, autoReconnect: t.autoReconnect !== false }), t.extraLines, 'rdp')),
         command: null,
       };
     case 'dcv':
@@ -63,6 +51,28 @@ export const FILE_TYPES: Record<'rdp' | 'dcv' | 'vnc', string> = {
   dcv: 'application/x-dcv',
   vnc: 'application/x-vnc',
 };
+
+/**
+ * The `.rdp` file's own lines, port forward and routed alike. Routed adds the grant token as
+ * `loadbalanceinfo`: mstsc and FreeRDP send it as the routing token of their first packet, and the
+ * gateway strips it. `autoReconnect` says what the grant allows (no window: a reconnect is refused).
+ */
+export function rdpLines(o: { address: string; token?: string; username: string | null; autoReconnect: boolean }): string[] {
+  return [
+    `full address:s:${o.address}`,
+    ...(o.token ? [`loadbalanceinfo:s:${o.token}`] : []),
+    ...(o.username ? [`username:s:${o.username}`] : []),
+    'prompt for credentials:i:1',
+    'administrative session:i:0',
+    'screen mode id:i:2',
+    'use multimon:i:0',
+    'audiomode:i:0',
+    'redirectclipboard:i:1',
+    `autoreconnection enabled:i:${o.autoReconnect ? 1 : 0}`,
+    'authentication level:i:2',
+    'negotiate security layer:i:1',
+  ];
+}
 
 /** Where each file format's key ends (`use multimon:i:1`, `sessionid=console`). */
 const KEY_END = { rdp: ':', dcv: '=', vnc: '=' } as const;

@@ -1,7 +1,7 @@
 import type { Protocol } from '../../db/schema/policies.ts';
 import type { RoutedPorts } from '../../db/schema/connections.ts';
 import { ConflictError } from '../errors.ts';
-import { crlf, hostPort, safeFileName, shellSafe, withPlanLines, type RenderedInstructions } from './connection-files.ts';
+import { crlf, hostPort, rdpLines, safeFileName, shellSafe, withPlanLines, type RenderedInstructions } from './connection-files.ts';
 
 /** What a routed grant's instructions are drawn from (ADR 0017): the gateway's public side and the token. */
 export interface RoutedTarget {
@@ -51,22 +51,7 @@ export function renderRouted(t: RoutedTarget): RoutedInstructions {
       return {
         port,
         fileName: `${base}.rdp`,
-        file: crlf(withPlanLines([
-          `full address:s:${hostPort(t.host, port)}`,
-          // mstsc and FreeRDP send it as the routing token of the first packet; the gateway strips it.
-          `loadbalanceinfo:s:${t.token}`,
-          ...(t.username ? [`username:s:${t.username}`] : []),
-          'prompt for credentials:i:1',
-          'administrative session:i:0',
-          'screen mode id:i:2',
-          'use multimon:i:0',
-          'audiomode:i:0',
-          'redirectclipboard:i:1',
-          // What the grant allows: with no reconnect window a reconnect is refused, so do not try.
-          `autoreconnection enabled:i:${t.reconnects ? 1 : 0}`,
-          'authentication level:i:2',
-          'negotiate security layer:i:1',
-        ], t.extraLines, 'rdp')),
+        file: crlf(withPlanLines(rdpLines({ address: hostPort(t.host, port), token: t.token, username: t.username, autoReconnect: t.reconnects }), t.extraLines, 'rdp')),
         command: null,
         ...none,
         tunnel,
