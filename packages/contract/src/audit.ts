@@ -10,6 +10,7 @@ export const AuditEvent = z.object({
   action: z.string(),
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
+  targetName: z.string().nullable().optional().describe("the target's name now (or as recorded, if it is gone)"),
   outcome: z.enum(['success', 'failure', 'denied']),
   reason: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),
