@@ -38,9 +38,10 @@ export function apiTokenDto(t: ApiTokenView) {
   return { id: t.id, name: t.name, prefix: t.prefix, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), expiresAt: iso(t.expiresAt) };
 }
 
-export function auditDto(a: AuditRow & { targetName?: string | null }) {
+export function auditDto(a: AuditRow & { targetName?: string | null; subjectName?: string | null }) {
   return {
     targetName: a.targetName ?? null,
+    subjectName: a.subjectName ?? null,
     id: a.id,
     at: iso(a.at),
     actorUserId: a.actorUserId,

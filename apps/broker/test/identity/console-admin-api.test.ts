@@ -103,7 +103,7 @@ describe.each(DRIVERS)('console admin API [%s]', (driver) => {
     expect((await call(admin, 'DELETE', `/api/v1/groups/${artists.id}/members/${otto.id}`)).status).toBe(204);
     expect(await members()).toEqual(['ana']);
     const trail = (await ok('GET', '/api/v1/audit?action=group.member_*')).items;
-    expect(trail.map((e: { action: string; targetName: string }) => `${e.action} ${e.targetName}`)).toEqual(['group.member_remove Artists', 'group.member_add Artists']);
+    expect(trail.map((e: { action: string; targetName: string; subjectName: string }) => `${e.action} ${e.targetName} ${e.subjectName}`)).toEqual(['group.member_remove Artists otto', 'group.member_add Artists otto']);
   });
 
   it('an admin lists and revokes any user\'s API tokens; an operator can only read them', async () => {

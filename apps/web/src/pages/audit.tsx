@@ -72,7 +72,7 @@ export function AuditPage(): ReactNode {
               <td>
                 <span className={`badge outcome-${e.outcome}`}>{e.outcome}</span>
               </td>
-              <td>{e.targetType ? <Target type={e.targetType} id={e.targetId} name={e.targetName ?? null} /> : '—'}</td>
+              <td>{e.targetType ? <Target type={e.targetType} id={e.targetId} name={e.targetName ?? null} subject={e.subjectName ?? null} /> : '—'}</td>
               <td>{e.reason ?? ''}</td>
               <td>{e.sourceAddress ?? '—'}</td>
             </tr>
@@ -85,10 +85,16 @@ export function AuditPage(): ReactNode {
 }
 
 /** "group Artists" with the id beside it in small print: the name to read, the id to search for (targetId filter). */
-function Target(props: { type: string; id: string | null; name: string | null }): ReactNode {
+function Target(props: { type: string; id: string | null; name: string | null; subject: string | null }): ReactNode {
   return (
     <>
-      {props.type} {props.name && <strong>{props.name}</strong>}{' '}
+      {props.type} {props.name && <strong>{props.name}</strong>}
+      {props.subject && (
+        <>
+          {' '}
+          · user <strong>{props.subject}</strong>
+        </>
+      )}{' '}
       {props.id && props.id !== props.name && <code className="muted id">{props.id}</code>}
     </>
   );

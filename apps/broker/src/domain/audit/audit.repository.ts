@@ -6,7 +6,7 @@ export type AuditRow = typeof auditEvents.$inferSelect;
 export type NewAuditRow = typeof auditEvents.$inferInsert;
 export type RefusalCountRow = typeof auditRefusalCounts.$inferSelect;
 /** A row as listed: with the target's name. */
-export type AuditListRow = AuditRow & { targetName: string | null };
+export type AuditListRow = AuditRow & { targetName: string | null; subjectName: string | null };
 
 /** Target types whose id names a row of a table with a name: the table and its name column. */
 const NAMED_TARGETS: Record<string, [table: string, column: string]> = {
@@ -20,12 +20,18 @@ const NAMED_TARGETS: Record<string, [table: string, column: string]> = {
   auth_server: ['auth_servers', 'name'],
 };
 
+const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+/** The user a row is about when that is not its target (`details.userId`: the member added to a group). */
+const SUBJECT_NAME = sql<string | null>`case when "audit_events"."details" ->> 'userId' ~* ${sql.raw(`'${UUID_RE}'`)}
+  then (select u."username" from "users" u where u.id = ("audit_events"."details" ->> 'userId')::uuid) end`;
+
 /**
  * The target's name, joined when the page is read (a renamed pool shows its name of today); a
  * deleted target falls back to the name its audit row recorded, if any. Ids stored as text are
  * checked to be UUIDs before the cast, so an odd target id (an address, a token prefix) is no error.
  */
-const TARGET_NAME = sql<string | null>`coalesce(case when "audit_events"."target_id" ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then case "audit_events"."target_type" ${sql.join(
+const TARGET_NAME = sql<string | null>`coalesce(case when "audit_events"."target_id" ~* ${sql.raw(`'${UUID_RE}'`)} then case "audit_events"."target_type" ${sql.join(
   Object.entries(NAMED_TARGETS).map(([type, [table, column]]) => sql.raw(`when '${type}' then (select t."${column}" from "${table}" t where t.id = "audit_events"."target_id"::uuid)`)),
   sql.raw(' '),
 )} end end, "audit_events"."details" ->> 'name', "audit_events"."details" ->> 'username')`;
@@ -85,7 +91,7 @@ export class AuditRepository {
   async list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditListRow[]; total: number }> {
     const where = and(...conditions(filter));
     const items = await this.db
-      .select({ ...getTableColumns(auditEvents), targetName: TARGET_NAME })
+      .select({ ...getTableColumns(auditEvents), targetName: TARGET_NAME, subjectName: SUBJECT_NAME })
       .from(auditEvents)
       .where(where)
       .orderBy(desc(auditEvents.id))
