@@ -51,6 +51,7 @@ describe('console admin pages (Chromium)', () => {
     ids.artists = artists.id;
     await call('POST', '/api/v1/users', { username: 'ana', displayName: 'Ana Artist', password: 'ana-password-1', groupIds: [artists.id] });
     await call('POST', '/api/v1/users', { username: 'ed', displayName: 'Ed Editor', password: 'ed-password-1', groupIds: [editors.id] });
+    await call('POST', '/api/v1/users', { username: 'audrey', password: 'audrey-password-1', role: 'auditor' });
     const editSuite = await call('POST', '/api/v1/pools', { name: 'edit-suite', providerId: lab.id, membership: { tags: { lab: ['yes'] } } });
     ids.editSuite = editSuite.id;
     await call('POST', '/api/v1/policies', { name: 'artists', groupIds: [artists.id], pools: [{ poolId: editSuite.id }] });
@@ -205,5 +206,30 @@ describe('console admin pages (Chromium)', () => {
     // Only the audit list itself is asked for: no user, group or workstation lookups per row.
     expect(new Set(requests.filter((p) => p !== '/api/v1/events'))).toEqual(new Set(['/api/v1/audit']));
     expect(unexpected(tab.problems)).toEqual([]);
+  });
+
+  it('an auditor reads group members, users and workstations but gets none of the controls', async () => {
+    const auditor = await openTab(browser, base);
+    try {
+      const p = auditor.page;
+      await signIn(p, 'audrey', 'audrey-password-1');
+      await p.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Groups', exact: true }).click();
+      await p.getByRole('link', { name: 'Members of Artists' }).click();
+      await p.getByRole('table', { name: 'Members of Artists' }).getByRole('rowheader', { name: 'ana' }).waitFor();
+      expect(await p.getByRole('main').getByRole('button').count()).toBe(0);
+      await p.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Users', exact: true }).click();
+      await p.getByRole('table', { name: 'Users' }).getByRole('rowheader', { name: 'ana' }).waitFor();
+      expect(await p.getByRole('link', { name: /^Set password of/ }).count()).toBe(0);
+      await p.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Workstations', exact: true }).click();
+      await p.getByRole('table', { name: 'Workstations' }).getByRole('rowheader', { name: 'lab-01' }).waitFor();
+      expect(await p.getByRole('button', { name: /^Actions for/ }).count()).toBe(0);
+      // The page itself is not reachable by its address either.
+      await p.goto(`${base}/#/users/${(await call('GET', '/api/v1/users?q=ana')).items[0].id}/password`);
+      await p.getByRole('heading', { level: 1, name: 'My desktops' }).waitFor();
+      expect(await p.getByRole('form', { name: /^Set the password/ }).count()).toBe(0);
+      expect(unexpected(auditor.problems)).toEqual([]);
+    } finally {
+      await auditor.context.close();
+    }
   });
 });
