@@ -22,8 +22,11 @@ export function ConfirmDialog(props: {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
+    // Keyboard users land back where they were (the row's menu button) when the dialog goes.
+    const previous = document.activeElement as HTMLElement | null;
     const dialog = ref.current;
     if (dialog && !dialog.open) dialog.showModal();
+    return () => previous?.focus();
   }, []);
   const ready = !props.typeToConfirm || typed === props.typeToConfirm;
   const go = async () => {

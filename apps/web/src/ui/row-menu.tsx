@@ -50,6 +50,8 @@ export function RowMenu(props: { label: string; items: MenuItem[] }): ReactNode 
               className={item.destructive ? 'menuitem destructive' : 'menuitem'}
               onClick={() => {
                 setOpen(false);
+                // The focus goes back to the menu button first, so a dialog the item opens returns it there.
+                button.current?.focus();
                 item.onSelect();
               }}
             >
