@@ -139,7 +139,7 @@ describe('console admin pages (Chromium)', () => {
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     expect((await call('GET', '/api/v1/workstations?q=lab-01')).total).toBe(1);
     // The focus is back on the row's menu button.
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toContain('Actions for lab-01');
+    expect(await page.evaluate('document.activeElement?.textContent')).toContain('Actions for lab-01');
     expect(unexpected(tab.problems)).toEqual([]);
   });
 
