@@ -189,8 +189,9 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
     await page.getByRole('searchbox', { name: 'Search' }).fill('render-02');
     const table = page.getByRole('table', { name: 'Workstations' });
     await expect.poll(async () => table.getByRole('rowheader').allTextContents(), WAIT).toEqual(['render-02']);
-    await table.getByRole('button', { name: 'Reboot render-02' }).click();
-    await table.getByRole('alertdialog', { name: 'Reboot render-02?' }).getByRole('button', { name: 'Reboot' }).click();
+    await table.getByRole('button', { name: 'Actions for render-02' }).click();
+    await table.getByRole('menuitem', { name: 'Reboot' }).click();
+    await page.getByRole('dialog', { name: 'Reboot render-02?' }).getByRole('button', { name: 'Reboot render-02' }).click();
     await expect.poll(async () => (await ok('GET', '/api/v1/audit?action=workstation.reboot&actor=admin')).items.length, WAIT).toBe(1);
 
     await page.getByRole('link', { name: 'Live sessions' }).click();

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type TestBroker } from '../support/broker.ts';
-import { launchBrowser, openTab, signIn, unexpected, type Tab } from '../support/browser.ts';
+import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
 import { freePort } from '../support/ports.ts';
 
 /** A user's API tokens in the console: admins see them (never a secret) and revoke a leaked one. */
@@ -61,6 +61,7 @@ describe('API tokens of a user in the console (Chromium)', () => {
     const table = page.getByRole('table', { name: 'API tokens of tess' });
     await table.getByRole('rowheader', { name: 'ci-deploy' }).waitFor();
     expect(await page.content()).not.toContain(token);
+    await screenshot(page, 'console-api-tokens');
     await table.getByRole('button', { name: 'Revoke ci-deploy' }).click();
     await page.getByRole('alertdialog').getByRole('button', { name: 'Revoke', exact: true }).click();
     await page.getByRole('status').filter({ hasText: 'Token ci-deploy revoked.' }).waitFor();

@@ -50,7 +50,7 @@ function Shell(props: { session: SessionInfo; onSignOut: () => void }): ReactNod
   const path = useHashRoute();
   const live = useLiveEvents(true);
   const allowed = ROUTES.filter((r) => !r.permission || session.permissions.includes(r.permission));
-  const route = routeFor(path, allowed);
+  const route = routeFor(path, allowed, session.permissions);
   const staff = isStaff(session);
   // A new page: its title, and the focus at its start so that keyboard and screen-reader users land there.
   const first = useRef(true);

@@ -10,6 +10,8 @@ export const AuditEvent = z.object({
   action: z.string(),
   targetType: z.string().nullable(),
   targetId: z.string().nullable(),
+  targetName: z.string().nullable().optional().describe("the target's name now (or as recorded, if it is gone)"),
+  subjectName: z.string().nullable().optional().describe('the user the action was about when that is not the target (details.userId), e.g. the member added to a group'),
   outcome: z.enum(['success', 'failure', 'denied']),
   reason: z.string().nullable(),
   details: z.record(z.string(), z.unknown()),

@@ -67,6 +67,7 @@ export const SetPassword = z.strictObject({ password: Password });
 export const ListUsersQuery = Page.extend({
   q: z.string().max(256).optional().describe('substring of the username, display name or email'),
   role: Role.optional(),
+  groupId: Uuid.optional().describe('only members of this group (the group page lists its members with it)'),
 });
 
 export const Group = z.object({

@@ -98,6 +98,9 @@ export const Workstation = z.object({
   agentSessionState: z.enum(['unknown', 'none', 'active', 'locked', 'idle', 'disconnected']).optional(),
   agentSessionUser: z.string().nullable().optional(),
   agentVersion: z.string().nullable().optional(),
+  /** In lists: the provider it belongs to and the user it is assigned to now (one query for the page). */
+  provider: z.object({ id: Uuid, name: z.string(), kind: z.string() }).optional(),
+  assignedUser: z.object({ id: Uuid, username: z.string(), displayName: z.string().nullable() }).nullable().optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

@@ -38,8 +38,10 @@ export function apiTokenDto(t: ApiTokenView) {
   return { id: t.id, name: t.name, prefix: t.prefix, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), expiresAt: iso(t.expiresAt) };
 }
 
-export function auditDto(a: AuditRow) {
+export function auditDto(a: AuditRow & { targetName?: string | null; subjectName?: string | null }) {
   return {
+    targetName: a.targetName ?? null,
+    subjectName: a.subjectName ?? null,
     id: a.id,
     at: iso(a.at),
     actorUserId: a.actorUserId,
@@ -112,7 +114,8 @@ export function policyDto(p: PolicyWithLinks) {
     position: p.position,
     enabled: p.enabled,
     groupIds: p.groupIds,
-    pools: p.pools,
+    groups: p.groupIds.map((id) => ({ id, name: p.linkNames?.[id] ?? id })),
+    pools: p.pools.map((x) => ({ ...x, name: p.linkNames?.[x.poolId] })),
     assignmentMode: p.assignmentMode as 'floating' | 'persistent',
     startStoppedOnLogin: p.startStoppedOnLogin,
     launchOnLogin: p.launchOnLogin,

@@ -67,12 +67,12 @@ export function AuditPage(): ReactNode {
           {page?.items.map((e) => (
             <tr key={e.id}>
               <td>{when(e.at)}</td>
-              <td>{e.actorName ?? '—'}</td>
+              <td>{e.actorName ? <span title={e.actorUserId ?? undefined}>{e.actorName}</span> : e.actorUserId ?? '—'}</td>
               <th scope="row">{e.action}</th>
               <td>
                 <span className={`badge outcome-${e.outcome}`}>{e.outcome}</span>
               </td>
-              <td>{e.targetType ? `${e.targetType} ${e.targetId ?? ''}` : '—'}</td>
+              <td>{e.targetType ? <Target type={e.targetType} id={e.targetId} name={e.targetName ?? null} subject={e.subjectName ?? null} /> : '—'}</td>
               <td>{e.reason ?? ''}</td>
               <td>{e.sourceAddress ?? '—'}</td>
             </tr>
@@ -81,5 +81,21 @@ export function AuditPage(): ReactNode {
       </table>
       {page && <Pager label="Audit log" total={page.total} limit={LIMIT} offset={offset} onOffset={setOffset} />}
     </section>
+  );
+}
+
+/** "group Artists" with the id beside it in small print: the name to read, the id to search for (targetId filter). */
+function Target(props: { type: string; id: string | null; name: string | null; subject: string | null }): ReactNode {
+  return (
+    <>
+      {props.type} {props.name && <strong>{props.name}</strong>}
+      {props.subject && (
+        <>
+          {' '}
+          · user <strong>{props.subject}</strong>
+        </>
+      )}{' '}
+      {props.id && props.id !== props.name && <code className="muted id">{props.id}</code>}
+    </>
   );
 }

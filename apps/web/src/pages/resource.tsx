@@ -117,7 +117,7 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
                     {c.value(item)}
                   </th>
                 ) : (
-                  <td key={c.label}>{c.value(item)}</td>
+                  <td key={c.label}>{c.links ? <LinkList links={c.links(item)} /> : c.value(item)}</td>
                 ),
               )}
               {hasActions && (
@@ -173,4 +173,17 @@ export function ResourcePage(props: { spec: ResourceSpec }): ReactNode {
 
 function nameOf(spec: ResourceSpec, item: Item): string {
   return spec.nameOf ? spec.nameOf(item) : String(item.name ?? item.id);
+}
+
+function LinkList(props: { links: { text: string; href: string }[] }): ReactNode {
+  if (props.links.length === 0) return '—';
+  return (
+    <ul className="inline-list">
+      {props.links.map((l) => (
+        <li key={l.href}>
+          <a href={l.href}>{l.text}</a>
+        </li>
+      ))}
+    </ul>
+  );
 }

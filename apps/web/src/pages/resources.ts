@@ -12,7 +12,8 @@ export interface ResourceSpec {
   intro?: string;
   readPermission: string;
   writePermission: string;
-  columns: { label: string; value: (item: Item) => string }[];
+  /** A column's text; with `links`, the cell lists those links instead (names that lead to their page). */
+  columns: { label: string; value: (item: Item) => string; links?: (item: Item) => { text: string; href: string }[] }[];
   fields: FieldSpec[];
   canCreate: boolean;
   update: 'PATCH' | 'PUT' | null;
@@ -106,7 +107,13 @@ const policies: ResourceSpec = {
     { label: 'Order', value: (p) => String(p.position) },
     { label: 'Enabled', value: (p) => yes(p.enabled) },
     { label: 'Mode', value: (p) => String(p.assignmentMode) },
-    { label: 'Pools', value: (p) => String((p.pools as unknown[]).length) },
+    // Who sees what, read top to bottom: the groups a policy applies to and the pools it offers, by name.
+    { label: 'Groups', value: (p) => policyGroups(p).map((g) => g.name).join(', '), links: (p) => policyGroups(p).map((g) => ({ text: g.name, href: `#/groups/${g.id}` })) },
+    {
+      label: 'Pools',
+      value: (p) => policyPools(p).map((x) => x.name).join(', '),
+      links: (p) => policyPools(p).map((x) => ({ text: x.desktops > 1 ? `${x.name} (×${x.desktops})` : x.name, href: `#/pools/${x.poolId}/workstations` })),
+    },
     { label: 'Launch on login', value: (p) => yes(p.launchOnLogin) },
   ],
   fields: [
@@ -131,6 +138,14 @@ const policies: ResourceSpec = {
     return { ...body, pools: (body.pools as string[]).map((poolId) => ({ poolId, desktops: before.find((b) => b.poolId === poolId)?.desktops ?? 1 })) };
   },
 };
+
+/** A policy's groups and pools by name (older brokers sent ids only: the id stands in). */
+function policyGroups(p: Item): { id: string; name: string }[] {
+  return (p.groups as { id: string; name: string }[] | undefined) ?? (p.groupIds as string[]).map((id) => ({ id, name: id }));
+}
+function policyPools(p: Item): { poolId: string; name: string; desktops: number }[] {
+  return (p.pools as { poolId: string; name?: string; desktops: number }[]).map((x) => ({ ...x, name: x.name ?? x.poolId }));
+}
 
 const plan = (id: string, title: string, singular: string, fields: FieldSpec[], columns: ResourceSpec['columns']): ResourceSpec => ({
   id,
@@ -340,7 +355,10 @@ const users: ResourceSpec = {
     { label: 'Groups', value: (u) => (u.groups as { name: string }[]).map((g) => g.name).join(', ') },
     { label: 'Disabled', value: (u) => yes(u.disabled) },
   ],
-  rowLinks: [{ label: 'API tokens', permission: 'users:read', href: (u) => `#/users/${u.id}/tokens` }],
+  rowLinks: [
+    { label: 'API tokens', permission: 'users:read', href: (u) => `#/users/${u.id}/tokens` },
+    { label: 'Set password of', permission: 'users:write', href: (u) => `#/users/${u.id}/password` },
+  ],
   rowActions: [{ label: 'Sign out everywhere', permission: 'users:write', path: (u) => `/api/v1/users/${u.id}/logout-all`, describe: (r) => `Every session of the user has ended (${String(r.sessionsEnded)}); ${String(r.apiTokensRevoked)} API token(s) revoked.` }],
   fields: [
     { key: 'username', label: 'Username', kind: 'text', createOnly: true },
@@ -371,6 +389,7 @@ const groups: ResourceSpec = {
     { label: 'Members', value: (g) => String(g.memberCount) },
     { label: 'Description', value: (g) => str(g.description) },
   ],
+  rowLinks: [{ label: 'Members of', permission: 'groups:read', href: (g) => `#/groups/${g.id}` }],
   fields: [name, { key: 'description', label: 'Description', kind: 'textarea' }],
 };
 

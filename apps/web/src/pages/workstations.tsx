@@ -1,21 +1,30 @@
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
-import { get, messageOf, post, query } from '../api/client.ts';
+import { del, get, messageOf, post, query } from '../api/client.ts';
 import { useCan } from '../api/session.ts';
-import type { Page, Workstation } from '../api/types.ts';
-import { ConfirmButton, ErrorNote, Pager } from '../ui/confirm.tsx';
+import type { Page } from '../api/types.ts';
+import { ErrorNote, Pager, when } from '../ui/confirm.tsx';
+import { ConfirmDialog } from '../ui/confirm-dialog.tsx';
+import { RowMenu } from '../ui/row-menu.tsx';
+import { ACTIONS, workstationActions, type ListedWorkstation, type WorkstationAction } from './workstation-actions.ts';
 
 const LIMIT = 25;
 const POWER_STATES = ['pending', 'running', 'stopping', 'stopped', 'terminated', 'unknown'];
 type SortKey = 'name' | 'powerState' | 'createdAt';
 
-/** Every workstation: filter, sort, page; power actions (with a confirmation) for roles that may. */
-export function WorkstationsPage(): ReactNode {
+/**
+ * Every workstation: filter, sort, page; who it belongs to (provider, assigned user) and its health;
+ * the operations its provider can do sit in a per-row menu, each behind a confirmation naming the
+ * machine. `poolId` starts the page filtered to one pool (the policies page links here).
+ */
+export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
   const [q, setQ] = useState('');
   const [powerState, setPowerState] = useState('');
-  const [poolId, setPoolId] = useState('');
+  const [poolId, setPoolId] = useState(props.poolId ?? '');
+  const [asking, setAsking] = useState<{ w: ListedWorkstation; action: WorkstationAction } | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'name', desc: false });
   const [offset, setOffset] = useState(0);
-  const [page, setPage] = useState<Page<Workstation> | null>(null);
+  const [page, setPage] = useState<Page<ListedWorkstation> | null>(null);
   const [pools, setPools] = useState<{ id: string; name: string }[]>([]);
   const [error, setError] = useState<string | null>(null);
   const canWrite = useCan('workstations:write');
@@ -25,7 +34,7 @@ export function WorkstationsPage(): ReactNode {
   const load = useCallback(() => {
     const mine = ++latest.current;
     const params = { q, powerState, poolId, sort: `${sort.desc ? '-' : ''}${sort.key}`, limit: LIMIT, offset };
-    get<Page<Workstation>>(`/api/v1/workstations${query(params)}`).then(
+    get<Page<ListedWorkstation>>(`/api/v1/workstations${query(params)}`).then(
       (p) => {
         if (mine !== latest.current) return;
         setPage(p);
@@ -47,7 +56,8 @@ export function WorkstationsPage(): ReactNode {
       </button>
     </th>
   );
-  const power = (w: Workstation, action: 'start' | 'stop' | 'reboot' | 'terminate') => () => post(`/api/v1/workstations/${w.id}/${action}`, action === 'stop' ? {} : undefined);
+  const run = (w: ListedWorkstation, action: WorkstationAction) =>
+    action === 'delete' ? del(`/api/v1/workstations/${w.id}`) : post(`/api/v1/workstations/${w.id}/${action}`, action === 'stop' ? {} : undefined);
 
   return (
     <section aria-labelledby="ws-title">
@@ -73,12 +83,32 @@ export function WorkstationsPage(): ReactNode {
         </select>
       </form>
       <ErrorNote error={error} />
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
+      {asking && (
+        <ConfirmDialog
+          title={ACTIONS[asking.action].question(asking.w.name)}
+          confirmLabel={`${ACTIONS[asking.action].label} ${asking.w.name}`}
+          typeToConfirm={ACTIONS[asking.action].destructive ? asking.w.name : undefined}
+          onConfirm={() => run(asking.w, asking.action)}
+          onClose={(done) => {
+            if (done) setNotice(`${ACTIONS[asking.action].label}: ${asking.w.name} — done.`);
+            setAsking(null);
+            if (done) load();
+          }}
+        />
+      )}
       <table aria-label="Workstations">
         <thead>
           <tr>
             {header('name', 'Name')}
             {header('powerState', 'Power')}
+            <th scope="col">Provider</th>
             <th scope="col">Pool</th>
+            <th scope="col">Assigned to</th>
             <th scope="col">Address</th>
             <th scope="col">Type</th>
             <th scope="col">Health</th>
@@ -93,19 +123,23 @@ export function WorkstationsPage(): ReactNode {
               <td>
                 <span className={`badge power-${w.powerState}`}>{w.powerState}</span>
               </td>
+              <td title={w.provider?.kind}>{w.provider?.name ?? '—'}</td>
               <td>{poolName(w.poolId)}</td>
+              <td title={w.assignedUser?.displayName ?? undefined}>{w.assignedUser?.username ?? '—'}</td>
               <td>{w.privateAddress ?? '—'}</td>
               <td>{w.instanceType ?? '—'}</td>
-              <td>{w.health}</td>
+              <td>
+                <span className={`badge health-${w.health}`} title={healthSource(w)}>
+                  {w.health}
+                </span>
+              </td>
               <td>{new Date(w.createdAt).toLocaleDateString()}</td>
               {canWrite && (
-                <td className="actions">
-                  {w.powerState === 'stopped' && <ConfirmButton label={`Start ${w.name}`} question={`Start ${w.name}?`} confirmLabel="Start" onConfirm={power(w, 'start')} onDone={load} />}
-                  {w.powerState === 'running' && <ConfirmButton label={`Stop ${w.name}`} question={`Stop ${w.name}? Its user is disconnected.`} confirmLabel="Stop" onConfirm={power(w, 'stop')} onDone={load} />}
-                  {w.powerState === 'running' && <ConfirmButton label={`Reboot ${w.name}`} question={`Reboot ${w.name}?`} confirmLabel="Reboot" onConfirm={power(w, 'reboot')} onDone={load} />}
-                  {w.powerState !== 'terminated' && (
-                    <ConfirmButton label={`Terminate ${w.name}`} question={`Terminate ${w.name}? The machine and its disk are destroyed.`} confirmLabel="Terminate" danger onConfirm={power(w, 'terminate')} onDone={load} />
-                  )}
+                <td>
+                  <RowMenu
+                    label={`Actions for ${w.name}`}
+                    items={workstationActions(w).map((action) => ({ label: ACTIONS[action].label, destructive: ACTIONS[action].destructive, onSelect: () => (setNotice(null), setAsking({ w, action })) }))}
+                  />
                 </td>
               )}
             </tr>
@@ -116,4 +150,10 @@ export function WorkstationsPage(): ReactNode {
       {page && <Pager label="Workstations" total={page.total} limit={LIMIT} offset={offset} onOffset={setOffset} />}
     </section>
   );
+}
+
+/** Where the health came from and when, as the cell's tooltip (another part of the API fills these). */
+function healthSource(w: ListedWorkstation & { healthSource?: string | null; healthCheckedAt?: string | null }): string {
+  if (!w.healthSource) return 'not checked yet';
+  return `from ${w.healthSource}${w.healthCheckedAt ? `, checked ${when(w.healthCheckedAt)}` : ''}`;
 }

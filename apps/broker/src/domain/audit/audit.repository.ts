@@ -1,10 +1,40 @@
-import { and, asc, count, desc, eq, gte, inArray, like, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, gte, inArray, like, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
 import { auditEvents, auditRefusalCounts } from '../../db/schema/index.ts';
 
 export type AuditRow = typeof auditEvents.$inferSelect;
 export type NewAuditRow = typeof auditEvents.$inferInsert;
 export type RefusalCountRow = typeof auditRefusalCounts.$inferSelect;
+/** A row as listed: with the target's name. */
+export type AuditListRow = AuditRow & { targetName: string | null; subjectName: string | null };
+
+/** Target types whose id names a row of a table with a name: the table and its name column. */
+const NAMED_TARGETS: Record<string, [table: string, column: string]> = {
+  user: ['users', 'username'],
+  group: ['groups', 'name'],
+  pool: ['pools', 'name'],
+  policy: ['policies', 'name'],
+  provider: ['providers', 'name'],
+  workstation: ['workstations', 'name'],
+  gateway: ['gateways', 'name'],
+  auth_server: ['auth_servers', 'name'],
+};
+
+const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+/** The user a row is about when that is not its target (`details.userId`: the member added to a group). */
+const SUBJECT_NAME = sql<string | null>`case when "audit_events"."details" ->> 'userId' ~* ${sql.raw(`'${UUID_RE}'`)}
+  then (select u."username" from "users" u where u.id = ("audit_events"."details" ->> 'userId')::uuid) end`;
+
+/**
+ * The target's name, joined when the page is read (a renamed pool shows its name of today); a
+ * deleted target falls back to the name its audit row recorded, if any. Ids stored as text are
+ * checked to be UUIDs before the cast, so an odd target id (an address, a token prefix) is no error.
+ */
+const TARGET_NAME = sql<string | null>`coalesce(case when "audit_events"."target_id" ~* ${sql.raw(`'${UUID_RE}'`)} then case "audit_events"."target_type" ${sql.join(
+  Object.entries(NAMED_TARGETS).map(([type, [table, column]]) => sql.raw(`when '${type}' then (select t."${column}" from "${table}" t where t.id = "audit_events"."target_id"::uuid)`)),
+  sql.raw(' '),
+)} end end, "audit_events"."details" ->> 'name', "audit_events"."details" ->> 'username')`;
 
 export interface AuditFilter {
   action?: string;
@@ -58,9 +88,15 @@ export class AuditRepository {
     return gone.length;
   }
 
-  async list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditRow[]; total: number }> {
+  async list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditListRow[]; total: number }> {
     const where = and(...conditions(filter));
-    const items = await this.db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.id)).limit(limit).offset(offset);
+    const items = await this.db
+      .select({ ...getTableColumns(auditEvents), targetName: TARGET_NAME, subjectName: SUBJECT_NAME })
+      .from(auditEvents)
+      .where(where)
+      .orderBy(desc(auditEvents.id))
+      .limit(limit)
+      .offset(offset);
     const [row] = await this.db.select({ n: count() }).from(auditEvents).where(where);
     return { items, total: row?.n ?? 0 };
   }

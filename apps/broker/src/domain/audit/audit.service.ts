@@ -3,7 +3,7 @@ import type { Db, DbOrTx } from '../../db/database.ts';
 import type { Clock } from '../clock.ts';
 import { systemActor, type Actor } from '../identity/actor.ts';
 import { addressKey } from '../identity/login-throttle.service.ts';
-import type { AuditFilter, AuditRepository, AuditRow } from './audit.repository.ts';
+import type { AuditFilter, AuditListRow, AuditRepository } from './audit.repository.ts';
 
 export interface AuditEntry {
   action: string;
@@ -115,7 +115,7 @@ export class AuditService {
     this.deps.log.info({ audit: entry.action, outcome: entry.outcome, actor: actor?.username, target: entry.targetId }, 'audit');
   }
 
-  list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditRow[]; total: number }> {
+  list(filter: AuditFilter, limit: number, offset: number): Promise<{ items: AuditListRow[]; total: number }> {
     return this.deps.repo.list(filter, limit, offset);
   }
 }

@@ -69,13 +69,14 @@ export class UsersRepository {
     return row?.n ?? 0;
   }
 
-  async list(filter: { q?: string; role?: Role }, limit: number, offset: number): Promise<{ items: UserRow[]; total: number }> {
+  async list(filter: { q?: string; role?: Role; groupId?: string }, limit: number, offset: number): Promise<{ items: UserRow[]; total: number }> {
     const where: SQL[] = [];
     if (filter.q) {
       const pattern = `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       where.push(or(ilike(users.username, pattern), ilike(users.displayName, pattern), ilike(users.email, pattern))!);
     }
     if (filter.role) where.push(eq(users.role, filter.role));
+    if (filter.groupId) where.push(inArray(users.id, this.db.select({ id: groupMembers.userId }).from(groupMembers).where(eq(groupMembers.groupId, filter.groupId))));
     const cond = and(...where);
     const items = await this.db.select().from(users).where(cond).orderBy(asc(users.username)).limit(limit).offset(offset);
     const [row] = await this.db.select({ n: count() }).from(users).where(cond);

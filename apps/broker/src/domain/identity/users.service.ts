@@ -37,7 +37,7 @@ export class UsersService {
     private readonly deps: { db: Db; users: UsersRepository; groups: GroupsRepository; sessions: SessionsRepository; audit: AuditService; clock: Clock; access: Pick<AccessReview, 'enforce' | 'finish'> },
   ) {}
 
-  async list(filter: { q?: string; role?: Role }, limit: number, offset: number): Promise<{ items: UserWithGroups[]; total: number }> {
+  async list(filter: { q?: string; role?: Role; groupId?: string }, limit: number, offset: number): Promise<{ items: UserWithGroups[]; total: number }> {
     const page = await this.deps.users.list(filter, limit, offset);
     return { items: await this.deps.users.withGroups(page.items), total: page.total };
   }

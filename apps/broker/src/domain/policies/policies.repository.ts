@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
-import { policies, policyGroups, policyPools, protocolPlans } from '../../db/schema/index.ts';
+import { groups as groupsTable, policies, policyGroups, policyPools, pools as poolsTable, protocolPlans } from '../../db/schema/index.ts';
 import type { ProtocolPlanEntry } from '../../db/schema/policies.ts';
 
 export type PolicyRow = typeof policies.$inferSelect;
@@ -9,6 +9,11 @@ export type PolicyWithLinks = PolicyRow & {
   pools: { poolId: string; desktops: number }[];
   /** Its protocol plan's entries, when the query that found the policy brought them along. */
   protocols?: ProtocolPlanEntry[] | null;
+  /**
+   * The names of its groups and pools (id → name), for the API's readers: an admin reading the
+   * policies knows who sees what without looking ids up. Not on the connect path's query.
+   */
+  linkNames?: Record<string, string>;
 };
 
 /**
@@ -101,12 +106,24 @@ export class PoliciesRepository {
   async #withLinks(rows: PolicyRow[], db: DbOrTx): Promise<PolicyWithLinks[]> {
     if (rows.length === 0) return [];
     const ids = rows.map((r) => r.id);
-    const groups = await db.select().from(policyGroups).where(inArray(policyGroups.policyId, ids));
-    const pools = await db.select().from(policyPools).where(inArray(policyPools.policyId, ids)).orderBy(asc(policyPools.position));
+    const groups = await db
+      .select({ policyId: policyGroups.policyId, groupId: policyGroups.groupId, name: groupsTable.name })
+      .from(policyGroups)
+      .innerJoin(groupsTable, eq(groupsTable.id, policyGroups.groupId))
+      .where(inArray(policyGroups.policyId, ids))
+      .orderBy(asc(groupsTable.name));
+    const pools = await db
+      .select({ policyId: policyPools.policyId, poolId: policyPools.poolId, desktopCount: policyPools.desktopCount, name: poolsTable.name })
+      .from(policyPools)
+      .innerJoin(poolsTable, eq(poolsTable.id, policyPools.poolId))
+      .where(inArray(policyPools.policyId, ids))
+      .orderBy(asc(policyPools.position));
+    const linkNames = Object.fromEntries([...groups.map((g) => [g.groupId, g.name]), ...pools.map((p) => [p.poolId, p.name])]);
     return rows.map((r) => ({
       ...r,
       groupIds: groups.filter((g) => g.policyId === r.id).map((g) => g.groupId),
       pools: pools.filter((p) => p.policyId === r.id).map((p) => ({ poolId: p.poolId, desktops: p.desktopCount })),
+      linkNames,
     }));
   }
 }

@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, ilike, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
-import { assignments, workstationPowerHistory, workstations } from '../../db/schema/index.ts';
+import { assignments, providers, users, workstationPowerHistory, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { KnownWorkstation, SyncFields } from '../providers/sync-plan.ts';
 
@@ -197,6 +197,43 @@ export class WorkstationsRepository {
     const rows = await tx.delete(workstations).where(eq(workstations.id, id)).returning({ id: workstations.id });
     return rows.length === 1;
   }
+
+  /**
+   * Who and what each listed machine belongs to (its provider, the user it is assigned to): one
+   * query for the whole page, so the console shows names without a request per row.
+   */
+  async contextOf(ids: string[], db: DbOrTx = this.db): Promise<Map<string, WorkstationContext>> {
+    if (ids.length === 0) return new Map();
+    const rows = await db
+      .select({
+        id: workstations.id,
+        providerId: providers.id,
+        providerName: providers.name,
+        providerKind: providers.kind,
+        userId: users.id,
+        username: users.username,
+        displayName: users.displayName,
+      })
+      .from(workstations)
+      .innerJoin(providers, eq(providers.id, workstations.providerId))
+      .leftJoin(assignments, and(eq(assignments.workstationId, workstations.id), eq(assignments.state, 'active')))
+      .leftJoin(users, eq(users.id, assignments.userId))
+      .where(inArray(workstations.id, ids));
+    return new Map(
+      rows.map((r) => [
+        r.id,
+        {
+          provider: { id: r.providerId, name: r.providerName, kind: r.providerKind },
+          assignedUser: r.userId && r.username ? { id: r.userId, username: r.username, displayName: r.displayName } : null,
+        },
+      ]),
+    );
+  }
+}
+
+export interface WorkstationContext {
+  provider: { id: string; name: string; kind: string };
+  assignedUser: { id: string; username: string; displayName: string | null } | null;
 }
 
 function conditions(f: WorkstationFilter): SQL[] {

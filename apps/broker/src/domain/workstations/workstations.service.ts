@@ -36,8 +36,11 @@ export class WorkstationsService {
     },
   ) {}
 
-  list(filter: WorkstationFilter, sort: WorkstationSort, limit: number, offset: number) {
-    return this.deps.repo.list(filter, sort, limit, offset);
+  /** A page of machines, each with its provider and assigned user (one query for the page). */
+  async list(filter: WorkstationFilter, sort: WorkstationSort, limit: number, offset: number) {
+    const page = await this.deps.repo.list(filter, sort, limit, offset);
+    const context = await this.deps.repo.contextOf(page.items.map((w) => w.id));
+    return { ...page, items: page.items.map((w) => ({ ...w, context: context.get(w.id) })) };
   }
 
   async get(id: string): Promise<WorkstationRow> {

@@ -14,8 +14,8 @@ export function usersRoutes(app: FastifyInstance, deps: { services: Services }):
   const tags = ['users'];
 
   r.get('/api/v1/users', { config: { access: 'users:read' }, schema: { tags, summary: 'List users', querystring: ListUsersQuery, response: { 200: pageOf(User), ...errors } } }, async (request) => {
-    const { limit, offset, q, role } = request.query;
-    const page = await users.list({ q, role }, limit, offset);
+    const { limit, offset, q, role, groupId } = request.query;
+    const page = await users.list({ q, role, groupId }, limit, offset);
     return { items: page.items.map(userDto), total: page.total, limit, offset };
   });
 

@@ -21,7 +21,7 @@ export function workstationsRoutes(app: FastifyInstance, deps: { services: Servi
       const { limit, offset, sort, tag, ...filter } = request.query;
       const [key, ...rest] = tag?.split('=') ?? [];
       const page = await workstations.list({ ...filter, tag: key ? { key, value: rest.length ? rest.join('=') : undefined } : undefined }, sort, limit, offset);
-      return { items: page.items.map(workstationDto), total: page.total, limit, offset };
+      return { items: page.items.map((w) => ({ ...workstationDto(w), provider: w.context?.provider, assignedUser: w.context?.assignedUser ?? null })), total: page.total, limit, offset };
     },
   );
 
