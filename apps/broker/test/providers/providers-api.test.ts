@@ -190,7 +190,7 @@ describe('providers and workstations API', () => {
 
     it('a CSV with a bad line imports nothing and names the line and field', async () => {
       const before = await counts(b);
-      const csv = 'name,address,protocols\ngood-1,10.9.9.1,rdp\nbad-1,not-an-ip,rdp\nbad-2,10.9.9.3,telnet\n';
+      const csv = 'name,address,protocols\ngood-1,10.9.9.1,rdp\nbad-1,not_an_ip,rdp\nbad-2,10.9.9.3,telnet\n';
       const res = await b.app.inject({ method: 'POST', url: `/api/v1/providers/${racks}/hosts/import`, headers: as(admin), payload: { csv } });
       expect(res.statusCode).toBe(400);
       const paths = res.json().error.details.fields.map((f: { path: string }) => f.path);

@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
-import { get, messageOf, post, query } from '../api/client.ts';
+import { get, messageOf, query } from '../api/client.ts';
 import { useCan } from '../api/session.ts';
 import type { Page, Workstation } from '../api/types.ts';
-import { ConfirmButton, ErrorNote, Pager } from '../ui/confirm.tsx';
+import { ErrorNote, Pager } from '../ui/confirm.tsx';
+import { StaticHostForm, WorkstationControls } from './static-hosts.tsx';
 
 const LIMIT = 25;
 const POWER_STATES = ['pending', 'running', 'stopping', 'stopped', 'terminated', 'unknown'];
@@ -19,6 +20,8 @@ export function WorkstationsPage(): ReactNode {
   const [pools, setPools] = useState<{ id: string; name: string }[]>([]);
   const [error, setError] = useState<string | null>(null);
   const canWrite = useCan('workstations:write');
+  // The static-host form: null closed, 'new' to add, a machine to edit.
+  const [editing, setEditing] = useState<Workstation | 'new' | null>(null);
 
   // Typing fires a request per key; only the latest answer may land (an older one can arrive last).
   const latest = useRef(0);
@@ -47,11 +50,17 @@ export function WorkstationsPage(): ReactNode {
       </button>
     </th>
   );
-  const power = (w: Workstation, action: 'start' | 'stop' | 'reboot' | 'terminate') => () => post(`/api/v1/workstations/${w.id}/${action}`, action === 'stop' ? {} : undefined);
+  const closeForm = () => (setEditing(null), load());
 
   return (
     <section aria-labelledby="ws-title">
       <h1 id="ws-title">Workstations</h1>
+      {canWrite && editing === null && (
+        <button type="button" onClick={() => setEditing('new')}>
+          Add static host
+        </button>
+      )}
+      {editing !== null && <StaticHostForm key={editing === 'new' ? 'new' : editing.id} host={editing === 'new' ? null : editing} onDone={closeForm} onCancel={() => setEditing(null)} />}
       <form className="filters" role="search" aria-label="Filter workstations" onSubmit={(e) => e.preventDefault()}>
         <label htmlFor="ws-q">Search</label>
         <input id="ws-q" type="search" value={q} placeholder="name, instance id or address" onChange={(e) => (setQ(e.target.value), setOffset(0))} />
@@ -92,20 +101,16 @@ export function WorkstationsPage(): ReactNode {
               <th scope="row">{w.name}</th>
               <td>
                 <span className={`badge power-${w.powerState}`}>{w.powerState}</span>
+                {w.maintenance && <span className="badge maintenance">maintenance</span>}
               </td>
               <td>{poolName(w.poolId)}</td>
-              <td>{w.privateAddress ?? '—'}</td>
+              <td>{w.dnsName ?? w.privateAddress ?? '—'}</td>
               <td>{w.instanceType ?? '—'}</td>
               <td>{w.health}</td>
               <td>{new Date(w.createdAt).toLocaleDateString()}</td>
               {canWrite && (
                 <td className="actions">
-                  {w.powerState === 'stopped' && <ConfirmButton label={`Start ${w.name}`} question={`Start ${w.name}?`} confirmLabel="Start" onConfirm={power(w, 'start')} onDone={load} />}
-                  {w.powerState === 'running' && <ConfirmButton label={`Stop ${w.name}`} question={`Stop ${w.name}? Its user is disconnected.`} confirmLabel="Stop" onConfirm={power(w, 'stop')} onDone={load} />}
-                  {w.powerState === 'running' && <ConfirmButton label={`Reboot ${w.name}`} question={`Reboot ${w.name}?`} confirmLabel="Reboot" onConfirm={power(w, 'reboot')} onDone={load} />}
-                  {w.powerState !== 'terminated' && (
-                    <ConfirmButton label={`Terminate ${w.name}`} question={`Terminate ${w.name}? The machine and its disk are destroyed.`} confirmLabel="Terminate" danger onConfirm={power(w, 'terminate')} onDone={load} />
-                  )}
+                  <WorkstationControls w={w} onEdit={setEditing} onDone={load} />
                 </td>
               )}
             </tr>
