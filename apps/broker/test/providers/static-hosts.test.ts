@@ -5,6 +5,7 @@ import { systemActor } from '../../src/domain/identity/actor.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
 import { bearer, mintUsers, type MintedUser } from '../../../../test/support/studio.ts';
+import { fakeChannel } from '../gateways/fixtures.ts';
 
 /**
  * Static hosts as first-class machines (issue 16 point 6): DNS names resolved at connect time, edit,
@@ -175,6 +176,23 @@ describe.each(DRIVERS)('static hosts [%s]', (driver) => {
       expect(live.n).toBe(0);
       const failures = await b.services.audit.list({ action: 'connection.create', outcome: 'failure' }, 10, 0);
       expect(failures.items[0]).toMatchObject({ targetId: ids.local01, reason: expect.stringContaining('local-01.invalid') });
+    });
+
+    it('through a gateway: the grant targets the address the name resolved to', async () => {
+      const { token } = await b.services.gateways.createEnrollment(systemActor, { cluster: 'named', name: 'gw-named', publicAddress: 'gw.example.test', expiresInMinutes: 5 });
+      const { gateway } = await b.services.gateways.enroll({ token, name: 'gw-named', portRangeStart: 22000, portRangeEnd: 22009 }, '192.0.2.9');
+      const channel = fakeChannel(b, gateway);
+      await channel.hello();
+      await call('POST', `/api/v1/providers/${racks}/hosts`, { name: 'local-02', address: 'localhost' });
+      const plan = await call('POST', '/api/v1/protocol-plans', { name: 'via-gateway', protocols: [{ protocol: 'rdp', viaGateway: true }] });
+      const pool = await call('POST', '/api/v1/pools', { name: 'gateway-pool', providerId: racks, membership: { externalIds: ['local-02'] }, gatewayCluster: 'named' });
+      await call('PATCH', `/api/v1/policies/${(await call('GET', '/api/v1/policies')).items[0].id}`, { pools: [{ poolId: pool.id }], protocolPlanId: plan.id });
+      const res = await req('POST', '/api/v1/connections', { poolId: pool.id }, bearer(artist));
+      expect(res.statusCode, res.body).toBe(201);
+      expect(res.json().instructions).toMatchObject({ viaGateway: true, host: 'gw.example.test' });
+      const grant = rowsOf<{ target: string }>(await b.database.db.execute(sql`select host(target_address) as target from grants where connection_id = ${res.json().id}`));
+      expect(grant).toEqual([{ target: '127.0.0.1' }]);
+      channel.close();
     });
   });
 });
