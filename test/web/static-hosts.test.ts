@@ -88,4 +88,26 @@ describe('static hosts in the console (Chromium)', () => {
     await screenshot(page, 'static-hosts');
     expect(unexpected(t.problems)).toEqual([]);
   });
+
+  it('an artist whose desktop is a host whose name does not resolve is told so in the portal', async () => {
+    const racks = (await call('GET', '/api/v1/providers')).items[0];
+    await call('POST', `/api/v1/providers/${racks.id}/hosts`, { name: 'gone-01', address: 'gone-01.invalid' });
+    const pool = await call('POST', '/api/v1/pools', { name: 'suite-b', providerId: racks.id, membership: { externalIds: ['gone-01'] } });
+    const group = await call('POST', '/api/v1/groups', { name: 'Colorists' });
+    await call('POST', '/api/v1/users', { username: 'cora', password: 'cora-password-1', groupIds: [group.id] });
+    await call('POST', '/api/v1/policies', { name: 'colorists', groupIds: [group.id], pools: [{ poolId: pool.id }] });
+    const t = await openTab(browser, base);
+    tabs.push(t);
+    const { page } = t;
+    await signIn(page, 'cora', 'cora-password-1');
+    const card = page.getByRole('listitem', { name: 'suite-b' });
+    await card.getByRole('button', { name: 'Connect to suite-b' }).click();
+    const alert = card.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/the desktop "gone-01" cannot be reached: its address gone-01\.invalid does not resolve/);
+    await screenshot(page, 'static-hosts-unresolvable');
+    // Nothing was half-made: no connection, and the host is free for the next try.
+    expect((await call('GET', '/api/v1/connections')).items).toEqual([]);
+    expect(unexpected(t.problems)).toEqual([]);
+  });
 });
