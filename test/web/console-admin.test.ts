@@ -107,15 +107,15 @@ describe('console admin pages (Chromium)', () => {
     // No red buttons on the rows.
     expect(await table.getByRole('button', { name: /^(Terminate|Delete|Stop|Reboot|Start)/ }).count()).toBe(0);
 
-    // A static host offers only what its provider can do: no power actions.
+    // A static host offers only what its provider can do: no power actions; ana holds it, so no Delete either.
     await row('lab-01').getByRole('button', { name: 'Actions for lab-01' }).click();
-    expect(await page.getByRole('menu', { name: 'Actions for lab-01' }).getByRole('menuitem').allTextContents()).toEqual(['Delete']);
+    expect(await page.getByRole('menu', { name: 'Actions for lab-01' }).getByRole('menuitem').allTextContents()).toEqual(['Edit', 'Start maintenance']);
     await page.keyboard.press('Escape');
     await page.getByRole('menu').waitFor({ state: 'detached' });
 
     await row('render-01').getByRole('button', { name: 'Actions for render-01' }).click();
     const menu = page.getByRole('menu', { name: 'Actions for render-01' });
-    expect(await menu.getByRole('menuitem').allTextContents()).toEqual(['Stop', 'Reboot', 'Terminate']);
+    expect(await menu.getByRole('menuitem').allTextContents()).toEqual(['Start maintenance', 'Stop', 'Reboot', 'Terminate']);
     await screenshot(page, 'console-workstations-menu');
     await menu.getByRole('menuitem', { name: 'Terminate' }).click();
     const dialog = page.getByRole('dialog', { name: 'Terminate render-01? The machine and its disk are destroyed.' });
@@ -134,10 +134,10 @@ describe('console admin pages (Chromium)', () => {
 
     // Cancel changes nothing.
     await row('lab-01').getByRole('button', { name: 'Actions for lab-01' }).click();
-    await page.getByRole('menuitem', { name: 'Delete' }).click();
-    await page.getByRole('dialog', { name: /^Delete lab-01\?/ }).getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('menuitem', { name: 'Start maintenance' }).click();
+    await page.getByRole('dialog', { name: /^Put lab-01 in maintenance\?/ }).getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('dialog').waitFor({ state: 'detached' });
-    expect((await call('GET', '/api/v1/workstations?q=lab-01')).total).toBe(1);
+    expect((await call('GET', '/api/v1/workstations?q=lab-01')).items[0].maintenance).toBe(false);
     // The focus is back on the row's menu button.
     expect(await page.evaluate('document.activeElement?.textContent')).toContain('Actions for lab-01');
     expect(unexpected(tab.problems)).toEqual([]);

@@ -24,6 +24,7 @@ import { ProvidersRepository } from './domain/providers/providers.repository.ts'
 import { ProvidersService } from './domain/providers/providers.service.ts';
 import { WorkstationsRepository } from './domain/workstations/workstations.repository.ts';
 import { WorkstationsService } from './domain/workstations/workstations.service.ts';
+import { StaticHostsService } from './domain/workstations/static-hosts.service.ts';
 import { GatewaysRepository } from './domain/gateways/gateways.repository.ts';
 import { GatewaysService } from './domain/gateways/gateways.service.ts';
 import { PlansService } from './domain/plans/plans.service.ts';
@@ -76,9 +77,24 @@ export function createServices(deps: ServiceDeps) {
   const policies = new PoliciesService({ db, repo: new PoliciesRepository(db), audit, clock, access: access.review });
   const providers = new ProvidersService({ db, repo: providersRepo, workstations: workstationsRepo, registry, sync: inventory, secrets, audit, clock });
   const workstations = new WorkstationsService({ db, repo: workstationsRepo, providers: providersRepo, registry, audit, clock, follower });
+  const staticHosts = new StaticHostsService({ db, repo: workstationsRepo, providers: providersRepo, audit, clock });
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
-  const siteApply = new SiteApplyService({ db, audit, access: access.review, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });
+  const siteApply = new SiteApplyService({
+    db,
+    audit,
+    access: access.review,
+    context: {
+      groups,
+      authServers: signIn.authServers,
+      providers,
+      plans,
+      policies,
+      pools,
+      hosts: { find: (p, n, tx) => staticHosts.find(p, n, tx), register: (a, p, h, tx) => staticHosts.register(a, p, h, tx), update: (a, id, patch, tx) => workstations.update(a, id, patch, tx) },
+      secrets,
+    },
+  });
   const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock });
   const reports = new ReportsService({ repo: new ReportsRepository(db), clock });
   return {
@@ -96,6 +112,7 @@ export function createServices(deps: ServiceDeps) {
     follower,
     providers,
     workstations,
+    staticHosts,
     secrets,
     secretRotation: new SecretRotationService({ db, repo: new SealedSecretsRepository(db), secrets, audit }),
     audit,

@@ -18,7 +18,9 @@ describe('workstationActions', () => {
   });
 
   it('availableActions from the API wins over the provider kind, still narrowed by the power state', () => {
-    expect(workstationActions(ws({ availableActions: ['reboot', 'delete', 'maintenance'] }))).toEqual(['reboot', 'delete']);
+    expect(workstationActions(ws({ availableActions: ['reboot', 'remove', 'maintenance'] }))).toEqual(['maintenance', 'reboot', 'delete']);
+    // The API calls forgetting a machine `remove`; the menu calls it Delete.
+    expect(workstationActions(ws({ provider: { id: 'p', name: 'lab', kind: 'static' }, availableActions: ['edit', 'remove', 'maintenance'] }))).toEqual(['edit', 'maintenance', 'delete']);
     expect(workstationActions(ws({ powerState: 'stopped', availableActions: ['start', 'stop', 'reboot'] }))).toEqual(['start']);
     expect(workstationActions(ws({ provider: { id: 'p', name: 'lab', kind: 'static' }, availableActions: [] }))).toEqual([]);
   });

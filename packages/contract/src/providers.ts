@@ -72,6 +72,14 @@ export const Provider = z.object({
 
 export const ProviderTestResult = z.object({ ok: z.literal(true), message: z.string(), details: z.record(z.string(), z.unknown()) });
 
+/**
+ * What an admin can do to one machine: power actions the provider supports in the machine's state,
+ * `edit` (a static host's name, address, protocols, tags), `remove` (a static host, or a terminated
+ * machine) and `maintenance` (every machine).
+ */
+export const WorkstationAction = z.enum(['start', 'stop', 'reboot', 'terminate', 'edit', 'remove', 'maintenance']);
+export type WorkstationAction = z.infer<typeof WorkstationAction>;
+
 export const WorkstationProtocol = z.strictObject({ protocol: Protocol, port: z.number().int().min(1).max(65535).optional() });
 
 export const Workstation = z.object({
@@ -79,7 +87,8 @@ export const Workstation = z.object({
   providerId: Uuid,
   externalId: z.string().nullable(),
   name: z.string(),
-  privateAddress: z.string().nullable(),
+  privateAddress: z.string().nullable().describe('the IP address; for a static host with a DNS name, the one it resolved to at the last connect'),
+  dnsName: z.string().nullable().describe('a static host registered by DNS name: resolved at each connect'),
   instanceType: z.string().nullable(),
   availabilityZone: z.string().nullable(),
   subnetId: z.string().nullable(),
@@ -90,7 +99,7 @@ export const Workstation = z.object({
   health: z.enum(['unknown', 'healthy', 'unhealthy']),
   protocols: z.array(WorkstationProtocol).nullable(),
   poolId: Uuid.nullable(),
-  maintenance: z.boolean(),
+  maintenance: z.boolean().describe('not assigned to new users while on'),
   launchedByPoolId: Uuid.nullable(),
   agentLastSeenAt: Timestamp.nullable(),
   lastActivityAt: Timestamp.nullable(),
@@ -101,6 +110,7 @@ export const Workstation = z.object({
   /** In lists: the provider it belongs to and the user it is assigned to now (one query for the page). */
   provider: z.object({ id: Uuid, name: z.string(), kind: z.string() }).optional(),
   assignedUser: z.object({ id: Uuid, username: z.string(), displayName: z.string().nullable() }).nullable().optional(),
+  availableActions: z.array(WorkstationAction).describe('what can be done to this machine now, given its provider and state (the console offers only these)'),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -114,16 +124,60 @@ export const ListWorkstationsQuery = Page.extend({
   sort: z.enum(['name', '-name', 'createdAt', '-createdAt', 'powerState', '-powerState']).default('name'),
 });
 
+/**
+ * A DNS host name (RFC 1123 labels; `localhost` and single labels allowed). The last label may not be
+ * all digits, so a mistyped IPv4 address ("10.0.0") is refused instead of being taken for a name.
+ */
+export function isHostName(v: string): boolean {
+  if (v.length === 0 || v.length > 253) return false;
+  const labels = v.replace(/\.$/, '').split('.');
+  if (labels.some((l) => !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l))) return false;
+  return !/^[0-9]+$/.test(labels[labels.length - 1]!);
+}
+
+/**
+ * A static host's address: an IP literal, or a DNS name that the broker resolves at connect time
+ * (machines on DHCP). Names are kept lower-case, without a trailing dot.
+ */
+export const HostAddress = z
+  .string()
+  .trim()
+  .min(1)
+  .max(253)
+  .transform((v) => (z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success ? v : v.toLowerCase().replace(/\.$/, '')))
+  .refine((v) => z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success || isHostName(v), 'must be an IPv4 or IPv6 address or a DNS host name (e.g. avid-01.studio.lan)');
+
 export const RegisterHost = z.strictObject({
   name: Name,
-  address: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' }),
+  address: HostAddress,
   protocols: z.array(WorkstationProtocol).min(1).max(10).default([{ protocol: 'rdp' }]),
   tags: Tags.default({}),
+  maintenance: z.boolean().default(false),
+});
+/**
+ * Change a workstation. Every machine takes `maintenance` (not assigned to new users while on);
+ * name, address, protocols and tags are a static host's own (a cloud machine's come from its provider).
+ */
+export const UpdateWorkstation = z.strictObject({
+  name: Name.optional(),
+  address: HostAddress.optional(),
+  protocols: z.array(WorkstationProtocol).min(1).max(10).optional(),
+  tags: Tags.optional(),
+  maintenance: z.boolean().optional(),
 });
 export const ImportHosts = z.strictObject({
-  csv: z.string().min(1).max(5 * 1024 * 1024).describe('CSV with a header: name,address,protocols,tags — protocols like "rdp;ssh:2222", tags like "team=edit;site=lon"'),
+  csv: z.string().min(1).max(5 * 1024 * 1024).describe('CSV with a header: name,address,protocols,tags — protocols like "rdp;ssh:2222", tags like "team=edit;site=lon"; address an IP or a DNS name'),
+  onExisting: z
+    .enum(['fail', 'update'])
+    .default('fail')
+    .describe('a name the provider has already: `fail` (the default) imports nothing and lists them; `update` changes their address, protocols and tags'),
 });
-export const ImportHostsResult = z.object({ created: z.number().int(), updated: z.number().int() });
+export const ImportHostsResult = z.object({
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int(),
+  names: z.object({ created: z.array(z.string()), updated: z.array(z.string()), unchanged: z.array(z.string()) }).describe('which hosts, by name'),
+});
 
 export const LaunchWorkstation = z.strictObject({
   providerId: Uuid,

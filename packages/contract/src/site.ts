@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SiteAuthServer } from './auth-servers.ts';
-import { CreateProvider } from './providers.ts';
+import { CreateProvider, RegisterHost } from './providers.ts';
 import { PolicyBody, PowerPlanBody, ProtocolPlanBody, ReleasePlanBody } from './policies.ts';
 import { CreatePool } from './pools.ts';
 
@@ -32,6 +32,22 @@ export const SitePolicy = PolicyBody.omit({ groupIds: true, pools: true, protoco
 export const SitePool = CreatePool.omit({ providerId: true }).extend({ provider: Name });
 
 /**
+ * A static host in the file names its (static) provider. `maintenance` is applied only when the file
+ * says it: left out, the console's switch is not undone by the next apply.
+ */
+export const SiteHost = RegisterHost.omit({ maintenance: true }).extend({ provider: Name, maintenance: z.boolean().optional() });
+
+/** A host name is unique within its provider (two providers may each have an `edit-01`). */
+const uniqueHosts = z.array(SiteHost).superRefine((items, ctx) => {
+  const seen = new Map<string, number>();
+  items.forEach((it, i) => {
+    const key = `${it.provider.toLowerCase()}/${it.name}`;
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${it.name}" of provider "${it.provider}" appears twice (also at [${seen.get(key)}])` });
+    else seen.set(key, i);
+  });
+});
+
+/**
  * `stagedoor apply -f site.yaml`: the studio as code. Every list is optional; objects are matched
  * by name (case-insensitive). Pools reference their provider, policies their groups, pools and
  * plans, by name — in the same file or already in the database.
@@ -41,6 +57,7 @@ export const SiteFile = z.strictObject({
   groups: uniqueNames(SiteGroup).default([]),
   authServers: uniqueNames(SiteAuthServer).default([]),
   providers: uniqueNames(CreateProvider).default([]),
+  hosts: uniqueHosts.default([]),
   protocolPlans: uniqueNames(ProtocolPlanBody).default([]),
   powerPlans: uniqueNames(PowerPlanBody).default([]),
   releasePlans: uniqueNames(ReleasePlanBody).default([]),

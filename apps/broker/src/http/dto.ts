@@ -5,6 +5,7 @@ import type { AuditRow } from '../domain/audit/audit.repository.ts';
 import type { Role } from '@stagedoor/contract';
 import type { ProviderRow } from '../domain/providers/provider-registry.ts';
 import type { WorkstationRow } from '../domain/workstations/workstations.repository.ts';
+import { availableActions } from '../domain/workstations/actions.ts';
 import type { PowerState } from '../db/schema/providers.ts';
 import type { PolicyWithLinks } from '../domain/policies/policies.repository.ts';
 import type { PlanKind, PowerPlanRow, ProtocolPlanRow, ReleasePlanRow } from '../domain/plans/plans.service.ts';
@@ -77,13 +78,15 @@ export function providerDto(p: ProviderRow) {
   };
 }
 
-export function workstationDto(w: WorkstationRow) {
+/** A machine as the API shows it; `providerKind` decides `availableActions`. */
+export function workstationDto(w: WorkstationRow, providerKind: string) {
   return {
     id: w.id,
     providerId: w.providerId,
     externalId: w.externalId,
     name: w.name,
     privateAddress: w.privateAddress,
+    dnsName: w.dnsName,
     instanceType: w.instanceType,
     availabilityZone: w.availabilityZone,
     subnetId: w.subnetId,
@@ -101,6 +104,7 @@ export function workstationDto(w: WorkstationRow) {
     agentSessionState: w.agentSessionState as 'unknown' | 'none' | 'active' | 'locked' | 'idle' | 'disconnected',
     agentSessionUser: w.agentSessionUser,
     agentVersion: w.agentVersion,
+    availableActions: availableActions(providerKind, w),
     createdAt: iso(w.createdAt),
     updatedAt: iso(w.updatedAt),
   };

@@ -13,6 +13,7 @@ import {
   UnavailableError,
   isDatabaseUnavailable,
 } from '../domain/errors.ts';
+import { HostUnresolvableError } from '../domain/workstations/host-names.ts';
 import { LoginLockedError, MfaFailedError } from '../domain/identity/sign-in-errors.ts';
 import { ProviderError, type ProviderErrorKind } from '../providers/cloud/cloud-provider.ts';
 
@@ -26,6 +27,8 @@ const STATUS: [new (...args: never[]) => DomainError, number][] = [
   [NotFoundError, 404],
   [ConflictError, 409],
   [NoDesktopAvailableError, 409],
+  // The request was fine; the host's DNS name is not (today): a state of the world, like a full pool.
+  [HostUnresolvableError, 409],
   [UnavailableError, 503],
   [MfaFailedError, 401],
   [LoginLockedError, 429],

@@ -37,7 +37,7 @@ describe.each(DRIVERS)('pools API [%s]', (driver) => {
     })).id;
     staticId = (await b.services.providers.create(systemActor, { kind: 'static', name: 'onprem', enabled: true })).id;
     for (const [i, team] of ['edit', 'edit', 'color', 'vfx'].entries()) {
-      await b.services.workstations.registerHost(systemActor, staticId, { name: `host-${i + 1}`, address: `10.9.0.${i + 1}`, protocols: [{ protocol: 'rdp' }], tags: { team } });
+      await b.services.staticHosts.register(systemActor, staticId, { name: `host-${i + 1}`, address: `10.9.0.${i + 1}`, protocols: [{ protocol: 'rdp' }], tags: { team } });
     }
   });
   afterAll(async () => {

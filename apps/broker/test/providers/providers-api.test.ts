@@ -179,18 +179,18 @@ describe('providers and workstations API', () => {
       expect((await b.app.inject({ method: 'POST', url: `/api/v1/providers/${racks}/hosts`, headers: as(admin), payload: { name: 'avid-01', address: '10.1.2.4' } })).statusCode).toBe(409);
     });
 
-    it('imports hosts from CSV; known names are updated', async () => {
+    it('imports hosts from CSV; with onExisting=update known names are updated', async () => {
       const csv = 'name,address,protocols,tags\navid-01,10.1.2.30,rdp,site=soho\navid-02,10.1.2.31,rdp;ssh:2222,site=soho;team=edit\n"nuke, 03",10.1.2.32,vnc,\n';
-      const res = await b.app.inject({ method: 'POST', url: `/api/v1/providers/${racks}/hosts/import`, headers: as(admin), payload: { csv } });
+      const res = await b.app.inject({ method: 'POST', url: `/api/v1/providers/${racks}/hosts/import`, headers: as(admin), payload: { csv, onExisting: 'update' } });
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toEqual({ created: 2, updated: 1 });
+      expect(res.json()).toEqual({ created: 2, updated: 1, unchanged: 0, names: { created: ['avid-02', 'nuke, 03'], updated: ['avid-01'], unchanged: [] } });
       const list = (await b.app.inject({ url: `/api/v1/workstations?providerId=${racks}`, headers: as(admin) })).json();
       expect(list.items.map((w: { name: string; privateAddress: string }) => `${w.name}@${w.privateAddress}`)).toEqual(['avid-01@10.1.2.30', 'avid-02@10.1.2.31', 'nuke, 03@10.1.2.32']);
     });
 
     it('a CSV with a bad line imports nothing and names the line and field', async () => {
       const before = await counts(b);
-      const csv = 'name,address,protocols\ngood-1,10.9.9.1,rdp\nbad-1,not-an-ip,rdp\nbad-2,10.9.9.3,telnet\n';
+      const csv = 'name,address,protocols\ngood-1,10.9.9.1,rdp\nbad-1,not_an_ip,rdp\nbad-2,10.9.9.3,telnet\n';
       const res = await b.app.inject({ method: 'POST', url: `/api/v1/providers/${racks}/hosts/import`, headers: as(admin), payload: { csv } });
       expect(res.statusCode).toBe(400);
       const paths = res.json().error.details.fields.map((f: { path: string }) => f.path);

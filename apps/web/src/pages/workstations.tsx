@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
-import { del, get, messageOf, post, query } from '../api/client.ts';
+import { del, get, messageOf, patch, post, query } from '../api/client.ts';
 import { useCan } from '../api/session.ts';
 import type { Page } from '../api/types.ts';
 import { ErrorNote, Pager, when } from '../ui/confirm.tsx';
 import { ConfirmDialog } from '../ui/confirm-dialog.tsx';
 import { RowMenu } from '../ui/row-menu.tsx';
+import { StaticHostForm } from './static-hosts.tsx';
 import { ACTIONS, workstationActions, type ListedWorkstation, type WorkstationAction } from './workstation-actions.ts';
 
 const LIMIT = 25;
@@ -14,7 +15,7 @@ type SortKey = 'name' | 'powerState' | 'createdAt';
 /**
  * Every workstation: filter, sort, page; who it belongs to (provider, assigned user) and its health;
  * the operations its provider can do sit in a per-row menu, each behind a confirmation naming the
- * machine. `poolId` starts the page filtered to one pool (the policies page links here).
+ * machine (Edit opens the static-host form instead). `poolId` starts the page filtered to one pool (the policies page links here).
  */
 export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
   const [q, setQ] = useState('');
@@ -28,6 +29,8 @@ export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
   const [pools, setPools] = useState<{ id: string; name: string }[]>([]);
   const [error, setError] = useState<string | null>(null);
   const canWrite = useCan('workstations:write');
+  // The static-host form: null closed, 'new' to add, a machine to edit.
+  const [editing, setEditing] = useState<ListedWorkstation | 'new' | null>(null);
 
   // Typing fires a request per key; only the latest answer may land (an older one can arrive last).
   const latest = useRef(0);
@@ -56,12 +59,27 @@ export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
       </button>
     </th>
   );
-  const run = (w: ListedWorkstation, action: WorkstationAction) =>
-    action === 'delete' ? del(`/api/v1/workstations/${w.id}`) : post(`/api/v1/workstations/${w.id}/${action}`, action === 'stop' ? {} : undefined);
+  const run = (w: ListedWorkstation, action: WorkstationAction) => {
+    if (action === 'delete') return del(`/api/v1/workstations/${w.id}`);
+    if (action === 'maintenance') return patch(`/api/v1/workstations/${w.id}`, { maintenance: !w.maintenance });
+    return post(`/api/v1/workstations/${w.id}/${action}`, action === 'stop' ? {} : undefined);
+  };
+  const choose = (w: ListedWorkstation, action: WorkstationAction) => {
+    setNotice(null);
+    if (action === 'edit') setEditing(w);
+    else setAsking({ w, action });
+  };
+  const closeForm = () => (setEditing(null), load());
 
   return (
     <section aria-labelledby="ws-title">
       <h1 id="ws-title">Workstations</h1>
+      {canWrite && editing === null && (
+        <button type="button" onClick={() => setEditing('new')}>
+          Add static host
+        </button>
+      )}
+      {editing !== null && <StaticHostForm key={editing === 'new' ? 'new' : editing.id} host={editing === 'new' ? null : editing} onDone={closeForm} onCancel={() => setEditing(null)} />}
       <form className="filters" role="search" aria-label="Filter workstations" onSubmit={(e) => e.preventDefault()}>
         <label htmlFor="ws-q">Search</label>
         <input id="ws-q" type="search" value={q} placeholder="name, instance id or address" onChange={(e) => (setQ(e.target.value), setOffset(0))} />
@@ -90,12 +108,12 @@ export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
       )}
       {asking && (
         <ConfirmDialog
-          title={ACTIONS[asking.action].question(asking.w.name)}
-          confirmLabel={`${ACTIONS[asking.action].label} ${asking.w.name}`}
+          title={ACTIONS[asking.action].question?.(asking.w) ?? ''}
+          confirmLabel={`${ACTIONS[asking.action].label(asking.w)} ${asking.w.name}`}
           typeToConfirm={ACTIONS[asking.action].destructive ? asking.w.name : undefined}
           onConfirm={() => run(asking.w, asking.action)}
           onClose={(done) => {
-            if (done) setNotice(`${ACTIONS[asking.action].label}: ${asking.w.name} — done.`);
+            if (done) setNotice(`${ACTIONS[asking.action].label(asking.w)}: ${asking.w.name} — done.`);
             setAsking(null);
             if (done) load();
           }}
@@ -122,11 +140,12 @@ export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
               <th scope="row">{w.name}</th>
               <td>
                 <span className={`badge power-${w.powerState}`}>{w.powerState}</span>
+                {w.maintenance && <span className="badge maintenance">maintenance</span>}
               </td>
               <td title={w.provider?.kind}>{w.provider?.name ?? '—'}</td>
               <td>{poolName(w.poolId)}</td>
               <td title={w.assignedUser?.displayName ?? undefined}>{w.assignedUser?.username ?? '—'}</td>
-              <td>{w.privateAddress ?? '—'}</td>
+              <td>{w.dnsName ?? w.privateAddress ?? '—'}</td>
               <td>{w.instanceType ?? '—'}</td>
               <td>
                 <span className={`badge health-${w.health}`} title={healthSource(w)}>
@@ -138,7 +157,7 @@ export function WorkstationsPage(props: { poolId?: string } = {}): ReactNode {
                 <td>
                   <RowMenu
                     label={`Actions for ${w.name}`}
-                    items={workstationActions(w).map((action) => ({ label: ACTIONS[action].label, destructive: ACTIONS[action].destructive, onSelect: () => (setNotice(null), setAsking({ w, action })) }))}
+                    items={workstationActions(w).map((action) => ({ label: ACTIONS[action].label(w), destructive: ACTIONS[action].destructive, onSelect: () => choose(w, action) }))}
                   />
                 </td>
               )}

@@ -128,6 +128,11 @@ export const workstations = pgTable(
     externalId: text('external_id'),
     name: text('name').notNull(),
     privateAddress: inet('private_address'),
+    /**
+     * A static host registered by DNS name (machines on DHCP): resolved at each connect, and
+     * `private_address` keeps the answer the connect used. Null for IP hosts and cloud machines.
+     */
+    dnsName: text('dns_name'),
     instanceType: text('instance_type'),
     availabilityZone: text('availability_zone'),
     subnetId: text('subnet_id'),
@@ -189,6 +194,8 @@ export const workstations = pgTable(
     check('workstations_power_state_check', oneOf(sql`${t.powerState}`, POWER_STATES)),
     check('workstations_health_check', oneOf(sql`${t.health}`, HEALTH_STATES)),
     check('workstations_agent_session_state_check', oneOf(sql`${t.agentSessionState}`, AGENT_SESSION_STATES)),
+    // Lower-case, no trailing dot (the API normalises): one spelling per name, so search and compare hold.
+    check('workstations_dns_name_check', sql`${t.dnsName} is null or (length(${t.dnsName}) between 1 and 253 and ${t.dnsName} = lower(${t.dnsName}) and ${t.dnsName} !~ '[.]$')`),
     check('workstations_tags_check', sql`jsonb_typeof(${t.tags}) = 'object'`),
     check('workstations_protocols_check', sql`${t.protocols} is null or jsonb_typeof(${t.protocols}) = 'array'`),
     check('workstations_agent_notice_check', sql`${t.agentNotice} is null or jsonb_typeof(${t.agentNotice}) = 'object'`),

@@ -11,6 +11,7 @@ import type { ProvidersService } from '../providers/providers.service.ts';
 import type { AuthServersService } from '../auth-servers/auth-servers.service.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { authServersKind } from './site-auth-servers.ts';
+import { hostsKind, type HostsApplyApi } from './site-hosts.ts';
 import { poolKind, type PoolsApplyApi } from './site-pools.ts';
 
 type Change = z.infer<typeof SiteChange>;
@@ -25,6 +26,7 @@ export interface ApplyContext {
   plans: PlansService;
   policies: PoliciesService;
   pools: PoolsApplyApi;
+  hosts: HostsApplyApi;
   secrets: SecretBox;
 }
 
@@ -170,6 +172,7 @@ export const SITE_KINDS: SiteKind<never>[] = [
   groupsKind,
   authServersKind,
   providersKind,
+  hostsKind,
   planKind('protocol', 'protocolPlans'),
   planKind('power', 'powerPlans'),
   planKind('release', 'releasePlans'),

@@ -86,7 +86,8 @@ export class ConnectionsRepository {
    * The common connect in ONE statement, so it costs one round trip instead of eight (begin, lock,
    * assignment, marker, connection, audit, commit): lock a free *running* machine of the pool
    * (`SKIP LOCKED`, same conditions as the first tier of `lockFreeWorkstation`), assign it, set its
-   * marker, open the connection as `ready` (the machine is running) and write the audit row. A
+   * marker, open the connection as `ready` (the machine is running) and write the audit row. Hosts
+   * known by DNS name are left to the transactional path, which resolves the name before it writes. A
    * statement is atomic, so either all of it happens or none; the partial unique index on active
    * assignments stays the invariant (a lost race raises it, and the caller retries). `undefined`
    * when no running machine is free, or the user holds a desktop here already (unless
@@ -103,7 +104,7 @@ export class ConnectionsRepository {
       with free as (
         select w.* from workstations w
         where w.pool_id = ${p.poolId} and w.assignment_id is null and w.maintenance = false
-          and w.health <> 'unhealthy' and w.power_state = 'running'
+          and w.health <> 'unhealthy' and w.power_state = 'running' and w.dns_name is null
           and (${p.evenIfHolding} or not exists (select 1 from assignments h where h.user_id = ${p.userId} and h.pool_id = ${p.poolId} and h.state = 'active'))
         limit 1 for update skip locked
       ), a as (
@@ -131,6 +132,11 @@ export class ConnectionsRepository {
     const row = result.rows[0] as Record<'w' | 'a' | 'c', unknown> | undefined;
     if (!row) return undefined;
     return { workstation: rowFromJson(workstations, row.w), assignment: rowFromJson(assignments, row.a), connection: rowFromJson(connections, row.c) };
+  }
+
+  /** A static host's DNS name resolved to this address at connect time (its row is locked by the caller). */
+  async setResolvedAddress(id: string, address: string, at: Date, tx: DbOrTx): Promise<void> {
+    await tx.update(workstations).set({ privateAddress: address, updatedAt: at }).where(eq(workstations.id, id));
   }
 
   async lockWorkstation(id: string, tx: DbOrTx): Promise<WorkstationRow | undefined> {

@@ -12,6 +12,7 @@ import type { PoliciesService } from '../policies/policies.service.ts';
 import type { PolicyWithLinks } from '../policies/policies.repository.ts';
 import type { WorkstationsService } from '../workstations/workstations.service.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
+import { HostUnresolvableError, resolveFor, systemResolver, type HostResolver } from '../workstations/host-names.ts';
 import type { AssignmentRow, ConnectionRow, ConnectionsRepository, ConnectKey, Ended } from './connections.repository.ts';
 import type { GrantIssuer, PoolLaunches } from './ports.ts';
 import { firstFreeSlot } from './slots.ts';
@@ -34,6 +35,8 @@ export interface ConnectDeps {
   audit: AuditService;
   clock: Clock;
   log: Logger;
+  /** Static hosts registered by DNS name are resolved with this at connect time (default: the system resolver). */
+  resolveHost?: HostResolver;
 }
 
 /** Rows the connect call already holds, so describing its answer needs no second look-up. */
@@ -128,6 +131,10 @@ export class ConnectionsService {
         if (key && isUniqueViolation(err, 'connect_requests_pkey')) return this.#replay(req, key);
         // A concurrent connect took the machine, or (the same user's) the slot, between our read and our insert.
         if (RETRYABLE.some((c) => isUniqueViolation(err, c)) && attempt < ASSIGN_RETRIES) continue;
+        // Nothing of this connect was written (the transaction rolled back); the admin reads why here.
+        if (err instanceof HostUnresolvableError) {
+          await this.deps.audit.record(req.actor, { action: 'connection.create', outcome: 'failure', targetType: 'workstation', targetId: err.workstation.id, reason: err.message, details: { pool: input.poolId, hostName: err.hostName } });
+        }
         throw err;
       }
     }
@@ -215,6 +222,8 @@ export class ConnectionsService {
       const fresh = await this.deps.repo.lockWorkstation(assignment.workstationId!, tx);
       if (fresh) assignment = { ...assignment, workstation: fresh };
     }
+    const named = assignment.workstation;
+    if (named.dnsName) assignment = { ...assignment, workstation: await this.#resolve({ ...named, dnsName: named.dnsName }, tx) };
     if (!launched && policy.startStoppedOnLogin && ['stopped', 'stopping'].includes(assignment.workstation.powerState)) start = assignment.workstation;
     const existing = launched ? undefined : await this.deps.repo.liveConnectionFor(assignment.id, c.protocol, req.clientAddress, tx);
     const connection =
@@ -232,6 +241,19 @@ export class ConnectionsService {
       );
     }
     return { connection, launched, start, workstation: assignment.workstation, assignment, reused: !!existing, ended };
+  }
+
+  /**
+   * A static host registered by DNS name (DHCP) is resolved here, where its connection's target is
+   * chosen, inside the transaction that holds its row: the answer is written as its address (the
+   * grant and the instructions read it), and a name that does not resolve fails the whole connect
+   * before anything is written (`HostUnresolvableError`, a 409 naming the host and the reason).
+   */
+  async #resolve(ws: WorkstationRow & { dnsName: string }, tx: DbOrTx): Promise<WorkstationRow> {
+    const address = await resolveFor(this.deps.resolveHost ?? systemResolver, ws);
+    if (address === ws.privateAddress) return ws;
+    await this.deps.repo.setResolvedAddress(ws.id, address, this.deps.clock.now(), tx);
+    return { ...ws, privateAddress: address };
   }
 
   /** Side effects outside the database happen after the commit, and each is idempotent. */

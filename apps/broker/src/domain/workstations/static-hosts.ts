@@ -3,11 +3,12 @@ import { RegisterHost } from '@stagedoor/contract';
 import type { z } from 'zod';
 import { InvalidInputError, type FieldProblem } from '../errors.ts';
 
-export type HostInput = z.output<typeof RegisterHost>;
+/** A static host's own fields; `maintenance` is the workstation's, set apart. */
+export type HostInput = Omit<z.output<typeof RegisterHost>, 'maintenance'>;
 
 /**
  * Parse a static-host CSV (header `name,address,protocols,tags`; protocols like `rdp;ssh:2222`,
- * tags like `team=edit;site=lon`). All or nothing: any bad line is reported with its number and
+ * tags like `team=edit;site=lon`; address an IP or a DNS name). All or nothing: any bad line is reported with its number and
  * field, and no host is imported.
  */
 export function parseHostsCsv(csv: string): HostInput[] {

@@ -183,14 +183,22 @@ export class WorkstationsRepository {
     return row !== undefined;
   }
 
-  /** Static hosts: insert, or update the host of that name; `inserted` tells which. */
-  async upsertStaticHost(row: NewWorkstationRow & { externalId: string }, tx: DbOrTx): Promise<{ id: string; inserted: boolean }> {
-    const [r] = await tx
-      .insert(workstations)
-      .values(row)
-      .onConflictDoUpdate({ target: [workstations.providerId, workstations.externalId], set: { privateAddress: row.privateAddress, protocols: row.protocols, tags: row.tags, updatedAt: row.updatedAt } })
-      .returning({ id: workstations.id, inserted: sql<boolean>`(xmax = 0)` });
-    return r!;
+  /** A provider's machines by external id (a static host's is its name). */
+  async findByExternalIds(providerId: string, externalIds: string[], db: DbOrTx = this.db): Promise<WorkstationRow[]> {
+    if (externalIds.length === 0) return [];
+    const out: WorkstationRow[] = [];
+    for (let i = 0; i < externalIds.length; i += BATCH) {
+      out.push(...(await db.select().from(workstations).where(and(eq(workstations.providerId, providerId), inArray(workstations.externalId, externalIds.slice(i, i + BATCH))))));
+    }
+    return out;
+  }
+
+  /** The kind of each of these providers (what the API offers per machine depends on it). */
+  async providerKinds(providerIds: string[], db: DbOrTx = this.db): Promise<Map<string, string>> {
+    const ids = [...new Set(providerIds)];
+    if (ids.length === 0) return new Map();
+    const rows = await db.select({ id: providers.id, kind: providers.kind }).from(providers).where(inArray(providers.id, ids));
+    return new Map(rows.map((r) => [r.id, r.kind]));
   }
 
   async delete(id: string, tx: DbOrTx): Promise<boolean> {
@@ -243,7 +251,7 @@ function conditions(f: WorkstationFilter): SQL[] {
   if (f.powerState) out.push(eq(workstations.powerState, f.powerState));
   if (f.q) {
     const p = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-    out.push(or(ilike(workstations.name, p), ilike(workstations.externalId, p), sql`host(${workstations.privateAddress}) like ${p}`)!);
+    out.push(or(ilike(workstations.name, p), ilike(workstations.externalId, p), ilike(workstations.dnsName, p), sql`host(${workstations.privateAddress}) like ${p}`)!);
   }
   if (f.tag) {
     out.push(f.tag.value === undefined ? sql`${workstations.tags} ? ${f.tag.key}` : sql`${workstations.tags} @> ${JSON.stringify({ [f.tag.key]: f.tag.value })}::jsonb`);

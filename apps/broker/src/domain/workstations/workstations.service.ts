@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import type { LaunchWorkstation } from '@stagedoor/contract';
+import type { LaunchWorkstation, UpdateWorkstation } from '@stagedoor/contract';
 import type { Db, DbOrTx } from '../../db/database.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { CloudProvider, PowerChange } from '../../providers/cloud/cloud-provider.ts';
@@ -11,7 +11,7 @@ import type { Actor } from '../identity/actor.ts';
 import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
-import { parseHostsCsv, type HostInput } from './static-hosts.ts';
+import { hostPatchColumns } from './static-hosts.service.ts';
 import type { WorkstationFilter, WorkstationRow, WorkstationSort, WorkstationsRepository } from './workstations.repository.ts';
 
 export type PowerAction = 'start' | 'stop' | 'reboot' | 'terminate';
@@ -169,43 +169,44 @@ export class WorkstationsService {
     return this.get(pending.id);
   }
 
-  async registerHost(actor: Actor, providerId: string, host: HostInput): Promise<WorkstationRow> {
-    const provider = await this.#staticProvider(providerId);
+  /**
+   * Change a machine: `maintenance` for any (audited on its own, as an operator's switch), and a
+   * static host's name, address, protocols and tags. A cloud machine's name, address and tags are
+   * its provider's (the next sync would undo an edit here), so changing them is refused.
+   */
+  async update(actor: Actor, id: string, patch: z.output<typeof UpdateWorkstation>, outer?: DbOrTx): Promise<WorkstationRow> {
+    const { maintenance, ...own } = patch;
+    const ws = await this.deps.repo.findById(id, outer);
+    if (!ws) throw new NotFoundError('workstation', id);
+    const provider = await this.deps.providers.findById(ws.providerId, outer);
+    if (!provider) throw new NotFoundError('provider', ws.providerId);
+    const ownKeys = Object.keys(own).filter((k) => own[k as keyof typeof own] !== undefined);
+    if (provider.kind !== 'static' && ownKeys.length) {
+      throw new ConflictError(`workstation "${ws.name}" comes from the ${provider.kind} provider "${provider.name}": its ${ownKeys.join(', ')} come from the cloud (only maintenance can be changed here)`);
+    }
+    const { columns, changed } = hostPatchColumns(ws, own);
     try {
-      const id = await this.deps.db.transaction(async (tx) => {
+      return await (outer ?? this.deps.db).transaction(async (tx) => {
         const now = this.deps.clock.now();
-        const row = await this.deps.repo.insertOne({ providerId, externalId: host.name, name: host.name, privateAddress: host.address, protocols: host.protocols, tags: host.tags, powerState: 'running', createdAt: now, updatedAt: now }, tx);
-        await this.deps.repo.turnOverPowerHistory([row.id], now, tx);
-        await this.deps.audit.record(actor, { action: 'workstation.register', outcome: 'success', targetType: 'workstation', targetId: row.id, details: { name: host.name, provider: provider.name } }, tx);
-        return row.id;
+        if (changed.length) {
+          await this.deps.repo.update(id, { ...columns, updatedAt: now }, tx);
+          await this.deps.audit.record(actor, { action: 'workstation.update', outcome: 'success', targetType: 'workstation', targetId: id, details: { name: ws.name, changed, ...(changed.includes('address') ? { address: own.address } : {}) } }, tx);
+        }
+        if (maintenance !== undefined && maintenance !== ws.maintenance) {
+          await this.deps.repo.update(id, { maintenance, updatedAt: now }, tx);
+          await this.deps.audit.record(actor, { action: maintenance ? 'workstation.maintenance.on' : 'workstation.maintenance.off', outcome: 'success', targetType: 'workstation', targetId: id, details: { name: ws.name } }, tx);
+        }
+        return (await this.deps.repo.findById(id, tx))!;
       });
-      return this.get(id);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`provider "${provider.name}" already has a host named "${host.name}"`);
+      if (isUniqueViolation(err, 'workstations_provider_external_key')) throw new ConflictError(`provider "${provider.name}" already has a host named "${own.name}"`);
       throw err;
     }
   }
 
-  /** Import hosts from CSV: new names are added, known names updated, all in one transaction. */
-  async importHosts(actor: Actor, providerId: string, csv: string): Promise<{ created: number; updated: number }> {
-    const provider = await this.#staticProvider(providerId);
-    const hosts = parseHostsCsv(csv);
-    return this.deps.db.transaction(async (tx) => {
-      const now = this.deps.clock.now();
-      let created = 0;
-      let updated = 0;
-      const fresh: string[] = [];
-      for (const h of hosts) {
-        const row = await this.deps.repo.upsertStaticHost({ providerId, externalId: h.name, name: h.name, privateAddress: h.address, protocols: h.protocols, tags: h.tags, powerState: 'running', createdAt: now, updatedAt: now }, tx);
-        if (row.inserted) {
-          created++;
-          fresh.push(row.id);
-        } else updated++;
-      }
-      await this.deps.repo.turnOverPowerHistory(fresh, now, tx);
-      await this.deps.audit.record(actor, { action: 'workstation.import', outcome: 'success', targetType: 'provider', targetId: providerId, details: { provider: provider.name, created, updated } }, tx);
-      return { created, updated };
-    });
+  /** Each provider's kind, for the actions the API offers per machine. */
+  providerKinds(rows: WorkstationRow[]): Promise<Map<string, string>> {
+    return this.deps.repo.providerKinds(rows.map((r) => r.providerId));
   }
 
   /** Remove a static host, or forget a terminated cloud machine that holds no assignment. */
@@ -226,13 +227,6 @@ export class WorkstationsService {
     const provider = await this.deps.providers.findById(ws.providerId);
     if (!provider) throw new NotFoundError('provider', ws.providerId);
     return { provider, cloud: this.deps.registry.forRow(provider) };
-  }
-
-  async #staticProvider(providerId: string): Promise<ProviderRow> {
-    const provider = await this.deps.providers.findById(providerId);
-    if (!provider) throw new NotFoundError('provider', providerId);
-    if (provider.kind !== 'static') throw new ConflictError(`provider "${provider.name}" is ${provider.kind}: its machines come from inventory sync, not registration`);
-    return provider;
   }
 
   async #refuseIfAssigned(ws: WorkstationRow): Promise<void> {

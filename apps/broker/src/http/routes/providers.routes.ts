@@ -3,14 +3,15 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CreateProvider, ErrorBody, IdParams, ImportHosts, ImportHostsResult, Page, Provider, ProviderTestResult, RegisterHost, SyncCounts, UpdateProvider, Workstation, pageOf } from '@stagedoor/contract';
 import type { Services } from '../../services.ts';
-import { providerDto, workstationDto } from '../dto.ts';
+import { providerDto } from '../dto.ts';
+import { workstationDtos } from './workstations.routes.ts';
 import { actorOf } from '../request-context.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody };
 
 export function providersRoutes(app: FastifyInstance, deps: { services: Services }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { providers, workstations } = deps.services;
+  const { providers, staticHosts } = deps.services;
   const tags = ['providers'];
 
   r.get('/api/v1/providers', { config: { access: 'providers:read' }, schema: { tags, summary: 'List providers with their last sync outcome', querystring: Page, response: { 200: pageOf(Provider), ...errors } } }, async (request) => {
@@ -57,13 +58,16 @@ export function providersRoutes(app: FastifyInstance, deps: { services: Services
 
   r.post(
     '/api/v1/providers/:id/hosts',
-    { config: { access: 'workstations:write' }, schema: { tags, summary: 'Register a host with a static provider', params: IdParams, body: RegisterHost, response: { 201: Workstation, ...errors } } },
-    async (request, reply) => reply.code(201).send(workstationDto(await workstations.registerHost(actorOf(request), request.params.id, request.body))),
+    { config: { access: 'workstations:write' }, schema: { tags, summary: 'Register a host (IP address or DNS name) with a static provider; a name it has already is 409 (edit with PATCH /api/v1/workstations/{id})', params: IdParams, body: RegisterHost, response: { 201: Workstation, ...errors } } },
+    async (request, reply) => {
+      const row = await staticHosts.register(actorOf(request), request.params.id, request.body);
+      return reply.code(201).send((await workstationDtos(deps.services, [row]))[0]!);
+    },
   );
 
   r.post(
     '/api/v1/providers/:id/hosts/import',
-    { config: { access: 'workstations:write' }, schema: { tags, summary: 'Import static hosts from CSV (all or nothing; known names are updated)', params: IdParams, body: ImportHosts, response: { 200: ImportHostsResult, ...errors } } },
-    async (request) => workstations.importHosts(actorOf(request), request.params.id, request.body.csv),
+    { config: { access: 'workstations:write' }, schema: { tags, summary: 'Import static hosts from CSV (all or nothing; known names refused, or updated with onExisting=update; the answer names what was created, updated, unchanged)', params: IdParams, body: ImportHosts, response: { 200: ImportHostsResult, ...errors } } },
+    async (request) => staticHosts.import(actorOf(request), request.params.id, request.body.csv, request.body.onExisting),
   );
 }

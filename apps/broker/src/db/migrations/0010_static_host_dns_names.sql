@@ -1,0 +1,2 @@
+ALTER TABLE "workstations" ADD COLUMN "dns_name" text;--> statement-breakpoint
+ALTER TABLE "workstations" ADD CONSTRAINT "workstations_dns_name_check" CHECK ("workstations"."dns_name" is null or (length("workstations"."dns_name") between 1 and 253 and "workstations"."dns_name" = lower("workstations"."dns_name") and "workstations"."dns_name" !~ '[.]$'));
