@@ -7,7 +7,7 @@ import { REPO_ROOT } from './processes.ts';
 const run = promisify(execFile);
 
 /** What `npm run release` builds from: when none is newer than dist/release.json, its tarballs are current. */
-const SOURCES = ['apps/broker/src', 'apps/broker/package.json', 'apps/gateway/src', 'apps/gateway/bin', 'apps/gateway/native', 'apps/gateway/package.json', 'apps/cli/src', 'apps/cli/bin', 'apps/cli/package.json', 'apps/agent/src', 'apps/agent/package.json', 'apps/web/src', 'apps/web/index.html', 'apps/web/static', 'apps/web/vite.config.ts', 'packages/contract/src', 'packages/contract/package.json', 'packages/ec2-emulator/src', 'packages/ec2-emulator/package.json', 'release', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const SOURCES = ['apps/broker/src', 'apps/broker/package.json', 'apps/gateway/src', 'apps/gateway/bin', 'apps/gateway/native', 'apps/gateway/package.json', 'apps/cli/src', 'apps/cli/bin', 'apps/cli/package.json', 'apps/agent/src', 'apps/agent/package.json', 'apps/web/src', 'apps/web/index.html', 'apps/web/static', 'apps/web/vite.config.ts', 'packages/contract/src', 'packages/contract/package.json', 'packages/ec2-emulator/src', 'packages/ec2-emulator/package.json', 'release/build.ts', 'release/layout.ts', 'release/closure.ts', 'release/tsconfig.json', 'release/files', 'package.json', 'package-lock.json', 'tsconfig.json'];
 
 export interface ReleaseTarballs {
   version: string;
