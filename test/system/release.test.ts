@@ -105,6 +105,8 @@ describe('the unpacked release runs without the repository', () => {
       return (await fetch(`${base}/readyz`).catch(() => null))?.status === 200;
     }, 60_000, 200);
 
+    // The built console and portal ship with the broker (apps/web/dist), not the "no build" page.
+    expect(await (await fetch(`${base}/`)).text()).toContain('<script type="module"');
     const admin = await httpLogin(base, 'admin', 'release-admin-pw');
     const call = fetchInject(base);
     const ok = async (method: string, url: string, payload?: unknown) => {
