@@ -57,6 +57,17 @@ async function step(what: string, fn: () => Promise<unknown>): Promise<void> {
   console.log(`release: ${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
+function webBuildIsStale(): boolean {
+  const web = path.join(REPO_ROOT, 'apps/web');
+  const newest = (p: string): number => {
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    if (!st) return 0;
+    return st.isDirectory() ? Math.max(st.mtimeMs, ...fs.readdirSync(p).map((e) => newest(path.join(p, e)))) : st.mtimeMs;
+  };
+  const built = fs.statSync(path.join(web, 'dist/index.html'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return Math.max(...['src', 'index.html', 'vite.config.ts', 'package.json'].map((s) => newest(path.join(web, s)))) > built;
+}
+
 async function main(argv: string[]): Promise<void> {
   if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`release: builds linux-x64 artifacts only (the native relay and argon2 are this machine's); this is ${process.platform}-${process.arch}`);
   const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -65,7 +76,10 @@ async function main(argv: string[]): Promise<void> {
   fs.rmSync(STAGE, { recursive: true, force: true });
   fs.mkdirSync(STAGE, { recursive: true });
 
-  await step('built the web app', () => run('npm', ['run', 'build:web'], { cwd: REPO_ROOT }));
+  // Only when a source is newer than the build (as the test harness does): during a test run the browser
+  // tests read apps/web/dist, and a rebuild empties it first.
+  if (webBuildIsStale()) await step('built the web app', () => run('npm', ['run', 'build:web'], { cwd: REPO_ROOT }));
+  else console.log('release: the web app build is current (apps/web/dist)');
   await step('built the native relay', () => run(process.execPath, [path.join(REPO_ROOT, 'apps/gateway/native/build.mjs'), '--strict'], { cwd: REPO_ROOT }));
   await step('compiled the TypeScript', () =>
     run(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO_ROOT, 'release/tsconfig.json'), '--outDir', compiled], { cwd: REPO_ROOT }).catch((err: { stdout?: string }) => {
