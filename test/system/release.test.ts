@@ -78,6 +78,16 @@ describe('the unpacked release runs without the repository', () => {
     expect(gwFiles.some((f) => /migrations|\.sql$/.test(f))).toBe(false);
   });
 
+  it('the systemd units pass `systemd-analyze verify` without a word about them (an unknown or misspelt key is only a warning there)', async () => {
+    for (const unit of ['broker', 'gateway', 'agent']) {
+      // ExecStart must name an executable that exists: the unpacked release's, instead of /opt/stagedoor/current.
+      const file = path.join(dir, `stagedoor-${unit}.service`);
+      fs.writeFileSync(file, fs.readFileSync(path.join(full, `systemd/stagedoor-${unit}.service`), 'utf8').replaceAll('/opt/stagedoor/current', full));
+      const { stderr } = await run('systemd-analyze', ['verify', '--man=no', file]);
+      expect(stderr.split('\n').filter((l) => l.includes(file)), unit).toEqual([]);
+    }
+  });
+
   it('install.sh lays out a prefix, links current and writes the env files (under --root, no systemctl)', async () => {
     const root = path.join(dir, 'root');
     await run(path.join(full, 'install.sh'), ['--root', root, '--role', 'broker', '--role', 'gateway']);
