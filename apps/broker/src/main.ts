@@ -16,6 +16,8 @@ import { Metrics } from './observability/metrics.ts';
 import { startMetricsListener } from './observability/metrics-access.ts';
 import { createServices, type Services } from './services.ts';
 import { VERSION } from './version.ts';
+import { watchTlsFiles } from './http/tls.ts';
+import type https from 'node:https';
 
 export interface Broker {
   app: FastifyInstance;
@@ -50,7 +52,15 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<B
     const broker = await assembleBroker(config, database, opts);
     if (opts.listen !== false) {
       await broker.app.listen({ port: config.port, host: config.host });
-      broker.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+      broker.url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+      if (config.tls) {
+        const stopWatching = watchTlsFiles(broker.app.server as unknown as https.Server, config.tls, log.child({ area: 'tls' }));
+        const close = broker.close;
+        broker.close = async () => {
+          stopWatching();
+          await close();
+        };
+      }
       const { listen } = config.metrics;
       if (listen) {
         const metricsListener = await startMetricsListener(broker.metrics, { ...config.metrics, listen }, log.child({ area: 'metrics' })).catch(async (err: unknown) => {

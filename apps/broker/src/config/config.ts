@@ -43,6 +43,8 @@ const envSchema = z.object({
   STAGEDOOR_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   STAGEDOOR_NODE_ID: z.string().min(1).max(200).default(`${os.hostname()}-${process.pid}`),
   STAGEDOOR_TRUSTED_PROXIES: csv.default([]),
+  STAGEDOOR_TLS_CERT: z.string().min(1, 'must not be empty').optional(),
+  STAGEDOOR_TLS_KEY: z.string().min(1, 'must not be empty').optional(),
   STAGEDOOR_SESSION_IDLE_MINUTES: positiveInt('a positive number of minutes').default(480),
   STAGEDOOR_SESSION_MAX_HOURS: positiveInt('a positive number of hours').default(24),
   STAGEDOOR_API_TOKEN_DEFAULT_DAYS: positiveInt('a positive number of days').default(90),
@@ -92,6 +94,8 @@ export interface Config {
   metrics: { listen: { host: string; port: number } | null; token: string | null };
   nodeId: string;
   trustedProxies: string[];
+  /** HTTPS served by the broker itself: PEM files, read at start and again whenever they change (http/tls.ts). */
+  tls: { certFile: string; keyFile: string } | null;
   /**
    * `secureCookie`: `always` marks the session cookie Secure whatever the request looked like (the
    * production role, `stagedoor broker`); `when-https` only on HTTPS, so `stagedoor dev` works on plain http.
@@ -150,6 +154,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   if (e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS > e.STAGEDOOR_API_TOKEN_MAX_DAYS) {
     throw new ConfigError([{ variable: 'STAGEDOOR_API_TOKEN_DEFAULT_DAYS', message: `must not exceed STAGEDOOR_API_TOKEN_MAX_DAYS (${e.STAGEDOOR_API_TOKEN_MAX_DAYS}) (got ${e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS})` }]);
   }
+  if (!e.STAGEDOOR_TLS_CERT !== !e.STAGEDOOR_TLS_KEY) {
+    const missing = e.STAGEDOOR_TLS_CERT ? 'STAGEDOOR_TLS_KEY' : 'STAGEDOOR_TLS_CERT';
+    throw new ConfigError([{ variable: missing, message: 'must be set too: HTTPS needs both the certificate (STAGEDOOR_TLS_CERT) and its key (STAGEDOOR_TLS_KEY)' }]);
+  }
   const dataDir = path.resolve(e.STAGEDOOR_DATA_DIR);
   return {
     port: e.PORT,
@@ -165,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     metrics: { listen: e.STAGEDOOR_METRICS_LISTEN ? hostPort(e.STAGEDOOR_METRICS_LISTEN) : null, token: e.STAGEDOOR_METRICS_TOKEN ?? null },
     nodeId: e.STAGEDOOR_NODE_ID,
     trustedProxies: e.STAGEDOOR_TRUSTED_PROXIES,
+    tls: e.STAGEDOOR_TLS_CERT && e.STAGEDOOR_TLS_KEY ? { certFile: path.resolve(e.STAGEDOOR_TLS_CERT), keyFile: path.resolve(e.STAGEDOOR_TLS_KEY) } : null,
     session: { idleMinutes: e.STAGEDOOR_SESSION_IDLE_MINUTES, maxHours: e.STAGEDOOR_SESSION_MAX_HOURS, secureCookie: 'when-https' },
     apiTokens: { defaultDays: e.STAGEDOOR_API_TOKEN_DEFAULT_DAYS, maxDays: e.STAGEDOOR_API_TOKEN_MAX_DAYS },
     bodyLimitBytes: e.STAGEDOOR_BODY_LIMIT_BYTES,

@@ -15,6 +15,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Services } from '../services.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { registerErrorHandling } from './error-handler.ts';
+import { readTlsMaterial } from './tls.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { groupsRoutes } from './routes/groups.routes.ts';
@@ -56,7 +57,7 @@ export interface RouteInfo {
 }
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId' | 'session' | 'metrics'>;
+  config: Pick<Config, 'bodyLimitBytes' | 'trustedProxies' | 'loginRatePerMinute' | 'nodeId' | 'session' | 'metrics'> & Partial<Pick<Config, 'tls'>>;
   database: Database;
   services: Services;
   metrics: Metrics;
@@ -72,6 +73,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Build the broker's HTTP app. No listening here: tests use `app.inject`, `main.ts` listens. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    // HTTPS in the broker itself for sites without a load balancer (STAGEDOOR_TLS_CERT/KEY; main.ts reloads it on change).
+    ...(deps.config.tls ? { https: readTlsMaterial(deps.config.tls) } : {}),
     loggerInstance: deps.log.child({ area: 'http' }) as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimitBytes,
     // X-Forwarded-For is believed only from the configured proxies, never from anyone.
