@@ -72,13 +72,13 @@ export class ApiClient {
 
   static fromOptions(opts: { url?: string; token?: string; sessionPath?: string }): ApiClient {
     if (opts.token) {
-      const url = opts.url ?? rememberedUrl();
+      const url = opts.url || rememberedUrl();
       if (!url) throw new CliError('--url (or STAGEDOOR_URL) is needed with a token');
       return new ApiClient(brokerUrl(url), { token: opts.token });
     }
     const s = readSession(opts.sessionPath);
     if (!s) throw new CliError(`not signed in: run \`stagedoor login ${rememberedUrl() ? '' : '--url URL '}--username NAME\` first, or pass --token`);
-    return new ApiClient(brokerUrl(opts.url ?? s.url), { cookie: s.cookie, csrf: s.csrf });
+    return new ApiClient(brokerUrl(opts.url || s.url), { cookie: s.cookie, csrf: s.csrf });
   }
 
   static async login(url: string, username: string, password: string, sessionPath = sessionFile()): Promise<StoredSession> {

@@ -18,7 +18,7 @@ interface DesktopsAnswer {
   reason: string | null;
   desktops: Desktop[];
 }
-interface ConnectionView {
+export interface ConnectionView {
   id: string;
   state: string;
   protocol: string;
@@ -58,11 +58,15 @@ export async function status(opts: { url?: string; token?: string; json?: boolea
   const me = await api.request<{ user: { username: string; role: string } }>('GET', '/api/v1/me');
   const mine = await myConnections(api);
   if (opts.json) return void console.log(JSON.stringify({ url: api.url, user: me.user, connections: mine.map((m) => m.connection) }, null, 2));
-  console.log(`signed in to ${api.url} as ${me.user.username} (${me.user.role})`);
-  if (!mine.length) return void console.log('no connections (`stagedoor desktops` lists what you may use)');
-  const time = (t: string) => new Date(t).toLocaleTimeString();
+  console.log(statusText(api.url, me.user, mine, (t) => new Date(t).toLocaleTimeString()));
+}
+
+/** What `stagedoor status` prints (pure, for its test): the grant in the words the portal uses. */
+export function statusText(url: string, user: { username: string; role: string }, mine: { desktop: string; connection: ConnectionView }[], time: (iso: string) => string): string {
+  const head = `signed in to ${url} as ${user.username} (${user.role})`;
+  if (!mine.length) return `${head}\nno connections (\`stagedoor desktops\` lists what you may use)`;
   const rows = mine.map(({ desktop, connection: c }) => [desktop, c.workstation.name, c.protocol, c.state, c.grant ? describeGrant(c.grant, time) : 'direct (no gateway grant)']);
-  console.log(table(['DESKTOP', 'MACHINE', 'PROTOCOL', 'STATE', 'GRANT'], rows));
+  return `${head}\n${table(['DESKTOP', 'MACHINE', 'PROTOCOL', 'STATE', 'GRANT'], rows)}`;
 }
 
 /** `stagedoor disconnect|release NAME`: end my connections to that desktop (pool) or machine. */
@@ -124,7 +128,7 @@ async function myConnections(api: ApiClient): Promise<{ desktop: string; connect
 /** Columns padded to their widest cell, under an upper-case header. */
 export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
 /** Ask the broker for a connection to the named desktop and wait until it has instructions. */

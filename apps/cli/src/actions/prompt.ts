@@ -6,8 +6,9 @@ import { CliError } from '../cli-error.ts';
  * so that stdout stays clean for scripts.
  */
 export async function promptHidden(prompt: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
-  output.write(prompt);
+  // Raw mode before the prompt shows: whatever is typed after it is never echoed.
   input.setRawMode(true);
+  output.write(prompt);
   input.resume();
   input.setEncoding('utf8');
   try {

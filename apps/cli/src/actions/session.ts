@@ -8,7 +8,7 @@ import { promptHidden, readStdin } from './prompt.ts';
  * or STAGEDOOR_URL) and remembered in config.json.
  */
 export async function login(opts: { url?: string; username: string; passwordStdin?: boolean; password?: string }): Promise<void> {
-  const raw = opts.url ?? rememberedUrl();
+  const raw = opts.url || rememberedUrl();
   if (!raw) throw new CliError('which broker? give its URL once: stagedoor login --url https://broker.example --username NAME (or set STAGEDOOR_URL)');
   const url = brokerUrl(raw);
   let password = opts.password;
