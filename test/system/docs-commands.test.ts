@@ -86,7 +86,7 @@ describe('the shell blocks of README.md and docs/*.md, against a fresh stagedoor
       'source ./.block.sh',
       'for __v in $(comm -13 <(echo "$__before") <(compgen -v | sort) | grep -v "^__"); do declare -p "$__v"; done >> .state',
     ].join('\n');
-    const env = { ...process.env, HOME: work, XDG_CONFIG_HOME: path.join(dir, '.config'), STAGEDOOR_DATA_DIR: dataDir, PATH: `${path.join(work, 'node_modules', '.bin')}:${process.env.PATH}` };
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: work, XDG_CONFIG_HOME: path.join(dir, '.config'), STAGEDOOR_DATA_DIR: dataDir, PATH: `${path.join(work, 'node_modules', '.bin')}:${process.env.PATH}` };
     for (const k of ['STAGEDOOR_URL', 'STAGEDOOR_TOKEN', 'STAGEDOOR_PASSWORD', 'STAGEDOOR_ADMIN_PASSWORD', 'PORT', 'NODE_OPTIONS']) delete env[k];
     const proc = spawn('bash', ['-c', runner], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
