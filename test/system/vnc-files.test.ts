@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tigervncFile } from '../../apps/broker/src/domain/connections/connection-files.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type TestBroker } from '../support/broker.ts';
 import { freePort, waitFor } from '../support/ports.ts';
-import { spawnProcess, type Spawned } from '../support/processes.ts';
+import { spawnProcess, spawnStagedoor, type Spawned } from '../support/processes.ts';
 import { bearer, mintUsers, type MintedUser } from '../support/studio.ts';
 
 /**
@@ -96,6 +96,16 @@ describe('VNC connection files, opened by the real TigerVNC viewer', () => {
     // TigerVNC's log wraps long lines: compare with the blanks folded.
     const said = [...refused.stderr, ...refused.stdout].join(' ').replace(/\s+/g, ' ');
     expect(said).toContain(`Configuration file ${realPath} is in an invalid format`);
+  });
+
+  it('stagedoor connect --vnc-format tigervnc writes the .tigervnc file', async () => {
+    await b.app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(b.app.server.address() as { port: number }).port}`;
+    const out = path.join(dir, 'from-cli.tigervnc');
+    const cli = spawnStagedoor(['connect', 'vnc-pool', '--vnc-format', 'tigervnc', '--out', out], { STAGEDOOR_URL: url, STAGEDOOR_TOKEN: user.token, XDG_CONFIG_HOME: dir });
+    expect(await cli.exited, cli.stderr.join('\n')).toBe(0);
+    expect(cli.stdout.join('\n')).toContain(`${out} written`);
+    expect(fs.readFileSync(out, 'utf8')).toBe(tigervncFile('127.0.0.1', vncPort));
   });
 
   it('format is refused with a 400 for anything but VNC, and for an unknown format', async () => {
