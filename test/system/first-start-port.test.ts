@@ -10,7 +10,7 @@ import { spawnProcess, spawnStagedoor, type Spawned } from '../support/processes
  * Issue 16 point 8: a first start on a busy port used to create the admin, then die of a raw
  * EADDRINUSE stack, and the generated password was never shown. Now the port is checked first.
  */
-describe('first start on a busy port', () => {
+describe('first start on a busy port; admin create-user beside the running server', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-busy-port-'));
   const started: Spawned[] = [];
   const busy = net.createServer();
@@ -45,6 +45,27 @@ describe('first start on a busy port', () => {
     expect(password, second.stderr.join('\n')).toBeDefined();
     const res = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
     expect(res.status).toBe(200);
+
+    // Issue 16 point 9: `stagedoor admin create-user` beside the running server, which holds the
+    // embedded database: without a CLI session it says what to do; signed in, it goes through the API.
+    const config = path.join(dataDir, 'cli-config');
+    const cli = async (args: string[], extra: Record<string, string> = {}) => {
+      const p = spawnStagedoor(args, { ...env, XDG_CONFIG_HOME: config, STAGEDOOR_URL: undefined, STAGEDOOR_TOKEN: undefined, ...extra });
+      started.push(p);
+      return { code: await p.exited, out: p.stdout.join('\n'), err: p.stderr.join('\n') };
+    };
+    const refused = await cli(['admin', 'create-user', 'ana']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/in use by process \d+/);
+    expect(refused.err).toContain('sign in as an admin first (stagedoor login');
+    expect((await cli(['login', '--url', base, '--username', 'admin'], { STAGEDOOR_PASSWORD: password! })).code).toBe(0);
+    const created = await cli(['admin', 'create-user', 'ana']);
+    expect(created.code, created.err).toBe(0);
+    expect(created.err).toContain(`creating the user through ${base}`);
+    const ana = /password: (\S+)/.exec(created.out)?.[1];
+    expect(created.out).toMatch(/created user ana \(user, id [0-9a-f-]{36}\)/);
+    const signIn = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ana', password: ana }) });
+    expect(signIn.status).toBe(200);
     await second.stop();
   });
 });
