@@ -108,6 +108,9 @@ export class ApiClient {
     try {
       const res = await new ApiClient(s.url, { cookie: s.cookie, csrf: s.csrf }).raw('POST', '/api/v1/auth/logout');
       if (!res.ok && res.status !== 401) throw new CliError(`the broker refused to end the session (${res.status}); it was deleted here`);
+    } catch (err) {
+      if (err instanceof CliError && err.retryable) throw new CliError(`${err.message}: the session was deleted here, and ends on the broker when it times out`);
+      throw err;
     } finally {
       fs.rmSync(sessionPath, { force: true });
     }
