@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type TestBroker } from '../support/broker.ts';
-import { waitFor } from '../support/ports.ts';
+import { freePort, waitFor } from '../support/ports.ts';
 import { spawnStagedoor, STAGEDOOR_BIN } from '../support/processes.ts';
 import { seedRackPool } from '../support/racks.ts';
 
@@ -111,5 +111,15 @@ describe('stagedoor login (terminal) | status | disconnect | logout', () => {
     const d = await run(['desktops']);
     expect(d.code).toBe(1);
     expect(d.err).toContain('not signed in: run `stagedoor login --username NAME` first'); // the URL is remembered
+  });
+
+  it('logout with the broker out of reach deletes the session here and says it lives on there until it times out', async () => {
+    const gone = `http://127.0.0.1:${await freePort()}`;
+    fs.writeFileSync(sessionPath, JSON.stringify({ url: gone, cookie: 'stagedoor_session=x', csrf: 'y', username: 'rui' }), { mode: 0o600 });
+    const r = await run(['logout']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`cannot reach ${gone}`);
+    expect(r.err).toContain('the session was deleted here, and ends on the broker when it times out');
+    expect(fs.existsSync(sessionPath)).toBe(false);
   });
 });
