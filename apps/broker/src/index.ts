@@ -8,6 +8,7 @@ export { Metrics } from './observability/metrics.ts';
 export { cliActor } from './domain/identity/actor.ts';
 export { VERSION } from './version.ts';
 export { DataDirInUseError } from './db/pglite.ts';
+export { PortInUseError } from './http/port-check.ts';
 export { ensurePrivateDir, ensurePrivateFile } from './db/private-files.ts';
 export { DomainError } from './domain/errors.ts';
 export { generatePassword } from './domain/identity/tokens.ts';

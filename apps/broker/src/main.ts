@@ -8,6 +8,7 @@ import { ensurePrivateDir } from './db/private-files.ts';
 import { type Clock, systemClock } from './domain/clock.ts';
 import { systemActor } from './domain/identity/actor.ts';
 import { buildApp } from './http/app.ts';
+import { assertPortFree, isAddressInUse, PortInUseError } from './http/port-check.ts';
 import { builtinJobs } from './jobs/builtin-jobs.ts';
 import { gatewayJobs } from './domain/gateways/gateway-jobs.ts';
 import { JobRunner } from './jobs/job-runner.ts';
@@ -44,6 +45,8 @@ export interface StartOptions {
 /** Open the database, migrate, assemble, start the jobs and (optionally) listen. */
 export async function startBroker(config: Config, opts: StartOptions): Promise<Broker> {
   const { log } = opts;
+  // Before the database: a first start creates the admin (and its one-time password) on it.
+  if (opts.listen !== false) await assertPortFree(config.host, config.port);
   if (config.database.kind === 'pglite') ensurePrivateDir(config.dataDir, log);
   const database = await openDatabase(config, log.child({ area: 'db' }));
   try {
@@ -51,7 +54,10 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<B
     log.info({ driver: database.kind, migrations: status }, 'database ready');
     const broker = await assembleBroker(config, database, opts);
     if (opts.listen !== false) {
-      await broker.app.listen({ port: config.port, host: config.host });
+      await broker.app.listen({ port: config.port, host: config.host }).catch(async (err: unknown) => {
+        await broker.close().catch(() => undefined);
+        throw isAddressInUse(err) ? new PortInUseError(config.host, config.port) : err;
+      });
       broker.url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
       if (config.tls) {
         const stopWatching = watchTlsFiles(broker.app.server as unknown as https.Server, config.tls, log.child({ area: 'tls' }));

@@ -6,8 +6,17 @@ import { CliError } from './cli-error.ts';
 
 /** Where `stagedoor login` keeps the session: one file, readable by its owner only. */
 export function sessionFile(): string {
+  return path.join(configDir(), 'session.json');
+}
+
+/** The CLI's settings (the broker URL `login` was given), kept after `logout`. */
+export function configFile(): string {
+  return path.join(configDir(), 'config.json');
+}
+
+function configDir(): string {
   const base = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
-  return path.join(base, 'stagedoor', 'session.json');
+  return path.join(base, 'stagedoor');
 }
 
 interface StoredSession {
@@ -15,6 +24,40 @@ interface StoredSession {
   cookie: string;
   csrf: string;
   username: string;
+}
+
+export function readSession(file = sessionFile()): StoredSession | null {
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as StoredSession) : null;
+}
+
+export function rememberedUrl(): string | undefined {
+  try {
+    return (JSON.parse(fs.readFileSync(configFile(), 'utf8')) as { url?: string }).url;
+  } catch {
+    return undefined;
+  }
+}
+
+function writePrivate(file: string, data: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(file, JSON.stringify(data), { mode: 0o600 });
+}
+
+/**
+ * A broker URL as typed: `broker.example:8080` (no scheme) would make fetch fail with an obscure
+ * message, so it is refused with the two likely spellings.
+ */
+export function brokerUrl(raw: string): string {
+  const url = raw.trim().replace(/\/+$/, '');
+  if (!/^https?:\/\//i.test(url)) {
+    throw new CliError(`the broker URL needs its scheme: https://${url} (a broker behind TLS) or http://${url} (a local \`stagedoor dev\`)`);
+  }
+  try {
+    new URL(url);
+  } catch {
+    throw new CliError(`not a URL: ${raw}`);
+  }
+  return url;
 }
 
 /**
@@ -29,17 +72,17 @@ export class ApiClient {
 
   static fromOptions(opts: { url?: string; token?: string; sessionPath?: string }): ApiClient {
     if (opts.token) {
-      if (!opts.url) throw new CliError('--url (or STAGEDOOR_URL) is needed with a token');
-      return new ApiClient(opts.url.replace(/\/$/, ''), { token: opts.token });
+      const url = opts.url || rememberedUrl();
+      if (!url) throw new CliError('--url (or STAGEDOOR_URL) is needed with a token');
+      return new ApiClient(brokerUrl(url), { token: opts.token });
     }
-    const file = opts.sessionPath ?? sessionFile();
-    if (!fs.existsSync(file)) throw new CliError('not signed in: run `stagedoor login --url URL --username NAME` first, or pass --token');
-    const s = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredSession;
-    return new ApiClient((opts.url ?? s.url).replace(/\/$/, ''), { cookie: s.cookie, csrf: s.csrf });
+    const s = readSession(opts.sessionPath);
+    if (!s) throw new CliError(`not signed in: run \`stagedoor login ${rememberedUrl() ? '' : '--url URL '}--username NAME\` first, or pass --token`);
+    return new ApiClient(brokerUrl(opts.url || s.url), { cookie: s.cookie, csrf: s.csrf });
   }
 
   static async login(url: string, username: string, password: string, sessionPath = sessionFile()): Promise<StoredSession> {
-    const base = url.replace(/\/$/, '');
+    const base = brokerUrl(url);
     const res = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) }).catch((err: Error) => {
       throw new CliError(`cannot reach ${base}: ${err.message}`);
     });
@@ -49,9 +92,29 @@ export class ApiClient {
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith('stagedoor_session='))?.split(';')[0];
     if (!cookie || !body.csrfToken) throw new CliError('the broker answered without a session');
     const session = { url: base, cookie, csrf: body.csrfToken, username };
-    fs.mkdirSync(path.dirname(sessionPath), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(sessionPath, JSON.stringify(session), { mode: 0o600 });
+    writePrivate(sessionPath, session);
+    writePrivate(configFile(), { url: base });
     return session;
+  }
+
+  /**
+   * End the saved session on the broker, then delete it here. The file goes whatever the broker
+   * says (a session it no longer knows is as good as ended); an unreachable broker is reported, since
+   * the session then lives on there until it times out.
+   */
+  static async logout(sessionPath = sessionFile()): Promise<{ username: string; url: string } | null> {
+    const s = readSession(sessionPath);
+    if (!s) return null;
+    try {
+      const res = await new ApiClient(s.url, { cookie: s.cookie, csrf: s.csrf }).raw('POST', '/api/v1/auth/logout');
+      if (!res.ok && res.status !== 401) throw new CliError(`the broker refused to end the session (${res.status}); it was deleted here`);
+    } catch (err) {
+      if (err instanceof CliError && err.retryable) throw new CliError(`${err.message}: the session was deleted here, and ends on the broker when it times out`);
+      throw err;
+    } finally {
+      fs.rmSync(sessionPath, { force: true });
+    }
+    return { username: s.username, url: s.url };
   }
 
   async request<T>(method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {

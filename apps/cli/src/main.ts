@@ -1,15 +1,16 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError, DataDirInUseError, DomainError, VERSION } from '@stagedoor/broker';
+import { knownExitCode } from './cli-error.ts';
 import { adminCommands } from './commands/admin.ts';
-import { serverCommands } from './commands/server.ts';
-import { ec2EmulatorCommand } from './commands/ec2-emulator.ts';
-import { applyCommand } from './commands/apply.ts';
-import { userCommands } from './commands/user.ts';
-import { agentCommand } from './commands/agent.ts';
-import { reportCommands } from './commands/report.ts';
-import { CliError } from './cli-error.ts';
+import { artistCommands, studioCommands } from './commands/artist.ts';
+import { serverCommands } from './commands/servers.ts';
+import { VERSION } from './version.ts';
 
-/** The one `stagedoor` command. Each role or tool is a subcommand; later issues add theirs. */
+/**
+ * The one `stagedoor` command. Each role or tool is a subcommand; this module and `commands/` only
+ * declare them (commander and node built-ins): each command's implementation in `actions/` is
+ * imported when it runs, so `--version`, `--help` and the artist's commands start without loading
+ * the broker (test/system/cli-startup.test.ts checks which modules load; `npm run bench:cli`).
+ */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('stagedoor')
     .description('Stagedoor — connection broker and gateway for virtual workstations')
@@ -18,12 +19,8 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride();
   serverCommands(program);
   adminCommands(program);
-  (await import('./commands/gateway.ts')).gatewayCommands(program);
-  ec2EmulatorCommand(program);
-  applyCommand(program);
-  userCommands(program);
-  agentCommand(program);
-  reportCommands(program);
+  artistCommands(program);
+  studioCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -33,13 +30,10 @@ export async function main(argv: string[]): Promise<void> {
 
 function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode; // commander printed it already
-  if (err instanceof ConfigError) {
-    console.error(`stagedoor: ${err.message}`);
-    return 2;
-  }
-  if (err instanceof CliError || err instanceof DomainError || err instanceof DataDirInUseError) {
-    console.error(`stagedoor: ${err.message}`);
-    return 1;
+  const known = knownExitCode(err);
+  if (known !== undefined) {
+    console.error(`stagedoor: ${(err as Error).message}`);
+    return known;
   }
   console.error('stagedoor: failed:', err instanceof Error ? (err.stack ?? err.message) : err);
   return 1;

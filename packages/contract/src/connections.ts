@@ -103,4 +103,7 @@ export const Connection = z.object({
   endReason: z.string().nullable(),
 });
 
-export const ConnectionFileQuery = z.strictObject({ protocol: Protocol.optional() });
+export const ConnectionFileQuery = z.strictObject({
+  protocol: Protocol.optional(),
+  format: z.enum(['realvnc', 'tigervnc']).optional().describe('VNC only: realvnc (.vnc, the default) or tigervnc (.tigervnc, for TigerVNC and TurboVNC)'),
+});

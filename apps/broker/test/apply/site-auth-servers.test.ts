@@ -5,7 +5,7 @@ import { rowsOf } from '../../src/db/migrate.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
 import { create, SECRET_KEY } from '../identity/helpers.ts';
-import { readSiteFile } from '../../../cli/src/commands/apply.ts';
+import { readSiteFile } from '../../../cli/src/actions/apply.ts';
 import { REPO_ROOT } from '../../../../test/support/processes.ts';
 
 const BIND_PASSWORD = 'Bind-Secret-5d20aa';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../../src/db/migrate.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
-import { readSiteFile } from '../../../cli/src/commands/apply.ts';
+import { readSiteFile } from '../../../cli/src/actions/apply.ts';
 import { REPO_ROOT } from '../../../../test/support/processes.ts';
 
 const EXAMPLE = path.join(REPO_ROOT, 'docs/examples/on-prem.yaml');

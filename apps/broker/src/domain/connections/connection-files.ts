@@ -52,6 +52,22 @@ export const FILE_TYPES: Record<'rdp' | 'dcv' | 'vnc', string> = {
   vnc: 'application/x-vnc',
 };
 
+/** The VNC viewers whose file formats we write; the `.vnc` of the instructions is RealVNC's. */
+export const VNC_FORMATS = ['realvnc', 'tigervnc'] as const;
+export type VncFormat = (typeof VNC_FORMATS)[number];
+
+/**
+ * TigerVNC's own format (also read by TurboVNC's viewer, which comes from it): TigerVNC refuses the
+ * RealVNC `[Connection]` file as "in an invalid format". The first line must be exactly this
+ * identifier; `host::port` names a TCP port (a single colon below 100 would be a display number).
+ * LF line ends, as TigerVNC writes them on every platform. The plan's `fileLines` are RealVNC keys
+ * and are not carried over (docs/connect-flow.md, "VNC files").
+ */
+export function tigervncFile(host: string, port: number): string {
+  const server = host.includes(':') ? `[${host}]::${port}` : `${host}::${port}`;
+  return ['TigerVNC Configuration file Version 1.0', '', `ServerName=${server.replace(/[\r\n]/g, '')}`, ''].join('\n');
+}
+
 /**
  * The `.rdp` file's own lines, port forward and routed alike. Routed adds the grant token as
  * `loadbalanceinfo`: mstsc and FreeRDP send it as the routing token of their first packet, and the

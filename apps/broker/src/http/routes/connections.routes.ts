@@ -3,9 +3,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ConnectHeaders, ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
-import { FILE_TYPES } from '../../domain/connections/connection-files.ts';
+import { FILE_TYPES, tigervncFile } from '../../domain/connections/connection-files.ts';
 import type { Requester } from '../../domain/connections/connections.service.ts';
-import { ConflictError } from '../../domain/errors.ts';
+import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
 import { roleHas } from '../../domain/identity/permissions.ts';
 import type { Services } from '../../services.ts';
 import { connectionDto } from '../dto.ts';
@@ -75,6 +75,13 @@ export function connectionsRoutes(app: FastifyInstance, deps: { services: Servic
       if (protocol !== i.protocol) throw new ConflictError(`this connection is ${i.protocol}; connect again with protocol ${protocol} for a ${protocol} file`);
       // The file as the instructions have it (a routed vnc or pcoip grant has none: the tunnel command).
       if (!(protocol in FILE_TYPES) || !i.file) throw new ConflictError(`${protocol} has no connection file here: use the command (${i.command})`);
+      if (request.query.format && protocol !== 'vnc') throw new InvalidInputError(`format is for VNC files only (this connection is ${protocol})`, [{ path: 'querystring.format', message: 'VNC only' }]);
+      if (request.query.format === 'tigervnc') {
+        return reply
+          .type('application/x-tigervnc')
+          .header('content-disposition', contentDisposition((i.fileName ?? 'connection.vnc').replace(/\.vnc$/, '.tigervnc')))
+          .send(tigervncFile(i.host, i.port));
+      }
       return reply
         .type(FILE_TYPES[protocol as keyof typeof FILE_TYPES])
         .header('content-disposition', contentDisposition(i.fileName ?? `connection.${protocol}`))

@@ -1,9 +1,7 @@
-import { Option, type Command } from 'commander';
 import type { z } from 'zod';
 import type { CostReport as CostReportSchema } from '@stagedoor/contract';
 import { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
-import { tokenOption, urlOption } from './user.ts';
 
 type CostReport = z.infer<typeof CostReportSchema>;
 type CostLine = CostReport['total'];
@@ -37,23 +35,11 @@ export function costTable(r: CostReport): string {
 }
 
 /** `stagedoor report cost`: the cost report from a broker (admin, operator or auditor). */
-export function reportCommands(program: Command): void {
-  const report = program.command('report').description('reports from a broker (needs an admin, operator or auditor session: `stagedoor login` or --token)');
-  report
-    .command('cost')
-    .description('running and stopped hours, cost and hours saved against always-on, per pool, user or instance type')
-    .addOption(urlOption())
-    .addOption(tokenOption())
-    .option('--from <date>', 'start (inclusive), e.g. 2026-11-23 (UTC midnight) or an ISO timestamp; default: 7 days before --to')
-    .option('--to <date>', 'end (exclusive); default: now')
-    .addOption(new Option('--group-by <what>', 'group rows by').choices(['pool', 'user', 'instanceType']).default('pool'))
-    .option('--json', 'print the API answer as JSON')
-    .action(async (opts: { url?: string; token?: string; from?: string; to?: string; groupBy: string; json?: boolean }) => {
-      const to = opts.to ? parseWhen(opts.to, 'to') : new Date().toISOString();
-      const from = opts.from ? parseWhen(opts.from, 'from') : new Date(Date.parse(to) - 7 * DAY).toISOString();
-      const api = ApiClient.fromOptions(opts);
-      const q = new URLSearchParams({ from, to, groupBy: opts.groupBy });
-      const r = await api.request<CostReport>('GET', `/api/v1/reports/cost?${q}`);
-      console.log(opts.json ? JSON.stringify(r, null, 2) : costTable(r));
-    });
+export async function reportCost(opts: { url?: string; token?: string; from?: string; to?: string; groupBy: string; json?: boolean }): Promise<void> {
+  const to = opts.to ? parseWhen(opts.to, 'to') : new Date().toISOString();
+  const from = opts.from ? parseWhen(opts.from, 'from') : new Date(Date.parse(to) - 7 * DAY).toISOString();
+  const api = ApiClient.fromOptions(opts);
+  const q = new URLSearchParams({ from, to, groupBy: opts.groupBy });
+  const r = await api.request<CostReport>('GET', `/api/v1/reports/cost?${q}`);
+  console.log(opts.json ? JSON.stringify(r, null, 2) : costTable(r));
 }

@@ -1,35 +1,30 @@
-import type { Command } from 'commander';
 import { createLogger, loadConfig, openDatabase, runMigrations, startBroker, type Config } from '@stagedoor/broker';
 import { devSecretKey, sandboxBanner, startSandbox } from './sandbox.ts';
-import { startDevGateway } from './gateway.ts';
+import { startDevGateway } from './dev-gateway.ts';
+import './broker-errors.ts';
 
-export function serverCommands(program: Command): void {
-  program
-    .command('dev')
-    .description('run everything in one process on the embedded database: broker, jobs and web app (what `npm start` runs)')
-    .option('--sandbox', 'also run the EC2 emulator and register it as the provider "sandbox" (no AWS account needed)')
-    .action(async (opts: { sandbox?: boolean }) => runServer('dev', opts));
+/** `stagedoor dev [--sandbox]`: what `npm start` runs. */
+export async function runDev(opts: { sandbox?: boolean }): Promise<void> {
+  await runServer('dev', opts);
+}
 
-  program
-    .command('broker')
-    .description('run a broker node (production role: set DATABASE_URL so that several nodes share one PostgreSQL)')
-    .action(async () => runServer('broker'));
+/** `stagedoor broker`: a production broker node. */
+export async function runBrokerRole(): Promise<void> {
+  await runServer('broker');
+}
 
-  program
-    .command('migrate')
-    .description('apply database migrations and exit (they also apply when a broker starts)')
-    .action(async () => {
-      privateFilesOnly();
-      const config = loadConfig();
-      const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
-      const database = await openDatabase(config, log);
-      try {
-        const status = await runMigrations(database);
-        console.log(`migrations: ${status.applied} applied of ${status.expected} shipped on ${database.kind}${status.upToDate ? ' — up to date' : ''}`);
-      } finally {
-        await database.close();
-      }
-    });
+/** `stagedoor migrate`. */
+export async function runMigrate(): Promise<void> {
+  privateFilesOnly();
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel, nodeId: config.nodeId });
+  const database = await openDatabase(config, log);
+  try {
+    const status = await runMigrations(database);
+    console.log(`migrations: ${status.applied} applied of ${status.expected} shipped on ${database.kind}${status.upToDate ? ' — up to date' : ''}`);
+  } finally {
+    await database.close();
+  }
 }
 
 async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {}): Promise<void> {
@@ -44,12 +39,18 @@ async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {
     log.warn('no DATABASE_URL: using the embedded database, which serves one broker node only');
   }
   let createdAdmin: { password: string; generated: boolean } | undefined;
-  const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) });
+  // The generated password is shown once: if anything after its creation fails (the port taken in
+  // the instant after startBroker's check, the sandbox's port), it is shown with the error, not lost.
+  const keepPassword = (err: unknown) => {
+    if (createdAdmin?.generated && !closing) console.error(`  First start: created user "admin" with password  ${createdAdmin.password}  (shown once; the start failed below)`);
+    throw err;
+  };
+  let closing = false;
+  const broker = await startBroker(config, { log, onAdminCreated: (info) => (createdAdmin = info) }).catch(keepPassword);
   // Signals are handled from here on, before the sandbox and the dev gateway start (the gateway's
   // first start makes its certificate and binds its listeners): a Ctrl-C or SIGTERM during that still
   // shuts the broker down cleanly and releases the data directory.
   const running: { sandbox?: Awaited<ReturnType<typeof startSandbox>>; gateway?: Awaited<ReturnType<typeof startDevGateway>> } = {};
-  let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
@@ -61,7 +62,12 @@ async function runServer(role: 'dev' | 'broker', opts: { sandbox?: boolean } = {
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  const sandbox = (running.sandbox = opts.sandbox ? await startSandbox(broker, config, log) : undefined);
+  const sandbox = (running.sandbox = opts.sandbox
+    ? await startSandbox(broker, config, log).catch(async (err: unknown) => {
+        await broker.close().catch(() => undefined);
+        return keepPassword(err);
+      })
+    : undefined);
   printBanner(role, config, broker.url!, createdAdmin);
   if (sandbox) console.error(sandboxBanner(sandbox.url).map((l) => `  ${l}`).join('\n'));
   // A start cut short by a shutdown may fail on the closing database: the shutdown exits the process.

@@ -1,29 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import type { Command } from 'commander';
-import { cliActor, ConfigError, type Config } from '@stagedoor/broker';
-import { CliError } from '../cli-error.ts';
-
-/**
- * `stagedoor gateway`: the data plane. It loads only the gateway package (node built-ins, ws and the
- * contract), never the broker's storage: a gateway has no database access.
- */
-export function gatewayCommands(program: Command): void {
-  program
-    .command('gateway')
-    .description('run a gateway: relay broker-granted connections to private workstations (STAGEDOOR_BROKER_URLS, STAGEDOOR_GATEWAY_*)')
-    .option('--enroll <token>', 'enrol with a one-time token: from POST /api/v1/gateways/enrollments (a new gateway) or POST /api/v1/gateways/{id}/reenrollments (this gateway again)')
-    .action(async (opts: { enroll?: string }) => {
-      const { runGateway, GatewayConfigError, EnrollmentError } = await import('@stagedoor/gateway');
-      try {
-        await runGateway({ enrollToken: opts.enroll });
-      } catch (err) {
-        if (err instanceof GatewayConfigError) throw new ConfigError(err.problems);
-        if (err instanceof EnrollmentError) throw new CliError(err.message);
-        throw err;
-      }
-    });
-}
+import { cliActor, type Config } from '@stagedoor/broker';
 
 /** What the dev gateway needs of the broker's gateway service: it enrols through it like an admin would (ADR 0016). */
 interface DevGatewayServices {

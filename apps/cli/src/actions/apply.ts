@@ -1,9 +1,7 @@
 import fs from 'node:fs';
-import type { Command } from 'commander';
 import { parseDocument } from 'yaml';
 import { ApiClient } from '../api-client.ts';
 import { CliError } from '../cli-error.ts';
-import { tokenOption, urlOption } from './user.ts';
 
 interface ApplyResult {
   dryRun: boolean;
@@ -17,25 +15,16 @@ interface ApplyResult {
  * change (a dry run), this prints it, and — unless --dry-run — the broker applies it in one
  * transaction. A second apply of the same file prints no changes.
  */
-export function applyCommand(program: Command): void {
-  program
-    .command('apply')
-    .description('make groups, auth servers, providers, plans, pools and policies match a site file (YAML)')
-    .requiredOption('-f, --file <file>', 'the site file')
-    .option('--dry-run', 'print what would change, change nothing')
-    .addOption(urlOption())
-    .addOption(tokenOption())
-    .action(async (opts: { file: string; dryRun?: boolean; url?: string; token?: string }) => {
-      const document = readSiteFile(opts.file);
-      const api = ApiClient.fromOptions(opts);
-      const plan = await api.request<ApplyResult>('POST', '/api/v1/apply', { document, dryRun: true });
-      printPlan(plan);
-      const pending = plan.summary.create + plan.summary.update;
-      if (opts.dryRun) return void console.log('Dry run: nothing was changed.');
-      if (pending === 0) return void console.log('No changes.');
-      const done = await api.request<ApplyResult>('POST', '/api/v1/apply', { document, dryRun: false });
-      console.log(`Applied: ${done.summary.create} created, ${done.summary.update} updated.`);
-    });
+export async function apply(opts: { file: string; dryRun?: boolean; url?: string; token?: string }): Promise<void> {
+  const document = readSiteFile(opts.file);
+  const api = ApiClient.fromOptions(opts);
+  const plan = await api.request<ApplyResult>('POST', '/api/v1/apply', { document, dryRun: true });
+  printPlan(plan);
+  const pending = plan.summary.create + plan.summary.update;
+  if (opts.dryRun) return void console.log('Dry run: nothing was changed.');
+  if (pending === 0) return void console.log('No changes.');
+  const done = await api.request<ApplyResult>('POST', '/api/v1/apply', { document, dryRun: false });
+  console.log(`Applied: ${done.summary.create} created, ${done.summary.update} updated.`);
 }
 
 export function readSiteFile(file: string): unknown {
