@@ -28,6 +28,7 @@ export function suppressAcceptedFindings(stack: Stack): void {
   ack('Secrets/SecretKey', 'AwsSolutions-SMG4', 'STAGEDOOR_SECRET_KEY is rotated by the procedure of ADR 0015 (new key, old one in STAGEDOOR_SECRET_KEY_PREVIOUS while data is resealed); an automatic rotation would make sealed data unreadable');
   ack('Secrets/AdminPassword', 'AwsSolutions-SMG4', 'Used once, to create the first admin; the password then lives in the broker database (hashed) and is changed there; the gateway enroller signs in with it, so a rotation must change both (ADR 0025)');
   ack('Database/Cluster', 'AwsSolutions-SMG4', 'The brokers read the database credentials at boot into their environment; a rotation would break running brokers until replaced. Rotate with a rolling replacement of the broker group (docs/deploy-aws.md)');
+  optional('Directory/AdminPassword', 'AwsSolutions-SMG4', 'The managed AD\'s "Admin" password is read by CloudFormation once, at creation; Directory Service has no rotation for it through Secrets Manager. Reset it with ds reset-user-password and update the secret');
   ack('Database/Cluster', 'AwsSolutions-RDS6', 'The brokers connect with a password over TLS verified against the RDS CA; node-postgres has no IAM token refresh in Stagedoor yet');
   for (const role of ['Brokers/Role', 'Gateways/Role', 'Workstations/Role']) {
     ack(role, IAM4_SSM, 'SSM Session Manager is the only operator access (no SSH keys); AWS maintains this policy as the SSM agent changes');
