@@ -6,15 +6,14 @@
  * of the stack) and leaves it in an SSM SecureString for that instance, which polls for it.
  * It waits for a broker to answer (the first gateways boot with the first brokers); a refusal (4xx)
  * fails at once. An instance that is never enrolled never passes the NLB health check, and the
- * group replaces it (a new launch, a new attempt).
+ * group replaces it (a new launch, a new attempt). `enrol` is exported for
+ * test/enroller.test.ts, which runs it against a real broker.
  */
 export const ENROLLER_HANDLER = `
-const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
-const { SecretsManagerClient, GetSecretValueCommand } = require('@aws-sdk/client-secrets-manager');
 const env = process.env;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function api(path, init) {
-  const res = await fetch('https://' + env.BROKER_DOMAIN + path, { ...init, signal: AbortSignal.timeout(10000) });
+  const res = await fetch(env.BROKER_URL + path, { ...init, signal: AbortSignal.timeout(10000) });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw Object.assign(new Error(path + ': HTTP ' + res.status + ' ' + JSON.stringify(body)), { status: res.status });
   return { res, body };
@@ -31,7 +30,10 @@ async function enrol(instanceId, password) {
     await api('/api/v1/auth/logout', { method: 'POST', headers }).catch(() => {});
   }
 }
+exports.enrol = enrol;
 exports.handler = async (event) => {
+  const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
+  const { SecretsManagerClient, GetSecretValueCommand } = require('@aws-sdk/client-secrets-manager');
   const d = event.detail;
   const password = (await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: env.ADMIN_SECRET_ARN }))).SecretString;
   const deadline = Date.now() + 12 * 60000;

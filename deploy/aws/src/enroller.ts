@@ -45,7 +45,7 @@ export class GatewayEnroller extends Construct {
       // One enrolment at a time is plenty; it also bounds sign-ins against the broker's login rate limit.
       reservedConcurrentExecutions: 2,
       environment: {
-        BROKER_DOMAIN: props.brokerDomain,
+        BROKER_URL: `https://${props.brokerDomain}`,
         GATEWAY_ADDRESS: props.gatewayAddress,
         CLUSTER: GATEWAY_CLUSTER,
         ADMIN_SECRET_ARN: props.adminPassword.secretArn,
