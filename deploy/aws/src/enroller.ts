@@ -42,8 +42,7 @@ export class GatewayEnroller extends Construct {
       logGroup,
       timeout: Duration.minutes(14),
       memorySize: 256,
-      // One enrolment at a time is plenty; it also bounds sign-ins against the broker's login rate limit.
-      reservedConcurrentExecutions: 2,
+      // No reserved concurrency: new accounts (10 concurrent executions) refuse any reservation.
       environment: {
         BROKER_URL: `https://${props.brokerDomain}`,
         GATEWAY_ADDRESS: props.gatewayAddress,
