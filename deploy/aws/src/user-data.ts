@@ -3,10 +3,10 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 
 /**
  * Boot scripts of the broker and gateway instances (Amazon Linux 2023, x86_64). They install the
- * release artifact of issue 15 part 1 — `stagedoor-<version>-linux-x64.tar.gz` with `install.sh`
- * (creates the `stagedoor` user, installs under /opt/stagedoor, the systemd units
- * stagedoor-broker/-gateway.service reading /etc/stagedoor/<role>.env) — then write the unit's
- * environment from Secrets Manager and start it. A new ReleaseKey makes a new launch template
+ * release artifact of issue 15 part 1 — `stagedoor-<version>-linux-x64.tar.gz` with
+ * `install.sh --role <role>` (creates the `stagedoor` user, installs under /opt/stagedoor/current,
+ * the systemd unit stagedoor-<role>.service reading /etc/stagedoor/<role>.env, enabled, not
+ * started) — then write the unit's environment from Secrets Manager over the example and start it. A new ReleaseKey makes a new launch template
  * version, and the rolling update replaces the instances: an upgrade is a stack update.
  */
 export interface ReleaseLocation {
@@ -26,6 +26,8 @@ const PRELUDE = [
 function install(release: ReleaseLocation, role: 'broker' | 'gateway'): string[] {
   return [
     'dnf install -y nodejs20 jq tar gzip',
+    // AL2023's nodejs20 may install only node-20; the units find `node` through /usr/bin/env.
+    'command -v node >/dev/null || ln -sf /usr/bin/node-20 /usr/bin/node',
     Fn.join('', ['aws s3 cp "s3://', release.bucket, '/', release.key, '" /tmp/stagedoor.tar.gz']),
     'rm -rf /opt/stagedoor-release && mkdir -p /opt/stagedoor-release',
     'tar -xzf /tmp/stagedoor.tar.gz -C /opt/stagedoor-release --strip-components=1',
