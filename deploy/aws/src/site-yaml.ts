@@ -5,8 +5,9 @@ import type { Parameters } from './parameters.ts';
 /**
  * The starter site.yaml for `stagedoor apply` (stack output StarterSiteYaml): the aws-ec2 provider on
  * the brokers' instance role (`default-chain`, the policy of docs/aws-iam-policy.md), and a pool
- * template with the stack's workstation subnets, security group and instance profile. The AMI and
- * instance types are the studio's to fill in; so are groups and policies (docs/examples/studio.yaml).
+ * template with the stack's workstation subnets, security group, instance profile and first AMI, and
+ * a routed protocol plan (the NLB forwards only the routed ports). Instance types, groups and
+ * policies are the studio's to fill in (docs/examples/studio.yaml).
  * The directory and RADIUS settings are passed through when the stack has them; their secrets stay
  * in the environment of `stagedoor apply`.
  */
@@ -26,11 +27,17 @@ export function starterSiteYaml(props: {
     `    region: ${Aws.REGION}`,
     '    credentials: { mode: default-chain }   # the brokers\' instance role',
     '    tagFilter: { "stagedoor:managed": ["true"] }',
+    '# The gateways sit behind an NLB that forwards the routed ports only: plans use gatewayMode: routed.',
+    'protocolPlans:',
+    '  - name: routed',
+    '    protocols:',
+    '      - { protocol: rdp, viaGateway: true, gatewayMode: routed }',
+    '      - { protocol: ssh, viaGateway: true, gatewayMode: routed }',
     'pools:',
     '  - name: workstations',
     '    provider: aws',
     '    template:',
-    '      imageId: ami-REPLACE-ME            # one of the stack\'s WorkstationAmiIds',
+    `      imageId: ${Fn.select(0, props.parameters.workstationAmiIds)}   # the first of WorkstationAmiIds`,
     '      instanceTypes: [g5.2xlarge]',
     `      subnetIds: [${Fn.join(', ', props.workstationSubnetIds)}]`,
     `      securityGroupIds: [${props.workstationSecurityGroupId}]`,

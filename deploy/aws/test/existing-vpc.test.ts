@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type DeploymentConfig } from '../src/config.ts';
-import { one, ofType, synth, target } from './synth.ts';
+import { parse } from 'yaml';
+import { SiteFile } from '@stagedoor/contract';
+import { one, ofType, resolveCfn, siteYamlRefs, synth, target } from './synth.ts';
 
 // A studio's own VPC over three AZs (given by ids: no lookup) and its existing Active Directory.
 const config: DeploymentConfig = {
@@ -8,11 +10,11 @@ const config: DeploymentConfig = {
   existingVpc: {
     vpcId: 'vpc-0123456789abcdef0',
     availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
-    publicSubnetIds: ['subnet-0pub0000000000001', 'subnet-0pub0000000000002', 'subnet-0pub0000000000003'],
+    publicSubnetIds: ['subnet-0aaa0000000000001', 'subnet-0aaa0000000000002', 'subnet-0aaa0000000000003'],
     publicSubnetCidrs: ['10.8.0.0/24', '10.8.1.0/24', '10.8.2.0/24'],
-    brokerSubnetIds: ['subnet-0brk0000000000001', 'subnet-0brk0000000000002', 'subnet-0brk0000000000003'],
-    workstationSubnetIds: ['subnet-0wks0000000000001', 'subnet-0wks0000000000002', 'subnet-0wks0000000000003'],
-    databaseSubnetIds: ['subnet-0dbs0000000000001', 'subnet-0dbs0000000000002', 'subnet-0dbs0000000000003'],
+    brokerSubnetIds: ['subnet-0bbb0000000000001', 'subnet-0bbb0000000000002', 'subnet-0bbb0000000000003'],
+    workstationSubnetIds: ['subnet-0ccc0000000000001', 'subnet-0ccc0000000000002', 'subnet-0ccc0000000000003'],
+    databaseSubnetIds: ['subnet-0ddd0000000000001', 'subnet-0ddd0000000000002', 'subnet-0ddd0000000000003'],
   },
   directory: { kind: 'existing-ad', domainName: 'corp.example', dnsAddresses: ['10.8.10.10', '10.8.11.10'] },
 };
@@ -50,6 +52,13 @@ describe('an existing VPC by ids', () => {
     expect(site).toContain('DC=corp,DC=example');
     expect(ofType(json, 'AWS::DirectoryService::MicrosoftAD')).toHaveLength(0);
     expect(json.Outputs.DirectoryDnsAddresses?.Value).toBe('10.8.10.10,10.8.11.10');
+  });
+
+  it('makes a starter site.yaml with the directory as an LDAP auth server that stagedoor apply accepts', () => {
+    const text = resolveCfn(json.Outputs.StarterSiteYaml?.Value, { refs: siteYamlRefs(json), attrs: (_r, attr) => (attr === 'GroupId' ? 'sg-0123456789abcdef0' : 'arn:aws:iam::123456789012:instance-profile/ws'), conditions: { HasRadius: false } }) as string;
+    const site = SiteFile.parse(parse(text.replaceAll('${AD_BIND_PASSWORD}', 'bind-password')));
+    expect(site.authServers).toEqual([expect.objectContaining({ name: 'directory', kind: 'ldap', config: expect.objectContaining({ urls: ['ldap://10.8.10.10', 'ldap://10.8.11.10'], startTls: true }) })]);
+    expect(site.pools[0]?.template.subnetIds).toEqual(vpc.workstationSubnetIds);
   });
 
   it('passes cdk-nag AwsSolutions', () => {

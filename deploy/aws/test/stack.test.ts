@@ -4,7 +4,9 @@ import { BROKER_PORT } from '../src/brokers.ts';
 import { DEFAULT_CONFIG } from '../src/config.ts';
 import { ROUTED_PORTS } from '../src/gateways.ts';
 import { WORKSTATION_PORTS } from '../src/workstations.ts';
-import { one, ofType, synth, target, type Resource } from './synth.ts';
+import { parse } from 'yaml';
+import { SiteFile } from '@stagedoor/contract';
+import { one, ofType, resolveCfn, siteYamlRefs, synth, target, type Resource } from './synth.ts';
 
 // The default deployment: the template published as dist/stagedoor-aws.template.json.
 const { json, nagFindings } = synth(DEFAULT_CONFIG);
@@ -175,6 +177,21 @@ describe('workstations', () => {
     for (const [id] of subnetsNamed('workstations')) expect(site).toContain(`{"Ref":"${id}"}`);
     expect(site).toContain(sgNamed('Stagedoor workstations'));
     expect(site).toMatch(/WorkstationsProfile/);
+  });
+
+  it('makes a starter site.yaml that stagedoor apply accepts once deployed (with and without RADIUS)', () => {
+    for (const radius of [false, true]) {
+      const text = resolveCfn(json.Outputs.StarterSiteYaml?.Value, {
+        refs: siteYamlRefs(json),
+        attrs: (_res, attr) => (attr === 'GroupId' ? 'sg-0123456789abcdef0' : attr === 'Arn' ? 'arn:aws:iam::123456789012:instance-profile/ws' : undefined),
+        conditions: { HasRadius: radius },
+      }) as string;
+      const site = SiteFile.parse(parse(text.replaceAll('${RADIUS_SECRET}', 'shared-secret')));
+      expect(site.providers[0]).toMatchObject({ kind: 'aws-ec2', region: 'eu-west-1', credentials: { mode: 'default-chain' } });
+      expect(site.pools[0]?.template).toMatchObject({ imageId: 'ami-0123456789abcdef0', securityGroupIds: ['sg-0123456789abcdef0'], iamInstanceProfile: 'arn:aws:iam::123456789012:instance-profile/ws' });
+      expect(site.pools[0]?.template.subnetIds).toHaveLength(2);
+      expect(site.authServers.map((a) => a.kind)).toEqual(radius ? ['radius'] : []);
+    }
   });
 });
 

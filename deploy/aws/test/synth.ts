@@ -43,3 +43,42 @@ export function target(value: unknown): string | undefined {
   const v = value as { Ref?: string; 'Fn::GetAtt'?: [string, string] };
   return v.Ref ?? v['Fn::GetAtt']?.[0];
 }
+
+/**
+ * Evaluates the intrinsics a stack output uses (Ref, Fn::GetAtt, Fn::Join, Fn::Split, Fn::Select,
+ * Fn::If) with deploy-time values a test chooses: what CloudFormation would show after a deploy.
+ */
+export function resolveCfn(value: unknown, ctx: { refs: Record<string, unknown>; attrs?: (resource: string, attr: string) => unknown; conditions?: Record<string, boolean> }): unknown {
+  const r = (v: unknown): unknown => resolveCfn(v, ctx);
+  if (Array.isArray(value)) return value.map(r);
+  if (typeof value !== 'object' || value === null) return value;
+  const [[fn, arg]] = Object.entries(value) as [[string, unknown]];
+  const args = arg as unknown[];
+  switch (fn) {
+    case 'Ref':
+      if (!(String(arg) in ctx.refs)) throw new Error(`resolveCfn: no value for Ref ${String(arg)}`);
+      return ctx.refs[String(arg)];
+    case 'Fn::GetAtt':
+      return ctx.attrs?.(String(args[0]), String(args[1])) ?? `${String(args[0])}.${String(args[1])}`;
+    case 'Fn::Join':
+      return (r(args[1]) as unknown[]).flat().map(String).join(String(args[0]));
+    case 'Fn::Split':
+      return String(r(args[1])).split(String(args[0]));
+    case 'Fn::Select':
+      return (r(args[1]) as unknown[])[Number(args[0])];
+    case 'Fn::If':
+      return r(ctx.conditions?.[String(args[0])] ? args[1] : args[2]);
+    default:
+      throw new Error(`resolveCfn: ${fn} is not handled`);
+  }
+}
+
+/** Deploy-time values for a starter site.yaml: subnets and groups get well-formed EC2 ids. */
+export function siteYamlRefs(json: Synthesized['json']): Record<string, unknown> {
+  const refs: Record<string, unknown> = { 'AWS::Region': 'eu-west-1', WorkstationAmiIds: ['ami-0123456789abcdef0', 'ami-0fedcba9876543210'], RadiusServer: 'radius.corp.example', RadiusPort: 1812 };
+  let n = 0;
+  for (const [id, res] of Object.entries(json.Resources)) {
+    if (res.Type === 'AWS::EC2::Subnet') refs[id] = `subnet-0${(++n).toString(16).padStart(16, '0')}`;
+  }
+  return refs;
+}
