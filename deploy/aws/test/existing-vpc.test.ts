@@ -58,7 +58,7 @@ describe('an existing VPC by ids', () => {
     const text = resolveCfn(json.Outputs.StarterSiteYaml?.Value, { refs: siteYamlRefs(json), attrs: (_r, attr) => (attr === 'GroupId' ? 'sg-0123456789abcdef0' : 'arn:aws:iam::123456789012:instance-profile/ws'), conditions: { HasRadius: false } }) as string;
     const site = SiteFile.parse(parse(text.replaceAll('${AD_BIND_PASSWORD}', 'bind-password')));
     expect(site.authServers).toEqual([expect.objectContaining({ name: 'directory', kind: 'ldap', config: expect.objectContaining({ urls: ['ldap://10.8.10.10', 'ldap://10.8.11.10'], startTls: true }) })]);
-    expect(site.pools[0]?.template.subnetIds).toEqual(vpc.workstationSubnetIds);
+    expect(site.pools[0]?.template?.subnetIds).toEqual(vpc.workstationSubnetIds);
   });
 
   it('passes cdk-nag AwsSolutions', () => {

@@ -189,7 +189,7 @@ describe('workstations', () => {
       const site = SiteFile.parse(parse(text.replaceAll('${RADIUS_SECRET}', 'shared-secret')));
       expect(site.providers[0]).toMatchObject({ kind: 'aws-ec2', region: 'eu-west-1', credentials: { mode: 'default-chain' } });
       expect(site.pools[0]?.template).toMatchObject({ imageId: 'ami-0123456789abcdef0', securityGroupIds: ['sg-0123456789abcdef0'], iamInstanceProfile: 'arn:aws:iam::123456789012:instance-profile/ws' });
-      expect(site.pools[0]?.template.subnetIds).toHaveLength(2);
+      expect(site.pools[0]?.template?.subnetIds).toHaveLength(2);
       expect(site.authServers.map((a) => a.kind)).toEqual(radius ? ['radius'] : []);
     }
   });
