@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '**/migrations/**', '.stagedoor/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/migrations/**', '.stagedoor/**', '**/cdk.out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

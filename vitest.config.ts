@@ -5,7 +5,7 @@ process.env.TZ = 'America/Los_Angeles';
 
 export default defineConfig({
   test: {
-    include: ['apps/*/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['apps/*/test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'deploy/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     // First: fail at once, naming the Debian package, when the machine lacks a program or file the tests need.
     globalSetup: ['test/support/packages-check.ts', 'test/support/global-setup.ts', 'test/support/web-build.ts', 'test/support/native-build.ts'],
     // Hang guards, not speed limits: on a loaded two-core machine (CI shares it; docs/developing.md
