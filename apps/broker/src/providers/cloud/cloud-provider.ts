@@ -33,6 +33,10 @@ export interface LaunchSpec {
   /** Idempotency: the same token launches once, however often the call is repeated. */
   clientToken: string;
   count?: number;
+  /** Enable hibernation at launch (EC2: HibernationOptions.Configured, root volume encrypted). */
+  hibernation?: boolean;
+  /** Root volume size in GiB; unset keeps the image's. */
+  rootVolumeGiB?: number;
 }
 
 export interface ListFilter {
