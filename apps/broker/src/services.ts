@@ -79,7 +79,7 @@ export function createServices(deps: ServiceDeps) {
   const connect = createConnectServices({ db, policies, plans, pools, workstations, workstationsRepo, gateways, audit, clock, log, connectByMs: deps.config.gateway.connectBySeconds * 1000 });
   const power = createPowerServices({ db, timers, workstations, connections: connect.connections, gateways, audit, clock, log });
   const siteApply = new SiteApplyService({ db, audit, access: access.review, context: { groups, authServers: signIn.authServers, providers, plans, policies, pools, secrets } });
-  const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock });
+  const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock, providers: { all: () => providersRepo.all(), priceList: (row) => registry.priceList(row) } });
   const reports = new ReportsService({ repo: new ReportsRepository(db), clock });
   return {
     ...connect,

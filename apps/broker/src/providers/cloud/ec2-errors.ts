@@ -21,6 +21,10 @@ const AUTH = new Set([
   'Blocked',
   'PendingVerification',
   'CredentialsProviderError',
+  // The JSON-protocol services' words for the same (the Price List API).
+  'UnrecognizedClientException',
+  'AccessDeniedException',
+  'MissingAuthenticationTokenException',
 ]);
 const UNAVAILABLE = new Set(['Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure', 'TimeoutError', 'RequestTimeout']);
 /** The instance cannot do what was asked (hibernate one launched without it; launch hibernation on a GPU family). */
