@@ -2,7 +2,7 @@
 // (UnsupportedHibernationConfiguration), hibernating takes longer than a stop, and the next start
 // resumes faster than a boot — all on the emulated clock, through the real SDK.
 
-import { DescribeImagesCommand, DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstanceTypesCommand, DescribeInstancesCommand, RunInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import type { RunInstancesCommandInput } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEMO_AMI_ID } from '../src/index.ts';
@@ -76,6 +76,20 @@ describe('hibernation prerequisites at launch', () => {
     // 30 GiB of image + 8 GiB of RAM does not fit in the 30 GiB snapshot size; 38 does.
     await expectEc2Error(launch({ ImageId: image!.imageId, HibernationOptions: { Configured: true } }), 'UnsupportedHibernationConfiguration');
     expect(await launch({ ImageId: image!.imageId, HibernationOptions: { Configured: true }, BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 38 } }] })).toMatch(/^i-/);
+  });
+});
+
+describe('DescribeInstanceTypes', () => {
+  it('says which types support hibernation, with their memory, and filters on hibernation-supported', async () => {
+    const out = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: ['m5.xlarge', 'g5.xlarge', 'm5.metal'] }));
+    expect(out.InstanceTypes?.map((t) => [t.InstanceType, t.HibernationSupported, t.MemoryInfo?.SizeInMiB])).toEqual([
+      ['m5.xlarge', true, 16_384],
+      ['g5.xlarge', false, 16_384],
+      ['m5.metal', false, expect.any(Number)],
+    ]);
+    const able = await ec2.send(new DescribeInstanceTypesCommand({ Filters: [{ Name: 'hibernation-supported', Values: ['true'] }] }));
+    expect(able.InstanceTypes?.length).toBeGreaterThan(0);
+    expect(able.InstanceTypes?.every((t) => t.HibernationSupported)).toBe(true);
   });
 });
 

@@ -103,6 +103,10 @@ describe.each(DRIVERS)('hibernate as a power action, on the EC2 emulator [%s]', 
     expect(refused.statusCode).toBe(409);
     expect(refused.json().error.message).toMatch(/UnsupportedHibernationConfiguration/);
     expect(emu.control.instances().filter((i) => i.instanceType === 'g5.xlarge')).toHaveLength(1);
+    // A pool that asks for hibernation on a type that cannot is refused up front, naming the type.
+    const pool = await b.app.inject({ method: 'POST', url: '/api/v1/pools', headers: as(st.admin), payload: { name: 'gpu', providerId: st.providerId, template: { imageId: 'ami-0c0ffee0c0ffee001', instanceTypes: ['m5.xlarge', 'g5.xlarge'], subnetIds: [subnetId], hibernation: true, rootVolumeGiB: 60 } } });
+    expect(pool.statusCode).toBe(400);
+    expect(pool.json().error.details.fields).toEqual([{ path: 'template.instanceTypes[1]', message: expect.stringMatching(/^g5\.xlarge cannot hibernate/) }]);
 
     emu.control.advanceTime(DELAYS.pendingMs);
     await b.services.providers.syncNow(systemActor, st.providerId);

@@ -2,6 +2,7 @@ import {
   CreateTagsCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
+  DescribeInstanceTypesCommand,
   DescribeInstancesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
@@ -155,6 +156,17 @@ export class AwsEc2Provider implements CloudProvider {
       this.#rootDevices.set(imageId, device);
     }
     return [{ DeviceName: device, Ebs: { VolumeSize: spec.rootVolumeGiB, Encrypted: spec.hibernation ? true : undefined } }];
+  }
+
+  async cannotHibernate(instanceTypes: string[]): Promise<Map<string, string>> {
+    const r = await this.#call('DescribeInstanceTypes', () => this.#client.send(new DescribeInstanceTypesCommand({ InstanceTypes: instanceTypes as _InstanceType[] })));
+    const out = new Map<string, string>();
+    for (const t of instanceTypes) {
+      const info = r.InstanceTypes?.find((x) => x.InstanceType === t);
+      if (!info) out.set(t, 'EC2 does not list this type here');
+      else if (!info.HibernationSupported) out.set(t, 'EC2 says this type does not support hibernation');
+    }
+    return out;
   }
 
   async start(ids: string[]): Promise<PowerChange[]> {

@@ -65,6 +65,8 @@ export interface CloudProvider {
   testConnection(): Promise<{ message: string; details: Record<string, unknown> }>;
   /** Does this exist? For validation that names the bad field before anything is created. */
   validateLaunch?(spec: Omit<LaunchSpec, 'clientToken' | 'name' | 'tags'>): Promise<{ path: string; message: string }[]>;
+  /** For a template that asks for hibernation: each type that cannot hibernate, with why. */
+  cannotHibernate?(instanceTypes: string[]): Promise<Map<string, string>>;
   /** API calls made so far (benchmarks and sync outcomes report it). */
   readonly apiCalls: number;
 }
