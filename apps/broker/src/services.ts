@@ -95,7 +95,7 @@ export function createServices(deps: ServiceDeps) {
       secrets,
     },
   });
-  const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock });
+  const prices = new PricesService({ db, repo: new PricesRepository(db), audit, clock, providers: { all: () => providersRepo.all(), priceList: (row) => registry.priceList(row) } });
   const reports = new ReportsService({ repo: new ReportsRepository(db), clock });
   return {
     ...connect,

@@ -83,6 +83,8 @@ export const PoolTemplate = z
       .describe('added to every launch; Stagedoor\'s own stagedoor:* tags always win'),
     namePattern: NamePattern.optional().describe('e.g. edit-{seq:03}; default "<pool name>-{seq:03}"'),
     userData: UserDataTemplate.optional().describe('variables: {{workstation.name}}, {{workstation.id}}, {{pool.name}}, {{pool.id}}, {{agent.token}}'),
+    hibernation: z.boolean().optional().describe('launch with EC2 hibernation enabled (HibernationOptions.Configured) and an encrypted root volume, so power plans can hibernate these machines; EC2 refuses families without it (GPU g*/p*)'),
+    rootVolumeGiB: z.number().int().min(1).max(16384).optional().describe('root volume size in GiB; with hibernation it must hold the image plus the RAM'),
   })
   .refine((t) => !!t.imageId !== !!t.launchTemplate, { message: 'name exactly one of imageId and launchTemplate', path: ['imageId'] });
 

@@ -193,6 +193,8 @@ export const LaunchWorkstation = z.strictObject({
   keyName: z.string().max(255).optional(),
   tags: Tags.default({}),
   userData: z.string().max(16 * 1024).optional(),
+  hibernation: z.boolean().optional().describe('enable EC2 hibernation at launch (encrypted root volume); needed before the machine can hibernate'),
+  rootVolumeGiB: z.number().int().min(1).max(16384).optional(),
 });
 
 export const StopOptions = z.strictObject({ hibernate: z.boolean().default(false) });

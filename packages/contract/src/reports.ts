@@ -14,7 +14,7 @@ export const PriceRegion = z
 /** ISO 4217 code, upper case. */
 export const Currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code like USD or EUR');
 
-export const PRICE_SOURCES = ['default', 'admin'] as const;
+export const PRICE_SOURCES = ['default', 'admin', 'aws'] as const;
 
 export const Price = z
   .object({
@@ -22,10 +22,32 @@ export const Price = z
     region: z.string(),
     hourlyPrice: z.string().describe('per instance-hour, as a decimal string (numeric(12,6): money never passes through floating point in storage)'),
     currency: z.string(),
-    source: z.enum(PRICE_SOURCES).describe('`default`: shipped list price (see docs/cost.md); `admin`: set through the API'),
+    source: z.enum(PRICE_SOURCES).describe('`default`: shipped list price (see docs/cost.md); `admin`: set through the API; `aws`: fetched from the AWS Price List API by a refresh'),
     updatedAt: Timestamp,
   })
   .describe('Price');
+
+export const RefreshPrices = z
+  .strictObject({
+    providerId: z.string().uuid().optional().describe('only this aws-ec2 provider\'s region; default: every aws-ec2 provider'),
+    region: PriceRegion.optional(),
+    instanceTypes: z.array(PriceInstanceType).min(1).max(200).optional().describe('default: the types in use (machines, pool templates) and the region\'s non-admin price rows'),
+    operatingSystem: z.enum(['Linux', 'Windows']).default('Linux').describe('the price table has one price per type and region: Linux unless the studio runs Windows'),
+  })
+  .describe('RefreshPrices');
+
+export const RefreshPricesResult = z.object({
+  operatingSystem: z.enum(['Linux', 'Windows']),
+  regions: z.array(
+    z.object({
+      region: z.string(),
+      provider: z.string(),
+      updated: z.array(z.object({ instanceType: z.string(), hourlyPrice: z.number(), previous: z.object({ hourlyPrice: z.number(), source: z.string() }).nullable() })),
+      keptAdmin: z.array(z.string()).describe('types with an admin price: not looked up, not changed'),
+      missing: z.array(z.object({ instanceType: z.string(), why: z.string() })),
+    }),
+  ),
+});
 
 export const PriceKeyParams = z.strictObject({ region: PriceRegion, instanceType: PriceInstanceType });
 

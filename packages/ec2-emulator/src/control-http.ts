@@ -43,6 +43,12 @@ function routes(control: Ec2EmulatorControl): Record<string, Handler> {
       instanceCount: control.instances().length,
     }),
     'GET instances': () => control.instances(),
+    'PUT prices': (body) => {
+      const { regionCode, instanceType, usdPerHour } = (body ?? {}) as { regionCode?: unknown; instanceType?: unknown; usdPerHour?: unknown };
+      if (typeof regionCode !== 'string' || typeof instanceType !== 'string' || typeof usdPerHour !== 'number') throw new Error('send { "regionCode": "us-east-1", "instanceType": "g5.xlarge", "usdPerHour": 1.006 }');
+      control.setOnDemandPrice(regionCode, instanceType, usdPerHour);
+      return { ok: true };
+    },
     'GET calls': () => control.callCounts(),
     'DELETE calls': () => {
       control.resetCallCounts();

@@ -56,6 +56,8 @@ export interface Ec2EmulatorControl {
   defaultNetwork(): DefaultNetwork;
   /** Writes the state file now (no-op without statePath). */
   flush(): Promise<void>;
+  /** Sets a price in the served Price List: Linux, shared tenancy, used capacity, no software (other variants follow). */
+  setOnDemandPrice(regionCode: string, instanceType: string, usdPerHour: number): void;
 }
 
 const DELAY_KEYS: ReadonlyArray<keyof Delays> = [
@@ -65,6 +67,8 @@ const DELAY_KEYS: ReadonlyArray<keyof Delays> = [
   'shuttingDownMs',
   'terminatedRetentionMs',
   'statusInitializingMs',
+  'hibernatingMs',
+  'resumeMs',
 ];
 
 function checkLimits(limits: unknown): CapacityLimit[] {
@@ -134,5 +138,6 @@ export function createControl(core: EmulatorCore, flush: () => Promise<void>): E
       };
     },
     flush,
+    setOnDemandPrice: (regionCode, instanceType, usdPerHour) => core.pricing.setOnDemandPrice(regionCode, instanceType, usdPerHour),
   };
 }

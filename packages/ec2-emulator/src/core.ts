@@ -8,7 +8,9 @@ import { seedDefaultAccount } from './defaults.ts';
 import { Ec2Error } from './errors.ts';
 import { FaultInjector } from './faults.ts';
 import { requestId as newRequestId } from './ids.ts';
-import type { QueryParams } from './query.ts';
+import { PriceCatalogue } from './pricing/catalogue.ts';
+import { PricingError, executePricing } from './pricing/get-products.ts';
+import { QueryParams } from './query.ts';
 import { Ec2Store } from './store.ts';
 import type { CallCounters, CapacityLimit, Delays } from './types.ts';
 import { errorDocument, responseDocument } from './xml.ts';
@@ -32,6 +34,22 @@ export interface QueryResponse {
   requestId: string;
 }
 
+export interface JsonResponse {
+  status: number;
+  body: string;
+  requestId: string;
+  errorType?: string;
+}
+
+/** Codes of the Query API's refusals, in the JSON protocol's words. */
+const JSON_ERROR_OF: Record<string, { type: string; status: number }> = {
+  MissingParameter: { type: 'MissingAuthenticationTokenException', status: 403 },
+  IncompleteSignature: { type: 'IncompleteSignatureException', status: 400 },
+  AuthFailure: { type: 'UnrecognizedClientException', status: 400 },
+  RequestLimitExceeded: { type: 'ThrottlingException', status: 400 },
+  InternalError: { type: 'InternalErrorException', status: 500 },
+};
+
 function emptyCounters(): CallCounters {
   return { total: 0, byAction: {}, errorsByCode: {} };
 }
@@ -43,6 +61,8 @@ export class EmulatorCore {
   capacityLimits: CapacityLimit[] = [];
   readonly refusedKeys = new Set<string>();
   counters: CallCounters = emptyCounters();
+  /** The AWS Price List the emulator serves (JSON protocol, same port). */
+  readonly pricing = new PriceCatalogue();
   private readonly listeners: Array<() => void> = [];
 
   constructor(readonly options: CoreOptions) {
@@ -107,6 +127,33 @@ export class EmulatorCore {
           : new Ec2Error('InternalError', `An internal error has occurred: ${(error as Error).message ?? String(error)}`, 500);
       this.counters.errorsByCode[failure.code] = (this.counters.errorsByCode[failure.code] ?? 0) + 1;
       return { status: failure.status, body: errorDocument(failure.code, failure.message, requestId), requestId };
+    }
+  }
+
+  /**
+   * A JSON 1.1 request (`X-Amz-Target`), today only the Price List API: the same signature check,
+   * call counters and injected faults as the Query API, with JSON errors.
+   */
+  executeJson(target: string, authorization: string | undefined, body: string): JsonResponse {
+    const requestId = newRequestId();
+    const action = target.slice(target.indexOf('.') + 1);
+    this.counters.total++;
+    this.counters.byAction[action] = (this.counters.byAction[action] ?? 0) + 1;
+    try {
+      authenticate(authorization, new QueryParams(new Map()), this.refusedKeys);
+      const fault = this.faults.next(action);
+      if (fault) throw fault;
+      const answer = executePricing(this.pricing, action, body);
+      return { status: 200, body: JSON.stringify(answer), requestId };
+    } catch (error) {
+      let failure: PricingError;
+      if (error instanceof PricingError) failure = error;
+      else if (error instanceof Ec2Error) {
+        const mapped = JSON_ERROR_OF[error.code];
+        failure = new PricingError(mapped?.type ?? error.code, error.message, mapped?.status ?? error.status);
+      } else failure = new PricingError('InternalErrorException', `An internal error has occurred: ${(error as Error).message ?? String(error)}`, 500);
+      this.counters.errorsByCode[failure.type] = (this.counters.errorsByCode[failure.type] ?? 0) + 1;
+      return { status: failure.status, body: JSON.stringify({ __type: failure.type, message: failure.message }), requestId, errorType: failure.type };
     }
   }
 }

@@ -16,13 +16,31 @@ export const STATE_CODES: Record<InstanceStateName, number> = {
 /** States in which an instance occupies capacity on a host. */
 export const HOLDS_CAPACITY: ReadonlySet<InstanceStateName> = new Set(['pending', 'running', 'stopping', 'shutting-down']);
 
+const HIBERNATING_MS = 20_000;
+const RESUME_MS = 2_000;
+
 export const DEFAULT_DELAYS: Delays = {
   pendingMs: 5_000,
   stoppingMs: 10_000,
   shuttingDownMs: 10_000,
   terminatedRetentionMs: 60 * 60 * 1000,
   statusInitializingMs: 0,
+  hibernatingMs: HIBERNATING_MS,
+  resumeMs: RESUME_MS,
 };
+
+/**
+ * The delays that apply to an instance that is hibernating or resuming: writing the RAM out takes
+ * longer than a shutdown, reading it back is quicker than a boot (and does not vary like one).
+ */
+export function hibernationDelays(delays: Delays): Delays {
+  return {
+    ...delays,
+    stoppingMs: delays.hibernatingMs ?? HIBERNATING_MS,
+    pendingMs: delays.resumeMs ?? RESUME_MS,
+    pendingJitterMs: 0,
+  };
+}
 
 export interface Transition {
   to: InstanceStateName;

@@ -38,6 +38,8 @@ export function seedImage(store: Ec2Store, seed: ImageSeed): ImageRecord {
     platform: seed.platform,
     platformDetails: seed.platform === 'windows' ? 'Windows' : 'Linux/UNIX',
     rootDeviceName: seed.platform === 'windows' ? '/dev/sda1' : '/dev/xvda',
+    rootVolumeSizeGiB: seed.rootVolumeSizeGiB,
+    rootEncrypted: seed.rootEncrypted,
     creationDate: new Date().toISOString(),
     tags: seed.tags ?? [],
   };

@@ -6,6 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { EmulatorCore } from './core.ts';
 import { CONTROL_PREFIX } from './control-http.ts';
 import type { ControlResponse } from './control-http.ts';
+import { PRICING_TARGET_PREFIX } from './pricing/get-products.ts';
 import { QueryParams } from './query.ts';
 import { errorDocument } from './xml.ts';
 import { requestId } from './ids.ts';
@@ -65,6 +66,18 @@ export function createEmulatorServer(core: EmulatorCore, control: ControlHandler
       }
       if (url.pathname === CONTROL_PREFIX || url.pathname.startsWith(`${CONTROL_PREFIX}/`)) {
         sendJson(res, await control(req.method ?? 'GET', url.pathname, body));
+        return;
+      }
+      const target = req.headers['x-amz-target'];
+      if (typeof target === 'string' && target.startsWith(PRICING_TARGET_PREFIX)) {
+        const result = core.executeJson(target, req.headers.authorization, body);
+        res.writeHead(result.status, {
+          'content-type': 'application/x-amz-json-1.1',
+          'content-length': Buffer.byteLength(result.body),
+          'x-amzn-requestid': result.requestId,
+          ...(result.errorType ? { 'x-amzn-errortype': result.errorType } : {}),
+        });
+        res.end(result.body);
         return;
       }
       const params = QueryParams.fromSearchParams(url.searchParams, new URLSearchParams(body));

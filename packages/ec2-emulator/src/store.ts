@@ -4,7 +4,7 @@
 
 import { CapacityIndex } from './capacity.ts';
 import { IpPool, parseCidr } from './cidr.ts';
-import { HOLDS_CAPACITY, delaysFor, pendingSteps } from './lifecycle.ts';
+import { HOLDS_CAPACITY, delaysFor, hibernationDelays, pendingSteps } from './lifecycle.ts';
 import type {
   ClientTokenRecord,
   Delays,
@@ -142,6 +142,7 @@ export class Ec2Store {
     instance.stateSince = at;
     if (to === 'running') {
       instance.hasRun = true;
+      instance.hibernated = undefined;
       instance.stateReason = undefined;
       instance.stateTransitionReason = '';
     } else if (reason) {
@@ -154,7 +155,8 @@ export class Ec2Store {
    * terminated retention is over. Returns false when the instance no longer exists.
    */
   settle(instance: InstanceRecord, now: number): boolean {
-    for (const step of pendingSteps(instance.state, instance.stateSince, now, delaysFor(this.delays, instance.seq, instance.stateSince))) {
+    const delays = instance.hibernated ? hibernationDelays(this.delays) : delaysFor(this.delays, instance.seq, instance.stateSince);
+    for (const step of pendingSteps(instance.state, instance.stateSince, now, delays)) {
       this.setState(instance, step.to, step.at);
     }
     if (instance.state === 'terminated' && now >= instance.stateSince + this.delays.terminatedRetentionMs) {

@@ -46,11 +46,17 @@ export interface InstanceRecord {
   hasRun: boolean;
   disableApiTermination: boolean;
   hibernationConfigured: boolean;
+  /**
+   * Set by StopInstances with Hibernate=true: the stop takes `hibernatingMs` (RAM written to the root
+   * volume) and the next start resumes in `resumeMs` instead of booting. Cleared once it runs again.
+   */
+  hibernated?: boolean;
   architecture: string;
   platform?: string;
   platformDetails: string;
   rootDeviceName: string;
-  rootVolume: { volumeId: string; tags: Tag[] };
+  /** Size and encryption are absent in state saved by older emulators (read as 8 GiB, unencrypted). */
+  rootVolume: { volumeId: string; tags: Tag[]; sizeGiB?: number; encrypted?: boolean };
   networkInterface: { networkInterfaceId: string; macAddress: string; tags: Tag[] };
 }
 
@@ -98,6 +104,10 @@ export interface ImageRecord {
   platform?: 'windows';
   platformDetails: string;
   rootDeviceName: string;
+  /** Size of the root snapshot (default 8 GiB): a launch's root volume may not be smaller. */
+  rootVolumeSizeGiB?: number;
+  /** An encrypted root snapshot makes every instance's root volume encrypted (hibernation needs it). */
+  rootEncrypted?: boolean;
   creationDate: string;
   tags: Tag[];
 }
@@ -111,6 +121,7 @@ export interface LaunchTemplateData {
   iamInstanceProfile?: { name?: string; arn?: string };
   userData?: string;
   disableApiTermination?: boolean;
+  hibernationConfigured?: boolean;
   tagSpecifications?: Array<{ resourceType: string; tags: Tag[] }>;
 }
 
@@ -136,6 +147,10 @@ export interface Delays {
   pendingJitterMs?: number;
   /** stopping → stopped */
   stoppingMs: number;
+  /** stopping → stopped when hibernating: the RAM is written to the root volume (default 20 000). */
+  hibernatingMs?: number;
+  /** pending → running when resuming from hibernation: no boot, the RAM is read back (default 2 000; no jitter). */
+  resumeMs?: number;
   /** shutting-down → terminated */
   shuttingDownMs: number;
   /** How long a terminated instance stays visible (EC2: about an hour). */
@@ -180,6 +195,8 @@ export interface ImageSeed {
   public?: boolean;
   architecture?: string;
   platform?: 'windows';
+  rootVolumeSizeGiB?: number;
+  rootEncrypted?: boolean;
   tags?: Tag[];
 }
 

@@ -133,18 +133,7 @@ describe('instance lifecycle on the emulated clock', () => {
     await expectEc2Error(ec2.send(new StopInstancesCommand({ InstanceIds: ['i-bad'] })), 'InvalidInstanceID.Malformed');
     await expectEc2Error(ec2.send(new TerminateInstancesCommand({ InstanceIds: [] })), 'InvalidParameterCombination');
   });
-
-  it('hibernates only instances launched with hibernation configured', async () => {
-    const plain = await launch();
-    const hibernating = await launch({ HibernationOptions: { Configured: true } });
-    emulator.control.advanceTime(1_000);
-    await ec2.send(new StopInstancesCommand({ InstanceIds: [plain, hibernating], Hibernate: true }));
-    emulator.control.advanceTime(2_000);
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [plain, hibernating] }));
-    const reasons = new Map(out.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId, i.StateReason?.Code]));
-    expect(reasons.get(plain)).toBe('Client.UserInitiatedShutdown');
-    expect(reasons.get(hibernating)).toBe('Client.UserInitiatedHibernate');
-  });
+  // Hibernation: test/hibernation.test.ts.
 });
 
 describe('boot-time jitter', () => {

@@ -23,7 +23,7 @@ export interface PowerStudio {
  * its standby set to 0 so the reconciler leaves power to the plans), a floating policy for `Artists`
  * with the given power and release plans.
  */
-export async function powerStudio(b: Broker, emu: Ec2Emulator, opts: { machines: number; powerPlan: unknown; releasePlan?: unknown; users?: number }): Promise<PowerStudio> {
+export async function powerStudio(b: Broker, emu: Ec2Emulator, opts: { machines: number; powerPlan: unknown; releasePlan?: unknown; users?: number; template?: Record<string, unknown> }): Promise<PowerStudio> {
   const admin = await login(b.app, 'admin', ADMIN_PASSWORD);
   const call = async (method: PowerStudio['call'] extends (m: infer M, ...r: never[]) => unknown ? M : never, url: string, payload?: unknown) => {
     const res = await b.app.inject({ method, url, headers: as(admin), payload: payload as never });
@@ -35,7 +35,7 @@ export async function powerStudio(b: Broker, emu: Ec2Emulator, opts: { machines:
   const pool = await call('POST', '/api/v1/pools', {
     name: 'edit',
     providerId,
-    template: { imageId: DEMO_AMI_ID, instanceTypes: ['g5.2xlarge'], subnetIds: subnets.slice(0, 1), namePattern: 'edit-{seq:03}' },
+    template: { imageId: DEMO_AMI_ID, instanceTypes: ['g5.2xlarge'], subnetIds: subnets.slice(0, 1), namePattern: 'edit-{seq:03}', ...opts.template },
     minAvailable: opts.machines,
     maxTotal: opts.machines + 5,
     launchRatePerMinute: 100,

@@ -1,5 +1,6 @@
 // DescribeImages: by id, by owner (`self`, `amazon`, an account id) and by filters.
 
+import { rootSnapshotGiB } from '../hibernation.ts';
 import { Ec2Error } from '../errors.ts';
 import { compileFilters } from '../filters.ts';
 import type { FieldMap } from '../filters.ts';
@@ -48,7 +49,7 @@ function imageXml(image: ImageRecord): string {
     text('rootDeviceName', image.rootDeviceName) +
     items('blockDeviceMapping', [image], (i) =>
       text('deviceName', i.rootDeviceName) +
-      el('ebs', text('deleteOnTermination', true), text('volumeSize', i.platform === 'windows' ? 30 : 8), text('volumeType', 'gp3'), text('encrypted', false)),
+      el('ebs', text('deleteOnTermination', true), text('volumeSize', rootSnapshotGiB(i)), text('volumeType', 'gp3'), text('encrypted', i.rootEncrypted === true)),
     ) +
     text('virtualizationType', 'hvm') +
     tagSet(image.tags) +

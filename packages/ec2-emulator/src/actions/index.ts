@@ -4,6 +4,7 @@ import type { ActionDefinition } from './context.ts';
 import { describeInstances } from './describe-instances.ts';
 import { describeImages } from './images.ts';
 import { describeInstanceStatus } from './instance-status.ts';
+import { describeInstanceTypes } from './instance-types.ts';
 import { rebootInstances, startInstances, stopInstances, terminateInstances } from './instance-state.ts';
 import { describeAvailabilityZones, describeSecurityGroups, describeSubnets, describeVpcs } from './network.ts';
 import { runInstances } from './run-instances.ts';
@@ -13,6 +14,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition>> = {
   RunInstances: runInstances,
   DescribeInstances: describeInstances,
   DescribeInstanceStatus: describeInstanceStatus,
+  DescribeInstanceTypes: describeInstanceTypes,
   StartInstances: startInstances,
   StopInstances: stopInstances,
   RebootInstances: rebootInstances,

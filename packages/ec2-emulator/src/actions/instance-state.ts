@@ -3,6 +3,7 @@
 
 import { freeSlots, hasLimitsFor } from '../capacity.ts';
 import { Ec2Error, incorrectInstanceState } from '../errors.ts';
+import { notConfigured } from '../hibernation.ts';
 import { HIBERNATE_REASON, SHUTDOWN_REASON, userInitiatedReason } from '../lifecycle.ts';
 import { stateXml } from '../render-instance.ts';
 import type { InstanceRecord, InstanceStateName } from '../types.ts';
@@ -87,15 +88,19 @@ export const stopInstances: ActionDefinition = {
       if (i.state === 'pending' || i.state === 'shutting-down' || i.state === 'terminated') {
         throw incorrectInstanceState(`This instance '${i.instanceId}' is not in a state from which it can be stopped.`);
       }
+      // Hibernation is decided at launch; asking a machine launched without it fails the request
+      // (nothing is stopped) rather than quietly stopping it: the caller chooses what to do.
+      if (hibernate && !i.hibernationConfigured && i.state === 'running') throw notConfigured(i.instanceId);
     }
     return changesXml(
       apply(instances, (i) => {
         if (i.state === 'running') {
-          // EC2 falls back to a normal stop when the instance was not enabled for hibernation.
-          const reason = hibernate && i.hibernationConfigured ? HIBERNATE_REASON : SHUTDOWN_REASON;
-          store.setState(i, 'stopping', now, reason);
+          i.hibernated = hibernate || undefined;
+          store.setState(i, 'stopping', now, hibernate ? HIBERNATE_REASON : SHUTDOWN_REASON);
           i.stateTransitionReason = userInitiatedReason(now);
         } else if (i.state === 'stopping' && force) {
+          // A forced stop abandons a hibernation under way: the next start boots.
+          i.hibernated = undefined;
           store.setState(i, 'stopped', now);
         }
       }),

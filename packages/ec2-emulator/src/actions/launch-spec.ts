@@ -2,6 +2,8 @@
 // launch spec: which image, subnet, groups and tags, checked the way EC2 checks them.
 
 import { Ec2Error, invalidParameterValue, malformedId, missingParameter } from '../errors.ts';
+import { checkHibernationAtLaunch, rootSnapshotGiB } from '../hibernation.ts';
+import type { RootVolume } from '../hibernation.ts';
 import { instanceProfileId, isWellFormedId } from '../ids.ts';
 import type { QueryParams } from '../query.ts';
 import type { Ec2Store } from '../store.ts';
@@ -26,6 +28,7 @@ export interface LaunchSpec {
   privateIpAddress?: string;
   disableApiTermination: boolean;
   hibernationConfigured: boolean;
+  rootVolume: RootVolume;
   tags: { instance: Tag[]; volume: Tag[]; networkInterface: Tag[] };
   template?: ResolvedTemplate;
 }
@@ -114,6 +117,19 @@ function readTags(params: QueryParams, template: ResolvedTemplate | undefined): 
   return { instance, volume: list('volume'), networkInterface: list('network-interface') };
 }
 
+/** The root EBS volume: the image's snapshot, resized or encrypted by a BlockDeviceMapping for its device. */
+function readRootVolume(params: QueryParams, image: ImageRecord): RootVolume {
+  const snapshotGiB = rootSnapshotGiB(image);
+  const mapping = params.structs('BlockDeviceMapping').find((m) => m.get('DeviceName') === image.rootDeviceName);
+  const sizeGiB = mapping?.int('Ebs.VolumeSize') ?? snapshotGiB;
+  if (sizeGiB < snapshotGiB) {
+    throw new Ec2Error('InvalidBlockDeviceMapping', `Volume of size ${sizeGiB}GB is smaller than snapshot, expect size >= ${snapshotGiB}GB`);
+  }
+  // An encrypted snapshot gives an encrypted volume whatever the mapping says; otherwise the mapping decides.
+  const encrypted = image.rootEncrypted === true || mapping?.bool('Ebs.Encrypted') === true;
+  return { sizeGiB, encrypted };
+}
+
 export function readLaunchSpec(store: Ec2Store, params: QueryParams): LaunchSpec {
   const template = resolveLaunchTemplate(store, params);
   const lt = template?.data;
@@ -137,6 +153,9 @@ export function readLaunchSpec(store: Ec2Store, params: QueryParams): LaunchSpec
   if (userData !== undefined && (userData.length % 4 !== 0 || !BASE64.test(userData))) {
     throw invalidParameterValue('Invalid BASE64 encoding of user data.');
   }
+  const rootVolume = readRootVolume(params, image);
+  const hibernationConfigured = params.bool('HibernationOptions.Configured') ?? lt?.hibernationConfigured ?? false;
+  if (hibernationConfigured) checkHibernationAtLaunch(instanceType, image.platform === 'windows', rootVolume, rootSnapshotGiB(image));
   const privateIpAddress = params.get('PrivateIpAddress');
   if (privateIpAddress !== undefined && maxCount > 1) {
     throw invalidParameterValue('A private IP address can only be specified when launching a single instance.');
@@ -159,7 +178,8 @@ export function readLaunchSpec(store: Ec2Store, params: QueryParams): LaunchSpec
     ),
     privateIpAddress,
     disableApiTermination: params.bool('DisableApiTermination') ?? lt?.disableApiTermination ?? false,
-    hibernationConfigured: params.bool('HibernationOptions.Configured') ?? false,
+    hibernationConfigured,
+    rootVolume,
     tags: readTags(params, template),
     template,
   };

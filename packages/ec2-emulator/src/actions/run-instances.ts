@@ -153,7 +153,7 @@ export const runInstances: ActionDefinition = {
         platform: spec.image.platform,
         platformDetails: spec.image.platformDetails,
         rootDeviceName: spec.image.rootDeviceName,
-        rootVolume: { volumeId: randomId('vol'), tags: spec.tags.volume.map((t) => ({ ...t })) },
+        rootVolume: { volumeId: randomId('vol'), tags: spec.tags.volume.map((t) => ({ ...t })), ...spec.rootVolume },
         networkInterface: {
           networkInterfaceId: randomId('eni'),
           macAddress: macAddress(),

@@ -37,7 +37,10 @@ export interface PoolTemplate {
   namePattern?: string;
   /** Template text; variables such as `{{workstation.name}}` and `{{agent.token}}` are filled per launch. */
   userData?: string;
+  /** Launch with EC2 hibernation enabled and an encrypted root volume (power plans may then hibernate). */
   hibernation?: boolean;
+  /** Root volume size in GiB (with hibernation: the image plus the RAM). */
+  rootVolumeGiB?: number;
 }
 
 export type Weekday = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';

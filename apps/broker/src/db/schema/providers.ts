@@ -29,7 +29,7 @@ export type PowerState = (typeof POWER_STATES)[number];
 export const HEALTH_STATES = ['unknown', 'healthy', 'unhealthy'] as const;
 /** The user session on the machine as the agent last reported it; `unknown` when no agent reports. */
 export const AGENT_SESSION_STATES = ['unknown', 'none', 'active', 'locked', 'idle', 'disconnected'] as const;
-export const PRICE_SOURCES = ['default', 'admin'] as const;
+export const PRICE_SOURCES = ['default', 'admin', 'aws'] as const;
 
 /** A message for the workstation's agent: `warn` shows `message`; `logout` ends the user's OS session. */
 export interface AgentNotice {

@@ -59,6 +59,8 @@ export function launchSpecOf(template: PoolTemplate, row: { id: string; name: st
     tags,
     userData,
     clientToken: row.launchToken,
+    hibernation: template.hibernation,
+    rootVolumeGiB: template.rootVolumeGiB,
   };
 }
 

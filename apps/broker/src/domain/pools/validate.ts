@@ -22,6 +22,14 @@ export async function templateProblems(template: PoolTemplate, provider: Provide
       problems.push({ path: `template.tags.${key}`, message: `provider "${provider.name}" imports only instances with ${want}: add it to template.tags, or inventory sync would take this pool's machines for vanished ones` });
     }
   }
+  if (template.hibernation && cloud.cannotHibernate) {
+    // EC2 would refuse every launch of such a type (UnsupportedHibernationConfiguration): say so now.
+    const bad = await onceMore(() => cloud.cannotHibernate!(template.instanceTypes));
+    template.instanceTypes.forEach((t, i) => {
+      const why = bad.get(t);
+      if (why) problems.push({ path: `template.instanceTypes[${i}]`, message: `${t} cannot hibernate (${why}; GPU families never can): remove it, or set template.hibernation to false` });
+    });
+  }
   if (!cloud.validateLaunch) return problems;
   const validate = cloud.validateLaunch.bind(cloud);
   const base = await onceMore(() => validate({

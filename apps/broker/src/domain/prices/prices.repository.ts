@@ -1,5 +1,6 @@
 import { and, asc, eq, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
+import { rowsOf } from '../../db/migrate.ts';
 import { priceTable } from '../../db/schema/index.ts';
 import type { DefaultPrice } from './default-prices.ts';
 
@@ -7,7 +8,7 @@ export type PriceRow = typeof priceTable.$inferSelect;
 export interface PriceFilter {
   region?: string;
   instanceType?: string;
-  source?: 'default' | 'admin';
+  source?: 'default' | 'admin' | 'aws';
 }
 
 export class PricesRepository {
@@ -57,5 +58,35 @@ export class PricesRepository {
       })
       .returning({ id: priceTable.id });
     return rows.length;
+  }
+
+  /**
+   * Prices fetched from the Price List API: new pairs are inserted, default and earlier `aws` rows
+   * take the new price, an admin's row is never touched (the `where` of the upsert). Returns the
+   * pairs written.
+   */
+  async upsertFetched(prices: { region: string; instanceType: string; hourlyPrice: string; currency: string }[], at: Date, tx: DbOrTx): Promise<{ region: string; instanceType: string }[]> {
+    if (prices.length === 0) return [];
+    return tx
+      .insert(priceTable)
+      .values(prices.map((p) => ({ ...p, source: 'aws', createdAt: at, updatedAt: at })))
+      .onConflictDoUpdate({
+        target: [priceTable.instanceType, priceTable.region],
+        set: { hourlyPrice: sql`excluded.hourly_price`, currency: sql`excluded.currency`, source: 'aws', updatedAt: at },
+        setWhere: sql`${priceTable.source} <> 'admin'`,
+      })
+      .returning({ region: priceTable.region, instanceType: priceTable.instanceType });
+  }
+
+  /** Instance types a region's machines and pool templates use, for the refresh to look up. */
+  async typesInUse(providerId: string, db: DbOrTx = this.db): Promise<string[]> {
+    const rows = rowsOf<{ t: string }>(
+      await db.execute(sql`
+        select instance_type as t from workstations where provider_id = ${providerId} and instance_type is not null
+        union
+        select jsonb_array_elements_text(template -> 'instanceTypes') as t from pools where provider_id = ${providerId} and template is not null
+      `),
+    );
+    return rows.map((r) => r.t).sort();
   }
 }

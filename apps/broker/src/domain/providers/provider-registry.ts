@@ -1,5 +1,6 @@
 import type { providers } from '../../db/schema/index.ts';
 import { AwsEc2Provider } from '../../providers/cloud/aws-ec2.ts';
+import { AwsPriceList, type PriceListSource } from '../../providers/cloud/aws-pricing.ts';
 import type { CloudProvider } from '../../providers/cloud/cloud-provider.ts';
 import { StaticProvider } from '../../providers/cloud/static.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
@@ -39,6 +40,18 @@ export class ProviderRegistry {
           ? { accessKeyId: row.accessKeyId!, secretAccessKey: this.secrets.open(row.secretCiphertext!, `providers:${row.id}`) }
           : undefined,
       ...this.ec2Options,
+    });
+  }
+
+  /**
+   * The Price List API with this provider's credentials and endpoint (an emulator endpoint serves
+   * both APIs; a real provider has none, and the SDK goes to AWS's pricing endpoint).
+   */
+  priceList(row: ProviderRow): PriceListSource | null {
+    if (row.kind !== 'aws-ec2') return null;
+    return new AwsPriceList({
+      endpoint: row.endpoint,
+      credentials: row.credentialsMode === 'access-key' ? { accessKeyId: row.accessKeyId!, secretAccessKey: this.secrets.open(row.secretCiphertext!, `providers:${row.id}`) } : undefined,
     });
   }
 

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { LaunchWorkstation, UpdateWorkstation } from '@stagedoor/contract';
 import type { Db, DbOrTx } from '../../db/database.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
-import type { CloudProvider, PowerChange } from '../../providers/cloud/cloud-provider.ts';
+import { ProviderError, type CloudProvider, type PowerChange } from '../../providers/cloud/cloud-provider.ts';
 import type { Clock } from '../clock.ts';
 import { ConflictError, InvalidInputError, NotFoundError, isUniqueViolation } from '../errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
@@ -22,6 +22,12 @@ export type PowerAction = 'start' | 'stop' | 'reboot' | 'terminate';
  * Cloud calls happen outside any transaction; the provider's answer is then written with its
  * history and audit row in one transaction.
  */
+/** What a power call did; `fallback` explains a hibernation that became a stop (merged into the audit details). */
+interface CallResult {
+  change?: PowerChange;
+  fallback?: { hibernate: false; hibernateFallback: 'stop'; hibernateRefused: string };
+}
+
 export class WorkstationsService {
   constructor(
     private readonly deps: {
@@ -60,20 +66,20 @@ export class WorkstationsService {
     if (action === 'terminate') await this.#refuseIfAssigned(ws);
     if (!ws.externalId) throw new ConflictError(`workstation "${ws.name}" is still being launched; try again when it has an instance id`);
     const audit = { action: `workstation.${action}`, targetType: 'workstation', targetId: id, details: { name: ws.name, externalId: ws.externalId, ...(opts.hibernate ? { hibernate: true } : {}) } };
-    let change: PowerChange | undefined;
+    let called: CallResult;
     try {
-      change = await this.#call(cloud, action, ws.externalId, opts);
+      called = await this.#call(cloud, action, ws.externalId, opts);
     } catch (err) {
       await this.deps.audit.record(actor, { ...audit, outcome: 'failure', reason: err instanceof Error ? err.message : String(err) });
       throw err;
     }
     const previous = ws.powerState as PowerState;
-    const current = change?.current ?? previous;
+    const current = called.change?.current ?? previous;
     await this.deps.db.transaction(async (tx) => {
       const at = this.deps.clock.now();
       const changed = await this.deps.repo.setPowerState([id], current, at, tx);
       await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
-      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
+      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, ...called.fallback, previous, current } }, tx);
     });
     this.deps.follower.follow([{ workstationId: id, providerId: ws.providerId, externalId: ws.externalId, from: previous, current }]);
     return { workstation: await this.get(id), previous, current };
@@ -106,13 +112,13 @@ export class WorkstationsService {
       const cloud = this.deps.registry.forRow(provider);
       const audit = { action: `workstation.${action}`, targetType: 'workstation', targetId: id, details: { name: ws.name, externalId: ws.externalId, ...opts.details, ...(opts.hibernate ? { hibernate: true } : {}) } };
       // A failed call throws out of the transaction (the guard's writes roll back) and the timer retries.
-      const change = await this.#call(cloud, action, ws.externalId, opts);
+      const called = await this.#call(cloud, action, ws.externalId, opts);
       const previous = ws.powerState as PowerState;
-      const current = change?.current ?? previous;
+      const current = called.change?.current ?? previous;
       const at = this.deps.clock.now();
       const changed = await this.deps.repo.setPowerState([id], current, at, tx);
       await this.deps.repo.turnOverPowerHistory(changed.map((c) => c.id), at, tx);
-      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, previous, current } }, tx);
+      await this.deps.audit.record(actor, { ...audit, outcome: 'success', details: { ...audit.details, ...called.fallback, previous, current } }, tx);
       moving = [{ workstationId: id, providerId: ws.providerId, externalId: ws.externalId, from: previous, current }];
       return { done: true as const, previous, current };
     });
@@ -121,17 +127,33 @@ export class WorkstationsService {
     return result;
   }
 
-  async #call(cloud: CloudProvider, action: PowerAction, externalId: string, opts: { hibernate?: boolean }): Promise<PowerChange | undefined> {
+  async #call(cloud: CloudProvider, action: PowerAction, externalId: string, opts: { hibernate?: boolean }): Promise<CallResult> {
     switch (action) {
       case 'start':
-        return (await cloud.start([externalId]))[0];
+        return { change: (await cloud.start([externalId]))[0] };
       case 'stop':
-        return (await cloud.stop([externalId], opts))[0];
+        return opts.hibernate ? this.#hibernate(cloud, externalId) : { change: (await cloud.stop([externalId]))[0] };
       case 'terminate':
-        return (await cloud.terminate([externalId]))[0];
+        return { change: (await cloud.terminate([externalId]))[0] };
       case 'reboot':
         await cloud.reboot([externalId]);
-        return undefined;
+        return {};
+    }
+  }
+
+  /**
+   * Hibernate, or stop when the machine cannot hibernate (launched without hibernation, a family
+   * without it): the point of a power plan is that an idle machine stops costing money, so a plain
+   * stop beats leaving it running. Why it fell back goes into the audit row (ADR 0023). Any other
+   * error (throttling, the machine is gone) is thrown as it is, and the caller retries or reports.
+   */
+  async #hibernate(cloud: CloudProvider, externalId: string): Promise<CallResult> {
+    try {
+      return { change: (await cloud.stop([externalId], { hibernate: true }))[0] };
+    } catch (err) {
+      if (!(err instanceof ProviderError) || err.kind !== 'unsupported') throw err;
+      const change = (await cloud.stop([externalId]))[0];
+      return { change, fallback: { hibernate: false, hibernateFallback: 'stop', hibernateRefused: err.message } };
     }
   }
 

@@ -1,15 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ErrorBody, ListPricesQuery, Price, PriceKeyParams, PutPrice } from '@stagedoor/contract';
+import { ErrorBody, ListPricesQuery, Price, PriceKeyParams, PutPrice, RefreshPrices, RefreshPricesResult } from '@stagedoor/contract';
 import type { PriceRow } from '../../domain/prices/prices.repository.ts';
 import type { Services } from '../../services.ts';
 import { iso } from '../dto.ts';
 import { actorOf } from '../request-context.ts';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody };
 
-export const priceDto = (p: PriceRow) => ({ instanceType: p.instanceType, region: p.region, hourlyPrice: p.hourlyPrice, currency: p.currency, source: p.source as 'default' | 'admin', updatedAt: iso(p.updatedAt) });
+export const priceDto = (p: PriceRow) => ({ instanceType: p.instanceType, region: p.region, hourlyPrice: p.hourlyPrice, currency: p.currency, source: p.source as 'default' | 'admin' | 'aws', updatedAt: iso(p.updatedAt) });
 
 /** The price table of the cost report: `GET` for admins, operators and auditors; changes for admins (audited). */
 export function pricesRoutes(app: FastifyInstance, deps: { services: Services }): void {
@@ -26,6 +26,19 @@ export function pricesRoutes(app: FastifyInstance, deps: { services: Services })
     '/api/v1/prices/:region/:instanceType',
     { config: { access: 'prices:read' }, schema: { tags, summary: 'One price', params: PriceKeyParams, response: { 200: Price, ...errors } } },
     async (request) => priceDto(await prices.get(request.params.region, request.params.instanceType)),
+  );
+  r.post(
+    '/api/v1/prices/refresh',
+    {
+      config: { access: 'prices:write' },
+      schema: {
+        tags,
+        summary: 'Fetch the on-demand prices of the instance types in use from the AWS Price List API (source "aws"); admin prices are never changed (audited)',
+        body: RefreshPrices.nullish(),
+        response: { 200: RefreshPricesResult, ...errors },
+      },
+    },
+    async (request) => prices.refresh(actorOf(request), request.body ?? {}),
   );
   r.put(
     '/api/v1/prices/:region/:instanceType',

@@ -2,6 +2,7 @@ import {
   CreateTagsCommand,
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
+  DescribeInstanceTypesCommand,
   DescribeInstancesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
@@ -12,6 +13,7 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
   type _InstanceType,
+  type BlockDeviceMapping,
   type Filter,
   type Instance,
   type InstanceStateChange,
@@ -57,6 +59,7 @@ export class AwsEc2Provider implements CloudProvider {
   readonly #maxAttempts: number;
   readonly #backoffBaseMs: number;
   readonly #pageSize: number;
+  readonly #rootDevices = new Map<string, string>();
 
   constructor(opts: AwsEc2Options) {
     this.#maxAttempts = opts.maxAttempts ?? 6;
@@ -108,6 +111,7 @@ export class AwsEc2Provider implements CloudProvider {
   }
 
   async launch(spec: LaunchSpec): Promise<CloudInstance[]> {
+    const BlockDeviceMappings = await this.#rootMapping(spec);
     const tags = [{ Key: 'Name', Value: spec.name }, { Key: MANAGED_TAG, Value: 'true' }, ...Object.entries(spec.tags).map(([Key, Value]) => ({ Key, Value }))];
     const profile = spec.iamInstanceProfile;
     const r = await this.#call(
@@ -125,12 +129,44 @@ export class AwsEc2Provider implements CloudProvider {
         MinCount: spec.count ?? 1,
         MaxCount: spec.count ?? 1,
         ClientToken: spec.clientToken,
+        HibernationOptions: spec.hibernation ? { Configured: true } : undefined,
+        BlockDeviceMappings,
         TagSpecifications: [
           { ResourceType: 'instance', Tags: tags },
           { ResourceType: 'volume', Tags: tags },
         ],
       }),));
     return (r.Instances ?? []).map(toCloudInstance);
+  }
+
+  /**
+   * The root volume's mapping when the launch resizes it or enables hibernation, which EC2 allows
+   * only on an encrypted root: "single-step" encryption of the image's root device, whose name comes
+   * from DescribeImages (cached: an AMI never changes). A launch template without an imageId must
+   * carry its own encrypted root; nothing is added then.
+   */
+  async #rootMapping(spec: LaunchSpec): Promise<BlockDeviceMapping[] | undefined> {
+    if ((!spec.hibernation && !spec.rootVolumeGiB) || !spec.imageId) return undefined;
+    const imageId = spec.imageId;
+    let device = this.#rootDevices.get(imageId);
+    if (!device) {
+      const images = await this.#call('DescribeImages', () => this.#client.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+      device = images.Images?.[0]?.RootDeviceName;
+      if (!device) return undefined;
+      this.#rootDevices.set(imageId, device);
+    }
+    return [{ DeviceName: device, Ebs: { VolumeSize: spec.rootVolumeGiB, Encrypted: spec.hibernation ? true : undefined } }];
+  }
+
+  async cannotHibernate(instanceTypes: string[]): Promise<Map<string, string>> {
+    const r = await this.#call('DescribeInstanceTypes', () => this.#client.send(new DescribeInstanceTypesCommand({ InstanceTypes: instanceTypes as _InstanceType[] })));
+    const out = new Map<string, string>();
+    for (const t of instanceTypes) {
+      const info = r.InstanceTypes?.find((x) => x.InstanceType === t);
+      if (!info) out.set(t, 'EC2 does not list this type here');
+      else if (!info.HibernationSupported) out.set(t, 'EC2 says this type does not support hibernation');
+    }
+    return out;
   }
 
   async start(ids: string[]): Promise<PowerChange[]> {

@@ -33,6 +33,10 @@ export interface LaunchSpec {
   /** Idempotency: the same token launches once, however often the call is repeated. */
   clientToken: string;
   count?: number;
+  /** Enable hibernation at launch (EC2: HibernationOptions.Configured, root volume encrypted). */
+  hibernation?: boolean;
+  /** Root volume size in GiB; unset keeps the image's. */
+  rootVolumeGiB?: number;
 }
 
 export interface ListFilter {
@@ -61,6 +65,8 @@ export interface CloudProvider {
   testConnection(): Promise<{ message: string; details: Record<string, unknown> }>;
   /** Does this exist? For validation that names the bad field before anything is created. */
   validateLaunch?(spec: Omit<LaunchSpec, 'clientToken' | 'name' | 'tags'>): Promise<{ path: string; message: string }[]>;
+  /** For a template that asks for hibernation: each type that cannot hibernate, with why. */
+  cannotHibernate?(instanceTypes: string[]): Promise<Map<string, string>>;
   /** API calls made so far (benchmarks and sync outcomes report it). */
   readonly apiCalls: number;
 }

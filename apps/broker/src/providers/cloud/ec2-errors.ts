@@ -21,8 +21,14 @@ const AUTH = new Set([
   'Blocked',
   'PendingVerification',
   'CredentialsProviderError',
+  // The JSON-protocol services' words for the same (the Price List API).
+  'UnrecognizedClientException',
+  'AccessDeniedException',
+  'MissingAuthenticationTokenException',
 ]);
 const UNAVAILABLE = new Set(['Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure', 'TimeoutError', 'RequestTimeout']);
+/** The instance cannot do what was asked (hibernate one launched without it; launch hibernation on a GPU family). */
+const UNSUPPORTED = new Set(['UnsupportedHibernationConfiguration', 'UnsupportedOperation']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 /** Which request field an EC2 error code is about, so a 4xx can name it. */
@@ -41,6 +47,7 @@ export function kindOfEc2Code(code: string): ProviderErrorKind {
   if (THROTTLED.has(code)) return 'throttled';
   if (AUTH.has(code)) return 'auth';
   if (UNAVAILABLE.has(code) || NETWORK_CODES.has(code)) return 'unavailable';
+  if (UNSUPPORTED.has(code)) return 'unsupported';
   if (code.endsWith('.NotFound') || code === 'InvalidInstanceID.NotFound') return 'notFound';
   return 'invalid';
 }
