@@ -63,15 +63,20 @@ export class InventorySync {
     const callsBefore = cloud.apiCalls;
     let result: SyncResult;
     try {
-      const observed = await cloud.listInstances({ tags: row.tagFilter });
+      const listed = await cloud.listInstances({ tags: row.tagFilter });
       const at = this.deps.clock.now();
       result = await this.deps.database.db.transaction(async (tx) => {
+        // An instance another provider owns is not this one's (ADR 0018): left out, as if unlisted.
+        const owners = await this.deps.workstations.ownedElsewhere(row.id, tx);
+        const observed = owners.size ? listed.filter((i) => !owners.has(i.id)) : listed;
+        const skipped = listed.filter((i) => owners.has(i.id));
         const known = await this.deps.workstations.known(row.id, tx);
         const applied = await applyObserved(this.deps.workstations, row.id, known, observed, at, tx, 'provider');
-        const counts = { seen: observed.length, created: applied.created, updated: applied.updated, terminated: applied.terminated, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
-        return { status: 'ok' as const, message: null, counts };
+        const counts = { seen: listed.length, created: applied.created, updated: applied.updated, terminated: applied.terminated, ...(skipped.length ? { skipped: skipped.length } : {}), apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
+        return { status: 'ok' as const, message: skipped.length ? skippedMessage(skipped.map((i) => [i.id, owners.get(i.id)!])) : null, counts };
       });
-      log.info({ counts: result.counts }, 'inventory sync');
+      if (result.message) log.warn({ counts: result.counts }, result.message);
+      else log.info({ counts: result.counts }, 'inventory sync');
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       result = { status: 'error', message, counts: { seen: 0, created: 0, updated: 0, terminated: 0, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started } };
@@ -80,4 +85,12 @@ export class InventorySync {
     await this.deps.providers.recordSync(row.id, { at: this.deps.clock.now(), status: result.status, message: result.message, counts: result.counts });
     return result;
   }
+}
+
+/** "skipped 2 instances other providers own: i-1, i-2 (provider "sandbox")": both names, for the admin. */
+function skippedMessage(pairs: [string, string][]): string {
+  const byOwner = new Map<string, string[]>();
+  for (const [id, owner] of pairs) byOwner.set(owner, [...(byOwner.get(owner) ?? []), id]);
+  const parts = [...byOwner].map(([owner, ids]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''} (provider "${owner}")`);
+  return `skipped ${pairs.length} instance${pairs.length === 1 ? '' : 's'} that another provider owns: ${parts.join('; ')}. The providers overlap: give them tag filters that differ on a shared key (ADR 0018)`;
 }

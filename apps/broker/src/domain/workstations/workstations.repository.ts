@@ -1,5 +1,6 @@
 import { and, asc, count, desc, eq, ilike, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
+import { rowsOf } from '../../db/migrate.ts';
 import { assignments, workstationPowerHistory, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { KnownWorkstation, SyncFields } from '../providers/sync-plan.ts';
@@ -78,6 +79,22 @@ export class WorkstationsRepository {
   }
 
   /**
+   * Instances in this provider's scope that other providers own, with the owner's name: an instance
+   * has one owner (ADR 0018), so sync leaves these alone. Empty unless providers overlap.
+   */
+  async ownedElsewhere(providerId: string, db: DbOrTx = this.db): Promise<Map<string, string>> {
+    const rows = rowsOf<{ external_id: string; owner: string }>(
+      await db.execute(sql`
+        select w.external_id, o.name as owner
+        from providers me
+        join workstations w on w.instance_scope = stagedoor_instance_scope(me.kind, me.endpoint, me.region, me.id) and w.provider_id <> me.id
+        join providers o on o.id = w.provider_id
+        where me.id = ${providerId} and w.external_id is not null`),
+    );
+    return new Map(rows.map((r) => [r.external_id, r.owner]));
+  }
+
+  /**
    * Each machine's row version: PostgreSQL's `xmin`, which changes with every write to the row,
    * whatever the clocks of the nodes say. The power follower reads it before asking the cloud.
    */
@@ -107,7 +124,9 @@ export class WorkstationsRepository {
     const out: { id: string; powerState: string; instanceType: string | null }[] = [];
     for (let i = 0; i < rows.length; i += BATCH) {
       const values = rows.slice(i, i + BATCH).map((f) => ({ ...f, providerId, powerStateChangedAt: at, createdAt: at, updatedAt: at }));
-      out.push(...(await tx.insert(workstations).values(values).returning({ id: workstations.id, powerState: workstations.powerState, instanceType: workstations.instanceType })));
+      // Do nothing on a conflict: another provider's sync on another node took the instance a moment ago
+      // (workstations_instance_scope_external_key); this provider's next sync skips it, naming the owner.
+      out.push(...(await tx.insert(workstations).values(values).onConflictDoNothing().returning({ id: workstations.id, powerState: workstations.powerState, instanceType: workstations.instanceType })));
     }
     return out;
   }
