@@ -11,6 +11,7 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
     {
       name: 'timers',
       intervalMs: config.jobs.timersIntervalMs,
+      quietWhenIdle: true,
       run: async () => services.timers.fireDue(),
     },
     {

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_AMI_ID, type Ec2Emulator } from '../../../../packages/ec2-emulator/src/index.ts';
 import { rowsOf } from '../../src/db/migrate.ts';
+import type { TagMatch } from '../../src/db/schema/providers.ts';
 import { isUniqueViolation } from '../../src/domain/errors.ts';
 import { systemActor } from '../../src/domain/identity/actor.ts';
 import { instanceScope, providersOverlap, tagFiltersOverlap, type ProviderReach } from '../../src/domain/providers/overlap.ts';
@@ -10,7 +11,7 @@ import { DRIVERS } from '../../../../test/support/database.ts';
 import { providerFor, startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
 
 describe('tag filters that can match one instance', () => {
-  it.each([
+  it.each<[TagMatch, TagMatch, boolean, string]>([
     [{}, {}, true, 'two empty filters see everything'],
     [{}, { site: ['studio'] }, true, 'an empty filter sees what any filter sees'],
     [{ site: ['studio'] }, { site: ['sandbox'] }, false, 'one key, no value in common'],
@@ -18,7 +19,7 @@ describe('tag filters that can match one instance', () => {
     [{ site: [] }, { site: ['sandbox'] }, true, 'key present (any value) meets a value'],
     [{ 'stagedoor:managed': ['true'] }, { site: ['sandbox'] }, true, 'different keys: one instance can carry both tags'],
     [{ 'stagedoor:managed': ['true'], site: ['studio'] }, { site: ['sandbox'] }, false, 'the example and the sandbox'],
-  ])('%j and %j → %s (%s)', (a, b, expected) => {
+  ])('%j and %j → %s (%s)', (a, b, expected, _why) => {
     expect(tagFiltersOverlap(a, b)).toBe(expected);
     expect(tagFiltersOverlap(b, a)).toBe(expected);
   });
@@ -36,7 +37,7 @@ describe('providers that overlap', () => {
     ['disabled', { enabled: false }, false],
     ['a static provider', { kind: 'static' }, false],
   ] as const)('%s → %s', (_what, change, expected) => {
-    const a = { ...base, tagFilter: change && 'tagFilter' in change ? { site: ['y'] } : {} };
+    const a: ProviderReach = { ...base, tagFilter: 'tagFilter' in change ? { site: ['y'] } : {} };
     expect(providersOverlap(a, { ...other, ...change } as ProviderReach)).toBe(expected);
   });
   it('on AWS itself only the same credentials are taken for the same account', () => {

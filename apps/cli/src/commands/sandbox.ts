@@ -6,6 +6,13 @@ import { cliActor, ensurePrivateDir, ensurePrivateFile, type Broker, type Config
 import { DEMO_AMI_ID, runEc2Emulator } from '@stagedoor/ec2-emulator';
 
 export const SANDBOX_PROVIDER = 'sandbox';
+/**
+ * The sandbox imports only instances tagged `site=sandbox` (its hand launches carry the tag), so a
+ * provider of the same emulator with another `site` — docs/examples/studio.yaml's `site: [studio]` —
+ * sees other instances, and the two live side by side (ADR 0018). A sandbox registered before this
+ * filter keeps its own; `PATCH` it, or start with a fresh data directory.
+ */
+export const SANDBOX_TAG_FILTER = { site: ['sandbox'] };
 const SANDBOX_CREDENTIALS = { mode: 'access-key' as const, accessKeyId: 'AKIASANDBOX000000000', secretAccessKey: 'sandbox-secret-the-emulator-ignores' };
 
 /**
@@ -23,7 +30,7 @@ export async function startSandbox(broker: Broker, config: Config, log: Logger):
   const actor = cliActor('dev --sandbox');
   const existing = await broker.services.providers.findByName(SANDBOX_PROVIDER);
   if (!existing) {
-    await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: {}, syncIntervalSeconds: 30, enabled: true });
+    await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: SANDBOX_TAG_FILTER, syncIntervalSeconds: 30, enabled: true });
   } else if (existing.endpoint !== emu.url) {
     await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
   }

@@ -74,3 +74,12 @@ export function overlapMessage(candidate: ProviderReach, owner: ProviderReach): 
     `Give both a tag key with different values (e.g. site: [studio] and site: [sandbox]), or disable one of them`
   );
 }
+
+/**
+ * The tags a filter pins to one value (`site: [sandbox]` → `site=sandbox`), except Stagedoor's own
+ * and `Name`, which the provider sets. A hand launch carries them unless it names them itself, so
+ * the machine is one its provider's sync sees (and not one a neighbouring provider would).
+ */
+export function pinnedTags(filter: TagMatch): Record<string, string> {
+  return Object.fromEntries(Object.entries(filter).flatMap(([k, v]) => (v.length === 1 && k !== 'Name' && !k.startsWith('stagedoor:') ? [[k, v[0]!]] : [])));
+}
