@@ -21,6 +21,12 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.inventory.syncDue(),
     },
     {
+      // Health between syncs: running machines whose agent stopped reporting (docs/health.md).
+      name: 'agent-silence',
+      intervalMs: 30_000,
+      run: async () => services.inventory.markSilentAgents(),
+    },
+    {
       // The safety net under the pokes: every pool, each under its own lock (pool:<id>).
       name: 'pool-reconciler',
       intervalMs: 15_000,

@@ -46,6 +46,12 @@ export interface PowerChange {
   current: PowerState;
 }
 
+/** EC2's two status checks of a running instance: `ok`, `impaired`, `initializing`, `insufficient-data`. */
+export interface StatusChecks {
+  system: string;
+  instance: string;
+}
+
 /** The seam between Stagedoor and a cloud (STYLE habit 4). Implementations: aws-ec2, static. */
 export interface CloudProvider {
   readonly kind: 'aws-ec2' | 'static';
@@ -61,6 +67,8 @@ export interface CloudProvider {
   testConnection(): Promise<{ message: string; details: Record<string, unknown> }>;
   /** Does this exist? For validation that names the bad field before anything is created. */
   validateLaunch?(spec: Omit<LaunchSpec, 'clientToken' | 'name' | 'tags'>): Promise<{ path: string; message: string }[]>;
+  /** Status checks of every running instance the credentials see, by instance id (clouds that have them). */
+  statusChecks?(): Promise<Map<string, StatusChecks>>;
   /** API calls made so far (benchmarks and sync outcomes report it). */
   readonly apiCalls: number;
 }
