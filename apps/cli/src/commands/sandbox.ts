@@ -31,10 +31,26 @@ export async function startSandbox(broker: Broker, config: Config, log: Logger):
   const existing = await broker.services.providers.findByName(SANDBOX_PROVIDER);
   if (!existing) {
     await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: SANDBOX_TAG_FILTER, syncIntervalSeconds: 30, enabled: true });
-  } else if (existing.endpoint !== emu.url) {
-    await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
+  } else {
+    if (existing.endpoint !== emu.url) await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
+    if (Object.keys(existing.tagFilter).length === 0) await narrowOldSandbox(broker, existing.id, emu, log);
   }
   return { url: emu.url, close: () => emu.close() };
+}
+
+/**
+ * A sandbox registered before it had a tag filter sees every instance of the emulator, so the
+ * example could not be applied beside it (refused as overlapping, ADR 0018). When none of its
+ * instances would be lost (all already carry site=sandbox, or there are none) it gets the filter;
+ * otherwise the log says what to do.
+ */
+async function narrowOldSandbox(broker: Broker, id: string, emu: { control: { instances(): { state: string; tags: { key: string; value: string }[] }[] } }, log: Logger): Promise<void> {
+  const live = emu.control.instances().filter((i) => i.state !== 'terminated');
+  if (live.every((i) => i.tags.some((t) => t.key === 'site' && t.value === 'sandbox'))) {
+    await broker.services.providers.update(cliActor('dev --sandbox'), id, { tagFilter: SANDBOX_TAG_FILTER });
+    return;
+  }
+  log.warn({ area: 'sandbox', instances: live.length }, 'provider "sandbox" has no tag filter and sees every emulator instance: tag them site=sandbox and PATCH its tagFilter to {"site":["sandbox"]}, or another provider on this emulator is refused as overlapping');
 }
 
 export function sandboxBanner(url: string): string[] {
