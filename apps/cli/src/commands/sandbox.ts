@@ -10,7 +10,7 @@ export const SANDBOX_PROVIDER = 'sandbox';
  * The sandbox imports only instances tagged `site=sandbox` (its hand launches carry the tag), so a
  * provider of the same emulator with another `site` — docs/examples/studio.yaml's `site: [studio]` —
  * sees other instances, and the two live side by side (ADR 0018). A sandbox registered before this
- * filter keeps its own; `PATCH` it, or start with a fresh data directory.
+ * filter gets it when that loses no instance (narrowOldSandbox).
  */
 export const SANDBOX_TAG_FILTER = { site: ['sandbox'] };
 const SANDBOX_CREDENTIALS = { mode: 'access-key' as const, accessKeyId: 'AKIASANDBOX000000000', secretAccessKey: 'sandbox-secret-the-emulator-ignores' };
