@@ -89,6 +89,8 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
     const ws = () => call('GET', `/api/v1/workstations/${workstationId}`);
     await waitFor('the agent heartbeat', async () => (await ws()).agentVersion !== null, 30_000, 200);
     expect((await ws()).agentSessionState).toBe('none');
+    // The real agent's reports are what makes the machine healthy, and the API says so (docs/health.md).
+    expect(await ws()).toMatchObject({ health: 'healthy', healthSource: 'agent', healthCheckedAt: expect.any(String) });
 
     // The user logs in: a real pty, a real utmp entry. `cat` reads what they type, so typing touches the tty.
     // (Its own spawn: the helper's processes have no stdin, and an ssh -tt whose stdin ends logs out.)

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/domain/clock.ts';
 import { JobRunner } from '../src/jobs/job-runner.ts';
@@ -49,5 +50,19 @@ describe.each(DRIVERS)('job runner [%s]', (driver) => {
     r.register({ name: 'broken', intervalMs: 1000, run: async () => Promise.reject(new Error('boom')) });
     expect(await r.runOnce('broken')).toEqual({ outcome: 'error', error: 'boom' });
     expect(await m.registry.getSingleMetricAsString('stagedoor_job_runs_total')).toContain('job="broken",outcome="error"} 1');
+  });
+
+  it('a quietWhenIdle job logs its idle passes at debug and its busy ones at info; other jobs log every pass at info', async () => {
+    const lines: { level: number; job: string; stats: Record<string, number> }[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as (typeof lines)[number]) });
+    const r = new JobRunner({ database: t.database, clock: systemClock, log, metrics: new Metrics(() => t.database.poolStats()) });
+    let fired = 0;
+    r.register({ name: 'every-second', intervalMs: 1000, quietWhenIdle: true, run: async () => ({ fired }) });
+    r.register({ name: 'hourly', intervalMs: 3_600_000, run: async () => ({ deleted: 0 }) });
+    await r.runOnce('every-second');
+    fired = 2;
+    await r.runOnce('every-second');
+    await r.runOnce('hourly');
+    expect(lines.map((l) => [l.job, l.stats, l.level])).toEqual([['every-second', { fired: 0 }, 20], ['every-second', { fired: 2 }, 30], ['hourly', { deleted: 0 }, 30]]);
   });
 });

@@ -64,6 +64,8 @@ export class Gateway {
   /** Resolves once every routed listener listens (or failed to, logged). */
   listening: Promise<void> = Promise.resolve();
   status = 'unknown';
+  /** The byte mover this process relays with (relay workers choose the same way), and why not native. */
+  readonly relayEngine: { engine: 'native' | 'js'; reason?: string };
   #failClosedLogged = false;
   #stopped = false;
   #watch: NodeJS.Timeout | null = null;
@@ -72,6 +74,7 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     this.#now = opts.now ?? Date.now;
     const log = opts.log;
+    this.relayEngine = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
     const reporter: Reporter = {
       sessionStarted: (grant, clientAddress, at) => this.channel.report({ type: 'session-started', grantId: grant.id, clientAddress, at: at.toISOString() }),
       sessionEnded: (grant, o, at) => this.channel.report({ type: 'session-ended', grantId: grant.id, reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),
@@ -137,13 +140,19 @@ export class Gateway {
         refused: (p, client, reason) => reporter.refused(p, client, reason, null),
         healthy: () => this.channel.connected && this.refusing() === null,
         connectTimeoutMs: opts.connectTimeoutMs,
-        nativeRelay: useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1).engine === 'native',
+        nativeRelay: this.relayEngine.engine === 'native',
         firstPacket: r.firstPacket,
         sshHostKey: r.sshHostKey?.privateKey ?? null,
         certificate: r.certificate ?? null,
         log: log.child({ area: 'routed' }),
       });
     }
+  }
+
+  /** The start line: which relay engine moves the bytes (and why not the native one) is the first thing asked when throughput disappoints. */
+  logStarted(fields: Record<string, unknown>): void {
+    const { engine, reason } = this.relayEngine;
+    this.opts.log.info({ ...fields, relayEngine: engine, ...(reason ? { relayEngineReason: reason } : {}) }, `gateway started: relay engine ${engine}`);
   }
 
   #snapshot() {

@@ -12,12 +12,13 @@ import { GATEWAY_VERSION } from './version.ts';
  */
 export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Gateway> {
   const config = loadGatewayConfig(opts.env ?? process.env, opts.enrollToken ? { STAGEDOOR_GATEWAY_ENROLL_TOKEN: opts.enrollToken } : {});
-  const log = createLog(config.logLevel, { role: 'gateway', name: config.name });
-  for (const notice of config.notices) log.warn({}, notice);
-  const state = await enrolledState(config, log);
+  // Until enrolment answers, the only name is the one this gateway proposes (STAGEDOOR_GATEWAY_NAME
+  // or the host name); from then on every line carries the name the broker knows it by.
+  const boot = createLog(config.logLevel, { role: 'gateway', name: config.name });
+  for (const notice of config.notices) boot.warn({}, notice);
+  const state = await enrolledState(config, boot);
+  const log = createLog(config.logLevel, { role: 'gateway', name: state.name });
   const gateway = await startGatewayWith(config, state, log);
-  const r = config.routed;
-  log.info({ gatewayId: state.gatewayId, cluster: state.cluster, brokers: config.brokerUrls, ports: `${config.portRangeStart}-${config.portRangeEnd}`, listen: config.listenHost, relay: config.relay, routed: { rdp: r.rdpPort, ssh: r.sshPort, tls: r.tlsPort, https: r.httpsPort } }, 'gateway started');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -45,7 +46,7 @@ export async function startGatewayWith(config: GatewayConfig, state: GatewayStat
           hostnames: state.publicAddress ? [state.publicAddress] : [],
           log: log.child({ area: 'tls' }),
         });
-  return new Gateway({
+  const gateway = await new Gateway({
     brokerUrls: config.brokerUrls,
     credential: state.credential,
     listenHost: config.listenHost,
@@ -58,6 +59,19 @@ export async function startGatewayWith(config: GatewayConfig, state: GatewayStat
     routed: { rdpPort: r.rdpPort, tlsPort: r.tlsPort, sshPort: r.sshPort, tunnelPort: r.httpsPort, sshHostKey, certificate, claimTimeoutMs: r.claimTimeoutMs },
     log,
   }).start();
+  gateway.logStarted({
+    gatewayId: state.gatewayId,
+    cluster: state.cluster,
+    // The configured name differs when the admin's enrolment record named this gateway.
+    ...(state.name !== config.name ? { proposedName: config.name } : {}),
+    brokers: config.brokerUrls,
+    ports: `${config.portRangeStart}-${config.portRangeEnd}`,
+    listen: config.listenHost,
+    relay: config.relay,
+    workers: config.workers,
+    routed: { rdp: r.rdpPort, ssh: r.sshPort, tls: r.tlsPort, https: r.httpsPort },
+  });
+  return gateway;
 }
 
 /** The stored credential; with a token, a fresh enrolment (which also re-enrols an existing gateway). */

@@ -50,6 +50,7 @@ export const SyncCounts = z.object({
   created: z.number(),
   updated: z.number(),
   terminated: z.number(),
+  skipped: z.number().optional().describe('instances the provider lists that another provider already owns (named in the message); never imported twice'),
   apiCalls: z.number().optional(),
   durationMs: z.number().optional(),
 });
@@ -97,6 +98,8 @@ export const Workstation = z.object({
   powerState: PowerState,
   powerStateChangedAt: Timestamp,
   health: z.enum(['unknown', 'healthy', 'unhealthy']),
+  healthSource: z.enum(['status-checks', 'agent']).nullable().describe('what decided `health`: the cloud\'s instance and system status checks, or the agent\'s reports (docs/health.md)'),
+  healthCheckedAt: Timestamp.nullable(),
   protocols: z.array(WorkstationProtocol).nullable(),
   poolId: Uuid.nullable(),
   maintenance: z.boolean().describe('not assigned to new users while on'),

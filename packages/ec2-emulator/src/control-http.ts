@@ -49,6 +49,12 @@ function routes(control: Ec2EmulatorControl): Record<string, Handler> {
       control.setOnDemandPrice(regionCode, instanceType, usdPerHour);
       return { ok: true };
     },
+    'POST impaired': (body) => {
+      const { instanceId, system, instance } = object(body) as { instanceId?: string; system?: boolean; instance?: boolean };
+      if (typeof instanceId !== 'string') throw new Error('instanceId must be a string');
+      control.impairInstance(instanceId, { system, instance });
+      return { instanceId, system: system ?? false, instance: instance ?? false };
+    },
     'GET calls': () => control.callCounts(),
     'DELETE calls': () => {
       control.resetCallCounts();

@@ -51,6 +51,11 @@ export interface Ec2EmulatorControl {
   resetCallCounts(): void;
   /** A fresh account again: default network and AMIs; faults, limits, keys and counters cleared. */
   reset(): void;
+  /**
+   * Fail (or pass again) an instance's status checks: DescribeInstanceStatus reports `impaired` for
+   * the failed ones while it runs, as AWS does for a host fault (system) or a hung OS (instance).
+   */
+  impairInstance(instanceId: string, checks: { system?: boolean; instance?: boolean } | null): void;
   /** Every instance still visible, settled at the current emulated time. */
   instances(): InstanceRecord[];
   defaultNetwork(): DefaultNetwork;
@@ -124,6 +129,12 @@ export function createControl(core: EmulatorCore, flush: () => Promise<void>): E
     callCounts: () => structuredClone(core.counters),
     resetCallCounts: () => core.resetCounters(),
     reset: () => core.reset(),
+    impairInstance(instanceId, checks) {
+      if (!store.instances.has(instanceId)) throw new Error(`no instance ${instanceId}`);
+      if (!checks || (!checks.system && !checks.instance)) store.impaired.delete(instanceId);
+      else store.impaired.set(instanceId, { system: checks.system ?? false, instance: checks.instance ?? false });
+      core.notifyChange();
+    },
     instances: () => [...store.scan(core.clock.now())].map((i) => structuredClone(i)),
     defaultNetwork() {
       const vpc = [...store.vpcs.values()].find((v) => v.isDefault);

@@ -35,6 +35,8 @@ export class Ec2Store {
   readonly launchTemplates = new Map<string, LaunchTemplateRecord>();
   readonly clientTokens = new Map<string, ClientTokenRecord>();
   readonly capacity = new CapacityIndex();
+  /** Failed status checks set by tests (`control.impairInstance`): the instance reads `impaired` while running. */
+  readonly impaired = new Map<string, { system: boolean; instance: boolean }>();
   private readonly ipPools = new Map<string, IpPool>();
   private readonly volumes = new Map<string, string>();
   private readonly networkInterfaces = new Map<string, string>();
@@ -64,6 +66,7 @@ export class Ec2Store {
     this.launchTemplates.clear();
     this.clientTokens.clear();
     this.capacity.clear();
+    this.impaired.clear();
     this.ipPools.clear();
     this.volumes.clear();
     this.networkInterfaces.clear();

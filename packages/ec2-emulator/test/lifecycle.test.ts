@@ -178,4 +178,22 @@ describe('DescribeInstanceStatus', () => {
     const byIdOnly = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [stopped], IncludeAllInstances: true }));
     expect(byIdOnly.InstanceStatuses).toHaveLength(1);
   });
+
+  it('reports a failed check as impaired (details failed), filters on it, and passes again when cleared', async () => {
+    emulator.control.setDelays({ statusInitializingMs: 0 });
+    const sick = await launch();
+    const well = await launch();
+    emulator.control.advanceTime(1_000);
+    emulator.control.impairInstance(sick, { system: true });
+    const out = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [sick, well] }));
+    const byId = new Map(out.InstanceStatuses?.map((s) => [s.InstanceId, s]));
+    expect(byId.get(sick)?.SystemStatus).toEqual({ Status: 'impaired', Details: [{ Name: 'reachability', Status: 'failed' }] });
+    expect(byId.get(sick)?.InstanceStatus?.Status).toBe('ok');
+    expect(byId.get(well)?.SystemStatus?.Status).toBe('ok');
+    const filtered = await ec2.send(new DescribeInstanceStatusCommand({ Filters: [{ Name: 'system-status.status', Values: ['impaired'] }] }));
+    expect(filtered.InstanceStatuses?.map((s) => s.InstanceId)).toEqual([sick]);
+    emulator.control.impairInstance(sick, null);
+    const healed = await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [sick] }));
+    expect(healed.InstanceStatuses?.[0]?.SystemStatus?.Status).toBe('ok');
+  });
 });

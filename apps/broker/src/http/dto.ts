@@ -6,7 +6,7 @@ import type { Role } from '@stagedoor/contract';
 import type { ProviderRow } from '../domain/providers/provider-registry.ts';
 import type { WorkstationRow } from '../domain/workstations/workstations.repository.ts';
 import { availableActions } from '../domain/workstations/actions.ts';
-import type { PowerState } from '../db/schema/providers.ts';
+import type { HealthSource, PowerState } from '../db/schema/providers.ts';
 import type { PolicyWithLinks } from '../domain/policies/policies.repository.ts';
 import type { PlanKind, PowerPlanRow, ProtocolPlanRow, ReleasePlanRow } from '../domain/plans/plans.service.ts';
 import type { ConnectionView } from '../domain/connections/connection-status.ts';
@@ -95,6 +95,8 @@ export function workstationDto(w: WorkstationRow, providerKind: string) {
     powerState: w.powerState as PowerState,
     powerStateChangedAt: iso(w.powerStateChangedAt),
     health: w.health as 'unknown' | 'healthy' | 'unhealthy',
+    healthSource: w.healthSource as HealthSource | null,
+    healthCheckedAt: isoOrNull(w.healthCheckedAt),
     protocols: w.protocols,
     poolId: w.poolId,
     maintenance: w.maintenance,

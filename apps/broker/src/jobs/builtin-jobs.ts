@@ -11,6 +11,7 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
     {
       name: 'timers',
       intervalMs: config.jobs.timersIntervalMs,
+      quietWhenIdle: true,
       run: async () => services.timers.fireDue(),
     },
     {
@@ -18,6 +19,12 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       name: 'inventory-sync',
       intervalMs: 10_000,
       run: async () => services.inventory.syncDue(),
+    },
+    {
+      // Health between syncs: running machines whose agent stopped reporting (docs/health.md).
+      name: 'agent-silence',
+      intervalMs: 30_000,
+      run: async () => services.inventory.markSilentAgents(),
     },
     {
       // The safety net under the pokes: every pool, each under its own lock (pool:<id>).

@@ -10,6 +10,11 @@ export interface JobDefinition {
   /** Stable name: it is the advisory lock key, the metric label and the log field. */
   name: string;
   intervalMs: number;
+  /**
+   * A pass whose stats are all zero logs at debug, not info: for jobs that run every second
+   * (`timers`), whose idle passes would otherwise be half of all log lines.
+   */
+  quietWhenIdle?: boolean;
   run(ctx: { clock: Clock; log: Logger }): Promise<JobStats | void>;
 }
 
@@ -65,7 +70,8 @@ export class JobRunner {
       } else {
         result = { outcome: 'ok', stats: locked.value.stats };
         // startedAt/finishedAt bracket the time inside the lock; cluster tests read them from the log.
-        log.info(
+        const idle = job.quietWhenIdle && Object.values(locked.value.stats).every((n) => n === 0);
+        log[idle ? 'debug' : 'info'](
           { stats: locked.value.stats, startedAt: locked.value.lockedAt.toISOString(), finishedAt: locked.value.finishedAt.toISOString(), ms: locked.value.finishedAt.getTime() - locked.value.lockedAt.getTime() },
           'job pass',
         );

@@ -60,6 +60,7 @@ export async function startDevGateway(
     log,
   }).start();
   await gateway.listening;
+  gateway.logStarted({ gatewayId: state.gatewayId, cluster: state.cluster, ports: `${config.devGateway.portRangeStart}-${config.devGateway.portRangeEnd}`, listen: config.host });
   // The instructions name the ports clients dial: here, the free ones the listeners took.
   const port = (l: 'rdp' | 'ssh' | 'tls' | 'tunnel') => gateway.listeners?.portOf(l) ?? 0;
   const ports = { rdp: port('rdp'), ssh: port('ssh'), tls: port('tls'), tunnel: port('tunnel') };

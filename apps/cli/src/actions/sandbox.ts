@@ -6,6 +6,13 @@ import { cliActor, ensurePrivateDir, ensurePrivateFile, type Broker, type Config
 import { DEMO_AMI_ID, runEc2Emulator } from '@stagedoor/ec2-emulator';
 
 export const SANDBOX_PROVIDER = 'sandbox';
+/**
+ * The sandbox imports only instances tagged `site=sandbox` (its hand launches carry the tag), so a
+ * provider of the same emulator with another `site` — docs/examples/studio.yaml's `site: [studio]` —
+ * sees other instances, and the two live side by side (ADR 0018). A sandbox registered before this
+ * filter gets it when that loses no instance (narrowOldSandbox).
+ */
+export const SANDBOX_TAG_FILTER = { site: ['sandbox'] };
 const SANDBOX_CREDENTIALS = { mode: 'access-key' as const, accessKeyId: 'AKIASANDBOX000000000', secretAccessKey: 'sandbox-secret-the-emulator-ignores' };
 
 /**
@@ -23,11 +30,27 @@ export async function startSandbox(broker: Broker, config: Config, log: Logger):
   const actor = cliActor('dev --sandbox');
   const existing = await broker.services.providers.findByName(SANDBOX_PROVIDER);
   if (!existing) {
-    await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: {}, syncIntervalSeconds: 30, enabled: true });
-  } else if (existing.endpoint !== emu.url) {
-    await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
+    await broker.services.providers.create(actor, { kind: 'aws-ec2', name: SANDBOX_PROVIDER, region: emu.region, endpoint: emu.url, credentials: SANDBOX_CREDENTIALS, tagFilter: SANDBOX_TAG_FILTER, syncIntervalSeconds: 30, enabled: true });
+  } else {
+    if (existing.endpoint !== emu.url) await broker.services.providers.update(actor, existing.id, { endpoint: emu.url });
+    if (Object.keys(existing.tagFilter).length === 0) await narrowOldSandbox(broker, existing.id, emu, log);
   }
   return { url: emu.url, close: () => emu.close() };
+}
+
+/**
+ * A sandbox registered before it had a tag filter sees every instance of the emulator, so the
+ * example could not be applied beside it (refused as overlapping, ADR 0018). When none of its
+ * instances would be lost (all already carry site=sandbox, or there are none) it gets the filter;
+ * otherwise the log says what to do.
+ */
+async function narrowOldSandbox(broker: Broker, id: string, emu: { control: { instances(): { state: string; tags: { key: string; value: string }[] }[] } }, log: Logger): Promise<void> {
+  const live = emu.control.instances().filter((i) => i.state !== 'terminated');
+  if (live.every((i) => i.tags.some((t) => t.key === 'site' && t.value === 'sandbox'))) {
+    await broker.services.providers.update(cliActor('dev --sandbox'), id, { tagFilter: SANDBOX_TAG_FILTER });
+    return;
+  }
+  log.warn({ area: 'sandbox', instances: live.length }, 'provider "sandbox" has no tag filter and sees every emulator instance: tag them site=sandbox and PATCH its tagFilter to {"site":["sandbox"]}, or another provider on this emulator is refused as overlapping');
 }
 
 export function sandboxBanner(url: string): string[] {

@@ -1,6 +1,7 @@
 // DescribeInstanceStatus: running instances only unless IncludeAllInstances is set.
 // Status checks read `initializing` for a configurable while after an instance starts
-// running, then `ok`; instances that are not running report `not-applicable`.
+// running, then `ok`; instances that are not running report `not-applicable`. A check a test failed
+// (`control.impairInstance`) reads `impaired` (details `failed`) while the instance runs.
 
 import { invalidParameterCombination } from '../errors.ts';
 import { compileFilters } from '../filters.ts';
@@ -14,18 +15,19 @@ import { zoneId } from '../defaults.ts';
 import type { ActionDefinition } from './context.ts';
 import { findInstances } from './instance-lookup.ts';
 
-type CheckStatus = 'ok' | 'initializing' | 'not-applicable';
+type CheckStatus = 'ok' | 'initializing' | 'not-applicable' | 'impaired';
+type Check = 'system' | 'instance';
 
-function checkStatus(instance: InstanceRecord, now: number, delays: Delays): CheckStatus {
+function checkStatus(instance: InstanceRecord, now: number, delays: Delays, impaired: boolean): CheckStatus {
   if (instance.state !== 'running') return 'not-applicable';
+  if (impaired) return 'impaired';
   return now - instance.stateSince >= delays.statusInitializingMs ? 'ok' : 'initializing';
 }
 
+const DETAIL: Record<CheckStatus, string> = { ok: 'passed', initializing: 'initializing', impaired: 'failed', 'not-applicable': '' };
+
 function summaryXml(name: string, status: CheckStatus): string {
-  const details =
-    status === 'not-applicable'
-      ? '<details/>'
-      : items('details', [status === 'ok' ? 'passed' : 'initializing'], (s) => text('name', 'reachability') + text('status', s));
+  const details = status === 'not-applicable' ? '<details/>' : items('details', [DETAIL[status]], (s) => text('name', 'reachability') + text('status', s));
   return el(name, text('status', status), details);
 }
 
@@ -37,15 +39,18 @@ export const describeInstanceStatus: ActionDefinition = {
       throw invalidParameterCombination('The parameter instancesSet cannot be used with the parameter maxResults');
     }
     const includeAll = params.bool('IncludeAllInstances') ?? false;
-    const status = (i: InstanceRecord): CheckStatus => checkStatus(i, now, store.delays);
+    const check = (i: InstanceRecord, which: Check): CheckStatus => checkStatus(i, now, store.delays, store.impaired.get(i.instanceId)?.[which] ?? false);
+    const status = (i: InstanceRecord): CheckStatus => check(i, 'instance');
+    const system = (i: InstanceRecord): CheckStatus => check(i, 'system');
+    const reach = (s: CheckStatus): string => (s === 'not-applicable' ? s : DETAIL[s]);
     const fields: FieldMap<InstanceRecord> = {
       'availability-zone': (i) => i.availabilityZone,
       'instance-state-name': (i) => i.state,
       'instance-state-code': (i) => String(STATE_CODES[i.state]),
       'instance-status.status': status,
-      'instance-status.reachability': (i) => (status(i) === 'ok' ? 'passed' : status(i)),
-      'system-status.status': status,
-      'system-status.reachability': (i) => (status(i) === 'ok' ? 'passed' : status(i)),
+      'instance-status.reachability': (i) => reach(status(i)),
+      'system-status.status': system,
+      'system-status.reachability': (i) => reach(system(i)),
     };
     const filters = compileFilters(params.filters(), fields, () => []);
     const wanted = (i: InstanceRecord): boolean => (includeAll || i.state === 'running') && filters(i);
@@ -66,15 +71,16 @@ export const describeInstanceStatus: ActionDefinition = {
     }
     const body = items('instanceStatusSet', selected, (i) => {
       const s = status(i);
+      const sys = system(i);
       return (
         text('instanceId', i.instanceId) +
         text('availabilityZone', i.availabilityZone) +
         text('availabilityZoneId', zoneId(i.availabilityZone)) +
         '<eventsSet/>' +
         stateXml('instanceState', i.state) +
-        summaryXml('systemStatus', s) +
+        summaryXml('systemStatus', sys) +
         summaryXml('instanceStatus', s) +
-        el('attachedEbsStatus', text('status', s), '<details/>')
+        el('attachedEbsStatus', text('status', sys === 'impaired' ? 'ok' : sys), '<details/>')
       );
     });
     return body + text('nextToken', nextToken);

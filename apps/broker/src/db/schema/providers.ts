@@ -27,6 +27,9 @@ export const SYNC_STATUSES = ['ok', 'error'] as const;
 export const POWER_STATES = ['pending', 'running', 'stopping', 'stopped', 'terminated', 'unknown'] as const;
 export type PowerState = (typeof POWER_STATES)[number];
 export const HEALTH_STATES = ['unknown', 'healthy', 'unhealthy'] as const;
+/** What `health` was last decided from: the cloud's instance and system status checks, or the agent's reports. */
+export const HEALTH_SOURCES = ['status-checks', 'agent'] as const;
+export type HealthSource = (typeof HEALTH_SOURCES)[number];
 /** The user session on the machine as the agent last reported it; `unknown` when no agent reports. */
 export const AGENT_SESSION_STATES = ['unknown', 'none', 'active', 'locked', 'idle', 'disconnected'] as const;
 export const PRICE_SOURCES = ['default', 'admin', 'aws'] as const;
@@ -53,6 +56,8 @@ export interface SyncCounts {
   created: number;
   updated: number;
   terminated: number;
+  /** Instances listed by the provider that another provider owns (ADR 0018). */
+  skipped?: number;
   apiCalls?: number;
   durationMs?: number;
 }
@@ -126,6 +131,14 @@ export const workstations = pgTable(
      * creating the row for a launch and RunInstances answering; `launch_token` identifies it meanwhile.
      */
     externalId: text('external_id'),
+    /**
+     * Where `external_id` is unique across providers: one EC2 endpoint and region, or a static
+     * provider's own namespace (`stagedoor_instance_scope()`). Set by a trigger from the provider
+     * row, on insert and when the provider's endpoint or region changes, so no code path (nor a
+     * broker of an older version) can skip it. Null on a cloud row only for a duplicate another
+     * provider already owned when migration 0010 ran: such rows are never counted in the cost report.
+     */
+    instanceScope: text('instance_scope'),
     name: text('name').notNull(),
     privateAddress: inet('private_address'),
     /**
@@ -142,6 +155,8 @@ export const workstations = pgTable(
     powerStateChangedAt: ts('power_state_changed_at').notNull().defaultNow(),
     health: text('health').notNull().default('unknown'),
     healthCheckedAt: ts('health_checked_at'),
+    /** Null until something decided `health` (docs/health.md). */
+    healthSource: text('health_source'),
     /** Static hosts list what they serve; null for cloud machines, whose protocols come from the plan. */
     protocols: jsonb('protocols').$type<WorkstationProtocol[]>(),
     /**
@@ -189,10 +204,13 @@ export const workstations = pgTable(
     // Inventory sync upserts on this, so a machine is never imported twice.
     unique('workstations_provider_external_key').on(t.providerId, t.externalId),
     unique('workstations_provider_launch_token_key').on(t.providerId, t.launchToken),
+    // One owner per instance, whichever providers can list it (ADR 0018).
+    uniqueIndex('workstations_instance_scope_external_key').on(t.instanceScope, t.externalId),
     unique('workstations_agent_token_hash_key').on(t.agentTokenHash),
     check('workstations_identity_check', sql`${t.externalId} is not null or ${t.launchToken} is not null`),
     check('workstations_power_state_check', oneOf(sql`${t.powerState}`, POWER_STATES)),
     check('workstations_health_check', oneOf(sql`${t.health}`, HEALTH_STATES)),
+    check('workstations_health_source_check', sql`${t.healthSource} is null or ${oneOf(sql`${t.healthSource}`, HEALTH_SOURCES)}`),
     check('workstations_agent_session_state_check', oneOf(sql`${t.agentSessionState}`, AGENT_SESSION_STATES)),
     // Lower-case, no trailing dot (the API normalises): one spelling per name, so search and compare hold.
     check('workstations_dns_name_check', sql`${t.dnsName} is null or (length(${t.dnsName}) between 1 and 253 and ${t.dnsName} = lower(${t.dnsName}) and ${t.dnsName} !~ '[.]$')`),

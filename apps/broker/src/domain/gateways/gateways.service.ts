@@ -60,8 +60,9 @@ export class GatewaysService {
   ) {
     this.sessionEvents = new SessionEventOutbox({ timers: deps.timers, onError: (err, e) => deps.log.warn({ err, grant: e.grantId, type: e.type }, 'session event: delivery failed; the timers job retries it') });
     this.reports = new GatewayReports({ ...deps, sessionEvents: this.sessionEvents });
-    const claims = new GatewayClaims({ repo: deps.repo, clock: deps.clock, log: deps.log.child({ area: 'gateway-claims' }) });
-    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, claims, audit: deps.audit, log: deps.log.child({ area: 'gateway-channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
+    // deps.log carries `area: gateways` already; a second `area` would repeat the key in every JSON line.
+    const claims = new GatewayClaims({ repo: deps.repo, clock: deps.clock, log: deps.log.child({ part: 'claims' }) });
+    this.channels = new ChannelHub({ repo: deps.repo, reports: this.reports, claims, audit: deps.audit, log: deps.log.child({ part: 'channels' }), nodeId: deps.nodeId, policy: deps.policy, signals: deps.signals, signalChannel: GRANTS_CHANNEL });
     this.#delivery = this.channels;
     this.enrollments = new GatewayEnrollments(deps);
   }

@@ -65,7 +65,7 @@ export class ActivityService {
       if (!current) throw new NotFoundError('workstation', ws.id);
       for (const e of events) current = await this.#apply(actor, current, e, tx);
       const now = this.deps.clock.now();
-      await this.deps.repo.updateWorkstation(ws.id, { agentLastSeenAt: now, agentVersion: report.agentVersion, health: 'healthy', healthCheckedAt: now }, tx);
+      await this.deps.repo.updateWorkstation(ws.id, { agentLastSeenAt: now, agentVersion: report.agentVersion, health: 'healthy', healthSource: 'agent', healthCheckedAt: now }, tx);
       return current;
     });
     return {

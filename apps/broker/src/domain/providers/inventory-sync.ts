@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
-import type { Database } from '../../db/database.ts';
+import type { Database, DbOrTx } from '../../db/database.ts';
+import type { CloudInstance, CloudProvider, StatusChecks } from '../../providers/cloud/cloud-provider.ts';
+import { AGENT_SILENT_MS, decideHealth } from '../workstations/health.ts';
 import type { SyncCounts } from '../../db/schema/providers.ts';
 import type { Clock } from '../clock.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
@@ -56,6 +58,37 @@ export class InventorySync {
     return stats;
   }
 
+  /**
+   * The agent side of health between syncs: a running machine whose agent went silent is unhealthy
+   * (health.ts AGENT_SILENT_MS); its next report makes it healthy again (ActivityService).
+   */
+  async markSilentAgents(): Promise<{ silent: number }> {
+    const silent = await this.deps.workstations.markSilentAgents(this.deps.clock.now(), AGENT_SILENT_MS);
+    if (silent) this.deps.log.warn({ silent }, 'workstation agents went silent: marked unhealthy');
+    return { silent };
+  }
+
+  /** The cloud's status checks when any listed machine runs; a refusal (an IAM policy without the action) costs health, not the sync. */
+  async #statusChecks(cloud: CloudProvider, listed: CloudInstance[], log: Logger): Promise<Map<string, StatusChecks> | null> {
+    if (!cloud.statusChecks || !listed.some((i) => i.state === 'running')) return null;
+    try {
+      return await cloud.statusChecks();
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'status checks unavailable: health comes from agents only');
+      return null;
+    }
+  }
+
+  /** Health of the provider's machines from the status checks and agent reports (health.ts); only changed verdicts are written. */
+  async #decideHealth(providerId: string, checks: Map<string, StatusChecks> | null, at: Date, tx: DbOrTx): Promise<void> {
+    const facts = await this.deps.workstations.healthFacts(providerId, tx);
+    const changed = facts.flatMap((f) => {
+      const v = decideHealth(f, f.externalId ? checks?.get(f.externalId) : undefined, at);
+      return v.health === f.health && v.source === f.healthSource ? [] : [{ id: f.id, health: v.health, source: v.source }];
+    });
+    await this.deps.workstations.setHealth(changed, at, tx);
+  }
+
   async #sync(row: ProviderRow): Promise<SyncResult> {
     const log = this.deps.log.child({ provider: row.id, name: row.name });
     const started = Date.now();
@@ -63,15 +96,22 @@ export class InventorySync {
     const callsBefore = cloud.apiCalls;
     let result: SyncResult;
     try {
-      const observed = await cloud.listInstances({ tags: row.tagFilter });
+      const listed = await cloud.listInstances({ tags: row.tagFilter });
+      const checks = await this.#statusChecks(cloud, listed, log);
       const at = this.deps.clock.now();
       result = await this.deps.database.db.transaction(async (tx) => {
+        // An instance another provider owns is not this one's (ADR 0018): left out, as if unlisted.
+        const owners = await this.deps.workstations.ownedElsewhere(row.id, tx);
+        const observed = owners.size ? listed.filter((i) => !owners.has(i.id)) : listed;
+        const skipped = listed.filter((i) => owners.has(i.id));
         const known = await this.deps.workstations.known(row.id, tx);
         const applied = await applyObserved(this.deps.workstations, row.id, known, observed, at, tx, 'provider');
-        const counts = { seen: observed.length, created: applied.created, updated: applied.updated, terminated: applied.terminated, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
-        return { status: 'ok' as const, message: null, counts };
+        await this.#decideHealth(row.id, checks, at, tx);
+        const counts = { seen: listed.length, created: applied.created, updated: applied.updated, terminated: applied.terminated, ...(skipped.length ? { skipped: skipped.length } : {}), apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started };
+        return { status: 'ok' as const, message: skipped.length ? skippedMessage(skipped.map((i) => [i.id, owners.get(i.id)!])) : null, counts };
       });
-      log.info({ counts: result.counts }, 'inventory sync');
+      if (result.message) log.warn({ counts: result.counts }, result.message);
+      else log.info({ counts: result.counts }, 'inventory sync');
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       result = { status: 'error', message, counts: { seen: 0, created: 0, updated: 0, terminated: 0, apiCalls: cloud.apiCalls - callsBefore, durationMs: Date.now() - started } };
@@ -80,4 +120,12 @@ export class InventorySync {
     await this.deps.providers.recordSync(row.id, { at: this.deps.clock.now(), status: result.status, message: result.message, counts: result.counts });
     return result;
   }
+}
+
+/** "skipped 2 instances other providers own: i-1, i-2 (provider "sandbox")": both names, for the admin. */
+function skippedMessage(pairs: [string, string][]): string {
+  const byOwner = new Map<string, string[]>();
+  for (const [id, owner] of pairs) byOwner.set(owner, [...(byOwner.get(owner) ?? []), id]);
+  const parts = [...byOwner].map(([owner, ids]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''} (provider "${owner}")`);
+  return `skipped ${pairs.length} instance${pairs.length === 1 ? '' : 's'} that another provider owns: ${parts.join('; ')}. The providers overlap: give them tag filters that differ on a shared key (ADR 0018)`;
 }

@@ -42,6 +42,14 @@ export class ProvidersRepository {
     return rows.length === 1;
   }
 
+  /**
+   * Serialise changes to what providers can see, across broker nodes, until the transaction ends:
+   * two overlapping providers created at once on two nodes would each pass the overlap check alone.
+   */
+  async lockReach(tx: DbOrTx): Promise<void> {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext('stagedoor:provider-reach'))`);
+  }
+
   async recordSync(id: string, outcome: { at: Date; status: 'ok' | 'error'; message: string | null; counts: SyncCounts | null }, db: DbOrTx = this.db): Promise<void> {
     await db
       .update(providers)

@@ -10,6 +10,9 @@ import type { WorkstationsRepository } from '../workstations/workstations.reposi
 import type { InventorySync, SyncResult } from './inventory-sync.ts';
 import type { ProviderRegistry, ProviderRow } from './provider-registry.ts';
 import type { ProvidersRepository } from './providers.repository.ts';
+import { overlapMessage, providersOverlap } from './overlap.ts';
+
+const INSTANCE_SCOPE_KEY = 'workstations_instance_scope_external_key';
 
 type CreateInput = z.output<typeof CreateProvider>;
 type UpdateInput = z.output<typeof UpdateProvider>;
@@ -52,6 +55,7 @@ export class ProvidersService {
           input.kind === 'static'
             ? await this.deps.repo.insert({ ...base, credentialsMode: 'none' }, tx)
             : await this.#insertCloud(tx, base, input);
+        await this.#refuseOverlap(created, tx);
         await this.deps.audit.record(actor, { action: 'provider.create', outcome: 'success', targetType: 'provider', targetId: created.id, details: { name: created.name, kind: created.kind } }, tx);
         return created;
       }),
@@ -87,6 +91,7 @@ export class ProvidersService {
           Object.assign(patch, { credentialsMode: 'default-chain', accessKeyId: null, secretCiphertext: null });
         }
         const updated = (await this.deps.repo.update(id, patch, tx))!;
+        await this.#refuseOverlap(updated, tx);
         const changed = Object.keys(input).map((k) => (k === 'credentials' ? 'credentials (secret not shown)' : k));
         await this.deps.audit.record(actor, { action: 'provider.update', outcome: 'success', targetType: 'provider', targetId: id, details: { changed } }, tx);
         return updated;
@@ -127,10 +132,20 @@ export class ProvidersService {
     return result;
   }
 
+  /** Refuse a provider that would see another's instances (overlap.ts, ADR 0018); the transaction rolls back. */
+  async #refuseOverlap(row: ProviderRow, tx: DbOrTx): Promise<void> {
+    if (row.kind !== 'aws-ec2' || !row.enabled) return;
+    await this.deps.repo.lockReach(tx);
+    const owner = (await this.deps.repo.all(tx)).find((other) => providersOverlap(row, other));
+    if (owner) throw new ConflictError(overlapMessage(row, owner), { providers: [row.name, owner.name] });
+  }
+
   async #named<T>(name: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
+      // A changed endpoint or region moves the provider's machines into a scope where another provider owns some of them.
+      if (isUniqueViolation(err, INSTANCE_SCOPE_KEY)) throw new ConflictError('another provider already owns instances of this provider at that endpoint and region: remove the overlap first');
       if (isUniqueViolation(err)) throw new ConflictError(`a provider named "${name}" already exists`);
       throw err;
     }

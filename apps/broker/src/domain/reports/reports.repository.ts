@@ -41,7 +41,9 @@ export class ReportsRepository {
       from workstation_power_history h
       join workstations w on w.id = h.workstation_id
       join providers p on p.id = w.provider_id
-      where h.from_at < ${to}::timestamptz and (h.to_at is null or h.to_at > ${from}::timestamptz)`);
+      where h.from_at < ${to}::timestamptz and (h.to_at is null or h.to_at > ${from}::timestamptz)
+        -- A cloud row without a scope is a second copy of an instance another provider owns (ADR 0018): never billed twice.
+        and not (p.kind = 'aws-ec2' and w.instance_scope is null)`);
     type Tuple = [string, string, string | null, string | null, string | null, number, number | null];
     const rows = json<Tuple[]>(rowsOf<{ rows: unknown }>(result)[0]?.rows ?? []);
     return rows.map(([workstationId, state, instanceType, poolId, region, fromMs, toMs]) => ({

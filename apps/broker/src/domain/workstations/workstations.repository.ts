@@ -1,5 +1,6 @@
 import { and, asc, count, desc, eq, ilike, inArray, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
+import { rowsOf } from '../../db/migrate.ts';
 import { assignments, providers, users, workstationPowerHistory, workstations } from '../../db/schema/index.ts';
 import type { PowerState } from '../../db/schema/providers.ts';
 import type { KnownWorkstation, SyncFields } from '../providers/sync-plan.ts';
@@ -77,6 +78,62 @@ export class WorkstationsRepository {
     return rows.map((r) => ({ ...r, powerState: r.powerState as PowerState }));
   }
 
+  /** What health is decided from (health.ts), for the provider's machines that are or were running. */
+  async healthFacts(providerId: string, db: DbOrTx = this.db) {
+    return db
+      .select({ id: workstations.id, externalId: workstations.externalId, powerState: workstations.powerState, powerStateChangedAt: workstations.powerStateChangedAt, agentLastSeenAt: workstations.agentLastSeenAt, health: workstations.health, healthSource: workstations.healthSource })
+      .from(workstations)
+      .where(and(eq(workstations.providerId, providerId), or(eq(workstations.powerState, 'running'), ne(workstations.health, 'unknown'), sql`${workstations.healthSource} is not null`)));
+  }
+
+  /** Write health verdicts (only rows whose verdict changed are passed); `health_checked_at` = when it was reached. */
+  async setHealth(rows: { id: string; health: string; source: string | null }[], at: Date, tx: DbOrTx): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const payload = JSON.stringify(rows.slice(i, i + BATCH));
+      await tx.execute(sql`
+        update workstations w set health = v.health, health_source = v.source, health_checked_at = ${at}::timestamptz
+        from jsonb_to_recordset(${payload}::jsonb) as v(id uuid, health text, source text)
+        where w.id = v.id`);
+    }
+  }
+
+  /**
+   * Running machines whose agent has gone silent (nothing since it last reported or the machine last
+   * started, whichever is later): unhealthy, by the agent. One statement, so any node may run it.
+   */
+  async markSilentAgents(now: Date, silentMs: number, db: DbOrTx = this.db): Promise<number> {
+    const before = new Date(now.getTime() - silentMs);
+    const rows = await db
+      .update(workstations)
+      .set({ health: 'unhealthy', healthSource: 'agent', healthCheckedAt: now })
+      .where(
+        and(
+          eq(workstations.powerState, 'running'),
+          sql`${workstations.agentLastSeenAt} is not null`,
+          sql`greatest(${workstations.agentLastSeenAt}, ${workstations.powerStateChangedAt}) < ${before}::timestamptz`,
+          or(ne(workstations.health, 'unhealthy'), sql`${workstations.healthSource} is distinct from 'agent'`),
+        ),
+      )
+      .returning({ id: workstations.id });
+    return rows.length;
+  }
+
+  /**
+   * Instances in this provider's scope that other providers own, with the owner's name: an instance
+   * has one owner (ADR 0018), so sync leaves these alone. Empty unless providers overlap.
+   */
+  async ownedElsewhere(providerId: string, db: DbOrTx = this.db): Promise<Map<string, string>> {
+    const rows = rowsOf<{ external_id: string; owner: string }>(
+      await db.execute(sql`
+        select w.external_id, o.name as owner
+        from providers me
+        join workstations w on w.instance_scope = stagedoor_instance_scope(me.kind, me.endpoint, me.region, me.id) and w.provider_id <> me.id
+        join providers o on o.id = w.provider_id
+        where me.id = ${providerId} and w.external_id is not null`),
+    );
+    return new Map(rows.map((r) => [r.external_id, r.owner]));
+  }
+
   /**
    * Each machine's row version: PostgreSQL's `xmin`, which changes with every write to the row,
    * whatever the clocks of the nodes say. The power follower reads it before asking the cloud.
@@ -107,7 +164,9 @@ export class WorkstationsRepository {
     const out: { id: string; powerState: string; instanceType: string | null }[] = [];
     for (let i = 0; i < rows.length; i += BATCH) {
       const values = rows.slice(i, i + BATCH).map((f) => ({ ...f, providerId, powerStateChangedAt: at, createdAt: at, updatedAt: at }));
-      out.push(...(await tx.insert(workstations).values(values).returning({ id: workstations.id, powerState: workstations.powerState, instanceType: workstations.instanceType })));
+      // Do nothing on a conflict: another provider's sync on another node took the instance a moment ago
+      // (workstations_instance_scope_external_key); this provider's next sync skips it, naming the owner.
+      out.push(...(await tx.insert(workstations).values(values).onConflictDoNothing().returning({ id: workstations.id, powerState: workstations.powerState, instanceType: workstations.instanceType })));
     }
     return out;
   }

@@ -11,6 +11,7 @@ import type { Actor } from '../identity/actor.ts';
 import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
+import { pinnedTags } from '../providers/overlap.ts';
 import { hostPatchColumns } from './static-hosts.service.ts';
 import type { WorkstationFilter, WorkstationRow, WorkstationSort, WorkstationsRepository } from './workstations.repository.ts';
 
@@ -162,7 +163,8 @@ export class WorkstationsService {
     const provider = await this.deps.providers.findById(input.providerId);
     if (!provider) throw new InvalidInputError(`provider ${input.providerId} does not exist`, [{ path: 'providerId', message: 'no such provider' }]);
     const cloud = this.deps.registry.forRow(provider);
-    const { providerId: _p, name, tags, ...spec } = input;
+    const { providerId: _p, name, tags: given, ...spec } = input;
+    const tags = { ...pinnedTags(provider.tagFilter), ...given };
     const problems = (await cloud.validateLaunch?.(spec)) ?? [];
     if (problems.length) throw new InvalidInputError(`cannot launch: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems);
     const clientToken = randomUUID();

@@ -4,6 +4,7 @@ import {
   DescribeImagesCommand,
   DescribeInstanceTypesCommand,
   DescribeInstancesCommand,
+  DescribeInstanceStatusCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
   EC2Client,
@@ -19,7 +20,7 @@ import {
   type InstanceStateChange,
 } from '@aws-sdk/client-ec2';
 import type { PowerState } from '../../db/schema/providers.ts';
-import type { CloudInstance, CloudProvider, LaunchSpec, ListFilter, PowerChange } from './cloud-provider.ts';
+import type { CloudInstance, CloudProvider, LaunchSpec, ListFilter, PowerChange, StatusChecks } from './cloud-provider.ts';
 import { toProviderError } from './ec2-errors.ts';
 import { EC2_ID } from '@stagedoor/contract';
 
@@ -96,6 +97,20 @@ export class AwsEc2Provider implements CloudProvider {
       return out;
     }
     return this.#describe(tagFilters(filter.tags ?? {}));
+  }
+
+  /** DescribeInstanceStatus across all pages: running instances only (AWS's default), both checks each. */
+  async statusChecks(): Promise<Map<string, StatusChecks>> {
+    const out = new Map<string, StatusChecks>();
+    let NextToken: string | undefined;
+    do {
+      const r = await this.#call('DescribeInstanceStatus', () => this.#client.send(new DescribeInstanceStatusCommand({ MaxResults: this.#pageSize, NextToken })));
+      for (const s of r.InstanceStatuses ?? []) {
+        if (s.InstanceId) out.set(s.InstanceId, { system: s.SystemStatus?.Status ?? 'insufficient-data', instance: s.InstanceStatus?.Status ?? 'insufficient-data' });
+      }
+      NextToken = r.NextToken || undefined;
+    } while (NextToken);
+    return out;
   }
 
   /** DescribeInstances across all pages. */

@@ -50,6 +50,12 @@ export interface PowerChange {
   current: PowerState;
 }
 
+/** EC2's two status checks of a running instance: `ok`, `impaired`, `initializing`, `insufficient-data`. */
+export interface StatusChecks {
+  system: string;
+  instance: string;
+}
+
 /** The seam between Stagedoor and a cloud (STYLE habit 4). Implementations: aws-ec2, static. */
 export interface CloudProvider {
   readonly kind: 'aws-ec2' | 'static';
@@ -67,6 +73,8 @@ export interface CloudProvider {
   validateLaunch?(spec: Omit<LaunchSpec, 'clientToken' | 'name' | 'tags'>): Promise<{ path: string; message: string }[]>;
   /** For a template that asks for hibernation: each type that cannot hibernate, with why. */
   cannotHibernate?(instanceTypes: string[]): Promise<Map<string, string>>;
+  /** Status checks of every running instance the credentials see, by instance id (clouds that have them). */
+  statusChecks?(): Promise<Map<string, StatusChecks>>;
   /** API calls made so far (benchmarks and sync outcomes report it). */
   readonly apiCalls: number;
 }
