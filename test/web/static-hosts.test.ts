@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../support/broker.ts';
@@ -108,6 +109,39 @@ describe('static hosts in the console (Chromium)', () => {
     await screenshot(page, 'static-hosts-unresolvable');
     // Nothing was half-made: no connection, and the host is free for the next try.
     expect((await call('GET', '/api/v1/connections')).items).toEqual([]);
+    expect(unexpected(t.problems)).toEqual([]);
+  });
+
+  it('an artist connecting to a VNC desktop can download the RealVNC file or the TigerVNC one (issue 16 point 3)', async () => {
+    const racks = (await call('GET', '/api/v1/providers')).items[0];
+    await call('POST', `/api/v1/providers/${racks.id}/hosts`, { name: 'paint-01', address: 'localhost', protocols: [{ protocol: 'vnc', port: 5901 }] });
+    const pool = await call('POST', '/api/v1/pools', { name: 'paint', providerId: racks.id, membership: { externalIds: ['paint-01'] } });
+    const group = await call('POST', '/api/v1/groups', { name: 'Painters' });
+    await call('POST', '/api/v1/users', { username: 'vera', password: 'vera-password-1', groupIds: [group.id] });
+    const vncOnly = await call('POST', '/api/v1/protocol-plans', { name: 'vnc-direct', protocols: [{ protocol: 'vnc', port: 5901 }] });
+    await call('POST', '/api/v1/policies', { name: 'painters', groupIds: [group.id], pools: [{ poolId: pool.id }], protocolPlanId: vncOnly.id });
+    const t = await openTab(browser, base);
+    tabs.push(t);
+    const { page } = t;
+    await signIn(page, 'vera', 'vera-password-1');
+    const card = page.getByRole('listitem', { name: 'paint' });
+    await card.getByRole('button', { name: 'Connect to paint' }).click();
+    const download = async (name: string) => {
+      const link = card.getByRole('link', { name });
+      await link.waitFor(WAIT);
+      const downloading = page.waitForEvent('download');
+      await link.click();
+      const d = await downloading;
+      return { name: d.suggestedFilename(), text: fs.readFileSync((await d.path())!, 'utf8') };
+    };
+    const realvnc = await download('Download VNC file');
+    expect(realvnc.name).toMatch(/\.vnc$/);
+    expect(realvnc.text).toMatch(/^Host=.+:5901\r?$/m);
+    const tigervnc = await download('Download TigerVNC file');
+    expect(tigervnc.name).toMatch(/\.tigervnc$/);
+    // TigerVNC's own format (test/system/vnc-files.test.ts opens it with the real xtigervncviewer).
+    expect(tigervnc.text).toMatch(/^ServerName=.+::5901$/m);
+    await screenshot(page, 'portal-vnc-files');
     expect(unexpected(t.problems)).toEqual([]);
   });
 });

@@ -150,9 +150,20 @@ function ConnectionPanel(props: { connection: Connection; desktopName: string; a
       {i && (
         <div className="instructions">
           {i.file ? (
-            <a className="button" href={`/api/v1/connections/${c.id}/file`} download={i.fileName ?? undefined}>
-              Download {i.fileName?.split('.').pop()?.toUpperCase() ?? 'connection'} file
-            </a>
+            <>
+              <a className="button" href={`/api/v1/connections/${c.id}/file`} download={i.fileName ?? undefined}>
+                Download {i.fileName?.split('.').pop()?.toUpperCase() ?? 'connection'} file
+              </a>
+              {/* TigerVNC and TurboVNC refuse RealVNC's .vnc format: offer theirs beside it (docs/connect-flow.md). */}
+              {i.protocol === 'vnc' && (
+                <>
+                  {' '}
+                  <a className="button secondary" href={`/api/v1/connections/${c.id}/file?format=tigervnc`} download={(i.fileName ?? 'connection.vnc').replace(/\.vnc$/, '.tigervnc')}>
+                    Download TigerVNC file
+                  </a>
+                </>
+              )}
+            </>
           ) : (
             i.command && (
               <>
