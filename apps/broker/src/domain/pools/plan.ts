@@ -29,7 +29,15 @@ export interface CapacityFailure {
   at: string;
 }
 
+/** The predictive standby's target for this pass (`standby.ts`); absent = the thresholds in force. */
+export interface ForecastTarget {
+  warm: number;
+  available: number;
+  reason: string;
+}
+
 export interface DesiredPool extends Thresholds {
+  forecast?: ForecastTarget | null;
   provisioning: 'running' | 'paused';
   /** Null: the pool has no provisioning template and never launches. */
   template: { subnetIds: string[]; instanceTypes: string[] } | null;
@@ -133,8 +141,19 @@ export function countMembers(members: ObservedMember[], now: Date): PoolCounts {
   };
 }
 
+/**
+ * The thresholds of this pass: those in force, with a predictive pool's warm target as the standby
+ * (standby.ts keeps it within the thresholds' bounds), and how many available machines to keep in
+ * all — more than the warm standby when a stopped reserve is kept.
+ */
+export function passThresholds(pool: DesiredPool, now: Date): { thresholds: EffectiveThresholds; availableTarget: number } {
+  const own = effectiveThresholds(pool, now);
+  if (!pool.forecast) return { thresholds: own, availableTarget: own.minAvailable };
+  return { thresholds: { ...own, minAvailable: pool.forecast.warm }, availableTarget: Math.max(pool.forecast.warm, pool.forecast.available) };
+}
+
 export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: number, now: Date, force = false): Decision {
-  const thresholds = effectiveThresholds(pool, now);
+  const { thresholds, availableTarget } = passThresholds(pool, now);
   const d: Decision = { thresholds, counts, launch: 0, start: 0, terminate: 0, adopt: false, relaunchMissing: false, notes: [], backingOff: false };
   const paused = pool.provisioning === 'paused';
   const backingOff = !force && pool.backoffUntil !== null && pool.backoffUntil.getTime() > now.getTime();
@@ -159,19 +178,20 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
     return d;
   }
 
-  // Scale out: warm up stopped machines first, then launch what the available count lacks.
+  // Scale out: warm up stopped machines first, then launch what the available count lacks (the
+  // warm standby, or a predictive pool's stopped reserve on top of it).
   const warmDeficit = Math.max(0, thresholds.minAvailable - counts.warm);
-  if (warmDeficit === 0) return d;
+  if (warmDeficit === 0 && counts.available >= availableTarget) return d;
   if (backingOff) {
     d.backingOff = true;
     d.notes.push(`backing off until ${pool.backoffUntil!.toISOString()} after ${pool.consecutiveFailures} failed pass(es)`);
     return d;
   }
   d.start = Math.min(warmDeficit, counts.startable);
-  const wanted = Math.max(0, thresholds.minAvailable - counts.available);
+  const wanted = Math.max(0, availableTarget - counts.available);
   if (wanted === 0) return d;
   if (!pool.template) {
-    d.notes.push(`${wanted} below minAvailable (${thresholds.minAvailable}) and the pool has no provisioning template`);
+    d.notes.push(`${wanted} below ${availableTarget > thresholds.minAvailable ? `the standby's reserve (${availableTarget})` : `minAvailable (${thresholds.minAvailable})`} and the pool has no provisioning template`);
     return d;
   }
   let n = wanted;
