@@ -15,7 +15,7 @@ import { predictiveTarget, type StandbyTarget } from './standby.ts';
 export const DEMAND_REFRESH_MS = 60 * 60_000;
 
 export class PoolDemand {
-  readonly #cache = new Map<string, { loadedAt: number; timeZone: string; demand: Demand }>();
+  readonly #cache = new Map<string, { loadedAt: number; key: string; demand: Demand }>();
 
   constructor(private readonly deps: { db: DbOrTx; clock: Clock }) {}
 
@@ -34,12 +34,14 @@ export class PoolDemand {
   }
 
   async demand(pool: Pick<PoolRow, 'id' | 'timeZone' | 'createdAt'>, now: Date): Promise<Demand> {
+    // A change of time zone or of where the history starts (an imported history) reloads at once.
+    const key = `${pool.timeZone} ${pool.createdAt.getTime()}`;
     const hit = this.#cache.get(pool.id);
     const age = hit ? now.getTime() - hit.loadedAt : Infinity;
-    if (hit && hit.timeZone === pool.timeZone && age >= 0 && age < DEMAND_REFRESH_MS) return hit.demand;
+    if (hit && hit.key === key && age >= 0 && age < DEMAND_REFRESH_MS) return hit.demand;
     const since = this.historyStart(pool, now);
     const demand = demandOf(await this.arrivals(pool.id, since, now), since, pool.timeZone);
-    this.#cache.set(pool.id, { loadedAt: now.getTime(), timeZone: pool.timeZone, demand });
+    this.#cache.set(pool.id, { loadedAt: now.getTime(), key, demand });
     return demand;
   }
 
