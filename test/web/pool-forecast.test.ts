@@ -75,12 +75,12 @@ describe('pool forecast page in the console (Chromium)', () => {
     await chart.waitFor();
     // A bar per slot with arrivals so far (the API's own count), the forecast line for the whole day.
     const api = await page.evaluate(async () => {
-      const pools = await (await fetch('/api/v1/pools')).json();
-      const id = pools.items.find((p: { name: string }) => p.name === 'edit').id;
-      return (await fetch(`/api/v1/pools/${id}/forecast`)).json();
+      const pools = (await (await fetch('/api/v1/pools')).json()) as { items: { id: string; name: string }[] };
+      const id = pools.items.find((p) => p.name === 'edit')!.id;
+      return (await (await fetch(`/api/v1/pools/${id}/forecast`)).json()) as { today: { actual: number | null }[] };
     });
     expect(api.today.length).toBeGreaterThanOrEqual(92);
-    expect(await chart.locator('rect').count()).toBe(api.today.filter((x: { actual: number | null }) => (x.actual ?? 0) > 0).length);
+    expect(await chart.locator('rect').count()).toBe(api.today.filter((x) => (x.actual ?? 0) > 0).length);
     expect(await chart.locator('path').getAttribute('d')).toMatch(/^M/);
     const why = page.getByLabel('Why');
     await expect.poll(() => why.textContent()).toMatch(/^\d+ warm: q0.9 of arrivals in the next 135 s \(boot 120 s \+ tick\)/);
