@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STANDBY, type StandbySetting } from '../../src/db/schema/pools.ts';
 import { dayProfile, demandOf, expectedArrivals, localMs, weightedQuantile, WEEK_MS } from '../../src/domain/pools/forecast.ts';
-import { decide, type DesiredPool } from '../../src/domain/pools/plan.ts';
+import { decide, planPool, type DesiredPool, type ObservedMember } from '../../src/domain/pools/plan.ts';
 import { NO_COUNTS } from '../../src/domain/pools/pools.repository.ts';
 import { predictiveTarget } from '../../src/domain/pools/standby.ts';
 
@@ -152,5 +152,16 @@ describe('predictiveTarget and the planner', () => {
   it('decide: without a forecast the thresholds in force apply as before', () => {
     const d = decide(desired(null), { ...NO_COUNTS, total: 3, available: 3, warm: 0, startable: 3 }, 0, now);
     expect({ start: d.start, launch: d.launch, desired: d.thresholds.minAvailable }).toEqual({ start: 1, launch: 0, desired: 1 });
+  });
+  it('decide: warm standby above a predictive target is stopped (windows pools never stop)', () => {
+    const counts = { ...NO_COUNTS, total: 6, available: 6, warm: 5, startable: 1 };
+    expect(decide(desired({ warm: 2, available: 2, reason: 'r' }), counts, 0, now)).toMatchObject({ stop: 3, start: 0, launch: 0 });
+    expect(decide(desired(null), counts, 0, now)).toMatchObject({ stop: 0, start: 0, launch: 0 });
+  });
+  it('planPool: only running, available machines are stopped (not booting, not assigned)', () => {
+    const member = (id: string, over: Partial<ObservedMember>): ObservedMember => ({ id, externalId: `i-${id}`, powerState: 'running', health: 'unknown', maintenance: false, assigned: false, launchedByPool: true, subnetId: 'subnet-0000000a', launchedAt: now, claimedAt: now, ...over });
+    const members = [member('a', {}), member('b', { powerState: 'pending' }), member('c', { assigned: true }), member('d', {}), member('e', { powerState: 'stopped' })];
+    const p = planPool({ pool: desired({ warm: 0, available: 0, reason: 'r' }), members, recentLaunches: 0, now });
+    expect(p.actions).toEqual([{ kind: 'stop', workstationIds: ['a', 'd'] }]);
   });
 });

@@ -11,8 +11,9 @@ import { effectiveThresholds, type EffectiveThresholds, type Thresholds } from '
  * Standby is warm: the pool keeps `minAvailable` available machines *running* (or booting).
  * "Available" (availability.ts) includes stopped machines, so launches are driven by the available
  * count — a stopped member is started rather than a new machine launched — and stopped machines
- * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler never stops
- * machines (power plans do) and scales in only above `maxAvailable`.
+ * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler stops machines
+ * only for a predictive pool (warm standby above its forecast target, standby.ts); otherwise power
+ * plans do. It scales in only above `maxAvailable`.
  */
 
 /** A launch reserved but not answered (no instance id) for this long is presumed orphaned by a crash. */
@@ -78,6 +79,8 @@ export type PoolAction =
   /** Launch one machine, first trying `subnetId` (then the template's other subnets, then the next type). */
   | { kind: 'launch'; subnetId: string | null }
   | { kind: 'start'; workstationIds: string[] }
+  /** Predictive standby only: running standby above the target, stopped (EBS keeps the disk). */
+  | { kind: 'stop'; workstationIds: string[] }
   | { kind: 'terminate'; workstationIds: string[] }
   /** Look orphaned launches up by their `stagedoor:workstation` tag; adopt what exists, relaunch or clean the rest. */
   | { kind: 'adopt'; workstationIds: string[]; relaunchMissing: boolean };
@@ -106,6 +109,7 @@ export interface Decision {
   counts: PoolCounts;
   launch: number;
   start: number;
+  stop: number;
   terminate: number;
   adopt: boolean;
   relaunchMissing: boolean;
@@ -115,7 +119,7 @@ export interface Decision {
   backingOff: boolean;
 }
 
-export interface PoolPlan extends Omit<Decision, 'launch' | 'start' | 'terminate' | 'adopt' | 'relaunchMissing'> {
+export interface PoolPlan extends Omit<Decision, 'launch' | 'start' | 'stop' | 'terminate' | 'adopt' | 'relaunchMissing'> {
   actions: PoolAction[];
 }
 
@@ -154,7 +158,7 @@ export function passThresholds(pool: DesiredPool, now: Date): { thresholds: Effe
 
 export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: number, now: Date, force = false): Decision {
   const { thresholds, availableTarget } = passThresholds(pool, now);
-  const d: Decision = { thresholds, counts, launch: 0, start: 0, terminate: 0, adopt: false, relaunchMissing: false, notes: [], backingOff: false };
+  const d: Decision = { thresholds, counts, launch: 0, start: 0, stop: 0, terminate: 0, adopt: false, relaunchMissing: false, notes: [], backingOff: false };
   const paused = pool.provisioning === 'paused';
   const backingOff = !force && pool.backoffUntil !== null && pool.backoffUntil.getTime() > now.getTime();
 
@@ -176,6 +180,14 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
     d.terminate = Math.min(surplus, counts.terminable);
     if (d.terminate < surplus) d.notes.push(`${surplus - d.terminate} available machine(s) above maxAvailable (${thresholds.maxAvailable}) were not launched by the pool and are left alone`);
     return d;
+  }
+
+  // Predictive standby: warm machines above the target are stopped — the forecast starts one again
+  // a boot ahead of the next expected arrival, so surplus left by an arrival that did not come (or
+  // by a release) costs minutes, not hours. Windows pools keep the old rule: never stop.
+  if (pool.forecast && counts.warm > thresholds.minAvailable && !backingOff) {
+    d.stop = counts.warm - thresholds.minAvailable;
+    if (counts.available >= availableTarget) return d;
   }
 
   // Scale out: warm up stopped machines first, then launch what the available count lacks (the
@@ -209,13 +221,13 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
 }
 
 /** Does the decision call for any action? (A pass without one touches neither the cloud nor the machines.) */
-export function hasWork(d: Pick<Decision, 'adopt' | 'launch' | 'start' | 'terminate'>): boolean {
-  return d.adopt || d.launch > 0 || d.start > 0 || d.terminate > 0;
+export function hasWork(d: Pick<Decision, 'adopt' | 'launch' | 'start' | 'stop' | 'terminate'>): boolean {
+  return d.adopt || d.launch > 0 || d.start > 0 || d.stop > 0 || d.terminate > 0;
 }
 
 export function planPool(input: PlanInput): PoolPlan {
   const { pool, members, now } = input;
-  const { launch, start, terminate, adopt, relaunchMissing, ...decision } = decide(pool, countMembers(members, now), input.recentLaunches, now, input.force);
+  const { launch, start, stop, terminate, adopt, relaunchMissing, ...decision } = decide(pool, countMembers(members, now), input.recentLaunches, now, input.force);
   const plan: PoolPlan = { ...decision, actions: [] };
   const available = members.filter(isAvailable);
   if (adopt) plan.actions.push({ kind: 'adopt', workstationIds: members.filter((m) => isOrphan(m, now)).map((m) => m.id), relaunchMissing });
@@ -232,6 +244,12 @@ export function planPool(input: PlanInput): PoolPlan {
       )
       .slice(0, terminate);
     plan.actions.push({ kind: 'terminate', workstationIds: victims.map((m) => m.id) });
+  }
+  if (stop) {
+    // Only running machines (a booting one cannot be stopped yet), the most recently started last
+    // in line — ids in a stable order; the executor re-checks each under its row lock.
+    const running = available.filter((m) => m.powerState === 'running' && m.externalId !== null).slice(0, stop);
+    if (running.length) plan.actions.push({ kind: 'stop', workstationIds: running.map((m) => m.id) });
   }
   if (start) plan.actions.push({ kind: 'start', workstationIds: available.filter(isStartable).slice(0, start).map((m) => m.id) });
   if (launch && pool.template) {
@@ -291,6 +309,7 @@ export function backoffMs(failures: number): number {
 export interface ExecutionReport {
   launched: number;
   started: number;
+  stopped?: number;
   terminated: number;
   adopted: number;
   /** Actions that failed, in words (the cloud's own message included). */
@@ -321,7 +340,7 @@ export function passOutcome(
   report: ExecutionReport,
   now: Date,
 ): PassOutcome {
-  const done = report.launched + report.started + report.terminated + report.adopted;
+  const done = report.launched + report.started + (report.stopped ?? 0) + report.terminated + report.adopted;
   const failed = report.errors.length;
   const summary: ReconcileSummary = {
     desired: plan.thresholds.minAvailable,
@@ -329,7 +348,7 @@ export function passOutcome(
     total: plan.counts.total,
     launched: report.launched,
     started: report.started,
-    stopped: 0,
+    stopped: report.stopped ?? 0,
     terminated: report.terminated,
     adopted: report.adopted,
     capacityFailures: recentCapacityFailures([...pool.capacityFailures, ...report.capacityFailures], now),
