@@ -9,7 +9,16 @@
  * report) against always-on and against the ideal (running only while in use), billed/ideal, and the
  * wait for a desktop (connect → the broker says ready).
  *
- * Run: npm run bench:studio-week [-- --seed N] [-- --standby windows|morning|flat]
+ * Predictive standby (issue 19): `--standby predictive` sizes the standby from the pool's forecast,
+ * with no windows. The forecast needs history: `--train N` weeks before the measured one are written
+ * as the pool's arrivals (new assignments) straight into the database, from the same shift model
+ * with other seeds — only the measured week runs through the broker. `--scenario` changes the
+ * measured week (crunch: 30 % of the day shift back for an evening session; holiday: half absent)
+ * or the last training week (after-holiday: that week was the holiday, the measured one is normal).
+ *
+ * Run: npm run bench:studio-week [-- --seed N] [-- --standby windows|morning|flat|predictive]
+ *      [-- --scenario studio|crunch|holiday|after-holiday] [-- --train 4] [-- --quantile 0.9] [-- --reserve 0]
+ * The last line is `RESULT {json}` for bench/studio-week/matrix.ts.
  */
 import { sql } from 'drizzle-orm';
 import pino from 'pino';
@@ -24,7 +33,12 @@ import { ManualClock } from '../apps/broker/src/domain/clock.ts';
 import { systemActor } from '../apps/broker/src/domain/identity/actor.ts';
 import { assembleBroker } from '../apps/broker/src/main.ts';
 import { bearer, mintUsers, type MintedUser } from '../test/support/studio.ts';
-import { planWeek, STUDIO, type Action } from './studio-week/shifts.ts';
+import { planWeek, STUDIO, type Action, type WeekVariant } from './studio-week/shifts.ts';
+
+if (process.argv.includes('--matrix')) {
+  await import('./studio-week/matrix.ts');
+  process.exit(0);
+}
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,8 +55,22 @@ const END = WEEK + 7 * DAY;
 const JOB_TICK_MS = 15_000; // the pool-reconciler job's interval
 const ARTISTS = STUDIO.reduce((n, s) => n + s.count, 0);
 const FLEET = 100;
+const SCENARIO = arg('scenario', 'studio');
+const TRAIN = Number(arg('train', '4'));
+const QUANTILE = Number(arg('quantile', '0.9'));
+const RESERVE = Number(arg('reserve', '0'));
+const BOOT_SECONDS = 120; // the emulator's slowest boot (60 s + up to 60 s jitter)
+const HOLIDAY: WeekVariant = { absentP: 0.5 };
+const SCENARIOS: Record<string, { measured: WeekVariant; lastTraining: WeekVariant }> = {
+  studio: { measured: {}, lastTraining: {} },
+  crunch: { measured: { eveningP: 0.3 }, lastTraining: {} },
+  holiday: { measured: HOLIDAY, lastTraining: {} },
+  'after-holiday': { measured: {}, lastTraining: HOLIDAY },
+};
 
-if (!['windows', 'morning', 'flat'].includes(STANDBY)) throw new Error('--standby windows|morning|flat');
+if (!['windows', 'morning', 'flat', 'predictive'].includes(STANDBY)) throw new Error('--standby windows|morning|flat|predictive');
+if (!SCENARIOS[SCENARIO]) throw new Error(`--scenario ${Object.keys(SCENARIOS).join('|')}`);
+const PREDICTIVE = STANDBY === 'predictive';
 type Window = z.input<typeof ScheduleWindow> & { minAvailable: number };
 const WEEKDAYS: Window['days'] = ['mon', 'tue', 'wed', 'thu', 'fri'];
 
@@ -50,11 +78,11 @@ const WEEKDAYS: Window['days'] = ['mon', 'tue', 'wed', 'thu', 'fri'];
 const SETTINGS = {
   boot: { pendingMs: 60_000, pendingJitterMs: 60_000, stoppingMs: 30_000 },
   pool: {
-    minAvailable: STANDBY === 'flat' ? 4 : 1,
+    minAvailable: STANDBY === 'flat' ? 4 : PREDICTIVE ? 0 : 1,
     maxTotal: 130,
     // More standby while the day shift arrives and comes back from lunch, little in the afternoon, a
     // little more when the night shift arrives; minAvailable 1 otherwise.
-    scheduleWindows: (STANDBY === 'flat'
+    scheduleWindows: (STANDBY === 'flat' || PREDICTIVE
       ? []
       : STANDBY === 'morning'
         ? [
@@ -137,11 +165,23 @@ async function main() {
   for (const w of rowsOf<{ id: string }>(await database.db.execute(sql`select id from workstations where power_state = 'running'`))) await services.workstations.power(systemActor, w.id, 'stop');
   clock.advance(MIN);
   await services.pools.reconcileAll();
-  await services.pools.update(systemActor, pool.id, { minAvailable: SETTINGS.pool.minAvailable, scheduleWindows: SETTINGS.pool.scheduleWindows as never });
+  // ---- the training weeks: arrivals written as the pool's history (see the header) ----
+  const trained = trainingArrivals();
+  await database.db.execute(sql`update pools set created_at = ${new Date(WEEK - (TRAIN + 1) * 7 * DAY).toISOString()} where id = ${pool.id}`);
+  for (let i = 0; i < trained.length; i += 1000) {
+    const chunk = JSON.stringify(trained.slice(i, i + 1000).map((at) => new Date(at).toISOString()));
+    await database.db.execute(sql`insert into assignments (pool_id, mode, state, since, released_at, release_reason)
+      select ${pool.id}::uuid, 'floating', 'released', t::timestamptz, t::timestamptz + interval '1 hour', 'logout' from jsonb_array_elements_text(${chunk}::jsonb) as t`);
+  }
+  await services.pools.update(systemActor, pool.id, {
+    minAvailable: SETTINGS.pool.minAvailable,
+    scheduleWindows: SETTINGS.pool.scheduleWindows as never,
+    ...(PREDICTIVE ? { standby: { mode: 'predictive', quantile: QUANTILE, bootSeconds: BOOT_SECONDS, reserveMinutes: RESERVE } } : {}),
+  });
   await quiesce();
 
   // ---- the week ----
-  const { actions } = planWeek(WEEK, SEED);
+  const { actions } = planWeek(WEEK, SEED, SCENARIOS[SCENARIO]!.measured);
   const tokens = new Map<string, string>(); // workstation id → agent token (from the instance's user data)
   const agentToken = async (workstationId: string): Promise<string> => {
     const known = tokens.get(workstationId);
@@ -188,7 +228,9 @@ async function main() {
         insertAction({ ...act, at: t + 30_000 });
         return;
       }
-      if (res.statusCode !== 201) throw new Error(`connect: ${res.statusCode} ${res.body}`);
+      // 200: the artist's own live connection to the machine they still hold (a return from a short
+      // break — no gateway here closes the connection on a disconnect), answered again.
+      if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`connect at ${new Date(t).toISOString()} (artist ${act.artist}, ${a.state}, ${act.note}): ${res.statusCode} ${res.body.slice(0, 200)}`);
       Object.assign(a, { state: 'waiting', conn: res.json().id, since: t, why: act.note, stage: res.json().progress.stage });
       return;
     }
@@ -204,7 +246,7 @@ async function main() {
     queue.splice(i, 0, act);
   };
 
-  const edges = windowEdges();
+  const edges = [...windowEdges(), ...(PREDICTIVE ? forecastEdges(trained) : [])].sort((a, b) => a - b);
   let t = clock.now().getTime();
   let steps = 0;
   let day = 0;
@@ -241,7 +283,7 @@ async function main() {
   const cold = waits.filter((w) => w.cold);
   const byUser = await services.reports.cost({ from: new Date(WEEK), to: new Date(END), groupBy: 'user' });
   const unassigned = byUser.groups.find((g) => g.key === null && g.label === '(unassigned)')?.runningHours ?? 0;
-  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
+  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, scenario ${SCENARIO}, ${TRAIN} training week(s) (${trained.length} arrivals), standby ${STANDBY}${PREDICTIVE ? ` (q${QUANTILE}, boot ${BOOT_SECONDS} s, reserve ${RESERVE} min)` : ''}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
   for (const s of STUDIO) console.log(`  ${String(s.count).padStart(3)} × ${s.name}, long break ${s.breakMin[0]}–${s.breakMin[1]} min, short break p=${s.shortBreakP}, absent p=${s.absentP}`);
   console.log(`  pool: ${machines!.n} g5.xlarge (fleet ${FLEET} stopped at the start), minAvailable ${SETTINGS.pool.minAvailable}, windows (Europe/London): ${SETTINGS.pool.scheduleWindows.map((w) => `${w.days[0]}–${w.days.at(-1)} ${w.start}–${w.end} → ${w.minAvailable}`).join('; ') || 'none'}`);
   console.log(`  power plan: stop ${SETTINGS.powerPlan.onDisconnect.delaySeconds / 60} min after disconnect and after logout; release plan: on logout, and ${SETTINGS.releasePlan.releaseAfterDisconnectSeconds / 60} min after a disconnect (floating)`);
@@ -266,6 +308,7 @@ async function main() {
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+  console.log(`RESULT ${JSON.stringify({ scenario: SCENARIO, standby: STANDBY, seed: SEED, quantile: PREDICTIVE ? QUANTILE : null, reserve: RESERVE, billed, ideal, ratio: billed / ideal, p95: pct(95), max: sorted.at(-1)! / 1000, cold: cold.length, requests: waits.length })}`);
 
   await broker.close();
   await emu.close();
@@ -290,6 +333,40 @@ function nextSettle(emu: Awaited<ReturnType<typeof startEc2Emulator>>, now: numb
     if (at < Infinity) next = Math.min(next, Math.ceil(Math.max(at, now + 1) / JOB_TICK_MS) * JOB_TICK_MS);
   }
   return next;
+}
+
+/**
+ * The training weeks' arrivals (UTC ms; Europe/London is UTC from 25 October, so a week is 7 × 24 h):
+ * every connect that takes a new machine — the start of a shift, the return from a long break (the
+ * release plan gave the machine back after 15 min), an evening session; not a short break's return.
+ */
+function trainingArrivals(): number[] {
+  const out: number[] = [];
+  for (let k = 1; k <= TRAIN; k++) {
+    const start = WEEK - k * 7 * DAY;
+    const variant = k === 1 ? SCENARIOS[SCENARIO]!.lastTraining : {};
+    for (const a of planWeek(start, SEED * 1000 + k, variant).actions) if (a.kind === 'connect' && a.note !== 'after a short break' && a.at >= start && a.at < start + 7 * DAY) out.push(a.at);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * When a predictive pool's target can rise: a past arrival, moved to this week, comes within the
+ * warm horizon (or the reserve's). The simulation visits the reconciler tick at or after each, as
+ * the job would (it runs every 15 s; the bench only stops the clock where something can change).
+ */
+function forecastEdges(trained: number[]): number[] {
+  const horizons = [BOOT_SECONDS * 1000 + JOB_TICK_MS, BOOT_SECONDS * 1000 + JOB_TICK_MS + RESERVE * MIN];
+  const out = new Set<number>();
+  for (const a of trained) {
+    for (let k = 1; k <= TRAIN; k++) {
+      for (const h of horizons) {
+        const t = Math.ceil((a + k * 7 * DAY - h) / JOB_TICK_MS) * JOB_TICK_MS;
+        if (t >= WEEK - DAY && t < END) out.add(t);
+      }
+    }
+  }
+  return [...out];
 }
 
 /** Schedule-window edges (the reconciler runs at its next tick; edges are on whole minutes). */

@@ -60,9 +60,19 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
+/** A week unlike the ordinary one (the scenarios of issue 19's benchmark). */
+export interface WeekVariant {
+  /** Replaces each shift's chance of an artist being off on a day (a holiday week: 0.5). */
+  absentP?: number;
+  /** Chance a day-shift artist comes back for an evening session after their shift (a crunch week). */
+  eveningP?: number;
+}
+
 /** Every artist's actions from `weekStart` (a Monday 00:00 UTC) minus a day (the Sunday night shift) to the week's end. */
-export function planWeek(weekStart: number, seed: number): { actions: Action[]; artists: { id: number; shift: string }[] } {
+export function planWeek(weekStart: number, seed: number, variant: WeekVariant = {}): { actions: Action[]; artists: { id: number; shift: string }[] } {
   const r = rng(seed);
+  // A separate stream for the variant's extra draws, so an ordinary week repeats exactly as before.
+  const rv = rng(seed ^ 0x5eed);
   const actions: Action[] = [];
   const artists: { id: number; shift: string }[] = [];
   let id = 0;
@@ -76,7 +86,8 @@ export function planWeek(weekStart: number, seed: number): { actions: Action[]; 
         if (!kind.days.includes(weekday)) continue;
         // The Sunday before counts only for a shift that runs into Monday (the night shift).
         if (d < 0 && kind.startH + kind.hours <= 24) continue;
-        if (r() < kind.absentP) continue;
+        const absent = r() < kind.absentP;
+        if (variant.absentP !== undefined ? rv() < variant.absentP : absent) continue;
         const start = dayStart + kind.startH * HOUR + normal(r, 0, kind.startSdMin) * MIN;
         const end = start + kind.hours * HOUR + normal(r, 0, kind.endSdMin) * MIN;
         const breakAt = start + kind.breakAfterH * HOUR + normal(r, 0, 20) * MIN;
@@ -95,6 +106,11 @@ export function planWeek(weekStart: number, seed: number): { actions: Action[]; 
           }
         }
         shift.push({ at: end, artist: id, kind: 'logout', note: 'end of shift' });
+        if (variant.eveningP && kind.startH === 9 && rv() < variant.eveningP) {
+          // Overtime: back after dinner, 19:30 ± 30 min, for 2–3 hours.
+          const back = dayStart + 19.5 * HOUR + normal(rv, 0, 30) * MIN;
+          if (back > end + 30 * MIN) shift.push({ at: back, artist: id, kind: 'connect', note: 'evening session' }, { at: back + (2 + rv()) * HOUR, artist: id, kind: 'logout', note: 'end of the evening' });
+        }
         actions.push(...shift.map((a) => ({ ...a, at: Math.round(a.at / 1000) * 1000 })));
       }
     }

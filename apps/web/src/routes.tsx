@@ -3,6 +3,7 @@ import type { LiveState } from './api/events.ts';
 import { AuditPage } from './pages/audit.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
 import { GroupPage } from './pages/group.tsx';
+import { PoolForecastPage } from './pages/pool-forecast.tsx';
 import { PortalPage } from './pages/portal.tsx';
 import { ResourcePage } from './pages/resource.tsx';
 import { RESOURCES } from './pages/resources.ts';
@@ -25,6 +26,7 @@ export const ROUTES: Route[] = [
   { path: '/workstations', title: 'Workstations', permission: 'workstations:read', render: () => <WorkstationsPage /> },
   { path: '/sessions', title: 'Live sessions', permission: 'connections:read', render: () => <SessionsPage /> },
   ...RESOURCES.map((spec) => ({ path: `/${spec.id}`, title: spec.title, permission: spec.readPermission, render: () => <ResourcePage key={spec.id} spec={spec} /> })),
+  { path: '/forecast', title: 'Pool forecast', permission: 'pools:read', render: () => <PoolForecastPage /> },
   { path: '/audit', title: 'Audit log', permission: 'audit:read', render: () => <AuditPage /> },
 ];
 

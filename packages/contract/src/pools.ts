@@ -99,6 +99,17 @@ export const ScheduleWindow = z
   })
   .describe('While open (in the pool\'s time zone), these thresholds replace the pool\'s own; the first open window wins.');
 
+export const StandbySetting = z
+  .strictObject({
+    mode: z.enum(['windows', 'predictive']).describe('windows: the thresholds in force; predictive: from the pool\'s demand forecast, bounded by them'),
+    quantile: z.number().min(0.5).max(0.99).default(0.9).describe('quantile of the past weeks\' arrivals to plan for'),
+    bootSeconds: z.number().int().min(10).max(3600).default(120).describe('boot-to-ready time: the warm standby covers the arrivals expected within it'),
+    reserveMinutes: z.number().int().min(0).max(240).default(0).describe('minutes of further expected arrivals covered by stopped machines (EBS-backed only); 0 = none'),
+  })
+  .describe('How the pool sizes its standby (docs/pools.md, "Predictive standby").');
+
+export const StandbyDecision = z.object({ mode: z.enum(['windows', 'predictive']), warm: z.number().int(), available: z.number().int(), reason: z.string() });
+
 export const CreatePool = z.strictObject({
   name: Name,
   description: z.string().max(1000).nullable().default(null),
@@ -109,6 +120,7 @@ export const CreatePool = z.strictObject({
   maxTotal: Count.nullable().default(null).describe('cap on the pool\'s machines (null = no cap)'),
   maxAvailable: Count.nullable().default(null).describe('above this many available machines the surplus the pool launched is terminated (null = never)'),
   scheduleWindows: z.array(ScheduleWindow).max(50).default([]),
+  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 }),
   timeZone: TimeZone.default('UTC'),
   launchRatePerMinute: z.number().int().min(1).max(10_000).default(10),
   provisioning: PoolProvisioning.default('running'),
@@ -125,6 +137,7 @@ export const UpdatePool = z.strictObject({
   maxTotal: Count.nullable().optional(),
   maxAvailable: Count.nullable().optional(),
   scheduleWindows: z.array(ScheduleWindow).max(50).optional(),
+  standby: StandbySetting.optional(),
   timeZone: TimeZone.optional(),
   launchRatePerMinute: z.number().int().min(1).max(10_000).optional(),
   provisioning: PoolProvisioning.optional(),
@@ -154,6 +167,7 @@ export const ReconcileSummary = z.object({
   adopted: z.number().int().optional(),
   capacityFailures: z.array(CapacityFailure).optional().describe('recent capacity errors; these subnets are tried last for a while'),
   notes: z.array(z.string()).optional().describe('why the pool is short of its thresholds, in words'),
+  standby: StandbyDecision.optional().describe('the standby the pass aimed at, and why'),
 });
 
 export const Pool = z.object({
@@ -168,6 +182,7 @@ export const Pool = z.object({
   maxTotal: z.number().int().nullable(),
   maxAvailable: z.number().int().nullable(),
   scheduleWindows: z.array(ScheduleWindow),
+  standby: StandbySetting,
   timeZone: z.string(),
   launchRatePerMinute: z.number().int(),
   provisioning: PoolProvisioning,
@@ -185,6 +200,24 @@ export const Pool = z.object({
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
+
+export const PoolForecast = z
+  .object({
+    poolId: Uuid,
+    at: Timestamp,
+    timeZone: z.string(),
+    standby: StandbySetting,
+    target: StandbyDecision.nullable().describe('the standby a predictive pool aims at now, and why; null when sized by windows'),
+    today: z.array(
+      z.object({
+        at: Timestamp,
+        local: z.string().describe('HH:MM in the pool\'s time zone'),
+        forecast: z.number().nullable().describe('arrivals expected in the slot (at the pool\'s quantile); null: no history for it'),
+        actual: z.number().int().nullable().describe('arrivals so far; null for slots still ahead'),
+      }),
+    ),
+  })
+  .describe('PoolForecast: today, 15-minute slot by slot, in the pool\'s time zone');
 
 export const ListPoolsQuery = Page.extend({ providerId: Uuid.optional() });
 

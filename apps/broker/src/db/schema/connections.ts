@@ -96,6 +96,8 @@ export const assignments = pgTable(
     index('assignments_active_pool_idx').on(t.poolId).where(sql`${t.state} = 'active'`),
     index('assignments_user_since_idx').on(t.userId, t.since),
     index('assignments_workstation_since_idx').on(t.workstationId, t.since),
+    // The pool's demand history (forecast.ts): its arrivals of the last weeks.
+    index('assignments_pool_since_idx').on(t.poolId, t.since),
   ],
 );
 

@@ -56,6 +56,31 @@ export interface ScheduleWindow {
   maxTotal?: number | null;
 }
 
+/**
+ * How the pool sizes its standby (issue 19, ADR 0022). `windows`: the thresholds in force (the
+ * pool's own or its open schedule window). `predictive`: from the pool's demand forecast, bounded by
+ * those thresholds (`domain/pools/standby.ts`).
+ */
+export interface StandbySetting {
+  mode: 'windows' | 'predictive';
+  /** Quantile of the past weeks' arrival counts to plan for (0.5 … 0.99). */
+  quantile: number;
+  /** Boot-to-ready time of the pool's machines: the warm standby covers the arrivals within it. */
+  bootSeconds: number;
+  /** Minutes of further expected arrivals covered by stopped (EBS) machines; 0 = none. */
+  reserveMinutes: number;
+}
+
+export const DEFAULT_STANDBY: StandbySetting = { mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 };
+
+/** What the predictive standby decided on the last pass, and why (shown on the pool). */
+export interface StandbyDecision {
+  mode: 'windows' | 'predictive';
+  warm: number;
+  available: number;
+  reason: string;
+}
+
 /** Counts from the reconciler's last pass, shown on the pool. */
 export interface ReconcileSummary {
   desired?: number;
@@ -70,6 +95,8 @@ export interface ReconcileSummary {
   capacityFailures?: { subnetId: string; instanceType: string; at: string }[];
   /** Why the pool is short of its thresholds (paused, launch rate, maxTotal, back-off…), for people. */
   notes?: string[];
+  /** The standby this pass aimed at and why (predictive pools). */
+  standby?: StandbyDecision;
 }
 
 export const pools = pgTable(
@@ -96,6 +123,7 @@ export const pools = pgTable(
     /** Null = never scale in; above it, surplus unassigned machines are terminated. */
     maxAvailable: integer('max_available'),
     scheduleWindows: jsonb('schedule_windows').$type<ScheduleWindow[]>().notNull().default([]),
+    standby: jsonb('standby').$type<StandbySetting>().notNull().default(DEFAULT_STANDBY),
     /** IANA name; schedule windows are read in it. */
     timeZone: text('time_zone').notNull().default('UTC'),
     /** Not nullable on purpose: a planner bug must not be able to launch without limit. */
@@ -134,6 +162,7 @@ export const pools = pgTable(
     check('pools_membership_check', sql`jsonb_typeof(${t.membership}) = 'object'`),
     check('pools_template_check', sql`${t.template} is null or jsonb_typeof(${t.template}) = 'object'`),
     check('pools_schedule_windows_check', sql`jsonb_typeof(${t.scheduleWindows}) = 'array'`),
+    check('pools_standby_check', sql`jsonb_typeof(${t.standby}) = 'object' and ${t.standby}->>'mode' in ('windows', 'predictive')`),
     index('pools_provider_idx').on(t.providerId),
   ],
 );

@@ -41,6 +41,7 @@ export class PlanExecutor {
         if (action.kind === 'adopt') await this.#adopt(pool, action.workstationIds, action.relaunchMissing, cloud, report);
         else if (action.kind === 'start') await this.#start(pool, action.workstationIds, cloud, report);
         else if (action.kind === 'terminate') await this.#terminate(pool, action.workstationIds, cloud, report);
+        else if (action.kind === 'stop') await this.#stop(pool, action.workstationIds, cloud, report);
         else launches.push(action);
       } catch (err) {
         report.errors.push(`${action.kind} failed: ${message(err)}`);
@@ -107,7 +108,21 @@ export class PlanExecutor {
     });
   }
 
-  async #writePower(pool: PoolRow, rows: { id: string; externalId: string | null }[], changes: PowerChange[], action: 'start' | 'terminate', tx?: Tx): Promise<void> {
+  /**
+   * Predictive standby's surplus: stopped under the same row locks as scale-in, so a connect flow
+   * assigning one of these machines at this moment either wins (the row drops out) or waits.
+   */
+  async #stop(pool: PoolRow, ids: string[], cloud: CloudProvider, report: ExecutionReport): Promise<void> {
+    await this.deps.db.transaction(async (tx) => {
+      const rows = await this.deps.pools.lockStoppable(pool.id, ids, tx);
+      if (rows.length === 0) return;
+      const changes = await cloud.stop(rows.map((r) => r.externalId));
+      await this.#writePower(pool, rows, changes, 'stop', tx);
+      report.stopped = (report.stopped ?? 0) + changes.length;
+    });
+  }
+
+  async #writePower(pool: PoolRow, rows: { id: string; externalId: string | null }[], changes: PowerChange[], action: 'start' | 'stop' | 'terminate', tx?: Tx): Promise<void> {
     const byExternal = new Map(rows.map((r) => [r.externalId!, r]));
     const write = async (t: Tx) => {
       const at = this.deps.clock.now();

@@ -11,8 +11,9 @@ import { effectiveThresholds, type EffectiveThresholds, type Thresholds } from '
  * Standby is warm: the pool keeps `minAvailable` available machines *running* (or booting).
  * "Available" (availability.ts) includes stopped machines, so launches are driven by the available
  * count — a stopped member is started rather than a new machine launched — and stopped machines
- * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler never stops
- * machines (power plans do) and scales in only above `maxAvailable`.
+ * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler stops machines
+ * only for a predictive pool (warm standby above its forecast target, standby.ts); otherwise power
+ * plans do. It scales in only above `maxAvailable`.
  */
 
 /** A launch reserved but not answered (no instance id) for this long is presumed orphaned by a crash. */
@@ -29,7 +30,15 @@ export interface CapacityFailure {
   at: string;
 }
 
+/** The predictive standby's target for this pass (`standby.ts`); absent = the thresholds in force. */
+export interface ForecastTarget {
+  warm: number;
+  available: number;
+  reason: string;
+}
+
 export interface DesiredPool extends Thresholds {
+  forecast?: ForecastTarget | null;
   provisioning: 'running' | 'paused';
   /** Null: the pool has no provisioning template and never launches. */
   template: { subnetIds: string[]; instanceTypes: string[] } | null;
@@ -70,6 +79,8 @@ export type PoolAction =
   /** Launch one machine, first trying `subnetId` (then the template's other subnets, then the next type). */
   | { kind: 'launch'; subnetId: string | null }
   | { kind: 'start'; workstationIds: string[] }
+  /** Predictive standby only: running standby above the target, stopped (EBS keeps the disk). */
+  | { kind: 'stop'; workstationIds: string[] }
   | { kind: 'terminate'; workstationIds: string[] }
   /** Look orphaned launches up by their `stagedoor:workstation` tag; adopt what exists, relaunch or clean the rest. */
   | { kind: 'adopt'; workstationIds: string[]; relaunchMissing: boolean };
@@ -98,6 +109,7 @@ export interface Decision {
   counts: PoolCounts;
   launch: number;
   start: number;
+  stop: number;
   terminate: number;
   adopt: boolean;
   relaunchMissing: boolean;
@@ -107,7 +119,7 @@ export interface Decision {
   backingOff: boolean;
 }
 
-export interface PoolPlan extends Omit<Decision, 'launch' | 'start' | 'terminate' | 'adopt' | 'relaunchMissing'> {
+export interface PoolPlan extends Omit<Decision, 'launch' | 'start' | 'stop' | 'terminate' | 'adopt' | 'relaunchMissing'> {
   actions: PoolAction[];
 }
 
@@ -133,9 +145,20 @@ export function countMembers(members: ObservedMember[], now: Date): PoolCounts {
   };
 }
 
+/**
+ * The thresholds of this pass: those in force, with a predictive pool's warm target as the standby
+ * (standby.ts keeps it within the thresholds' bounds), and how many available machines to keep in
+ * all — more than the warm standby when a stopped reserve is kept.
+ */
+export function passThresholds(pool: DesiredPool, now: Date): { thresholds: EffectiveThresholds; availableTarget: number } {
+  const own = effectiveThresholds(pool, now);
+  if (!pool.forecast) return { thresholds: own, availableTarget: own.minAvailable };
+  return { thresholds: { ...own, minAvailable: pool.forecast.warm }, availableTarget: Math.max(pool.forecast.warm, pool.forecast.available) };
+}
+
 export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: number, now: Date, force = false): Decision {
-  const thresholds = effectiveThresholds(pool, now);
-  const d: Decision = { thresholds, counts, launch: 0, start: 0, terminate: 0, adopt: false, relaunchMissing: false, notes: [], backingOff: false };
+  const { thresholds, availableTarget } = passThresholds(pool, now);
+  const d: Decision = { thresholds, counts, launch: 0, start: 0, stop: 0, terminate: 0, adopt: false, relaunchMissing: false, notes: [], backingOff: false };
   const paused = pool.provisioning === 'paused';
   const backingOff = !force && pool.backoffUntil !== null && pool.backoffUntil.getTime() > now.getTime();
 
@@ -159,19 +182,28 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
     return d;
   }
 
-  // Scale out: warm up stopped machines first, then launch what the available count lacks.
+  // Predictive standby: warm machines above the target are stopped — the forecast starts one again
+  // a boot ahead of the next expected arrival, so surplus left by an arrival that did not come (or
+  // by a release) costs minutes, not hours. Windows pools keep the old rule: never stop.
+  if (pool.forecast && counts.warm > thresholds.minAvailable && !backingOff) {
+    d.stop = counts.warm - thresholds.minAvailable;
+    if (counts.available >= availableTarget) return d;
+  }
+
+  // Scale out: warm up stopped machines first, then launch what the available count lacks (the
+  // warm standby, or a predictive pool's stopped reserve on top of it).
   const warmDeficit = Math.max(0, thresholds.minAvailable - counts.warm);
-  if (warmDeficit === 0) return d;
+  if (warmDeficit === 0 && counts.available >= availableTarget) return d;
   if (backingOff) {
     d.backingOff = true;
     d.notes.push(`backing off until ${pool.backoffUntil!.toISOString()} after ${pool.consecutiveFailures} failed pass(es)`);
     return d;
   }
   d.start = Math.min(warmDeficit, counts.startable);
-  const wanted = Math.max(0, thresholds.minAvailable - counts.available);
+  const wanted = Math.max(0, availableTarget - counts.available);
   if (wanted === 0) return d;
   if (!pool.template) {
-    d.notes.push(`${wanted} below minAvailable (${thresholds.minAvailable}) and the pool has no provisioning template`);
+    d.notes.push(`${wanted} below ${availableTarget > thresholds.minAvailable ? `the standby's reserve (${availableTarget})` : `minAvailable (${thresholds.minAvailable})`} and the pool has no provisioning template`);
     return d;
   }
   let n = wanted;
@@ -189,13 +221,13 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
 }
 
 /** Does the decision call for any action? (A pass without one touches neither the cloud nor the machines.) */
-export function hasWork(d: Pick<Decision, 'adopt' | 'launch' | 'start' | 'terminate'>): boolean {
-  return d.adopt || d.launch > 0 || d.start > 0 || d.terminate > 0;
+export function hasWork(d: Pick<Decision, 'adopt' | 'launch' | 'start' | 'stop' | 'terminate'>): boolean {
+  return d.adopt || d.launch > 0 || d.start > 0 || d.stop > 0 || d.terminate > 0;
 }
 
 export function planPool(input: PlanInput): PoolPlan {
   const { pool, members, now } = input;
-  const { launch, start, terminate, adopt, relaunchMissing, ...decision } = decide(pool, countMembers(members, now), input.recentLaunches, now, input.force);
+  const { launch, start, stop, terminate, adopt, relaunchMissing, ...decision } = decide(pool, countMembers(members, now), input.recentLaunches, now, input.force);
   const plan: PoolPlan = { ...decision, actions: [] };
   const available = members.filter(isAvailable);
   if (adopt) plan.actions.push({ kind: 'adopt', workstationIds: members.filter((m) => isOrphan(m, now)).map((m) => m.id), relaunchMissing });
@@ -212,6 +244,12 @@ export function planPool(input: PlanInput): PoolPlan {
       )
       .slice(0, terminate);
     plan.actions.push({ kind: 'terminate', workstationIds: victims.map((m) => m.id) });
+  }
+  if (stop) {
+    // Only running machines (a booting one cannot be stopped yet), the most recently started last
+    // in line — ids in a stable order; the executor re-checks each under its row lock.
+    const running = available.filter((m) => m.powerState === 'running' && m.externalId !== null).slice(0, stop);
+    if (running.length) plan.actions.push({ kind: 'stop', workstationIds: running.map((m) => m.id) });
   }
   if (start) plan.actions.push({ kind: 'start', workstationIds: available.filter(isStartable).slice(0, start).map((m) => m.id) });
   if (launch && pool.template) {
@@ -271,6 +309,7 @@ export function backoffMs(failures: number): number {
 export interface ExecutionReport {
   launched: number;
   started: number;
+  stopped?: number;
   terminated: number;
   adopted: number;
   /** Actions that failed, in words (the cloud's own message included). */
@@ -301,7 +340,7 @@ export function passOutcome(
   report: ExecutionReport,
   now: Date,
 ): PassOutcome {
-  const done = report.launched + report.started + report.terminated + report.adopted;
+  const done = report.launched + report.started + (report.stopped ?? 0) + report.terminated + report.adopted;
   const failed = report.errors.length;
   const summary: ReconcileSummary = {
     desired: plan.thresholds.minAvailable,
@@ -309,7 +348,7 @@ export function passOutcome(
     total: plan.counts.total,
     launched: report.launched,
     started: report.started,
-    stopped: 0,
+    stopped: report.stopped ?? 0,
     terminated: report.terminated,
     adopted: report.adopted,
     capacityFailures: recentCapacityFailures([...pool.capacityFailures, ...report.capacityFailures], now),

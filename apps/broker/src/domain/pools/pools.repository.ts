@@ -234,6 +234,15 @@ export class PoolsRepository {
    * assignment committed meanwhile is seen. Only unassigned, available machines the pool launched.
    */
   async lockTerminable(poolId: string, ids: string[], tx: DbOrTx): Promise<{ id: string; externalId: string }[]> {
+    return this.#lockFree(poolId, ids, 'terminate', tx);
+  }
+
+  /** The same lock and re-check for predictive standby's stop: unassigned, available, running members of the pool. */
+  async lockStoppable(poolId: string, ids: string[], tx: DbOrTx): Promise<{ id: string; externalId: string }[]> {
+    return this.#lockFree(poolId, ids, 'stop', tx);
+  }
+
+  async #lockFree(poolId: string, ids: string[], purpose: 'terminate' | 'stop', tx: DbOrTx): Promise<{ id: string; externalId: string }[]> {
     if (ids.length === 0) return [];
     const locked = await tx
       .select({ id: workstations.id, externalId: workstations.externalId })
@@ -242,12 +251,11 @@ export class PoolsRepository {
         and(
           inArray(workstations.id, ids),
           eq(workstations.poolId, poolId),
-          eq(workstations.launchedByPoolId, poolId),
-          isNotNull(workstations.launchToken),
+          ...(purpose === 'terminate' ? [eq(workstations.launchedByPoolId, poolId), isNotNull(workstations.launchToken)] : []),
           isNotNull(workstations.externalId),
           eq(workstations.maintenance, false),
           ne(workstations.health, 'unhealthy'),
-          inArray(workstations.powerState, [...AVAILABLE_POWER_STATES]),
+          purpose === 'terminate' ? inArray(workstations.powerState, [...AVAILABLE_POWER_STATES]) : eq(workstations.powerState, 'running'),
           // The connect flow's marker: an assignment committed after this statement began updates the
           // row, so PostgreSQL re-checks this condition on it and the row drops out.
           isNull(workstations.assignmentId),

@@ -8,10 +8,13 @@ import type { Actor } from '../identity/actor.ts';
 import type { ProviderRegistry, ProviderRow } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
+import type { PoolDemand } from './demand.ts';
+import type { DaySlot } from './forecast.ts';
 import type { PoolLauncher } from './launcher.ts';
 import { NO_MACHINES, type PoolAvailabilityCounts, type PoolRow, type PoolsRepository } from './pools.repository.ts';
 import type { PassResult, PoolReconciler } from './reconciler.ts';
 import { effectiveThresholds, thresholdProblems, type EffectiveThresholds } from './schedule.ts';
+import type { StandbyTarget } from './standby.ts';
 import { templateProblems } from './validate.ts';
 
 type CreateInput = z.output<typeof CreatePool>;
@@ -38,6 +41,7 @@ export class PoolsService {
       registry: ProviderRegistry;
       launcher: PoolLauncher;
       reconciler: PoolReconciler;
+      demand: PoolDemand;
       audit: AuditService;
       clock: Clock;
     },
@@ -128,6 +132,16 @@ export class PoolsService {
       if (isForeignKeyViolation(err)) throw new ConflictError(`pool "${current.name}" is still offered by a policy: remove it from the policy before deleting the pool`, undefined, { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * The pool's forecast for the console: the standby it would aim at now and why (null for a pool
+   * sized by its windows), and today slot by slot — forecast against what happened.
+   */
+  async forecast(id: string): Promise<{ pool: PoolRow; now: Date; target: StandbyTarget | null; today: DaySlot[] }> {
+    const pool = await this.get(id);
+    const now = this.deps.clock.now();
+    return { pool, now, target: await this.deps.demand.target(pool, now), today: await this.deps.demand.today(pool, now) };
   }
 
   /** Membership, then one pass now, waiting for a pass running elsewhere and ignoring the back-off. */

@@ -6,6 +6,7 @@ import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
 import type { WorkstationsRepository } from '../workstations/workstations.repository.ts';
+import { PoolDemand } from './demand.ts';
 import { PlanExecutor } from './executor.ts';
 import { PoolLauncher } from './launcher.ts';
 import { poolsToPoke } from './plan.ts';
@@ -32,10 +33,11 @@ export function createPoolsService(deps: {
   const { follower } = deps;
   const launcher = new PoolLauncher({ db, pools: repo, launches: new PoolLaunchesRepository(db), workstations: deps.workstations, providers: deps.providers, registry: deps.registry, audit: deps.audit, clock, log, follower });
   const executor = new PlanExecutor({ db, pools: repo, workstations: deps.workstations, launcher, audit: deps.audit, clock, log, follower });
-  const reconciler = new PoolReconciler({ database, pools: repo, providers: deps.providers, registry: deps.registry, executor, clock, log, follower });
+  const demand = new PoolDemand({ db, clock });
+  const reconciler = new PoolReconciler({ database, pools: repo, providers: deps.providers, registry: deps.registry, executor, demand, clock, log, follower });
   // A followed member that left the warm standby (stopped, terminated) may leave its pool short: reconcile it now.
   follower.onPowerChange((changes) => {
     for (const poolId of poolsToPoke(changes)) reconciler.poke(poolId);
   });
-  return new PoolsService({ db, repo, providers: deps.providers, registry: deps.registry, launcher, reconciler, audit: deps.audit, clock });
+  return new PoolsService({ db, repo, providers: deps.providers, registry: deps.registry, launcher, reconciler, demand, audit: deps.audit, clock });
 }

@@ -6,11 +6,13 @@ import type { Clock } from '../clock.ts';
 import type { PowerFollower } from '../providers/power-follow.ts';
 import type { ProviderRegistry } from '../providers/provider-registry.ts';
 import type { ProvidersRepository } from '../providers/providers.repository.ts';
+import type { PoolDemand } from './demand.ts';
 import type { PlanExecutor } from './executor.ts';
 import { capacityFailuresOf, providerOf } from './launcher.ts';
 import { decide, hasWork, LAUNCH_GRACE_MS, NOTHING_DONE, passOutcome, planPool, RATE_WINDOW_MS, type DesiredPool, type PoolPlan } from './plan.ts';
 import { NO_COUNTS, type PoolRow, type PoolsRepository } from './pools.repository.ts';
 import { effectiveThresholds } from './schedule.ts';
+import type { StandbyTarget } from './standby.ts';
 
 export interface PassResult {
   poolId: string;
@@ -44,6 +46,8 @@ export class PoolReconciler {
   #listening: Promise<void> | undefined;
   #unlisten: (() => Promise<void>) | undefined;
   #stopped = false;
+  /** The last standby target logged per pool: a change is logged once, with its reason. */
+  readonly #loggedTargets = new Map<string, string>();
 
   constructor(
     private readonly deps: {
@@ -52,6 +56,7 @@ export class PoolReconciler {
       providers: ProvidersRepository;
       registry: ProviderRegistry;
       executor: PlanExecutor;
+      demand: PoolDemand;
       follower: Pick<PowerFollower, 'refresh'>;
       clock: Clock;
       log: Logger;
@@ -147,12 +152,13 @@ export class PoolReconciler {
     for (const pool of pools) {
       stats.pools++;
       const c = counts.get(pool.id) ?? { counts: NO_COUNTS, recentLaunches: 0 };
-      const d = decide(desiredOf(pool), c.counts, c.recentLaunches, at);
+      const target = await this.#target(pool, at);
+      const d = decide(desiredOf(pool, target), c.counts, c.recentLaunches, at);
       if (this.#active.has(pool.id) || hasWork(d)) {
         active.push(pool.id);
         continue;
       }
-      const o = passOutcome(outcomeInputOf(pool), d, NOTHING_DONE, at);
+      const o = withStandby(passOutcome(outcomeInputOf(pool), d, NOTHING_DONE, at), target);
       quiet.push({ id: pool.id, seenAt: pool.lastReconcileAt, ...o, outcome: o.outcome === 'error' ? 'error' : 'ok' });
       stats.quiet++;
       stats[o.outcome]++;
@@ -199,13 +205,14 @@ export class PoolReconciler {
     try {
       // Counts first (one small statement); member rows only when there is something to do.
       const c = (await this.deps.pools.counts(poolId, rateSince, new Date(now.getTime() - LAUNCH_GRACE_MS))).get(poolId) ?? { counts: NO_COUNTS, recentLaunches: 0 };
-      const decision = decide(desiredOf(pool), c.counts, c.recentLaunches, now, opts.force);
+      const target = await this.#target(pool, now);
+      const decision = decide(desiredOf(pool, target), c.counts, c.recentLaunches, now, opts.force);
       let plan: Pick<PoolPlan, 'thresholds' | 'counts' | 'notes' | 'backingOff'> = decision;
       let report = NOTHING_DONE;
       if (hasWork(decision)) {
         const cloud = this.deps.registry.forRow(await providerOf(this.deps.providers, pool.providerId));
         const snap = await this.deps.pools.snapshot(poolId, rateSince);
-        const full = planPool({ pool: desiredOf(pool), members: snap.members, recentLaunches: snap.recentLaunches, now, force: opts.force });
+        const full = planPool({ pool: desiredOf(pool, target), members: snap.members, recentLaunches: snap.recentLaunches, now, force: opts.force });
         plan = full;
         report = await this.deps.executor.execute(pool, full, cloud);
       }
@@ -213,7 +220,7 @@ export class PoolReconciler {
         const machines = await this.deps.pools.unsettled([poolId]);
         if (machines.length) await this.#refresh({ providerId: pool.providerId, machines });
       }
-      const o = passOutcome(outcomeInputOf(pool), plan, report, now);
+      const o = withStandby(passOutcome(outcomeInputOf(pool), plan, report, now), target);
       await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o });
       if (report !== NOTHING_DONE || o.error) log.info({ outcome: o.outcome, summary: { ...o.summary, capacityFailures: o.summary.capacityFailures?.length }, error: o.error }, 'pool pass');
       return { poolId, outcome: o.outcome, error: o.error, summary: o.summary };
@@ -225,6 +232,17 @@ export class PoolReconciler {
       await this.deps.pools.recordOutcome(poolId, { at: this.deps.clock.now(), ...o }).catch((e: unknown) => log.error({ err: e }, 'could not record the pool pass'));
       return { poolId, outcome: o.outcome, error: o.error, summary: o.summary };
     }
+  }
+
+  /** A predictive pool's standby target (null otherwise), logged with its reason when it changes. */
+  async #target(pool: PoolRow, now: Date): Promise<StandbyTarget | null> {
+    const target = await this.deps.demand.target(pool, now);
+    const key = target ? `${target.warm}/${target.available}` : '';
+    if (target && this.#loggedTargets.get(pool.id) !== key) {
+      this.#loggedTargets.set(pool.id, key);
+      this.deps.log.info({ pool: pool.id, warm: target.warm, available: target.available, reason: target.reason }, 'standby target');
+    }
+    return target;
   }
 
   /**
@@ -262,8 +280,15 @@ function outcomeInputOf(pool: PoolRow) {
   return { consecutiveFailures: pool.consecutiveFailures, backoffUntil: pool.backoffUntil, capacityFailures: capacityFailuresOf(pool), lastReconcileError: pool.lastReconcileError };
 }
 
-export function desiredOf(pool: PoolRow): DesiredPool {
+/** The pass's standby decision on its summary, so the pool shows what it aimed at and why. */
+function withStandby<T extends { summary: ReconcileSummary }>(o: T, target: StandbyTarget | null): T {
+  if (target) o.summary.standby = { mode: target.mode, warm: target.warm, available: target.available, reason: target.reason };
+  return o;
+}
+
+export function desiredOf(pool: PoolRow, forecast: StandbyTarget | null = null): DesiredPool {
   return {
+    forecast: forecast && { warm: forecast.warm, available: forecast.available, reason: forecast.reason },
     minAvailable: pool.minAvailable,
     maxAvailable: pool.maxAvailable,
     maxTotal: pool.maxTotal,

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { CreatePool, ErrorBody, IdParams, ListPoolsQuery, Pool, ReconcileResult, UpdatePool, pageOf } from '@stagedoor/contract';
+import { CreatePool, ErrorBody, IdParams, ListPoolsQuery, Pool, PoolForecast, ReconcileResult, UpdatePool, pageOf } from '@stagedoor/contract';
 import type { PoolView } from '../../domain/pools/pools.service.ts';
 import type { Services } from '../../services.ts';
 import { iso, isoOrNull } from '../dto.ts';
@@ -35,6 +35,22 @@ export function poolsRoutes(app: FastifyInstance, deps: { services: Services }):
 
   r.get('/api/v1/pools/:id', { config: { access: 'pools:read' }, schema: { tags, summary: 'One pool', params: IdParams, response: { 200: Pool, ...errors } } }, async (request) =>
     poolDto(await pools.view(request.params.id)),
+  );
+
+  r.get(
+    '/api/v1/pools/:id/forecast',
+    { config: { access: 'pools:read' }, schema: { tags, summary: 'The pool\'s demand forecast for today against what happened, and why its standby is what it is', params: IdParams, response: { 200: PoolForecast, ...errors } } },
+    async (request) => {
+      const f = await pools.forecast(request.params.id);
+      return {
+        poolId: f.pool.id,
+        at: iso(f.now),
+        timeZone: f.pool.timeZone,
+        standby: f.pool.standby,
+        target: f.target && { mode: f.target.mode, warm: f.target.warm, available: f.target.available, reason: f.target.reason },
+        today: f.today.map((s) => ({ at: iso(s.at), local: s.local, forecast: s.forecast, actual: s.actual })),
+      };
+    },
   );
 
   r.patch(
@@ -79,6 +95,7 @@ export function poolDto({ pool: p, availability, thresholds }: PoolView) {
     maxTotal: p.maxTotal,
     maxAvailable: p.maxAvailable,
     scheduleWindows: p.scheduleWindows,
+    standby: p.standby,
     timeZone: p.timeZone,
     launchRatePerMinute: p.launchRatePerMinute,
     provisioning: p.provisioning as 'running' | 'paused',

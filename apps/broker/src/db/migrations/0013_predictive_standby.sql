@@ -1,0 +1,3 @@
+ALTER TABLE "pools" ADD COLUMN "standby" jsonb DEFAULT '{"mode":"windows","quantile":0.9,"bootSeconds":120,"reserveMinutes":0}'::jsonb NOT NULL;--> statement-breakpoint
+CREATE INDEX "assignments_pool_since_idx" ON "assignments" USING btree ("pool_id","since");--> statement-breakpoint
+ALTER TABLE "pools" ADD CONSTRAINT "pools_standby_check" CHECK (jsonb_typeof("pools"."standby") = 'object' and "pools"."standby"->>'mode' in ('windows', 'predictive'));

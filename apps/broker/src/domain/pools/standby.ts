@@ -1,0 +1,69 @@
+import type { StandbySetting } from '../../db/schema/pools.ts';
+import { expectedArrivals, type Demand, type WeekSample } from './forecast.ts';
+import { effectiveThresholds, localTime, type Thresholds } from './schedule.ts';
+
+/**
+ * Predictive standby (issue 19, ADR 0022): the standby a pool keeps, from its demand forecast. Pure.
+ *
+ * - **Warm** (running or booting): the arrivals expected within one boot-to-ready time ahead (plus the
+ *   reconciler's tick), at the pool's quantile. A machine started now is ready for an arrival after
+ *   that; one arriving sooner needs a machine that is already running.
+ * - **Stopped reserve** (optional, EBS-backed machines only: an instance-store root cannot stop): the
+ *   arrivals expected within `reserveMinutes` beyond that may be covered by *stopped* machines — the
+ *   pool makes sure they exist (launching if it must) but keeps them stopped; each is started when
+ *   its expected arrival comes within one boot, because the warm target rises as the clock moves.
+ *
+ * Both are bounded by the thresholds in force (the pool's own or its open window): the minimum is a
+ * floor, `maxAvailable` a ceiling. With no full week of history (cold start) the thresholds in force
+ * apply unchanged, so a new pool behaves exactly as it did before it had a forecast.
+ */
+
+/** The reconciler job's interval: a machine that became ready is seen at most this late. */
+export const RECONCILE_TICK_MS = 15_000;
+
+export interface StandbyTarget {
+  mode: 'predictive';
+  /** Available machines to keep running or booting. */
+  warm: number;
+  /** Available machines to keep in all (warm + stopped reserve); ≥ warm. */
+  available: number;
+  /** Why, in words: the forecast, its samples and the bounds that applied. */
+  reason: string;
+  /** False on a cold start (the thresholds in force apply). */
+  fromForecast: boolean;
+}
+
+export function warmHorizonMs(s: Pick<StandbySetting, 'bootSeconds'>): number {
+  return s.bootSeconds * 1000 + RECONCILE_TICK_MS;
+}
+
+const samplesText = (samples: WeekSample[]) => samples.map((s) => s.count).join(', ');
+const minutes = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
+
+export function predictiveTarget(pool: Thresholds & { standby: StandbySetting }, demand: Demand | null, now: Date): StandbyTarget {
+  const bounds = effectiveThresholds(pool, now);
+  const s = pool.standby;
+  const floor = bounds.minAvailable;
+  const ceiling = bounds.maxAvailable ?? Infinity;
+  const clamp = (n: number) => Math.min(ceiling, Math.max(floor, n));
+  const where = bounds.window === null ? `minimum ${floor}` : `window ${bounds.window} minimum ${floor}`;
+  const horizon = warmHorizonMs(s);
+  const warm = demand ? expectedArrivals(demand, now, horizon, s.quantile) : null;
+  if (!demand || warm?.expected === null || warm?.expected === undefined) {
+    return { mode: 'predictive', warm: floor, available: floor, fromForecast: false, reason: `no full week of history yet: the ${where} applies (cold start)` };
+  }
+  const local = localTime(now, pool.timeZone);
+  let reason =
+    `q${s.quantile} of arrivals in the next ${minutes(horizon)} (boot ${s.bootSeconds} s + tick) at ${local.day} ` +
+    `${String(Math.floor(local.minutes / 60)).padStart(2, '0')}:${String(local.minutes % 60).padStart(2, '0')} ${pool.timeZone} ` +
+    `over the last ${warm.samples.length} week(s) [${samplesText(warm.samples)}] = ${warm.expected}`;
+  const warmTarget = clamp(warm.expected);
+  if (warmTarget !== warm.expected) reason += warmTarget > warm.expected ? `; raised to the ${where}` : `; capped at maxAvailable ${ceiling}`;
+  let available = warmTarget;
+  if (s.reserveMinutes > 0) {
+    const wider = expectedArrivals(demand, now, horizon + s.reserveMinutes * 60_000, s.quantile);
+    available = Math.max(warmTarget, clamp(wider.expected ?? 0));
+    if (available > warmTarget) reason += `; ${available - warmTarget} more kept stopped for the ${s.reserveMinutes} min after (q${s.quantile} of [${samplesText(wider.samples)}] = ${wider.expected})`;
+  }
+  return { mode: 'predictive', warm: warmTarget, available, fromForecast: true, reason: `${warmTarget} warm: ${reason}` };
+}
