@@ -106,6 +106,11 @@ async function main(argv: string[]): Promise<void> {
     );
   }
 
+  // The AWS stack's CloudFormation template (deploy/aws, docs/deploy-aws.md): deployable with plain
+  // CloudFormation, next to the tarballs its user data installs.
+  const awsTemplate = path.join(DIST, 'stagedoor-aws.template.json');
+  await step(`synthesized ${path.relative(REPO_ROOT, awsTemplate)}`, () => run('npm', ['run', '--silent', 'synth:aws'], { cwd: REPO_ROOT }));
+
   const sizes = {
     full: { tarball: fs.statSync(tarballs.full).size, unpacked: treeBytes(roots.full) },
     gateway: { tarball: fs.statSync(tarballs.gateway).size, unpacked: treeBytes(roots.gateway) },
@@ -131,7 +136,7 @@ async function main(argv: string[]): Promise<void> {
     }
     console.log(`\nrelease: CPU time of \`stagedoor --version\` (median of 5, user + system): release ${cli.releaseSeconds.toFixed(2)} s, checkout through tsx ${cli.checkoutSeconds.toFixed(2)} s (target < 0.3 s)`);
   }
-  fs.writeFileSync(path.join(DIST, 'release.json'), `${JSON.stringify({ version, tarballs: { full: path.basename(tarballs.full), gateway: path.basename(tarballs.gateway) }, sizes, cli }, null, 2)}\n`);
+  fs.writeFileSync(path.join(DIST, 'release.json'), `${JSON.stringify({ version, tarballs: { full: path.basename(tarballs.full), gateway: path.basename(tarballs.gateway) }, awsTemplate: path.basename(awsTemplate), sizes, cli }, null, 2)}\n`);
   fs.rmSync(compiled, { recursive: true, force: true });
 }
 

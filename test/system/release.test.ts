@@ -78,6 +78,14 @@ describe('the unpacked release runs without the repository', () => {
     expect(gwFiles.some((f) => /migrations|\.sql$/.test(f))).toBe(false);
   });
 
+  it('carries the AWS stack as a CloudFormation template (deploy/aws): brokers, gateways and the database in it', () => {
+    const template = JSON.parse(fs.readFileSync(tarballs.awsTemplate, 'utf8')) as { Resources: Record<string, { Type: string }> };
+    const types = Object.values(template.Resources).map((r) => r.Type);
+    for (const t of ['AWS::AutoScaling::AutoScalingGroup', 'AWS::ElasticLoadBalancingV2::LoadBalancer', 'AWS::RDS::DBCluster', 'AWS::EC2::VPC']) expect(types, t).toContain(t);
+    // Plain CloudFormation: no CDK assets to upload first.
+    expect(JSON.stringify(template)).not.toMatch(/cdk-hnb659fds-assets/);
+  });
+
   it('the systemd units pass `systemd-analyze verify` without a word about them (an unknown or misspelt key is only a warning there)', async () => {
     for (const unit of ['broker', 'gateway', 'agent']) {
       // ExecStart must name an executable that exists: the unpacked release's, instead of /opt/stagedoor/current.

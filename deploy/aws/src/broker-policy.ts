@@ -29,6 +29,7 @@ export function brokerEc2Statements(props: BrokerEc2PolicyProps): iam.PolicyStat
       actions: [
         'ec2:DescribeInstances',
         'ec2:DescribeInstanceStatus',
+        'ec2:DescribeInstanceTypes',
         'ec2:DescribeImages',
         'ec2:DescribeSubnets',
         'ec2:DescribeSecurityGroups',
@@ -69,6 +70,13 @@ export function brokerEc2Statements(props: BrokerEc2PolicyProps): iam.PolicyStat
       actions: ['ec2:StartInstances', 'ec2:StopInstances', 'ec2:RebootInstances', 'ec2:TerminateInstances', 'ec2:CreateTags'],
       resources: [ec2Arn('instance/*')],
       conditions: { StringEquals: { 'aws:ResourceTag/stagedoor:managed': 'true' } },
+    }),
+    // `POST /api/v1/prices/refresh` reads the region's list prices with the broker's credentials
+    // (docs/aws-iam-policy.md, docs/cost.md); the Price List API has no resources to scope to.
+    new iam.PolicyStatement({
+      sid: 'ReadPriceList',
+      actions: ['pricing:GetProducts'],
+      resources: ['*'],
     }),
     new iam.PolicyStatement({
       sid: 'PassWorkstationRole',

@@ -87,12 +87,19 @@ describe('brokers (Figure 1)', () => {
     const statements = (policy.Properties.PolicyDocument as { Statement: Array<{ Sid?: string; Action: unknown; Resource: unknown; Condition?: unknown }> }).Statement;
     const sids = statements.map((s) => s.Sid).filter(Boolean);
     for (const sid of documented) expect(sids).toContain(sid);
+    // Every action the document grants is granted here (a new call in the broker lands in both).
+    const granted = new Set(statements.flatMap((s) => [s.Action].flat() as string[]));
+    const policyJson = JSON.parse(/```json\n([\s\S]*?)\n```/.exec(doc)![1]!) as { Statement: Array<{ Action: string | string[] }> };
+    const documentedActions = policyJson.Statement.flatMap((s) => [s.Action].flat());
+    expect(documentedActions.length).toBeGreaterThan(10);
+    expect(documentedActions.filter((a) => !granted.has(a))).toEqual([]);
+    expect(granted).toContain('pricing:GetProducts');
     const passRole = statements.find((s) => s.Sid === 'PassWorkstationRole');
     expect(target(passRole?.Resource)).toMatch(/^WorkstationsRole/);
     expect(passRole?.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
     expect(statements.find((s) => s.Sid === 'RunInstancesFromApprovedImages')?.Condition).toEqual({ StringEquals: { 'ec2:ImageID': { Ref: 'WorkstationAmiIds' } } });
     // Nothing beyond the document except reading its own secrets and the release artifact.
-    const extra = statements.filter((s) => !s.Sid || ![...documented, 'RunInstancesFromApprovedImages', 'ReadRelease'].includes(s.Sid));
+    const extra = statements.filter((s) => !s.Sid || ![...documented, 'RunInstancesFromApprovedImages', 'ReadRelease', 'ReadPriceList'].includes(s.Sid));
     for (const s of extra) expect([s.Action].flat()).toEqual(expect.arrayContaining(['secretsmanager:GetSecretValue']));
   });
 });
