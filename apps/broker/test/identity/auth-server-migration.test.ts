@@ -1,36 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
-import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { MIGRATIONS_FOLDER, rowsOf, runMigrations } from '../../src/db/migrate.ts';
-import { openPglite } from '../../src/db/pglite.ts';
-import { openPostgres } from '../../src/db/postgres.ts';
-import { createPostgresDatabase, DRIVERS, silentLog, type Driver } from '../../../../test/support/database.ts';
-import { TEST_DB_TIME_ZONE } from '../../../../test/support/postgres-server.ts';
-
-/** The migrations folder as it was before the migration tagged `*_<tag>` (the lead renumbers them; the name stays). */
-function migrationsBefore(tag: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-migrations-'));
-  fs.cpSync(MIGRATIONS_FOLDER, dir, { recursive: true });
-  const journalFile = path.join(dir, 'meta', '_journal.json');
-  const journal = JSON.parse(fs.readFileSync(journalFile, 'utf8')) as { entries: { tag: string }[] };
-  const at = journal.entries.findIndex((e) => e.tag.endsWith(`_${tag}`));
-  expect(at, `a migration tagged *_${tag}`).toBeGreaterThan(0);
-  journal.entries = journal.entries.slice(0, at);
-  fs.writeFileSync(journalFile, JSON.stringify(journal));
-  return dir;
-}
-
-async function open(driver: Driver): Promise<Database> {
-  if (driver === 'pglite') return openPglite({ timeZone: TEST_DB_TIME_ZONE });
-  return openPostgres({ url: await createPostgresDatabase(), poolSize: 2, log: silentLog });
-}
+import { rowsOf, runMigrations } from '../../src/db/migrate.ts';
+import { DRIVERS } from '../../../../test/support/database.ts';
+import { migrateFrom, migrationsBefore, openUnmigrated } from '../migration-upgrade.ts';
 
 describe.each(DRIVERS)('upgrading auth servers stored before the transport settings [%s]', { timeout: 120_000 }, (driver) => {
   let database: Database;
@@ -41,11 +15,10 @@ describe.each(DRIVERS)('upgrading auth servers stored before the transport setti
   });
 
   it('existing servers keep their behaviour: plain ldap:// gets allowInsecure, RADIUS keeps accepting answers without Message-Authenticator', async () => {
-    database = await open(driver);
+    database = await openUnmigrated(driver);
     const before = migrationsBefore('auth_server_transport');
     dirs.push(before);
-    if (database.kind === 'pglite') await migratePglite(database.db as unknown as PgliteDatabase<Record<string, never>>, { migrationsFolder: before });
-    else await migratePg(database.db as unknown as NodePgDatabase<Record<string, never>>, { migrationsFolder: before });
+    await migrateFrom(database, before);
 
     const ldap = (urls: string[], startTls: boolean) => ({ urls, startTls, userSearchBase: 'dc=x', userFilter: '(uid={username})', groupMembership: 'group-of-names', connectTimeoutMs: 5000, searchTimeoutMs: 10000 });
     const rows: [string, string, object][] = [
