@@ -17,11 +17,15 @@ describe('two broker nodes on one PostgreSQL', () => {
   let url: string;
   const nodes: Node[] = [];
   let client: pg.Client;
+  /** A second connection: `client` holds the lock inside a transaction, whose pg_stat_activity would be one snapshot. */
+  let probe: pg.Client;
 
   beforeAll(async () => {
     url = await createPostgresDatabase();
     client = new pg.Client({ connectionString: url });
     await client.connect();
+    probe = new pg.Client({ connectionString: url });
+    await probe.connect();
     // Both start at once: migrations and the admin bootstrap must cope with the race.
     nodes.push(...(await startBrokerNodes(['node-a', 'node-b'], { DATABASE_URL: url, STAGEDOOR_ADMIN_PASSWORD: PASSWORD, STAGEDOOR_HOUSEKEEPING_INTERVAL_SECONDS: '0.2', STAGEDOOR_LOG_LEVEL: 'info', STAGEDOOR_METRICS_TOKEN: METRICS_TOKEN })));
   });
@@ -29,6 +33,7 @@ describe('two broker nodes on one PostgreSQL', () => {
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
     await client?.end();
+    await probe?.end();
   });
 
   it('both nodes are ready on PostgreSQL, and exactly one admin was created', async () => {
@@ -56,8 +61,10 @@ describe('two broker nodes on one PostgreSQL', () => {
 
   it('the advisory-locked housekeeping job never runs on both nodes at once', async () => {
     // Make each housekeeping pass slow: a dead session row that the job must delete is held by a
-    // lock from this test for 1.5 s at a time. Without the job's advisory lock, both nodes would
-    // sit in that DELETE together; with it, one waits inside and the other skips its tick.
+    // lock from this test until a pass is seen waiting on it, and a second longer. Without the job's
+    // advisory lock, both nodes would sit in that DELETE together; with it, one waits inside and the
+    // other skips its tick. (Waiting for the blocked DELETE, not for a fixed time, keeps each round
+    // slow on a loaded machine, where a pass may start late.)
     const { rows } = await client.query(`select id from users where username = 'admin'`);
     for (let round = 0; round < 3; round++) {
       await client.query(
@@ -66,7 +73,8 @@ describe('two broker nodes on one PostgreSQL', () => {
       );
       await client.query('begin');
       await client.query(`select id from sessions where expires_at < now() - interval '2 days' for update`);
-      await new Promise((r) => setTimeout(r, 1500));
+      await waitFor('a housekeeping pass to wait on the locked session', async () => (await probe.query(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%delete from "sessions"%'`)).rows[0].n > 0, 60_000);
+      await new Promise((r) => setTimeout(r, 1000)); // the blocked pass now lasts over a second: "slow" below
       await client.query('commit');
       await new Promise((r) => setTimeout(r, 400));
     }
