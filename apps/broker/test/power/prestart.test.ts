@@ -71,7 +71,8 @@ describe('prestartUnused: a pre-started machine the user did not come to', () =>
   it.each([
     { what: 'within the allowance: kept', connectedSince: false, after: PRESTART_UNUSED_MS - 1, stop: false },
     { what: 'past it, nobody came: stopped', connectedSince: false, after: PRESTART_UNUSED_MS, stop: true },
-    { what: 'the user came: never stopped by this rule', connectedSince: true, after: PRESTART_COOLDOWN_MS, stop: false },
+    { what: 'the user came: never stopped by this rule', connectedSince: true, after: PRESTART_UNUSED_MS, stop: false },
+    { what: 'past the cool-down (someone else runs it now): left alone', connectedSince: false, after: PRESTART_COOLDOWN_MS, stop: false },
   ])('$what', ({ connectedSince, after, stop }) => {
     expect(prestartUnused({ prestartedAt: t0, connectedSince, now: new Date(t0.getTime() + after) })).toBe(stop);
   });

@@ -91,7 +91,13 @@ export function prestartDecision({ demand, now, lastPrestartAt }: PrestartInput)
   return share >= PRESTART_LIKELIHOOD - 1e-9 ? { start: true, reason: `likely arrival: ${text}` } : { start: false, reason: `unlikely: ${text}` };
 }
 
+/** Is a pre-started machine due for the "did the user come?" check? Only within the cool-down: later, whoever runs it is not the pre-start. */
+export function prestartCheckDue(prestartedAt: Date, now: Date): boolean {
+  const age = now.getTime() - prestartedAt.getTime();
+  return age >= PRESTART_UNUSED_MS && age < PRESTART_COOLDOWN_MS;
+}
+
 /** A pre-started machine the user did not come to: stop it again (the guess was wrong). */
 export function prestartUnused(p: { prestartedAt: Date; connectedSince: boolean; now: Date }): boolean {
-  return !p.connectedSince && p.now.getTime() - p.prestartedAt.getTime() >= PRESTART_UNUSED_MS;
+  return !p.connectedSince && prestartCheckDue(p.prestartedAt, p.now);
 }
