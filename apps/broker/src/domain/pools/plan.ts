@@ -12,7 +12,7 @@ import { effectiveThresholds, type EffectiveThresholds, type Thresholds } from '
  * "Available" (availability.ts) includes stopped machines, so launches are driven by the available
  * count — a stopped member is started rather than a new machine launched — and stopped machines
  * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler stops machines
- * only for a predictive pool (warm standby above its forecast target, standby.ts); otherwise power
+ * only for a predictive pool (running standby above its hold window's forecast, standby.ts); otherwise power
  * plans do. It scales in only above `maxAvailable`.
  */
 
