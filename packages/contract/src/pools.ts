@@ -105,10 +105,17 @@ export const StandbySetting = z
     quantile: z.number().min(0.5).max(0.99).default(0.9).describe('quantile of the past weeks\' arrivals to plan for'),
     bootSeconds: z.number().int().min(10).max(3600).default(120).describe('boot-to-ready time: the warm standby covers the arrivals expected within it'),
     reserveMinutes: z.number().int().min(0).max(240).default(0).describe('minutes of further expected arrivals covered by stopped machines (EBS-backed only); 0 = none'),
+    holdMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(240)
+      .default(15)
+      .describe('running standby is stopped only above the arrivals expected over this many minutes ahead; 0 = stop surplus at once'),
   })
   .describe('How the pool sizes its standby (docs/pools.md, "Predictive standby").');
 
-export const StandbyDecision = z.object({ mode: z.enum(['windows', 'predictive']), warm: z.number().int(), available: z.number().int(), reason: z.string() });
+export const StandbyDecision = z.object({ mode: z.enum(['windows', 'predictive']), warm: z.number().int(), available: z.number().int(), hold: z.number().int().optional(), reason: z.string() });
 
 export const CreatePool = z.strictObject({
   name: Name,
@@ -120,7 +127,7 @@ export const CreatePool = z.strictObject({
   maxTotal: Count.nullable().default(null).describe('cap on the pool\'s machines (null = no cap)'),
   maxAvailable: Count.nullable().default(null).describe('above this many available machines the surplus the pool launched is terminated (null = never)'),
   scheduleWindows: z.array(ScheduleWindow).max(50).default([]),
-  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 }),
+  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0, holdMinutes: 15 }),
   timeZone: TimeZone.default('UTC'),
   launchRatePerMinute: z.number().int().min(1).max(10_000).default(10),
   provisioning: PoolProvisioning.default('running'),

@@ -125,6 +125,7 @@ export function policyDto(p: PolicyWithLinks) {
     assignmentMode: p.assignmentMode as 'floating' | 'persistent',
     startStoppedOnLogin: p.startStoppedOnLogin,
     launchOnLogin: p.launchOnLogin,
+    prestartPersistent: p.prestartPersistent,
     allowRestart: p.allowRestart,
     maxSessionMinutes: p.maxSessionMinutes,
     protocolPlanId: p.protocolPlanId,

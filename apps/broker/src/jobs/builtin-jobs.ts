@@ -39,6 +39,12 @@ export function builtinJobs(services: Services, timersRepo: TimersRepository, co
       run: async () => services.powerTimers.keepScheduleTimers(),
     },
     {
+      // Persistent assignments whose policy asks for it: the user's machine started before a likely arrival (docs/power.md).
+      name: 'persistent-prestart',
+      intervalMs: 60_000,
+      run: async () => services.prestart.runDue(),
+    },
+    {
       // Live connections nothing will move on any more (docs/connect-flow.md, "Stale connections").
       name: 'connection-reaper',
       intervalMs: 30_000,

@@ -124,11 +124,34 @@ describe('predictiveTarget and the planner', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const t = predictiveTarget(pool(c.over), c.noHistory ? demandOf([], at('2026-11-29T00:00:00Z'), tz) : demand, at(c.now));
+      const t = predictiveTarget(pool({ standby: { ...standby, holdMinutes: 0 }, ...c.over }), c.noHistory ? demandOf([], at('2026-11-29T00:00:00Z'), tz) : demand, at(c.now));
       expect({ warm: t.warm, available: t.available }).toEqual({ warm: c.warm, available: c.available });
       expect(t.reason).toMatch(c.reason);
     });
   }
+
+  // The hold window: running standby kept for what the next `holdMinutes` expect (stops only above it).
+  const holdCases: { name: string; holdMinutes?: number; over?: Parameters<typeof pool>[0]; now: string; warm: number; hold: number; reason?: RegExp }[] = [
+    { name: 'default (15 min) before the peak: holds the 09:00 and the 09:10 arrivals', now: '2026-11-30T08:59:30Z', warm: 8, hold: 12, reason: /running standby held up to 12 \(q0.9 of arrivals in the next 15 min \[12, 12, 12\] = 12\)/ },
+    { name: 'after the 09:00 rush, before 09:10: nothing to start yet, but 4 held for 09:10', holdMinutes: 15, now: '2026-11-30T09:03:00Z', warm: 1, hold: 4, reason: /^1 warm: .*= 0; raised to the minimum 1; running standby held up to 4/ },
+    { name: 'a 5 min hold does not reach 09:10 from 09:03: only the minimum is held', holdMinutes: 5, now: '2026-11-30T09:03:00Z', warm: 1, hold: 1 },
+    { name: 'hold 0: surplus is stopped at once (the hold is the warm target)', holdMinutes: 0, now: '2026-11-30T09:03:00Z', warm: 1, hold: 1 },
+    { name: 'a hold shorter than one boot changes nothing', holdMinutes: 1, now: '2026-11-30T08:59:30Z', warm: 8, hold: 8 },
+    { name: 'maxAvailable caps the hold too', holdMinutes: 15, over: { maxAvailable: 10 }, now: '2026-11-30T08:59:30Z', warm: 8, hold: 10 },
+    { name: 'after the wave: nothing expected, the hold falls to the minimum', holdMinutes: 15, now: '2026-11-30T09:12:00Z', warm: 1, hold: 1 },
+  ];
+  for (const c of holdCases) {
+    it(`hold: ${c.name}`, () => {
+      const s = c.holdMinutes === undefined ? DEFAULT_STANDBY : { ...DEFAULT_STANDBY, holdMinutes: c.holdMinutes };
+      const t = predictiveTarget(pool({ ...c.over, standby: { ...s, mode: 'predictive', bootSeconds: 105 } }), demand, at(c.now));
+      expect({ warm: t.warm, hold: t.hold }).toEqual({ warm: c.warm, hold: c.hold });
+      if (c.reason) expect(t.reason).toMatch(c.reason);
+    });
+  }
+  it('hold: a pool with no history holds its minimum only (cold start)', () => {
+    const t = predictiveTarget(pool(), demandOf([], at('2026-11-29T00:00:00Z'), tz), at('2026-11-30T08:59:30Z'));
+    expect({ warm: t.warm, hold: t.hold }).toEqual({ warm: 1, hold: 1 });
+  });
 
   const desired = (forecast: DesiredPool['forecast']): DesiredPool => ({
     ...pool(),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, LAUNCH_GRACE_MS, planPool, poolsToPoke, type DesiredPool, type ObservedMember, type PlanInput, type PoolAction } from '../../src/domain/pools/plan.ts';
+import { backoffMs, decide, LAUNCH_GRACE_MS, planPool, poolsToPoke, type DesiredPool, type ObservedMember, type PlanInput, type PoolAction } from '../../src/domain/pools/plan.ts';
 import { effectiveThresholds, localTime, thresholdProblems } from '../../src/domain/pools/schedule.ts';
 
 const NOW = new Date('2026-03-04T10:00:00Z'); // a Wednesday; 10:00 in UTC, 11:00 in Paris
@@ -185,5 +185,33 @@ describe('poolsToPoke: which pools a followed power change sends to the reconcil
     { what: 'several pools', changes: [{ poolId: 'p1', powerState: 'stopped' as const }, { poolId: 'p2', powerState: 'running' as const }, { poolId: 'p3', powerState: 'terminated' as const }], pools: ['p1', 'p3'] },
   ])('$what', ({ changes, pools }) => {
     expect(poolsToPoke(changes)).toEqual(pools);
+  });
+});
+
+describe('predictive standby: the hold window for stops', () => {
+  // decide() and planPool() with a forecast target: `warm` is what to keep running or booting (starts),
+  // `hold` how many running ones to keep when they already run (stops only above it).
+  const counts = (warm: number, stopped = 0) => ({ total: warm + stopped, available: warm + stopped, warm, startable: stopped, terminable: warm + stopped, assigned: 0, starting: 0, launching: 0, orphans: 0 });
+  const cases: { name: string; forecast: DesiredPool['forecast']; minAvailable?: number; warm: number; stopped?: number; stop: number; start: number; launch?: number }[] = [
+    { name: 'no hold (an older target): surplus above the warm target is stopped at once', forecast: { warm: 2, available: 2, reason: 'r' }, warm: 6, stop: 4, start: 0 },
+    { name: 'hold 0 below warm: surplus above the warm target is stopped', forecast: { warm: 2, available: 2, hold: 0, reason: 'r' }, warm: 6, stop: 4, start: 0 },
+    { name: 'running standby within the hold is kept', forecast: { warm: 2, available: 2, hold: 6, reason: 'r' }, warm: 6, stop: 0, start: 0 },
+    { name: 'only what is above the hold is stopped', forecast: { warm: 2, available: 2, hold: 4, reason: 'r' }, warm: 6, stop: 2, start: 0 },
+    { name: 'the hold never starts a machine: starts follow the warm target', forecast: { warm: 2, available: 2, hold: 8, reason: 'r' }, warm: 1, stopped: 5, stop: 0, start: 1 },
+    { name: 'the hold launches nothing either', forecast: { warm: 2, available: 2, hold: 8, reason: 'r' }, warm: 2, stop: 0, start: 0, launch: 0 },
+    { name: 'the minimum in force is held even when the hold is lower', forecast: { warm: 3, available: 3, hold: 1, reason: 'r' }, warm: 5, stop: 2, start: 0 },
+    { name: 'a windows pool (no forecast) never stops, whatever runs', forecast: null, minAvailable: 1, warm: 6, stop: 0, start: 0 },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const p = pool({ forecast: c.forecast, minAvailable: c.minAvailable ?? 0 });
+      const d = decide(p, counts(c.warm, c.stopped ?? 0), 0, NOW);
+      expect({ stop: d.stop, start: d.start, launch: d.launch }).toEqual({ stop: c.stop, start: c.start, launch: c.launch ?? 0 });
+    });
+  }
+  it('planPool: stops the surplus above the hold, running unassigned machines only', () => {
+    const members = [...many(3), m({ powerState: 'pending' }), m({ assigned: true })];
+    const p = planPool({ pool: pool({ minAvailable: 0, forecast: { warm: 1, available: 1, hold: 2, reason: 'r' } }), members, recentLaunches: 0, now: NOW });
+    expect(p.actions).toEqual([{ kind: 'stop', workstationIds: [members[0]!.id, members[1]!.id] }]);
   });
 });

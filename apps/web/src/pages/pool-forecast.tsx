@@ -54,7 +54,8 @@ export function PoolForecastPage(): ReactNode {
             <>
               <p className="stat">
                 <strong>{forecast.target.warm}</strong> running or booting, <strong>{forecast.target.available}</strong> available in all (predictive, quantile {forecast.standby.quantile}, boot {forecast.standby.bootSeconds} s
-                {forecast.standby.reserveMinutes > 0 ? `, stopped reserve ${forecast.standby.reserveMinutes} min` : ''})
+                {forecast.standby.reserveMinutes > 0 ? `, stopped reserve ${forecast.standby.reserveMinutes} min` : ''}
+                {forecast.standby.holdMinutes > 0 ? `, running standby held for the next ${forecast.standby.holdMinutes} min` : ', surplus stopped at once'})
               </p>
               <p className="reason" aria-label="Why">
                 {forecast.target.reason}

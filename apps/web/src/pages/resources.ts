@@ -125,6 +125,7 @@ const policies: ResourceSpec = {
     { key: 'assignmentMode', label: 'Assignment', kind: 'select', options: [{ value: 'floating', label: 'floating (back to the pool on release)' }, { value: 'persistent', label: 'persistent (the user keeps it)' }], defaultValue: 'floating' },
     { key: 'startStoppedOnLogin', label: 'Start stopped machines on login', kind: 'checkbox', defaultValue: true },
     { key: 'launchOnLogin', label: 'Launch a machine on login when none is free', kind: 'checkbox' },
+    { key: 'prestartPersistent', label: 'Persistent: start the user\'s machine before their usual arrival', kind: 'checkbox' },
     { key: 'allowRestart', label: 'Users may restart their machine', kind: 'checkbox' },
     { key: 'maxSessionMinutes', label: 'Maximum session length (minutes)', kind: 'number', nullable: true, help: 'the gateway ends a session this long after it was brokered; empty = no cap' },
     { key: 'protocolPlanId', label: 'Protocol plan', kind: 'select', nullable: true, optionsFrom: '/api/v1/protocol-plans' },

@@ -71,6 +71,8 @@ export const assignments = pgTable(
     since: ts('since').notNull().defaultNow(),
     releasedAt: ts('released_at'),
     releaseReason: text('release_reason'),
+    /** When the pre-start (policy `prestartPersistent`) last started this persistent assignment's machine. */
+    prestartedAt: ts('prestarted_at'),
     updatedAt: updatedAt(),
   },
   (t) => [

@@ -148,6 +148,12 @@ export const policies = pgTable(
     assignmentMode: text('assignment_mode').notNull().default('floating'),
     startStoppedOnLogin: boolean('start_stopped_on_login').notNull().default(true),
     launchOnLogin: boolean('launch_on_login').notNull().default(false),
+    /**
+     * Persistent assignments: start the user's own machine shortly before their usual arrival when
+     * their history says they are likely to come (domain/power/prestart.ts). Off by default: a wrong
+     * guess is paid in instance-minutes, and only the admin knows whether a wait is worth that.
+     */
+    prestartPersistent: boolean('prestart_persistent').notNull().default(false),
     /** The user may restart their own machine from the portal. */
     allowRestart: boolean('allow_restart').notNull().default(false),
     /**

@@ -69,7 +69,16 @@ export interface StandbySetting {
   bootSeconds: number;
   /** Minutes of further expected arrivals covered by stopped (EBS) machines; 0 = none. */
   reserveMinutes: number;
+  /**
+   * Minutes ahead over which running standby is held: only warm machines above the arrivals
+   * expected in this window are stopped. Optional: rows written before it existed read the default
+   * (`DEFAULT_HOLD_MINUTES`, ADR 0022). 0 = stop surplus at once.
+   */
+  holdMinutes?: number;
 }
+
+/** The hold window a pool without its own: about one σ of a studio's morning arrival spread (ADR 0022). */
+export const DEFAULT_HOLD_MINUTES = 15;
 
 export const DEFAULT_STANDBY: StandbySetting = { mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 };
 
@@ -78,6 +87,8 @@ export interface StandbyDecision {
   mode: 'windows' | 'predictive';
   warm: number;
   available: number;
+  /** Running standby held against stops (≥ warm); absent on rows from before the hold window. */
+  hold?: number;
   reason: string;
 }
 

@@ -124,6 +124,7 @@ const policiesKind: SiteKind<z.output<typeof SitePolicy> & { __index?: number }>
       assignmentMode: e.assignmentMode,
       startStoppedOnLogin: e.startStoppedOnLogin,
       launchOnLogin: e.launchOnLogin,
+      prestartPersistent: e.prestartPersistent,
       allowRestart: e.allowRestart,
       maxSessionMinutes: e.maxSessionMinutes,
       protocolPlanId: protocol,

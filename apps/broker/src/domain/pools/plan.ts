@@ -12,7 +12,7 @@ import { effectiveThresholds, type EffectiveThresholds, type Thresholds } from '
  * "Available" (availability.ts) includes stopped machines, so launches are driven by the available
  * count — a stopped member is started rather than a new machine launched — and stopped machines
  * beyond the standby stay stopped as a cold reserve for start-on-login. The reconciler stops machines
- * only for a predictive pool (warm standby above its forecast target, standby.ts); otherwise power
+ * only for a predictive pool (running standby above its hold window's forecast, standby.ts); otherwise power
  * plans do. It scales in only above `maxAvailable`.
  */
 
@@ -34,6 +34,8 @@ export interface CapacityFailure {
 export interface ForecastTarget {
   warm: number;
   available: number;
+  /** Running standby not stopped while it runs (the hold window); absent = warm. */
+  hold?: number;
   reason: string;
 }
 
@@ -182,11 +184,13 @@ export function decide(pool: DesiredPool, counts: PoolCounts, recentLaunches: nu
     return d;
   }
 
-  // Predictive standby: warm machines above the target are stopped — the forecast starts one again
-  // a boot ahead of the next expected arrival, so surplus left by an arrival that did not come (or
-  // by a release) costs minutes, not hours. Windows pools keep the old rule: never stop.
-  if (pool.forecast && counts.warm > thresholds.minAvailable && !backingOff) {
-    d.stop = counts.warm - thresholds.minAvailable;
+  // Predictive standby: warm machines above what the hold window expects are stopped — the forecast
+  // starts one again a boot ahead of the next expected arrival, so surplus left by an arrival that
+  // did not come (or by a release) costs minutes, not hours; below the hold they wait for the late
+  // arrivals of the same wave. Windows pools keep the old rule: never stop.
+  const keepRunning = pool.forecast ? Math.max(thresholds.minAvailable, pool.forecast.hold ?? 0) : Infinity;
+  if (counts.warm > keepRunning && !backingOff) {
+    d.stop = counts.warm - keepRunning;
     if (counts.available >= availableTarget) return d;
   }
 

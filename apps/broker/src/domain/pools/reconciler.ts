@@ -237,10 +237,10 @@ export class PoolReconciler {
   /** A predictive pool's standby target (null otherwise), logged with its reason when it changes. */
   async #target(pool: PoolRow, now: Date): Promise<StandbyTarget | null> {
     const target = await this.deps.demand.target(pool, now);
-    const key = target ? `${target.warm}/${target.available}` : '';
+    const key = target ? `${target.warm}/${target.available}/${target.hold}` : '';
     if (target && this.#loggedTargets.get(pool.id) !== key) {
       this.#loggedTargets.set(pool.id, key);
-      this.deps.log.info({ pool: pool.id, warm: target.warm, available: target.available, reason: target.reason }, 'standby target');
+      this.deps.log.info({ pool: pool.id, warm: target.warm, available: target.available, hold: target.hold, reason: target.reason }, 'standby target');
     }
     return target;
   }
@@ -282,13 +282,13 @@ function outcomeInputOf(pool: PoolRow) {
 
 /** The pass's standby decision on its summary, so the pool shows what it aimed at and why. */
 function withStandby<T extends { summary: ReconcileSummary }>(o: T, target: StandbyTarget | null): T {
-  if (target) o.summary.standby = { mode: target.mode, warm: target.warm, available: target.available, reason: target.reason };
+  if (target) o.summary.standby = { mode: target.mode, warm: target.warm, available: target.available, hold: target.hold, reason: target.reason };
   return o;
 }
 
 export function desiredOf(pool: PoolRow, forecast: StandbyTarget | null = null): DesiredPool {
   return {
-    forecast: forecast && { warm: forecast.warm, available: forecast.available, reason: forecast.reason },
+    forecast: forecast && { warm: forecast.warm, available: forecast.available, hold: forecast.hold, reason: forecast.reason },
     minAvailable: pool.minAvailable,
     maxAvailable: pool.maxAvailable,
     maxTotal: pool.maxTotal,

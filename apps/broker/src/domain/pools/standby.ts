@@ -1,4 +1,4 @@
-import type { StandbySetting } from '../../db/schema/pools.ts';
+import { DEFAULT_HOLD_MINUTES, type StandbySetting } from '../../db/schema/pools.ts';
 import { expectedArrivals, type Demand, type WeekSample } from './forecast.ts';
 import { effectiveThresholds, localTime, type Thresholds } from './schedule.ts';
 
@@ -12,6 +12,11 @@ import { effectiveThresholds, localTime, type Thresholds } from './schedule.ts';
  *   arrivals expected within `reserveMinutes` beyond that may be covered by *stopped* machines — the
  *   pool makes sure they exist (launching if it must) but keeps them stopped; each is started when
  *   its expected arrival comes within one boot, because the warm target rises as the clock moves.
+ * - **Hold** (`holdMinutes`): running standby is stopped only above the arrivals expected over the
+ *   next `holdMinutes`. The warm target alone is a 2-minute guess — which 135 s window an artist
+ *   lands in is close to random — so a machine started for "the arrival at 09:00" would be stopped
+ *   at 09:01 and the artist who comes at 09:04 would wait a boot. The hold never starts anything:
+ *   starts still follow the warm target, so the hold only decides how long a started machine waits.
  *
  * Both are bounded by the thresholds in force (the pool's own or its open window): the minimum is a
  * floor, `maxAvailable` a ceiling. With no full week of history (cold start) the thresholds in force
@@ -27,6 +32,8 @@ export interface StandbyTarget {
   warm: number;
   /** Available machines to keep in all (warm + stopped reserve); ≥ warm. */
   available: number;
+  /** Running standby kept when already running (stops only above it); ≥ warm. */
+  hold: number;
   /** Why, in words: the forecast, its samples and the bounds that applied. */
   reason: string;
   /** False on a cold start (the thresholds in force apply). */
@@ -35,6 +42,10 @@ export interface StandbyTarget {
 
 export function warmHorizonMs(s: Pick<StandbySetting, 'bootSeconds'>): number {
   return s.bootSeconds * 1000 + RECONCILE_TICK_MS;
+}
+
+export function holdMinutesOf(s: Pick<StandbySetting, 'holdMinutes'>): number {
+  return s.holdMinutes ?? DEFAULT_HOLD_MINUTES;
 }
 
 const samplesText = (samples: WeekSample[]) => samples.map((s) => s.count).join(', ');
@@ -50,7 +61,7 @@ export function predictiveTarget(pool: Thresholds & { standby: StandbySetting },
   const horizon = warmHorizonMs(s);
   const warm = demand ? expectedArrivals(demand, now, horizon, s.quantile) : null;
   if (!demand || warm?.expected === null || warm?.expected === undefined) {
-    return { mode: 'predictive', warm: floor, available: floor, fromForecast: false, reason: `no full week of history yet: the ${where} applies (cold start)` };
+    return { mode: 'predictive', warm: floor, available: floor, hold: floor, fromForecast: false, reason: `no full week of history yet: the ${where} applies (cold start)` };
   }
   const local = localTime(now, pool.timeZone);
   let reason =
@@ -65,5 +76,13 @@ export function predictiveTarget(pool: Thresholds & { standby: StandbySetting },
     available = Math.max(warmTarget, clamp(wider.expected ?? 0));
     if (available > warmTarget) reason += `; ${available - warmTarget} more kept stopped for the ${s.reserveMinutes} min after (q${s.quantile} of [${samplesText(wider.samples)}] = ${wider.expected})`;
   }
-  return { mode: 'predictive', warm: warmTarget, available, fromForecast: true, reason: `${warmTarget} warm: ${reason}` };
+  let hold = warmTarget;
+  const holdMs = holdMinutesOf(s) * 60_000;
+  if (holdMs > horizon) {
+    // Over the hold window, not beyond it: the reserve's wider window says what to keep stopped.
+    const held = expectedArrivals(demand, now, holdMs, s.quantile);
+    hold = Math.max(warmTarget, clamp(held.expected ?? 0));
+    if (hold > warmTarget) reason += `; running standby held up to ${hold} (q${s.quantile} of arrivals in the next ${holdMinutesOf(s)} min [${samplesText(held.samples)}] = ${held.expected})`;
+  }
+  return { mode: 'predictive', warm: warmTarget, available, hold, fromForecast: true, reason: `${warmTarget} warm: ${reason}` };
 }

@@ -9,6 +9,8 @@ import type { WorkstationsService } from '../workstations/workstations.service.t
 import { ActivityService } from './activity.service.ts';
 import { PowerTimers } from './power-timers.ts';
 import { PowerRepository } from './power.repository.ts';
+import { PrestartRepository } from './prestart.repository.ts';
+import { PrestartService } from './prestart.service.ts';
 
 /** How often an agent reports when nothing changes (told to it in every answer). */
 export const AGENT_HEARTBEAT_SECONDS = 60;
@@ -33,5 +35,6 @@ export function createPowerServices(deps: {
   const powerTimers = new PowerTimers({ db: deps.db, repo, timers: deps.timers, workstations: deps.workstations, connections: deps.connections, audit: deps.audit, clock: deps.clock, log });
   powerTimers.register();
   deps.gateways.onSessionEvent((event) => activity.sessionEvent(event));
-  return { activity, powerTimers };
+  const prestart = new PrestartService({ repo: new PrestartRepository(deps.db), workstations: deps.workstations, clock: deps.clock, log: log.child({ part: 'prestart' }) });
+  return { activity, powerTimers, prestart };
 }

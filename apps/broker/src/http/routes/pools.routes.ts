@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CreatePool, ErrorBody, IdParams, ListPoolsQuery, Pool, PoolForecast, ReconcileResult, UpdatePool, pageOf } from '@stagedoor/contract';
 import type { PoolView } from '../../domain/pools/pools.service.ts';
+import { holdMinutesOf } from '../../domain/pools/standby.ts';
 import type { Services } from '../../services.ts';
 import { iso, isoOrNull } from '../dto.ts';
 import { actorOf } from '../request-context.ts';
@@ -46,8 +47,8 @@ export function poolsRoutes(app: FastifyInstance, deps: { services: Services }):
         poolId: f.pool.id,
         at: iso(f.now),
         timeZone: f.pool.timeZone,
-        standby: f.pool.standby,
-        target: f.target && { mode: f.target.mode, warm: f.target.warm, available: f.target.available, reason: f.target.reason },
+        standby: standbyDto(f.pool.standby),
+        target: f.target && { mode: f.target.mode, warm: f.target.warm, available: f.target.available, hold: f.target.hold, reason: f.target.reason },
         today: f.today.map((s) => ({ at: iso(s.at), local: s.local, forecast: s.forecast, actual: s.actual })),
       };
     },
@@ -95,7 +96,7 @@ export function poolDto({ pool: p, availability, thresholds }: PoolView) {
     maxTotal: p.maxTotal,
     maxAvailable: p.maxAvailable,
     scheduleWindows: p.scheduleWindows,
-    standby: p.standby,
+    standby: standbyDto(p.standby),
     timeZone: p.timeZone,
     launchRatePerMinute: p.launchRatePerMinute,
     provisioning: p.provisioning as 'running' | 'paused',
@@ -111,4 +112,9 @@ export function poolDto({ pool: p, availability, thresholds }: PoolView) {
     createdAt: iso(p.createdAt),
     updatedAt: iso(p.updatedAt),
   };
+}
+
+/** A pool's standby setting as the API shows it: rows from before the hold window read its default. */
+function standbyDto(s: PoolView['pool']['standby']) {
+  return { ...s, holdMinutes: holdMinutesOf(s) };
 }
