@@ -75,6 +75,8 @@ describe('the shell blocks of README.md and docs/*.md, against a fresh stagedoor
   async function runBlock(block: DocBlock, code: string): Promise<void> {
     const dir = path.join(work, block.file.replace(/\W+/g, '-'));
     fs.mkdirSync(dir, { recursive: true });
+    // A reader runs the commands at the root of a checkout: paths such as docs/examples/… resolve.
+    if (!fs.existsSync(path.join(dir, 'docs'))) fs.symlinkSync(path.join(REPO_ROOT, 'docs'), path.join(dir, 'docs'));
     const local = code.replace(/\b(localhost|127\.0\.0\.1):8080\b/g, `$1:${port}`).replace(/\b(localhost|127\.0\.0\.1):4599\b/g, `$1:${ec2Port}`);
     fs.writeFileSync(path.join(dir, '.block.sh'), `${local}\n`);
     // The variables a block sets are appended to .state (declare -p), for the file's next blocks.
