@@ -189,7 +189,9 @@ describe('console admin pages (Chromium)', () => {
   });
 
   it('the audit log shows names next to ids, in the one request of the page (no lookups per row)', async () => {
-    await nav('Groups');
+    // Another page first, whose own list request must be answered before counting starts (on a
+    // loaded machine it can leave after nav() returns).
+    await Promise.all([page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/groups'), nav('Groups')]);
     const requests: string[] = [];
     page.on('request', (r) => {
       if (r.url().includes('/api/v1/')) requests.push(new URL(r.url()).pathname);
