@@ -189,6 +189,7 @@ describe.each(DRIVERS)('routed grants and claims [%s]', (driver) => {
     }
   });
 
+  // PostgreSQL only: PGlite is one connection, so two claims cannot race on it (skipped there).
   it.runIf(driver === 'postgres')('two gateways claiming one grant at once: exactly one is ok, every time', async () => {
     const a = await gatewayIn('routed-g', 'routed-g1');
     const b = await gatewayIn('routed-g', 'routed-g2');

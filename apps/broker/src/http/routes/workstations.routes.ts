@@ -29,8 +29,9 @@ export function workstationsRoutes(app: FastifyInstance, deps: { services: Servi
       const { limit, offset, sort, tag, ...filter } = request.query;
       const [key, ...rest] = tag?.split('=') ?? [];
       const page = await workstations.list({ ...filter, tag: key ? { key, value: rest.length ? rest.join('=') : undefined } : undefined }, sort, limit, offset);
-      const dtos = await workstationDtos(deps.services, page.items);
-      return { items: page.items.map((w, i) => ({ ...dtos[i]!, provider: w.context?.provider, assignedUser: w.context?.assignedUser ?? null })), total: page.total, limit, offset };
+      // The page's context (one query) already names each provider's kind: no second lookup for it.
+      const items = page.items.map((w) => ({ ...workstationDto(w, w.context?.provider.kind ?? 'unknown'), provider: w.context?.provider, assignedUser: w.context?.assignedUser ?? null }));
+      return { items, total: page.total, limit, offset };
     },
   );
 
