@@ -17,7 +17,7 @@
  * or the last training week (after-holiday: that week was the holiday, the measured one is normal).
  *
  * Run: npm run bench:studio-week [-- --seed N] [-- --standby windows|morning|flat|predictive]
- *      [-- --scenario studio|crunch|holiday|after-holiday] [-- --train 4] [-- --quantile 0.9] [-- --reserve 0] [-- --hold 15]
+ *      [-- --scenario studio|crunch|holiday|after-holiday] [-- --train 4] [-- --quantile 0.9] [-- --reserve 0] [-- --hold 15] [-- --lead 10]
  * The last line is `RESULT {json}` for bench/studio-week/matrix.ts.
  */
 import { sql } from 'drizzle-orm';
@@ -61,6 +61,8 @@ const QUANTILE = Number(arg('quantile', '0.9'));
 const RESERVE = Number(arg('reserve', '0'));
 /** The stop hold window (minutes): running standby above the arrivals expected over it is stopped. */
 const HOLD = Number(arg('hold', '15'));
+/** The start lead (minutes): machines are started for the arrivals expected over it (at least one boot). */
+const LEAD = Number(arg('lead', '10'));
 const BOOT_SECONDS = 120; // the emulator's slowest boot (60 s + up to 60 s jitter)
 const HOLIDAY: WeekVariant = { absentP: 0.5 };
 const SCENARIOS: Record<string, { measured: WeekVariant; lastTraining: WeekVariant }> = {
@@ -178,7 +180,7 @@ async function main() {
   await services.pools.update(systemActor, pool.id, {
     minAvailable: SETTINGS.pool.minAvailable,
     scheduleWindows: SETTINGS.pool.scheduleWindows as never,
-    ...(PREDICTIVE ? { standby: { mode: 'predictive', quantile: QUANTILE, bootSeconds: BOOT_SECONDS, reserveMinutes: RESERVE, holdMinutes: HOLD } } : {}),
+    ...(PREDICTIVE ? { standby: { mode: 'predictive', quantile: QUANTILE, bootSeconds: BOOT_SECONDS, reserveMinutes: RESERVE, holdMinutes: HOLD, leadMinutes: LEAD } } : {}),
   });
   await quiesce();
 
@@ -285,7 +287,7 @@ async function main() {
   const cold = waits.filter((w) => w.cold);
   const byUser = await services.reports.cost({ from: new Date(WEEK), to: new Date(END), groupBy: 'user' });
   const unassigned = byUser.groups.find((g) => g.key === null && g.label === '(unassigned)')?.runningHours ?? 0;
-  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, scenario ${SCENARIO}, ${TRAIN} training week(s) (${trained.length} arrivals), standby ${STANDBY}${PREDICTIVE ? ` (q${QUANTILE}, boot ${BOOT_SECONDS} s, reserve ${RESERVE} min, hold ${HOLD} min)` : ''}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
+  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, scenario ${SCENARIO}, ${TRAIN} training week(s) (${trained.length} arrivals), standby ${STANDBY}${PREDICTIVE ? ` (q${QUANTILE}, boot ${BOOT_SECONDS} s, reserve ${RESERVE} min, hold ${HOLD} min, lead ${LEAD} min)` : ''}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
   for (const s of STUDIO) console.log(`  ${String(s.count).padStart(3)} × ${s.name}, long break ${s.breakMin[0]}–${s.breakMin[1]} min, short break p=${s.shortBreakP}, absent p=${s.absentP}`);
   console.log(`  pool: ${machines!.n} g5.xlarge (fleet ${FLEET} stopped at the start), minAvailable ${SETTINGS.pool.minAvailable}, windows (Europe/London): ${SETTINGS.pool.scheduleWindows.map((w) => `${w.days[0]}–${w.days.at(-1)} ${w.start}–${w.end} → ${w.minAvailable}`).join('; ') || 'none'}`);
   console.log(`  power plan: stop ${SETTINGS.powerPlan.onDisconnect.delaySeconds / 60} min after disconnect and after logout; release plan: on logout, and ${SETTINGS.releasePlan.releaseAfterDisconnectSeconds / 60} min after a disconnect (floating)`);
@@ -310,7 +312,7 @@ async function main() {
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
-  console.log(`RESULT ${JSON.stringify({ scenario: SCENARIO, standby: STANDBY, seed: SEED, quantile: PREDICTIVE ? QUANTILE : null, reserve: RESERVE, hold: PREDICTIVE ? HOLD : null, billed, ideal, ratio: billed / ideal, p95: pct(95), max: sorted.at(-1)! / 1000, cold: cold.length, requests: waits.length })}`);
+  console.log(`RESULT ${JSON.stringify({ scenario: SCENARIO, standby: STANDBY, seed: SEED, quantile: PREDICTIVE ? QUANTILE : null, reserve: RESERVE, hold: PREDICTIVE ? HOLD : null, lead: PREDICTIVE ? LEAD : null, billed, ideal, ratio: billed / ideal, p95: pct(95), max: sorted.at(-1)! / 1000, cold: cold.length, requests: waits.length })}`);
 
   await broker.close();
   await emu.close();

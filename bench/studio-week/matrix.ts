@@ -19,7 +19,7 @@ const scenarios = arg('scenarios', 'studio,crunch,holiday,after-holiday').split(
 const standbys = arg('standbys', 'windows,flat,predictive').split(',');
 const seeds = arg('seeds', '7,8,9').split(',').map(Number);
 const jobs = Number(arg('jobs', '2'));
-const extra = ['quantile', 'reserve', 'hold'].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, arg(k, '')] : []));
+const extra = ['quantile', 'reserve', 'hold', 'lead'].flatMap((k) => (process.argv.includes(`--${k}`) ? [`--${k}`, arg(k, '')] : []));
 
 interface Result {
   scenario: string;
@@ -28,6 +28,8 @@ interface Result {
   quantile: number | null;
   /** Absent in the results of runs from before the hold window (they stopped surplus at once). */
   hold?: number | null;
+  /** Absent in the results of runs from before the start lead (they started one boot ahead). */
+  lead?: number | null;
   reserve?: number;
   ratio: number;
   p95: number;
@@ -67,7 +69,7 @@ for (const f of readdirSync(DIR)) {
   const line = readFileSync(join(DIR, f), 'utf8').split('\n').find((l) => l.startsWith('RESULT '));
   if (line) results.push(JSON.parse(line.slice(7)) as Result);
 }
-const key = (r: Result) => `${r.scenario} | ${r.standby}${r.quantile !== null ? ` q${r.quantile}` : ''}${r.hold != null ? ` hold ${r.hold}` : ''}${r.reserve ? ` reserve ${r.reserve}` : ''}`;
+const key = (r: Result) => `${r.scenario} | ${r.standby}${r.quantile !== null ? ` q${r.quantile}` : ''}${r.hold != null ? ` hold ${r.hold}` : ''}${r.quantile !== null ? ` lead ${r.lead ?? 0}` : ''}${r.reserve ? ` reserve ${r.reserve}` : ''}`;
 const groups = new Map<string, Result[]>();
 for (const r of results) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
 const order = (k: string) => scenarios.indexOf(k.split(' | ')[0]!) * 100 + standbys.findIndex((s) => k.split(' | ')[1]!.startsWith(s));

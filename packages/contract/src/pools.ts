@@ -112,6 +112,13 @@ export const StandbySetting = z
       .max(240)
       .default(15)
       .describe('running standby is stopped only above the arrivals expected over this many minutes ahead; 0 = stop surplus at once'),
+    leadMinutes: z
+      .number()
+      .int()
+      .min(0)
+      .max(120)
+      .default(10)
+      .describe('machines are started for the arrivals expected over this many minutes ahead (at least one boot); 0 = one boot ahead'),
   })
   .describe('How the pool sizes its standby (docs/pools.md, "Predictive standby").');
 
@@ -127,7 +134,7 @@ export const CreatePool = z.strictObject({
   maxTotal: Count.nullable().default(null).describe('cap on the pool\'s machines (null = no cap)'),
   maxAvailable: Count.nullable().default(null).describe('above this many available machines the surplus the pool launched is terminated (null = never)'),
   scheduleWindows: z.array(ScheduleWindow).max(50).default([]),
-  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0, holdMinutes: 15 }),
+  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0, holdMinutes: 15, leadMinutes: 10 }),
   timeZone: TimeZone.default('UTC'),
   launchRatePerMinute: z.number().int().min(1).max(10_000).default(10),
   provisioning: PoolProvisioning.default('running'),

@@ -99,7 +99,8 @@ describe('dayProfile: the chart of a day', () => {
 });
 
 describe('predictiveTarget and the planner', () => {
-  const standby: StandbySetting = { ...DEFAULT_STANDBY, mode: 'predictive', quantile: 0.9, bootSeconds: 105 };
+  // Lead 0: these cases pin down the one-boot warm target; the start lead has its own table below.
+  const standby: StandbySetting = { ...DEFAULT_STANDBY, mode: 'predictive', quantile: 0.9, bootSeconds: 105, leadMinutes: 0 };
   const tz = 'Europe/London';
   // Three Mondays: 8 arrivals within two minutes of 09:00, and 4 more at 09:10.
   const history = [1, 2, 3].flatMap((k) => [...burst(new Date(Date.parse('2026-11-30T09:01:00Z') - k * WEEK_MS).toISOString(), 8), ...burst(new Date(Date.parse('2026-11-30T09:10:00Z') - k * WEEK_MS).toISOString(), 4)]);
@@ -143,11 +144,29 @@ describe('predictiveTarget and the planner', () => {
   for (const c of holdCases) {
     it(`hold: ${c.name}`, () => {
       const s = c.holdMinutes === undefined ? DEFAULT_STANDBY : { ...DEFAULT_STANDBY, holdMinutes: c.holdMinutes };
-      const t = predictiveTarget(pool({ ...c.over, standby: { ...s, mode: 'predictive', bootSeconds: 105 } }), demand, at(c.now));
+      const t = predictiveTarget(pool({ ...c.over, standby: { ...s, mode: 'predictive', bootSeconds: 105, leadMinutes: 0 } }), demand, at(c.now));
       expect({ warm: t.warm, hold: t.hold }).toEqual({ warm: c.warm, hold: c.hold });
       if (c.reason) expect(t.reason).toMatch(c.reason);
     });
   }
+  // The start lead: machines are started for the arrivals expected over the next `leadMinutes` (at
+  // least one boot + tick), so one started on an earlier pass is running when its artist comes.
+  const leadCases: { name: string; leadMinutes?: number; now: string; warm: number; reason: RegExp }[] = [
+    { name: 'default (10 min) eight minutes before the 09:01 wave: all 8 started now', now: '2026-11-30T08:53:00Z', warm: 8, reason: /^8 warm: q0.9 of arrivals in the next 10 min \(start lead\) at mon 08:53 .*\[8, 8, 8\] = 8/ },
+    { name: 'lead 0 at the same moment: the wave is beyond one boot, only the minimum', leadMinutes: 0, now: '2026-11-30T08:53:00Z', warm: 1, reason: /next 2 min \(boot 105 s \+ tick\).*raised to the minimum 1/ },
+    { name: 'lead 10 just after the wave: the 09:10 arrivals are started for', leadMinutes: 10, now: '2026-11-30T09:03:00Z', warm: 4, reason: /next 10 min \(start lead\).*= 4/ },
+    { name: 'lead 5 does not reach 09:10 from 09:03', leadMinutes: 5, now: '2026-11-30T09:03:00Z', warm: 1, reason: /next 5 min \(start lead\)/ },
+    { name: 'a lead shorter than one boot is one boot + tick', leadMinutes: 1, now: '2026-11-30T08:59:30Z', warm: 8, reason: /next 2 min \(boot 105 s \+ tick\)/ },
+  ];
+  for (const c of leadCases) {
+    it(`lead: ${c.name}`, () => {
+      const s: StandbySetting = { ...DEFAULT_STANDBY, mode: 'predictive', bootSeconds: 105, holdMinutes: 0, ...(c.leadMinutes === undefined ? {} : { leadMinutes: c.leadMinutes }) };
+      const t = predictiveTarget(pool({ standby: s }), demand, at(c.now));
+      expect(t.warm).toBe(c.warm);
+      expect(t.reason).toMatch(c.reason);
+    });
+  }
+
   it('hold: a pool with no history holds its minimum only (cold start)', () => {
     const t = predictiveTarget(pool(), demandOf([], at('2026-11-29T00:00:00Z'), tz), at('2026-11-30T08:59:30Z'));
     expect({ warm: t.warm, hold: t.hold }).toEqual({ warm: 1, hold: 1 });

@@ -53,7 +53,7 @@ export function PoolForecastPage(): ReactNode {
           {forecast.target ? (
             <>
               <p className="stat">
-                <strong>{forecast.target.warm}</strong> running or booting, <strong>{forecast.target.available}</strong> available in all (predictive, quantile {forecast.standby.quantile}, boot {forecast.standby.bootSeconds} s
+                <strong>{forecast.target.warm}</strong> running or booting, <strong>{forecast.target.available}</strong> available in all (predictive, quantile {forecast.standby.quantile}, boot {forecast.standby.bootSeconds} s{forecast.standby.leadMinutes > 0 ? `, machines started for the next ${forecast.standby.leadMinutes} min` : ', machines started one boot ahead'}
                 {forecast.standby.reserveMinutes > 0 ? `, stopped reserve ${forecast.standby.reserveMinutes} min` : ''}
                 {forecast.standby.holdMinutes > 0 ? `, running standby held for the next ${forecast.standby.holdMinutes} min` : ', surplus stopped at once'})
               </p>

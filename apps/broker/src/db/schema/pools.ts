@@ -75,10 +75,19 @@ export interface StandbySetting {
    * (`DEFAULT_HOLD_MINUTES`, ADR 0022). 0 = stop surplus at once.
    */
   holdMinutes?: number;
+  /**
+   * Minutes ahead whose expected arrivals get a machine started now: the warm target covers
+   * max(one boot + tick, this). Optional: rows written before it existed read the default
+   * (`DEFAULT_LEAD_MINUTES`, ADR 0022). 0 = one boot + tick.
+   */
+  leadMinutes?: number;
 }
 
 /** The hold window a pool without its own: about one σ of a studio's morning arrival spread (ADR 0022). */
 export const DEFAULT_HOLD_MINUTES = 15;
+
+/** The start lead a pool without its own: see ADR 0022 ("Starts look a few minutes ahead"). */
+export const DEFAULT_LEAD_MINUTES = 10;
 
 export const DEFAULT_STANDBY: StandbySetting = { mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 };
 

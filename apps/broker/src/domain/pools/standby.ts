@@ -1,13 +1,16 @@
-import { DEFAULT_HOLD_MINUTES, type StandbySetting } from '../../db/schema/pools.ts';
+import { DEFAULT_HOLD_MINUTES, DEFAULT_LEAD_MINUTES, type StandbySetting } from '../../db/schema/pools.ts';
 import { expectedArrivals, type Demand, type WeekSample } from './forecast.ts';
 import { effectiveThresholds, localTime, type Thresholds } from './schedule.ts';
 
 /**
  * Predictive standby (issue 19, ADR 0022): the standby a pool keeps, from its demand forecast. Pure.
  *
- * - **Warm** (running or booting): the arrivals expected within one boot-to-ready time ahead (plus the
- *   reconciler's tick), at the pool's quantile. A machine started now is ready for an arrival after
- *   that; one arriving sooner needs a machine that is already running.
+ * - **Warm** (running or booting): the arrivals expected within the start lead (`leadMinutes`, at
+ *   least one boot-to-ready time plus the reconciler's tick), at the pool's quantile. A machine
+ *   started now is ready for an arrival after one boot; one arriving sooner needs a machine that is
+ *   already running — which a lead of a few boots has started on an earlier pass. A lead of exactly
+ *   one boot plans for "the arrival at 09:00:10", and four weeks of one 135 s span hold 0–3 arrivals:
+ *   too few for a quantile to mean much; over 10 minutes the counts are steady enough.
  * - **Stopped reserve** (optional, EBS-backed machines only: an instance-store root cannot stop): the
  *   arrivals expected within `reserveMinutes` beyond that may be covered by *stopped* machines — the
  *   pool makes sure they exist (launching if it must) but keeps them stopped; each is started when
@@ -40,8 +43,17 @@ export interface StandbyTarget {
   fromForecast: boolean;
 }
 
-export function warmHorizonMs(s: Pick<StandbySetting, 'bootSeconds'>): number {
+export function bootHorizonMs(s: Pick<StandbySetting, 'bootSeconds'>): number {
   return s.bootSeconds * 1000 + RECONCILE_TICK_MS;
+}
+
+export function leadMinutesOf(s: Pick<StandbySetting, 'leadMinutes'>): number {
+  return s.leadMinutes ?? DEFAULT_LEAD_MINUTES;
+}
+
+/** How far ahead the warm target looks: the start lead, never less than one boot + tick. */
+export function warmHorizonMs(s: Pick<StandbySetting, 'bootSeconds' | 'leadMinutes'>): number {
+  return Math.max(bootHorizonMs(s), leadMinutesOf(s) * 60_000);
 }
 
 export function holdMinutesOf(s: Pick<StandbySetting, 'holdMinutes'>): number {
@@ -65,7 +77,7 @@ export function predictiveTarget(pool: Thresholds & { standby: StandbySetting },
   }
   const local = localTime(now, pool.timeZone);
   let reason =
-    `q${s.quantile} of arrivals in the next ${minutes(horizon)} (boot ${s.bootSeconds} s + tick) at ${local.day} ` +
+    `q${s.quantile} of arrivals in the next ${minutes(horizon)} (${horizon === bootHorizonMs(s) ? `boot ${s.bootSeconds} s + tick` : 'start lead'}) at ${local.day} ` +
     `${String(Math.floor(local.minutes / 60)).padStart(2, '0')}:${String(local.minutes % 60).padStart(2, '0')} ${pool.timeZone} ` +
     `over the last ${warm.samples.length} week(s) [${samplesText(warm.samples)}] = ${warm.expected}`;
   const warmTarget = clamp(warm.expected);

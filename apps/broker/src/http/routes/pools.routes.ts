@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { CreatePool, ErrorBody, IdParams, ListPoolsQuery, Pool, PoolForecast, ReconcileResult, UpdatePool, pageOf } from '@stagedoor/contract';
 import type { PoolView } from '../../domain/pools/pools.service.ts';
-import { holdMinutesOf } from '../../domain/pools/standby.ts';
+import { holdMinutesOf, leadMinutesOf } from '../../domain/pools/standby.ts';
 import type { Services } from '../../services.ts';
 import { iso, isoOrNull } from '../dto.ts';
 import { actorOf } from '../request-context.ts';
@@ -114,7 +114,7 @@ export function poolDto({ pool: p, availability, thresholds }: PoolView) {
   };
 }
 
-/** A pool's standby setting as the API shows it: rows from before the hold window read its default. */
+/** A pool's standby setting as the API shows it: rows from before the hold window or the start lead read their defaults. */
 function standbyDto(s: PoolView['pool']['standby']) {
-  return { ...s, holdMinutes: holdMinutesOf(s) };
+  return { ...s, holdMinutes: holdMinutesOf(s), leadMinutes: leadMinutesOf(s) };
 }
