@@ -263,7 +263,7 @@ export class AuthServersService {
     if (d.kind === 'totp' && !this.deps.secrets.available) {
       throw new InvalidInputError('TOTP secrets are stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
     }
-    if (d.groupMappings?.length && d.kind !== 'ldap') invalid('groupMappings', 'only ldap servers map directory groups');
+    if (d.groupMappings?.length && !['ldap', 'oidc', 'saml'].includes(d.kind)) invalid('groupMappings', 'only ldap, oidc and saml servers map groups');
     if (d.requiredForGroupIds?.length && d.purpose !== 'second-factor') invalid('requiredForGroupIds', 'only a second-factor server can be required for groups');
     if (current && current.purpose === 'second-factor' && d.purpose === 'primary') {
       const dependents = await this.deps.repo.dependents(id, tx);
