@@ -15,6 +15,8 @@ import { MfaRepository } from './mfa.repository.ts';
 import { PasswordCheck } from './password-check.ts';
 import { ExternalProvisioning } from './provision.ts';
 import { SsoSignIn } from './sso/complete-sign-in.ts';
+import { OidcSignInService } from './sso/oidc-sign-in.service.ts';
+import { OidcClient } from '../../providers/oidc/oidc-client.ts';
 import { SsoIdentitiesRepository } from './sso/sso-identities.repository.ts';
 import { SsoStatesRepository } from './sso/sso-states.repository.ts';
 import { SignInService } from './sign-in.service.ts';
@@ -54,5 +56,7 @@ export function createSignInServices(deps: {
   const signIn = new SignInService({ db, users: deps.users, passwords, authServers, auth: deps.auth, throttle, totp, mfa, audit, clock, log, policy: deps.config.signIn.mfa });
   // Both SSO kinds (OIDC, SAML) end here, and keep their one-time state in `ssoStates`.
   const sso = new SsoSignIn({ authServers, provisioning, signIn, audit });
-  return { authServers, loginThrottle: throttle, totp, signIn, sso, ssoStates: new SsoStatesRepository(db) };
+  const ssoStates = new SsoStatesRepository(db);
+  const oidc = new OidcSignInService({ authServers, states: ssoStates, sso, client: new OidcClient(), clock, publicUrl: deps.config.signIn.publicUrl });
+  return { authServers, loginThrottle: throttle, totp, signIn, sso, ssoStates, oidc };
 }
