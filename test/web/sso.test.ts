@@ -2,7 +2,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_KEY } from '../../apps/broker/test/identity/helpers.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../support/broker.ts';
-import { launchBrowser, openTab, screenshot, unexpected, type Tab } from '../support/browser.ts';
+import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
 import { startTestOp, type TestOp } from '../support/oidc-op.ts';
 import { freePort } from '../support/ports.ts';
 
@@ -97,5 +97,26 @@ describe('OIDC sign-in in the browser (Chromium)', () => {
     const [row] = (await b.services.audit.list({ action: 'auth.login' }, 1, 0)).items;
     expect(row).toMatchObject({ outcome: 'failure', details: { check: 'mfa', username: 'noam' } });
     expect((await b.services.users.list({}, 100, 0)).items.some((u) => u.username === 'noam')).toBe(false);
+  });
+
+  it('an admin adds an OIDC server in the console form (client secret write-only), and the login page offers it', async () => {
+    const { page, problems } = await tab();
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await page.getByRole('link', { name: 'Auth servers' }).click();
+    await page.getByRole('button', { name: 'New auth server' }).click();
+    const form = page.getByRole('form', { name: 'New auth server' });
+    await form.getByLabel('Kind').selectOption('oidc');
+    await form.getByLabel('Name', { exact: true }).fill('keycloak');
+    await form.getByLabel('Settings (JSON)').fill(JSON.stringify({ issuer: op.issuer, clientId: op.clientId, label: 'Sign in with Keycloak' }));
+    await form.getByLabel('OIDC client secret').fill('console-typed-secret');
+    await form.getByRole('button', { name: 'Create auth server' }).click();
+    await page.getByRole('table', { name: 'Auth servers' }).getByRole('rowheader', { name: 'keycloak' }).waitFor();
+    expect(await page.content()).not.toContain('console-typed-secret');
+    const stored = (await call('GET', '/api/v1/auth-servers')).items.find((a: { name: string }) => a.name === 'keycloak');
+    expect(stored).toMatchObject({ kind: 'oidc', purpose: 'primary', secretSet: true, config: { usernameClaim: 'preferred_username', secondFactor: 'when-idp-mfa-missing' } });
+    expect(JSON.stringify(stored)).not.toContain('console-typed-secret');
+    const signedOut = await tab();
+    await signedOut.page.getByRole('link', { name: 'Sign in with Keycloak' }).waitFor();
+    expect(unexpected(problems)).toEqual([]);
   });
 });
