@@ -27,6 +27,8 @@ describe('OIDC sign-in against a real OpenID Provider', () => {
         alice: { password: 'alice-pw', amr: ['pwd', 'otp'], claims: { preferred_username: 'alice', name: 'Alice Artist', email: 'alice@studio.test', groups: ['VFX-Artists', 'Everyone'] } },
         bob: { password: 'bob-pw', amr: ['pwd'], claims: { preferred_username: 'bob', name: 'Bob', groups: ['Everyone'] } },
         // An IdP account that claims the name of Stagedoor's local admin.
+        // Entra ID with more groups than fit in a token: a pointer to Graph instead of the list.
+        overage: { password: 'overage-pw', amr: ['pwd', 'otp'], claims: { preferred_username: 'olga', _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.microsoft.com/v1.0/users/x/getMemberObjects' } } } },
         impostor: { password: 'impostor-pw', amr: ['pwd', 'otp'], claims: { preferred_username: 'admin', groups: ['stagedoor-admins'] } },
       },
     });
@@ -110,7 +112,7 @@ describe('OIDC sign-in against a real OpenID Provider', () => {
   // What openid-client says for each: the refusal is the token check, not some other failure.
   const why = { 'tampered-signature': /signature/i, 'foreign-key': /signature/i, 'wrong-audience': /aud/i, expired: /exp/i } as const;
   for (const tamper of ['tampered-signature', 'foreign-key', 'wrong-audience', 'expired'] as const) {
-    it(`${tamper} ID token: refused by the token checks and audited, no session, no user`, async () => {
+    it(`${tamper} ID token: refused by the token checks and audited, no session`, async () => {
       const { browser, callback } = await toCallback('bob', 'bob-pw');
       op.tamper = tamper;
       try {
@@ -137,5 +139,37 @@ describe('OIDC sign-in against a real OpenID Provider', () => {
     expect((await browser.get(callback.href)).status).toBe(302);
     const bob = (await b.services.users.list({}, 100, 0)).items.find((u) => u.username === 'bob')!;
     expect(bob.groups.map((g) => g.name)).toEqual([]);
+  });
+
+  it('Entra ID group overage (no groups in the token, a pointer instead) is refused while the server maps groups, and audited', async () => {
+    const { browser, callback } = await toCallback('overage', 'overage-pw');
+    const res = await browser.get(callback.href, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain('too many groups');
+    expect((await refusals('groups-overage')).length).toBe(1);
+    expect((await b.services.users.list({}, 100, 0)).items.some((u) => u.username === 'olga')).toBe(false);
+  });
+
+  it('the second factor: skipped when the IdP proved MFA (amr), asked when it did not, and always asked when the server says so', async () => {
+    const totp = await create(b.app, admin, '/api/v1/auth-servers', { kind: 'totp', name: 'authenticator', config: { issuer: 'Studio' } });
+    const server = (await b.services.authServers.findByName('Studio IdP'))!;
+    await b.services.authServers.update(adminActor(admin), server.row.id, { mfaServerId: totp.id });
+    const land = async (who: string, pw: string) => {
+      const { browser, callback } = await toCallback(who, pw);
+      const res = await browser.get(callback.href);
+      expect(res.status).toBe(302);
+      return { location: res.headers.get('location')!, cookie: res.headers.getSetCookie().some((c) => c.startsWith('stagedoor_session=')) };
+    };
+    // alice's IdP did a one-time code (amr otp): Stagedoor's own TOTP is skipped.
+    expect(await land('alice', 'alice-pw')).toEqual({ location: '/desktops', cookie: true });
+    // bob's IdP only checked a password: the TOTP step is due (enrolment first), and no session yet.
+    const bob = await land('bob', 'bob-pw');
+    expect(bob.cookie).toBe(false);
+    expect(bob.location).toMatch(/^\/#\/sso-mfa\?loginToken=[\w-]+&factor=totp-enroll&/);
+    // The admin's choice: always ask, whatever the IdP did.
+    await b.services.authServers.update(adminActor(admin), server.row.id, { config: { ...(server.row.config as object), secondFactor: 'always' } });
+    const alice = await land('alice', 'alice-pw');
+    expect(alice.cookie).toBe(false);
+    expect(alice.location).toMatch(/factor=totp-enroll/);
   });
 });
