@@ -32,7 +32,7 @@ describe('OIDC: stagedoor login --sso, and a second broker node', () => {
     const admin = await login(b.app, 'admin', ADMIN_PASSWORD);
     await create(b.app, admin, '/api/v1/auth-servers', { kind: 'oidc', name: 'corp', config: { issuer: op.issuer, clientId: op.clientId, scopes: ['openid', 'profile', 'groups'], amrValues: ['mfa'] }, clientSecret: op.clientSecret });
     // Node B: another `stagedoor broker` process on the same database, behind the same public URL.
-    [nodeB] = await startBrokerNodes(['node-b'], { ...env, DATABASE_URL: b.testDb.url!, STAGEDOOR_JOBS: 'off' });
+    nodeB = (await startBrokerNodes(['node-b'], { ...env, DATABASE_URL: b.testDb.url!, STAGEDOOR_JOBS: 'off' }))[0]!;
   }, 180_000);
   afterAll(async () => {
     await nodeB?.proc.stop();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
+import { ADMIN_PASSWORD, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { FetchBrowser, startTestOp, type TestOp } from '../../../../test/support/oidc-op.ts';
 import { freePort } from '../../../../test/support/ports.ts';
 import { create, SECRET_KEY } from './helpers.ts';
