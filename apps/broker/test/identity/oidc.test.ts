@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
+import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { FetchBrowser, startTestOp, type TestOp } from '../../../../test/support/oidc-op.ts';
 import { freePort } from '../../../../test/support/ports.ts';
 import { create, SECRET_KEY } from './helpers.ts';
@@ -171,5 +171,22 @@ describe('OIDC sign-in against a real OpenID Provider', () => {
     const alice = await land('alice', 'alice-pw');
     expect(alice.cookie).toBe(false);
     expect(alice.location).toMatch(/factor=totp-enroll/);
+  });
+
+  it('stagedoor apply: an oidc server is created from a file, unchanged on a second apply, and a new issuer needs the client secret again', async () => {
+    const doc = (issuer: string, clientSecret?: string) => ({
+      version: 1,
+      authServers: [{ name: 'apply-idp', kind: 'oidc', config: { issuer, clientId: 'apply-client' }, ...(clientSecret ? { clientSecret } : {}), groupMappings: [{ externalGroup: 'VFX-Artists', group: 'artists' }] }],
+    });
+    const apply = (document: unknown) => b.app.inject({ method: 'POST', url: '/api/v1/apply', headers: as(admin), payload: { document } });
+    const first = await apply(doc('https://idp.example.com', 'apply-secret'));
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server')).toMatchObject([{ name: 'apply-idp', action: 'create' }]);
+    const again = await apply(doc('https://idp.example.com'));
+    expect(again.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server')).toMatchObject([{ name: 'apply-idp', action: 'unchanged' }]);
+    // The stored secret is only sent to the issuer it was entered for.
+    const moved = await apply(doc('https://evil.example.com'));
+    expect(moved.statusCode).toBe(400);
+    expect(moved.body).toMatch(/clientSecret.*another issuer/);
   });
 });
