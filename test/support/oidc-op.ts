@@ -11,7 +11,7 @@ export interface OpUser {
 }
 
 /** How the proxy in front of the OP spoils the next token answers (the attacks a relying party must refuse). */
-export type TokenTamper = 'none' | 'tampered-signature' | 'wrong-audience' | 'expired' | 'foreign-key';
+export type TokenTamper = 'none' | 'tampered-signature' | 'wrong-audience' | 'expired' | 'foreign-key' | 'rotated';
 
 export interface TestOp {
   /** The issuer URL (the tampering proxy; the OP itself listens behind it). */
@@ -21,6 +21,8 @@ export interface TestOp {
   tamper: TokenTamper;
   /** Token requests the OP answered (a replayed code shows up as a second one). */
   tokenRequests: number;
+  /** Key rotation: publish a second key in the JWKS and sign ID tokens with it from now on. */
+  rotateKey(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -37,7 +39,23 @@ export async function startTestOp(opts: { users: Record<string, OpUser>; redirec
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk: JWK = { ...(await exportJWK(privateKey)), kid: 'op-key-1', use: 'sig', alg: 'RS256' };
   const foreign = await generateKeyPair('RS256');
-  const op: TestOp = { issuer, clientId: 'stagedoor', clientSecret: 'stagedoor-client-secret', tamper: 'none', tokenRequests: 0, close: async () => undefined };
+  // The JWKS the proxy serves (the OP's key; after rotateKey, a second one too).
+  const published: JWK[] = [{ ...publicKeyOf(jwk), kid: 'op-key-1', use: 'sig', alg: 'RS256' }];
+  let rotated: CryptoKey | null = null;
+  const op: TestOp = {
+    issuer,
+    clientId: 'stagedoor',
+    clientSecret: 'stagedoor-client-secret',
+    tamper: 'none',
+    tokenRequests: 0,
+    rotateKey: async () => {
+      const next = await generateKeyPair('RS256', { extractable: true });
+      published.push({ ...(await exportJWK(next.publicKey)), kid: 'op-key-2', use: 'sig', alg: 'RS256' });
+      rotated = next.privateKey;
+      op.tamper = 'rotated';
+    },
+    close: async () => undefined,
+  };
 
   const provider = new Provider(issuer, {
     clients: [
@@ -90,6 +108,10 @@ export async function startTestOp(opts: { users: Record<string, OpUser>; redirec
 
   // The proxy: everything goes through to the OP (Host kept, so the OP's URLs name the proxy); token answers may be spoiled on the way back.
   const proxy = http.createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/jwks') {
+      res.setHeader('content-type', 'application/jwk-set+json');
+      return res.end(JSON.stringify({ keys: published }));
+    }
     const payload = await body(req);
     const up = http.request({ host: '127.0.0.1', port: opPort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       const chunks: Buffer[] = [];
@@ -128,6 +150,7 @@ export async function startTestOp(opts: { users: Record<string, OpUser>; redirec
     } else if (op.tamper === 'wrong-audience') answer.id_token = await sign({ ...claims, aud: 'some-other-client' });
     else if (op.tamper === 'expired') answer.id_token = await sign({ ...claims, iat: now - 7200, exp: now - 3600 });
     else if (op.tamper === 'foreign-key') answer.id_token = await sign(claims, foreign.privateKey, 'op-key-1');
+    else if (op.tamper === 'rotated' && rotated) answer.id_token = await sign(claims, rotated, 'op-key-2');
     return JSON.stringify(answer);
   }
 
@@ -202,4 +225,10 @@ export class FetchBrowser {
     }
     throw new Error('too many redirects');
   }
+}
+
+/** The public half of an RSA private JWK. */
+function publicKeyOf(jwk: JWK): JWK {
+  const { kty, n, e } = jwk;
+  return { kty, n, e };
 }

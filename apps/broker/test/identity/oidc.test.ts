@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { FetchBrowser, startTestOp, type TestOp } from '../../../../test/support/oidc-op.ts';
 import { freePort } from '../../../../test/support/ports.ts';
@@ -188,5 +188,26 @@ describe('OIDC sign-in against a real OpenID Provider', () => {
     const moved = await apply(doc('https://evil.example.com'));
     expect(moved.statusCode).toBe(400);
     expect(moved.body).toMatch(/clientSecret.*another issuer/);
+  });
+
+  it('key rotation: an ID token signed by a key the IdP newly publishes is accepted once the cached JWKS may be refreshed', async () => {
+    await op.rotateKey();
+    // Before: the broker read the JWKS moments ago, and openid-client refreshes it for an unknown key id
+    // only when the copy is a minute old (so a flood of bad key ids cannot hammer the IdP).
+    const early = await toCallback('alice', 'alice-pw');
+    expect((await early.browser.get(early.callback.href)).status).toBe(401);
+    expect((await refusals('token'))[0]?.reason).toMatch(/no applicable keys found/);
+    // Only Date moves (timers stay real): a minute later the unknown key id fetches the JWKS again.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000 });
+    try {
+      const { browser, callback } = await toCallback('alice', 'alice-pw');
+      const res = await browser.get(callback.href);
+      expect(res.status, await res.clone().text()).toBe(302);
+      // Through the token checks (the earlier test left a Stagedoor second factor due: the login page asks for it).
+      expect(res.headers.get('location')).toMatch(/^\/#\/sso-mfa\?/);
+    } finally {
+      vi.useRealTimers();
+      op.tamper = 'none';
+    }
   });
 });
