@@ -41,7 +41,7 @@ export async function startTestOp(opts: { users: Record<string, OpUser>; redirec
   const foreign = await generateKeyPair('RS256');
   // The JWKS the proxy serves (the OP's key; after rotateKey, a second one too).
   const published: JWK[] = [{ ...publicKeyOf(jwk), kid: 'op-key-1', use: 'sig', alg: 'RS256' }];
-  let rotated: CryptoKey | null = null;
+  let rotated: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'] | null = null;
   const op: TestOp = {
     issuer,
     clientId: 'stagedoor',

@@ -26,6 +26,13 @@ export function LoginPage(props: { onSignedIn: () => void; endSessionUrl?: strin
   const [code, setCode] = useState('');
   const [mfa, setMfa] = useState<Mfa | null>(ssoMfaFromHash);
   const [sso, setSso] = useState<SsoServerList['items']>([]);
+  // After SSO the enrolment is not in the URL (a TOTP secret must not be): fetch it with the login token.
+  useEffect(() => {
+    if (mfa?.factor !== 'totp-enroll' || mfa.enrollment) return;
+    post<{ enrollment: NonNullable<Mfa['enrollment']> }>('/api/v1/auth/login/mfa/enrollment', { loginToken: mfa.loginToken })
+      .then((r) => setMfa({ ...mfa, enrollment: r.enrollment }))
+      .catch((err: unknown) => setError(messageOf(err)));
+  }, [mfa]);
   useEffect(() => {
     get<SsoServerList>('/api/v1/auth/sso')
       .then((l) => setSso(l.items))

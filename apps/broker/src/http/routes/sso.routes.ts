@@ -80,6 +80,20 @@ export function ssoRoutes(app: FastifyInstance, deps: { services: Services; logi
     async (request, reply) => signInAnswer(request, reply, await oidc.cliExchange(request.body.code, request.body.verifier, loginContext(request)), deps.secureCookie),
   );
 
+  r.post(
+    '/api/v1/auth/login/mfa/enrollment',
+    {
+      config: limited,
+      schema: {
+        tags: ['auth'],
+        summary: 'The authenticator enrolment of a pending login that must enrol TOTP (the login page after single sign-on); spends no attempt',
+        body: z.strictObject({ loginToken: z.string().min(1).max(256) }),
+        response: { 200: z.object({ enrollment: z.object({ secret: z.string(), otpauthUri: z.string(), qrCode: z.string() }) }), ...errors },
+      },
+    },
+    async (request) => ({ enrollment: await deps.services.signIn.pendingEnrollment(request.body.loginToken) }),
+  );
+
   r.get(
     '/api/v1/auth/sso/end-session',
     {
