@@ -14,7 +14,7 @@ import {
   isDatabaseUnavailable,
 } from '../domain/errors.ts';
 import { HostUnresolvableError } from '../domain/workstations/host-names.ts';
-import { LoginLockedError, MfaFailedError } from '../domain/identity/sign-in-errors.ts';
+import { LoginLockedError, MfaFailedError, SsoRefusedError } from '../domain/identity/sign-in-errors.ts';
 import { ProviderError, type ProviderErrorKind } from '../providers/cloud/cloud-provider.ts';
 
 /** The one place where errors become HTTP. Domain code never chooses a status code. */
@@ -31,6 +31,7 @@ const STATUS: [new (...args: never[]) => DomainError, number][] = [
   [HostUnresolvableError, 409],
   [UnavailableError, 503],
   [MfaFailedError, 401],
+  [SsoRefusedError, 401],
   [LoginLockedError, 429],
 ];
 
@@ -62,6 +63,10 @@ const FASTIFY_CODES: Record<number, string> = {
 };
 
 export function sendError(reply: FastifyReply, status: number, code: string, message: string, details?: unknown): FastifyReply {
+  if (reply.request.routeOptions.config?.htmlErrors && /text\/html/.test(reply.request.headers.accept ?? '')) {
+    const page = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in refused · Stagedoor</title><main><h1>Sign-in refused</h1><p>${escapeHtml(message)}</p><p>Request id: <code>${escapeHtml(String(reply.request.id))}</code></p><p><a href="/">Back to sign-in</a></p></main></html>`;
+    return reply.code(status).type('text/html; charset=utf-8').send(page);
+  }
   return reply
     .code(status)
     .type('application/json; charset=utf-8')
@@ -111,4 +116,8 @@ function humanise(err: FastifyError, status: number): string {
   if (status === 413) return 'the request body is larger than this server accepts';
   if (status === 415) return `unsupported Content-Type: send application/json`;
   return err.message;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -54,10 +54,10 @@ describe.each(DRIVERS)('stagedoor apply: authServers [%s]', (driver) => {
   afterAll(async () => b?.close());
 
   it('the documented example (docs/examples/sign-in.yaml) plans as written (a dry run, before anything exists)', async () => {
-    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius' });
+    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius', OKTA_CLIENT_SECRET: 'example-okta' });
     const res = await apply(readSiteFile(path.join(REPO_ROOT, 'docs/examples/sign-in.yaml')), admin, true);
     expect(res.statusCode, res.body).toBe(200);
-    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad']);
+    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad', 'create agency-okta']);
   });
 
   it('a dry run plans every server and writes nothing', async () => {

@@ -76,7 +76,11 @@ export class AuthServersService {
       enabled: input.enabled,
       position: input.position,
       config: input.config,
-      secrets: { bindPassword: 'bindPassword' in input ? input.bindPassword : undefined, sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined },
+      secrets: {
+        bindPassword: 'bindPassword' in input ? input.bindPassword : undefined,
+        sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined,
+        clientSecret: 'clientSecret' in input ? input.clientSecret : undefined,
+      },
       mfaServerId: 'mfaServerId' in input ? (input.mfaServerId ?? null) : null,
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? input.requiredForGroupIds : undefined,
@@ -95,9 +99,11 @@ export class AuthServersService {
         const secrets: AuthServerSecrets = {
           bindPassword: patch.bindPassword === null ? undefined : (patch.bindPassword ?? old.bindPassword),
           sharedSecret: patch.sharedSecret ?? old.sharedSecret,
+          clientSecret: patch.clientSecret ?? old.clientSecret,
         };
         if (patch.bindPassword !== undefined && kind !== 'ldap') invalid('bindPassword', `only ldap servers have a bind password, this one is ${kind}`);
         if (patch.sharedSecret !== undefined && kind !== 'radius') invalid('sharedSecret', `only radius servers have a shared secret, this one is ${kind}`);
+        if (patch.clientSecret !== undefined && kind !== 'oidc') invalid('clientSecret', `only oidc servers have a client secret, this one is ${kind}`);
         if (patch.config !== undefined) this.#requireSecretForNewDestination(kind, current, patch, old);
         await this.#write(actor, tx, id, current, {
           name: patch.name ?? current.name,
@@ -134,6 +140,7 @@ export class AuthServersService {
       purpose: 'purpose' in input ? input.purpose : undefined,
       bindPassword: 'bindPassword' in input ? input.bindPassword : undefined,
       sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined,
+      clientSecret: 'clientSecret' in input ? input.clientSecret : undefined,
       mfaServerId: 'mfaServerId' in input ? (input.mfaServerId ?? null) : undefined,
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? (input.requiredForGroupIds ?? []) : undefined,
@@ -147,7 +154,7 @@ export class AuthServersService {
   #requireSecretForNewDestination(kind: AuthServerKind, current: AuthServerRow, patch: UpdateAuthServer, stored: AuthServerSecrets): void {
     const why = secretDestinationChange(kind, current.config, settingsFor(kind, patch.config));
     if (!why) return;
-    const field = kind === 'ldap' ? 'bindPassword' : 'sharedSecret';
+    const field = kind === 'ldap' ? 'bindPassword' : kind === 'oidc' ? 'clientSecret' : 'sharedSecret';
     if (stored[field] !== undefined && patch[field] === undefined) {
       invalid(field, `must be given again with this change (${why}): a stored secret is only sent where it was entered for`);
     }
@@ -166,6 +173,7 @@ export class AuthServersService {
       purpose: () => patch.purpose === row.purpose,
       bindPassword: () => patch.bindPassword === stored.bindPassword,
       sharedSecret: () => patch.sharedSecret === stored.sharedSecret,
+      clientSecret: () => patch.clientSecret === stored.clientSecret,
       mfaServerId: () => (patch.mfaServerId ?? null) === row.mfaServerId,
       groupMappings: () =>
         sameJson(sorted((patch.groupMappings ?? []).map((m) => `${normalizeDn(m.externalGroup)}\n${m.groupId}`)), sorted(current.mappings.map((m) => `${m.externalGroup}\n${m.groupId}`))),
@@ -243,6 +251,11 @@ export class AuthServersService {
     return this.deps.connectors.verifier(row);
   }
 
+  /** An OIDC server's client secret, opened for one token request; never returned by the API. */
+  clientSecretFor(row: AuthServerRow): string {
+    return this.deps.connectors.open(row).clientSecret ?? '';
+  }
+
   /** The Stagedoor groups `externalDns` map to on this server, and every group the server maps into (the ones a login refreshes). */
   async mappedGroupIds(serverId: string, externalDns: string[], db?: DbOrTx): Promise<{ groupIds: string[]; managed: string[] }> {
     const rows = await this.deps.repo.mappings([serverId], db);
@@ -260,10 +273,12 @@ export class AuthServersService {
     const config = settingsFor(d.kind, d.config);
     if (d.kind === 'ldap' && (config as { bindDn?: string }).bindDn && !d.secrets.bindPassword) invalid('bindPassword', 'is required when config.bindDn is set');
     if (d.kind === 'radius' && !d.secrets.sharedSecret) invalid('sharedSecret', 'is required');
+    if (d.kind === 'oidc' && !d.secrets.clientSecret) invalid('clientSecret', 'is required');
+    if (d.kind === 'ldap') d.groupMappings?.forEach((m, i) => /=/.test(m.externalGroup) || invalid(`groupMappings[${i}].externalGroup`, 'must be a distinguished name such as cn=artists,dc=example,dc=org'));
     if (d.kind === 'totp' && !this.deps.secrets.available) {
       throw new InvalidInputError('TOTP secrets are stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
     }
-    if (d.groupMappings?.length && d.kind !== 'ldap') invalid('groupMappings', 'only ldap servers map directory groups');
+    if (d.groupMappings?.length && !['ldap', 'oidc', 'saml'].includes(d.kind)) invalid('groupMappings', 'only ldap, oidc and saml servers map groups');
     if (d.requiredForGroupIds?.length && d.purpose !== 'second-factor') invalid('requiredForGroupIds', 'only a second-factor server can be required for groups');
     if (current && current.purpose === 'second-factor' && d.purpose === 'primary') {
       const dependents = await this.deps.repo.dependents(id, tx);

@@ -10,6 +10,8 @@ import type { AuthServerRow } from './auth-servers.repository.ts';
 export interface AuthServerSecrets {
   bindPassword?: string;
   sharedSecret?: string;
+  /** OIDC client secret (client_secret_basic / client_secret_post at the token endpoint). */
+  clientSecret?: string;
 }
 
 export const secretContext = (id: string) => `auth_servers:${id}`;

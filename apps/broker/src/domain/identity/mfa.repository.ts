@@ -29,6 +29,12 @@ export class MfaRepository {
     return row;
   }
 
+  /** A live pending login, read without spending an attempt (to show an enrolment again). */
+  async findLivePending(tokenHash: string, now: Date, db: DbOrTx = this.db): Promise<PendingLoginRow | undefined> {
+    const [row] = await db.select().from(pendingLogins).where(and(eq(pendingLogins.tokenHash, tokenHash), gt(pendingLogins.expiresAt, now)));
+    return row;
+  }
+
   /** False when the pending login is gone (completed or ended by a concurrent answer). */
   async updatePending(id: string, patch: Partial<typeof pendingLogins.$inferInsert>, db: DbOrTx = this.db): Promise<boolean> {
     const rows = await db.update(pendingLogins).set(patch).where(eq(pendingLogins.id, id)).returning({ id: pendingLogins.id });

@@ -162,6 +162,20 @@ export class SignInService {
   }
 
   /**
+   * The authenticator enrolment of a pending `totp-enroll` login, for the page that asks for the
+   * first code when it did not receive the answer that started it (after single sign-on, the login
+   * token arrives in the URL fragment; the TOTP secret never travels in a URL). Spends no attempt.
+   */
+  async pendingEnrollment(loginToken: string): Promise<TotpEnrollment> {
+    const pending = await this.deps.mfa.findLivePending(hashToken(loginToken), this.deps.clock.now());
+    const user = pending?.factor === 'totp-enroll' ? await this.deps.users.findById(pending.userId) : undefined;
+    const server = pending?.mfaServerId ? (await this.deps.authServers.rows()).find((s) => s.id === pending.mfaServerId) : undefined;
+    const enrollment = user && server ? await this.deps.totp.unconfirmed(user, (server.config as { issuer?: string }).issuer ?? 'Stagedoor') : null;
+    if (!enrollment) throw new MfaFailedError('this sign-in expired, was finished, or does not enrol an authenticator: sign in again');
+    return enrollment;
+  }
+
+  /**
    * A signed-in user proves their TOTP again before changing it (new recovery codes, removal). A wrong
    * code counts towards the account's lockout like a failed sign-in, and a locked account may not try:
    * a stolen session must not become an unlimited code-guessing oracle.
@@ -176,6 +190,19 @@ export class SignInService {
     await audit.record(actor, { action: 'auth.mfa', outcome: 'failure', reason: verdict.reason, details });
     await throttle.recordFailure(keys, actor, details);
     throw new MfaFailedError(`the code was refused: ${verdict.reason}`);
+  }
+
+  /**
+   * After a sign-in at an identity provider (OIDC, SAML): the same second-factor rules as after a
+   * password, unless the IdP already did MFA and the auth server trusts that (`skipSecondFactor`).
+   * There is no password here, so a RADIUS second factor asks for a code.
+   */
+  async afterExternalSignIn(user: UserRow, server: AuthServerRow, ctx: LoginContext, details: Record<string, unknown>, opts: { skipSecondFactor: boolean }): Promise<SignInResult> {
+    if (opts.skipSecondFactor) {
+      await this.deps.throttle.succeeded([user.username]);
+      return { kind: 'session', ...(await this.deps.auth.openSession(user, ctx, details)) };
+    }
+    return this.#afterPrimary(user, server, null, ctx, details);
   }
 
   /** After the password: a session, or the first exchange of the second factor. */

@@ -52,6 +52,15 @@ export class TotpService {
     return { secret, otpauthUri, qrCode: await qrCodeDataUrl(otpauthUri) };
   }
 
+  /** The unconfirmed enrolment `begin` made, shown again (after SSO the page that shows it is not the one that started it); null when there is none. */
+  async unconfirmed(user: { id: string; username: string }, issuer: string): Promise<TotpEnrollment | null> {
+    const row = await this.deps.repo.totpOf(user.id);
+    if (!row || row.confirmedAt) return null;
+    const secret = this.deps.secrets.open(row.secretCiphertext, context(user.id));
+    const otpauthUri = totpUri({ secret, ...TOTP_DEFAULTS, issuer, account: user.username });
+    return { secret, otpauthUri, qrCode: await qrCodeDataUrl(otpauthUri) };
+  }
+
   /** Confirm an enrolment with its first code; returns the recovery codes (shown once), or null for a wrong code. */
   async confirm(actor: Actor, userId: string, code: string, tx?: DbOrTx): Promise<string[] | null> {
     const run = async (db: DbOrTx) => {
