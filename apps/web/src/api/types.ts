@@ -12,6 +12,7 @@ export type SsoServerList = z.infer<typeof C.SsoServerList>;
 export type Desktops = z.infer<typeof C.Desktops>;
 export type Desktop = z.infer<typeof C.Desktop>;
 export type Connection = z.infer<typeof C.Connection>;
+export type BrowserSession = z.infer<typeof C.BrowserSession>;
 export type Pool = z.infer<typeof C.Pool>;
 export type PoolForecast = z.infer<typeof C.PoolForecast>;
 export type Policy = z.infer<typeof C.Policy>;
