@@ -6,6 +6,7 @@ import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_PATH } from '@sta
 import { WebSocketServer, type WebSocket } from 'ws';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { Log } from '../log.ts';
+import { isRdCleanPathFrame, serveRdCleanPath } from '../browser/rdcleanpath.ts';
 import { parseProxyV2 } from '../proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
 import type { TlsCertificate } from './tls-certificate.ts';
@@ -153,6 +154,12 @@ export class TunnelServer {
       }
       first = false;
       clearTimeout(timer);
+      // IronRDP's browser client opens this WebSocket itself and starts with its RDCleanPath request,
+      // the grant token inside (ADR 0030).
+      if (isRdCleanPathFrame(data, isBinary)) {
+        ws.removeListener('message', onMessage);
+        return serveRdCleanPath(ws, data, client, { admit: this.opts.admit, log: this.opts.log, connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000, highWaterMark: this.opts.highWaterMark ?? 1024 * 1024 });
+      }
       const token = isBinary ? null : readToken(data);
       if (token === null) {
         log.info({}, 'tunnel refused: the first message was not a token frame');
