@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { waitFor } from '../../../test/support/ports.ts';
 import { decodeRdCleanPath, encodeRdCleanPath, rdCleanPathLength, RDCLEANPATH_VERSION, type RdCleanPathPdu } from '../src/browser/rdcleanpath-der.ts';
+import { BROWSER_MODES } from '../src/browser/index.ts';
 import { destinationIs } from '../src/browser/rdcleanpath.ts';
 import { parseConnectionConfirm } from '../src/browser/x224-confirm.ts';
 import { createLog } from '../src/log.ts';
@@ -61,7 +62,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-rdcleanpath-'));
   const log = createLog('silent');
   cert = await TlsCertificate.load({ files: null, dataDir: path.join(dir, 'gateway'), log, hostnames: ['127.0.0.1'] });
-  server = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, firstMessageTimeoutMs: 2000, connectTimeoutMs: 5000 });
+  server = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, firstMessageTimeoutMs: 2000, connectTimeoutMs: 5000, modes: BROWSER_MODES });
   url = `wss://127.0.0.1:${await server.start()}/tunnel`;
   canary = await new Promise<net.Server>((resolve) => {
     const s = net.createServer((c) => (canaryConnections++, c.destroy()));
@@ -214,9 +215,13 @@ describe('RDCleanPath on the tunnel WebSocket, against xrdp', () => {
     expect((await x.closed).code).toBe(TUNNEL_CLOSE.targetUnreachable);
   });
 
-  it('the token frame of the plain tunnel still works beside it', async () => {
+  it('the token frame of the plain tunnel still works beside it; a JSON first message cannot ask for rdcleanpath', async () => {
     const x = await exchange(JSON.stringify({ token: TOKENS.other }));
     expect(x.response).toBeNull();
     expect(await x.closed).toEqual({ code: TUNNEL_CLOSE.refused, reason: REFUSAL_MESSAGES['no-grant'] });
+    const before = asked.length;
+    const y = await exchange(JSON.stringify({ token: TOKENS.other, mode: 'rdcleanpath' }));
+    expect(await y.closed).toEqual({ code: TUNNEL_CLOSE.badRequest, reason: REFUSAL_MESSAGES['bad-request'] });
+    expect(asked.length).toBe(before);
   });
 });

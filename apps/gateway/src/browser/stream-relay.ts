@@ -2,12 +2,7 @@ import type { Duplex } from 'node:stream';
 import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
 import { REFUSAL_MESSAGES, type Admitted } from '../routed/admission.ts';
-
-export interface StreamRelayOutcome {
-  reason: string;
-  bytesUp: number;
-  bytesDown: number;
-}
+import { closeMessageFor, type EarlyFrame, type TunnelOutcome } from './modes.ts';
 
 /**
  * Relay an admitted browser session between its WebSocket and a stream the handshake already set
@@ -19,11 +14,12 @@ export function relayStream(opts: {
   ws: WebSocket;
   stream: Duplex;
   admitted: Admitted;
-  early: Buffer[];
+  early: EarlyFrame[];
   /** Bytes already moved during the handshake (counted in the session's figures). */
   handshake: { bytesUp: number; bytesDown: number };
   highWaterMark: number;
-  onEnd: (outcome: StreamRelayOutcome) => void;
+  /** The session's report (once). */
+  ended: (outcome: TunnelOutcome) => void;
 }): void {
   const { ws, stream, admitted, highWaterMark } = opts;
   const low = highWaterMark / 4;
@@ -38,17 +34,14 @@ export function relayStream(opts: {
   const finish = () => {
     if (!wsClosed || !streamClosed || reported) return;
     reported = true;
-    const outcome = { reason: reason ?? 'closed', bytesUp, bytesDown };
-    admitted.ended(outcome);
-    opts.onEnd(outcome);
+    opts.ended({ reason: reason ?? 'closed', bytesUp, bytesDown });
   };
 
   admitted.countBytes(() => ({ bytesUp, bytesDown }));
   admitted.onClose((why) => {
     reason ??= why.startsWith('revoked') ? why : `revoked: ${why}`;
     stream.destroy();
-    const message = why in REFUSAL_MESSAGES ? REFUSAL_MESSAGES[why as keyof typeof REFUSAL_MESSAGES] : REFUSAL_MESSAGES.closed;
-    if (ws.readyState === ws.OPEN) ws.close(TUNNEL_CLOSE.closed, closeReason(message));
+    if (ws.readyState === ws.OPEN) ws.close(TUNNEL_CLOSE.closed, closeReason(closeMessageFor(why)));
     setTimeout(() => ws.terminate(), 1000).unref();
   });
 
@@ -65,7 +58,14 @@ export function relayStream(opts: {
       ws.resume();
     }
   });
-  for (const frame of opts.early) toTarget(frame);
+  for (const frame of opts.early) {
+    if (!frame.isBinary) {
+      reason ??= 'client-error: text frame';
+      ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
+      break;
+    }
+    toTarget(frame.data);
+  }
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!isBinary) {
       reason ??= 'client-error: text frame';
