@@ -80,7 +80,9 @@ export async function registerSecurityHeaders(app: FastifyInstance, deps: { gate
     // console never needs it. The module itself is a file of the app's own ('self').
     if (request.url.split('?')[0] === SESSION_PAGE) {
       const csp = reply.getHeader('content-security-policy');
-      if (typeof csp === 'string') reply.header('content-security-policy', csp.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"));
+      // IronRDP's web component (Svelte) injects its own <style> elements into its shadow root: inline
+      // styles are allowed on this page too. Scripts stay files of our own.
+      if (typeof csp === 'string') reply.header('content-security-policy', csp.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'").replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"));
     }
     return payload;
   });

@@ -35,6 +35,8 @@ export function RdpView(props: ViewerProps): ReactNode {
     let ended = false;
     let byUser = false;
     let ui: UserInteraction | null = null;
+    let connected = false;
+    let size = { width: 0, height: 0 };
     const el = document.createElement('iron-remote-desktop') as HTMLElement & { module?: unknown };
     el.setAttribute('scale', 'fit');
     el.setAttribute('flexcenter', 'true');
@@ -53,6 +55,7 @@ export function RdpView(props: ViewerProps): ReactNode {
       u.setEnableClipboard(true);
       u.setEnableAutoClipboard(true);
       const box = host.current?.getBoundingClientRect();
+      size = { width: evenWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
       const config = u
         .configBuilder()
         .withUsername(credentials.username)
@@ -61,7 +64,7 @@ export function RdpView(props: ViewerProps): ReactNode {
         .withProxyAddress(session.url)
         .withServerDomain('')
         .withAuthToken(session.token)
-        .withDesktopSize({ width: evenWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) })
+        .withDesktopSize(size)
         .withExtension(displayControl(true))
         // CredSSP needs the password before the desktop shows anything; without one, TLS only.
         .withExtension(enableCredssp(credentials.password !== ''))
@@ -72,6 +75,7 @@ export function RdpView(props: ViewerProps): ReactNode {
       } catch (err) {
         return fail(describeIronError(err));
       }
+      connected = true;
       u.setVisibility(true);
       const controls: ViewerControls = {
         disconnect: () => {
@@ -98,10 +102,14 @@ export function RdpView(props: ViewerProps): ReactNode {
     // The backend before the element is connected: the component starts once it has both.
     el.module = Backend;
     host.current.appendChild(el);
-    // A resize of the tab resizes the remote desktop (Display Control), not just the picture.
+    // A resize of the tab resizes the remote desktop (Display Control), not just the picture; only
+    // once connected, and only to a size that differs (the observer also reports the first size).
     const resize = new ResizeObserver(([entry]) => {
-      if (!ui || !entry) return;
-      ui.resize(evenWidth(entry.contentRect.width), Math.max(200, Math.floor(entry.contentRect.height)));
+      if (!connected || !ui || !entry) return;
+      const next = { width: evenWidth(entry.contentRect.width), height: Math.max(200, Math.floor(entry.contentRect.height)) };
+      if (next.width === size.width && next.height === size.height) return;
+      size = next;
+      ui.resize(next.width, next.height);
     });
     resize.observe(host.current);
     return () => {
