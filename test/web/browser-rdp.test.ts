@@ -113,6 +113,9 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
   /** Distinct colours and the share of the commonest one, drawn from the component's canvas. */
   const canvasColours = (tab: Tab) =>
     tab.page.evaluate(() => {
+      // The page's own document (this file compiles without the DOM library; the function runs in the page).
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const document = (globalThis as any).document;
       const canvas = document.querySelector('iron-remote-desktop')?.shadowRoot?.querySelector('canvas');
       if (!canvas || canvas.width === 0) return null;
       const copy = document.createElement('canvas');
@@ -130,6 +133,25 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
       return { width: canvas.width, height: canvas.height, colours: counts.size, commonest: Math.max(...counts.values()) / total };
     });
 
+  /** The pixels of xrdp's user-name field (its login window is centred; the field is right of centre, a little below). */
+  const regionSignature = (tab: Tab) =>
+    tab.page.evaluate(() => {
+      // The page's own document (this file compiles without the DOM library; the function runs in the page).
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const document = (globalThis as any).document;
+      const canvas = document.querySelector('iron-remote-desktop')!.shadowRoot!.querySelector('canvas')!;
+      const copy = document.createElement('canvas');
+      copy.width = canvas.width;
+      copy.height = canvas.height;
+      const ctx = copy.getContext('2d')!;
+      ctx.drawImage(canvas, 0, 0);
+      const [cx, cy] = [Math.floor(canvas.width / 2), Math.floor(canvas.height / 2)];
+      const data = ctx.getImageData(cx - 70, cy + 30, 220, 30).data;
+      let h = 0;
+      for (let i = 0; i < data.length; i++) h = (h * 31 + data[i]!) >>> 0;
+      return h;
+    });
+
   it('reaches the xrdp sign-in screen: the canvas shows it (many colours), the session runs through the gateway', async () => {
     const tab = await sessionTab();
     await tab.page.getByRole('button', { name: 'Connect', exact: true }).click();
@@ -145,11 +167,21 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
         return last !== null && last.colours >= 4 && last.commonest < 0.98;
       }, { timeout: 60_000, interval: 250 }).toBe(true);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\ncanvas: ${JSON.stringify(last)}\nconsole: ${tab.problems.join('\n')}`);
+      throw new Error(`${(err as Error).message}\ncanvas: ${JSON.stringify(last)}\nconsole: ${tab.problems.join('\n')}`, { cause: err });
     }
     await screenshot(tab.page, 'browser-rdp-xrdp-login');
     expect(fs.readFileSync(xrdp.log, 'utf8')).toMatch(/selected \[SSL\]/);
     expect(tab.problems.filter((p) => /Content Security Policy|Refused to/.test(p))).toEqual([]);
+
+    // Keys reach the desktop: typing into xrdp's focused user-name field changes the pixels there
+    // (the scancodes go through the gateway; xrdp draws the characters).
+    const before = await regionSignature(tab);
+    // A click in the field (the mouse reaches xrdp too: a click outside its window deactivates it).
+    const box = (await tab.page.locator('iron-remote-desktop').boundingBox())!;
+    await tab.page.locator('iron-remote-desktop').click({ position: { x: box.width / 2 + 38, y: box.height / 2 + 39 } });
+    await tab.page.keyboard.type('artist');
+    await expect.poll(async () => (await regionSignature(tab)) !== before, { timeout: 30_000, interval: 250 }).toBe(true);
+    await screenshot(tab.page, 'browser-rdp-xrdp-typed');
 
     // The toolbar's Disconnect ends it; the gateway reports the session's end with its bytes.
     await tab.page.getByRole('button', { name: 'Disconnect' }).click();

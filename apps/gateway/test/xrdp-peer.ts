@@ -18,13 +18,13 @@ export interface XrdpPeer {
  * system service or the distribution's snakeoil pair), on a free port. One process (fork=false):
  * it serves one connection at a time, which is all the tests open.
  */
-export async function startXrdpOnLoopback(dir: string): Promise<XrdpPeer> {
+export async function startXrdpOnLoopback(dir: string, settings: Record<string, string> = {}): Promise<XrdpPeer> {
   const port = await freePort();
   const cert = path.join(dir, 'xrdp-cert.pem');
   const key = path.join(dir, 'xrdp-key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=xrdp-test.stagedoor.invalid'], { stdio: 'ignore' });
   const log = path.join(dir, 'xrdp.log');
-  const ini = fs
+  let ini = fs
     .readFileSync('/etc/xrdp/xrdp.ini', 'utf8')
     .replace(/^fork=.*$/m, 'fork=false')
     .replace(/^port=.*$/m, `port=tcp://127.0.0.1:${port}`)
@@ -33,6 +33,7 @@ export async function startXrdpOnLoopback(dir: string): Promise<XrdpPeer> {
     .replace(/^LogFile=.*$/m, `LogFile=${log}`)
     .replace(/^LogLevel=.*$/m, 'LogLevel=DEBUG')
     .replace(/^EnableSyslog=.*$/m, 'EnableSyslog=false');
+  for (const [key, value] of Object.entries(settings)) ini = ini.replace(new RegExp(`^${key}=.*$`, 'm'), `${key}=${value}`);
   const config = path.join(dir, 'xrdp.ini');
   fs.writeFileSync(config, ini);
   const proc = spawnProcess('xrdp', ['--nodaemon', '--config', config], {});
