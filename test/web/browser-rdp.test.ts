@@ -152,6 +152,19 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
       return h;
     });
 
+  it('only the session tab may compile WebAssembly and take inline styles; other pages keep the strict policy', async () => {
+    const page = await fetch(`${base}/session.html`);
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self' 'wasm-unsafe-eval'");
+    expect(csp).toContain("style-src 'self' 'unsafe-inline'");
+    expect(csp.split(';').find((d) => d.trim().startsWith('connect-src'))).not.toContain('data:');
+    const other = (await fetch(`${base}/api/v1/me`)).headers.get('content-security-policy')!;
+    expect(other).not.toContain('wasm-unsafe-eval');
+    expect(other).not.toContain('unsafe-inline');
+    // The module is a file of the app's own, not a data: URL.
+    expect(fs.readdirSync(path.join(REPO_ROOT, 'apps/web/dist/assets')).some((f) => /^ironrdp-.*\.wasm$/.test(f))).toBe(true);
+  });
+
   it('reaches the xrdp sign-in screen: the canvas shows it (many colours), the session runs through the gateway', async () => {
     const tab = await sessionTab();
     await tab.page.getByRole('button', { name: 'Connect', exact: true }).click();
@@ -212,7 +225,7 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
     closeSession!('revoked');
     const end = tab.page.getByTestId('session-end');
     await end.waitFor();
-    expect(await end.textContent()).not.toContain('Disconnected');
+    expect(await end.getByRole('heading').textContent()).toBe('The session was closed');
     await expect.poll(() => ended.length, { timeout: 30_000 }).toBe(2);
     expect(ended[1]!.reason).toMatch(/revoked/);
     await screenshot(tab.page, 'browser-rdp-revoked');

@@ -94,8 +94,14 @@ export function RdpView(props: ViewerProps): ReactNode {
       try {
         const done = await info.run();
         fail(byUser ? { title: 'Disconnected', detail: 'You ended this session. Your desktop keeps running until it is released.', canRetry: true } : { title: 'The desktop ended the session', detail: sentence(done.reason()), canRetry: true });
-      } catch (err) {
-        fail(byUser ? { title: 'Disconnected', detail: 'You ended this session.', canRetry: true } : describeIronError(err));
+      } catch {
+        // IronRDP owns the WebSocket and does not pass on the gateway's close reason: once running, a
+        // broken stream is the gateway closing it (an admin's Disconnect, a released desktop) or the network.
+        fail(
+          byUser
+            ? { title: 'Disconnected', detail: 'You ended this session.', canRetry: true }
+            : { title: 'The session was closed', detail: 'The connection to the desktop ended: an administrator may have disconnected it, the desktop may have been released, or the network dropped. Connect again from your Stagedoor portal.', canRetry: true },
+        );
       }
     };
     el.addEventListener('ready', onReadyEvent, { once: true });
