@@ -84,6 +84,10 @@ export function RdpView(props: ViewerProps): ReactNode {
         },
         focus: () => el.focus(),
         setScaled: (scaled) => u.setScale(scaled ? SCALE.fit : SCALE.real),
+        // The component sends what the browser's clipboard holds: put the text there first (the
+        // page is a secure context; the browser may ask the user). Not exercised by the tests: xrdp's
+        // sign-in screen has no clipboard channel.
+        paste: (text) => void navigator.clipboard.writeText(text).then(() => u.sendClipboardData()).catch(() => undefined),
         shortcuts: [
           { label: 'Ctrl+Alt+Del', send: () => u.ctrlAltDel() },
           { label: 'Windows key', send: () => u.metaKey() },
