@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { RDCLEANPATH_REFUSAL_STATUS, RDCLEANPATH_WRONG_DESTINATION_STATUS, TUNNEL_CLOSE } from '@stagedoor/contract';
+import { RDCLEANPATH_NOT_RDP_STATUS, RDCLEANPATH_REFUSAL_STATUS, RDCLEANPATH_WRONG_DESTINATION_STATUS, TUNNEL_CLOSE } from '@stagedoor/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { waitFor } from '../../../test/support/ports.ts';
@@ -213,6 +213,20 @@ describe('RDCleanPath on the tunnel WebSocket, against xrdp', () => {
     const x = await exchange(request(TOKENS.canary, `127.0.0.1:${port}`));
     expect(x.response?.error).toEqual({ errorCode: 1, wsaLastError: 10061 });
     expect((await x.closed).code).toBe(TUNNEL_CLOSE.targetUnreachable);
+  });
+
+  it('a workstation that offers no TLS (xrdp with security_layer=rdp selects Standard RDP Security) is a 502: the browser cannot reach it', async () => {
+    const rdpOnly = await startXrdpOnLoopback(fs.mkdtempSync(path.join(dir, 'rdp-only-')), { security_layer: 'rdp' });
+    try {
+      targets.set(TOKENS.other, { host: '127.0.0.1', port: rdpOnly.port });
+      const x = await exchange(request(TOKENS.other, `127.0.0.1:${rdpOnly.port}`));
+      expect(x.response?.error).toEqual({ errorCode: 1, httpStatusCode: RDCLEANPATH_NOT_RDP_STATUS });
+      expect((await x.closed).code).toBe(TUNNEL_CLOSE.targetUnreachable);
+      await waitFor('the session to be reported ended', () => ended.some((e) => e.token === TOKENS.other), 15_000, 50);
+      expect(ended.find((e) => e.token === TOKENS.other)!.reason).toMatch(/Standard RDP Security/);
+    } finally {
+      await rdpOnly.proc.stop();
+    }
   });
 
   it('the token frame of the plain tunnel still works beside it; a JSON first message cannot ask for rdcleanpath', async () => {
