@@ -1,10 +1,11 @@
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
+import { ironRdpWasmAsset } from './build/ironrdp-wasm.ts';
 
 // The broker serves dist/ at `/`; `npm run dev -w @stagedoor/web` proxies the API to a local broker.
 export default defineConfig({
   root: import.meta.dirname,
-  plugins: [react()],
+  plugins: [react(), ironRdpWasmAsset()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { REPO_ROOT } from './processes.ts';
 
 const WEB = path.join(REPO_ROOT, 'apps/web');
-const SOURCES = ['src', 'index.html', 'vite.config.ts', 'package.json'];
+const SOURCES = ['src', 'build', 'index.html', 'session.html', 'vite.config.ts', 'package.json'];
 
 /**
  * The browser tests load the console the broker serves from apps/web/dist (ADR 0009). `npm install`

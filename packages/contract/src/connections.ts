@@ -118,6 +118,7 @@ export const BrowserSession = z.object({
   token: z.string().describe('the grant token: send {"token": …, "mode": …} as the first WebSocket message'),
   mode: z.enum(TUNNEL_MODES).describe('the tunnel mode for this protocol: tcp (vnc), ssh-terminal (ssh), rdcleanpath (rdp)'),
   viewOnly: z.boolean(),
+  destination: z.string().describe('the workstation as host:port; the RDP viewer names it in its RDCleanPath request and the gateway refuses any other (ADR 0030)'),
   connectBy: Timestamp.nullable().describe('the grant must be used before this (null: it was used; a reconnect may still be possible)'),
   singleUse: z.boolean(),
 });

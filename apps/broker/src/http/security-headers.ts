@@ -1,6 +1,9 @@
 import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 
+/** The browser session tab (apps/web/session.html). */
+const SESSION_PAGE = '/session.html';
+
 /** How long the gateways' tunnel origins are reused before the next page load reads them again. */
 const ORIGINS_TTL_MS = 5_000;
 
@@ -73,6 +76,14 @@ export async function registerSecurityHeaders(app: FastifyInstance, deps: { gate
   app.addHook('onSend', async (request, reply, payload) => {
     // Answers carry sessions, tokens and inventory: no cache keeps them.
     if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
+    // The browser session tab alone may compile WebAssembly (IronRDP's RDP client, ADR 0030); the
+    // console never needs it. The module itself is a file of the app's own ('self').
+    if (request.url.split('?')[0] === SESSION_PAGE) {
+      const csp = reply.getHeader('content-security-policy');
+      // IronRDP's web component (Svelte) injects its own <style> elements into its shadow root: inline
+      // styles are allowed on this page too. Scripts stay files of our own.
+      if (typeof csp === 'string') reply.header('content-security-policy', csp.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'").replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"));
+    }
     return payload;
   });
 }

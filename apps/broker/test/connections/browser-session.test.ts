@@ -94,6 +94,8 @@ describe.each(DRIVERS)('browser sessions on the broker [%s]', (driver) => {
       token: c.instructions.token,
       mode: 'tcp',
       viewOnly: true,
+      // The grant's workstation, which the RDP viewer names in its RDCleanPath request (ADR 0030).
+      destination: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+:5900$/),
       connectBy: c.grant.connectBy,
       singleUse: false,
     });

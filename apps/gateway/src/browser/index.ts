@@ -8,5 +8,5 @@ export { closeMessageFor } from './modes.ts';
 /** The browser modes this gateway offers on its HTTPS tunnel (ADR 0028); `tcp` is the tunnel's own relay. */
 export const BROWSER_MODES: ModeHandlers = {
   ...(sshTerminal ? { 'ssh-terminal': sshTerminal } : {}),
-  ...(rdcleanpath ? { rdcleanpath } : {}),
+  rdcleanpath,
 };

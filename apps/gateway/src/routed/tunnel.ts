@@ -6,6 +6,7 @@ import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_MODES, TUNNEL_PAT
 import { WebSocketServer, type WebSocket } from 'ws';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { EarlyFrame, ModeHandlers } from '../browser/modes.ts';
+import { isRdCleanPathFrame, readRdCleanPathRequest, refuseRdCleanPath } from '../browser/rdcleanpath.ts';
 import type { Log } from '../log.ts';
 import { parseProxyV2 } from '../proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
@@ -156,6 +157,15 @@ export class TunnelServer {
         return;
       }
       clearTimeout(timer);
+      // IronRDP's browser client opens this WebSocket itself and starts with its RDCleanPath request,
+      // the grant token inside, instead of the JSON first message (ADR 0030).
+      if (isRdCleanPathFrame(data, isBinary) && this.opts.modes?.rdcleanpath) {
+        mode = 'rdcleanpath';
+        ws.removeListener('message', onMessage);
+        return readRdCleanPathRequest(ws, data, { log, highWaterMark: this.opts.highWaterMark ?? 1024 * 1024 }, (token, request, takeEarly) => {
+          void this.#admit(ws, client, { token, mode: 'rdcleanpath', options: { request } }, log, takeEarly);
+        });
+      }
       const first = isBinary ? null : readFirstMessage(data);
       if (first === null) {
         mode = 'tcp';
@@ -168,6 +178,8 @@ export class TunnelServer {
         log.info({ mode }, 'tunnel refused: a mode this gateway does not offer');
         return ws.close(TUNNEL_CLOSE.badRequest, closeReason(`this gateway does not offer ${mode} sessions: ask your administrator to update it`));
       }
+      // The rdcleanpath mode begins with the binary request above, never with a JSON message.
+      if (mode === 'rdcleanpath') return ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
       void this.#admit(ws, client, first, log, () => {
         ws.removeListener('message', onMessage);
         return early;
@@ -183,10 +195,13 @@ export class TunnelServer {
       r = await this.opts.admit('tunnel', first.token, client);
     } catch (err) {
       log.error({ err }, 'tunnel admission failed');
+      if (first.mode === 'rdcleanpath') refuseRdCleanPath(ws, 'claim-timeout');
       return ws.close(TUNNEL_CLOSE.refused, closeReason(REFUSAL_MESSAGES['claim-timeout']));
     }
     if (!r.ok) {
       log.info({ reason: r.reason, mode: first.mode }, 'tunnel refused');
+      // IronRDP reads an RDCleanPath error, not the close reason: a status per refusal (contract).
+      if (first.mode === 'rdcleanpath') refuseRdCleanPath(ws, r.reason);
       return ws.close(TUNNEL_CLOSE.refused, closeReason(r.message));
     }
     const admitted = r;

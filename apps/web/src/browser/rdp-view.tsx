@@ -1,12 +1,195 @@
-import { useEffect, type ReactNode } from 'react';
-import type { ViewerProps } from './viewer.ts';
+import '@devolutions/iron-remote-desktop';
+import type { IronError, UserInteraction } from '@devolutions/iron-remote-desktop';
+import { Backend, displayControl, enableCredssp, init } from '@devolutions/iron-remote-desktop-rdp';
+import { rdCleanPathErrorWords } from '@stagedoor/contract/rdcleanpath';
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import type { SessionEnd, ViewerControls, ViewerProps } from './viewer.ts';
+
+/** IronErrorKind (a const enum in the package's types, so not importable at run time). */
+const KIND = { General: 0, WrongPassword: 1, LogonFailure: 2, AccessDenied: 3, RDCleanPath: 4, ProxyConnect: 5, NegotiationFailure: 6 } as const;
+/** ScreenScale: Fit 1, Real 3. */
+const SCALE = { fit: 1, real: 3 } as const;
+
+let wasmReady: Promise<void> | null = null;
 
 /**
- * RDP in the tab (IronRDP over the tunnel's `rdcleanpath` mode, issue 17 point 3): not built yet.
- * It opens no tunnel, so the grant stays unused for the .rdp file.
+ * RDP in the tab with IronRDP's web component (issue 17 point 3, ADR 0030). Unlike the other
+ * viewers it does not use the shell's `open`: IronRDP's WebAssembly opens the gateway's tunnel
+ * itself and its first message is the RDCleanPath request, carrying the grant token as its
+ * `proxy_auth` (never in the URL) and `destination`, the grant's workstation, which the gateway
+ * checks. The gateway does TLS with the workstation and relays the RDP stream inside it.
+ *
+ * Credentials are asked here and go only to the workstation (Stagedoor stores none). Left empty,
+ * xrdp shows its own sign-in screen; a Windows host that requires NLA needs them up front.
+ * Keys are sent as scancodes, so the workstation's keyboard layout applies, as with mstsc.
  */
 export function RdpView(props: ViewerProps): ReactNode {
-  const { onFailed } = props;
-  useEffect(() => onFailed({ title: 'Not available yet', detail: 'RDP in the browser is not available yet: use the .rdp file from your portal.' }), [onFailed]);
-  return <div className="viewer" />;
+  const { session, onReady, onFailed } = props;
+  const host = useRef<HTMLDivElement>(null);
+  const [credentials, setCredentials] = useState<{ username: string; password: string } | null>(null);
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+
+  useEffect(() => {
+    if (!credentials || !host.current) return;
+    let ended = false;
+    let byUser = false;
+    let ui: UserInteraction | null = null;
+    let connected = false;
+    let size = { width: 0, height: 0 };
+    const el = document.createElement('iron-remote-desktop') as HTMLElement & { module?: unknown };
+    el.setAttribute('scale', 'fit');
+    el.setAttribute('flexcenter', 'true');
+    el.setAttribute('data-testid', 'rdp-screen');
+    const fail = (end: SessionEnd) => {
+      if (ended) return;
+      ended = true;
+      onFailed(end);
+    };
+    const onReadyEvent = (e: Event) => {
+      ui = (e as CustomEvent<{ irgUserInteraction: UserInteraction }>).detail.irgUserInteraction;
+      void connect(ui);
+    };
+    const connect = async (u: UserInteraction) => {
+      await (wasmReady ??= init('WARN'));
+      u.setEnableClipboard(true);
+      u.setEnableAutoClipboard(true);
+      const box = host.current?.getBoundingClientRect();
+      size = { width: evenWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
+      const config = u
+        .configBuilder()
+        .withUsername(credentials.username)
+        .withPassword(credentials.password)
+        .withDestination(session.destination)
+        .withProxyAddress(session.url)
+        .withServerDomain('')
+        .withAuthToken(session.token)
+        .withDesktopSize(size)
+        .withExtension(displayControl(true))
+        // CredSSP needs the password before the desktop shows anything; without one, TLS only.
+        .withExtension(enableCredssp(credentials.password !== ''))
+        .build();
+      let info;
+      try {
+        info = await u.connect(config);
+      } catch (err) {
+        return fail(describeIronError(err));
+      }
+      connected = true;
+      u.setVisibility(true);
+      const controls: ViewerControls = {
+        disconnect: () => {
+          byUser = true;
+          u.shutdown();
+        },
+        focus: () => el.focus(),
+        setScaled: (scaled) => u.setScale(scaled ? SCALE.fit : SCALE.real),
+        // The component sends what the browser's clipboard holds: put the text there first (the
+        // page is a secure context; the browser may ask the user). Not exercised by the tests: xrdp's
+        // sign-in screen has no clipboard channel.
+        paste: (text) => void navigator.clipboard.writeText(text).then(() => u.sendClipboardData()).catch(() => undefined),
+        shortcuts: [
+          { label: 'Ctrl+Alt+Del', send: () => u.ctrlAltDel() },
+          { label: 'Windows key', send: () => u.metaKey() },
+        ],
+      };
+      onReady(controls);
+      el.focus();
+      try {
+        const done = await info.run();
+        fail(byUser ? { title: 'Disconnected', detail: 'You ended this session. Your desktop keeps running until it is released.', canRetry: true } : { title: 'The desktop ended the session', detail: sentence(done.reason()), canRetry: true });
+      } catch {
+        // IronRDP owns the WebSocket and does not pass on the gateway's close reason: once running, a
+        // broken stream is the gateway closing it (an admin's Disconnect, a released desktop) or the network.
+        fail(
+          byUser
+            ? { title: 'Disconnected', detail: 'You ended this session.', canRetry: true }
+            : { title: 'The session was closed', detail: 'The connection to the desktop ended: an administrator may have disconnected it, the desktop may have been released, or the network dropped. Connect again from your Stagedoor portal.', canRetry: true },
+        );
+      }
+    };
+    el.addEventListener('ready', onReadyEvent, { once: true });
+    // The backend before the element is connected: the component starts once it has both.
+    el.module = Backend;
+    host.current.appendChild(el);
+    // A resize of the tab resizes the remote desktop (Display Control), not just the picture; only
+    // once connected, and only to a size that differs (the observer also reports the first size).
+    const resize = new ResizeObserver(([entry]) => {
+      if (!connected || !ui || !entry) return;
+      const next = { width: evenWidth(entry.contentRect.width), height: Math.max(200, Math.floor(entry.contentRect.height)) };
+      if (next.width === size.width && next.height === size.height) return;
+      size = next;
+      ui.resize(next.width, next.height);
+    });
+    resize.observe(host.current);
+    return () => {
+      ended = true;
+      resize.disconnect();
+      try {
+        ui?.shutdown();
+      } catch {
+        // Not connected yet: nothing to end.
+      }
+      el.remove();
+    };
+  }, [credentials, session, onReady, onFailed]);
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setCredentials({ username, password });
+    setPassword('');
+  };
+  return (
+    <div className="viewer rdp-viewer">
+      <div ref={host} className="rdp-screen" />
+      {!credentials && (
+        <form className="viewer-prompt" onSubmit={submit} aria-label="Sign in to the desktop">
+          <p>Sign in to {session.desktopName}. Leave both empty to sign in on the desktop's own screen.</p>
+          <label htmlFor="rdp-username">User name on the desktop</label>
+          <input id="rdp-username" autoComplete="username" autoFocus value={username} onChange={(e) => setUsername(e.target.value)} />
+          <label htmlFor="rdp-password">Password</label>
+          <input id="rdp-password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} />
+          <button type="submit">Connect</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+/** RDP desktop widths are best even (some servers round odd ones). */
+function evenWidth(w: number): number {
+  return Math.max(320, Math.floor(w / 2) * 2);
+}
+
+function sentence(s: string): string {
+  const t = s.trim();
+  return t ? t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.') : '';
+}
+
+function isIronError(err: unknown): err is IronError {
+  return typeof err === 'object' && err !== null && typeof (err as IronError).kind === 'function' && typeof (err as IronError).backtrace === 'function';
+}
+
+/** What went wrong, in words: the gateway's refusal (RDCleanPath error), the desktop's, or the network. */
+export function describeIronError(err: unknown): SessionEnd {
+  if (!isIronError(err)) return { title: 'The session could not start', detail: sentence(String(err)), canRetry: true };
+  switch (err.kind() as number) {
+    case KIND.RDCleanPath: {
+      const d = err.rdcleanpathDetails();
+      const words = rdCleanPathErrorWords({ httpStatusCode: d?.httpStatusCode, wsaLastError: d?.wsaErrorCode, tlsAlertCode: d?.tlsAlertCode });
+      const refused = d?.httpStatusCode !== undefined && d.httpStatusCode >= 400 && d.httpStatusCode < 500;
+      return { title: refused ? 'The gateway refused this session' : 'The desktop did not answer', detail: sentence(words), canRetry: !refused };
+    }
+    case KIND.ProxyConnect:
+      return { title: 'The gateway could not be reached', detail: 'This browser could not open the gateway. If it uses a certificate this browser does not trust yet (a self-signed one), open the gateway address in this browser once, accept the certificate, and try again.', canRetry: true };
+    case KIND.NegotiationFailure:
+      return { title: 'The desktop refused the connection', detail: 'It asks for an RDP security this browser session cannot offer. Try again with your user name and password filled in.', canRetry: true };
+    case KIND.WrongPassword:
+    case KIND.LogonFailure:
+      return { title: 'The desktop refused the sign-in', detail: 'The user name or password was not accepted.', canRetry: true };
+    case KIND.AccessDenied:
+      return { title: 'The desktop refused access', detail: 'This account may not sign in to this desktop remotely.', canRetry: true };
+    default:
+      return { title: 'The session could not start', detail: sentence(err.backtrace().split('\n')[0] ?? 'an RDP error'), canRetry: true };
+  }
 }

@@ -15,6 +15,8 @@ export interface BrowserSessionView {
   token: string;
   mode: BrowserMode;
   viewOnly: boolean;
+  /** The workstation as host:port: the RDP viewer names it in its RDCleanPath request, which the gateway checks against the grant. */
+  destination: string;
   connectBy: Date | null;
   singleUse: boolean;
 }
@@ -50,6 +52,7 @@ export function browserSessionOf(view: ConnectionView): BrowserSessionView {
     token: i.token,
     mode,
     viewOnly: i.browser.viewOnly,
+    destination: i.browser.destination,
     connectBy: i.connectBy,
     singleUse: view.grant?.singleUse ?? true,
   };

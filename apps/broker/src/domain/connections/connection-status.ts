@@ -38,7 +38,8 @@ export interface ConnectionView {
     knownHosts: string | null;
     tunnel: RoutedInstructions['tunnel'] | null;
     /** The plan offers this protocol in a browser tab (routed, for the owner, while the grant lives). */
-    browser: { viewOnly: boolean } | null;
+    /** `destination`: the grant's workstation as host:port, which IronRDP names in its RDCleanPath request (ADR 0030). */
+    browser: { viewOnly: boolean; destination: string } | null;
   };
 }
 
@@ -115,7 +116,8 @@ export class ConnectionStatus {
       } else {
         // The token only for the owner, and only while the grant lives; never logged (ADR 0017).
         const token = !readOnly && live ? this.deps.gateways.grantToken(found) : null;
-        const browser = token && entry.browser ? { viewOnly: (entry.clientOptions as { viewOnly?: boolean } | undefined)?.viewOnly === true } : null;
+        const destination = found.targetAddress.includes(':') ? `[${found.targetAddress}]:${found.targetPort}` : `${found.targetAddress}:${found.targetPort}`;
+        const browser = token && entry.browser ? { viewOnly: (entry.clientOptions as { viewOnly?: boolean } | undefined)?.viewOnly === true, destination } : null;
         instructions = token
           ? { protocol: entry.protocol, host: gw.publicAddress, viaGateway: true, gatewayMode: 'routed', connectBy, token, browser, ...renderRouted({ protocol: entry.protocol, connectionId: current.id, host: gw.publicAddress, ports: gw.routedPorts, sniDomain: gw.sniDomain, sshHostKey: gw.sshHostKey, tlsCertificateSha256: gw.tlsCertificateSha256, targetAddress: found.targetAddress, targetPort: found.targetPort, token, username: user, desktopName: ws.name, extraLines: lines, reconnects: found.reconnectWindowSeconds > 0 }) }
           : { protocol: entry.protocol, host: gw.publicAddress, port: gw.routedPorts[ROUTED_LISTENER_OF[entry.protocol]], viaGateway: true, gatewayMode: 'routed', connectBy, fileName: null, file: null, command: null, ...NOT_ROUTED };
