@@ -17,3 +17,4 @@ export * from './agent.ts';
 export * from './events.ts';
 export * from './tunnel.ts';
 export * from './grant-words.ts';
+export * from './ssh-terminal.ts';
