@@ -3,16 +3,36 @@
  * CLI's `connect --tunnel` and, later, the browser clients.
  *
  * `GET /tunnel` upgrades to a WebSocket. The client's first message is a text frame
- * `{"token":"…"}` — never a URL parameter, which proxies and access logs record. The gateway answers
- * `{"ok":true}` once the grant is admitted and the workstation connected; after that both ways carry
- * the TCP stream as binary frames. A refusal is a close with a 4xxx code and the reason in plain
+ * `{"token":"…","mode":"tcp"}` — never a URL parameter, which proxies and access logs record. `mode`
+ * (optional, default `tcp`) picks what the gateway does with the admitted grant (TUNNEL_MODES). In
+ * `tcp` mode the gateway answers `{"ok":true}` once the grant is admitted and the workstation
+ * connected; after that both ways carry the TCP stream as binary frames. The browser modes define
+ * their own messages after the admission (apps/gateway/src/browser/). A refusal is a close with a 4xxx code and the reason in plain
  * words (a close reason holds at most 123 bytes).
  */
 export const TUNNEL_PATH = '/tunnel';
 export const TUNNEL_HEALTH_PATH = '/healthz';
 
+/**
+ * What a tunnel carries after the admission (ADR 0028):
+ * - `tcp`: the workstation's TCP stream as binary frames (native clients through `stagedoor connect
+ *   --tunnel`, and noVNC in the browser, which speaks RFB itself);
+ * - `ssh-terminal`: the gateway is the SSH client and the browser shows a terminal (xterm.js);
+ * - `rdcleanpath`: the RDCleanPath handshake of IronRDP's web client, then the RDP stream.
+ */
+export const TUNNEL_MODES = ['tcp', 'ssh-terminal', 'rdcleanpath'] as const;
+export type TunnelMode = (typeof TUNNEL_MODES)[number];
+
+/** The client's first message. Fields other than these are the mode's own options (e.g. a terminal's size). */
+export interface TunnelFirstMessage {
+  token: string;
+  /** Default `tcp`. */
+  mode?: TunnelMode;
+  [option: string]: unknown;
+}
+
 export const TUNNEL_CLOSE = {
-  /** The first message was not `{"token":"…"}`. */
+  /** The first message was not `{"token":"…"}`, or named a mode this gateway does not offer. */
   badRequest: 4400,
   /** The admission refused the grant (unknown, used, another address, expired, fail closed…). */
   refused: 4403,

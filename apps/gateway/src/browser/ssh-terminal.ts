@@ -11,6 +11,7 @@ import net from 'node:net';
 import ssh2, { type ClientChannel, type KeyboardInteractiveCallback, type Prompt } from 'ssh2';
 import type { WebSocket } from 'ws';
 import type { Log } from '../log.ts';
+import type { ModeHandler } from './modes.ts';
 import { REFUSAL_MESSAGES, type Admitted } from '../routed/admission.ts';
 import { sshFingerprint } from '../routed/ssh-host-key.ts';
 import { TerminalPrompt } from './terminal-prompt.ts';
@@ -272,6 +273,9 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
     });
   });
 }
+
+/** The tunnel's `ssh-terminal` mode (registered in ./index.ts). */
+export const sshTerminal: ModeHandler | undefined = (session) => runSshTerminal(session);
 
 function clampSize(value: unknown, fallback: number, max: number): number {
   return typeof value === 'number' && Number.isFinite(value) ? Math.min(max, Math.max(1, Math.floor(value))) : fallback;

@@ -1,5 +1,6 @@
 import type { RefusalReason, RoutedListener } from '@stagedoor/contract';
 import type { AddressList } from '../addresses.ts';
+import { BROWSER_MODES } from '../browser/index.ts';
 import type { Log } from '../log.ts';
 import type { Admit } from './admission.ts';
 import { FirstPacketListener, RDP_MODE, TLS_MODE, type FirstPacketMode } from './routed-listener.ts';
@@ -63,6 +64,7 @@ export class RoutedListeners {
             healthy: opts.healthy,
             proxyProtocol: opts.proxyProtocol.enabled ? { sources: opts.proxyProtocol.sources } : null,
             connectTimeoutMs: opts.connectTimeoutMs,
+            modes: BROWSER_MODES,
             log,
           });
   }

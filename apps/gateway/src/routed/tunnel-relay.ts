@@ -1,13 +1,10 @@
 import net from 'node:net';
 import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
+import { closeMessageFor, type TunnelOutcome } from '../browser/modes.ts';
 import { REFUSAL_MESSAGES, type Admitted } from './admission.ts';
 
-export interface TunnelOutcome {
-  reason: string;
-  bytesUp: number;
-  bytesDown: number;
-}
+export type { TunnelOutcome } from '../browser/modes.ts';
 
 /**
  * An admitted tunnel: connect to the workstation, say `{"ok":true}`, then move bytes both ways —
@@ -56,8 +53,7 @@ export function relayTunnel(opts: {
   admitted.onClose((why) => {
     reason ??= why.startsWith('revoked') ? why : `revoked: ${why}`;
     tcp.destroy();
-    const message = why in REFUSAL_MESSAGES ? REFUSAL_MESSAGES[why as keyof typeof REFUSAL_MESSAGES] : REFUSAL_MESSAGES.closed;
-    if (ws.readyState === ws.OPEN) ws.close(TUNNEL_CLOSE.closed, closeReason(message));
+    if (ws.readyState === ws.OPEN) ws.close(TUNNEL_CLOSE.closed, closeReason(closeMessageFor(why)));
     setTimeout(() => ws.terminate(), 1000).unref();
   });
 

@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_PATH } from '@stagedoor/contract';
+import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_MODES, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
+import type { EarlyFrame, ModeHandlers } from '../browser/modes.ts';
 import type { Log } from '../log.ts';
 import { parseProxyV2 } from '../proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
@@ -37,9 +38,11 @@ export interface TunnelServerOptions {
   maxPayload?: number;
   /** Stop reading one side while the other has this much queued (default 1 MiB). */
   highWaterMark?: number;
+  /** The modes offered beyond `tcp` (the browser's: apps/gateway/src/browser/); none by default. */
+  modes?: ModeHandlers;
 }
 
-/** The token frame is tiny; anything longer is not a client of ours. */
+/** The first message is tiny (a token, a mode, a terminal size); anything longer is not a client of ours. */
 const MAX_FIRST_MESSAGE = 1024;
 
 export class TunnelServer {
@@ -129,7 +132,7 @@ export class TunnelServer {
     return this.#proxied.get(`${peer}|${socket.remotePort}`) ?? peer;
   }
 
-  /** One WebSocket: the token frame, the admission, the workstation, then the relay. */
+  /** One WebSocket: the first message, the admission, then the mode (the tcp relay by default). */
   #session(ws: WebSocket, client: string): void {
     this.#sockets.add(ws);
     ws.on('close', () => this.#sockets.delete(ws));
@@ -139,26 +142,33 @@ export class TunnelServer {
       log.info({}, 'tunnel refused: no grant token in time');
       ws.close(TUNNEL_CLOSE.timeout, closeReason(REFUSAL_MESSAGES['no-token']));
     }, this.opts.firstMessageTimeoutMs ?? 10_000);
-    // Frames after the token and before the workstation answers (a client that does not wait for
-    // `ok`) are kept in order and written once the TCP connection is up.
-    const early: Buffer[] = [];
+    // Frames after the first message and before the workstation answers (a client that does not wait
+    // for `ok`) are kept in order and handed to the mode once it is up.
+    const early: EarlyFrame[] = [];
     let earlyBytes = 0;
-    let first = true;
+    let mode: TunnelMode | null = null;
     const onMessage = (data: Buffer, isBinary: boolean) => {
-      if (!first) {
+      if (mode) {
         earlyBytes += data.length;
-        if (!isBinary || earlyBytes > (this.opts.highWaterMark ?? 1024 * 1024)) ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
-        else early.push(data);
+        // The tcp stream is binary only; the other modes define their own text messages.
+        if ((mode === 'tcp' && !isBinary) || earlyBytes > (this.opts.highWaterMark ?? 1024 * 1024)) ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
+        else early.push({ data, isBinary });
         return;
       }
-      first = false;
       clearTimeout(timer);
-      const token = isBinary ? null : readToken(data);
-      if (token === null) {
+      const first = isBinary ? null : readFirstMessage(data);
+      if (first === null) {
+        mode = 'tcp';
         log.info({}, 'tunnel refused: the first message was not a token frame');
         return ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
       }
-      void this.#admit(ws, client, token, log, () => {
+      mode = first.mode;
+      // Checked before the admission: asking an older gateway for a mode it lacks does not use up the grant.
+      if (mode !== 'tcp' && !this.opts.modes?.[mode]) {
+        log.info({ mode }, 'tunnel refused: a mode this gateway does not offer');
+        return ws.close(TUNNEL_CLOSE.badRequest, closeReason(`this gateway does not offer ${mode} sessions: ask your administrator to update it`));
+      }
+      void this.#admit(ws, client, first, log, () => {
         ws.removeListener('message', onMessage);
         return early;
       });
@@ -167,29 +177,49 @@ export class TunnelServer {
     ws.once('close', () => clearTimeout(timer));
   }
 
-  async #admit(ws: WebSocket, client: string, token: string, log: Log, takeEarly: () => Buffer[]): Promise<void> {
+  async #admit(ws: WebSocket, client: string, first: FirstMessage, log: Log, takeEarly: () => EarlyFrame[]): Promise<void> {
     let r;
     try {
-      r = await this.opts.admit('tunnel', token, client);
+      r = await this.opts.admit('tunnel', first.token, client);
     } catch (err) {
       log.error({ err }, 'tunnel admission failed');
       return ws.close(TUNNEL_CLOSE.refused, closeReason(REFUSAL_MESSAGES['claim-timeout']));
     }
     if (!r.ok) {
-      log.info({ reason: r.reason }, 'tunnel refused');
+      log.info({ reason: r.reason, mode: first.mode }, 'tunnel refused');
       return ws.close(TUNNEL_CLOSE.refused, closeReason(r.message));
     }
     const admitted = r;
     if (ws.readyState !== ws.OPEN) return admitted.ended({ reason: 'client-closed', bytesUp: 0, bytesDown: 0 });
-    log.info({ grant: admitted.grantId, target: `${admitted.target.host}:${admitted.target.port}` }, 'tunnel session started');
-    relayTunnel({
-      ws,
-      admitted,
-      takeEarly,
-      connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-      highWaterMark: this.opts.highWaterMark ?? 1024 * 1024,
-      onEnd: (outcome) => log.info({ grant: admitted.grantId, ...outcome }, 'tunnel session ended'),
-    });
+    const sessionLog = log.child({ grant: admitted.grantId, mode: first.mode });
+    sessionLog.info({ target: `${admitted.target.host}:${admitted.target.port}` }, 'tunnel session started');
+    const connectTimeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const highWaterMark = this.opts.highWaterMark ?? 1024 * 1024;
+    if (first.mode === 'tcp') {
+      return relayTunnel({
+        ws,
+        admitted,
+        takeEarly: () => takeEarly().map((f) => f.data),
+        connectTimeoutMs,
+        highWaterMark,
+        onEnd: (outcome) => sessionLog.info({ ...outcome }, 'tunnel session ended'),
+      });
+    }
+    let reported = false;
+    const ended = (outcome: { reason: string; bytesUp: number; bytesDown: number }) => {
+      if (reported) return;
+      reported = true;
+      admitted.ended(outcome);
+      sessionLog.info({ ...outcome }, 'tunnel session ended');
+    };
+    try {
+      this.opts.modes![first.mode]!({ ws, admitted, options: first.options, takeEarly, log: sessionLog, connectTimeoutMs, highWaterMark, ended });
+    } catch (err) {
+      // A mode's bug ends its own session, not the gateway.
+      sessionLog.error({ err }, 'tunnel mode failed');
+      ws.close(TUNNEL_CLOSE.closed, closeReason(REFUSAL_MESSAGES.closed));
+      ended({ reason: 'gateway-error', bytesUp: 0, bytesDown: 0 });
+    }
   }
 
   /** Behind a balancer: read the PROXY v2 header on the raw TCP socket, then hand it to TLS. */
@@ -229,14 +259,22 @@ export class TunnelServer {
   };
 }
 
-/** The token of a `{"token":"…"}` frame, or null for anything else. */
-function readToken(data: Buffer): string | null {
+interface FirstMessage {
+  token: string;
+  mode: TunnelMode;
+  options: Record<string, unknown>;
+}
+
+/** `{"token":"…","mode":"…",…}`, or null for anything else (no token, an unknown mode). */
+function readFirstMessage(data: Buffer): FirstMessage | null {
   if (data.length > MAX_FIRST_MESSAGE) return null;
   try {
     const msg: unknown = JSON.parse(data.toString('utf8'));
-    if (!msg || typeof msg !== 'object') return null;
-    const token = (msg as { token?: unknown }).token;
-    return typeof token === 'string' && token.length > 0 && token.length <= 256 ? token : null;
+    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
+    const { token, mode = 'tcp', ...options } = msg as Record<string, unknown>;
+    if (typeof token !== 'string' || token.length === 0 || token.length > 256) return null;
+    if (!(TUNNEL_MODES as readonly unknown[]).includes(mode)) return null;
+    return { token, mode: mode as TunnelMode, options };
   } catch {
     return null;
   }
