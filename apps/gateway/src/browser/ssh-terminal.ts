@@ -84,6 +84,7 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
       ws.close(code, closeReason(message));
     }
     prompt.close();
+    hostKeyAnswer = null;
     conn.end();
   };
 
@@ -131,11 +132,13 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
     wsClosed = true;
     reason ??= 'client-closed';
     prompt.close();
-    hostKeyAnswer?.(false);
+    // A host key question still open is dropped, not answered: ssh2 cannot take an answer once
+    // the connection is ending (it throws), and ending it is the answer.
+    hostKeyAnswer = null;
     if (!connected) sock.destroy();
     conn.end();
     // A workstation that does not answer the close still goes away.
-    setTimeout(() => conn.destroy(), 5000).unref();
+    setTimeout(() => sock.destroy(), 5000).unref();
     finish();
   });
 
@@ -175,10 +178,9 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
     }
     if (/host denied/i.test(err.message)) return end(SSH_TERMINAL_CLOSE.hostKeyRejected, "the desktop's host key was not accepted: not connected", 'host-key-rejected');
     // The workstation's own words when it hung up (e.g. "Too many authentication failures").
-    end(stream ? SSH_TERMINAL_CLOSE.sshError : SSH_TERMINAL_CLOSE.authFailed, err.message, `ssh-error: ${err.message}`);
+    end(SSH_TERMINAL_CLOSE.sshError, err.message, `ssh-error: ${err.message}`);
   });
   conn.on('close', () => {
-    sshClosed = true;
     prompt.close();
     if (ws.readyState === ws.OPEN) end(1000, 'the desktop closed the connection', 'target-closed');
     finish();
@@ -215,8 +217,8 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
       // The first round asks the workstation which methods it takes.
       if (methodsLeft === null) return next({ type: 'none', username });
       lastMethods = methodsLeft;
-      if (failures > 0 && !partialSuccess) write('Permission denied, please try again.\r\n');
       if (failures >= MAX_AUTH_ATTEMPTS) return next(false);
+      if (failures > 0 && !partialSuccess) write('Permission denied, please try again.\r\n');
       failures++;
       if (methodsLeft.includes('keyboard-interactive')) return next({ type: 'keyboard-interactive', username, prompt: keyboardInteractive });
       if (methodsLeft.includes('password')) {
@@ -249,9 +251,9 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
   sock.once('error', (err) => {
     if (!connected) end(TUNNEL_CLOSE.targetUnreachable, 'the desktop did not accept the connection: try again shortly', `target-unreachable: ${err.message}`);
   });
+  // The workstation side is over when our socket is closed, whichever way it went.
   sock.once('close', () => {
     clearTimeout(connectTimer);
-    if (connected) return; // ssh2's own close reports it
     sshClosed = true;
     finish();
   });
@@ -263,14 +265,22 @@ export function runSshTerminal(opts: SshTerminalOptions): void {
       return void sock.destroy();
     }
     ws.send('{"ok":true}');
-    conn.connect({
-      sock,
-      hostVerifier,
+    try {
+      conn.connect({
+        sock,
+        // Each method's own user name (authHandler) is what is sent; ssh2 wants a string here.
+        username: '',
+        hostVerifier,
       authHandler: authHandler as never,
-      readyTimeout: opts.signInTimeoutMs ?? 5 * 60_000,
-      keepaliveInterval: 30_000,
-      ident: 'stagedoor-gateway',
-    });
+        readyTimeout: opts.signInTimeoutMs ?? 5 * 60_000,
+        keepaliveInterval: 30_000,
+        ident: 'stagedoor-gateway',
+      });
+    } catch (err) {
+      opts.log.error({ err }, 'browser ssh: the SSH client did not start');
+      sock.destroy();
+      end(SSH_TERMINAL_CLOSE.sshError, 'the gateway could not start the SSH session', 'gateway-error');
+    }
   });
 }
 
