@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Timestamp, Uuid } from './common.ts';
 import { PowerState, Protocol } from './providers.ts';
+import { TUNNEL_MODES } from './tunnel.ts';
 
 export const DesktopState = z.enum(['available', 'starting', 'running', 'in-use', 'stopped', 'unavailable']);
 
@@ -67,6 +68,8 @@ export const ConnectionInstructions = z.object({
   knownHosts: z.string().nullable(),
   /** Routed mode: the HTTPS tunnel, which works for every protocol (the only way for vnc and pcoip). */
   tunnel: TunnelInstructions.nullable(),
+  /** The plan offers this desktop in a browser tab (`browser: true`), for its owner while the grant lives; null otherwise. */
+  browser: z.object({ viewOnly: z.boolean() }).nullable(),
   /** Connect by this time (gateway grants are single-use and short-lived); null for direct. */
   connectBy: Timestamp.nullable(),
   fileName: z.string().nullable(),
@@ -101,6 +104,22 @@ export const Connection = z.object({
   readyAt: Timestamp.nullable(),
   closedAt: Timestamp.nullable(),
   endReason: z.string().nullable(),
+});
+
+/**
+ * What the browser session page needs to open the gateway's tunnel (ADR 0028): the token travels in
+ * this body and in the WebSocket's first message, never in a URL.
+ */
+export const BrowserSession = z.object({
+  connectionId: Uuid,
+  protocol: Protocol,
+  desktopName: z.string(),
+  url: z.string().describe('wss://<gateway>:<tunnel port>/tunnel'),
+  token: z.string().describe('the grant token: send {"token": …, "mode": …} as the first WebSocket message'),
+  mode: z.enum(TUNNEL_MODES).describe('the tunnel mode for this protocol: tcp (vnc), ssh-terminal (ssh), rdcleanpath (rdp)'),
+  viewOnly: z.boolean(),
+  connectBy: Timestamp.nullable().describe('the grant must be used before this (null: it was used; a reconnect may still be possible)'),
+  singleUse: z.boolean(),
 });
 
 export const ConnectionFileQuery = z.strictObject({

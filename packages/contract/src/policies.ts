@@ -10,6 +10,9 @@ const Delay = z.number().int().min(-1).max(30 * 86400);
 
 export const DEFAULT_PORTS: Record<z.infer<typeof Protocol>, number> = { rdp: 3389, dcv: 8443, vnc: 5900, ssh: 22, pcoip: 4172 };
 
+/** The protocols a browser tab can show (issue 17): noVNC, xterm.js through the gateway's SSH client, IronRDP. */
+export const BROWSER_PROTOCOLS: readonly string[] = ['vnc', 'ssh', 'rdp'];
+
 export const ProtocolPlanEntry = z.strictObject({
   protocol: Protocol,
   port: Port.optional().describe('default: the protocol\'s usual port (rdp 3389, dcv 8443, vnc 5900, ssh 22, pcoip 4172)'),
@@ -19,10 +22,15 @@ export const ProtocolPlanEntry = z.strictObject({
     .default('portForward')
     .describe('with viaGateway: `portForward` (a port per grant, any client) or `routed` (fixed ports behind a load balancer, a secret per grant; rdp by routing token, ssh by jump host, dcv by TLS SNI, vnc/pcoip by the HTTPS tunnel — docs/gateway.md)'),
   reconnectWindowSeconds: z.number().int().min(0).max(86_400).default(600).describe('routed mode: the same client may reconnect with the same grant this long after its last session ended, while the assignment lives (0: single use)'),
+  browser: z
+    .boolean()
+    .default(false)
+    .describe('offer "Open in browser" in the portal (vnc, ssh, rdp; needs viaGateway and gatewayMode routed: the browser reaches the desktop through the gateway\'s HTTPS tunnel) — docs/web.md'),
   clientOptions: z
     .strictObject({
       fileLines: z.array(z.string().max(512).regex(/^[^\r\n]*$/, 'one line each')).max(100).optional().describe('lines for the .rdp/.dcv/.vnc file, e.g. "use multimon:i:1": a line replaces the default line of the same key, others are added; where the client connects cannot be changed'),
       username: z.enum(['user', 'none']).optional().describe('put the Stagedoor username in the file (default user)'),
+      viewOnly: z.boolean().optional().describe('browser sessions (vnc): the viewer sends no keyboard or mouse input (default false)'),
     })
     .optional(),
 });
@@ -38,6 +46,9 @@ export const ProtocolPlanBody = z.strictObject({
       // Routed is a gateway mode: without the gateway there is nothing to route.
       ps.forEach((p, i) => {
         if (p.gatewayMode === 'routed' && !p.viaGateway) ctx.addIssue({ code: 'custom', path: [i, 'gatewayMode'], message: 'gatewayMode "routed" needs viaGateway: true (the routed listeners are the gateway\'s)' });
+        // The browser reaches the desktop only through the gateway's HTTPS tunnel, which routed grants open.
+        if (p.browser && !(p.viaGateway && p.gatewayMode === 'routed')) ctx.addIssue({ code: 'custom', path: [i, 'browser'], message: 'browser: true needs viaGateway: true and gatewayMode "routed" (the browser connects through the gateway\'s HTTPS tunnel)' });
+        if (p.browser && !BROWSER_PROTOCOLS.includes(p.protocol)) ctx.addIssue({ code: 'custom', path: [i, 'browser'], message: `browser: true is for ${BROWSER_PROTOCOLS.join(', ')} (there is no browser client for ${p.protocol})` });
       });
     }),
 });

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -12,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Database } from '../db/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import type { Services } from '../services.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { registerErrorHandling } from './error-handler.ts';
@@ -127,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
 
   // First of the request hooks, so that refusals (401, 403, 429) carry the headers too.
-  await registerSecurityHeaders(app);
+  await registerSecurityHeaders(app, { gatewayOrigins: () => deps.services.gateways.tunnelOrigins() });
   registerErrorHandling(app);
   registerObservability(app, deps.metrics); // before auth, so refused requests carry their id too
   registerAuthHook(app, deps.services);
@@ -170,39 +170,5 @@ function registerObservability(app: FastifyInstance, metrics: Metrics): void {
     // The route pattern, not the raw URL, keeps label cardinality bounded.
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpDuration.labels(request.method, route, String(reply.statusCode)).observe(reply.elapsedTime / 1000);
-  });
-}
-
-/**
- * Security headers through helmet (HSTS, nosniff, frame and referrer policy, cross-origin isolation
- * headers) with a CSP the built web app lives within: its scripts and styles are files of its own
- * (ADR 0009), images may be data: URLs (the TOTP QR code), fetch and EventSource go to this origin.
- * No `upgrade-insecure-requests`: `stagedoor dev` serves plain HTTP on loopback, where upgrading the
- * app's own assets to https would break it. HSTS is sent always; browsers heed it only over HTTPS.
- */
-async function registerSecurityHeaders(app: FastifyInstance): Promise<void> {
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        styleSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'self'"],
-      },
-    },
-    strictTransportSecurity: { maxAge: 365 * 24 * 3600, includeSubDomains: true },
-    frameguard: { action: 'deny' },
-    referrerPolicy: { policy: 'no-referrer' },
-  });
-  app.addHook('onSend', async (request, reply, payload) => {
-    // Answers carry sessions, tokens and inventory: no cache keeps them.
-    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store');
-    return payload;
   });
 }

@@ -55,5 +55,8 @@ export type ModeHandlers = Partial<Record<Exclude<TunnelMode, 'tcp'>, ModeHandle
 
 /** The close reason a revoke (`onClose`'s reason) becomes: plain words for the user. */
 export function closeMessageFor(why: string): string {
+  // The broker's revoke reasons (connections.service.ts): an admin's Disconnect, a released desktop.
+  if (why === 'disconnected by an administrator') return 'an administrator disconnected this session: connect again from your Stagedoor portal';
+  if (why.startsWith('assignment released')) return REFUSAL_MESSAGES.revoked;
   return why in REFUSAL_MESSAGES ? REFUSAL_MESSAGES[why as keyof typeof REFUSAL_MESSAGES] : REFUSAL_MESSAGES.closed;
 }

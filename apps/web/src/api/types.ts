@@ -11,6 +11,7 @@ export type MfaLoginAnswer = z.infer<typeof C.MfaLoginAnswer>;
 export type Desktops = z.infer<typeof C.Desktops>;
 export type Desktop = z.infer<typeof C.Desktop>;
 export type Connection = z.infer<typeof C.Connection>;
+export type BrowserSession = z.infer<typeof C.BrowserSession>;
 export type Pool = z.infer<typeof C.Pool>;
 export type PoolForecast = z.infer<typeof C.PoolForecast>;
 export type Policy = z.infer<typeof C.Policy>;

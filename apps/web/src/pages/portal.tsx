@@ -187,6 +187,14 @@ function ConnectionPanel(props: { connection: Connection; desktopName: string; a
               </>
             )
           )}
+          {i.browser && (
+            // A tab of its own; the connection id rides in the fragment and the token never in a URL (ADR 0028).
+            <p>
+              <a className="button" href={`/session.html#${c.id}`} target="_blank" rel="noopener" aria-label={`Open ${c.workstation.name} in browser`}>
+                Open in browser
+              </a>
+            </p>
+          )}
           <p className="muted">
             {i.viaGateway ? `Through the gateway ${i.host}:${i.port}` : `Direct to ${i.host}:${i.port}`}
             {i.connectBy && ` · connect by ${new Date(i.connectBy).toLocaleTimeString()}`}

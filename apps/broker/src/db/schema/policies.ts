@@ -33,6 +33,8 @@ export interface ProtocolPlanEntry {
   gatewayMode?: 'portForward' | 'routed';
   /** Routed: how long after a session ends the same client may reconnect with the grant (default 600; 0: single use). */
   reconnectWindowSeconds?: number;
+  /** Offer "Open in browser" (routed only; absent in plans written before issue 17: false). */
+  browser?: boolean;
   /**
    * Per-protocol client settings, e.g. `{ fileLines: ['audiomode:i:0'] }` merged into the `.rdp` file (a line replaces the default of its key),
    * or `{ user: 'artist' }` for the ssh command. Free-form: each protocol's writer validates its own.

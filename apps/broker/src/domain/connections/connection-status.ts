@@ -37,10 +37,12 @@ export interface ConnectionView {
     sshConfig: string | null;
     knownHosts: string | null;
     tunnel: RoutedInstructions['tunnel'] | null;
+    /** The plan offers this protocol in a browser tab (routed, for the owner, while the grant lives). */
+    browser: { viewOnly: boolean } | null;
   };
 }
 
-const NOT_ROUTED = { token: null, sshConfig: null, knownHosts: null, tunnel: null };
+const NOT_ROUTED = { token: null, sshConfig: null, knownHosts: null, tunnel: null, browser: null };
 
 /**
  * Where a connection stands, computed from the machine's power state (what the provider last
@@ -113,8 +115,9 @@ export class ConnectionStatus {
       } else {
         // The token only for the owner, and only while the grant lives; never logged (ADR 0017).
         const token = !readOnly && live ? this.deps.gateways.grantToken(found) : null;
+        const browser = token && entry.browser ? { viewOnly: (entry.clientOptions as { viewOnly?: boolean } | undefined)?.viewOnly === true } : null;
         instructions = token
-          ? { protocol: entry.protocol, host: gw.publicAddress, viaGateway: true, gatewayMode: 'routed', connectBy, token, ...renderRouted({ protocol: entry.protocol, connectionId: current.id, host: gw.publicAddress, ports: gw.routedPorts, sniDomain: gw.sniDomain, sshHostKey: gw.sshHostKey, tlsCertificateSha256: gw.tlsCertificateSha256, targetAddress: found.targetAddress, targetPort: found.targetPort, token, username: user, desktopName: ws.name, extraLines: lines, reconnects: found.reconnectWindowSeconds > 0 }) }
+          ? { protocol: entry.protocol, host: gw.publicAddress, viaGateway: true, gatewayMode: 'routed', connectBy, token, browser, ...renderRouted({ protocol: entry.protocol, connectionId: current.id, host: gw.publicAddress, ports: gw.routedPorts, sniDomain: gw.sniDomain, sshHostKey: gw.sshHostKey, tlsCertificateSha256: gw.tlsCertificateSha256, targetAddress: found.targetAddress, targetPort: found.targetPort, token, username: user, desktopName: ws.name, extraLines: lines, reconnects: found.reconnectWindowSeconds > 0 }) }
           : { protocol: entry.protocol, host: gw.publicAddress, port: gw.routedPorts[ROUTED_LISTENER_OF[entry.protocol]], viaGateway: true, gatewayMode: 'routed', connectBy, fileName: null, file: null, command: null, ...NOT_ROUTED };
       }
     }

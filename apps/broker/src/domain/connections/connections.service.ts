@@ -324,7 +324,8 @@ export class ConnectionsService {
       );
       return { ended, poolId: assignment?.poolId ?? null };
     });
-    this.deps.gateways.announceRevoked(outcome.ended.grants, 'connection released');
+    // The gateway closes the sessions with this reason in words the user's tab shows (browser sessions).
+    this.deps.gateways.announceRevoked(outcome.ended.grants, byUser ? 'connection released' : 'disconnected by an administrator');
     if (outcome.poolId) this.deps.pools.poke(outcome.poolId);
   }
 

@@ -1,6 +1,7 @@
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
 import { connections, gatewayEnrollments, gateways, grants } from '../../db/schema/index.ts';
+import type { RoutedPorts } from '../../db/schema/connections.ts';
 
 export type GatewayRow = typeof gateways.$inferSelect;
 export type NewGatewayRow = typeof gateways.$inferInsert;
@@ -45,6 +46,11 @@ export class GatewaysRepository {
       .offset(offset);
     const [row] = await this.db.select({ n: count() }).from(gateways).where(cond);
     return { items: items.map((r) => ({ ...r.g, liveGrants: Number(r.liveGrants) })), total: row?.n ?? 0 };
+  }
+
+  /** Every gateway's public address and tunnel port (the CSP's connect-src for browser sessions). */
+  tunnelEndpoints(): Promise<{ publicAddress: string; routedPorts: RoutedPorts }[]> {
+    return this.db.select({ publicAddress: gateways.publicAddress, routedPorts: gateways.routedPorts }).from(gateways);
   }
 
   async findById(id: string, db: DbOrTx = this.db): Promise<GatewayWithLive | undefined> {

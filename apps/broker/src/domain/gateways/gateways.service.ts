@@ -78,6 +78,15 @@ export class GatewaysService {
     return this.deps.repo.list(filter, limit, offset);
   }
 
+  /**
+   * The WebSocket origins of every gateway's HTTPS tunnel (`wss://host:port`), as browser sessions
+   * reach them: the broker's CSP allows exactly these in connect-src (ADR 0028).
+   */
+  async tunnelOrigins(): Promise<string[]> {
+    const rows = await this.deps.repo.tunnelEndpoints();
+    return [...new Set(rows.map((g) => `wss://${g.publicAddress.includes(':') ? `[${g.publicAddress}]` : g.publicAddress}:${g.routedPorts.tunnel}`))].sort();
+  }
+
   async get(id: string): Promise<GatewayWithLive> {
     const row = await this.deps.repo.findById(id);
     if (!row) throw new NotFoundError('gateway', id);

@@ -2,7 +2,8 @@ import contentDisposition from 'content-disposition';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ConnectHeaders, ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
+import { BrowserSession, ConnectHeaders, ConnectRequest, Connection, ConnectionFileQuery, Desktops, ErrorBody, IdParams, type Role } from '@stagedoor/contract';
+import { browserSessionOf } from '../../domain/connections/browser-session.ts';
 import { FILE_TYPES, tigervncFile } from '../../domain/connections/connection-files.ts';
 import type { Requester } from '../../domain/connections/connections.service.ts';
 import { ConflictError, InvalidInputError } from '../../domain/errors.ts';
@@ -58,6 +59,26 @@ export function connectionsRoutes(app: FastifyInstance, deps: { services: Servic
     // Someone else's connection (an admin or auditor looking) is shown as it is: nothing moves, no grant is issued.
     return connectionDto(await connectionStatus.describe(conn, actor.username, undefined, { readOnly: conn.userId !== actor.userId }));
   });
+
+  r.post(
+    '/api/v1/connections/:id/browser',
+    {
+      config: { access: 'user' },
+      schema: {
+        tags,
+        summary: 'Open a ready connection in a browser tab: the gateway tunnel\'s URL and the grant token (in this body, never a URL) for the session page',
+        description: 'The connection\'s owner only; its protocol plan must say `browser: true`. The grant is the connection\'s (bound to the address the connection was made from), so the tab must run where the portal does. docs/web.md',
+        params: IdParams,
+        response: { 200: BrowserSession, ...errors },
+      },
+    },
+    async (request) => {
+      const actor = signedInActor(request);
+      const conn = await connections.getOwned(actor, request.params.id, false);
+      const s = browserSessionOf(await connectionStatus.describe(conn, actor.username));
+      return { ...s, connectBy: s.connectBy ? s.connectBy.toISOString() : null };
+    },
+  );
 
   r.get(
     '/api/v1/connections/:id/file',
