@@ -7,8 +7,9 @@ import { REPO_ROOT } from './processes.ts';
 export const CHROMIUM = process.env.STAGEDOOR_CHROMIUM ?? '/usr/bin/chromium';
 export const SCREENSHOTS = path.join(REPO_ROOT, 'test-artifacts/screenshots');
 
-export async function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+/** `args`: more Chromium switches, e.g. `--ignore-certificate-errors-spki-list=…` for a test gateway's self-signed certificate. */
+export async function launchBrowser(args: string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), ...args] });
 }
 
 export interface Tab {

@@ -53,10 +53,11 @@ export type ModeHandler = (session: ModeSession) => void;
 /** The modes a gateway offers beyond `tcp`; a mode without a handler is refused before admission. */
 export type ModeHandlers = Partial<Record<Exclude<TunnelMode, 'tcp'>, ModeHandler>>;
 
-/** The close reason a revoke (`onClose`'s reason) becomes: plain words for the user. */
+/** The close reason a revoke (`onClose`'s reason, `revoked: <the broker's reason>`) becomes: plain words for the user. */
 export function closeMessageFor(why: string): string {
   // The broker's revoke reasons (connections.service.ts): an admin's Disconnect, a released desktop.
-  if (why === 'disconnected by an administrator') return 'an administrator disconnected this session: connect again from your Stagedoor portal';
-  if (why.startsWith('assignment released')) return REFUSAL_MESSAGES.revoked;
+  const bare = why.replace(/^revoked:\s*/, '');
+  if (bare === 'disconnected by an administrator') return 'an administrator disconnected this session: connect again from your Stagedoor portal';
+  if (bare.startsWith('assignment released')) return REFUSAL_MESSAGES.revoked;
   return why in REFUSAL_MESSAGES ? REFUSAL_MESSAGES[why as keyof typeof REFUSAL_MESSAGES] : REFUSAL_MESSAGES.closed;
 }

@@ -1,0 +1,36 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import { freePort, waitFor } from '../support/ports.ts';
+import { spawnProcess, type Spawned } from '../support/processes.ts';
+
+/**
+ * TigerVNC's Xvnc on loopback for the browser session tests, with its display number (xsetroot and
+ * xev draw on and listen to it) and a free port. No VNC password: the grant is the access control
+ * under test here; a password prompt is the viewer's, and the VNC server's own business.
+ */
+export async function startXvncDisplay(home: string, size: { width: number; height: number }): Promise<{ display: number; port: number; proc: Spawned }> {
+  const display = freeDisplay();
+  const port = await freePort();
+  const proc = spawnProcess('Xvnc', [`:${display}`, '-rfbport', String(port), '-localhost', '-SecurityTypes', 'None', '-geometry', `${size.width}x${size.height}`, '-depth', '24', '-nolisten', 'tcp', '-desktop', 'stagedoor-browser'], { HOME: home });
+  await waitFor(
+    `Xvnc to listen on 127.0.0.1:${port}`,
+    () => {
+      if (proc.proc.exitCode !== null) throw new Error(`Xvnc exited: ${proc.stderr.join('\n')}`);
+      return new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      });
+    },
+    30_000,
+    100,
+  );
+  return { display, port, proc };
+}
+
+function freeDisplay(): number {
+  for (let i = 0; i < 200; i++) {
+    const d = 100 + Math.floor(Math.random() * 800);
+    if (!fs.existsSync(`/tmp/.X${d}-lock`) && !fs.existsSync(`/tmp/.X11-unix/X${d}`)) return d;
+  }
+  throw new Error('no free X display number');
+}
