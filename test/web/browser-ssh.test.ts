@@ -54,7 +54,9 @@ describe('browser session: SSH through the gateway (Chromium, stagedoor dev, ssh
     await waitFor('the dev gateway healthy, its tunnel port known', async () => {
       const g = (await ok('GET', '/api/v1/gateways')).items[0];
       return g?.health === 'healthy' && g.routedPorts?.tunnel > 0;
-    }, 30_000, 200);
+    }, 60_000, 200).catch(async (err) => {
+      throw new Error(`${err.message}: ${JSON.stringify((await ok('GET', '/api/v1/gateways')).items)}\n${proc.stdout.join('')}\n${proc.stderr.join('\n')}`);
+    });
 
     const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'lab' });
     await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'shell-desk', address: '127.0.0.1', protocols: [{ protocol: 'ssh', port: sshd.port }], tags: { room: 'c' } });
@@ -99,14 +101,17 @@ describe('browser session: SSH through the gateway (Chromium, stagedoor dev, ssh
 
     // First use: the host key's fingerprint is shown, and nothing is sent until it is trusted.
     const dialog = session.getByRole('dialog', { name: 'Host key' });
-    await dialog.waitFor(WAIT);
+    await dialog.waitFor(WAIT).catch(async (err: Error) => {
+      await screenshot(session, 'browser-session-ssh-debug');
+      throw new Error(`${err.message}\n${tab.problems.join('\n')}\n${await screen(session)}`);
+    });
     expect(await dialog.textContent()).toMatch(/First connection to shell-desk .* ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}/);
     await screenshot(session, 'browser-session-ssh-host-key');
     await dialog.getByRole('button', { name: 'Trust and connect' }).click();
 
-    await seen(session, /login as: $/m);
+    await seen(session, /login as:$/m);
     await session.keyboard.type(`${USER}\n`);
-    await seen(session, /password: $/m);
+    await seen(session, /password:$/m);
     await session.keyboard.type(`${PASSWORD}\n`);
     await session.locator('.browser-session[data-phase="connected"]').waitFor(WAIT);
     const marker = `m${randomBytes(5).toString('hex')}`;
@@ -139,7 +144,7 @@ describe('browser session: SSH through the gateway (Chromium, stagedoor dev, ssh
     expect(await end.getByRole('heading').textContent()).toBe('The desktop ended the session');
     // Again, within the plan's reconnect window: the key is the one this browser remembered.
     await end.getByRole('button', { name: 'Connect again' }).click();
-    await seen(session, /login as: $/m);
+    await seen(session, /login as:$/m);
     expect(await screen(session)).toMatch(/Host key SHA256:\S+ as remembered in this browser\./);
     expect(await session.getByRole('dialog', { name: 'Host key' }).count()).toBe(0);
     expect(unexpected(tab.problems)).toEqual([]);
