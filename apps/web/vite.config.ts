@@ -13,7 +13,7 @@ export default defineConfig({
     sourcemap: false,
     target: 'es2022',
     // The console, and the browser session tab (session.html: a desktop in a tab of its own, ADR 0028).
-    rollupOptions: { input: { main: `${import.meta.dirname}/index.html`, session: `${import.meta.dirname}/session.html` } },
+    rollupOptions: { input: { index: `${import.meta.dirname}/index.html`, session: `${import.meta.dirname}/session.html` } },
   },
   server: {
     proxy: { '/api': process.env.STAGEDOOR_URL ?? 'http://127.0.0.1:8080' },

@@ -165,8 +165,8 @@ const protocolPlans = plan(
   'protocol-plans',
   'Protocol plans',
   'Protocol plan',
-  [{ key: 'protocols', label: 'Protocols (JSON)', kind: 'json', help: 'in order of preference: [{"protocol": "rdp", "port": 3389, "viaGateway": true, "gatewayMode": "routed", "reconnectWindowSeconds": 600, "clientOptions": {"fileLines": ["use multimon:i:1"]}}] — gatewayMode: portForward (default) or routed (needs viaGateway)', defaultValue: [{ protocol: 'rdp', viaGateway: false }] }],
-  [{ label: 'Protocols', value: (p) => (p.protocols as { protocol: string; viaGateway: boolean; gatewayMode?: string; reconnectWindowSeconds?: number }[]).map((x) => `${x.protocol}${x.viaGateway ? (x.gatewayMode === 'routed' ? ` via gateway (routed${x.reconnectWindowSeconds === 0 ? ', single use' : `, reconnect ${x.reconnectWindowSeconds ?? 600} s`})` : ' via gateway') : ''}`).join(', ') }],
+  [{ key: 'protocols', label: 'Protocols (JSON)', kind: 'json', help: 'in order of preference: [{"protocol": "rdp", "port": 3389, "viaGateway": true, "gatewayMode": "routed", "reconnectWindowSeconds": 600, "clientOptions": {"fileLines": ["use multimon:i:1"]}}] — gatewayMode: portForward (default) or routed (needs viaGateway); "browser": true (routed vnc, ssh, rdp) offers Open in browser, "clientOptions": {"viewOnly": true} makes a VNC tab view-only', defaultValue: [{ protocol: 'rdp', viaGateway: false }] }],
+  [{ label: 'Protocols', value: (p) => (p.protocols as { protocol: string; viaGateway: boolean; gatewayMode?: string; reconnectWindowSeconds?: number; browser?: boolean }[]).map((x) => `${x.protocol}${x.viaGateway ? (x.gatewayMode === 'routed' ? ` via gateway (routed${x.reconnectWindowSeconds === 0 ? ', single use' : `, reconnect ${x.reconnectWindowSeconds ?? 600} s`}${x.browser ? ', in browser' : ''})` : ' via gateway') : ''}`).join(', ') }],
 );
 const powerPlans = plan(
   'power-plans',
