@@ -64,13 +64,23 @@ export async function startLocalSshd(dir: string, port: number): Promise<SshdFil
  * sshd on loopback that signs a local user in with a password (the browser terminal's case: the
  * user answers the workstation's own prompt). The user is made once (`useradd`, needs root, as the
  * linux-agent test does) with a bash login shell and the given password; sshd runs without PAM, so
- * it checks /etc/shadow itself and asks with the password method. Only that user may sign in.
+ * it checks /etc/shadow itself and asks with the password method (or, with `keyboardInteractive`,
+ * through PAM, which asks its own `Password: `). Only that user may sign in.
  */
-export async function startPasswordSshd(dir: string, port: number, user: string, password: string): Promise<SshdFiles & { port: number; user: string; proc: Spawned }> {
+export async function startPasswordSshd(
+  dir: string,
+  port: number,
+  user: string,
+  password: string,
+  opts: { keyboardInteractive?: boolean } = {},
+): Promise<SshdFiles & { port: number; user: string; proc: Spawned }> {
   if (spawnSync('id', [user]).status !== 0) execFileSync('useradd', ['-m', '-s', '/bin/bash', user]);
   execFileSync('chpasswd', [], { input: `${user}:${password}\n` });
   const files = writeSshdFiles(dir, { address: '127.0.0.1', port });
-  const config = fs.readFileSync(files.config, 'utf8').replace('PasswordAuthentication no', 'PasswordAuthentication yes');
+  let config = fs.readFileSync(files.config, 'utf8');
+  // Keyboard-interactive through PAM (Debian's /etc/pam.d/sshd): the prompts are PAM's own words.
+  if (opts.keyboardInteractive) config = config.replace('KbdInteractiveAuthentication no', 'KbdInteractiveAuthentication yes').replace('UsePAM no', 'UsePAM yes');
+  else config = config.replace('PasswordAuthentication no', 'PasswordAuthentication yes');
   fs.writeFileSync(files.config, `${config}AllowUsers ${user}\nAcceptEnv LANG LC_*\n`);
   const proc = spawnProcess('/usr/sbin/sshd', ['-D', '-e', '-f', files.config], {});
   await waitForSshd(proc, port);

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SSH_TERMINAL_CLOSE, TUNNEL_CLOSE } from '@stagedoor/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../../test/support/ports.ts';
+import { freePort, waitFor } from '../../../test/support/ports.ts';
 import type { Spawned } from '../../../test/support/processes.ts';
 import { startPasswordSshd } from '../../../test/support/sshd.ts';
 import { runSshTerminal } from '../src/browser/ssh-terminal.ts';
@@ -31,6 +31,8 @@ let cert: TlsCertificate;
 let server: TunnelServer;
 let url: string;
 let sshd: { port: number; hostPublicKey: string; proc: Spawned };
+/** The same user through PAM's keyboard-interactive prompts. */
+let kbdSshd: { port: number; proc: Spawned };
 /** Counts the connections it gets: a target no grant names must get none. */
 let canary: net.Server;
 let canaryConnections = 0;
@@ -68,6 +70,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-webssh-'));
   cert = await TlsCertificate.load({ files: null, dataDir: path.join(dir, 'gateway'), log, hostnames: ['127.0.0.1'] });
   sshd = await startPasswordSshd(fs.mkdtempSync(path.join(dir, 'ssh-')), await freePort(), USER, PASSWORD);
+  kbdSshd = await startPasswordSshd(fs.mkdtempSync(path.join(dir, 'kbd-')), await freePort(), USER, PASSWORD, { keyboardInteractive: true });
   canary = await new Promise<net.Server>((resolve) => {
     const s = net.createServer((sock) => (canaryConnections++, sock.destroy()));
     s.listen(0, '127.0.0.1', () => resolve(s));
@@ -86,6 +89,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sshd?.proc.stop();
+  await kbdSshd?.proc.stop();
   await server?.close();
   cert?.close();
   canary?.close();
@@ -123,10 +127,27 @@ describe('ssh-terminal mode', () => {
     await c.text(/43 132\r?\nxterm-256color/, from);
     c.type('exit\r');
     expect(await c.closedWith()).toEqual({ code: 1000, reason: 'the shell exited' });
-    await c.until('the session report', () => ended.get(token));
+    // Reported after both sides closed, which may be after the client saw its close: polled.
+    await waitFor('the session report', () => ended.has(token), 30_000, 20);
     expect(ended.get(token)).toMatchObject({ reason: 'shell-exited' });
     expect(ended.get(token)!.bytesUp).toBeGreaterThan(0);
     expect(ended.get(token)!.bytesDown).toBeGreaterThan(0);
+  });
+
+  it('answers keyboard-interactive prompts in the words the workstation (PAM) chose', async () => {
+    const { c } = open({ username: USER }, { target: { host: '127.0.0.1', port: kbdSshd.port } });
+    await c.message('host-key');
+    c.control({ type: 'host-key-answer', accept: true });
+    // PAM's own prompt, not the gateway's "user@host's password:".
+    await c.until('PAM\'s prompt', () => /(^|\n)Password: $/.test(c.output));
+    expect(c.output).not.toMatch(/'s password: /);
+    c.type(`${PASSWORD}\r`);
+    await c.message('shell');
+    const from = c.output.length;
+    c.type('echo kbd-$((40+2))\r');
+    await c.text(/kbd-42\r?\n/, from);
+    c.type('exit\r');
+    expect((await c.closedWith()).code).toBe(1000);
   });
 
   it('refuses a wrong password with the workstation\'s answer, after asking again as OpenSSH does', async () => {
@@ -190,7 +211,8 @@ describe('ssh-terminal mode', () => {
     closers.get(token)!('revoked');
     const closed = await c.closedWith();
     expect(closed).toEqual({ code: TUNNEL_CLOSE.closed, reason: REFUSAL_MESSAGES.revoked });
-    await c.until('the session report', () => ended.get(token));
+    // Reported after both sides closed, which may be after the client saw its close: polled.
+    await waitFor('the session report', () => ended.has(token), 30_000, 20);
     expect(ended.get(token)!.reason).toBe('revoked');
   });
 
