@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -56,7 +56,39 @@ export function writeSshdFiles(dir: string, listen: { address: string; port: num
 export async function startLocalSshd(dir: string, port: number): Promise<SshdFiles & { port: number; user: string; proc: Spawned }> {
   const files = writeSshdFiles(dir, { address: '127.0.0.1', port });
   const proc = spawnProcess('/usr/sbin/sshd', ['-D', '-e', '-f', files.config], {});
-  await waitFor(
+  await waitForSshd(proc, port);
+  return { ...files, port, user: os.userInfo().username, proc };
+}
+
+/**
+ * sshd on loopback that signs a local user in with a password (the browser terminal's case: the
+ * user answers the workstation's own prompt). The user is made once (`useradd`, needs root, as the
+ * linux-agent test does) with a bash login shell and the given password; sshd runs without PAM, so
+ * it checks /etc/shadow itself and asks with the password method (or, with `keyboardInteractive`,
+ * through PAM, which asks its own `Password: `). Only that user may sign in.
+ */
+export async function startPasswordSshd(
+  dir: string,
+  port: number,
+  user: string,
+  password: string,
+  opts: { keyboardInteractive?: boolean } = {},
+): Promise<SshdFiles & { port: number; user: string; proc: Spawned }> {
+  if (spawnSync('id', [user]).status !== 0) execFileSync('useradd', ['-m', '-s', '/bin/bash', user]);
+  execFileSync('chpasswd', [], { input: `${user}:${password}\n` });
+  const files = writeSshdFiles(dir, { address: '127.0.0.1', port });
+  let config = fs.readFileSync(files.config, 'utf8');
+  // Keyboard-interactive through PAM (Debian's /etc/pam.d/sshd): the prompts are PAM's own words.
+  if (opts.keyboardInteractive) config = config.replace('KbdInteractiveAuthentication no', 'KbdInteractiveAuthentication yes').replace('UsePAM no', 'UsePAM yes');
+  else config = config.replace('PasswordAuthentication no', 'PasswordAuthentication yes');
+  fs.writeFileSync(files.config, `${config}AllowUsers ${user}\nAcceptEnv LANG LC_*\n`);
+  const proc = spawnProcess('/usr/sbin/sshd', ['-D', '-e', '-f', files.config], {});
+  await waitForSshd(proc, port);
+  return { ...files, port, user, proc };
+}
+
+function waitForSshd(proc: Spawned, port: number): Promise<void> {
+  return waitFor(
     `sshd to listen on 127.0.0.1:${port}`,
     () => {
       if (proc.proc.exitCode !== null) throw new Error(`sshd exited: ${proc.stderr.join('\n')}`);
@@ -71,5 +103,4 @@ export async function startLocalSshd(dir: string, port: number): Promise<SshdFil
     30_000,
     100,
   );
-  return { ...files, port, user: os.userInfo().username, proc };
 }

@@ -17,4 +17,5 @@ export * from './agent.ts';
 export * from './events.ts';
 export * from './tunnel.ts';
 export * from './grant-words.ts';
+export * from './ssh-terminal.ts';
 export * from './rdcleanpath.ts';
