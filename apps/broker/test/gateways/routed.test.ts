@@ -232,6 +232,24 @@ describe.each(DRIVERS)('routed grants and claims [%s]', (driver) => {
     ch.close();
   });
 
+  it('the hello stores the listener ports; until an admin sets the public ports, clients are sent to those', async () => {
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'routed-i', name: 'routed-i1', publicAddress: 'gwi.example.test', expiresInMinutes: 5 });
+    const { gateway } = await broker.services.gateways.enroll({ token, name: 'routed-i1', portRangeStart: 24000, portRangeEnd: 24009 }, null);
+    const admin = await login(broker.app, 'admin', ADMIN_PASSWORD);
+    const get = async () => (await broker.app.inject({ method: 'GET', url: `/api/v1/gateways/${gateway.id}`, headers: as(admin) })).json();
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 }, routedPortsSet: false, listenerPorts: null });
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 13389, ssh: 2222, tls: null, tunnel: 8444 } });
+    // The TLS listener is off here: its port stays the default, and the console says it is off.
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 2222, tls: 8443, tunnel: 8444 }, routedPortsSet: false, listenerPorts: { rdp: 13389, ssh: 2222, tls: null, tunnel: 8444 } });
+    // An admin names the balancer's ports: from then on those, whatever the gateway reports.
+    const patched = await broker.app.inject({ method: 'PATCH', url: `/api/v1/gateways/${gateway.id}`, headers: as(admin), payload: { routedPorts: { ssh: 22 } } });
+    expect(patched.json()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 22, tls: 8443, tunnel: 8444 }, routedPortsSet: true });
+    await ch.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 3390, ssh: 2223, tls: 8443, tunnel: 8445 } });
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 22, tls: 8443, tunnel: 8444 }, listenerPorts: { rdp: 3390, ssh: 2223, tls: 8443, tunnel: 8445 } });
+    ch.close();
+  });
+
   it('a routed grant needs the secret key', async () => {
     const plain = await createTestBroker(driver, { clock });
     try {

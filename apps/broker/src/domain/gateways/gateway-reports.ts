@@ -39,7 +39,8 @@ export class GatewayReports {
     const now = this.deps.clock.now();
     const updated = await this.deps.db.transaction(async (tx) => {
       // What clients pin (ADR 0017); a gateway too old to report it keeps what was stored.
-      const identity = hello.identity ? { sshHostKey: hello.identity.sshHostKey, tlsCertificateSha256: hello.identity.tlsCertificateSha256 } : {};
+      // Its listener ports too: until the admin sets the public ones, they are what clients dial (clientPorts).
+      const identity = hello.identity ? { sshHostKey: hello.identity.sshHostKey, tlsCertificateSha256: hello.identity.tlsCertificateSha256, listenerPorts: hello.identity.listeners } : {};
       const row = await this.deps.repo.update(
         gateway.id,
         { status: gateway.status === 'enrolled' ? 'active' : gateway.status, health: 'healthy', lastSeenAt: now, version: hello.version, brokerNode: node, ...identity, updatedAt: now },

@@ -15,7 +15,7 @@ import { chooseGateway, pickPort } from './plan.ts';
 import { SessionEventOutbox } from './session-events.ts';
 import type { TimerService } from '../../jobs/timers.service.ts';
 import type { GatewayMode, RoutedPorts } from '@stagedoor/contract';
-import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
+import { clientPorts, toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
 import { parseAddress, plainAddress } from '../addresses.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { grantTokenContext, grantTokenHash, newGrantToken } from './grant-tokens.ts';
@@ -74,14 +74,17 @@ export class GatewaysService {
 
   /* ---------- registry ---------- */
 
-  list(filter: { cluster?: string; status?: string }, limit: number, offset: number) {
-    return this.deps.repo.list(filter, limit, offset);
+  /** Gateways with `routedPorts` as clients dial them (`clientPorts`). */
+  async list(filter: { cluster?: string; status?: string }, limit: number, offset: number) {
+    const page = await this.deps.repo.list(filter, limit, offset);
+    return { ...page, items: page.items.map((g) => ({ ...g, routedPorts: clientPorts(g) })) };
   }
 
+  /** A gateway with `routedPorts` as clients dial them (`clientPorts`). */
   async get(id: string): Promise<GatewayWithLive> {
     const row = await this.deps.repo.findById(id);
     if (!row) throw new NotFoundError('gateway', id);
-    return row;
+    return { ...row, routedPorts: clientPorts(row) };
   }
 
   /**
@@ -100,7 +103,8 @@ export class GatewaysService {
         }
         statusChanged = input.status !== undefined && input.status !== current.status;
         const { routedPorts, ...rest } = input;
-        const patch = { ...rest, ...(routedPorts ? { routedPorts: { ...current.routedPorts, ...routedPorts } } : {}) };
+        // Ports left out keep what clients dial now; from here on they are the admin's, whatever the gateway reports.
+        const patch = { ...rest, ...(routedPorts ? { routedPorts: { ...clientPorts(current), ...routedPorts }, routedPortsSet: true } : {}) };
         await this.deps.repo.update(id, { ...patch, updatedAt: this.deps.clock.now() }, tx);
         const action = input.status === 'disabled' ? 'gateway.disable' : input.status === 'draining' ? 'gateway.drain' : 'gateway.update';
         await this.deps.audit.record(actor, { action, outcome: 'success', targetType: 'gateway', targetId: id, details: { name: current.name, from: current.status, ...patch } }, tx);
