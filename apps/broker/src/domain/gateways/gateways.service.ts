@@ -81,8 +81,8 @@ export class GatewaysService {
   }
 
   /** A gateway with `routedPorts` as clients dial them (`clientPorts`). */
-  async get(id: string): Promise<GatewayWithLive> {
-    const row = await this.deps.repo.findById(id);
+  async get(id: string, db?: DbOrTx): Promise<GatewayWithLive> {
+    const row = await this.deps.repo.findById(id, db);
     if (!row) throw new NotFoundError('gateway', id);
     return { ...row, routedPorts: clientPorts(row) };
   }
@@ -92,10 +92,12 @@ export class GatewaysService {
    * grant's instructions are drawn from the gateway when shown, so a changed port reaches the next
    * GET of every live connection at once.
    */
-  async update(actor: Actor, id: string, input: { status?: 'active' | 'disabled' | 'draining'; name?: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string | null }): Promise<GatewayWithLive> {
+  async update(actor: Actor, id: string, input: { status?: 'active' | 'disabled' | 'draining'; name?: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string | null }, outer?: DbOrTx): Promise<GatewayWithLive> {
     let statusChanged = false;
+    // A status change is told to the gateway at once: not from inside a caller's transaction (apply).
+    if (outer && input.status !== undefined) throw new InvalidInputError('a gateway status changes on its own, not inside another change');
     try {
-      await this.deps.db.transaction(async (tx) => {
+      await (outer ?? this.deps.db).transaction(async (tx) => {
         const current = await this.deps.repo.lockById(id, tx);
         if (!current) throw new NotFoundError('gateway', id);
         if (input.status === 'active' && current.status === 'enrolled') {
@@ -114,7 +116,12 @@ export class GatewaysService {
       throw err;
     }
     if (statusChanged && input.status) this.#delivery.statusChanged(id, input.status);
-    return this.get(id);
+    return this.get(id, outer);
+  }
+
+  /** For `stagedoor apply`: every gateway of a cluster. */
+  inCluster(cluster: string, db?: DbOrTx): Promise<GatewayRow[]> {
+    return this.deps.repo.clusterMembers(cluster, db);
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
@@ -151,8 +158,8 @@ export class GatewaysService {
   }
 
   /** The gateway of that name (names are unique regardless of case), or undefined. */
-  findByName(name: string): Promise<GatewayRow | undefined> {
-    return this.deps.repo.findByName(name);
+  findByName(name: string, db?: DbOrTx): Promise<GatewayRow | undefined> {
+    return this.deps.repo.findByName(name, db);
   }
 
   /** The gateway behind a control-channel credential, or null. */
