@@ -191,7 +191,9 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
   await broker.start();
   // The inspector (loopback, random port, in each worker too) lets the bench collect garbage before
   // it reads memory: V8 keeps what a burst of connections left behind until it needs the space.
-  const proc = start(process.execPath, ['--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
+  // `STAGEDOOR_BENCH_GATEWAY_PROFILE=<dir>`: a V8 CPU profile of the gateway's main process, written when it stops.
+  const profile = process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE}`] : [];
+  const proc = start(process.execPath, [...profile, '--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
     STAGEDOOR_BROKER_URLS: broker.url,
     STAGEDOOR_GATEWAY_PORTS: `${GRANT_PORTS.start}-${GRANT_PORTS.end}`,
     STAGEDOOR_GATEWAY_LISTEN_HOST: HOST,
