@@ -197,10 +197,11 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     }
   };
   for (const p of figures.includes('idle') ? paths.filter((x) => x !== 'direct') : []) {
-    const count = SLOW.includes(p) ? Math.min(idleCount, 1000) : idleCount;
+    // sshd forks a process pair per connection (megabytes each): 100 show its cost per session.
+    const count = p === 'sshd' ? 100 : SLOW.includes(p) ? Math.min(idleCount, 1000) : idleCount;
     // sshd forks a process (two, with privilege separation) per connection: all of them count.
     const pids = () => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : p === 'sshd' ? treePids(sshd.pid!) : [haproxy.pid!]);
-    await client('connrate', { via: await via(p, 300), count: 300, concurrency: 32 });
+    await client('connrate', { via: await via(p, p === 'sshd' ? 32 : 300), count: p === 'sshd' ? 32 : 300, concurrency: 32 });
     await settle(p);
     const before = rssKiB(pids());
     const holder = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via: await via(p, count), count }));
