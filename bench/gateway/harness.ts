@@ -224,6 +224,11 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
       const urls = [...new Set(proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? []))];
       await Promise.all(urls.map((u) => collect(u).catch(() => undefined)));
     },
+    /** The main process's `process.memoryUsage()` (through its inspector): what of its RSS is JS heap, and what buffers. */
+    memory: async (): Promise<{ rss: number; heapUsed: number; external: number; arrayBuffers: number } | null> => {
+      const url = proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? [])[0];
+      return url ? evaluate(url, 'JSON.stringify(process.memoryUsage())').then((v) => JSON.parse(v) as { rss: number; heapUsed: number; external: number; arrayBuffers: number }).catch(() => null) : null;
+    },
     /** Grants on `n` fresh ports to `target`, once the gateway has opened them all. */
     granted: async (n: number, target: number): Promise<{ ports: number[]; ids: string[] }> => {
       const ports = grantPorts(n);
@@ -254,6 +259,26 @@ function collect(url: string): Promise<void> {
       clearTimeout(timer);
       ws.close();
       resolve();
+    });
+    ws.on('error', reject);
+  });
+}
+
+/** One expression evaluated in a process through its inspector; its value as a string. */
+function evaluate(url: string, expression: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('inspector timeout'));
+    }, 20_000);
+    ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression, returnByValue: true } })));
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as { id?: number; result?: { result?: { value?: unknown } } };
+      if (m.id !== 1) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve(String(m.result?.result?.value));
     });
     ws.on('error', reject);
   });

@@ -204,6 +204,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     await client('connrate', { via: await via(p, p === 'sshd' ? 32 : 300), count: p === 'sshd' ? 32 : 300, concurrency: 32 });
     await settle(p);
     const before = rssKiB(pids());
+    const memBefore = GATEWAY.includes(p) ? await gw.memory() : null;
     const holder = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via: await via(p, count), count }));
     const r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
     await settle(p);
@@ -211,6 +212,12 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     const perSession = (after - before) / Math.max(1, r.open);
     (results[p] ??= {}).idleKiB = perSession;
     note(`routed idle ${p}: ${r.open} open (${r.failed} failed), RSS ${before} → ${after} KiB = ${perSession.toFixed(2)} KiB per session; load ${load()}`);
+    // Where a gateway session's bytes are: JS heap (objects, closures), buffers outside it, and the rest of RSS (native: OpenSSL, libuv, malloc).
+    const memAfter = memBefore ? await gw.memory() : null;
+    if (memBefore && memAfter) {
+      const per = (k: 'rss' | 'heapUsed' | 'external' | 'arrayBuffers') => ((memAfter[k] - memBefore[k]) / 1024 / Math.max(1, r.open)).toFixed(2);
+      note(`routed idle ${p}, main process per session: RSS ${per('rss')} KiB = JS heap ${per('heapUsed')} + external ${per('external')} (of which array buffers ${per('arrayBuffers')}) + native rest`);
+    }
     holder.stdin!.end();
     await new Promise((res) => holder.once('exit', res));
     await sleep(2500);
