@@ -136,13 +136,15 @@ export function treePids(pid: number): number[] {
 }
 
 /** CPU seconds (user + system) these processes have used so far. */
-export function cpuSeconds(pids: number[]): number {
+export function cpuSeconds(pids: number[], reapedChildren = false): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+      // cutime, cstime (16 and 17): children that exited and were waited for (sshd's per-connection processes)
+      if (reapedChildren) ticks += Number(f[13]) + Number(f[14]);
     } catch {
       // gone
     }
@@ -193,6 +195,8 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
   // it reads memory: V8 keeps what a burst of connections left behind until it needs the space.
   // `STAGEDOOR_BENCH_GATEWAY_PROFILE=<dir>`: a V8 CPU profile of the gateway's main process, written when it stops.
   const profile = process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE}`] : [];
+  // `STAGEDOOR_BENCH_GATEWAY_NODE_ARGS="--max-semi-space-size=32"`: V8 options for the gateway only (an A/B of a runtime setting).
+  profile.push(...(process.env.STAGEDOOR_BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
   const proc = start(process.execPath, [...profile, '--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
     STAGEDOOR_BROKER_URLS: broker.url,
     STAGEDOOR_GATEWAY_PORTS: `${GRANT_PORTS.start}-${GRANT_PORTS.end}`,

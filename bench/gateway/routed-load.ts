@@ -146,12 +146,15 @@ async function target(port: number): Promise<void> {
 }
 
 /** `streams` connections streaming workstation→user at once: Gbit/s received, after a second of warm-up. */
-async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number }> {
+async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number; totalBytes: number }> {
   const conns = await Promise.all(Array.from({ length: streams }, (_, i) => open(via, i, true)));
   let bytes = 0;
+  // Every byte received, warm-up included: the relay's CPU seconds per gigabyte are read over the client's whole run.
+  let totalBytes = 0;
   let counting = false;
   for (const c of conns) {
     c.onData((b) => {
+      totalBytes += b.length;
       if (counting) bytes += b.length;
     });
     c.write(Buffer.from([STREAM]));
@@ -163,7 +166,7 @@ async function stream(via: Via, streams: number, seconds: number): Promise<{ gbp
   counting = false;
   const gbps = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e9;
   for (const c of conns) c.close();
-  return { gbps };
+  return { gbps, totalBytes };
 }
 
 /** Connection `i`: open through `via` (first packet, the grant check, the target's ack), then close. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePorts, gatewayPids, treePids, HOST, listening, median, rssKiB, sleep, start, startGateway, tsx, waitLine } from './harness.ts';
+import { cpuSeconds, freePorts, gatewayPids, treePids, HOST, listening, median, rssKiB, sleep, start, startGateway, tsx, waitLine } from './harness.ts';
 import { ACK, rdpFirstPacket, randomToken } from './preface.ts';
 import type { Via } from './routed-load.ts';
 import { writeSshdFiles } from '../../test/support/sshd.ts';
@@ -168,11 +168,25 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     for (const [p, keys] of Object.entries(samples)) for (const [k, vs] of Object.entries(keys)) ((results[p as PathName] ??= {})[k] = median(vs));
   };
 
+  // The relay's processes, for its CPU seconds per gigabyte moved: far less moved by other load on
+  // the machine than the rate (a relay that gets less CPU moves fewer bytes, not costlier ones).
+  const relayPids = (p: PathName): number[] => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : p === 'sshd' ? treePids(sshd.pid!) : p === 'direct' ? [] : [haproxy.pid!]);
+  const streamed = async (p: PathName, streams: number) => {
+    const pids = relayPids(p);
+    // sshd runs each connection in processes of its own: their CPU reaches the listener's children's
+    // time once they have exited and been waited for.
+    const sshdChildren = p === 'sshd';
+    const cpu0 = cpuSeconds(pids, sshdChildren);
+    const r = await client('stream', { via: await via(p, streams), streams, seconds: o.seconds });
+    if (sshdChildren) for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
+    const cpu = cpuSeconds(pids, sshdChildren) - cpu0;
+    return { gbps: Number(r.gbps), cpuPerGB: pids.length ? cpu / (Number(r.totalBytes) / 1e9) : NaN };
+  };
   await inRounds('throughput', paths, async (p) => {
-    const r1 = await client('stream', { via: await via(p, 1), streams: 1, seconds: o.seconds });
-    const r8 = await client('stream', { via: await via(p, 8), streams: 8, seconds: o.seconds });
-    note(`routed throughput ${p}: ${Number(r1.gbps).toFixed(2)} / ${Number(r8.gbps).toFixed(2)} Gbit/s (1 / 8 streams, workstation→user); load ${load()}`);
-    return { gbps1: Number(r1.gbps), gbps8: Number(r8.gbps) };
+    const r1 = await streamed(p, 1);
+    const r8 = await streamed(p, 8);
+    note(`routed throughput ${p}: ${r1.gbps.toFixed(2)} / ${r8.gbps.toFixed(2)} Gbit/s (1 / 8 streams, workstation→user), relay CPU ${r1.cpuPerGB.toFixed(2)} / ${r8.cpuPerGB.toFixed(2)} s per GB; load ${load()}`);
+    return { gbps1: r1.gbps, gbps8: r8.gbps, ...(Number.isFinite(r8.cpuPerGB) ? { cpuPerGB8: r8.cpuPerGB } : {}) };
   });
   await inRounds('rtt', paths, async (p) => {
     const r = await client('rr', { via: await via(p, 1), seconds: o.seconds });
@@ -257,6 +271,7 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
     ['RTT p99 µs', 'rttP99', 1, 'lower', 1.2],
     ['new conn/s', 'connPerSec', 0, 'higher', 0.5],
     ['KiB / idle session', 'idleKiB', 2, 'lower', null],
+    ['relay CPU s / GB (8 streams)', 'cpuPerGB8', 2, 'lower', null],
   ];
   console.log('\n| path (peer for the ratio) | ' + cols.map(([l]) => l).join(' | ') + ' |');
   console.log('|---|' + cols.map(() => '---|').join(''));
