@@ -1,4 +1,5 @@
 import type { FieldSpec, Values } from '../ui/form.tsx';
+import { routedPortsText } from './gateway-ports.ts';
 
 export type Item = Values & { id: string };
 
@@ -276,23 +277,6 @@ const authServers: ResourceSpec = {
   reorder: { method: 'PUT', path: '/api/v1/auth-servers/order' },
   toValues: (a) => ({ ...a, requiredForGroupIds: (a.requiredForGroups as { id: string }[]).map((g) => g.id) }),
 };
-
-/**
- * What clients of the routed modes dial, and whether those are the admin's public ports (a
- * balancer's) or the gateway's own listeners; a listener the gateway runs on another port than the
- * public one, or not at all, is named, since that is what breaks a client's connection.
- */
-function routedPortsText(g: Record<string, unknown>): string {
-  const ports = g.routedPorts as Record<string, number> | undefined;
-  if (!ports) return '—';
-  const own = (g.listenerPorts ?? null) as Record<string, number | null> | null;
-  const parts = (['rdp', 'ssh', 'tls', 'tunnel'] as const).map((k) => {
-    const listener = own ? own[k] : undefined;
-    const note = own === null ? '' : listener === null ? ' (off here)' : g.routedPortsSet && listener !== ports[k] ? ` (listens on ${String(listener)})` : '';
-    return `${k} ${String(ports[k])}${note}`;
-  });
-  return `${parts.join(' · ')} — ${g.routedPortsSet ? 'public ports set by an admin' : own ? "the gateway's own listeners" : 'defaults (not reported yet)'}`;
-}
 
 const gateways: ResourceSpec = {
   id: 'gateways',
