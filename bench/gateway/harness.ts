@@ -136,13 +136,15 @@ export function treePids(pid: number): number[] {
 }
 
 /** CPU seconds (user + system) these processes have used so far. */
-export function cpuSeconds(pids: number[]): number {
+export function cpuSeconds(pids: number[], reapedChildren = false): number {
   let ticks = 0;
   for (const pid of pids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+      // cutime, cstime (16 and 17): children that exited and were waited for (sshd's per-connection processes)
+      if (reapedChildren) ticks += Number(f[13]) + Number(f[14]);
     } catch {
       // gone
     }
@@ -191,7 +193,11 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
   await broker.start();
   // The inspector (loopback, random port, in each worker too) lets the bench collect garbage before
   // it reads memory: V8 keeps what a burst of connections left behind until it needs the space.
-  const proc = start(process.execPath, ['--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
+  // `STAGEDOOR_BENCH_GATEWAY_PROFILE=<dir>`: a V8 CPU profile of the gateway's main process, written when it stops.
+  const profile = process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STAGEDOOR_BENCH_GATEWAY_PROFILE}`] : [];
+  // `STAGEDOOR_BENCH_GATEWAY_NODE_ARGS="--max-semi-space-size=32"`: V8 options for the gateway only (an A/B of a runtime setting).
+  profile.push(...(process.env.STAGEDOOR_BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean));
+  const proc = start(process.execPath, [...profile, '--inspect=127.0.0.1:0', path.join(ROOT, 'apps/gateway/bin/stagedoor-gateway.js'), '--enroll', 'bench'], {
     STAGEDOOR_BROKER_URLS: broker.url,
     STAGEDOOR_GATEWAY_PORTS: `${GRANT_PORTS.start}-${GRANT_PORTS.end}`,
     STAGEDOOR_GATEWAY_LISTEN_HOST: HOST,
@@ -221,6 +227,11 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
     collectGarbage: async () => {
       const urls = [...new Set(proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? []))];
       await Promise.all(urls.map((u) => collect(u).catch(() => undefined)));
+    },
+    /** The main process's `process.memoryUsage()` (through its inspector): what of its RSS is JS heap, and what buffers. */
+    memory: async (): Promise<{ rss: number; heapUsed: number; external: number; arrayBuffers: number } | null> => {
+      const url = proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? [])[0];
+      return url ? evaluate(url, 'JSON.stringify(process.memoryUsage())').then((v) => JSON.parse(v) as { rss: number; heapUsed: number; external: number; arrayBuffers: number }).catch(() => null) : null;
     },
     /** Grants on `n` fresh ports to `target`, once the gateway has opened them all. */
     granted: async (n: number, target: number): Promise<{ ports: number[]; ids: string[] }> => {
@@ -252,6 +263,26 @@ function collect(url: string): Promise<void> {
       clearTimeout(timer);
       ws.close();
       resolve();
+    });
+    ws.on('error', reject);
+  });
+}
+
+/** One expression evaluated in a process through its inspector; its value as a string. */
+function evaluate(url: string, expression: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('inspector timeout'));
+    }, 20_000);
+    ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression, returnByValue: true } })));
+    ws.on('message', (d) => {
+      const m = JSON.parse(String(d)) as { id?: number; result?: { result?: { value?: unknown } } };
+      if (m.id !== 1) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve(String(m.result?.result?.value));
     });
     ws.on('error', reject);
   });

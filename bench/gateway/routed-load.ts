@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import ssh2 from 'ssh2';
 import WebSocket from 'ws';
@@ -24,9 +26,11 @@ export type Via =
    * `clients[i % n]` (it drops an 11th unauthenticated connection from one address, as sshd's
    * MaxStartups would: 32 handshakes at once come from 8 loopback addresses).
    */
-  | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number; clients: string[] }
+  | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number; clients: string[]; privateKeyFile?: string }
   /** The HTTPS tunnel: `{"token"}`, then binary frames. */
-  | { kind: 'tunnel'; ports: number[]; tokens: string[] };
+  | { kind: 'tunnel'; ports: number[]; tokens: string[] }
+  /** A TLS-terminating relay (HAProxy `bind ssl`, mode tcp): TLS, then the first packet without a token. */
+  | { kind: 'tls'; ports: number[]; tokens: string[] };
 
 type Args = Record<string, unknown>;
 const HOST = '127.0.0.1';
@@ -77,7 +81,17 @@ function open(via: Via, i: number, bulk = false): Promise<Duplex> {
       c.once('close', () => fail(new Error('SSH closed before the ack')));
       const sock = net.connect({ host: HOST, port, localAddress: via.clients[i % via.clients.length], noDelay: true });
       sock.once('error', fail);
-      c.connect({ sock, username: token, hostVerifier: () => true, readyTimeout: 30_000 });
+      // The OpenSSH peer: a real user with a key (`tokens` holds the user name); the jump host: the token.
+      const privateKey = via.privateKeyFile ? fs.readFileSync(via.privateKeyFile) : undefined;
+      c.connect({ sock, username: token, ...(privateKey ? { privateKey } : {}), hostVerifier: () => true, readyTimeout: 30_000 });
+    } else if (via.kind === 'tls') {
+      const s = tls.connect({ port, host: HOST, rejectUnauthorized: false, servername: 'gw.bench' });
+      s.setNoDelay(true);
+      s.on('data', received);
+      conn = { write: (b) => s.write(b), onData: (cb) => (onData = cb), close: () => s.destroy() };
+      s.once('secureConnect', () => s.write(rdpFirstPacket('inside-tls')));
+      s.once('error', fail);
+      s.once('close', () => fail(new Error('closed before the ack')));
     } else {
       const ws = new WebSocket(`wss://${HOST}:${port}/tunnel`, { rejectUnauthorized: false, perMessageDeflate: false, maxPayload: 1024 * 1024 });
       conn = { write: (b) => ws.send(b, { binary: true }), onData: (cb) => (onData = cb), close: () => ws.terminate() };
@@ -132,12 +146,15 @@ async function target(port: number): Promise<void> {
 }
 
 /** `streams` connections streaming workstation→user at once: Gbit/s received, after a second of warm-up. */
-async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number }> {
+async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number; totalBytes: number }> {
   const conns = await Promise.all(Array.from({ length: streams }, (_, i) => open(via, i, true)));
   let bytes = 0;
+  // Every byte received, warm-up included: the relay's CPU seconds per gigabyte are read over the client's whole run.
+  let totalBytes = 0;
   let counting = false;
   for (const c of conns) {
     c.onData((b) => {
+      totalBytes += b.length;
       if (counting) bytes += b.length;
     });
     c.write(Buffer.from([STREAM]));
@@ -149,7 +166,7 @@ async function stream(via: Via, streams: number, seconds: number): Promise<{ gbp
   counting = false;
   const gbps = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e9;
   for (const c of conns) c.close();
-  return { gbps };
+  return { gbps, totalBytes };
 }
 
 /** Connection `i`: open through `via` (first packet, the grant check, the target's ack), then close. */

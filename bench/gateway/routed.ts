@@ -1,10 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePorts, gatewayPids, HOST, listening, median, rssKiB, sleep, start, startGateway, tsx, waitLine } from './harness.ts';
+import { cpuSeconds, freePorts, gatewayPids, treePids, HOST, listening, median, rssKiB, sleep, start, startGateway, tsx, waitLine } from './harness.ts';
 import { ACK, rdpFirstPacket, randomToken } from './preface.ts';
 import type { Via } from './routed-load.ts';
+import { writeSshdFiles } from '../../test/support/sshd.ts';
 
 /**
  * The routed modes (ADR 0017) beside port forward and HAProxy, in one run: `npm run bench:gateway --
@@ -19,20 +21,35 @@ import type { Via } from './routed-load.ts';
  * is a loopback round trip to that stand-in, not to a broker on PostgreSQL.
  */
 
-type PathName = 'direct' | 'haproxy' | 'haproxy-rdp' | 'haproxy-sni' | 'port-forward' | 'rdp' | 'tls' | 'ssh' | 'tunnel';
-const ALL: PathName[] = ['direct', 'haproxy', 'haproxy-rdp', 'haproxy-sni', 'port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
+type PathName = 'direct' | 'haproxy' | 'haproxy-rdp' | 'haproxy-sni' | 'haproxy-tls' | 'sshd' | 'port-forward' | 'rdp' | 'tls' | 'ssh' | 'tunnel';
+const ALL: PathName[] = ['direct', 'haproxy', 'haproxy-rdp', 'haproxy-sni', 'haproxy-tls', 'sshd', 'port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
 const GATEWAY: PathName[] = ['port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
 const LABEL: Record<PathName, string> = {
   direct: 'direct (no relay)',
   haproxy: 'HAProxy `mode tcp`',
   'haproxy-rdp': 'HAProxy `req.rdp_cookie(msts)` routing',
   'haproxy-sni': 'HAProxy `req.ssl_sni` routing',
+  'haproxy-tls': 'HAProxy `bind ssl` (TLS terminated), mode tcp',
+  sshd: 'OpenSSH sshd as the jump host (`ssh -J`)',
   'port-forward': 'gateway, port forward',
   rdp: 'gateway, RDP routing token',
   tls: 'gateway, TLS SNI',
   ssh: 'gateway, SSH jump host (JS)',
   tunnel: 'gateway, HTTPS tunnel (JS)',
 };
+
+/** Paths whose connections each cost a key exchange or a TLS handshake: fewer per round. */
+const SLOW: PathName[] = ['ssh', 'tunnel', 'sshd', 'haproxy-tls'];
+
+/** A self-signed ECDSA P-256 certificate and key in one PEM, as HAProxy's `crt` takes it. */
+function tlsPem(dir: string): string {
+  const key = path.join(dir, 'haproxy-tls.key');
+  const crt = path.join(dir, 'haproxy-tls.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', crt, '-days', '2', '-subj', '/CN=gw.bench'], { stdio: 'ignore' });
+  const pem = path.join(dir, 'haproxy-tls.pem');
+  fs.writeFileSync(pem, fs.readFileSync(crt, 'utf8') + fs.readFileSync(key, 'utf8'));
+  return pem;
+}
 
 /** The SSH client's addresses (its grants name them): the jump host admits 10 unauthenticated connections per address. */
 const SSH_CLIENTS = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`);
@@ -58,7 +75,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   const load = () => os.loadavg()[0]!.toFixed(2);
   console.log(`\nrouted modes: load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; the claim of each routed connection is a loopback round trip to the broker stand-in (bench/gateway/fake-broker.ts, an in-memory set), not to a broker on PostgreSQL`);
 
-  const [targetPort, fePlain, feRdp, feSni, rdp, tls, ssh, https] = await freePorts(8) as [number, number, number, number, number, number, number, number];
+  const [targetPort, fePlain, feRdp, feSni, rdp, tls, ssh, https, feTls, sshdPort] = await freePorts(10) as [number, number, number, number, number, number, number, number, number, number];
   const target = tsx('bench/gateway/routed-load.ts', 'target', JSON.stringify({ port: targetPort }));
   await waitLine(target, 'routed target');
 
@@ -69,14 +86,21 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     // Routing on the first packet, as the routed listeners do (HAProxy checks no grant: its peer figure is the routing alone).
     `frontend rdp`, `  bind ${HOST}:${feRdp}`, '  maxconn 9900', '  tcp-request inspect-delay 5s', '  tcp-request content accept if RDP_COOKIE', '  use_backend target if { req.rdp_cookie(msts) -m found }',
     `frontend sni`, `  bind ${HOST}:${feSni}`, '  maxconn 9900', '  tcp-request inspect-delay 5s', '  tcp-request content accept if { req.ssl_hello_type 1 }', `  use_backend target if { req.ssl_sni -m end .gw.bench }`,
+    // The tunnel's fair peer: a relay that terminates TLS as the tunnel does (same key type: ECDSA P-256).
+    `listen tls`, `  bind ${HOST}:${feTls} ssl crt ${tlsPem(o.dir)}`, '  maxconn 9900', `  server s1 ${HOST}:${targetPort}`,
     'backend target', `  server s1 ${HOST}:${targetPort}`,
     '',
   ].join('\n'));
   const haproxy = start('haproxy', ['-db', '-f', cfg]);
-  await listening([fePlain, feRdp, feSni]);
+  // The SSH jump host's fair peer: OpenSSH's sshd forwarding the same client's direct-tcpip channel
+  // (ssh -J), with its own host key and a key-only user; no MaxStartups drops at 32 handshakes at once.
+  const sshdFiles = writeSshdFiles(fs.mkdtempSync(path.join(o.dir, 'sshd-')), { address: HOST, port: sshdPort });
+  fs.appendFileSync(sshdFiles.config, 'MaxStartups 1000\nAllowTcpForwarding yes\n');
+  const sshd = start('/usr/sbin/sshd', ['-D', '-e', '-f', sshdFiles.config]);
+  await listening([fePlain, feRdp, feSni, feTls, sshdPort]);
   // HAProxy reads our Connection Request's cookie, or the RDP row is compared with plain `mode tcp`.
   const rdpCookieWorks = await acked(feRdp, rdpFirstPacket(randomToken()));
-  const peer: Partial<Record<PathName, PathName>> = { 'port-forward': 'haproxy', rdp: rdpCookieWorks ? 'haproxy-rdp' : 'haproxy', tls: 'haproxy-sni', ssh: 'haproxy', tunnel: 'haproxy' };
+  const peer: Partial<Record<PathName, PathName>> = { 'port-forward': 'haproxy', rdp: rdpCookieWorks ? 'haproxy-rdp' : 'haproxy', tls: 'haproxy-sni', ssh: 'sshd', tunnel: 'haproxy-tls' };
   const paths = wanted.filter((p) => ALL.includes(p) && (p !== 'haproxy-rdp' || rdpCookieWorks));
   if (!rdpCookieWorks) note('HAProxy did not route our Connection Request by req.rdp_cookie(msts): the RDP row is compared with plain `mode tcp`');
 
@@ -107,6 +131,10 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
         return { kind: 'tcp', ports: [feRdp], first: 'rdp', tokens: T0 };
       case 'haproxy-sni':
         return { kind: 'tcp', ports: [feSni], first: 'tls', tokens: T0 };
+      case 'haproxy-tls':
+        return { kind: 'tls', ports: [feTls], tokens: T0 };
+      case 'sshd':
+        return { kind: 'ssh', ports: [sshdPort], tokens: [os.userInfo().username], target: targetPort, clients: SSH_CLIENTS, privateKeyFile: sshdFiles.clientKey };
       case 'port-forward':
         return { kind: 'tcp', ports: (await gw.granted(n, targetPort)).ports, first: 'rdp', tokens: T0 };
       case 'rdp':
@@ -140,11 +168,25 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     for (const [p, keys] of Object.entries(samples)) for (const [k, vs] of Object.entries(keys)) ((results[p as PathName] ??= {})[k] = median(vs));
   };
 
+  // The relay's processes, for its CPU seconds per gigabyte moved: far less moved by other load on
+  // the machine than the rate (a relay that gets less CPU moves fewer bytes, not costlier ones).
+  const relayPids = (p: PathName): number[] => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : p === 'sshd' ? treePids(sshd.pid!) : p === 'direct' ? [] : [haproxy.pid!]);
+  const streamed = async (p: PathName, streams: number) => {
+    const pids = relayPids(p);
+    // sshd runs each connection in processes of its own: their CPU reaches the listener's children's
+    // time once they have exited and been waited for.
+    const sshdChildren = p === 'sshd';
+    const cpu0 = cpuSeconds(pids, sshdChildren);
+    const r = await client('stream', { via: await via(p, streams), streams, seconds: o.seconds });
+    if (sshdChildren) for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
+    const cpu = cpuSeconds(pids, sshdChildren) - cpu0;
+    return { gbps: Number(r.gbps), cpuPerGB: pids.length ? cpu / (Number(r.totalBytes) / 1e9) : NaN };
+  };
   await inRounds('throughput', paths, async (p) => {
-    const r1 = await client('stream', { via: await via(p, 1), streams: 1, seconds: o.seconds });
-    const r8 = await client('stream', { via: await via(p, 8), streams: 8, seconds: o.seconds });
-    note(`routed throughput ${p}: ${Number(r1.gbps).toFixed(2)} / ${Number(r8.gbps).toFixed(2)} Gbit/s (1 / 8 streams, workstation→user); load ${load()}`);
-    return { gbps1: Number(r1.gbps), gbps8: Number(r8.gbps) };
+    const r1 = await streamed(p, 1);
+    const r8 = await streamed(p, 8);
+    note(`routed throughput ${p}: ${r1.gbps.toFixed(2)} / ${r8.gbps.toFixed(2)} Gbit/s (1 / 8 streams, workstation→user), relay CPU ${r1.cpuPerGB.toFixed(2)} / ${r8.cpuPerGB.toFixed(2)} s per GB; load ${load()}`);
+    return { gbps1: r1.gbps, gbps8: r8.gbps, ...(Number.isFinite(r8.cpuPerGB) ? { cpuPerGB8: r8.cpuPerGB } : {}) };
   });
   await inRounds('rtt', paths, async (p) => {
     const r = await client('rr', { via: await via(p, 1), seconds: o.seconds });
@@ -152,7 +194,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     return { rttP50: Number(r.p50Us), rttP99: Number(r.p99Us) };
   });
   await inRounds('connrate', paths, async (p) => {
-    const count = p === 'ssh' || p === 'tunnel' ? jsConnCount : connCount;
+    const count = SLOW.includes(p) ? jsConnCount : connCount;
     const r = await client('connrate', { via: await via(p, count), count, concurrency: 32 });
     note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); load ${load()}`);
     await sleep(1500);
@@ -169,11 +211,14 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     }
   };
   for (const p of figures.includes('idle') ? paths.filter((x) => x !== 'direct') : []) {
-    const count = p === 'ssh' || p === 'tunnel' ? Math.min(idleCount, 1000) : idleCount;
-    const pids = () => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : [haproxy.pid!]);
-    await client('connrate', { via: await via(p, 300), count: 300, concurrency: 32 });
+    // sshd forks a process pair per connection (megabytes each): 100 show its cost per session.
+    const count = p === 'sshd' ? 100 : SLOW.includes(p) ? Math.min(idleCount, 1000) : idleCount;
+    // sshd forks a process (two, with privilege separation) per connection: all of them count.
+    const pids = () => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : p === 'sshd' ? treePids(sshd.pid!) : [haproxy.pid!]);
+    await client('connrate', { via: await via(p, p === 'sshd' ? 32 : 300), count: p === 'sshd' ? 32 : 300, concurrency: 32 });
     await settle(p);
     const before = rssKiB(pids());
+    const memBefore = GATEWAY.includes(p) ? await gw.memory() : null;
     const holder = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via: await via(p, count), count }));
     const r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
     await settle(p);
@@ -181,6 +226,12 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     const perSession = (after - before) / Math.max(1, r.open);
     (results[p] ??= {}).idleKiB = perSession;
     note(`routed idle ${p}: ${r.open} open (${r.failed} failed), RSS ${before} → ${after} KiB = ${perSession.toFixed(2)} KiB per session; load ${load()}`);
+    // Where a gateway session's bytes are: JS heap (objects, closures), buffers outside it, and the rest of RSS (native: OpenSSL, libuv, malloc).
+    const memAfter = memBefore ? await gw.memory() : null;
+    if (memBefore && memAfter) {
+      const per = (k: 'rss' | 'heapUsed' | 'external' | 'arrayBuffers') => ((memAfter[k] - memBefore[k]) / 1024 / Math.max(1, r.open)).toFixed(2);
+      note(`routed idle ${p}, main process per session: RSS ${per('rss')} KiB = JS heap ${per('heapUsed')} + external ${per('external')} (of which array buffers ${per('arrayBuffers')}) + native rest`);
+    }
     holder.stdin!.end();
     await new Promise((res) => holder.once('exit', res));
     await sleep(2500);
@@ -189,6 +240,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   printRouted(results, paths, peer, { connCount, jsConnCount, idleCount, rdpCookieWorks });
   await gw.stop();
   haproxy.kill();
+  sshd.kill();
   target.kill();
 }
 
@@ -219,11 +271,16 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
     ['RTT p99 µs', 'rttP99', 1, 'lower', 1.2],
     ['new conn/s', 'connPerSec', 0, 'higher', 0.5],
     ['KiB / idle session', 'idleKiB', 2, 'lower', null],
+    ['relay CPU s / GB (8 streams)', 'cpuPerGB8', 2, 'lower', null],
   ];
   console.log('\n| path (peer for the ratio) | ' + cols.map(([l]) => l).join(' | ') + ' |');
   console.log('|---|' + cols.map(() => '---|').join(''));
-  for (const p of paths) {
-    const q = peer[p];
+  // The SSH and tunnel rows against their fair peers (sshd, a TLS-terminating HAProxy), and against
+  // plain `mode tcp` as before (what a first-packet mode is held to).
+  const rows: [PathName, PathName | undefined][] = paths.flatMap((p): [PathName, PathName | undefined][] =>
+    (p === 'ssh' || p === 'tunnel') && peer[p] !== 'haproxy' && paths.includes('haproxy') ? [[p, paths.includes(peer[p]!) ? peer[p] : undefined], [p, 'haproxy']] : [[p, peer[p]]],
+  );
+  for (const [p, q] of rows) {
     const cells = cols.map(([, key, d, , tgt]) => {
       const v = r[p]?.[key];
       if (v === undefined) return 'n/a';

@@ -92,6 +92,7 @@ export function createServices(deps: ServiceDeps) {
       policies,
       pools,
       hosts: { find: (p, n, tx) => staticHosts.find(p, n, tx), register: (a, p, h, tx) => staticHosts.register(a, p, h, tx), update: (a, id, patch, tx) => workstations.update(a, id, patch, tx) },
+      gateways: { findByName: (n, tx) => gateways.findByName(n, tx), inCluster: (c, tx) => gateways.inCluster(c, tx), update: (a, id, input, tx) => gateways.update(a, id, input, tx) },
       secrets,
     },
   });

@@ -13,7 +13,7 @@ export interface BrokerChannelOptions {
   log: Log;
   /** What the gateway carries now, for the hello and each heartbeat. */
   snapshot: () => {
-    sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[];
+    sessions: { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string; session?: number }[];
     grants: number;
     bytes: { up: number; down: number };
     failClosed: boolean;
@@ -34,7 +34,8 @@ export interface BrokerChannelOptions {
   identity?: () => HelloMessage['identity'];
 }
 
-export type ClaimAnswer = { ok: boolean; reason: RefusalReason | null };
+/** `session`: the number of the session an accepted claim started (absent from a broker before the field). */
+export type ClaimAnswer = { ok: boolean; reason: RefusalReason | null; session?: number };
 
 const OUTBOX_MAX = 50_000;
 const REFUSALS_PER_SECOND = 20;
@@ -274,7 +275,7 @@ export class BrokerChannel {
         return;
       case 'claimed':
         // An ok without a reason, or a refusal with one; a refusal without one is still a refusal.
-        this.#settleClaim(msg.claimId, msg.ok ? { ok: true, reason: null } : { ok: false, reason: msg.reason ?? 'claim-timeout' });
+        this.#settleClaim(msg.claimId, msg.ok ? { ok: true, reason: null, ...(msg.session ? { session: msg.session } : {}) } : { ok: false, reason: msg.reason ?? 'claim-timeout' });
         return;
     }
   }
@@ -309,7 +310,7 @@ export class BrokerChannel {
     this.#sendRaw({
       type: 'heartbeat',
       at: new Date(now).toISOString(),
-      sessions: snap.sessions.map((s) => ({ grantId: s.grantId, bytesUp: s.bytesUp, bytesDown: s.bytesDown })),
+      sessions: snap.sessions.map((s) => ({ grantId: s.grantId, bytesUp: s.bytesUp, bytesDown: s.bytesDown, ...(s.session ? { session: s.session } : {}) })),
       grants: snap.grants,
       bytesInPerSecond: rate(snap.bytes.up, this.#lastBytes.up),
       bytesOutPerSecond: rate(snap.bytes.down, this.#lastBytes.down),

@@ -121,8 +121,8 @@ export class Gateway {
       claim: (grantId, clientAddress, listener) => this.channel.claim(grantId, clientAddress, listener),
       refusing: () => this.refusing(),
       reporter: {
-        sessionStarted: (grantId, clientAddress, at) => this.channel.report({ type: 'session-started', grantId, clientAddress, at: at.toISOString() }),
-        sessionEnded: (grantId, o, at) => this.channel.report({ type: 'session-ended', grantId, reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),
+        sessionStarted: (grantId, clientAddress, at, session) => this.channel.report({ type: 'session-started', grantId, ...(session ? { session } : {}), clientAddress, at: at.toISOString() }),
+        sessionEnded: (grantId, o, at, session) => this.channel.report({ type: 'session-ended', grantId, ...(session ? { session } : {}), reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),
         refused: reporter.refused,
       },
       portOf: (l) => this.#routedPort(l) ?? 1,

@@ -55,10 +55,20 @@ export const ChannelGrant = z.object({
 });
 export type ChannelGrant = z.infer<typeof ChannelGrant>;
 
+/**
+ * Routed modes: which session of a grant a report is about (the number the broker's `claimed`
+ * answer gave it). A report of an earlier session that arrives late (resent after a lost
+ * acknowledgement) then neither ends nor double-counts the one running. Absent: the grant's latest
+ * session (port forward has only one; a gateway from before the field).
+ */
+const SessionNumber = z.number().int().min(1).optional();
+
 export const SessionFigures = z.object({
   grantId: z.uuid(),
+  /** Bytes of this session only (not the grant's earlier sessions). */
   bytesUp: Bytes,
   bytesDown: Bytes,
+  session: SessionNumber,
 });
 
 export const REFUSAL_REASONS = [
@@ -126,6 +136,7 @@ export const SessionStartedMessage = z.object({
   type: z.literal('session-started'),
   seq: z.number().int().min(1),
   grantId: z.uuid(),
+  session: SessionNumber,
   clientAddress: Address,
   at: Iso,
 });
@@ -133,6 +144,7 @@ export const SessionEndedMessage = z.object({
   type: z.literal('session-ended'),
   seq: z.number().int().min(1),
   grantId: z.uuid(),
+  session: SessionNumber,
   reason: z.string().min(1).max(200),
   bytesUp: Bytes,
   bytesDown: Bytes,
@@ -193,6 +205,8 @@ export const ClaimedMessage = z.object({
   claimId: z.number().int().min(1),
   ok: z.boolean(),
   reason: z.enum(REFUSAL_REASONS).nullable(),
+  /** With `ok`: the number of the session this claim started; the gateway's reports of it carry it. */
+  session: z.number().int().min(1).optional(),
 });
 export const BrokerToGateway = z.discriminatedUnion('type', [WelcomeMessage, GrantMessage, RevokeMessage, StatusMessage, AckMessage, ClaimedMessage]);
 export type BrokerToGateway = z.infer<typeof BrokerToGateway>;

@@ -64,7 +64,12 @@ export const Gateway = z.object({
   liveGrants: z.number().int().describe('grants issued or in use whose port is on this gateway'),
   sshHostKey: z.string().nullable().describe("the SSH jump host's public key (OpenSSH line), from the gateway's hello: clients pin it"),
   tlsCertificateSha256: z.string().nullable().describe("the SHA-256 fingerprint of the gateway's TLS certificate (routed TLS and tunnel listeners), from its hello"),
-  routedPorts: RoutedPorts.describe('the public ports clients dial for the routed listeners'),
+  routedPorts: RoutedPorts.describe("the ports clients dial for the routed listeners: the admin's (routedPortsSet), else the gateway's own listener ports"),
+  routedPortsSet: z.boolean().describe('true once an admin set the public ports (enrolment, PATCH, stagedoor apply): behind a balancer they are its listeners'),
+  listenerPorts: z
+    .object({ rdp: z.number().int().nullable(), ssh: z.number().int().nullable(), tls: z.number().int().nullable(), tunnel: z.number().int().nullable() })
+    .nullable()
+    .describe('the routed listeners the gateway runs, from its hello (null: that listener is off; all null: never reported)'),
   sniDomain: z.string().nullable().describe('the wildcard domain of TLS SNI routing (routed dcv needs it)'),
   createdAt: Timestamp,
   updatedAt: Timestamp,

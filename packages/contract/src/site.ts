@@ -3,6 +3,7 @@ import { SiteAuthServer } from './auth-servers.ts';
 import { CreateProvider, RegisterHost } from './providers.ts';
 import { PolicyBody, PowerPlanBody, ProtocolPlanBody, ReleasePlanBody } from './policies.ts';
 import { CreatePool } from './pools.ts';
+import { ClusterName, GatewayName, RoutedPorts, SniDomain } from './gateway.ts';
 
 const Name = z.string().trim().min(1).max(128);
 
@@ -48,6 +49,31 @@ const uniqueHosts = z.array(SiteHost).superRefine((items, ctx) => {
 });
 
 /**
+ * Routed settings of enrolled gateways (ADR 0031): every gateway of a `cluster`, or one by `name`.
+ * Gateways join by enrolment, never by apply; their status (drain, disable) is an operation, not
+ * configuration, and PROXY v2 sources are the gateway's own environment (it judges a header before
+ * it can reach a broker): neither is here.
+ */
+export const SiteGateway = z
+  .strictObject({
+    cluster: ClusterName.optional().describe('every gateway enrolled in this cluster'),
+    name: GatewayName.optional().describe('one gateway, by name'),
+    routedPorts: RoutedPorts.partial().optional().describe("the public ports clients dial (the balancer's listeners); the ones left out stay as clients dial them now"),
+    sniDomain: SniDomain.nullable().optional().describe('the wildcard domain of TLS SNI routing (null: none)'),
+  })
+  .refine((g) => (g.cluster === undefined) !== (g.name === undefined), { message: 'name either a cluster or a gateway (name), not both', path: ['cluster'] });
+
+/** A gateway or cluster appears once (two entries for one would fight over its settings). */
+const uniqueGateways = z.array(SiteGateway).superRefine((items, ctx) => {
+  const seen = new Map<string, number>();
+  items.forEach((it, i) => {
+    const key = it.cluster !== undefined ? `cluster ${it.cluster}` : `gateway ${String(it.name).toLowerCase()}`;
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, it.cluster !== undefined ? 'cluster' : 'name'], message: `${key} appears twice (also at [${seen.get(key)}])` });
+    else seen.set(key, i);
+  });
+});
+
+/**
  * `stagedoor apply -f site.yaml`: the studio as code. Every list is optional; objects are matched
  * by name (case-insensitive). Pools reference their provider, policies their groups, pools and
  * plans, by name — in the same file or already in the database.
@@ -63,6 +89,7 @@ export const SiteFile = z.strictObject({
   releasePlans: uniqueNames(ReleasePlanBody).default([]),
   pools: uniqueNames(SitePool).default([]),
   policies: uniqueNames(SitePolicy).default([]),
+  gateways: uniqueGateways.default([]),
 });
 
 export const SiteChange = z.object({

@@ -118,6 +118,18 @@ describe.each(DRIVERS)('connecting in the routed gateway mode [%s]', (driver) =>
     expect(file.statusCode).toBe(409);
   });
 
+  it('ssh on a gateway listening on another port, public ports never set: the command names the port it listens on', async () => {
+    await channel.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 3389, ssh: 2222, tls: 8443, tunnel: 443 } });
+    try {
+      const u = artists[next++]!;
+      const c = (await connect(u, 'routed', 'ssh')).json();
+      expect(c.instructions.command).toMatch(new RegExp(`^ssh -J ${c.instructions.token}@gw\\.example\\.test:2222 `));
+      expect(c.instructions.sshConfig).toContain(`ProxyJump ${c.instructions.token}@gw.example.test:2222`);
+    } finally {
+      await channel.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 } });
+    }
+  });
+
   it('dcv: 409 while no gateway of the cluster has an SNI domain; then a .dcv naming <token>.<domain> on the TLS port', async () => {
     const u = artists[next++]!;
     const first = await connect(u, 'routed', 'dcv');

@@ -54,7 +54,7 @@ export function fakeChannel(broker: TestBroker, gateway: Parameters<TestBroker['
       await handlers.message(JSON.stringify({ ...body, seq: s }));
       expect(sent.some((m) => m.type === 'ack' && m.seq === s) || closed.length > 0).toBe(true);
     },
-    async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number }[]) {
+    async heartbeat(sessions: { grantId: string; bytesUp: number; bytesDown: number; session?: number }[]) {
       const before = sent.length;
       await handlers.message(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString(), sessions, grants: 0, bytesInPerSecond: 0, bytesOutPerSecond: 0 }));
       return sent.slice(before);

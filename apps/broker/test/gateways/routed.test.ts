@@ -147,6 +147,59 @@ describe.each(DRIVERS)('routed grants and claims [%s]', (driver) => {
     b.ch.close();
   });
 
+  it('a reconnecting grant\'s bytes are the sum of its sessions; a late report of session 1 neither ends nor double-counts session 2', async () => {
+    const a = await gatewayIn('routed-h', 'routed-h1');
+    const b = await gatewayIn('routed-h', 'routed-h2');
+    const { issued, connectionId } = await routedGrant('routed-h', 600);
+    const id = issued.grantId;
+    const mine = () => events.filter((e) => e.grantId === id);
+    const lastClaimed = (ch: typeof a.ch) => ch.sent.filter((m) => m.type === 'claimed').at(-1);
+    const bytesOf = async () => {
+      const c = await connectionRow(broker.database, connectionId);
+      return [c.bytesUp, c.bytesDown];
+    };
+    const end = (session: number, up: number, down: number) => ({ type: 'session-ended', grantId: id, session, reason: 'client-closed', bytesUp: up, bytesDown: down, at: clock.now().toISOString() });
+
+    expect(await a.ch.claim(id, '203.0.113.7')).toMatchObject({ ok: true });
+    expect(lastClaimed(a.ch)).toMatchObject({ ok: true, session: 1 });
+    await a.ch.report({ ...started(id), session: 1 });
+    await a.ch.heartbeat([{ grantId: id, bytesUp: 50, bytesDown: 500, session: 1 }]);
+    expect(await bytesOf()).toEqual([50, 500]);
+    await a.ch.report(end(1, 100, 1000));
+    expect(await bytesOf()).toEqual([100, 1000]);
+
+    // The reconnect goes through the other gateway; its figures count from zero and add to session 1's.
+    clock.advance(10_000);
+    expect(await b.ch.claim(id, '203.0.113.7')).toMatchObject({ ok: true });
+    expect(lastClaimed(b.ch)).toMatchObject({ ok: true, session: 2 });
+    await b.ch.report({ ...started(id), session: 2 });
+    await b.ch.heartbeat([{ grantId: id, bytesUp: 7, bytesDown: 70, session: 2 }]);
+    expect(await bytesOf()).toEqual([107, 1070]);
+
+    // Gateway A never got its acknowledgement: it sends session 1's start and end again, and a stale
+    // figure of it. Session 2 keeps running, and session 1's bytes are not counted twice.
+    await a.ch.report({ ...started(id), session: 1 });
+    await a.ch.report(end(1, 100, 1000));
+    await a.ch.heartbeat([{ grantId: id, bytesUp: 5000, bytesDown: 5000, session: 1 }]);
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'connected', gatewayId: b.gateway.id, bytesUp: 107, bytesDown: 1070 });
+    const during = (await broker.database.db.select().from(grants).where(eq(grants.id, id)))[0]!;
+    expect(during).toMatchObject({ state: 'used', sessions: 2, sessionEndedAt: null, endedBytesUp: 100, endedBytesDown: 1000, bytesSession: 1 });
+    expect(await a.ch.claim(id, '203.0.113.7')).toEqual({ ok: false, reason: 'in-use' });
+    // The reconciliation pass does not take session 2 for lost or lapsed either.
+    await broker.services.gateways.reports.reconcile();
+    expect(await connectionRow(broker.database, connectionId)).toMatchObject({ state: 'connected' });
+
+    clock.advance(5_000);
+    await b.ch.report(end(2, 20, 200));
+    await b.ch.report(end(2, 20, 200)); // a repeat
+    expect(await bytesOf()).toEqual([120, 1200]);
+    await waitUntil(() => mine().some((e) => e.type === 'ended' && e.session === 2));
+    expect(mine().map((e) => `${e.type}:${e.session}`)).toEqual(['started:1', 'ended:1', 'started:2', 'ended:2']);
+    expect(mine().find((e) => e.type === 'ended' && e.session === 2)).toMatchObject({ bytesUp: 120, bytesDown: 1200 });
+    a.ch.close();
+    b.ch.close();
+  });
+
   it('a reconnect right after the end is not refused while that end still waits in the channel queue', async () => {
     const a = await gatewayIn('routed-e', 'routed-e1');
     const { issued } = await routedGrant('routed-e', 600);
@@ -176,6 +229,24 @@ describe.each(DRIVERS)('routed grants and claims [%s]', (driver) => {
     expect(bad.statusCode).toBe(400);
     const list = await broker.app.inject({ method: 'GET', url: '/api/v1/gateways?cluster=routed-f', headers: as(admin) });
     expect(list.json().items[0]).toMatchObject({ sshHostKey: SSH_KEY, routedPorts: { ssh: 2222 } });
+    ch.close();
+  });
+
+  it('the hello stores the listener ports; until an admin sets the public ports, clients are sent to those', async () => {
+    const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster: 'routed-i', name: 'routed-i1', publicAddress: 'gwi.example.test', expiresInMinutes: 5 });
+    const { gateway } = await broker.services.gateways.enroll({ token, name: 'routed-i1', portRangeStart: 24000, portRangeEnd: 24009 }, null);
+    const admin = await login(broker.app, 'admin', ADMIN_PASSWORD);
+    const get = async () => (await broker.app.inject({ method: 'GET', url: `/api/v1/gateways/${gateway.id}`, headers: as(admin) })).json();
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 }, routedPortsSet: false, listenerPorts: null });
+    const ch = fakeChannel(broker, gateway);
+    await ch.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 13389, ssh: 2222, tls: null, tunnel: 8444 } });
+    // The TLS listener is off here: its port stays the default, and the console says it is off.
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 2222, tls: 8443, tunnel: 8444 }, routedPortsSet: false, listenerPorts: { rdp: 13389, ssh: 2222, tls: null, tunnel: 8444 } });
+    // An admin names the balancer's ports: from then on those, whatever the gateway reports.
+    const patched = await broker.app.inject({ method: 'PATCH', url: `/api/v1/gateways/${gateway.id}`, headers: as(admin), payload: { routedPorts: { ssh: 22 } } });
+    expect(patched.json()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 22, tls: 8443, tunnel: 8444 }, routedPortsSet: true });
+    await ch.hello([], { sshHostKey: SSH_KEY, tlsCertificateSha256: CERT, listeners: { rdp: 3390, ssh: 2223, tls: 8443, tunnel: 8445 } });
+    expect(await get()).toMatchObject({ routedPorts: { rdp: 13389, ssh: 22, tls: 8443, tunnel: 8444 }, listenerPorts: { rdp: 3390, ssh: 2223, tls: 8443, tunnel: 8445 } });
     ch.close();
   });
 

@@ -5,12 +5,13 @@ import { REFUSAL_MESSAGES, type Admit, type Admitted, type Refused } from './adm
 import type { RoutedGrants } from './routed-grants.ts';
 
 /** The broker's answer to a claim (broker-channel.ts); no answer in time is `claim-timeout`. */
-export type Claim = (grantId: string, clientAddress: string, listener: RoutedListener) => Promise<{ ok: boolean; reason: RefusalReason | null }>;
+export type Claim = (grantId: string, clientAddress: string, listener: RoutedListener) => Promise<{ ok: boolean; reason: RefusalReason | null; session?: number }>;
 
 /** What the admitter tells the broker channel (the same reports as port forward). */
 export interface RoutedReporter {
-  sessionStarted(grantId: string, clientAddress: string, at: Date): void;
-  sessionEnded(grantId: string, outcome: { reason: string; bytesUp: number; bytesDown: number }, at: Date): void;
+  /** `session`: the broker's number for it (from the claim), so a late report of it is told from a later session's. */
+  sessionStarted(grantId: string, clientAddress: string, at: Date, session: number | undefined): void;
+  sessionEnded(grantId: string, outcome: { reason: string; bytesUp: number; bytesDown: number }, at: Date, session: number | undefined): void;
   refused(port: number, clientAddress: string, reason: RefusalReason, grantId: string | null): void;
 }
 
@@ -58,9 +59,9 @@ export function createAdmitter(opts: AdmitterOptions): Admit {
     // Revoked while the broker answered (the answer and the revoke crossed): it is gone.
     if (!opts.grants.has(grantId)) return refuse(listener, client, 'revoked', grantId);
 
-    const session = opts.grants.open(entry, client, opts.now());
+    const session = opts.grants.open(entry, client, opts.now(), answer.session);
     opts.log.info({ listener, grant: grantId, client, target: `${entry.grant.targetAddress}:${entry.grant.targetPort}` }, 'routed session started');
-    opts.reporter.sessionStarted(grantId, client, new Date(session.startedAtMs));
+    opts.reporter.sessionStarted(grantId, client, new Date(session.startedAtMs), session.number);
     let capTimer: NodeJS.Timeout | null = null;
     if (entry.grant.sessionUntil) {
       capTimer = setTimeout(() => session.close('session-expired'), Math.max(0, Math.min(Date.parse(entry.grant.sessionUntil) - opts.now(), 2 ** 31 - 1)));
@@ -78,7 +79,7 @@ export function createAdmitter(opts: AdmitterOptions): Admit {
         if (!opts.grants.finish(session, outcome)) return;
         if (capTimer) clearTimeout(capTimer);
         opts.log.info({ listener, grant: grantId, ...outcome }, 'routed session ended');
-        opts.reporter.sessionEnded(grantId, { reason: outcome.reason.slice(0, 200), bytesUp: outcome.bytesUp, bytesDown: outcome.bytesDown }, new Date(opts.now()));
+        opts.reporter.sessionEnded(grantId, { reason: outcome.reason.slice(0, 200), bytesUp: outcome.bytesUp, bytesDown: outcome.bytesDown }, new Date(opts.now()), session.number);
       },
     };
     return admitted;

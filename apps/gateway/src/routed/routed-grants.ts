@@ -33,6 +33,8 @@ export class LiveSession {
     readonly entry: RoutedEntry,
     readonly clientAddress: string,
     readonly startedAtMs: number,
+    /** The broker's number for this session of the grant (undefined from a broker before the field). */
+    readonly number?: number,
   ) {}
 
   /** The mode's way to close it; a close asked for before it was registered happens at once. */
@@ -110,8 +112,8 @@ export class RoutedGrants {
   }
 
   /** A claimed session begins. */
-  open(entry: RoutedEntry, clientAddress: string, startedAtMs: number): LiveSession {
-    const s = new LiveSession(entry, clientAddress, startedAtMs);
+  open(entry: RoutedEntry, clientAddress: string, startedAtMs: number, number?: number): LiveSession {
+    const s = new LiveSession(entry, clientAddress, startedAtMs, number);
     entry.usedHere = true;
     entry.live.add(s);
     return s;
@@ -128,10 +130,10 @@ export class RoutedGrants {
   }
 
   /** The sessions relaying now, with their byte counts (for the heartbeat and the hello, beside port forward's). */
-  sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string }[] {
+  sessions(): { grantId: string; bytesUp: number; bytesDown: number; startedAt: string; clientAddress: string; session?: number }[] {
     const out = [];
     for (const e of this.#byId.values()) {
-      for (const s of e.live) out.push({ grantId: e.grant.id, ...s.bytes(), startedAt: new Date(s.startedAtMs).toISOString(), clientAddress: s.clientAddress });
+      for (const s of e.live) out.push({ grantId: e.grant.id, ...s.bytes(), startedAt: new Date(s.startedAtMs).toISOString(), clientAddress: s.clientAddress, ...(s.number ? { session: s.number } : {}) });
     }
     return out;
   }

@@ -22,8 +22,8 @@ function setup(opts: { claim?: Claim; refusing?: RefusalReason | null; now?: () 
     claim: opts.claim ?? (async (id) => (claims.push(id), { ok: true, reason: null })),
     refusing: () => opts.refusing ?? null,
     reporter: {
-      sessionStarted: (id, client) => reports.push(['started', id, client]),
-      sessionEnded: (id, o) => reports.push(['ended', id, o.reason, o.bytesUp, o.bytesDown]),
+      sessionStarted: (id, client, _at, session) => reports.push(session ? ['started', id, client, session] : ['started', id, client]),
+      sessionEnded: (id, o, _at, session) => reports.push(session ? ['ended', id, o.reason, o.bytesUp, o.bytesDown, session] : ['ended', id, o.reason, o.bytesUp, o.bytesDown]),
       refused: (port, client, reason, id) => reports.push(['refused', port, client, reason, id]),
     },
     portOf: (l) => (l === 'rdp' ? 3389 : 8443),
@@ -141,5 +141,29 @@ describe('the routed admitter', () => {
     const closed: string[] = [];
     b.onClose((reason) => closed.push(reason));
     expect(closed).toEqual(['revoked: released']);
+  });
+
+  it('each session carries the number the broker gave its claim: reports and heartbeat figures name it', async () => {
+    let next = 0;
+    const { grants, admit, reports } = setup({ claim: async () => ({ ok: true, reason: null, session: ++next }) });
+    const g = grant(TOKEN);
+    grants.add(g);
+    const first = await admit('rdp', TOKEN, '198.51.100.7');
+    if (!first.ok) throw new Error(first.reason);
+    first.countBytes(() => ({ bytesUp: 1, bytesDown: 2 }));
+    expect(grants.sessions()).toMatchObject([{ grantId: g.id, session: 1 }]);
+    first.ended({ reason: 'client-closed', bytesUp: 1, bytesDown: 2 });
+    const second = await admit('rdp', TOKEN, '198.51.100.7');
+    if (!second.ok) throw new Error(second.reason);
+    second.countBytes(() => ({ bytesUp: 3, bytesDown: 4 }));
+    expect(grants.sessions()).toMatchObject([{ grantId: g.id, bytesUp: 3, bytesDown: 4, session: 2 }]);
+    second.ended({ reason: 'client-closed', bytesUp: 3, bytesDown: 4 });
+    expect(reports).toEqual([
+      ['started', g.id, '198.51.100.7', 1],
+      ['ended', g.id, 'client-closed', 1, 2, 1],
+      ['started', g.id, '198.51.100.7', 2],
+      ['ended', g.id, 'client-closed', 3, 4, 2],
+    ]);
+    expect(grants.totalBytes()).toEqual({ up: 4, down: 6 });
   });
 });

@@ -1,4 +1,5 @@
 import type { FieldSpec, Values } from '../ui/form.tsx';
+import { routedPortsText } from './gateway-ports.ts';
 
 export type Item = Values & { id: string };
 
@@ -300,6 +301,7 @@ const gateways: ResourceSpec = {
     { label: 'Status', value: (g) => String(g.status) },
     { label: 'Health', value: (g) => String(g.health) },
     { label: 'Live grants', value: (g) => String(g.liveGrants) },
+    { label: 'Routed ports', value: routedPortsText },
   ],
   rowActions: [
     {

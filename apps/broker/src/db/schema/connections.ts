@@ -37,6 +37,8 @@ export interface RoutedPorts {
   tunnel: number;
 }
 export const DEFAULT_ROUTED_PORTS: RoutedPorts = { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 };
+/** The routed listeners a gateway runs, as its hello reports them (null: that listener is off). */
+export type ListenerPorts = { [K in keyof RoutedPorts]: number | null };
 const ROUTED_PORTS_DEFAULT = sql`'{"rdp": 3389, "ssh": 22, "tls": 8443, "tunnel": 443}'::jsonb`;
 
 /** Gateway heartbeat figures; the broker picks the least loaded healthy gateway of the cluster. */
@@ -134,6 +136,14 @@ export const gateways = pgTable(
     tlsCertificateSha256: text('tls_certificate_sha256'),
     /** The admin's: the public ports of the routed listeners (the balancer's listeners, when there is one). */
     routedPorts: jsonb('routed_ports').$type<RoutedPorts>().notNull().default(ROUTED_PORTS_DEFAULT),
+    /**
+     * Whether the admin set `routed_ports` (at enrolment, by PATCH or `stagedoor apply`). Until then
+     * clients are sent to the ports the gateway itself listens on (`listener_ports`): right for a
+     * gateway dialled directly; behind a balancer the admin names the balancer's ports.
+     */
+    routedPortsSet: boolean('routed_ports_set').notNull().default(false),
+    /** The gateway's own routed listeners, from its hello (null entry: that listener is off; null: never reported). */
+    listenerPorts: jsonb('listener_ports').$type<ListenerPorts>(),
     /** The admin's: the wildcard domain of TLS SNI routing (`<token>.<sni_domain>`); routed dcv needs it. */
     sniDomain: text('sni_domain'),
     createdAt: createdAt(),
@@ -152,6 +162,7 @@ export const gateways = pgTable(
       sql`${t.portRangeStart} between 1 and 65535 and ${t.portRangeEnd} between 1 and 65535
         and ${t.portRangeStart} <= ${t.portRangeEnd}`,
     ),
+    check('gateways_listener_ports_check', sql`${t.listenerPorts} is null or jsonb_typeof(${t.listenerPorts}) = 'object'`),
     check('gateways_load_check', sql`jsonb_typeof(${t.load}) = 'object'`),
     // Choosing a gateway: healthy and active in the pool's cluster.
     index('gateways_cluster_status_idx').on(t.cluster, t.status),
@@ -296,6 +307,14 @@ export const grants = pgTable(
     claimedAt: ts('claimed_at'),
     /** Routed mode: when the last session ended, while the grant (still `used`) waits for a reconnect; null while one runs. */
     sessionEndedAt: ts('session_ended_at'),
+    /**
+     * Bytes of the grant's sessions that have ended, and the number of the last session counted in
+     * them: the connection's totals are these plus the running session's, so reconnects add up and a
+     * session's end sent again (after a lost acknowledgement) is not counted twice.
+     */
+    endedBytesUp: bigint('ended_bytes_up', { mode: 'number' }).notNull().default(0),
+    endedBytesDown: bigint('ended_bytes_down', { mode: 'number' }).notNull().default(0),
+    bytesSession: integer('bytes_session').notNull().default(0),
     /** Connect-by time: an unused grant expires then and its port closes. */
     validUntil: ts('valid_until').notNull(),
     /** Optional cap on the session's length; null = until either side closes or the broker revokes. */
@@ -325,6 +344,7 @@ export const grants = pgTable(
         or (${t.mode} = 'routed' and ${t.gatewayPort} is null and ${t.tokenHash} is not null and ${t.tokenSealed} is not null)`,
     ),
     check('grants_token_hash_check', sql`${t.tokenHash} is null or ${t.tokenHash} ~ '^[0-9a-f]{64}$'`),
+    check('grants_ended_bytes_check', sql`${t.endedBytesUp} >= 0 and ${t.endedBytesDown} >= 0 and ${t.bytesSession} >= 0`),
     check('grants_reconnect_check', sql`${t.reconnectWindowSeconds} between 0 and 86400 and ${t.sessions} >= 0`),
     // A token names one live grant: what a gateway looks up must never find two.
     uniqueIndex('grants_live_token_hash_key').on(t.tokenHash).where(sql`${t.state} in ('issued', 'used')`),

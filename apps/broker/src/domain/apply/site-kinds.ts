@@ -11,6 +11,7 @@ import type { ProvidersService } from '../providers/providers.service.ts';
 import type { AuthServersService } from '../auth-servers/auth-servers.service.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { authServersKind } from './site-auth-servers.ts';
+import { gatewaysKind, type GatewaysApplyApi } from './site-gateways.ts';
 import { hostsKind, type HostsApplyApi } from './site-hosts.ts';
 import { poolKind, type PoolsApplyApi } from './site-pools.ts';
 
@@ -27,6 +28,7 @@ export interface ApplyContext {
   policies: PoliciesService;
   pools: PoolsApplyApi;
   hosts: HostsApplyApi;
+  gateways: GatewaysApplyApi;
   secrets: SecretBox;
 }
 
@@ -179,4 +181,5 @@ export const SITE_KINDS: SiteKind<never>[] = [
   planKind('release', 'releasePlans'),
   poolKind,
   policiesKind,
+  gatewaysKind,
 ] as SiteKind<never>[];

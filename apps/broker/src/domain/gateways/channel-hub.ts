@@ -193,7 +193,7 @@ export class ChannelHub implements GrantDelivery {
       ch.log.warn({ err, grant: msg.grantId }, 'routed claim failed; refused (fail closed)');
       answer = { ok: false, reason: 'fail-closed' };
     }
-    this.#send(ch, { type: 'claimed', claimId: msg.claimId, ok: answer.ok, reason: answer.ok ? null : answer.reason });
+    this.#send(ch, answer.ok ? { type: 'claimed', claimId: msg.claimId, ok: true, reason: null, session: answer.session } : { type: 'claimed', claimId: msg.claimId, ok: false, reason: answer.reason });
   }
 
   async #deadLetter(ch: Channel, report: unknown, why: string): Promise<void> {

@@ -119,7 +119,7 @@ export class GatewayEnrollments {
           const name = enrollment.name ?? input.name;
           const taken = await this.deps.repo.findByName(name, tx);
           if (taken) return { refused: `a gateway named "${taken.name}" exists: re-enrol it with a token from POST /api/v1/gateways/${taken.id}/reenrollments`, conflict: true };
-          const routed = { ...(enrollment.routedPorts ? { routedPorts: enrollment.routedPorts } : {}), sniDomain: enrollment.sniDomain };
+          const routed = { ...(enrollment.routedPorts ? { routedPorts: enrollment.routedPorts, routedPortsSet: true } : {}), sniDomain: enrollment.sniDomain };
           gateway = await this.deps.repo.insert({ name, cluster: enrollment.cluster, status: 'enrolled', health: 'unknown', createdAt: now, publicAddress, ...routed, ...fields }, tx);
         }
         await this.deps.repo.markEnrollmentUsed(enrollment.id, gateway.id, now, tx);

@@ -39,7 +39,8 @@ export class GatewayReports {
     const now = this.deps.clock.now();
     const updated = await this.deps.db.transaction(async (tx) => {
       // What clients pin (ADR 0017); a gateway too old to report it keeps what was stored.
-      const identity = hello.identity ? { sshHostKey: hello.identity.sshHostKey, tlsCertificateSha256: hello.identity.tlsCertificateSha256 } : {};
+      // Its listener ports too: until the admin sets the public ones, they are what clients dial (clientPorts).
+      const identity = hello.identity ? { sshHostKey: hello.identity.sshHostKey, tlsCertificateSha256: hello.identity.tlsCertificateSha256, listenerPorts: hello.identity.listeners } : {};
       const row = await this.deps.repo.update(
         gateway.id,
         { status: gateway.status === 'enrolled' ? 'active' : gateway.status, health: 'healthy', lastSeenAt: now, version: hello.version, brokerNode: node, ...identity, updatedAt: now },
@@ -59,7 +60,7 @@ export class GatewayReports {
       return row!;
     });
     for (const s of hello.sessions) {
-      await this.#sessionStarted(updated, { grantId: s.grantId, clientAddress: s.clientAddress, at: s.startedAt });
+      await this.#sessionStarted(updated, { grantId: s.grantId, clientAddress: s.clientAddress, at: s.startedAt, session: s.session });
     }
     return { gateway: updated, grants: await this.grantsFor(updated) };
   }
@@ -131,14 +132,14 @@ export class GatewayReports {
     }
   }
 
-  async #sessionStarted(gateway: GatewayRow, msg: { grantId: string; clientAddress: string; at: string }): Promise<Revocation[]> {
+  async #sessionStarted(gateway: GatewayRow, msg: { grantId: string; clientAddress: string; at: string; session?: number }): Promise<Revocation[]> {
     const now = this.deps.clock.now();
     const at = new Date(msg.at);
     const outcome = await this.deps.db.transaction(async (tx) => {
       const grant = await this.deps.repo.lockGrant(msg.grantId, tx);
       if (!grant) return { refuse: 'unknown' } as const;
       const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
-      const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id, connection?.state);
+      const decision = decideSessionStart(grant, connection?.gatewayId ?? null, gateway.id, connection?.state, msg.session);
       if (decision.action === 'refuse') return { refuse: decision.reason } as const;
       if (decision.action === 'already') return { already: true } as const;
       // A grant is usable only while its connection lives (and so its assignment: a release closes
@@ -167,21 +168,39 @@ export class GatewayReports {
     return [];
   }
 
-  async #sessionEnded(gateway: GatewayRow, msg: { grantId: string; reason: string; bytesUp: number; bytesDown: number; at: string }): Promise<void> {
+  async #sessionEnded(gateway: GatewayRow, msg: { grantId: string; session?: number; reason: string; bytesUp: number; bytesDown: number; at: string }): Promise<void> {
     const now = this.deps.clock.now();
     const at = new Date(msg.at);
     const ended = await this.deps.db.transaction(async (tx) => {
       const grant = await this.deps.repo.lockGrant(msg.grantId, tx);
       if (!grant) return null;
       const connection = await this.deps.repo.lockConnection(grant.connectionId, tx);
-      if (!connection || connection.gatewayId !== gateway.id) return null; // not the session this gateway carried
-      const bytes = { bytesUp: Math.max(connection.bytesUp, msg.bytesUp), bytesDown: Math.max(connection.bytesDown, msg.bytesDown) };
+      if (!connection) return null;
+      const routed = grant.mode === 'routed';
+      // Which session ended: the report says (routed, since the claim numbers them); else the latest.
+      const session = routed ? Math.min(msg.session ?? grant.sessions, grant.sessions) : 1;
+      const earlier = routed && session < grant.sessions;
+      // An earlier session's end sent again after a lost acknowledgement, while a later session runs
+      // (possibly through another gateway of the cluster): its bytes count once, nothing else changes.
+      if (earlier) {
+        if (grant.gatewayCluster !== gateway.cluster) return null;
+        const folded = foldSessionBytes(grant, connection, session, msg);
+        if (folded) {
+          await this.deps.repo.updateGrant(grant.id, folded.grant, tx);
+          await this.deps.repo.updateConnection(connection.id, { ...folded.connection, updatedAt: now }, tx);
+        }
+        return null;
+      }
+      if (connection.gatewayId !== gateway.id) return null; // not the session this gateway carried
+      // The connection's totals are the sum over the grant's sessions (a reconnect adds, never replaces).
+      const folded = foldSessionBytes(grant, connection, session, msg);
+      if (folded) await this.deps.repo.updateGrant(grant.id, folded.grant, tx);
+      const bytes = folded?.connection ?? { bytesUp: connection.bytesUp, bytesDown: connection.bytesDown };
       // A repeat (or, routed, the end of a session already ended): bytes only.
-      if (grant.closedAt || (grant.mode === 'routed' && grant.state === 'used' && grant.sessionEndedAt !== null)) {
+      if (grant.closedAt || (routed && grant.state === 'used' && grant.sessionEndedAt !== null)) {
         await this.deps.repo.updateConnection(connection.id, { ...bytes, updatedAt: now }, tx);
         return null;
       }
-      const session = grant.mode === 'routed' ? grant.sessions : 1;
       const audit = { action: 'gateway.session_end', outcome: 'success' as const, targetType: 'grant', targetId: grant.id, reason: msg.reason, details: { connectionId: grant.connectionId, gatewayId: gateway.id, session, ...bytes, endedAt: msg.at } };
       const ended: SessionEvent = { type: 'ended', connectionId: grant.connectionId, grantId: grant.id, gatewayId: gateway.id, at, reason: msg.reason, ...bytes, session };
       if (grant.mode === 'routed' && grant.state === 'used' && grant.reconnectWindowSeconds > 0 && LIVE_CONNECTION_STATES.includes(connection.state)) {
@@ -260,4 +279,18 @@ export class GatewayReports {
   #actor(gateway: GatewayRow, remoteAddress: string | null): Actor {
     return { ...systemActor, username: `gateway:${gateway.name}`, sourceAddress: remoteAddress };
   }
+}
+
+/**
+ * A session's end adds its bytes to the grant's ended sessions once (`bytesSession` is the last
+ * counted), and the connection's totals become at least that sum. Null when it was counted already.
+ */
+function foldSessionBytes(grant: GrantRow, connection: { bytesUp: number; bytesDown: number }, session: number, msg: { bytesUp: number; bytesDown: number }) {
+  if (session <= grant.bytesSession) return null;
+  const endedBytesUp = grant.endedBytesUp + msg.bytesUp;
+  const endedBytesDown = grant.endedBytesDown + msg.bytesDown;
+  return {
+    grant: { endedBytesUp, endedBytesDown, bytesSession: session },
+    connection: { bytesUp: Math.max(connection.bytesUp, endedBytesUp), bytesDown: Math.max(connection.bytesDown, endedBytesDown) },
+  };
 }

@@ -49,8 +49,10 @@ export class GatewaysRepository {
   }
 
   /** Every gateway's public address and tunnel port (the CSP's connect-src for browser sessions). */
-  tunnelEndpoints(): Promise<{ publicAddress: string; routedPorts: RoutedPorts }[]> {
-    return this.db.select({ publicAddress: gateways.publicAddress, routedPorts: gateways.routedPorts }).from(gateways);
+  tunnelEndpoints() {
+    return this.db
+      .select({ publicAddress: gateways.publicAddress, routedPorts: gateways.routedPorts, routedPortsSet: gateways.routedPortsSet, listenerPorts: gateways.listenerPorts })
+      .from(gateways);
   }
 
   async findById(id: string, db: DbOrTx = this.db): Promise<GatewayWithLive | undefined> {
@@ -204,19 +206,25 @@ export class GatewaysRepository {
       where c.id = g.connection_id and c.gateway_id = ${gatewayId} and g.state = 'used'`);
   }
 
-  /** A heartbeat: the sessions the gateway carries are alive now; their byte counts only grow. */
-  async recordSessionFigures(gatewayId: string, sessions: { grantId: string; bytesUp: number; bytesDown: number }[], now: Date, db: DbOrTx = this.db): Promise<void> {
+  /**
+   * A heartbeat: the sessions the gateway carries are alive now. A figure is the running session's
+   * bytes, so the connection's totals are the grant's ended sessions plus it (and only grow). A
+   * figure of a session that is not the grant's running one (ended, counted already) moves nothing.
+   */
+  async recordSessionFigures(gatewayId: string, sessions: { grantId: string; bytesUp: number; bytesDown: number; session?: number }[], now: Date, db: DbOrTx = this.db): Promise<void> {
     if (sessions.length === 0) return;
-    const figures = JSON.stringify(sessions.map((s) => ({ grant_id: s.grantId, up: s.bytesUp, down: s.bytesDown })));
+    const figures = JSON.stringify(sessions.map((s) => ({ grant_id: s.grantId, up: s.bytesUp, down: s.bytesDown, session: s.session ?? null })));
     await db.execute(sql`
-      with f as (select * from jsonb_to_recordset(${figures}::jsonb) as x(grant_id uuid, up bigint, down bigint)),
+      with f as (select * from jsonb_to_recordset(${figures}::jsonb) as x(grant_id uuid, up bigint, down bigint, session int)),
       g as (
         update ${grants} set last_reported_at = ${now.toISOString()}::timestamptz
         from f where ${grants.id} = f.grant_id and ${grants.state} = 'used'
-        returning ${grants.connectionId} as connection_id, f.up, f.down
+        returning ${grants.connectionId} as connection_id, ${grants.endedBytesUp} + f.up as up, ${grants.endedBytesDown} + f.down as down,
+          (${grants.sessionEndedAt} is null and ${grants.bytesSession} < greatest(${grants.sessions}, 1)
+            and (f.session is null or f.session = ${grants.sessions})) as running
       )
       update ${connections} c set bytes_up = greatest(c.bytes_up, g.up), bytes_down = greatest(c.bytes_down, g.down), updated_at = ${now.toISOString()}::timestamptz
-      from g where c.id = g.connection_id and c.gateway_id = ${gatewayId}`);
+      from g where c.id = g.connection_id and c.gateway_id = ${gatewayId} and g.running`);
   }
 
   /** Unused grants whose connect-by time has passed. */

@@ -15,7 +15,7 @@ import { chooseGateway, pickPort } from './plan.ts';
 import { SessionEventOutbox } from './session-events.ts';
 import type { TimerService } from '../../jobs/timers.service.ts';
 import type { GatewayMode, RoutedPorts } from '@stagedoor/contract';
-import { toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
+import { clientPorts, toChannelGrant, type GatewayPolicy, type GrantDelivery, type IssueGrantInput, type IssuedGrant, type SessionListener } from './types.ts';
 import { parseAddress, plainAddress } from '../addresses.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import { grantTokenContext, grantTokenHash, newGrantToken } from './grant-tokens.ts';
@@ -74,8 +74,10 @@ export class GatewaysService {
 
   /* ---------- registry ---------- */
 
-  list(filter: { cluster?: string; status?: string }, limit: number, offset: number) {
-    return this.deps.repo.list(filter, limit, offset);
+  /** Gateways with `routedPorts` as clients dial them (`clientPorts`). */
+  async list(filter: { cluster?: string; status?: string }, limit: number, offset: number) {
+    const page = await this.deps.repo.list(filter, limit, offset);
+    return { ...page, items: page.items.map((g) => ({ ...g, routedPorts: clientPorts(g) })) };
   }
 
   /**
@@ -84,13 +86,14 @@ export class GatewaysService {
    */
   async tunnelOrigins(): Promise<string[]> {
     const rows = await this.deps.repo.tunnelEndpoints();
-    return [...new Set(rows.map((g) => `wss://${g.publicAddress.includes(':') ? `[${g.publicAddress}]` : g.publicAddress}:${g.routedPorts.tunnel}`))].sort();
+    return [...new Set(rows.map((g) => `wss://${g.publicAddress.includes(':') ? `[${g.publicAddress}]` : g.publicAddress}:${clientPorts(g).tunnel}`))].sort();
   }
 
-  async get(id: string): Promise<GatewayWithLive> {
-    const row = await this.deps.repo.findById(id);
+  /** A gateway with `routedPorts` as clients dial them (`clientPorts`). */
+  async get(id: string, db?: DbOrTx): Promise<GatewayWithLive> {
+    const row = await this.deps.repo.findById(id, db);
     if (!row) throw new NotFoundError('gateway', id);
-    return row;
+    return { ...row, routedPorts: clientPorts(row) };
   }
 
   /**
@@ -98,10 +101,12 @@ export class GatewaysService {
    * grant's instructions are drawn from the gateway when shown, so a changed port reaches the next
    * GET of every live connection at once.
    */
-  async update(actor: Actor, id: string, input: { status?: 'active' | 'disabled' | 'draining'; name?: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string | null }): Promise<GatewayWithLive> {
+  async update(actor: Actor, id: string, input: { status?: 'active' | 'disabled' | 'draining'; name?: string; routedPorts?: Partial<RoutedPorts>; sniDomain?: string | null }, outer?: DbOrTx): Promise<GatewayWithLive> {
     let statusChanged = false;
+    // A status change is told to the gateway at once: not from inside a caller's transaction (apply).
+    if (outer && input.status !== undefined) throw new InvalidInputError('a gateway status changes on its own, not inside another change');
     try {
-      await this.deps.db.transaction(async (tx) => {
+      await (outer ?? this.deps.db).transaction(async (tx) => {
         const current = await this.deps.repo.lockById(id, tx);
         if (!current) throw new NotFoundError('gateway', id);
         if (input.status === 'active' && current.status === 'enrolled') {
@@ -109,7 +114,8 @@ export class GatewaysService {
         }
         statusChanged = input.status !== undefined && input.status !== current.status;
         const { routedPorts, ...rest } = input;
-        const patch = { ...rest, ...(routedPorts ? { routedPorts: { ...current.routedPorts, ...routedPorts } } : {}) };
+        // Ports left out keep what clients dial now; from here on they are the admin's, whatever the gateway reports.
+        const patch = { ...rest, ...(routedPorts ? { routedPorts: { ...clientPorts(current), ...routedPorts }, routedPortsSet: true } : {}) };
         await this.deps.repo.update(id, { ...patch, updatedAt: this.deps.clock.now() }, tx);
         const action = input.status === 'disabled' ? 'gateway.disable' : input.status === 'draining' ? 'gateway.drain' : 'gateway.update';
         await this.deps.audit.record(actor, { action, outcome: 'success', targetType: 'gateway', targetId: id, details: { name: current.name, from: current.status, ...patch } }, tx);
@@ -119,7 +125,12 @@ export class GatewaysService {
       throw err;
     }
     if (statusChanged && input.status) this.#delivery.statusChanged(id, input.status);
-    return this.get(id);
+    return this.get(id, outer);
+  }
+
+  /** For `stagedoor apply`: every gateway of a cluster. */
+  inCluster(cluster: string, db?: DbOrTx): Promise<GatewayRow[]> {
+    return this.deps.repo.clusterMembers(cluster, db);
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
@@ -156,8 +167,8 @@ export class GatewaysService {
   }
 
   /** The gateway of that name (names are unique regardless of case), or undefined. */
-  findByName(name: string): Promise<GatewayRow | undefined> {
-    return this.deps.repo.findByName(name);
+  findByName(name: string, db?: DbOrTx): Promise<GatewayRow | undefined> {
+    return this.deps.repo.findByName(name, db);
   }
 
   /** The gateway behind a control-channel credential, or null. */

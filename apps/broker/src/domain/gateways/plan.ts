@@ -89,6 +89,8 @@ export interface RoutedSessionFacts {
   mode?: string;
   claimedGatewayId?: string | null;
   sessionEndedAt?: Date | null;
+  /** Sessions started so far (accepted claims). */
+  sessions?: number;
 }
 
 /**
@@ -96,8 +98,10 @@ export interface RoutedSessionFacts {
  * Port forward: the first report takes an issued grant. Routed: the claim already took it (ADR
  * 0017), so only the gateway whose claim was accepted may start its session, once per claim.
  */
-export function decideSessionStart(grant: { state: string } & RoutedSessionFacts, sessionGatewayId: string | null, reporter: string, connectionState?: string): SessionStartDecision {
+export function decideSessionStart(grant: { state: string } & RoutedSessionFacts, sessionGatewayId: string | null, reporter: string, connectionState?: string, reportedSession?: number): SessionStartDecision {
   if (grant.mode === 'routed') {
+    // The start of an earlier session, sent again after a lost acknowledgement: that session is over.
+    if (reportedSession !== undefined && grant.sessions !== undefined && reportedSession < grant.sessions) return { action: 'already' };
     if (grant.state === 'issued') return { action: 'refuse', reason: 'not-claimed' };
     if (grant.state !== 'used') return { action: 'refuse', reason: grant.state };
     if (grant.claimedGatewayId !== reporter) return { action: 'refuse', reason: 'used-elsewhere' };

@@ -1,4 +1,4 @@
-import type { ChannelGrant, GatewayMode } from '@stagedoor/contract';
+import type { ChannelGrant, GatewayMode, RoutedPorts } from '@stagedoor/contract';
 import type { GrantRow } from './gateways.repository.ts';
 
 /** How the broker treats gateways; from the STAGEDOOR_GATEWAY_* variables. */
@@ -89,4 +89,15 @@ export function toChannelGrant(g: GrantRow, forGateway?: string): ChannelGrant {
     sessionUntil: g.sessionUntil ? g.sessionUntil.toISOString() : null,
     inUse,
   };
+}
+
+/**
+ * The routed ports clients dial: the admin's when they set them (a balancer's listeners); until
+ * then the ports the gateway reported listening on (its hello), so a gateway dialled directly on
+ * non-default ports gets instructions that work; the defaults for a listener never reported.
+ */
+export function clientPorts(g: { routedPorts: RoutedPorts; routedPortsSet: boolean; listenerPorts: { [K in keyof RoutedPorts]: number | null } | null }): RoutedPorts {
+  if (g.routedPortsSet || !g.listenerPorts) return g.routedPorts;
+  const l = g.listenerPorts;
+  return { rdp: l.rdp ?? g.routedPorts.rdp, ssh: l.ssh ?? g.routedPorts.ssh, tls: l.tls ?? g.routedPorts.tls, tunnel: l.tunnel ?? g.routedPorts.tunnel };
 }

@@ -142,6 +142,8 @@ function gatewayDto(g: GatewayWithLive) {
     sshHostKey: g.sshHostKey,
     tlsCertificateSha256: g.tlsCertificateSha256,
     routedPorts: g.routedPorts,
+    routedPortsSet: g.routedPortsSet,
+    listenerPorts: g.listenerPorts,
     sniDomain: g.sniDomain,
     createdAt: iso(g.createdAt),
     updatedAt: iso(g.updatedAt),
