@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { Timestamp, Uuid } from './common.ts';
+import { SamlSettings, SsoGroupMapping } from './saml.ts';
 
 /**
  * Auth servers: where passwords and second factors are checked. Settings are per kind; secrets (the
  * LDAP bind password, the RADIUS shared secret) are write-only fields that no answer ever carries.
  */
-export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp']);
+export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp', 'saml']);
 export type AuthServerKind = z.infer<typeof AuthServerKind>;
 export const AuthServerPurpose = z.enum(['primary', 'second-factor']);
 
@@ -109,15 +110,22 @@ const RadiusServer = z.strictObject({
   requiredForGroupIds,
 });
 const TotpServer = z.strictObject({ kind: z.literal('totp'), ...common, config: TotpSettings.default({ issuer: 'Stagedoor' }), requiredForGroupIds });
+const SamlServer = z.strictObject({
+  kind: z.literal('saml'),
+  ...common,
+  config: SamlSettings,
+  mfaServerId,
+  groupMappings: z.array(SsoGroupMapping).max(1000).default([]),
+});
 
-export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer]);
+export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer, SamlServer]);
 export type CreateAuthServer = z.infer<typeof CreateAuthServer>;
 
 /**
  * An auth server as `stagedoor apply` declares it: the create shape, except that secrets may be left
  * out of a file once the server exists (they are then kept as stored).
  */
-export const AuthServerSpec = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }), TotpServer]);
+export const AuthServerSpec = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }), TotpServer, SamlServer]);
 export type AuthServerSpec = z.infer<typeof AuthServerSpec>;
 
 /** A change. `config`, when given, replaces the whole settings object and is checked against the server's kind. */
@@ -130,7 +138,7 @@ export const UpdateAuthServer = z.strictObject({
   bindPassword: z.string().min(1).max(1024).nullable().optional().describe('null removes it (anonymous search)'),
   sharedSecret: z.string().min(1).max(256).optional(),
   mfaServerId,
-  groupMappings: z.array(GroupMapping).max(1000).optional(),
+  groupMappings: z.array(z.union([GroupMapping, SsoGroupMapping])).max(1000).optional().describe('ldap: directory group DNs; saml: group names as the IdP sends them'),
   requiredForGroupIds,
 });
 export type UpdateAuthServer = z.infer<typeof UpdateAuthServer>;
@@ -179,5 +187,9 @@ export const SiteAuthServer = z.discriminatedUnion('kind', [
   }),
   RadiusServer.omit({ mfaServerId: true, requiredForGroupIds: true }).extend({ ...siteMfaServer, ...siteRequiredFor, sharedSecret: RadiusServer.shape.sharedSecret.optional() }),
   TotpServer.omit({ requiredForGroupIds: true }).extend(siteRequiredFor),
+  SamlServer.omit({ mfaServerId: true, groupMappings: true }).extend({
+    ...siteMfaServer,
+    groupMappings: z.array(z.strictObject({ externalGroup: SsoGroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),
+  }),
 ]);
 export type SiteAuthServer = z.infer<typeof SiteAuthServer>;

@@ -15,11 +15,11 @@ import {
   type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
-import type { LdapSettings, RadiusSettings } from '@stagedoor/contract';
+import type { LdapSettings, RadiusSettings, SamlSettings } from '@stagedoor/contract';
 import { groups, users } from './identity.ts';
 
 /** `oidc` and `saml` come later: widening a check constraint is a one-line migration, a pg enum is not. */
-export const AUTH_SERVER_KINDS = ['local', 'ldap', 'radius', 'totp'] as const;
+export const AUTH_SERVER_KINDS = ['local', 'ldap', 'radius', 'totp', 'saml'] as const;
 export type AuthServerKind = (typeof AUTH_SERVER_KINDS)[number];
 
 /** `primary` checks passwords, in `position` order; `second-factor` is only ever reached through `mfa_server_id`. */
@@ -36,7 +36,8 @@ export const MFA_FACTORS = ['totp', 'totp-enroll', 'radius'] as const;
 export type LdapConfig = LdapSettings;
 export type RadiusConfig = RadiusSettings;
 export type TotpConfig = { issuer: string };
-export type AuthServerConfig = LdapConfig | RadiusConfig | TotpConfig | Record<string, never>;
+export type SamlConfig = SamlSettings;
+export type AuthServerConfig = LdapConfig | RadiusConfig | TotpConfig | SamlConfig | Record<string, never>;
 
 export const authServers = pgTable(
   'auth_servers',
@@ -73,10 +74,10 @@ export const authServers = pgTable(
     check('auth_servers_name_check', sql`length(${t.name}) between 1 and 128`),
     check('auth_servers_kind_check', oneOf(sql`${t.kind}`, AUTH_SERVER_KINDS)),
     check('auth_servers_purpose_check', oneOf(sql`${t.purpose}`, AUTH_SERVER_PURPOSES)),
-    // local and ldap check passwords; totp is only a second factor; radius may be either.
+    // local and ldap check passwords, saml signs in through the IdP; totp is only a second factor; radius may be either.
     check(
       'auth_servers_kind_purpose_check',
-      sql`(${t.kind} in ('local', 'ldap') and ${t.purpose} = 'primary')
+      sql`(${t.kind} in ('local', 'ldap', 'saml') and ${t.purpose} = 'primary')
         or (${t.kind} = 'totp' and ${t.purpose} = 'second-factor')
         or ${t.kind} = 'radius'`,
     ),

@@ -7,3 +7,4 @@ export * from './providers.ts';
 export * from './pools.ts';
 export * from './policies.ts';
 export * from './connections.ts';
+export * from './saml.ts';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { AuthServerSpec, CreateAuthServer, type AuthServerKind, type UpdateAuthServer } from '@stagedoor/contract';
+import { z } from 'zod';
+import { AuthServerSpec, CreateAuthServer, GroupMapping, type AuthServerKind, type SamlSettings, type UpdateAuthServer } from '@stagedoor/contract';
 import type { Db, DbOrTx, Tx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
@@ -12,6 +13,7 @@ import { stableJson } from '../stable-json.ts';
 import type { AuthServerRow, AuthServersRepository, MappingRow } from './auth-servers.repository.ts';
 import type { AuthServerConnectors, AuthServerSecrets } from './connectors.ts';
 import { secretDestinationChange } from './secret-destinations.ts';
+import { generateSpKeyPair } from '../identity/saml/sp-key-pair.ts';
 import { invalid, parseOrThrow, purposeFor, settingsFor } from './validate.ts';
 
 export interface AuthServerView {
@@ -95,6 +97,9 @@ export class AuthServersService {
         const secrets: AuthServerSecrets = {
           bindPassword: patch.bindPassword === null ? undefined : (patch.bindPassword ?? old.bindPassword),
           sharedSecret: patch.sharedSecret ?? old.sharedSecret,
+          // Kept across changes: the IdP has the certificate, a new key would break signed requests.
+          spPrivateKey: old.spPrivateKey,
+          spCertificate: old.spCertificate,
         };
         if (patch.bindPassword !== undefined && kind !== 'ldap') invalid('bindPassword', `only ldap servers have a bind password, this one is ${kind}`);
         if (patch.sharedSecret !== undefined && kind !== 'radius') invalid('sharedSecret', `only radius servers have a shared secret, this one is ${kind}`);
@@ -263,7 +268,15 @@ export class AuthServersService {
     if (d.kind === 'totp' && !this.deps.secrets.available) {
       throw new InvalidInputError('TOTP secrets are stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
     }
-    if (d.groupMappings?.length && d.kind !== 'ldap') invalid('groupMappings', 'only ldap servers map directory groups');
+    if (d.groupMappings?.length && d.kind !== 'ldap' && d.kind !== 'saml') invalid('groupMappings', 'only ldap and saml servers map groups');
+    // ldap mappings name DNs; the update shape also accepts the SSO form (any group name), so check here.
+    if (d.kind === 'ldap' && d.groupMappings) parseOrThrow(z.array(GroupMapping), d.groupMappings, 'groupMappings');
+    if (d.kind === 'saml' && (config as SamlSettings).signRequests && !d.secrets.spPrivateKey) {
+      if (!this.deps.secrets.available) {
+        throw new InvalidInputError('the SAML signing key is stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
+      }
+      d.secrets = { ...d.secrets, ...(await generateSpKeyPair(d.name)) };
+    }
     if (d.requiredForGroupIds?.length && d.purpose !== 'second-factor') invalid('requiredForGroupIds', 'only a second-factor server can be required for groups');
     if (current && current.purpose === 'second-factor' && d.purpose === 'primary') {
       const dependents = await this.deps.repo.dependents(id, tx);
