@@ -12,7 +12,7 @@ import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 export async function generateSpKeyPair(serverName: string, now = new Date()): Promise<{ spPrivateKey: string; spCertificate: string }> {
   await import('reflect-metadata');
   const x509 = await import('@peculiar/x509');
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[1]);
   const alg = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cn = serverName.replace(/[,+=<>#;"\\]/g, ' ').slice(0, 48);
