@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import { Timestamp, Uuid } from './common.ts';
-import { SamlSettings, SsoGroupMapping } from './saml.ts';
 
 /**
  * Auth servers: where passwords and second factors are checked. Settings are per kind; secrets (the
  * LDAP bind password, the RADIUS shared secret) are write-only fields that no answer ever carries.
  */
-export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp', 'saml']);
+export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp', 'oidc', 'saml']);
 export type AuthServerKind = z.infer<typeof AuthServerKind>;
 export const AuthServerPurpose = z.enum(['primary', 'second-factor']);
 
@@ -75,6 +74,80 @@ export const RadiusSettings = z.strictObject({
 });
 export type RadiusSettings = z.infer<typeof RadiusSettings>;
 
+const Claim = z.string().trim().min(1).max(128).regex(/^[^\s]+$/, 'must be a claim name without spaces');
+const ExternalName = z.string().trim().min(1).max(1024).regex(/^[^\n\r]+$/, 'must be one line');
+const Role = z.enum(['admin', 'operator', 'auditor', 'user']);
+
+/** Settings both SSO kinds share: the login button, roles from groups, and what IdP-side MFA is worth. */
+export const SsoCommonSettings = {
+  label: z.string().trim().min(1).max(64).optional().describe('the login page button text; "Sign in with <name>" when absent'),
+  secondFactor: z
+    .enum(['when-idp-mfa-missing', 'always'])
+    .default('when-idp-mfa-missing')
+    .describe("when-idp-mfa-missing: Stagedoor's own second factor (mfaServerId, group or TOTP) is skipped when the IdP proved MFA; always: it is asked for anyway"),
+  requireIdpMfa: z.boolean().default(false).describe('refuse the sign-in unless the IdP proved MFA (acrValues / amrValues)'),
+  roleMappings: z
+    .array(z.strictObject({ externalGroup: ExternalName, role: Role }))
+    .max(100)
+    .default([])
+    .describe('IdP group → Stagedoor role, set at each sign-in (highest match wins, user when none); empty: roles are set in Stagedoor'),
+};
+
+const LOOPBACK = /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/i;
+export const OidcSettings = z.strictObject({
+  issuer: z
+    .string()
+    .trim()
+    .url('must be a URL')
+    .refine((u) => u.startsWith('https://') || LOOPBACK.test(u), 'must be https:// (http:// only for a loopback test IdP)')
+    .describe('the issuer URL; /.well-known/openid-configuration under it is read for everything else'),
+  clientId: z.string().trim().min(1).max(512),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope token')).min(1).max(30).default(['openid', 'profile', 'email']).refine((s) => s.includes('openid'), 'must include openid'),
+  usernameClaim: Claim.default('preferred_username').describe('Entra ID: preferred_username (the UPN) or upn; Google: email'),
+  displayNameClaim: Claim.default('name'),
+  emailClaim: Claim.default('email'),
+  groupsClaim: Claim.default('groups'),
+  userinfo: z.boolean().default(false).describe('also read the userinfo endpoint; its claims fill in what the ID token lacks'),
+  acrValues: z.array(z.string().min(1).max(256)).max(10).default([]).describe('asked for with acr_values; an ID token whose acr is one of them counts as MFA at the IdP'),
+  amrValues: z.array(z.string().min(1).max(64)).max(10).default([]).describe('an ID token whose amr holds one of them (mfa, otp, hwk …) counts as MFA at the IdP'),
+  ...SsoCommonSettings,
+});
+export type OidcSettings = z.infer<typeof OidcSettings>;
+
+const SamlUrl = z
+  .string()
+  .trim()
+  .max(2048)
+  .regex(/^https?:\/\/[^\s/?#]+[^\s]*$/i, 'must be an http:// or https:// URL');
+const SamlText = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\n\r\t]+$/, 'must be one line');
+
+/**
+ * SAML 2.0 service-provider settings. Stagedoor is the SP; the identity provider is described by its
+ * entity id, single sign-on URL and signing certificates, typed in or imported from its metadata
+ * (POST /api/v1/auth-servers/saml/idp-metadata).
+ */
+export const SamlSettings = z.strictObject({
+  idpEntityId: SamlText(1024).describe('the IdP entity id (Issuer of its responses)'),
+  idpSsoUrl: SamlUrl.describe('the IdP single sign-on endpoint for the HTTP-Redirect binding'),
+  idpCertificates: z.array(Pem).min(1, 'needs the IdP signing certificate').max(5).describe('the IdP signing certificates (PEM); two during a rollover'),
+  idpMetadataUrl: SamlUrl.optional().describe('where the IdP settings were imported from; kept for the record, not fetched again'),
+  spEntityId: SamlText(1024).optional().describe('the SP entity id the IdP knows Stagedoor by; the SP metadata URL when absent'),
+  usernameAttribute: SamlText(512).optional().describe('the attribute holding the Stagedoor username; the NameID when absent'),
+  displayNameAttribute: SamlText(512).optional().describe('the attribute holding the display name'),
+  groupsAttribute: SamlText(512).optional().describe('the attribute listing the user\'s groups; mapped groups are left alone when absent'),
+  signRequests: z.boolean().default(false).describe('sign AuthnRequests with the SP key (generated on first use, stored encrypted; its certificate is in the SP metadata)'),
+  wantSignedAssertions: z.literal(true, { error: 'cannot be switched off: unsigned assertions are always refused' }).default(true).describe('always true; here so the rule is visible'),
+  clockSkewMs: z.number().int().min(0).max(300_000).default(60_000).describe('tolerance for NotBefore / NotOnOrAfter between the IdP\'s clock and ours'),
+  mfaAuthnContexts: z
+    .array(z.string().trim().min(1).max(256))
+    .max(10)
+    .default([])
+    .describe('an assertion whose AuthnContextClassRef is one of these counts as MFA at the IdP (e.g. Okta: urn:okta:acr:2fa... ; Entra: http://schemas.microsoft.com/claims/multipleauthn)'),
+  ...SsoCommonSettings,
+});
+export type SamlSettings = z.infer<typeof SamlSettings>;
+
+
 export const TotpSettings = z.strictObject({ issuer: z.string().trim().min(1).max(100).default('Stagedoor') });
 export const LocalSettings = z.strictObject({});
 
@@ -90,6 +163,9 @@ const common = {
 };
 const mfaServerId = Uuid.nullable().optional().describe('a second-factor server (radius or totp) every user of this server must pass');
 const requiredForGroupIds = z.array(Uuid).max(1000).optional().describe('members of these groups must pass this second factor, whatever checked their password');
+
+/** An IdP group (an OIDC groups claim value, a SAML attribute value) → Stagedoor group; compared case-insensitively. */
+export const SsoGroupMapping = z.strictObject({ externalGroup: ExternalName.describe('the group as the IdP sends it (Entra ID: the group object id)'), groupId: Uuid });
 
 const LocalServer = z.strictObject({ kind: z.literal('local'), ...common, config: LocalSettings.default({}), mfaServerId });
 const LdapServer = z.strictObject({
@@ -109,6 +185,14 @@ const RadiusServer = z.strictObject({
   mfaServerId,
   requiredForGroupIds,
 });
+const OidcServer = z.strictObject({
+  kind: z.literal('oidc'),
+  ...common,
+  config: OidcSettings,
+  clientSecret: z.string().min(1).max(1024).describe('write-only; encrypted at rest; must be given again when the issuer or client id changes'),
+  mfaServerId,
+  groupMappings: z.array(SsoGroupMapping).max(1000).default([]),
+});
 const TotpServer = z.strictObject({ kind: z.literal('totp'), ...common, config: TotpSettings.default({ issuer: 'Stagedoor' }), requiredForGroupIds });
 const SamlServer = z.strictObject({
   kind: z.literal('saml'),
@@ -118,14 +202,21 @@ const SamlServer = z.strictObject({
   groupMappings: z.array(SsoGroupMapping).max(1000).default([]),
 });
 
-export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer, SamlServer]);
+export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer, OidcServer, SamlServer]);
 export type CreateAuthServer = z.infer<typeof CreateAuthServer>;
 
 /**
  * An auth server as `stagedoor apply` declares it: the create shape, except that secrets may be left
  * out of a file once the server exists (they are then kept as stored).
  */
-export const AuthServerSpec = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }), TotpServer, SamlServer]);
+export const AuthServerSpec = z.discriminatedUnion('kind', [
+  LocalServer,
+  LdapServer,
+  RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }),
+  TotpServer,
+  OidcServer.extend({ clientSecret: OidcServer.shape.clientSecret.optional() }),
+  SamlServer,
+]);
 export type AuthServerSpec = z.infer<typeof AuthServerSpec>;
 
 /** A change. `config`, when given, replaces the whole settings object and is checked against the server's kind. */
@@ -137,8 +228,9 @@ export const UpdateAuthServer = z.strictObject({
   config: z.record(z.string(), z.unknown()).optional(),
   bindPassword: z.string().min(1).max(1024).nullable().optional().describe('null removes it (anonymous search)'),
   sharedSecret: z.string().min(1).max(256).optional(),
+  clientSecret: z.string().min(1).max(1024).optional(),
   mfaServerId,
-  groupMappings: z.array(z.union([GroupMapping, SsoGroupMapping])).max(1000).optional().describe('ldap: directory group DNs; saml: group names as the IdP sends them'),
+  groupMappings: z.array(z.strictObject({ externalGroup: ExternalName, groupId: Uuid })).max(1000).optional().describe('ldap: DNs; oidc/saml: group names or ids as the IdP sends them'),
   requiredForGroupIds,
 });
 export type UpdateAuthServer = z.infer<typeof UpdateAuthServer>;
@@ -165,6 +257,10 @@ export const ReorderAuthServers = z.strictObject({ ids: z.array(Uuid).min(1).max
 export const TestAuthServer = z.strictObject({
   username: z.string().min(1).max(256).optional().describe('look this user up (LDAP) or send it (RADIUS) as part of the test'),
 });
+/** A sign-in button on the login page: public, so nothing but what the button needs. */
+export const SsoServerButton = z.object({ name: z.string(), kind: z.enum(['oidc', 'saml']), label: z.string(), startUrl: z.string() });
+export const SsoServerList = z.object({ items: z.array(SsoServerButton) });
+
 export const AuthServerTestResult = z.object({
   ok: z.boolean(),
   message: z.string(),
@@ -187,6 +283,11 @@ export const SiteAuthServer = z.discriminatedUnion('kind', [
   }),
   RadiusServer.omit({ mfaServerId: true, requiredForGroupIds: true }).extend({ ...siteMfaServer, ...siteRequiredFor, sharedSecret: RadiusServer.shape.sharedSecret.optional() }),
   TotpServer.omit({ requiredForGroupIds: true }).extend(siteRequiredFor),
+  OidcServer.omit({ mfaServerId: true, groupMappings: true }).extend({
+    ...siteMfaServer,
+    clientSecret: OidcServer.shape.clientSecret.optional(),
+    groupMappings: z.array(z.strictObject({ externalGroup: SsoGroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),
+  }),
   SamlServer.omit({ mfaServerId: true, groupMappings: true }).extend({
     ...siteMfaServer,
     groupMappings: z.array(z.strictObject({ externalGroup: SsoGroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),

@@ -56,6 +56,12 @@ const envSchema = z.object({
   STAGEDOOR_LOCKOUT_WINDOW_MINUTES: positiveInt('a positive number of minutes').default(15),
   STAGEDOOR_LOCKOUT_MINUTES: positiveInt('a positive number of minutes').default(15),
   STAGEDOOR_MFA_TIMEOUT_SECONDS: positiveInt('a positive number of seconds').max(3600, 'must be at most 3600').default(300),
+  STAGEDOOR_PUBLIC_URL: z
+    .string()
+    .url('must be a URL such as https://stagedoor.example.com')
+    .regex(/^https?:\/\/[^/?#]+\/?$/, 'must be scheme://host[:port] without a path')
+    .transform((u) => u.replace(/\/$/, ''))
+    .optional(),
   STAGEDOOR_MFA_MAX_ATTEMPTS: positiveInt('a positive whole number').max(20, 'must be at most 20').default(5),
   STAGEDOOR_AUDIT_RETENTION_DAYS: z.coerce.number({ error: 'must be a number of days' }).int('must be a whole number of days').min(0, 'must be 0 (keep forever) or more days').default(400),
   STAGEDOOR_AUDIT_REFUSALS_PER_MINUTE: positiveInt('a positive whole number').default(20),
@@ -109,6 +115,11 @@ export interface Config {
   signIn: {
     lockout: { accountThreshold: number; addressThreshold: number; windowMs: number; durationMs: number };
     mfa: { pendingTtlMs: number; maxAttempts: number };
+    /**
+     * Where browsers reach this broker (behind the ALB: its https:// name). SSO redirect URIs are built
+     * from it, never from the Host header, which a client chooses. Null: SSO sign-in is unavailable.
+     */
+    publicUrl: string | null;
   };
   jobs: { enabled: boolean; housekeepingIntervalMs: number; timersIntervalMs: number };
   /** Audit trail retention (0 days: forever) and the per-address cap on refusal rows. */
@@ -186,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
         durationMs: e.STAGEDOOR_LOCKOUT_MINUTES * 60_000,
       },
       mfa: { pendingTtlMs: e.STAGEDOOR_MFA_TIMEOUT_SECONDS * 1000, maxAttempts: e.STAGEDOOR_MFA_MAX_ATTEMPTS },
+      publicUrl: e.STAGEDOOR_PUBLIC_URL ?? null,
     },
     gateway: {
       heartbeatSeconds: e.STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS,

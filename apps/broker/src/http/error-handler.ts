@@ -14,7 +14,7 @@ import {
   isDatabaseUnavailable,
 } from '../domain/errors.ts';
 import { HostUnresolvableError } from '../domain/workstations/host-names.ts';
-import { LoginLockedError, MfaFailedError } from '../domain/identity/sign-in-errors.ts';
+import { LoginLockedError, MfaFailedError, SsoRefusedError } from '../domain/identity/sign-in-errors.ts';
 import { ProviderError, type ProviderErrorKind } from '../providers/cloud/cloud-provider.ts';
 
 /** The one place where errors become HTTP. Domain code never chooses a status code. */
@@ -31,6 +31,7 @@ const STATUS: [new (...args: never[]) => DomainError, number][] = [
   [HostUnresolvableError, 409],
   [UnavailableError, 503],
   [MfaFailedError, 401],
+  [SsoRefusedError, 401],
   [LoginLockedError, 429],
 ];
 

@@ -18,8 +18,10 @@ import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
 import type { LdapSettings, RadiusSettings, SamlSettings } from '@stagedoor/contract';
 import { groups, users } from './identity.ts';
 
-/** `oidc` and `saml` come later: widening a check constraint is a one-line migration, a pg enum is not. */
-export const AUTH_SERVER_KINDS = ['local', 'ldap', 'radius', 'totp', 'saml'] as const;
+/** Text + check rather than a pg enum: widening a check constraint is a one-line migration. */
+export const AUTH_SERVER_KINDS = ['local', 'ldap', 'radius', 'totp', 'oidc', 'saml'] as const;
+/** Sign-in at an identity provider that redirects back (no password ever reaches Stagedoor). */
+export const SSO_KINDS = ['oidc', 'saml'] as const;
 export type AuthServerKind = (typeof AUTH_SERVER_KINDS)[number];
 
 /** `primary` checks passwords, in `position` order; `second-factor` is only ever reached through `mfa_server_id`. */
@@ -74,10 +76,10 @@ export const authServers = pgTable(
     check('auth_servers_name_check', sql`length(${t.name}) between 1 and 128`),
     check('auth_servers_kind_check', oneOf(sql`${t.kind}`, AUTH_SERVER_KINDS)),
     check('auth_servers_purpose_check', oneOf(sql`${t.purpose}`, AUTH_SERVER_PURPOSES)),
-    // local and ldap check passwords, saml signs in through the IdP; totp is only a second factor; radius may be either.
+    // local, ldap and the SSO kinds sign people in; totp is only a second factor; radius may be either.
     check(
       'auth_servers_kind_purpose_check',
-      sql`(${t.kind} in ('local', 'ldap', 'saml') and ${t.purpose} = 'primary')
+      sql`(${t.kind} in ('local', 'ldap', 'oidc', 'saml') and ${t.purpose} = 'primary')
         or (${t.kind} = 'totp' and ${t.purpose} = 'second-factor')
         or ${t.kind} = 'radius'`,
     ),

@@ -8,3 +8,4 @@ export * from './pools.ts';
 export * from './policies.ts';
 export * from './connections.ts';
 export * from './saml.ts';
+export * from './sso.ts';

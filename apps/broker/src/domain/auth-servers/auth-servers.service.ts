@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { z } from 'zod';
-import { AuthServerSpec, CreateAuthServer, GroupMapping, type AuthServerKind, type SamlSettings, type UpdateAuthServer } from '@stagedoor/contract';
+import { AuthServerSpec, CreateAuthServer, type AuthServerKind, type SamlSettings, type UpdateAuthServer } from '@stagedoor/contract';
 import type { Db, DbOrTx, Tx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
@@ -78,7 +77,11 @@ export class AuthServersService {
       enabled: input.enabled,
       position: input.position,
       config: input.config,
-      secrets: { bindPassword: 'bindPassword' in input ? input.bindPassword : undefined, sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined },
+      secrets: {
+        bindPassword: 'bindPassword' in input ? input.bindPassword : undefined,
+        sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined,
+        clientSecret: 'clientSecret' in input ? input.clientSecret : undefined,
+      },
       mfaServerId: 'mfaServerId' in input ? (input.mfaServerId ?? null) : null,
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? input.requiredForGroupIds : undefined,
@@ -97,12 +100,14 @@ export class AuthServersService {
         const secrets: AuthServerSecrets = {
           bindPassword: patch.bindPassword === null ? undefined : (patch.bindPassword ?? old.bindPassword),
           sharedSecret: patch.sharedSecret ?? old.sharedSecret,
+          clientSecret: patch.clientSecret ?? old.clientSecret,
           // Kept across changes: the IdP has the certificate, a new key would break signed requests.
           spPrivateKey: old.spPrivateKey,
           spCertificate: old.spCertificate,
         };
         if (patch.bindPassword !== undefined && kind !== 'ldap') invalid('bindPassword', `only ldap servers have a bind password, this one is ${kind}`);
         if (patch.sharedSecret !== undefined && kind !== 'radius') invalid('sharedSecret', `only radius servers have a shared secret, this one is ${kind}`);
+        if (patch.clientSecret !== undefined && kind !== 'oidc') invalid('clientSecret', `only oidc servers have a client secret, this one is ${kind}`);
         if (patch.config !== undefined) this.#requireSecretForNewDestination(kind, current, patch, old);
         await this.#write(actor, tx, id, current, {
           name: patch.name ?? current.name,
@@ -139,6 +144,7 @@ export class AuthServersService {
       purpose: 'purpose' in input ? input.purpose : undefined,
       bindPassword: 'bindPassword' in input ? input.bindPassword : undefined,
       sharedSecret: 'sharedSecret' in input ? input.sharedSecret : undefined,
+      clientSecret: 'clientSecret' in input ? input.clientSecret : undefined,
       mfaServerId: 'mfaServerId' in input ? (input.mfaServerId ?? null) : undefined,
       groupMappings: 'groupMappings' in input ? input.groupMappings : undefined,
       requiredForGroupIds: 'requiredForGroupIds' in input ? (input.requiredForGroupIds ?? []) : undefined,
@@ -152,7 +158,7 @@ export class AuthServersService {
   #requireSecretForNewDestination(kind: AuthServerKind, current: AuthServerRow, patch: UpdateAuthServer, stored: AuthServerSecrets): void {
     const why = secretDestinationChange(kind, current.config, settingsFor(kind, patch.config));
     if (!why) return;
-    const field = kind === 'ldap' ? 'bindPassword' : 'sharedSecret';
+    const field = kind === 'ldap' ? 'bindPassword' : kind === 'oidc' ? 'clientSecret' : 'sharedSecret';
     if (stored[field] !== undefined && patch[field] === undefined) {
       invalid(field, `must be given again with this change (${why}): a stored secret is only sent where it was entered for`);
     }
@@ -171,6 +177,7 @@ export class AuthServersService {
       purpose: () => patch.purpose === row.purpose,
       bindPassword: () => patch.bindPassword === stored.bindPassword,
       sharedSecret: () => patch.sharedSecret === stored.sharedSecret,
+      clientSecret: () => patch.clientSecret === stored.clientSecret,
       mfaServerId: () => (patch.mfaServerId ?? null) === row.mfaServerId,
       groupMappings: () =>
         sameJson(sorted((patch.groupMappings ?? []).map((m) => `${normalizeDn(m.externalGroup)}\n${m.groupId}`)), sorted(current.mappings.map((m) => `${m.externalGroup}\n${m.groupId}`))),
@@ -248,6 +255,11 @@ export class AuthServersService {
     return this.deps.connectors.verifier(row);
   }
 
+  /** An OIDC server's client secret, opened for one token request; never returned by the API. */
+  clientSecretFor(row: AuthServerRow): string {
+    return this.deps.connectors.open(row).clientSecret ?? '';
+  }
+
   /** The Stagedoor groups `externalDns` map to on this server, and every group the server maps into (the ones a login refreshes). */
   async mappedGroupIds(serverId: string, externalDns: string[], db?: DbOrTx): Promise<{ groupIds: string[]; managed: string[] }> {
     const rows = await this.deps.repo.mappings([serverId], db);
@@ -265,12 +277,12 @@ export class AuthServersService {
     const config = settingsFor(d.kind, d.config);
     if (d.kind === 'ldap' && (config as { bindDn?: string }).bindDn && !d.secrets.bindPassword) invalid('bindPassword', 'is required when config.bindDn is set');
     if (d.kind === 'radius' && !d.secrets.sharedSecret) invalid('sharedSecret', 'is required');
+    if (d.kind === 'oidc' && !d.secrets.clientSecret) invalid('clientSecret', 'is required');
+    if (d.kind === 'ldap') d.groupMappings?.forEach((m, i) => /=/.test(m.externalGroup) || invalid(`groupMappings[${i}].externalGroup`, 'must be a distinguished name such as cn=artists,dc=example,dc=org'));
     if (d.kind === 'totp' && !this.deps.secrets.available) {
       throw new InvalidInputError('TOTP secrets are stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
     }
-    if (d.groupMappings?.length && d.kind !== 'ldap' && d.kind !== 'saml') invalid('groupMappings', 'only ldap and saml servers map groups');
-    // ldap mappings name DNs; the update shape also accepts the SSO form (any group name), so check here.
-    if (d.kind === 'ldap' && d.groupMappings) parseOrThrow(z.array(GroupMapping), d.groupMappings, 'groupMappings');
+    if (d.groupMappings?.length && !['ldap', 'oidc', 'saml'].includes(d.kind)) invalid('groupMappings', 'only ldap, oidc and saml servers map groups');
     if (d.kind === 'saml' && (config as SamlSettings).signRequests && !d.secrets.spPrivateKey) {
       if (!this.deps.secrets.available) {
         throw new InvalidInputError('the SAML signing key is stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);

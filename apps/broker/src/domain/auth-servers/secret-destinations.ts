@@ -1,4 +1,4 @@
-import type { LdapSettings, RadiusSettings } from '@stagedoor/contract';
+import type { LdapSettings, OidcSettings, RadiusSettings } from '@stagedoor/contract';
 import type { AuthServerConfig } from '../../db/schema/index.ts';
 
 /**
@@ -28,6 +28,12 @@ export function secretDestinationChange(kind: string, before: AuthServerConfig, 
     const known = new Set(((before as Partial<RadiusSettings>).servers ?? []).map(key));
     const added = ((after as Partial<RadiusSettings>).servers ?? []).map(key).filter((k) => !known.has(k));
     return added.length ? `new server ${added.join(', ')}` : null;
+  }
+  if (kind === 'oidc') {
+    // The client secret goes to the issuer's token endpoint: another issuer (or client) must be told it anew.
+    const [b, a] = [before as Partial<OidcSettings>, after as Partial<OidcSettings>];
+    if (normalizeUrl(a.issuer ?? '') !== normalizeUrl(b.issuer ?? '')) return 'another issuer';
+    if ((a.clientId ?? '') !== (b.clientId ?? '')) return 'another client id';
   }
   return null;
 }

@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import type { z } from 'zod';
-import { LdapSettings, LocalSettings, RadiusSettings, SamlSettings, TotpSettings, type AuthServerKind } from '@stagedoor/contract';
+import { LdapSettings, LocalSettings, OidcSettings, RadiusSettings, SamlSettings, TotpSettings, type AuthServerKind } from '@stagedoor/contract';
 import { ldapFilterProblem } from '../../providers/directory/ldap.ts';
 import { InvalidInputError, type FieldProblem } from '../errors.ts';
 import type { AuthServerConfig } from '../../db/schema/index.ts';
 
-const SETTINGS: Record<AuthServerKind, z.ZodType> = { local: LocalSettings, ldap: LdapSettings, radius: RadiusSettings, totp: TotpSettings, saml: SamlSettings };
+const SETTINGS: Record<AuthServerKind, z.ZodType> = { local: LocalSettings, ldap: LdapSettings, radius: RadiusSettings, totp: TotpSettings, oidc: OidcSettings, saml: SamlSettings };
 
 /** Parse `value` with a contract schema, or throw an `InvalidInputError` naming each bad field under `prefix`. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix = ''): z.output<S> {
@@ -50,7 +50,7 @@ export function settingsFor(kind: AuthServerKind, config: unknown): AuthServerCo
 /** local and ldap check passwords; totp is only a second factor; radius may be either (the table's check constraint, as a readable error). */
 export function purposeFor(kind: AuthServerKind, purpose: 'primary' | 'second-factor' | undefined): 'primary' | 'second-factor' {
   const want = purpose ?? (kind === 'totp' || kind === 'radius' ? 'second-factor' : 'primary');
-  if ((kind === 'local' || kind === 'ldap') && want !== 'primary') invalid('purpose', `a ${kind} server checks passwords: its purpose is primary`);
+  if ((kind === 'local' || kind === 'ldap' || kind === 'oidc') && want !== 'primary') invalid('purpose', `a ${kind} server checks passwords: its purpose is primary`);
   if (kind === 'saml' && want !== 'primary') invalid('purpose', 'a saml server signs users in: its purpose is primary');
   if (kind === 'totp' && want !== 'second-factor') invalid('purpose', 'totp is a second factor only');
   return want;

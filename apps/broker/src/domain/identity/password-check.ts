@@ -1,14 +1,9 @@
-import type { Logger } from 'pino';
-import type { Db } from '../../db/database.ts';
 import type { AuthServerRow } from '../auth-servers/auth-servers.repository.ts';
 import type { AuthServersService } from '../auth-servers/auth-servers.service.ts';
-import type { Clock } from '../clock.ts';
-import { isUniqueViolation } from '../errors.ts';
 import type { DirectoryUser, MfaAnswer } from './directory.ts';
 import { burnPasswordCheck, verifyPassword } from './passwords.ts';
 import type { UserRow, UsersRepository } from './users.repository.ts';
-import type { AccessEnded, AccessReview } from '../connections/access-review.ts';
-import { systemActor } from './actor.ts';
+import type { ExternalProvisioning } from './provision.ts';
 
 export type PasswordOutcome =
   | {
@@ -39,7 +34,7 @@ type Step = PasswordOutcome | 'unknown';
  *   the next one could let a weaker check decide.
  */
 export class PasswordCheck {
-  constructor(private readonly deps: { db: Db; users: UsersRepository; authServers: AuthServersService; clock: Clock; log: Logger; access: Pick<AccessReview, 'enforce' | 'finish'> }) {}
+  constructor(private readonly deps: { users: UsersRepository; authServers: AuthServersService; provisioning: ExternalProvisioning }) {}
 
   async check(login: string, password: string, guard: LockGuard): Promise<PasswordOutcome> {
     const servers = await this.deps.authServers.rows();
@@ -93,45 +88,10 @@ export class PasswordCheck {
     return this.#provision(server, { dn: '', username: login, displayName: null, email: null, disabled: false }, null, answer.kind === 'challenge' ? answer : null);
   }
 
-  /**
-   * Create or refresh the Stagedoor user for a directory (or RADIUS) user, and their mapped groups.
-   * A name that belongs to a local user or to another server is refused, never merged: a directory
-   * must not be able to take over the local `admin`.
-   */
+  /** The directory (or RADIUS) user as a Stagedoor user, with their mapped groups: the rule is ExternalProvisioning's. */
   async #provision(server: AuthServerRow, du: DirectoryUser, directoryGroups: string[] | null, challenge: Extract<MfaAnswer, { kind: 'challenge' }> | null = null): Promise<PasswordOutcome> {
-    const { users, clock } = this.deps;
-    let ended: AccessEnded | null = null;
-    const attempt = async (): Promise<PasswordOutcome> =>
-      this.deps.db.transaction(async (tx) => {
-        const now = clock.now();
-        let row = await users.findByUsername(du.username, tx);
-        if (row && row.authServerId && row.authServerId !== server.id) return { ok: false, reason: 'the username belongs to another auth server', server, user: row, canonical: du.username } as const;
-        if (row && !row.authServerId && row.passwordHash) return { ok: false, reason: 'the username belongs to a local user', server, user: row, canonical: du.username } as const;
-        const profile = server.kind === 'ldap' ? { displayName: du.displayName, email: du.email } : {};
-        row = row
-          ? (await users.update(row.id, { authServerId: server.id, ...profile, updatedAt: now }, tx))!
-          : await users.insert({ username: du.username, role: 'user', authServerId: server.id, ...profile, createdAt: now, updatedAt: now }, tx);
-        let groups: { added: string[]; removed: string[] } | null = null;
-        if (directoryGroups) {
-          const mapped = await this.deps.authServers.mappedGroupIds(server.id, directoryGroups, tx);
-          groups = await users.syncManagedGroups(row.id, mapped.managed, mapped.groupIds, tx);
-          // The directory took groups away (or gave one that puts another policy first): what the
-          // user may no longer hold ends with this sign-in's commit.
-          if (groups.added.length || groups.removed.length) {
-            ended = await this.deps.access.enforce({ ...systemActor, username: `directory:${server.name}` }, 'groups-changed', [row.id], tx);
-          }
-        }
-        return { ok: true, user: row, server, challenge, groups } as const;
-      });
-    let outcome: PasswordOutcome;
-    try {
-      outcome = await attempt();
-    } catch (err) {
-      // Two first logins of the same user at once: the loser finds the row the winner created.
-      if (!isUniqueViolation(err)) throw err;
-      outcome = await attempt();
-    }
-    if (ended) this.deps.access.finish(ended, 'groups-changed');
-    return outcome;
+    const r = await this.deps.provisioning.provision(server, du, directoryGroups, { refreshProfile: server.kind === 'ldap' });
+    if (!r.ok) return { ok: false, reason: r.reason, server, user: r.user, canonical: du.username };
+    return { ok: true, user: r.user, server, challenge, groups: r.groups };
   }
 }

@@ -30,3 +30,12 @@ export class SignInUnavailableError extends UnavailableError {
     super('sign-in is unavailable right now: a server that checks this account cannot be reached or gave an answer that cannot be trusted. Try again later, or give the request id to your administrator', undefined, { cause });
   }
 }
+
+/**
+ * A single sign-on attempt was refused: the identity provider's answer did not pass a check (state,
+ * signature, audience, expiry, a replay), or the person it names may not sign in here. The message
+ * says what to do, without the token's contents; the audit row keeps the reason.
+ */
+export class SsoRefusedError extends DomainError {
+  readonly code = 'sso_refused';
+}

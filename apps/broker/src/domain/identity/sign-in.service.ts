@@ -178,6 +178,19 @@ export class SignInService {
     throw new MfaFailedError(`the code was refused: ${verdict.reason}`);
   }
 
+  /**
+   * After a sign-in at an identity provider (OIDC, SAML): the same second-factor rules as after a
+   * password, unless the IdP already did MFA and the auth server trusts that (`skipSecondFactor`).
+   * There is no password here, so a RADIUS second factor asks for a code.
+   */
+  async afterExternalSignIn(user: UserRow, server: AuthServerRow, ctx: LoginContext, details: Record<string, unknown>, opts: { skipSecondFactor: boolean }): Promise<SignInResult> {
+    if (opts.skipSecondFactor) {
+      await this.deps.throttle.succeeded([user.username]);
+      return { kind: 'session', ...(await this.deps.auth.openSession(user, ctx, details)) };
+    }
+    return this.#afterPrimary(user, server, null, ctx, details);
+  }
+
   /** After the password: a session, or the first exchange of the second factor. */
   async #afterPrimary(user: UserRow, server: AuthServerRow | null, password: string | null, ctx: LoginContext, details: Record<string, unknown>): Promise<SignInResult> {
     const factor = await this.#requiredFactor(user, server);

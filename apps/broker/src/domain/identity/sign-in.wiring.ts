@@ -13,6 +13,12 @@ import { LoginThrottleService } from './login-throttle.service.ts';
 import { LoginThrottlesRepository } from './login-throttles.repository.ts';
 import { MfaRepository } from './mfa.repository.ts';
 import { PasswordCheck } from './password-check.ts';
+import { ExternalProvisioning } from './provision.ts';
+import { SsoSignIn } from './sso/complete-sign-in.ts';
+import { OidcSignInService } from './sso/oidc-sign-in.service.ts';
+import { OidcClient } from '../../providers/oidc/oidc-client.ts';
+import { SsoIdentitiesRepository } from './sso/sso-identities.repository.ts';
+import { SsoStatesRepository } from './sso/sso-states.repository.ts';
 import { SignInService } from './sign-in.service.ts';
 import { TotpService } from './totp.service.ts';
 import type { UsersRepository } from './users.repository.ts';
@@ -45,7 +51,12 @@ export function createSignInServices(deps: {
   const mfa = new MfaRepository(db);
   const throttle = new LoginThrottleService({ repo: new LoginThrottlesRepository(db), audit, clock, policy: deps.config.signIn.lockout, log });
   const totp = new TotpService({ db, repo: mfa, secrets, audit, clock });
-  const passwords = new PasswordCheck({ db, users: deps.users, authServers, clock, log, access: deps.access });
+  const provisioning = new ExternalProvisioning({ db, users: deps.users, authServers, identities: new SsoIdentitiesRepository(db), clock, access: deps.access });
+  const passwords = new PasswordCheck({ users: deps.users, authServers, provisioning });
   const signIn = new SignInService({ db, users: deps.users, passwords, authServers, auth: deps.auth, throttle, totp, mfa, audit, clock, log, policy: deps.config.signIn.mfa });
-  return { authServers, loginThrottle: throttle, totp, signIn };
+  // Both SSO kinds (OIDC, SAML) end here, and keep their one-time state in `ssoStates`.
+  const sso = new SsoSignIn({ authServers, provisioning, signIn, audit });
+  const ssoStates = new SsoStatesRepository(db);
+  const oidc = new OidcSignInService({ authServers, states: ssoStates, sso, client: new OidcClient(), clock, publicUrl: deps.config.signIn.publicUrl });
+  return { authServers, loginThrottle: throttle, totp, signIn, sso, ssoStates, oidc };
 }

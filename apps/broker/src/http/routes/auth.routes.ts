@@ -15,16 +15,7 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { auth, signIn } = deps.services;
 
-  const ctx = (request: FastifyRequest) => ({ sourceAddress: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id) });
-  const answer = (request: FastifyRequest, reply: FastifyReply, result: SignInResult) => {
-    if (result.kind === 'mfa') {
-      // No session cookie until the second factor is done.
-      const { factor, prompt, loginToken, expiresAt, enrollment } = result;
-      return { mfaRequired: { factor, loginToken, expiresAt: iso(expiresAt), ...(prompt ? { prompt } : {}), ...(enrollment ? { enrollment } : {}) } };
-    }
-    setSessionCookie(reply, result.token, result.session.expiresAt, deps.secureCookie === 'always' || request.protocol === 'https');
-    return { user: userDto(result.user), csrfToken: result.session.csrfToken, expiresAt: iso(result.session.expiresAt), ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}) };
-  };
+  const answer = (request: FastifyRequest, reply: FastifyReply, result: SignInResult) => signInAnswer(request, reply, result, deps.secureCookie);
 
   r.post(
     '/api/v1/auth/login',
@@ -115,11 +106,25 @@ export function authRoutes(app: FastifyInstance, deps: { services: Services; log
   );
 }
 
+export const loginContext = (request: FastifyRequest) => ({ sourceAddress: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id) });
+const ctx = loginContext;
+
+/** The answer to a finished sign-in step (password, second factor, SSO hand-off): the session cookie, or which factor is due. */
+export function signInAnswer(request: FastifyRequest, reply: FastifyReply, result: SignInResult, secureCookie: 'always' | 'when-https') {
+  if (result.kind === 'mfa') {
+    // No session cookie until the second factor is done.
+    const { factor, prompt, loginToken, expiresAt, enrollment } = result;
+    return { mfaRequired: { factor, loginToken, expiresAt: iso(expiresAt), ...(prompt ? { prompt } : {}), ...(enrollment ? { enrollment } : {}) } };
+  }
+  setSessionCookie(reply, result.token, result.session.expiresAt, secureCookie === 'always' || request.protocol === 'https');
+  return { user: userDto(result.user), csrfToken: result.session.csrfToken, expiresAt: iso(result.session.expiresAt), ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}) };
+}
+
 /**
  * `secure`: always in the production role, whatever the request looked like (a proxy whose
  * X-Forwarded-Proto is not trusted must not downgrade the cookie); otherwise when the user reached us
  * over HTTPS (directly, or via a trusted proxy's X-Forwarded-Proto), so `stagedoor dev` works on http.
  */
-function setSessionCookie(reply: FastifyReply, token: string, expiresAt: Date, secure: boolean): void {
+export function setSessionCookie(reply: FastifyReply, token: string, expiresAt: Date, secure: boolean): void {
   reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure, expires: expiresAt });
 }

@@ -17,13 +17,7 @@ CREATE TABLE "saml_requests" (
 	CONSTRAINT "saml_requests_return_to_check" CHECK (left("saml_requests"."return_to", 1) = '/' and left("saml_requests"."return_to", 2) <> '//')
 );
 --> statement-breakpoint
-ALTER TABLE "auth_servers" DROP CONSTRAINT "auth_servers_kind_check";--> statement-breakpoint
-ALTER TABLE "auth_servers" DROP CONSTRAINT "auth_servers_kind_purpose_check";--> statement-breakpoint
 ALTER TABLE "saml_assertions" ADD CONSTRAINT "saml_assertions_auth_server_id_auth_servers_id_fk" FOREIGN KEY ("auth_server_id") REFERENCES "public"."auth_servers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "saml_requests" ADD CONSTRAINT "saml_requests_auth_server_id_auth_servers_id_fk" FOREIGN KEY ("auth_server_id") REFERENCES "public"."auth_servers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "saml_assertions_expires_idx" ON "saml_assertions" USING btree ("expires_at");--> statement-breakpoint
-CREATE INDEX "saml_requests_expires_idx" ON "saml_requests" USING btree ("expires_at");--> statement-breakpoint
-ALTER TABLE "auth_servers" ADD CONSTRAINT "auth_servers_kind_check" CHECK ("auth_servers"."kind" in ('local', 'ldap', 'radius', 'totp', 'saml'));--> statement-breakpoint
-ALTER TABLE "auth_servers" ADD CONSTRAINT "auth_servers_kind_purpose_check" CHECK (("auth_servers"."kind" in ('local', 'ldap', 'saml') and "auth_servers"."purpose" = 'primary')
-        or ("auth_servers"."kind" = 'totp' and "auth_servers"."purpose" = 'second-factor')
-        or "auth_servers"."kind" = 'radius');
+CREATE INDEX "saml_requests_expires_idx" ON "saml_requests" USING btree ("expires_at");
