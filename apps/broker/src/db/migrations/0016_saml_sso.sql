@@ -7,17 +7,5 @@ CREATE TABLE "saml_assertions" (
 	CONSTRAINT "saml_assertions_id_check" CHECK (length("saml_assertions"."assertion_id") between 1 and 256)
 );
 --> statement-breakpoint
-CREATE TABLE "saml_requests" (
-	"id" text PRIMARY KEY NOT NULL,
-	"auth_server_id" uuid NOT NULL,
-	"return_to" text DEFAULT '/' NOT NULL,
-	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"expires_at" timestamp with time zone NOT NULL,
-	CONSTRAINT "saml_requests_id_check" CHECK (length("saml_requests"."id") between 1 and 256),
-	CONSTRAINT "saml_requests_return_to_check" CHECK (left("saml_requests"."return_to", 1) = '/' and left("saml_requests"."return_to", 2) <> '//')
-);
---> statement-breakpoint
 ALTER TABLE "saml_assertions" ADD CONSTRAINT "saml_assertions_auth_server_id_auth_servers_id_fk" FOREIGN KEY ("auth_server_id") REFERENCES "public"."auth_servers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "saml_requests" ADD CONSTRAINT "saml_requests_auth_server_id_auth_servers_id_fk" FOREIGN KEY ("auth_server_id") REFERENCES "public"."auth_servers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "saml_assertions_expires_idx" ON "saml_assertions" USING btree ("expires_at");--> statement-breakpoint
-CREATE INDEX "saml_requests_expires_idx" ON "saml_requests" USING btree ("expires_at");
+CREATE INDEX "saml_assertions_expires_idx" ON "saml_assertions" USING btree ("expires_at");

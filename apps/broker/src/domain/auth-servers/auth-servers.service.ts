@@ -260,6 +260,12 @@ export class AuthServersService {
     return this.deps.connectors.open(row).clientSecret ?? '';
   }
 
+  /** A saml server's SP key pair (only when it signs requests), opened for one use. */
+  samlKeysFor(row: AuthServerRow): { spPrivateKey?: string; spCertificate?: string } {
+    const { spPrivateKey, spCertificate } = this.deps.connectors.open(row);
+    return { spPrivateKey, spCertificate };
+  }
+
   /** The Stagedoor groups `externalDns` map to on this server, and every group the server maps into (the ones a login refreshes). */
   async mappedGroupIds(serverId: string, externalDns: string[], db?: DbOrTx): Promise<{ groupIds: string[]; managed: string[] }> {
     const rows = await this.deps.repo.mappings([serverId], db);

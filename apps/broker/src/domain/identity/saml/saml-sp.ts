@@ -11,8 +11,9 @@ export const MAX_ASSERTION_AGE_MS = 10 * 60_000;
 
 /** The SP's URLs, all from the configured public URL: never from the Host header, which the client chooses. */
 export function spUrls(publicUrl: string, serverName: string) {
-  const base = `${publicUrl.replace(/\/+$/, '')}/api/v1/auth-servers/${encodeURIComponent(serverName)}/saml`;
-  return { metadata: `${base}/metadata`, acs: `${base}/acs`, login: `${base}/login` };
+  const root = publicUrl.replace(/\/+$/, '');
+  const name = encodeURIComponent(serverName);
+  return { metadata: `${root}/api/v1/auth-servers/${name}/saml/metadata`, acs: `${root}/api/v1/auth/saml/${name}/acs`, start: `${root}/api/v1/auth/saml/${name}/start` };
 }
 
 export function spEntityId(settings: SamlSettings, publicUrl: string, serverName: string): string {
@@ -88,11 +89,21 @@ export function assertionFacts(profile: Profile): AssertionFacts {
 }
 type XmlNode = Record<string, unknown>;
 
-/** The Response's own Destination attribute (outside the signed assertion, so only a consistency check). */
-export function responseDestination(samlResponseXml: string | undefined): string | null {
-  if (!samlResponseXml) return null;
-  const doc = new DOMParser().parseFromString(samlResponseXml, 'text/xml');
-  return doc.documentElement?.getAttribute('Destination') || null;
+/**
+ * The Response element's InResponseTo and Destination, read before any check (to find the request
+ * to spend); null when the text is not a SAML Response. Neither is trusted: the request id only
+ * selects which pending request the response must then prove it answers.
+ */
+export function responseFacts(samlResponse: string): { inResponseTo: string | null; destination: string | null } | null {
+  try {
+    const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
+    const doc = new DOMParser({ errorHandler: { warning: () => {}, error: () => {}, fatalError: () => {} } }).parseFromString(xml, 'text/xml');
+    const root = doc?.documentElement;
+    if (!root || root.localName !== 'Response') return null;
+    return { inResponseTo: root.getAttribute('InResponseTo') || null, destination: root.getAttribute('Destination') || null };
+  } catch {
+    return null;
+  }
 }
 
 /** An attribute's values as strings (xml2js gives a string, an array, or objects for typed values). */

@@ -1,39 +1,14 @@
-import { and, eq, gt, lt } from 'drizzle-orm';
+import { lt } from 'drizzle-orm';
 import type { DbOrTx } from '../../../db/database.ts';
-import { samlAssertions, samlRequests } from '../../../db/schema/index.ts';
-
-export type SamlRequestRow = typeof samlRequests.$inferSelect;
+import { samlAssertions } from '../../../db/schema/index.ts';
 
 /**
- * The SAML state every broker node must share: the AuthnRequests we sent (so a response's
- * InResponseTo is checked against PostgreSQL, not one node's memory) and the assertion IDs already
- * used. Both "use once" rules are single statements whose outcome PostgreSQL decides: a DELETE …
- * RETURNING that only one caller can win, and an INSERT whose primary key refuses the second.
+ * Assertion IDs already used to sign in, shared by every broker node: recording one is an INSERT
+ * whose primary key refuses the second use, so PostgreSQL decides which of two racing nodes wins.
+ * (The AuthnRequest ids live in the shared `sso_states`, purpose `saml-request`.)
  */
 export class SamlRepository {
   constructor(private readonly db: DbOrTx) {}
-
-  async saveRequest(row: { id: string; authServerId: string; returnTo: string; createdAt: Date; expiresAt: Date }, db: DbOrTx = this.db): Promise<void> {
-    await db.insert(samlRequests).values(row);
-  }
-
-  /** A pending request, without using it up (node-saml looks before it checks the signature). */
-  async findRequest(id: string, authServerId: string, now: Date, db: DbOrTx = this.db): Promise<SamlRequestRow | undefined> {
-    const [row] = await db
-      .select()
-      .from(samlRequests)
-      .where(and(eq(samlRequests.id, id), eq(samlRequests.authServerId, authServerId), gt(samlRequests.expiresAt, now)));
-    return row;
-  }
-
-  /** Use the request up; undefined when it is unknown, expired, or another node used it first. */
-  async consumeRequest(id: string, authServerId: string, now: Date, db: DbOrTx = this.db): Promise<SamlRequestRow | undefined> {
-    const [row] = await db
-      .delete(samlRequests)
-      .where(and(eq(samlRequests.id, id), eq(samlRequests.authServerId, authServerId), gt(samlRequests.expiresAt, now)))
-      .returning();
-    return row;
-  }
 
   /** Record an assertion as used; false when it already was (on any node). */
   async recordAssertion(row: { authServerId: string; assertionId: string; createdAt: Date; expiresAt: Date }, db: DbOrTx = this.db): Promise<boolean> {
@@ -41,9 +16,8 @@ export class SamlRepository {
     return inserted.length === 1;
   }
 
-  /** Forget requests and assertions past their expiry (an expired assertion is refused on its dates anyway). */
+  /** Forget assertions past their expiry (an expired assertion is refused on its dates anyway). */
   async sweep(now: Date, db: DbOrTx = this.db): Promise<void> {
-    await db.delete(samlRequests).where(lt(samlRequests.expiresAt, now));
     await db.delete(samlAssertions).where(lt(samlAssertions.expiresAt, now));
   }
 }
