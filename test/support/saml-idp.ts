@@ -46,20 +46,26 @@ export async function startTestIdp(opts: { host?: string } = {}): Promise<TestId
   const base = `http://${host}:${(server.address() as AddressInfo).port}`;
   const entityId = `${base}/metadata`;
   const ssoUrl = `${base}/sso`;
-  const idp = samlify.IdentityProvider({
+  const settings = {
     entityID: entityId,
     signingCert: keys.spCertificate,
     privateKey: keys.spPrivateKey,
     singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: ssoUrl }],
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
     requestSignatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-  });
+  };
+  const idp = samlify.IdentityProvider(settings);
+  // A signed AuthnRequest is verified against the certificate in the SP metadata, as a real IdP does.
+  const idpCheckingSignatures = samlify.IdentityProvider({ ...settings, wantAuthnRequestsSigned: true });
 
   async function respond(redirectUrl: string, spMetadataXml: string, user: SamlUser, tamper: Tamper = {}) {
     const metadata = tamper.unsignedAssertion ? spMetadataXml.replace('WantAssertionsSigned="true"', 'WantAssertionsSigned="false"') : spMetadataXml;
     const sp = samlify.ServiceProvider({ metadata });
     const url = new URL(redirectUrl);
-    const { extract } = await idp.parseLoginRequest(sp, 'redirect', { query: Object.fromEntries(url.searchParams), octetString: url.search.slice(1) });
+    // The signed octet string: the query as sent, without the Signature parameter (SAML bindings 3.4.4.1).
+    const octetString = url.search.slice(1).split('&').filter((p) => !p.startsWith('Signature=')).join('&');
+    const checker = url.searchParams.has('Signature') ? idpCheckingSignatures : idp;
+    const { extract } = await checker.parseLoginRequest(sp, 'redirect', { query: Object.fromEntries(url.searchParams), octetString });
     const acs = sp.entityMeta.getAssertionConsumerService('post') as string;
     const now = new Date();
     const later = new Date(now.getTime() + 5 * 60_000).toISOString();

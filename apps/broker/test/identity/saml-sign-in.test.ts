@@ -25,11 +25,12 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
     b.app.inject({ method: 'POST', url: new URL(acs).pathname, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form({ SAMLResponse }) });
 
   /** Our SP sends the browser to the IdP; the IdP answers (tampered as asked); the browser posts it to the ACS. */
-  async function signIn(user: SamlUser = ANA, tamper?: Tamper): Promise<{ res: LightMyRequestResponse; acs: string; SAMLResponse: string }> {
-    const start = await b.app.inject({ method: 'GET', url: '/api/v1/auth/saml/studio-idp/start?returnTo=/portal' });
+  async function signIn(user: SamlUser = ANA, tamper?: Tamper, server = { name: 'studio-idp', metadata: () => spMetadata }): Promise<{ res: LightMyRequestResponse; acs: string; SAMLResponse: string; location: string }> {
+    const start = await b.app.inject({ method: 'GET', url: `/api/v1/auth/saml/${server.name}/start?returnTo=/portal` });
     expect(start.statusCode, start.body).toBe(302);
-    const { acs, SAMLResponse } = await idp.respond(start.headers.location as string, spMetadata, user, tamper);
-    return { res: await post(acs, SAMLResponse), acs, SAMLResponse };
+    const location = start.headers.location as string;
+    const { acs, SAMLResponse } = await idp.respond(location, server.metadata(), user, tamper);
+    return { res: await post(acs, SAMLResponse), acs, SAMLResponse, location };
   }
 
   async function expectRefused(res: LightMyRequestResponse, reason: RegExp) {
@@ -137,6 +138,28 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
     const { res } = await signIn(bruno);
     expect(res.statusCode, res.body).toBe(401);
     expect(res.json().error.code).toBe('sso_refused');
+  });
+
+  it('signed requests: the SP key pair is generated and sealed, its certificate published, and AuthnRequests carry a signature the IdP verifies', async () => {
+    const signed = await create(b.app, admin, '/api/v1/auth-servers', {
+      kind: 'saml',
+      name: 'signed-idp',
+      config: { idpEntityId: idp.entityId, idpSsoUrl: idp.ssoUrl, idpCertificates: [idp.certificate], usernameAttribute: 'uid', signRequests: true },
+    });
+    expect(signed.secretSet).toBe(true);
+    expect(JSON.stringify(signed)).not.toContain('PRIVATE KEY');
+    const md = (await b.app.inject({ method: 'GET', url: '/api/v1/auth-servers/signed-idp/saml/metadata' })).body;
+    expect(md).toContain('AuthnRequestsSigned="true"');
+    expect(md).toMatch(/<(ds:)?X509Certificate>/);
+    const carla: SamlUser = { nameId: 'carla@studio.example', attributes: { uid: 'carla' } };
+    const { res, location } = await signIn(carla, undefined, { name: 'signed-idp', metadata: () => md });
+    expect(new URL(location).searchParams.get('SigAlg')).toBe('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256');
+    expect(new URL(location).searchParams.get('Signature')).toBeTruthy();
+    expect(res.statusCode, res.body).toBe(303);
+    // A request whose signature no longer matches is refused by the IdP: the signature is real.
+    const forged = new URL(location);
+    forged.searchParams.set('RelayState', 'changed');
+    await expect(idp.respond(forged.toString(), md, carla)).rejects.toBeTruthy();
   });
 
   it('bad input is a 4xx, never a 500: garbage SAMLResponse, missing field, unknown server, JSON instead of a form', async () => {
