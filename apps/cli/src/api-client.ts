@@ -86,12 +86,29 @@ export class ApiClient {
     const res = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) }).catch((err: Error) => {
       throw new CliError(`cannot reach ${base}: ${err.message}`);
     });
-    const body = (await res.json().catch(() => ({}))) as { csrfToken?: string; mfaRequired?: unknown; error?: { message: string } };
+    return ApiClient.#keep(base, res, sessionPath, username);
+  }
+
+  /**
+   * `stagedoor login --sso`: trade the code the browser brought to our loopback listener, with the
+   * verifier only this process knows, for a session.
+   */
+  static async ssoExchange(url: string, code: string, verifier: string, sessionPath = sessionFile()): Promise<StoredSession> {
+    const base = brokerUrl(url);
+    const res = await fetch(`${base}/api/v1/auth/sso/cli-exchange`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code, verifier }) }).catch((err: Error) => {
+      throw new CliError(`cannot reach ${base}: ${err.message}`);
+    });
+    return ApiClient.#keep(base, res, sessionPath, null);
+  }
+
+  /** Save the session a sign-in answer carries (cookie and CSRF token), mode 600. */
+  static async #keep(base: string, res: Response, sessionPath: string, username: string | null): Promise<StoredSession> {
+    const body = (await res.json().catch(() => ({}))) as { csrfToken?: string; mfaRequired?: unknown; user?: { username: string }; error?: { message: string } };
     if (!res.ok) throw new CliError(`sign-in failed: ${body.error?.message ?? res.statusText}`);
     if (body.mfaRequired) throw new CliError('this account needs a second factor: sign in through the web portal, or use an API token (--token)');
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith('stagedoor_session='))?.split(';')[0];
     if (!cookie || !body.csrfToken) throw new CliError('the broker answered without a session');
-    const session = { url: base, cookie, csrf: body.csrfToken, username };
+    const session = { url: base, cookie, csrf: body.csrfToken, username: username ?? body.user?.username ?? 'unknown' };
     writePrivate(sessionPath, session);
     writePrivate(configFile(), { url: base });
     return session;

@@ -10,6 +10,7 @@ import { ROUTES, routeFor, useHashRoute } from './routes.tsx';
 /** The shell: who is signed in, the navigation their role allows, and the page of the hash route. */
 export function App(): ReactNode {
   const [session, setSession] = useState<SessionInfo | null | 'loading'>('loading');
+  const [endSessionUrl, setEndSessionUrl] = useState<string | null>(null);
   const load = useCallback(async () => {
     try {
       const me = await get<Me>('/api/v1/me');
@@ -30,13 +31,16 @@ export function App(): ReactNode {
   }, []);
 
   if (session === 'loading') return <p className="loading">Loading…</p>;
-  if (!session) return <LoginPage onSignedIn={() => void load()} />;
+  if (!session) return <LoginPage onSignedIn={() => void load()} endSessionUrl={endSessionUrl} />;
   return (
     <SessionContext.Provider value={session}>
       <Shell
         session={session}
         onSignOut={async () => {
+          // Signed in through an IdP that publishes end_session_endpoint: offer to sign out there too.
+          const end = await get<{ url: string | null }>('/api/v1/auth/sso/end-session').catch(() => ({ url: null }));
           await post('/api/v1/auth/logout').catch(() => undefined);
+          setEndSessionUrl(end.url);
           setCsrfToken(null);
           setSession(null);
         }}

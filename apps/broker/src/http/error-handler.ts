@@ -63,6 +63,10 @@ const FASTIFY_CODES: Record<number, string> = {
 };
 
 export function sendError(reply: FastifyReply, status: number, code: string, message: string, details?: unknown): FastifyReply {
+  if (reply.request.routeOptions.config?.htmlErrors && /text\/html/.test(reply.request.headers.accept ?? '')) {
+    const page = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign-in refused · Stagedoor</title><main><h1>Sign-in refused</h1><p>${escapeHtml(message)}</p><p>Request id: <code>${escapeHtml(String(reply.request.id))}</code></p><p><a href="/">Back to sign-in</a></p></main></html>`;
+    return reply.code(status).type('text/html; charset=utf-8').send(page);
+  }
   return reply
     .code(status)
     .type('application/json; charset=utf-8')
@@ -112,4 +116,8 @@ function humanise(err: FastifyError, status: number): string {
   if (status === 413) return 'the request body is larger than this server accepts';
   if (status === 415) return `unsupported Content-Type: send application/json`;
   return err.message;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -20,6 +20,8 @@ declare module 'fastify' {
      * tokens and changing MFA must not be what a leaked token can do to make itself permanent.
      */
     sessionOnly?: true;
+    /** A browser lands here by navigation (an SSO callback): errors are a small HTML page for people who asked for HTML. */
+    htmlErrors?: true;
   }
   interface FastifyRequest {
     auth: Authenticated | null;

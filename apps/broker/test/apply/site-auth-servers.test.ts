@@ -56,10 +56,10 @@ describe.each(DRIVERS)('stagedoor apply: authServers [%s]', (driver) => {
 
   it('the documented example (docs/examples/sign-in.yaml) plans as written (a dry run, before anything exists)', async () => {
     const { spCertificate } = await generateSpKeyPair('example IdP');
-    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius', IDP_SIGNING_CERT: spCertificate });
+    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius', OKTA_CLIENT_SECRET: 'example-okta', IDP_SIGNING_CERT: spCertificate });
     const res = await apply(readSiteFile(path.join(REPO_ROOT, 'docs/examples/sign-in.yaml')), admin, true);
     expect(res.statusCode, res.body).toBe(200);
-    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad', 'create okta-saml']);
+    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad', 'create agency-okta', 'create okta-saml']);
   });
 
   it('a dry run plans every server and writes nothing', async () => {

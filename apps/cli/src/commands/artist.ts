@@ -11,7 +11,9 @@ export function artistCommands(program: Command): void {
     .command('login')
     .description('sign in to a broker and remember the session (~/.config/stagedoor/session.json, mode 600) and the broker URL (config.json): give --url once')
     .addOption(urlOption())
-    .requiredOption('--username <name>', 'your username')
+    .option('--username <name>', 'your username (password sign-in)')
+    .option('--sso <name>', 'sign in at the identity provider of this SSO server (see the login page): your browser opens, the CLI receives the answer on 127.0.0.1')
+    .option('--no-browser', 'with --sso: print the URL instead of opening a browser')
     .option('--password-stdin', 'read the password from standard input (the default when it is not a terminal; on a terminal you are asked, without echo)')
     .addOption(new Option('--password <password>').env('STAGEDOOR_PASSWORD').hideHelp())
     .action(lazy(session, 'login'));

@@ -8,6 +8,7 @@ export type Me = z.infer<typeof C.Me>;
 export type ApiToken = z.infer<typeof C.ApiToken>;
 export type LoginAnswer = z.infer<typeof C.LoginAnswer>;
 export type MfaLoginAnswer = z.infer<typeof C.MfaLoginAnswer>;
+export type SsoServerList = z.infer<typeof C.SsoServerList>;
 export type Desktops = z.infer<typeof C.Desktops>;
 export type Desktop = z.infer<typeof C.Desktop>;
 export type Connection = z.infer<typeof C.Connection>;

@@ -1,15 +1,36 @@
-import { useState, type FormEvent, type ReactNode } from 'react';
-import { messageOf, post } from '../api/client.ts';
-import type { LoginAnswer } from '../api/types.ts';
+import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { get, messageOf, post } from '../api/client.ts';
+import type { LoginAnswer, SsoServerList } from '../api/types.ts';
 
 type Mfa = Extract<LoginAnswer, { mfaRequired: unknown }>['mfaRequired'];
 
-/** Sign-in: the password, then the second factor when the broker asks for one (docs/sign-in.md). */
-export function LoginPage(props: { onSignedIn: () => void }): ReactNode {
+/**
+ * A second factor still due after a single sign-on: the broker sent the browser to `#/sso-mfa?…`
+ * (a fragment, which no server log records). Read once, then removed from the address bar.
+ */
+function ssoMfaFromHash(): Mfa | null {
+  const m = /^#\/sso-mfa\?(.*)$/.exec(window.location.hash);
+  if (!m) return null;
+  const q = new URLSearchParams(m[1]);
+  history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
+  const factor = q.get('factor') as Mfa['factor'] | null;
+  const loginToken = q.get('loginToken');
+  if (!factor || !loginToken) return null;
+  return { factor, loginToken, expiresAt: q.get('expiresAt') ?? '', ...(q.get('prompt') ? { prompt: q.get('prompt')! } : {}) } as Mfa;
+}
+
+/** Sign-in: a button per single sign-on server, or the password; then the second factor when the broker asks for one (docs/sign-in.md). */
+export function LoginPage(props: { onSignedIn: () => void; endSessionUrl?: string | null }): ReactNode {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
-  const [mfa, setMfa] = useState<Mfa | null>(null);
+  const [mfa, setMfa] = useState<Mfa | null>(ssoMfaFromHash);
+  const [sso, setSso] = useState<SsoServerList['items']>([]);
+  useEffect(() => {
+    get<SsoServerList>('/api/v1/auth/sso')
+      .then((l) => setSso(l.items))
+      .catch(() => setSso([]));
+  }, []);
   const [recovery, setRecovery] = useState<string[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -56,6 +77,21 @@ export function LoginPage(props: { onSignedIn: () => void }): ReactNode {
   return (
     <main className="login">
       <h1>Stagedoor</h1>
+      {props.endSessionUrl && (
+        <p role="status">
+          You are signed out of Stagedoor. <a href={props.endSessionUrl}>Also sign out at your identity provider</a>
+        </p>
+      )}
+      {!mfa && sso.length > 0 && (
+        <nav aria-label="Single sign-on" className="sso">
+          {sso.map((s) => (
+            // The hash route to come back to travels as returnTo; the broker accepts only paths on this site.
+            <a key={s.name} className="button" href={`${s.startUrl}?returnTo=${encodeURIComponent(`/${window.location.hash}`)}`}>
+              {s.label}
+            </a>
+          ))}
+        </nav>
+      )}
       <form onSubmit={submit} aria-label={mfa ? 'Second factor' : 'Sign in'}>
         {!mfa ? (
           <>

@@ -259,7 +259,7 @@ const authServers: ResourceSpec = {
   ],
   rowActions: [{ label: 'Test', permission: 'auth-servers:write', path: (a) => `/api/v1/auth-servers/${a.id}/test`, body: {}, describe: (r) => `Test: ${r.ok ? 'ok' : 'failed'} — ${String(r.message)}` }],
   fields: [
-    { key: 'kind', label: 'Kind', kind: 'select', createOnly: true, options: ['local', 'ldap', 'radius', 'totp'].map((k) => ({ value: k, label: k })) },
+    { key: 'kind', label: 'Kind', kind: 'select', createOnly: true, options: ['local', 'ldap', 'radius', 'totp', 'oidc'].map((k) => ({ value: k, label: k === 'oidc' ? 'oidc (OpenID Connect single sign-on)' : k })) },
     name,
     { key: 'purpose', label: 'Purpose (RADIUS)', kind: 'select', options: [{ value: 'primary', label: 'primary' }, { value: 'second-factor', label: 'second factor' }] },
     { key: 'enabled', label: 'Enabled', kind: 'checkbox', defaultValue: true },
@@ -267,14 +267,17 @@ const authServers: ResourceSpec = {
       key: 'config',
       label: 'Settings (JSON)',
       kind: 'json',
-      help: 'see docs/sign-in.md for each kind. LDAP: ldap:// needs "startTls": true, or "allowInsecure": true to send passwords unencrypted. RADIUS: "requireMessageAuthenticator" (BlastRADIUS) is on for new servers',
+      help: 'see docs/sign-in.md for each kind. LDAP: ldap:// needs "startTls": true, or "allowInsecure": true to send passwords unencrypted. RADIUS: "requireMessageAuthenticator" (BlastRADIUS) is on for new servers. OIDC: {"issuer": "https://…", "clientId": "…", "scopes": ["openid", "profile", "email", "groups"], "amrValues": ["mfa"], "label": "Sign in with Okta"}; register <STAGEDOOR_PUBLIC_URL>/api/v1/auth/oidc/<name>/callback at the IdP',
     },
+    { key: 'groupMappings', label: 'Group mappings (JSON, LDAP and OIDC)', kind: 'json', help: '[{"externalGroup": "cn=artists,ou=groups,dc=example" or the IdP group name/id, "groupId": "<Stagedoor group id>"}]; memberships follow the server at each sign-in' },
+    { key: 'clientSecret', label: 'OIDC client secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change the issuer or client id' },
     { key: 'bindPassword', label: 'LDAP bind password', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change the URLs, bind DN or TLS settings' },
     { key: 'sharedSecret', label: 'RADIUS shared secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change a server host or port' },
     { key: 'requiredForGroupIds', label: 'Required for groups (second factor)', kind: 'multi', omitEmpty: true, optionsFrom: '/api/v1/groups?limit=500' },
   ],
   reorder: { method: 'PUT', path: '/api/v1/auth-servers/order' },
-  toValues: (a) => ({ ...a, requiredForGroupIds: (a.requiredForGroups as { id: string }[]).map((g) => g.id) }),
+  // Mappings go back without their groupName (the API takes ids only); none: the field stays empty and is not sent.
+  toValues: (a) => ({ ...a, requiredForGroupIds: (a.requiredForGroups as { id: string }[]).map((g) => g.id), groupMappings: (a.groupMappings as unknown[]).length ? (a.groupMappings as { externalGroup: string; groupId: string }[]).map(({ externalGroup, groupId }) => ({ externalGroup, groupId })) : undefined }),
 };
 
 const gateways: ResourceSpec = {

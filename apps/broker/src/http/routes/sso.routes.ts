@@ -45,7 +45,7 @@ export function ssoRoutes(app: FastifyInstance, deps: { services: Services; logi
 
   r.get(
     '/api/v1/auth/oidc/:name/start',
-    { config: limited, schema: { tags: ['auth'], summary: 'Start an OpenID Connect sign-in: redirects to the identity provider', params: NameParams, querystring: StartQuery, response: { 302: z.null(), ...errors } } },
+    { config: { ...limited, htmlErrors: true }, schema: { tags: ['auth'], summary: 'Start an OpenID Connect sign-in: redirects to the identity provider', params: NameParams, querystring: StartQuery, response: { 302: z.null(), ...errors } } },
     async (request, reply) => {
       const { returnTo, cliPort, cliChallenge } = request.query;
       if ((cliPort === undefined) !== (cliChallenge === undefined)) {
@@ -58,7 +58,7 @@ export function ssoRoutes(app: FastifyInstance, deps: { services: Services; logi
 
   r.get(
     '/api/v1/auth/oidc/:name/callback',
-    { config: limited, schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back (redirect URI)', params: NameParams, response: { 302: z.null(), ...errors } } },
+    { config: { ...limited, htmlErrors: true }, schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back (redirect URI)', params: NameParams, response: { 302: z.null(), ...errors } } },
     async (request, reply) => {
       const query = new URLSearchParams(request.raw.url!.split('?')[1] ?? '');
       const out = await oidc.callback(request.params.name, query, loginContext(request));
@@ -67,7 +67,7 @@ export function ssoRoutes(app: FastifyInstance, deps: { services: Services; logi
       if (result.kind === 'mfa') {
         // The second factor is asked on the login page; the login token travels in the fragment, which no server log sees.
         const f = new URLSearchParams({ loginToken: result.loginToken, factor: result.factor, expiresAt: result.expiresAt.toISOString(), returnTo, ...(result.prompt ? { prompt: result.prompt } : {}) });
-        return reply.redirect(`/login#sso-mfa&${f.toString()}`, 302);
+        return reply.redirect(`/#/sso-mfa?${f.toString()}`, 302);
       }
       signInAnswer(request, reply, result, deps.secureCookie);
       return reply.redirect(returnTo, 302);

@@ -39,7 +39,10 @@ export class OidcClient {
     // Plain http only for an IdP on this machine (tests, a local Keycloak); the contract refuses it otherwise.
     const insecure = issuer.protocol === 'http:' && LOOPBACK_HOST.test(issuer.hostname);
     try {
-      const config = await client.discovery(issuer, s.clientId, secret, undefined, insecure ? { execute: [client.allowInsecureRequests], timeout: 10 } : { timeout: 10 });
+      // enableNonRepudiationChecks: the ID token's signature is checked against the JWKS even though it
+      // came straight from the token endpoint — TLS alone would not catch a token altered by a proxy.
+      const execute = insecure ? [client.allowInsecureRequests, client.enableNonRepudiationChecks] : [client.enableNonRepudiationChecks];
+      const config = await client.discovery(issuer, s.clientId, secret, undefined, { execute, timeout: 10 });
       this.#cache.set(cacheKey, { config, at: Date.now() });
       return config;
     } catch (err) {
@@ -95,8 +98,11 @@ export class OidcClient {
   }
 }
 
+/** What was wrong, for the audit row: the library's code and message, and the claim that failed (no token contents). */
 function describe(err: unknown): string {
-  const e = err as { message?: string; code?: string; error?: string; error_description?: string };
+  const e = err as { message?: string; code?: string; error?: string; error_description?: string; cause?: { claim?: unknown; message?: string; code?: string } };
   if (e.error) return `the IdP answered ${e.error}${e.error_description ? `: ${e.error_description}` : ''}`;
-  return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
+  const claim = typeof e.cause?.claim === 'string' ? ` (claim ${e.cause.claim})` : '';
+  const cause = !claim && e.cause?.message ? ` (${e.cause.code ? `${e.cause.code}: ` : ''}${e.cause.message})` : '';
+  return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}${claim}${cause}`;
 }

@@ -101,7 +101,7 @@ export class OidcSignInService {
     const server = (await this.deps.authServers.rows()).find((s) => s.id === authServerId);
     if (!server || server.kind !== 'oidc' || !server.enabled) return null;
     try {
-      return await this.deps.client.endSessionUrl(server.id, server.config as OidcSettings, this.deps.authServers.clientSecretFor(server), undefined, `${this.deps.publicUrl}/login`);
+      return await this.deps.client.endSessionUrl(server.id, server.config as OidcSettings, this.deps.authServers.clientSecretFor(server), undefined, `${this.deps.publicUrl}/`);
     } catch (err) {
       if (err instanceof UnavailableError) return null;
       throw err;
