@@ -23,7 +23,7 @@ export function samlRoutes(app: FastifyInstance, deps: { services: Services; log
 
   r.get(
     '/api/v1/auth/saml/:name/start',
-    { config: limited, schema: { tags: ['auth'], summary: 'Start a SAML sign-in: redirects to the identity provider with an AuthnRequest', params: NameParams, querystring: StartQuery, response: { 302: z.null(), ...errors } } },
+    { config: { ...limited, htmlErrors: true }, schema: { tags: ['auth'], summary: 'Start a SAML sign-in: redirects to the identity provider with an AuthnRequest', params: NameParams, querystring: StartQuery, response: { 302: z.null(), ...errors } } },
     async (request, reply) => reply.redirect(await saml.start(request.params.name, { returnTo: request.query.returnTo }), 302),
   );
 
@@ -57,7 +57,8 @@ export function samlRoutes(app: FastifyInstance, deps: { services: Services; log
       '/api/v1/auth/saml/:name/acs',
       {
         bodyLimit: ACS_BODY_LIMIT,
-        config: limited,
+        // A browser landing here after a refusal gets a readable page, not JSON.
+        config: { ...limited, htmlErrors: true },
         schema: { tags: ['auth'], summary: "Assertion Consumer Service: the IdP's HTTP-POST binding lands here; sets the session cookie and redirects", params: NameParams, body: AcsBody, response: { 303: z.null(), ...errors } },
       },
       async (request, reply) => {
