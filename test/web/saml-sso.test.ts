@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../support/broker.ts';
-import { launchBrowser, openTab, screenshot, unexpected, type Tab } from '../support/browser.ts';
+import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
 import { freePort } from '../support/ports.ts';
 import { startTestIdp, type TestIdp } from '../support/saml-idp.ts';
 
@@ -68,6 +68,29 @@ describe('SAML sign-in in the browser (Chromium)', () => {
     expect(await page.getByRole('listitem', { name: 'cut' }).count()).toBe(0);
     await page.getByText('Ana Artist').waitFor();
     await screenshot(page, 'saml-portal');
+    expect(unexpected(problems)).toEqual([]);
+  });
+
+  it('an admin adds a SAML server in the console form; the list links its SP metadata and the login page offers it', async () => {
+    const t = await openTab(browser, base);
+    tabs.push(t);
+    const { page, problems } = t;
+    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await page.getByRole('link', { name: 'Auth servers' }).click();
+    await page.getByRole('button', { name: 'New auth server' }).click();
+    const form = page.getByRole('form', { name: 'New auth server' });
+    await form.getByLabel('Kind').selectOption('saml');
+    await form.getByLabel('Name', { exact: true }).fill('entra');
+    await form.getByLabel('Settings (JSON)').fill(JSON.stringify({ idpEntityId: idp.entityId, idpSsoUrl: idp.ssoUrl, idpCertificates: [idp.certificate], label: 'Sign in with Entra ID' }));
+    await form.getByRole('button', { name: 'Create auth server' }).click();
+    const table = page.getByRole('table', { name: 'Auth servers' });
+    await table.getByRole('rowheader', { name: 'entra' }).waitFor();
+    expect(await table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'entra' }) }).getByRole('link', { name: 'SP metadata' }).getAttribute('href')).toBe('/api/v1/auth-servers/entra/saml/metadata');
+    const stored = ((await call('GET', '/api/v1/auth-servers')) as { items: { name: string }[] }).items.find((a) => a.name === 'entra');
+    expect(stored).toMatchObject({ kind: 'saml', purpose: 'primary', config: { wantSignedAssertions: true, signRequests: false } });
+    const signedOut = await openTab(browser, base);
+    tabs.push(signedOut);
+    await signedOut.page.getByRole('link', { name: 'Sign in with Entra ID' }).waitFor();
     expect(unexpected(problems)).toEqual([]);
   });
 });
