@@ -19,13 +19,21 @@ describe('SAML replay across two broker nodes sharing PostgreSQL', () => {
   let spMetadata: string;
   let adminAuth: Record<string, string>;
 
+  /** One browser: the binding cookie of its latest start (the public URL is https, so the broker binds the request to it). */
+  let binding = '';
   const start = async (node: Node) => {
     const res = await fetch(`${node.base}/api/v1/auth/saml/studio-idp/start`, { redirect: 'manual' });
     expect(res.status).toBe(302);
+    binding = res.headers.getSetCookie().find((c) => c.startsWith('stagedoor_saml='))!.split(';')[0]!;
     return res.headers.get('location')!;
   };
   const acsAt = async (node: Node, acs: string, SAMLResponse: string) => {
-    const res = await fetch(`${node.base}${new URL(acs).pathname}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ SAMLResponse }).toString() });
+    const res = await fetch(`${node.base}${new URL(acs).pathname}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: binding },
+      body: new URLSearchParams({ SAMLResponse }).toString(),
+    });
     return { status: res.status, body: await res.text() };
   };
   const respond = async (startedOn: Node, tamper?: Tamper) => idp.respond(await start(startedOn), spMetadata, ANA, tamper);

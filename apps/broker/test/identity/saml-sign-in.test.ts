@@ -21,16 +21,24 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
   let serverId: string;
 
   const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-  const post = (acs: string, SAMLResponse: string) =>
-    b.app.inject({ method: 'POST', url: new URL(acs).pathname, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form({ SAMLResponse }) });
+  const post = (acs: string, SAMLResponse: string, cookie?: string) =>
+    b.app.inject({ method: 'POST', url: new URL(acs).pathname, headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) }, payload: form({ SAMLResponse }) });
 
   /** Our SP sends the browser to the IdP; the IdP answers (tampered as asked); the browser posts it to the ACS. */
-  async function signIn(user: SamlUser = ANA, tamper?: Tamper, server = { name: 'studio-idp', metadata: () => spMetadata }): Promise<{ res: LightMyRequestResponse; acs: string; SAMLResponse: string; location: string }> {
+  async function signIn(
+    user: SamlUser = ANA,
+    tamper?: Tamper,
+    server = { name: 'studio-idp', metadata: () => spMetadata },
+  ): Promise<{ res: LightMyRequestResponse; acs: string; SAMLResponse: string; location: string; binding: string }> {
     const start = await b.app.inject({ method: 'GET', url: `/api/v1/auth/saml/${server.name}/start?returnTo=/portal` });
     expect(start.statusCode, start.body).toBe(302);
+    // The browser-binding cookie (the public URL is https): SameSite=None so the IdP's cross-site POST carries it.
+    const c = start.cookies.find((x) => x.name === 'stagedoor_saml')!;
+    expect(c).toMatchObject({ sameSite: 'None', secure: true, httpOnly: true, path: '/api/v1/auth/saml/' });
+    const binding = `stagedoor_saml=${c.value}`;
     const location = start.headers.location as string;
     const { acs, SAMLResponse } = await idp.respond(location, server.metadata(), user, tamper);
-    return { res: await post(acs, SAMLResponse), acs, SAMLResponse, location };
+    return { res: await post(acs, SAMLResponse, binding), acs, SAMLResponse, location, binding };
   }
 
   async function expectRefused(res: LightMyRequestResponse, reason: RegExp) {
@@ -119,7 +127,7 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
   it('replayed response (the same POST again) is refused: its request id was spent', async () => {
     const first = await signIn();
     expect(first.res.statusCode, first.res.body).toBe(303);
-    await expectRefused(await post(first.acs, first.SAMLResponse), /request id/);
+    await expectRefused(await post(first.acs, first.SAMLResponse, first.binding), /request id/);
   });
 
   it('replayed assertion id under a fresh request is refused by the assertion key', async () => {
@@ -130,6 +138,18 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
 
   it('unsolicited (IdP-initiated) response is refused: no request of ours to answer', async () => {
     await expectRefused((await signIn(ANA, { values: { InResponseTo: '' } })).res, /request id/);
+  });
+
+  it('login CSRF: a valid response for a sign-in started in another browser (no binding cookie, or another one) is refused', async () => {
+    // The attacker starts sign-ins, signs in at the IdP as themself, and makes the victim's browser post the responses.
+    const cookieOf = (r: LightMyRequestResponse) => `stagedoor_saml=${r.cookies.find((x) => x.name === 'stagedoor_saml')!.value}`;
+    const attacker1 = await b.app.inject({ method: 'GET', url: '/api/v1/auth/saml/studio-idp/start' });
+    const attacker2 = await b.app.inject({ method: 'GET', url: '/api/v1/auth/saml/studio-idp/start' });
+    const victim = await b.app.inject({ method: 'GET', url: '/api/v1/auth/saml/studio-idp/start' });
+    const first = await idp.respond(attacker1.headers.location as string, spMetadata, ANA);
+    await expectRefused(await post(first.acs, first.SAMLResponse), /started in another browser/);
+    const second = await idp.respond(attacker2.headers.location as string, spMetadata, ANA);
+    await expectRefused(await post(second.acs, second.SAMLResponse, cookieOf(victim)), /started in another browser/);
   });
 
   it('a user of the same name from another auth server is never taken over', async () => {

@@ -11,6 +11,8 @@ const StartQuery = z.object({ returnTo: z.string().max(2048).optional().describe
 const AcsBody = z.object({ SAMLResponse: z.string().min(1).max(1_000_000), RelayState: z.string().max(1024).optional() });
 /** A signed Response with a few hundred groups stays well under this; the app's JSON limit does not apply to the form. */
 const ACS_BODY_LIMIT = 1024 * 1024;
+/** Ties an AuthnRequest to the browser that started it (ADR 0027): one sign-in at a time per browser. */
+const BINDING_COOKIE = 'stagedoor_saml';
 
 /**
  * SAML 2.0 SP endpoints (ADR 0027): the start of a sign-in (redirect to the IdP), the Assertion
@@ -24,7 +26,12 @@ export function samlRoutes(app: FastifyInstance, deps: { services: Services; log
   r.get(
     '/api/v1/auth/saml/:name/start',
     { config: { ...limited, htmlErrors: true }, schema: { tags: ['auth'], summary: 'Start a SAML sign-in: redirects to the identity provider with an AuthnRequest', params: NameParams, querystring: StartQuery, response: { 302: z.null(), ...errors } } },
-    async (request, reply) => reply.redirect(await saml.start(request.params.name, { returnTo: request.query.returnTo }), 302),
+    async (request, reply) => {
+      const { url, binding } = await saml.start(request.params.name, { returnTo: request.query.returnTo });
+      // SameSite=None: the only kind of cookie a browser sends with the IdP's cross-site POST to the ACS.
+      if (binding) reply.setCookie(BINDING_COOKIE, binding, { path: '/api/v1/auth/saml/', httpOnly: true, secure: true, sameSite: 'none', maxAge: 600 });
+      return reply.redirect(url, 302);
+    },
   );
 
   r.get(
@@ -62,7 +69,8 @@ export function samlRoutes(app: FastifyInstance, deps: { services: Services; log
         schema: { tags: ['auth'], summary: "Assertion Consumer Service: the IdP's HTTP-POST binding lands here; sets the session cookie and redirects", params: NameParams, body: AcsBody, response: { 303: z.null(), ...errors } },
       },
       async (request, reply) => {
-        const { result, returnTo } = await saml.acs(request.params.name, request.body.SAMLResponse, loginContext(request));
+        const { result, returnTo } = await saml.acs(request.params.name, request.body.SAMLResponse, loginContext(request), request.cookies?.[BINDING_COOKIE]);
+        reply.clearCookie(BINDING_COOKIE, { path: '/api/v1/auth/saml/', secure: true, sameSite: 'none' });
         if (result.kind === 'mfa') {
           // Same hand-over as OIDC: the login page asks for the second factor; the token travels in the fragment.
           const f = new URLSearchParams({ loginToken: result.loginToken, factor: result.factor, expiresAt: result.expiresAt.toISOString(), returnTo, ...(result.prompt ? { prompt: result.prompt } : {}) });

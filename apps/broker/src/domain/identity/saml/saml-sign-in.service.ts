@@ -6,6 +6,7 @@ import type { Clock } from '../../clock.ts';
 import { InvalidInputError, NotFoundError } from '../../errors.ts';
 import type { LoginContext } from '../auth.service.ts';
 import type { SignInResult } from '../sign-in.service.ts';
+import { hashToken, newToken, safeEqual } from '../tokens.ts';
 import type { SsoIdentity, SsoSignIn } from '../sso/complete-sign-in.ts';
 import type { SsoStatesRepository } from '../sso/sso-states.repository.ts';
 import { fetchIdpMetadata, parseIdpMetadata } from './idp-metadata.ts';
@@ -38,27 +39,32 @@ export class SamlSignInService {
     return input.url ? fetchIdpMetadata(input.url) : parseIdpMetadata(input.xml ?? '');
   }
 
-  async start(name: string, opts: { returnTo?: string }): Promise<string> {
+  /**
+   * `binding`: when the public URL is https, a random value for the browser's `SameSite=None; Secure`
+   * cookie; the ACS then accepts the response only from the browser that holds it (login CSRF).
+   */
+  async start(name: string, opts: { returnTo?: string }): Promise<{ url: string; binding: string | null }> {
     const server = await this.#server(name, true);
     const now = this.deps.clock.now();
     let requestId: string | null = null;
     const capture: CacheProvider = { ...noCache, saveAsync: async (key, value) => ((requestId = key), { value, createdAt: now.getTime() }) };
     const url = await samlFor(server, this.deps.authServers.samlKeysFor(server), this.#publicUrl(), capture).getAuthorizeUrlAsync('', undefined, {});
     if (!requestId) throw new Error('node-saml made an AuthnRequest without an id');
+    const binding = this.#publicUrl().startsWith('https://') ? newToken() : null;
     await this.deps.states.put(requestId, {
       purpose: 'saml-request',
       authServerId: server.id,
-      payload: { returnTo: safeReturnTo(opts.returnTo), createdAt: now.toISOString() },
+      payload: { returnTo: safeReturnTo(opts.returnTo), createdAt: now.toISOString(), ...(binding ? { bindingHash: hashToken(binding) } : {}) },
       now,
       expiresAt: new Date(now.getTime() + REQUEST_TTL_MS),
     });
     // Used assertions past their expiry are forgotten here, so the table stays small without a job.
     await this.deps.assertions.sweep(now);
-    return url;
+    return { url, binding };
   }
 
   /** The IdP posted `samlResponse` (base64) to the ACS. Every refusal is audited and answers 401. */
-  async acs(name: string, samlResponse: string, ctx: LoginContext): Promise<{ result: SignInResult; returnTo: string }> {
+  async acs(name: string, samlResponse: string, ctx: LoginContext, binding?: string): Promise<{ result: SignInResult; returnTo: string }> {
     const server = await this.#server(name, true);
     const s = server.config as SamlSettings;
     const refuse = async (reason: string, check: string, details: Record<string, unknown> = {}) => this.deps.sso.refuse(server, ctx, reason, { check, ...details });
@@ -68,7 +74,10 @@ export class SamlSignInService {
     // Spent now, whatever follows: a response that fails a check has used up its request too.
     const taken = response.inResponseTo ? await this.deps.states.take(response.inResponseTo, 'saml-request', now) : null;
     if (!taken || taken.authServerId !== server.id) throw await refuse('unknown, expired or already used request id (InResponseTo)', 'in-response-to');
-    const p = taken.payload as { returnTo: string; createdAt: string };
+    const p = taken.payload as { returnTo: string; createdAt: string; bindingHash?: string };
+    if (p.bindingHash && !(binding && safeEqual(hashToken(binding), p.bindingHash))) {
+      throw await refuse('the sign-in was started in another browser (binding cookie missing or different)', 'browser-binding');
+    }
     const cache: CacheProvider = { ...noCache, getAsync: async (key) => (key === response.inResponseTo ? p.createdAt : null) };
 
     const urls = spUrls(this.#publicUrl(), server.name);
