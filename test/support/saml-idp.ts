@@ -51,6 +51,8 @@ export async function startTestIdp(opts: { host?: string } = {}): Promise<TestId
     signingCert: keys.spCertificate,
     privateKey: keys.spPrivateKey,
     singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: ssoUrl }],
+    // Not used (Stagedoor does not do SAML logout); declared so samlify does not warn about it.
+    singleLogoutService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: `${base}/slo` }],
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
     requestSignatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
   };
