@@ -29,9 +29,11 @@ export interface TestIdp {
   ssoUrl: string;
   certificate: string;
   metadataXml: string;
+  /** Where the IdP serves its metadata (also its entity id). */
+  metadataUrl: string;
   /** Answer the AuthnRequest in `redirectUrl` (our SP's redirect to the IdP) for `user`: the form fields to POST to the ACS. */
   respond(redirectUrl: string, spMetadataXml: string, user: SamlUser, tamper?: Tamper): Promise<{ acs: string; SAMLResponse: string }>;
-  /** The browser's IdP: GET /sso shows a sign-in page whose button posts the response to the ACS. */
+  /** The browser's IdP: from now on GET /sso shows a sign-in page whose button posts the response to the ACS. */
   listen(spMetadataXml: string, user: SamlUser): Promise<void>;
   close(): Promise<void>;
 }
@@ -101,25 +103,32 @@ export async function startTestIdp(opts: { host?: string } = {}): Promise<TestId
     return { acs, SAMLResponse };
   }
 
+  let browserLogin: { spMetadataXml: string; user: SamlUser } | null = null;
+  const metadataXml = idp.getMetadata();
+  server.on('request', (req, res) => {
+    const url = new URL(req.url ?? '/', base);
+    if (url.pathname === '/metadata') return void res.writeHead(200, { 'content-type': 'application/samlmetadata+xml' }).end(metadataXml);
+    if (url.pathname !== '/sso' || !browserLogin) return void res.writeHead(404).end();
+    const { spMetadataXml, user } = browserLogin;
+    respond(url.toString(), spMetadataXml, user).then(
+      ({ acs, SAMLResponse }) => {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end(`<!doctype html><title>Test IdP</title><h1>Test IdP</h1><p>Signed in as ${escapeXml(user.nameId)}</p>
+<form method="post" action="${escapeXml(acs)}"><input type="hidden" name="SAMLResponse" value="${escapeXml(SAMLResponse)}"><button type="submit">Continue to Stagedoor</button></form>`);
+      },
+      (err: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad AuthnRequest: ${err.message}`),
+    );
+  });
+
   return {
     entityId,
     ssoUrl,
+    metadataUrl: entityId,
     certificate: keys.spCertificate,
-    metadataXml: idp.getMetadata(),
+    metadataXml,
     respond,
     async listen(spMetadataXml, user) {
-      server.on('request', (req, res) => {
-        const url = new URL(req.url ?? '/', base);
-        if (url.pathname !== '/sso') return void res.writeHead(404).end();
-        respond(url.toString(), spMetadataXml, user).then(
-          ({ acs, SAMLResponse }) => {
-            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-            res.end(`<!doctype html><title>Test IdP</title><h1>Test IdP</h1><p>Signed in as ${escapeXml(user.nameId)}</p>
-<form method="post" action="${escapeXml(acs)}"><input type="hidden" name="SAMLResponse" value="${escapeXml(SAMLResponse)}"><button type="submit">Continue to Stagedoor</button></form>`);
-          },
-          (err: Error) => res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad AuthnRequest: ${err.message}`),
-        );
-      });
+      browserLogin = { spMetadataXml, user };
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

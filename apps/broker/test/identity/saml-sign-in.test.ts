@@ -85,6 +85,19 @@ describe.each(DRIVERS)('SAML 2.0 sign-in [%s]', (driver) => {
     expect(spMetadata).toContain('WantAssertionsSigned="true"');
   });
 
+  it('imports IdP metadata from its URL too; a URL that does not answer metadata is a 400 naming the field', async () => {
+    const byUrl = await b.app.inject({ method: 'POST', url: '/api/v1/auth-servers/saml/idp-metadata', headers: as(admin), payload: { url: idp.metadataUrl } });
+    expect(byUrl.statusCode, byUrl.body).toBe(200);
+    expect(byUrl.json()).toMatchObject({ idpEntityId: idp.entityId, idpSsoUrl: idp.ssoUrl, idpMetadataUrl: idp.metadataUrl });
+    expect(byUrl.json().idpCertificates).toHaveLength(1);
+    const notFound = await b.app.inject({ method: 'POST', url: '/api/v1/auth-servers/saml/idp-metadata', headers: as(admin), payload: { url: `${new URL(idp.metadataUrl).origin}/nothing` } });
+    expect(notFound.statusCode).toBe(400);
+    expect(notFound.json().error.details.fields[0].path).toBe('url');
+    const spInstead = await b.app.inject({ method: 'POST', url: '/api/v1/auth-servers/saml/idp-metadata', headers: as(admin), payload: { xml: spMetadata } });
+    expect(spInstead.statusCode).toBe(400);
+    expect(spInstead.body).toContain('IDPSSODescriptor');
+  });
+
   it('a signed assertion signs the user in: created just in time, groups mapped, desktops visible', async () => {
     const { res } = await signIn();
     expect(res.statusCode, res.body).toBe(303);
