@@ -5,7 +5,7 @@ import { Timestamp, Uuid } from './common.ts';
  * Auth servers: where passwords and second factors are checked. Settings are per kind; secrets (the
  * LDAP bind password, the RADIUS shared secret) are write-only fields that no answer ever carries.
  */
-export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp', 'oidc']);
+export const AuthServerKind = z.enum(['local', 'ldap', 'radius', 'totp', 'oidc', 'saml']);
 export type AuthServerKind = z.infer<typeof AuthServerKind>;
 export const AuthServerPurpose = z.enum(['primary', 'second-factor']);
 
@@ -114,6 +114,40 @@ export const OidcSettings = z.strictObject({
 });
 export type OidcSettings = z.infer<typeof OidcSettings>;
 
+const SamlUrl = z
+  .string()
+  .trim()
+  .max(2048)
+  .regex(/^https?:\/\/[^\s/?#]+[^\s]*$/i, 'must be an http:// or https:// URL');
+const SamlText = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\n\r\t]+$/, 'must be one line');
+
+/**
+ * SAML 2.0 service-provider settings. Stagedoor is the SP; the identity provider is described by its
+ * entity id, single sign-on URL and signing certificates, typed in or imported from its metadata
+ * (POST /api/v1/auth-servers/saml/idp-metadata).
+ */
+export const SamlSettings = z.strictObject({
+  idpEntityId: SamlText(1024).describe('the IdP entity id (Issuer of its responses)'),
+  idpSsoUrl: SamlUrl.describe('the IdP single sign-on endpoint for the HTTP-Redirect binding'),
+  idpCertificates: z.array(Pem).min(1, 'needs the IdP signing certificate').max(5).describe('the IdP signing certificates (PEM); two during a rollover'),
+  idpMetadataUrl: SamlUrl.optional().describe('where the IdP settings were imported from; kept for the record, not fetched again'),
+  spEntityId: SamlText(1024).optional().describe('the SP entity id the IdP knows Stagedoor by; the SP metadata URL when absent'),
+  usernameAttribute: SamlText(512).optional().describe('the attribute holding the Stagedoor username; the NameID when absent'),
+  displayNameAttribute: SamlText(512).optional().describe('the attribute holding the display name'),
+  groupsAttribute: SamlText(512).optional().describe('the attribute listing the user\'s groups; mapped groups are left alone when absent'),
+  signRequests: z.boolean().default(false).describe('sign AuthnRequests with the SP key (generated on first use, stored encrypted; its certificate is in the SP metadata)'),
+  wantSignedAssertions: z.literal(true, { error: 'cannot be switched off: unsigned assertions are always refused' }).default(true).describe('always true; here so the rule is visible'),
+  clockSkewMs: z.number().int().min(0).max(300_000).default(60_000).describe('tolerance for NotBefore / NotOnOrAfter between the IdP\'s clock and ours'),
+  mfaAuthnContexts: z
+    .array(z.string().trim().min(1).max(256))
+    .max(10)
+    .default([])
+    .describe('an assertion whose AuthnContextClassRef is one of these counts as MFA at the IdP (e.g. Okta: urn:okta:acr:2fa... ; Entra: http://schemas.microsoft.com/claims/multipleauthn)'),
+  ...SsoCommonSettings,
+});
+export type SamlSettings = z.infer<typeof SamlSettings>;
+
+
 export const TotpSettings = z.strictObject({ issuer: z.string().trim().min(1).max(100).default('Stagedoor') });
 export const LocalSettings = z.strictObject({});
 
@@ -160,8 +194,15 @@ const OidcServer = z.strictObject({
   groupMappings: z.array(SsoGroupMapping).max(1000).default([]),
 });
 const TotpServer = z.strictObject({ kind: z.literal('totp'), ...common, config: TotpSettings.default({ issuer: 'Stagedoor' }), requiredForGroupIds });
+const SamlServer = z.strictObject({
+  kind: z.literal('saml'),
+  ...common,
+  config: SamlSettings,
+  mfaServerId,
+  groupMappings: z.array(SsoGroupMapping).max(1000).default([]),
+});
 
-export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer, OidcServer]);
+export const CreateAuthServer = z.discriminatedUnion('kind', [LocalServer, LdapServer, RadiusServer, TotpServer, OidcServer, SamlServer]);
 export type CreateAuthServer = z.infer<typeof CreateAuthServer>;
 
 /**
@@ -174,6 +215,7 @@ export const AuthServerSpec = z.discriminatedUnion('kind', [
   RadiusServer.extend({ sharedSecret: RadiusServer.shape.sharedSecret.optional() }),
   TotpServer,
   OidcServer.extend({ clientSecret: OidcServer.shape.clientSecret.optional() }),
+  SamlServer,
 ]);
 export type AuthServerSpec = z.infer<typeof AuthServerSpec>;
 
@@ -244,6 +286,10 @@ export const SiteAuthServer = z.discriminatedUnion('kind', [
   OidcServer.omit({ mfaServerId: true, groupMappings: true }).extend({
     ...siteMfaServer,
     clientSecret: OidcServer.shape.clientSecret.optional(),
+    groupMappings: z.array(z.strictObject({ externalGroup: SsoGroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),
+  }),
+  SamlServer.omit({ mfaServerId: true, groupMappings: true }).extend({
+    ...siteMfaServer,
     groupMappings: z.array(z.strictObject({ externalGroup: SsoGroupMapping.shape.externalGroup, group: SiteName.describe('the Stagedoor group, by name') })).max(1000).default([]),
   }),
 ]);

@@ -8,6 +8,7 @@ export * from './providers.ts';
 export * from './gateway.ts';
 export * from './gateway-channel.ts';
 export * from './auth-servers.ts';
+export * from './saml.ts';
 export * from './policies.ts';
 export * from './connections.ts';
 export * from './site.ts';

@@ -19,6 +19,7 @@ import { readTlsMaterial } from './tls.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { ssoRoutes } from './routes/sso.routes.ts';
+import { samlRoutes } from './routes/saml.routes.ts';
 import { groupsRoutes } from './routes/groups.routes.ts';
 import { systemRoutes } from './routes/system.routes.ts';
 import { usersRoutes } from './routes/users.routes.ts';
@@ -136,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   systemRoutes(app, { database: deps.database, metrics: deps.metrics, metricsConfig: deps.config.metrics, nodeId: deps.config.nodeId });
   authRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute, secureCookie: deps.config.session.secureCookie });
   ssoRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute, secureCookie: deps.config.session.secureCookie });
+  samlRoutes(app, { services: deps.services, loginRatePerMinute: deps.config.loginRatePerMinute, secureCookie: deps.config.session.secureCookie });
   usersRoutes(app, { services: deps.services });
   groupsRoutes(app, { services: deps.services });
   auditRoutes(app, { services: deps.services });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSpKeyPair } from '../../src/domain/identity/saml/sp-key-pair.ts';
 import { rowsOf } from '../../src/db/migrate.ts';
 import { ADMIN_PASSWORD, as, createTestBroker, login, type Session, type TestBroker } from '../../../../test/support/broker.ts';
 import { DRIVERS } from '../../../../test/support/database.ts';
@@ -54,10 +55,11 @@ describe.each(DRIVERS)('stagedoor apply: authServers [%s]', (driver) => {
   afterAll(async () => b?.close());
 
   it('the documented example (docs/examples/sign-in.yaml) plans as written (a dry run, before anything exists)', async () => {
-    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius', OKTA_CLIENT_SECRET: 'example-okta' });
+    const { spCertificate } = await generateSpKeyPair('example IdP');
+    Object.assign(process.env, { AD_BIND_PASSWORD: 'example-bind', RADIUS_SECRET: 'example-radius', OKTA_CLIENT_SECRET: 'example-okta', IDP_SIGNING_CERT: spCertificate });
     const res = await apply(readSiteFile(path.join(REPO_ROOT, 'docs/examples/sign-in.yaml')), admin, true);
     expect(res.statusCode, res.body).toBe(200);
-    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad', 'create agency-okta']);
+    expect(res.json().changes.filter((c: { kind: string }) => c.kind === 'auth-server').map((c: { name: string; action: string }) => `${c.action} ${c.name}`)).toEqual(['create okta-radius', 'create authenticator', 'create corp-ad', 'create agency-okta', 'create okta-saml']);
   });
 
   it('a dry run plans every server and writes nothing', async () => {

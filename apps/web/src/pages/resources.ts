@@ -1,4 +1,5 @@
 import type { FieldSpec, Values } from '../ui/form.tsx';
+import { authServerKindOptions, SAML_CONFIG_HELP, spMetadataColumn } from './auth-server-saml.ts';
 import { routedPortsText } from './gateway-ports.ts';
 
 export type Item = Values & { id: string };
@@ -257,10 +258,11 @@ const authServers: ResourceSpec = {
     { label: 'Enabled', value: (a) => yes(a.enabled) },
     { label: 'Secret', value: (a) => (a.secretSet ? 'stored' : 'none') },
     { label: 'Warning', value: authServerWarning },
+    spMetadataColumn,
   ],
   rowActions: [{ label: 'Test', permission: 'auth-servers:write', path: (a) => `/api/v1/auth-servers/${a.id}/test`, body: {}, describe: (r) => `Test: ${r.ok ? 'ok' : 'failed'} — ${String(r.message)}` }],
   fields: [
-    { key: 'kind', label: 'Kind', kind: 'select', createOnly: true, options: ['local', 'ldap', 'radius', 'totp', 'oidc'].map((k) => ({ value: k, label: k === 'oidc' ? 'oidc (OpenID Connect single sign-on)' : k })) },
+    { key: 'kind', label: 'Kind', kind: 'select', createOnly: true, options: authServerKindOptions },
     name,
     { key: 'purpose', label: 'Purpose (RADIUS)', kind: 'select', options: [{ value: 'primary', label: 'primary' }, { value: 'second-factor', label: 'second factor' }] },
     { key: 'enabled', label: 'Enabled', kind: 'checkbox', defaultValue: true },
@@ -268,9 +270,9 @@ const authServers: ResourceSpec = {
       key: 'config',
       label: 'Settings (JSON)',
       kind: 'json',
-      help: 'see docs/sign-in.md for each kind. LDAP: ldap:// needs "startTls": true, or "allowInsecure": true to send passwords unencrypted. RADIUS: "requireMessageAuthenticator" (BlastRADIUS) is on for new servers. OIDC: {"issuer": "https://…", "clientId": "…", "scopes": ["openid", "profile", "email", "groups"], "amrValues": ["mfa"], "label": "Sign in with Okta"}; register <STAGEDOOR_PUBLIC_URL>/api/v1/auth/oidc/<name>/callback at the IdP',
+      help: 'see docs/sign-in.md for each kind. LDAP: ldap:// needs "startTls": true, or "allowInsecure": true to send passwords unencrypted. RADIUS: "requireMessageAuthenticator" (BlastRADIUS) is on for new servers. OIDC: {"issuer": "https://…", "clientId": "…", "scopes": ["openid", "profile", "email", "groups"], "amrValues": ["mfa"], "label": "Sign in with Okta"}; register <STAGEDOOR_PUBLIC_URL>/api/v1/auth/oidc/<name>/callback at the IdP.' + SAML_CONFIG_HELP,
     },
-    { key: 'groupMappings', label: 'Group mappings (JSON, LDAP and OIDC)', kind: 'json', help: '[{"externalGroup": "cn=artists,ou=groups,dc=example" or the IdP group name/id, "groupId": "<Stagedoor group id>"}]; memberships follow the server at each sign-in' },
+    { key: 'groupMappings', label: 'Group mappings (JSON, LDAP, OIDC, SAML)', kind: 'json', help: '[{"externalGroup": "cn=artists,ou=groups,dc=example" or the IdP group name/id, "groupId": "<Stagedoor group id>"}]; memberships follow the server at each sign-in' },
     { key: 'clientSecret', label: 'OIDC client secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change the issuer or client id' },
     { key: 'bindPassword', label: 'LDAP bind password', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change the URLs, bind DN or TLS settings' },
     { key: 'sharedSecret', label: 'RADIUS shared secret', kind: 'password', writeOnly: true, help: 'write-only: never shown; leave empty to keep. Type it again when you change a server host or port' },

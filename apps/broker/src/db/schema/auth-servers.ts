@@ -15,7 +15,7 @@ import {
   type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { createdAt, id, oneOf, ts, updatedAt } from './columns.ts';
-import type { LdapSettings, RadiusSettings } from '@stagedoor/contract';
+import type { LdapSettings, RadiusSettings, SamlSettings } from '@stagedoor/contract';
 import { groups, users } from './identity.ts';
 
 /** Text + check rather than a pg enum: widening a check constraint is a one-line migration. */
@@ -38,7 +38,8 @@ export const MFA_FACTORS = ['totp', 'totp-enroll', 'radius'] as const;
 export type LdapConfig = LdapSettings;
 export type RadiusConfig = RadiusSettings;
 export type TotpConfig = { issuer: string };
-export type AuthServerConfig = LdapConfig | RadiusConfig | TotpConfig | Record<string, never>;
+export type SamlConfig = SamlSettings;
+export type AuthServerConfig = LdapConfig | RadiusConfig | TotpConfig | SamlConfig | Record<string, never>;
 
 export const authServers = pgTable(
   'auth_servers',

@@ -7,4 +7,5 @@ export * from './providers.ts';
 export * from './pools.ts';
 export * from './policies.ts';
 export * from './connections.ts';
+export * from './saml.ts';
 export * from './sso.ts';

@@ -47,7 +47,7 @@ async function resolveNames(ctx: ApplyContext, e: Entry, path: string): Promise<
       spec.mfaServerId = server?.row.id;
     } else if (e.mfaServer === null) spec.mfaServerId = null;
   }
-  if (e.kind === 'ldap' || e.kind === 'oidc') spec.groupMappings = await Promise.all(e.groupMappings.map(async (m, i) => ({ externalGroup: m.externalGroup, groupId: await groupId(m.group, `groupMappings[${i}].group`) })));
+  if (e.kind === 'ldap' || e.kind === 'oidc' || e.kind === 'saml') spec.groupMappings = await Promise.all(e.groupMappings.map(async (m, i) => ({ externalGroup: m.externalGroup, groupId: await groupId(m.group, `groupMappings[${i}].group`) })));
   if ('requiredForGroups' in e) {
     delete spec.requiredForGroups;
     if (e.requiredForGroups) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { AuthServerSpec, CreateAuthServer, type AuthServerKind, type UpdateAuthServer } from '@stagedoor/contract';
+import { AuthServerSpec, CreateAuthServer, type AuthServerKind, type SamlSettings, type UpdateAuthServer } from '@stagedoor/contract';
 import type { Db, DbOrTx, Tx } from '../../db/database.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { Clock } from '../clock.ts';
@@ -12,6 +12,7 @@ import { stableJson } from '../stable-json.ts';
 import type { AuthServerRow, AuthServersRepository, MappingRow } from './auth-servers.repository.ts';
 import type { AuthServerConnectors, AuthServerSecrets } from './connectors.ts';
 import { secretDestinationChange } from './secret-destinations.ts';
+import { generateSpKeyPair } from '../identity/saml/sp-key-pair.ts';
 import { invalid, parseOrThrow, purposeFor, settingsFor } from './validate.ts';
 
 export interface AuthServerView {
@@ -100,6 +101,9 @@ export class AuthServersService {
           bindPassword: patch.bindPassword === null ? undefined : (patch.bindPassword ?? old.bindPassword),
           sharedSecret: patch.sharedSecret ?? old.sharedSecret,
           clientSecret: patch.clientSecret ?? old.clientSecret,
+          // Kept across changes: the IdP has the certificate, a new key would break signed requests.
+          spPrivateKey: old.spPrivateKey,
+          spCertificate: old.spCertificate,
         };
         if (patch.bindPassword !== undefined && kind !== 'ldap') invalid('bindPassword', `only ldap servers have a bind password, this one is ${kind}`);
         if (patch.sharedSecret !== undefined && kind !== 'radius') invalid('sharedSecret', `only radius servers have a shared secret, this one is ${kind}`);
@@ -256,6 +260,12 @@ export class AuthServersService {
     return this.deps.connectors.open(row).clientSecret ?? '';
   }
 
+  /** A saml server's SP key pair (only when it signs requests), opened for one use. */
+  samlKeysFor(row: AuthServerRow): { spPrivateKey?: string; spCertificate?: string } {
+    const { spPrivateKey, spCertificate } = this.deps.connectors.open(row);
+    return { spPrivateKey, spCertificate };
+  }
+
   /** The Stagedoor groups `externalDns` map to on this server, and every group the server maps into (the ones a login refreshes). */
   async mappedGroupIds(serverId: string, externalDns: string[], db?: DbOrTx): Promise<{ groupIds: string[]; managed: string[] }> {
     const rows = await this.deps.repo.mappings([serverId], db);
@@ -279,6 +289,12 @@ export class AuthServersService {
       throw new InvalidInputError('TOTP secrets are stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
     }
     if (d.groupMappings?.length && !['ldap', 'oidc', 'saml'].includes(d.kind)) invalid('groupMappings', 'only ldap, oidc and saml servers map groups');
+    if (d.kind === 'saml' && (config as SamlSettings).signRequests && !d.secrets.spPrivateKey) {
+      if (!this.deps.secrets.available) {
+        throw new InvalidInputError('the SAML signing key is stored encrypted: set STAGEDOOR_SECRET_KEY (32 bytes, hex or base64) on every broker node first', [{ path: 'STAGEDOOR_SECRET_KEY', message: 'is not set' }]);
+      }
+      d.secrets = { ...d.secrets, ...(await generateSpKeyPair(d.name)) };
+    }
     if (d.requiredForGroupIds?.length && d.purpose !== 'second-factor') invalid('requiredForGroupIds', 'only a second-factor server can be required for groups');
     if (current && current.purpose === 'second-factor' && d.purpose === 'primary') {
       const dependents = await this.deps.repo.dependents(id, tx);

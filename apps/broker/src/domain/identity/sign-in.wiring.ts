@@ -20,6 +20,8 @@ import { OidcClient } from '../../providers/oidc/oidc-client.ts';
 import { SsoIdentitiesRepository } from './sso/sso-identities.repository.ts';
 import { SsoStatesRepository } from './sso/sso-states.repository.ts';
 import { SignInService } from './sign-in.service.ts';
+import { SamlRepository } from './saml/saml.repository.ts';
+import { SamlSignInService } from './saml/saml-sign-in.service.ts';
 import { TotpService } from './totp.service.ts';
 import type { UsersRepository } from './users.repository.ts';
 import type { AccessReview } from '../connections/access-review.ts';
@@ -58,5 +60,6 @@ export function createSignInServices(deps: {
   const sso = new SsoSignIn({ authServers, provisioning, signIn, audit });
   const ssoStates = new SsoStatesRepository(db);
   const oidc = new OidcSignInService({ authServers, states: ssoStates, sso, client: new OidcClient(), clock, publicUrl: deps.config.signIn.publicUrl });
-  return { authServers, loginThrottle: throttle, totp, signIn, sso, ssoStates, oidc };
+  const saml = new SamlSignInService({ authServers, states: ssoStates, assertions: new SamlRepository(db), sso, clock, publicUrl: deps.config.signIn.publicUrl });
+  return { authServers, loginThrottle: throttle, totp, signIn, sso, ssoStates, oidc, saml };
 }
