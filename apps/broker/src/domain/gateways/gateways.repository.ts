@@ -1,7 +1,6 @@
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { DbOrTx } from '../../db/database.ts';
 import { connections, gatewayEnrollments, gateways, grants } from '../../db/schema/index.ts';
-import type { RoutedPorts } from '../../db/schema/connections.ts';
 
 export type GatewayRow = typeof gateways.$inferSelect;
 export type NewGatewayRow = typeof gateways.$inferInsert;
