@@ -24,8 +24,9 @@ class GatewayOrigins {
     return this.#origins;
   }
 
-  async refresh(now = Date.now()): Promise<void> {
-    if (now - this.#readAt < ORIGINS_TTL_MS) return;
+  /** `fresh`: the browser session tab, which opens the WebSocket; a list read before a gateway's hello would block it. */
+  async refresh(fresh: boolean, now = Date.now()): Promise<void> {
+    if (!fresh && now - this.#readAt < ORIGINS_TTL_MS) return;
     this.#reading ??= this.read()
       .then((origins) => {
         this.#origins = origins;
@@ -52,7 +53,7 @@ export async function registerSecurityHeaders(app: FastifyInstance, deps: { gate
   const origins = new GatewayOrigins(deps.gatewayOrigins);
   // Before helmet's own hook, which writes the header: an API answer is no document, so it is not waited on.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'GET' && !request.url.startsWith('/api/')) await origins.refresh();
+    if (request.method === 'GET' && !request.url.startsWith('/api/')) await origins.refresh(request.url.startsWith(SESSION_PAGE));
   });
   await app.register(helmet, {
     contentSecurityPolicy: {
