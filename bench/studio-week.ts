@@ -17,7 +17,7 @@
  * or the last training week (after-holiday: that week was the holiday, the measured one is normal).
  *
  * Run: npm run bench:studio-week [-- --seed N] [-- --standby windows|morning|flat|predictive]
- *      [-- --scenario studio|crunch|holiday|after-holiday] [-- --train 4] [-- --quantile 0.9] [-- --reserve 0] [-- --hold 15] [-- --lead 10]
+ *      [-- --scenario studio|crunch|holiday|after-holiday] [-- --train 4] [-- --quantile 0.9] [-- --reserve 0] [-- --hold 15] [-- --lead 5]
  * The last line is `RESULT {json}` for bench/studio-week/matrix.ts.
  */
 import { sql } from 'drizzle-orm';
@@ -62,7 +62,7 @@ const RESERVE = Number(arg('reserve', '0'));
 /** The stop hold window (minutes): running standby above the arrivals expected over it is stopped. */
 const HOLD = Number(arg('hold', '15'));
 /** The start lead (minutes): machines are started for the arrivals expected over it (at least one boot). */
-const LEAD = Number(arg('lead', '10'));
+const LEAD = Number(arg('lead', '5'));
 const BOOT_SECONDS = 120; // the emulator's slowest boot (60 s + up to 60 s jitter)
 const HOLIDAY: WeekVariant = { absentP: 0.5 };
 const SCENARIOS: Record<string, { measured: WeekVariant; lastTraining: WeekVariant }> = {

@@ -83,7 +83,7 @@ describe('pool forecast page in the console (Chromium)', () => {
     expect(await chart.locator('rect').count()).toBe(api.today.filter((x) => (x.actual ?? 0) > 0).length);
     expect(await chart.locator('path').getAttribute('d')).toMatch(/^M/);
     const why = page.getByLabel('Why');
-    await expect.poll(() => why.textContent()).toMatch(/^\d+ warm: q0.9 of arrivals in the next 10 min \(start lead\)/);
+    await expect.poll(() => why.textContent()).toMatch(/^\d+ warm: q0.9 of arrivals in the next 5 min \(start lead\)/);
     expect(await why.textContent()).toMatch(/at \w{3} \d\d:\d\d Europe\/London over the last 5 week\(s\)/);
     await screenshot(page, 'pool-forecast');
 

@@ -117,7 +117,7 @@ export const StandbySetting = z
       .int()
       .min(0)
       .max(120)
-      .default(10)
+      .default(5)
       .describe('machines are started for the arrivals expected over this many minutes ahead (at least one boot); 0 = one boot ahead'),
   })
   .describe('How the pool sizes its standby (docs/pools.md, "Predictive standby").');
@@ -134,7 +134,7 @@ export const CreatePool = z.strictObject({
   maxTotal: Count.nullable().default(null).describe('cap on the pool\'s machines (null = no cap)'),
   maxAvailable: Count.nullable().default(null).describe('above this many available machines the surplus the pool launched is terminated (null = never)'),
   scheduleWindows: z.array(ScheduleWindow).max(50).default([]),
-  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0, holdMinutes: 15, leadMinutes: 10 }),
+  standby: StandbySetting.default({ mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0, holdMinutes: 15, leadMinutes: 5 }),
   timeZone: TimeZone.default('UTC'),
   launchRatePerMinute: z.number().int().min(1).max(10_000).default(10),
   provisioning: PoolProvisioning.default('running'),

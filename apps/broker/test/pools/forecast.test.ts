@@ -152,12 +152,27 @@ describe('predictiveTarget and the planner', () => {
   // The start lead: machines are started for the arrivals expected over the next `leadMinutes` (at
   // least one boot + tick), so one started on an earlier pass is running when its artist comes.
   const leadCases: { name: string; leadMinutes?: number; now: string; warm: number; reason: RegExp }[] = [
-    { name: 'default (10 min) eight minutes before the 09:01 wave: all 8 started now', now: '2026-11-30T08:53:00Z', warm: 8, reason: /^8 warm: q0.9 of arrivals in the next 10 min \(start lead\) at mon 08:53 .*\[8, 8, 8\] = 8/ },
+    { name: 'default (5 min) four minutes before the 09:01 wave: all 8 started now', now: '2026-11-30T08:57:00Z', warm: 8, reason: /^8 warm: q0.9 of arrivals in the next 5 min \(start lead\) at mon 08:57 .*\[8, 8, 8\] = 8/ },
+    { name: 'lead 10 eight minutes before the wave: all 8 started now', leadMinutes: 10, now: '2026-11-30T08:53:00Z', warm: 8, reason: /next 10 min \(start lead\)/ },
     { name: 'lead 0 at the same moment: the wave is beyond one boot, only the minimum', leadMinutes: 0, now: '2026-11-30T08:53:00Z', warm: 1, reason: /next 2 min \(boot 105 s \+ tick\).*raised to the minimum 1/ },
     { name: 'lead 10 just after the wave: the 09:10 arrivals are started for', leadMinutes: 10, now: '2026-11-30T09:03:00Z', warm: 4, reason: /next 10 min \(start lead\).*= 4/ },
     { name: 'lead 5 does not reach 09:10 from 09:03', leadMinutes: 5, now: '2026-11-30T09:03:00Z', warm: 1, reason: /next 5 min \(start lead\)/ },
     { name: 'a lead shorter than one boot is one boot + tick', leadMinutes: 1, now: '2026-11-30T08:59:30Z', warm: 8, reason: /next 2 min \(boot 105 s \+ tick\)/ },
   ];
+  // Surprise: arrivals in the last lead minutes above what the forecast expected for them are added.
+  const surpriseCases: { name: string; now: string; recent: number; warm: number; reason?: RegExp }[] = [
+    { name: 'an evening nobody has seen before: 3 came in the last 5 min, 0 expected → 3 warm', now: '2026-11-30T20:00:00Z', recent: 3, warm: 3, reason: /= 0; \+3 for arrivals above the forecast in the last 5 min \(3 came, q0.9 expected 0\)/ },
+    { name: 'the learned wave as forecast: 8 came, 8 expected → no extra', now: '2026-11-30T09:03:00Z', recent: 8, warm: 0 },
+    { name: 'more than the learned wave: 11 came, 8 expected → +3', now: '2026-11-30T09:03:00Z', recent: 11, warm: 3, reason: /\+3 for arrivals above the forecast/ },
+  ];
+  for (const c of surpriseCases) {
+    it(`surprise: ${c.name}`, () => {
+      const s: StandbySetting = { ...DEFAULT_STANDBY, mode: 'predictive', bootSeconds: 105, holdMinutes: 0, leadMinutes: 5 };
+      const t = predictiveTarget(pool({ standby: s, minAvailable: 0 }), demand, at(c.now), c.recent);
+      expect(t.warm).toBe(c.warm);
+      if (c.reason) expect(t.reason).toMatch(c.reason);
+    });
+  }
   for (const c of leadCases) {
     it(`lead: ${c.name}`, () => {
       const s: StandbySetting = { ...DEFAULT_STANDBY, mode: 'predictive', bootSeconds: 105, holdMinutes: 0, ...(c.leadMinutes === undefined ? {} : { leadMinutes: c.leadMinutes }) };

@@ -87,7 +87,7 @@ export interface StandbySetting {
 export const DEFAULT_HOLD_MINUTES = 15;
 
 /** The start lead a pool without its own: see ADR 0022 ("Starts look a few minutes ahead"). */
-export const DEFAULT_LEAD_MINUTES = 10;
+export const DEFAULT_LEAD_MINUTES = 5;
 
 export const DEFAULT_STANDBY: StandbySetting = { mode: 'windows', quantile: 0.9, bootSeconds: 120, reserveMinutes: 0 };
 

@@ -4,7 +4,7 @@ import { assignments } from '../../db/schema/index.ts';
 import type { Clock } from '../clock.ts';
 import { dayProfile, demandOf, HISTORY_WEEKS, WEEK_MS, type DaySlot, type Demand } from './forecast.ts';
 import type { PoolRow } from './pools.repository.ts';
-import { predictiveTarget, type StandbyTarget } from './standby.ts';
+import { leadMinutesOf, predictiveTarget, type StandbyTarget } from './standby.ts';
 
 /**
  * A pool's demand history — its arrivals (new assignments) of the last HISTORY_WEEKS weeks — for
@@ -48,7 +48,9 @@ export class PoolDemand {
   /** The standby target of a predictive pool now; null for a pool sized by its windows. */
   async target(pool: PoolRow, now: Date = this.deps.clock.now()): Promise<StandbyTarget | null> {
     if (pool.standby.mode !== 'predictive') return null;
-    return predictiveTarget(pool, await this.demand(pool, now), now);
+    const leadMs = leadMinutesOf(pool.standby) * 60_000;
+    const recent = leadMs > 0 ? (await this.arrivals(pool.id, new Date(now.getTime() - leadMs), now)).length : 0;
+    return predictiveTarget(pool, await this.demand(pool, now), now, recent);
   }
 
   /** Today (in the pool's time zone), slot by slot: forecast vs arrivals so far — the console's chart. */

@@ -11,6 +11,10 @@ import { effectiveThresholds, localTime, type Thresholds } from './schedule.ts';
  *   already running — which a lead of a few boots has started on an earlier pass. A lead of exactly
  *   one boot plans for "the arrival at 09:00:10", and four weeks of one 135 s span hold 0–3 arrivals:
  *   too few for a quantile to mean much; over 10 minutes the counts are steady enough.
+ * - **Surprise** (same lead): arrivals in the last `leadMinutes` above what the forecast expected
+ *   for that span (same quantile) are added to the warm target. History cannot foresee a crunch
+ *   week's evening sessions or a surge nobody has seen before; what just happened is the best guess
+ *   for the next few minutes, and when the forecast was right the term is 0 and costs nothing.
  * - **Stopped reserve** (optional, EBS-backed machines only: an instance-store root cannot stop): the
  *   arrivals expected within `reserveMinutes` beyond that may be covered by *stopped* machines — the
  *   pool makes sure they exist (launching if it must) but keeps them stopped; each is started when
@@ -63,7 +67,11 @@ export function holdMinutesOf(s: Pick<StandbySetting, 'holdMinutes'>): number {
 const samplesText = (samples: WeekSample[]) => samples.map((s) => s.count).join(', ');
 const minutes = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
 
-export function predictiveTarget(pool: Thresholds & { standby: StandbySetting }, demand: Demand | null, now: Date): StandbyTarget {
+/**
+ * `recentArrivals`: arrivals of the pool in the last `leadMinutes` (up to `now`), read fresh on each
+ * pass — the demand's history is cached and may be an hour old.
+ */
+export function predictiveTarget(pool: Thresholds & { standby: StandbySetting }, demand: Demand | null, now: Date, recentArrivals = 0): StandbyTarget {
   const bounds = effectiveThresholds(pool, now);
   const s = pool.standby;
   const floor = bounds.minAvailable;
@@ -80,8 +88,18 @@ export function predictiveTarget(pool: Thresholds & { standby: StandbySetting },
     `q${s.quantile} of arrivals in the next ${minutes(horizon)} (${horizon === bootHorizonMs(s) ? `boot ${s.bootSeconds} s + tick` : 'start lead'}) at ${local.day} ` +
     `${String(Math.floor(local.minutes / 60)).padStart(2, '0')}:${String(local.minutes % 60).padStart(2, '0')} ${pool.timeZone} ` +
     `over the last ${warm.samples.length} week(s) [${samplesText(warm.samples)}] = ${warm.expected}`;
-  const warmTarget = clamp(warm.expected);
-  if (warmTarget !== warm.expected) reason += warmTarget > warm.expected ? `; raised to the ${where}` : `; capped at maxAvailable ${ceiling}`;
+  const leadMs = leadMinutesOf(s) * 60_000;
+  let planned = warm.expected;
+  if (leadMs > 0 && recentArrivals > 0) {
+    const past = expectedArrivals(demand, new Date(now.getTime() - leadMs), leadMs, s.quantile).expected ?? 0;
+    const surprise = recentArrivals - past;
+    if (surprise > 0) {
+      planned += surprise;
+      reason += `; +${surprise} for arrivals above the forecast in the last ${leadMinutesOf(s)} min (${recentArrivals} came, q${s.quantile} expected ${past})`;
+    }
+  }
+  const warmTarget = clamp(planned);
+  if (warmTarget !== planned) reason += warmTarget > planned ? `; raised to the ${where}` : `; capped at maxAvailable ${ceiling}`;
   let available = warmTarget;
   if (s.reserveMinutes > 0) {
     const wider = expectedArrivals(demand, now, horizon + s.reserveMinutes * 60_000, s.quantile);
