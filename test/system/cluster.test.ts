@@ -67,12 +67,19 @@ describe('two broker nodes on one PostgreSQL', () => {
     // slow on a loaded machine, where a pass may start late.)
     const { rows } = await client.query(`select id from users where username = 'admin'`);
     for (let round = 0; round < 3; round++) {
-      await client.query(
-        `insert into sessions (token_hash, csrf_token, user_id, idle_expires_at, expires_at) values ($1, 'x', $2, now() - interval '3 days', now() - interval '3 days')`,
-        [`dead-${round}-${Date.now()}`, rows[0].id],
-      );
-      await client.query('begin');
-      await client.query(`select id from sessions where expires_at < now() - interval '2 days' for update`);
+      // A pass every 0.2 s may delete the dead row between its insert and the lock (a loaded machine
+      // widens that gap): then nothing is locked and no pass would ever wait. Insert again until the
+      // lock holds a row.
+      for (;;) {
+        await client.query(
+          `insert into sessions (token_hash, csrf_token, user_id, idle_expires_at, expires_at) values ($1, 'x', $2, now() - interval '3 days', now() - interval '3 days')`,
+          [`dead-${round}-${Date.now()}`, rows[0].id],
+        );
+        await client.query('begin');
+        const locked = await client.query(`select id from sessions where expires_at < now() - interval '2 days' for update`);
+        if (locked.rowCount! > 0) break;
+        await client.query('rollback');
+      }
       await waitFor('a housekeeping pass to wait on the locked session', async () => (await probe.query(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%delete from "sessions"%'`)).rows[0].n > 0, 60_000);
       await new Promise((r) => setTimeout(r, 1000)); // the blocked pass now lasts over a second: "slow" below
       await client.query('commit');

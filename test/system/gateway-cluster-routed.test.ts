@@ -63,7 +63,10 @@ describe.skipIf(unavailable !== null)('two gateways behind a network load balanc
     for (const name of ['a', 'b'] as const) {
       const g = GATEWAYS[name];
       // The record says what clients dial: the balancer's address and its fixed ports (the defaults).
-      const { token } = await ok('POST', '/api/v1/gateways/enrollments', { cluster: 'default', name: `edge-${name}`, publicAddress: net.addr.gatewayPublic, sniDomain: 'gw.test' });
+      // Stated at enrolment (routedPortsSet): the gateways' own listeners sit behind the balancer.
+      const { token } = await ok('POST', '/api/v1/gateways/enrollments', {
+        cluster: 'default', name: `edge-${name}`, publicAddress: net.addr.gatewayPublic, sniDomain: 'gw.test', routedPorts: { rdp: 3389, ssh: 22, tls: 8443, tunnel: 443 },
+      });
       gateways[name] = net.spawn(net.ns.gateway, process.execPath, [STAGEDOOR_BIN, 'gateway', '--enroll', token], {
         STAGEDOOR_BROKER_URLS: brokerUrl,
         STAGEDOOR_GATEWAY_ALLOW_INSECURE_BROKER: 'true',
