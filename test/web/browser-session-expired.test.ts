@@ -1,14 +1,12 @@
-import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
-import { fetchInject, httpLogin } from '../support/http.ts';
+import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
 import { freePort, waitFor } from '../support/ports.ts';
-import { spawnStagedoor, type Spawned } from '../support/processes.ts';
-import { as } from '../support/session.ts';
+import type { Spawned } from '../support/processes.ts';
 
 const ADMIN_PW = 'expired-admin-pw';
 /** A bound on each wait for the page or the broker, not a timing assertion. */
@@ -29,23 +27,9 @@ describe('browser session: an expired grant (Chromium, stagedoor dev)', () => {
   let tab: Tab;
 
   beforeAll(async () => {
-    const [port, gw, desk] = [await freePort(), await freePort(), await freePort()];
-    base = `http://127.0.0.1:${port}`;
-    proc = spawnStagedoor(['dev'], {
-      PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: ADMIN_PW, STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`,
-      STAGEDOOR_GRANT_CONNECT_BY_SECONDS: '15', DATABASE_URL: undefined,
-    });
-    await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200).catch((err) => {
-      throw new Error(`${err.message}\n${proc.stderr.join('\n')}`);
-    });
-    const admin = await httpLogin(base, 'admin', ADMIN_PW);
-    const call = fetchInject(base);
-    const ok = async (method: string, url: string, payload?: unknown) => {
-      const r = await call({ method, url, headers: as(admin), payload });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode} ${r.body}`);
-      return r.statusCode === 204 ? null : r.json();
-    };
-    await waitFor('the dev gateway healthy', async () => (await ok('GET', '/api/v1/gateways')).items[0]?.health === 'healthy', 30_000, 200);
+    const desk = await freePort();
+    let ok: AdminCall;
+    ({ proc, base, ok } = await startDevStack(dataDir, ADMIN_PW, { STAGEDOOR_GRANT_CONNECT_BY_SECONDS: '15' }));
     const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'studio' });
     await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'late-desk', address: '127.0.0.1', protocols: [{ protocol: 'vnc', port: desk }], tags: { room: 'c' } });
     const pool = await ok('POST', '/api/v1/pools', { name: 'late', providerId: provider.id, membership: { tags: { room: ['c'] } } });
@@ -54,10 +38,7 @@ describe('browser session: an expired grant (Chromium, stagedoor dev)', () => {
     const plan = await ok('POST', '/api/v1/protocol-plans', { name: 'vnc-in-browser', protocols: [{ protocol: 'vnc', viaGateway: true, gatewayMode: 'routed', browser: true, reconnectWindowSeconds: 0 }] });
     await ok('POST', '/api/v1/policies', { name: 'late', groupIds: [group.id], pools: [{ poolId: pool.id }], protocolPlanId: plan.id });
     await ok('POST', '/api/v1/users', { username: 'lee', password: 'lee-password-1', groupIds: [group.id] });
-    // Chromium accepts the dev gateway's self-signed certificate by its key, and nothing else (ADR 0028).
-    const cert = new X509Certificate(fs.readFileSync(path.join(dataDir, 'gateway', 'tls-self-signed-cert.pem')));
-    const spki = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-    browser = await launchBrowser([`--ignore-certificate-errors-spki-list=${spki}`]);
+    browser = await launchBrowser([acceptDevGatewayKey(dataDir)]);
   });
 
   afterAll(async () => {

@@ -1,14 +1,13 @@
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
-import { fetchInject, httpLogin } from '../support/http.ts';
-import { freePort, waitFor } from '../support/ports.ts';
-import { spawnProcess, spawnStagedoor, type Spawned } from '../support/processes.ts';
-import { as } from '../support/session.ts';
+import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
+import { waitFor } from '../support/ports.ts';
+import { spawnProcess, type Spawned } from '../support/processes.ts';
 import { startXvncDisplay } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
@@ -32,7 +31,7 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
   let xev: Spawned;
   let base: string;
   let browser: Browser;
-  let ok: (method: string, url: string, payload?: unknown) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  let ok: AdminCall;
   let tunnelUrl: string;
   let tab: Tab;
   let session: Page;
@@ -49,25 +48,9 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     // Line-buffered: xev writes to a pipe here, which C's stdio would otherwise hold back in blocks.
     xev = spawnProcess('stdbuf', ['-oL', 'xev', '-display', `:${xvnc.display}`, '-root', '-event', 'keyboard'], {});
 
-    const [port, gw] = [await freePort(), await freePort()];
-    base = `http://127.0.0.1:${port}`;
-    proc = spawnStagedoor(['dev'], { PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: ADMIN_PW, STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`, STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined });
-    await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200).catch((err) => {
-      throw new Error(`${err.message}\n${proc.stderr.join('\n')}`);
-    });
-    const admin = await httpLogin(base, 'admin', ADMIN_PW);
-    const call = fetchInject(base);
-    ok = async (method, url, payload) => {
-      const r = await call({ method, url, headers: as(admin), payload });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode} ${r.body}`);
-      return r.statusCode === 204 ? null : r.json();
-    };
-    await waitFor('the dev gateway healthy, its tunnel port known', async () => {
-      const g = (await ok('GET', '/api/v1/gateways')).items[0];
-      return g?.health === 'healthy' && g.routedPorts?.tunnel > 0;
-    }, 30_000, 200);
-    const g = (await ok('GET', '/api/v1/gateways')).items[0];
-    tunnelUrl = `wss://127.0.0.1:${g.routedPorts.tunnel}/tunnel`;
+    const stack = await startDevStack(dataDir, ADMIN_PW);
+    ({ proc, base, ok } = stack);
+    tunnelUrl = `wss://127.0.0.1:${stack.tunnelPort}/tunnel`;
 
     const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'studio' });
     await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'vnc-desk', address: '127.0.0.1', protocols: [{ protocol: 'vnc', port: xvnc.port }], tags: { room: 'b' } });
@@ -78,10 +61,7 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     await ok('POST', '/api/v1/policies', { name: 'review', groupIds: [group.id], pools: [{ poolId: pool.id }], protocolPlanId: plan.id });
     await ok('POST', '/api/v1/users', { username: 'sue', password: 'sue-password-1', groupIds: [group.id] });
 
-    // Chromium accepts the dev gateway's self-signed certificate by its key, and nothing else.
-    const cert = new X509Certificate(fs.readFileSync(path.join(dataDir, 'gateway', 'tls-self-signed-cert.pem')));
-    const spki = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-    browser = await launchBrowser([`--ignore-certificate-errors-spki-list=${spki}`]);
+    browser = await launchBrowser([acceptDevGatewayKey(dataDir)]);
   });
 
   afterAll(async () => {

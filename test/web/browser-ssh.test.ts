@@ -1,14 +1,13 @@
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
-import { fetchInject, httpLogin } from '../support/http.ts';
+import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
 import { freePort, waitFor } from '../support/ports.ts';
-import { spawnStagedoor, type Spawned } from '../support/processes.ts';
-import { as } from '../support/session.ts';
+import type { Spawned } from '../support/processes.ts';
 import { startPasswordSshd } from '../support/sshd.ts';
 
 const ADMIN_PW = 'browser-ssh-admin-pw';
@@ -32,31 +31,13 @@ describe('browser session: SSH through the gateway (Chromium, stagedoor dev, ssh
   let sshd: Awaited<ReturnType<typeof startPasswordSshd>>;
   let base: string;
   let browser: Browser;
-  let ok: (method: string, url: string, payload?: unknown) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  let ok: AdminCall;
   let tab: Tab;
   let session: Page;
 
   beforeAll(async () => {
     sshd = await startPasswordSshd(fs.mkdtempSync(path.join(dataDir, 'sshd-')), await freePort(), USER, PASSWORD);
-    const [port, gw] = [await freePort(), await freePort()];
-    base = `http://127.0.0.1:${port}`;
-    proc = spawnStagedoor(['dev'], { PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: ADMIN_PW, STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`, STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined });
-    await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200).catch((err) => {
-      throw new Error(`${err.message}\n${proc.stderr.join('\n')}`);
-    });
-    const admin = await httpLogin(base, 'admin', ADMIN_PW);
-    const call = fetchInject(base);
-    ok = async (method, url, payload) => {
-      const r = await call({ method, url, headers: as(admin), payload });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode} ${r.body}`);
-      return r.statusCode === 204 ? null : r.json();
-    };
-    await waitFor('the dev gateway healthy, its tunnel port known', async () => {
-      const g = (await ok('GET', '/api/v1/gateways')).items[0];
-      return g?.health === 'healthy' && g.routedPorts?.tunnel > 0;
-    }, 60_000, 200).catch(async (err) => {
-      throw new Error(`${err.message}: ${JSON.stringify((await ok('GET', '/api/v1/gateways')).items)}\n${proc.stdout.join('')}\n${proc.stderr.join('\n')}`);
-    });
+    ({ proc, base, ok } = await startDevStack(dataDir, ADMIN_PW));
 
     const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'lab' });
     await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'shell-desk', address: '127.0.0.1', protocols: [{ protocol: 'ssh', port: sshd.port }], tags: { room: 'c' } });
@@ -67,9 +48,7 @@ describe('browser session: SSH through the gateway (Chromium, stagedoor dev, ssh
     await ok('POST', '/api/v1/policies', { name: 'shells', groupIds: [group.id], pools: [{ poolId: pool.id }], protocolPlanId: plan.id });
     await ok('POST', '/api/v1/users', { username: 'tom', password: 'tom-password-1', groupIds: [group.id] });
 
-    const cert = new X509Certificate(fs.readFileSync(path.join(dataDir, 'gateway', 'tls-self-signed-cert.pem')));
-    const spki = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), `--ignore-certificate-errors-spki-list=${spki}`] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), acceptDevGatewayKey(dataDir)] });
   });
 
   afterAll(async () => {
