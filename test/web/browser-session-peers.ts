@@ -1,17 +1,21 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { freePort, waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
 
 /**
  * TigerVNC's Xvnc on loopback for the browser session tests, with its display number (xsetroot and
- * xev draw on and listen to it) and a free port. No VNC password: the grant is the access control
- * under test here; a password prompt is the viewer's, and the VNC server's own business.
+ * xev draw on and listen to it) and a free port. No VNC password by default: the grant is the access
+ * control under test; with `password`, the server asks for its own (VncAuth), as a studio's may, and
+ * the tab must ask the artist for it.
  */
-export async function startXvncDisplay(home: string, size: { width: number; height: number }): Promise<{ display: number; port: number; proc: Spawned }> {
+export async function startXvncDisplay(home: string, size: { width: number; height: number }, opts: { password?: string } = {}): Promise<{ display: number; port: number; proc: Spawned }> {
   const display = freeDisplay();
   const port = await freePort();
-  const proc = spawnProcess('Xvnc', [`:${display}`, '-rfbport', String(port), '-localhost', '-SecurityTypes', 'None', '-geometry', `${size.width}x${size.height}`, '-depth', '24', '-nolisten', 'tcp', '-desktop', 'stagedoor-browser'], { HOME: home });
+  const security = opts.password === undefined ? ['-SecurityTypes', 'None'] : ['-SecurityTypes', 'VncAuth', '-PasswordFile', passwordFile(home, display, opts.password)];
+  const proc = spawnProcess('Xvnc', [`:${display}`, '-rfbport', String(port), '-localhost', ...security, '-geometry', `${size.width}x${size.height}`, '-depth', '24', '-nolisten', 'tcp', '-desktop', 'stagedoor-browser'], { HOME: home });
   await waitFor(
     `Xvnc to listen on 127.0.0.1:${port}`,
     () => {
@@ -33,4 +37,26 @@ function freeDisplay(): number {
     if (!fs.existsSync(`/tmp/.X${d}-lock`) && !fs.existsSync(`/tmp/.X11-unix/X${d}`)) return d;
   }
   throw new Error('no free X display number');
+}
+
+/** A VNC password file (TigerVNC's obfuscated form, from its own `tigervncpasswd -f`), private to `home`. */
+function passwordFile(home: string, display: number, password: string): string {
+  const file = path.join(home, `vnc-${display}.passwd`);
+  fs.writeFileSync(file, execFileSync('tigervncpasswd', ['-f'], { input: `${password}\n` }), { mode: 0o600 });
+  return file;
+}
+
+/** The key names xev printed for KeyPress events, in order (its output as lines). */
+export function pressedKeys(lines: string[]): string[] {
+  const keys: string[] = [];
+  let inPress = false;
+  for (const line of lines) {
+    if (/^\S/.test(line)) inPress = line.startsWith('KeyPress');
+    const m = inPress ? /\(keysym 0x[0-9a-f]+, ([^)]+)\)/.exec(line) : null;
+    if (m) {
+      keys.push(m[1]!);
+      inPress = false;
+    }
+  }
+  return keys;
 }

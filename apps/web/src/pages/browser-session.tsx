@@ -54,12 +54,17 @@ export function BrowserSessionPage(props: { connectionId: string }): ReactNode {
   // Stable callbacks for the viewer: it opens the tunnel once per attempt.
   const sessionRef = useRef<BrowserSession | null>(null);
   sessionRef.current = session;
+  const attemptRef = useRef(attempt);
+  attemptRef.current = attempt;
   const open = useCallback((options?: Record<string, unknown>) => {
     const s = sessionRef.current!;
     const ws = openTunnel(s, options);
+    const mine = attemptRef.current;
     let opened = false;
     ws.addEventListener('open', () => void (opened = true));
     ws.addEventListener('close', (e) => {
+      // A tunnel of an earlier attempt (closed as its viewer went away) says nothing about this one.
+      if (attemptRef.current !== mine) return;
       setControls(null);
       setEnd((prev) => prev ?? describeClose({ code: e.code, reason: e.reason }, { opened, byUser: byUser.current, url: s.url }));
     });
@@ -78,6 +83,14 @@ export function BrowserSessionPage(props: { connectionId: string }): ReactNode {
   const disconnect = () => {
     byUser.current = true;
     controls?.disconnect();
+  };
+  // The session goes in the same render as the attempt changes: a viewer mounted for the new attempt
+  // with the old session would open a tunnel only to close it when the new session arrives.
+  const connectAgain = () => {
+    setSession(null);
+    setEnd(null);
+    setControls(null);
+    setAttempt((n) => n + 1);
   };
   const fullScreen = () => {
     if (document.fullscreenElement) void document.exitFullscreen();
@@ -122,7 +135,11 @@ export function BrowserSessionPage(props: { connectionId: string }): ReactNode {
       </header>
       {panel === 'clipboard' && controls && (
         <div className="session-panel clipboard-panel">
-          <label htmlFor="session-clipboard">Clipboard: the desktop&apos;s copied text appears here; edit it and send it to paste on the desktop.</label>
+          <label htmlFor="session-clipboard">
+            {controls.paste
+              ? 'Clipboard: the desktop\'s copied text appears here; edit it and send it to paste on the desktop.'
+              : 'Clipboard: the desktop\'s copied text appears here (view only: nothing is sent to the desktop).'}
+          </label>
           <textarea id="session-clipboard" rows={4} value={clipboard} onChange={(e) => setClipboard(e.target.value)} />
           {controls.paste && (
             <button type="button" onClick={act(() => controls.paste!(clipboard))}>
@@ -145,7 +162,7 @@ export function BrowserSessionPage(props: { connectionId: string }): ReactNode {
           <h1>{end.title}</h1>
           <p>{end.detail}</p>
           {end.canRetry && (
-            <button type="button" onClick={() => setAttempt((n) => n + 1)}>
+            <button type="button" onClick={connectAgain}>
               Connect again
             </button>
           )}
