@@ -29,6 +29,8 @@ import { delaysFor } from '../packages/ec2-emulator/src/lifecycle.ts';
 import { loadConfig } from '../apps/broker/src/config/config.ts';
 import { rowsOf, runMigrations } from '../apps/broker/src/db/migrate.ts';
 import { openPglite } from '../apps/broker/src/db/pglite.ts';
+import { openPostgres } from '../apps/broker/src/db/postgres.ts';
+import { startPostgres } from '../test/support/postgres-server.ts';
 import { ManualClock } from '../apps/broker/src/domain/clock.ts';
 import { systemActor } from '../apps/broker/src/domain/identity/actor.ts';
 import { assembleBroker } from '../apps/broker/src/main.ts';
@@ -63,6 +65,8 @@ const RESERVE = Number(arg('reserve', '0'));
 const HOLD = Number(arg('hold', '15'));
 /** The start lead (minutes): machines are started for the arrivals expected over it (at least one boot). */
 const LEAD = Number(arg('lead', '5'));
+/** `postgres` (a throwaway server, as the bench's other runs) is several times faster than PGlite here; the figures are the same. */
+const DB = arg('db', 'postgres');
 const BOOT_SECONDS = 120; // the emulator's slowest boot (60 s + up to 60 s jitter)
 const HOLIDAY: WeekVariant = { absentP: 0.5 };
 const SCENARIOS: Record<string, { measured: WeekVariant; lastTraining: WeekVariant }> = {
@@ -112,7 +116,8 @@ async function main() {
   const t0 = performance.now();
   const clock = new ManualClock(WEEK - 12 * HOUR);
   const emu = await startEc2Emulator({ clock: () => clock.now().getTime(), delays: SETTINGS.boot, onError: () => undefined });
-  const database = await openPglite({});
+  const pg = DB === 'postgres' ? await startPostgres() : undefined;
+  const database = pg ? await openPostgres({ url: pg.url, poolSize: 4, log: silent }) : await openPglite({});
   await runMigrations(database);
   const config = loadConfig({}, { STAGEDOOR_SECRET_KEY: 'ab'.repeat(32), STAGEDOOR_JOBS: 'off', STAGEDOOR_ADMIN_PASSWORD: 'bench-admin-password', STAGEDOOR_NODE_ID: 'bench' });
   const broker = await assembleBroker(config, database, { log: silent, clock });
@@ -287,7 +292,7 @@ async function main() {
   const cold = waits.filter((w) => w.cold);
   const byUser = await services.reports.cost({ from: new Date(WEEK), to: new Date(END), groupBy: 'user' });
   const unassigned = byUser.groups.find((g) => g.key === null && g.label === '(unassigned)')?.runningHours ?? 0;
-  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, scenario ${SCENARIO}, ${TRAIN} training week(s) (${trained.length} arrivals), standby ${STANDBY}${PREDICTIVE ? ` (q${QUANTILE}, boot ${BOOT_SECONDS} s, reserve ${RESERVE} min, hold ${HOLD} min, lead ${LEAD} min)` : ''}, PGlite, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
+  console.log(`Studio week ${new Date(WEEK).toISOString().slice(0, 10)} → ${new Date(END).toISOString().slice(0, 10)}: ${ARTISTS} artists, seed ${SEED}, scenario ${SCENARIO}, ${TRAIN} training week(s) (${trained.length} arrivals), standby ${STANDBY}${PREDICTIVE ? ` (q${QUANTILE}, boot ${BOOT_SECONDS} s, reserve ${RESERVE} min, hold ${HOLD} min, lead ${LEAD} min)` : ''}, ${DB === 'postgres' ? 'PostgreSQL' : 'PGlite'}, EC2 emulator (boot ${SETTINGS.boot.pendingMs / 1000}–${(SETTINGS.boot.pendingMs + SETTINGS.boot.pendingJitterMs) / 1000} s)`);
   for (const s of STUDIO) console.log(`  ${String(s.count).padStart(3)} × ${s.name}, long break ${s.breakMin[0]}–${s.breakMin[1]} min, short break p=${s.shortBreakP}, absent p=${s.absentP}`);
   console.log(`  pool: ${machines!.n} g5.xlarge (fleet ${FLEET} stopped at the start), minAvailable ${SETTINGS.pool.minAvailable}, windows (Europe/London): ${SETTINGS.pool.scheduleWindows.map((w) => `${w.days[0]}–${w.days.at(-1)} ${w.start}–${w.end} → ${w.minAvailable}`).join('; ') || 'none'}`);
   console.log(`  power plan: stop ${SETTINGS.powerPlan.onDisconnect.delaySeconds / 60} min after disconnect and after logout; release plan: on logout, and ${SETTINGS.releasePlan.releaseAfterDisconnectSeconds / 60} min after a disconnect (floating)`);
@@ -316,6 +321,7 @@ async function main() {
 
   await broker.close();
   await emu.close();
+  pg?.stop();
 }
 
 const hist = (hours: number[]) => {
