@@ -1,6 +1,6 @@
 /**
  * Issue 19's benchmark matrix: every scenario × standby × seed of `bench/studio-week.ts`, each run in
- * its own process (the week runs through the real broker on PGlite), its output kept in
+ * its own process (the week runs through the real broker on PostgreSQL), its output kept in
  * test-artifacts/studio-week/, then one table: billed / ideal, p95 and max wait, cold starts.
  *
  * Run: npm run bench:studio-week -- --matrix [--jobs 2] [--scenarios studio,holiday] [--standbys windows,predictive]
