@@ -169,12 +169,24 @@ async function main() {
   await services.policies.create(systemActor, PolicyBody.parse({ name: 'artists', groupIds: [group.id], pools: [{ poolId: pool.id }], assignmentMode: 'floating', startStoppedOnLogin: true, launchOnLogin: true, powerPlanId: power.id, releasePlanId: release.id }));
 
   // ---- warm-up (Sunday noon): the fleet exists and is stopped, as after any ordinary weekend ----
+  // Minute by minute until the broker has seen every machine boot, then stop them all and wait until
+  // it has seen every one stopped. (Stopping "whatever runs" 3 min after the launch found most machines
+  // still pending in the broker's view: they ran unassigned into Monday, and a windows or flat pool,
+  // which never stops standby, billed them — about 800 h, 1.43x ideal instead of 1.21x.)
+  const fleetIn = async (state: string) => rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from workstations where power_state = ${state}`))[0]!.n;
+  const settle = async (state: string) => {
+    for (let i = 0; i < 30 && (await fleetIn(state)) < FLEET; i++) {
+      clock.advance(MIN);
+      await services.pools.reconcileAll();
+      await quiesce();
+    }
+    if ((await fleetIn(state)) < FLEET) throw new Error(`warm-up: only ${await fleetIn(state)} of ${FLEET} machines ${state}`);
+  };
   await quiesce();
-  clock.advance(3 * MIN);
-  await services.pools.reconcileAll();
+  await settle('running');
+  await services.pools.update(systemActor, pool.id, { minAvailable: 0 }); // or it starts them again
   for (const w of rowsOf<{ id: string }>(await database.db.execute(sql`select id from workstations where power_state = 'running'`))) await services.workstations.power(systemActor, w.id, 'stop');
-  clock.advance(MIN);
-  await services.pools.reconcileAll();
+  await settle('stopped');
   // ---- the training weeks: arrivals written as the pool's history (see the header) ----
   const trained = trainingArrivals();
   await database.db.execute(sql`update pools set created_at = ${new Date(WEEK - (TRAIN + 1) * 7 * DAY).toISOString()} where id = ${pool.id}`);
@@ -207,6 +219,16 @@ async function main() {
   const agent = async (workstationId: string, type: string, user: string) => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/agent/events', headers: { authorization: `Bearer ${await agentToken(workstationId)}` }, payload: { agentVersion: 'bench', os: 'windows', events: [{ type, user }] } });
     if (res.statusCode !== 200) throw new Error(`agent ${type}: ${res.statusCode} ${res.body}`);
+  };
+
+  // The agent on a running machine reports every 60 s (power.wiring.ts), and a machine whose agent
+  // falls silent for 3 min is unhealthy: no connect takes it, and the standby does not count it. The
+  // bench posts the agent's login/logout events through the API; its heartbeats, which only say "still
+  // here", are written as their effect, one statement per step (as the training weeks are), not 100
+  // HTTP calls a minute. Without them a machine fell unhealthy 3 min after its agent's last event
+  // (a logout, say), and no arrival could take it while the power plan's 15 min ran.
+  const heartbeats = async (now: number) => {
+    await database.db.execute(sql`update workstations set agent_last_seen_at = ${new Date(now).toISOString()}::timestamptz where power_state = 'running' and agent_last_seen_at is not null`);
   };
 
   type ArtistState = { user: MintedUser; state: 'off' | 'waiting' | 'working' | 'break'; conn?: string; since?: number; machine?: string; lastMachine?: string; why?: string; stage?: string; held?: boolean };
@@ -267,6 +289,7 @@ async function main() {
     if (t >= END) break;
     clock.set(t);
     steps++;
+    await heartbeats(t);
     if (Math.floor(t / DAY) !== day) {
       day = Math.floor(t / DAY);
       process.stderr.write(`  ${new Date(t).toISOString().slice(0, 10)}: ${steps} steps, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
