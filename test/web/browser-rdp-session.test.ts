@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { screenshot, type Tab } from '../support/browser.ts';
 import { netnsUnavailable } from '../support/netns.ts';
+import { pressed } from '../support/xev.ts';
 import { startXrdpSession, type XrdpSession } from '../support/xrdp-session.ts';
 import { canvasColours, canvasPixel, startRdpHarness, type RdpHarness } from './browser-rdp-harness.ts';
 
@@ -24,6 +25,8 @@ describe.skipIf(skip)('RDP in the browser: a signed-in xrdp session (Xvnc, chans
   let h: RdpHarness;
   let tab: Tab;
   const VIEWPORT = { width: 1280, height: 800 };
+  /** The root window's colour, set once signed in. */
+  let colour = '';
 
   /** What the logs say, for a failure's message. */
   const logs = () => `\nconsole: ${tab?.problems.join('\n')}\nxrdp: ${tail(xs.xrdpLog)}\nsesman: ${tail(xs.sesmanLog)}`;
@@ -38,7 +41,6 @@ describe.skipIf(skip)('RDP in the browser: a signed-in xrdp session (Xvnc, chans
 
   afterAll(async () => {
     await h?.close();
-    if (process.env.DBG_RDP) for (const f of [xs.xrdpLog, xs.sesmanLog]) if (fs.existsSync(f)) fs.copyFileSync(f, `/tmp/dbg-${path.basename(f)}`);
     xs?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -71,7 +73,7 @@ describe.skipIf(skip)('RDP in the browser: a signed-in xrdp session (Xvnc, chans
     expect(fs.readFileSync(xs.sesmanLog, 'utf8')).toMatch(new RegExp(`Starting X server on display ${display}: Xvnc`));
     expect(fs.readFileSync(xs.xrdpLog, 'utf8')).toMatch(/selected \[SSL\]/);
 
-    const colour = rgb565Colour();
+    colour = rgb565Colour();
     const set = await xs.x('xsetroot', ['-solid', colour]);
     expect(set.code, set.stderr).toBe(0);
     // Well inside the single-coloured root window, at two places.
@@ -110,24 +112,90 @@ describe.skipIf(skip)('RDP in the browser: a signed-in xrdp session (Xvnc, chans
     await screenshot(tab.page, 'browser-rdp-session-clipboard');
   });
 
-  it('resizing the tab resizes the session (Display Control → xrdp → Xvnc)', async () => {
+  it('resizing the tab scales the whole picture to it; the session keeps its size (IronRDP 0.7 cannot follow a server-side resize)', async () => {
     const before = await screenSize();
-    await tab.page.setViewportSize({ width: 1000, height: 700 });
+    expect(await canvasSize(tab)).toBe(before);
+    // Smaller, and a width that is not a multiple of 4.
+    await tab.page.setViewportSize({ width: 1002, height: 700 });
+    colour = rgb565Colour();
+    expect((await xs.x('xsetroot', ['-solid', colour])).code).toBe(0);
+    // Corner to corner the picture shows the new colour: nothing cut off, no stale strip.
+    const corners: [number, number][] = [[0.02, 0.02], [0.98, 0.02], [0.02, 0.98], [0.98, 0.98], [0.5, 0.5]];
+    await expect.poll(() => Promise.all(corners.map(([x, y]) => canvasPixel(tab, x, y))), { timeout: 30_000, interval: 250 }).toEqual(corners.map(() => colour));
+    // Scaled down into the smaller stage, its proportions kept.
     const stage = (await tab.page.locator('.rdp-screen').boundingBox())!;
-    const wanted = `${Math.floor(stage.width / 4) * 4}x${Math.floor(stage.height)}`;
-    expect(wanted).not.toBe(before);
-    await expect.poll(screenSize, { timeout: 30_000, interval: 500 }).toBe(wanted);
+    const [w, hgt] = before!.split('x').map(Number) as [number, number];
+    await expect
+      .poll(async () => {
+        const shown = await canvasBox(tab);
+        return shown.width <= stage.width + 1 && shown.height <= stage.height + 1 && Math.abs(shown.width / shown.height - w / hgt) < 0.02;
+      }, { timeout: 30_000, interval: 250 })
+      .toBe(true);
+    // The session was not resized (no Display Control request).
+    expect(await screenSize()).toBe(before);
+    expect(await canvasSize(tab)).toBe(before);
+    expect(fs.readFileSync(xs.xrdpLog, 'utf8')).not.toMatch(/VNC server successfully resized/);
+    await screenshot(tab.page, 'browser-rdp-session-resized');
+  });
+
+  it('keys reach the session: typed text, and the toolbar\'s Ctrl+Alt+Del and Windows key (xev on the root window)', async () => {
+    // Line-buffered: xev writes to a pipe here, which C's stdio would otherwise hold back in blocks.
+    const xev = await xs.spawnX('stdbuf', ['-oL', 'xev', '-root', '-event', 'keyboard']);
+    const word = `k${crypto.randomBytes(4).toString('hex').replace(/\d/g, '')}`.slice(0, 6);
+    await tab.page.locator('iron-remote-desktop').click({ position: { x: 200, y: 200 } });
+    // xev is listening once a key pressed now shows up (keys before it selected input are lost).
+    await expect
+      .poll(async () => {
+        await tab.page.keyboard.press('F9');
+        return pressed(xev.stdout).includes('F9');
+      }, { timeout: 30_000, interval: 250 })
+      .toBe(true);
+    await tab.page.keyboard.type(word);
+    await expect.poll(() => pressed(xev.stdout).join(''), { timeout: 30_000, interval: 100 }).toContain(word);
+    await tab.page.getByRole('toolbar', { name: 'Session' }).getByRole('button', { name: 'Keys' }).click();
+    await tab.page.getByRole('button', { name: 'Send Ctrl+Alt+Del' }).click();
+    await expect.poll(() => pressed(xev.stdout), { timeout: 30_000, interval: 100 }).toContain('Delete');
+    const keys = tab.page.getByRole('toolbar', { name: 'Session' }).getByRole('button', { name: 'Keys' });
+    if ((await keys.getAttribute('aria-expanded')) !== 'true') await keys.click();
+    await tab.page.getByRole('button', { name: 'Send Windows key' }).click();
+    await expect.poll(() => pressed(xev.stdout), { timeout: 30_000, interval: 100 }).toContain('Super_L');
+    await xev.stop('SIGKILL');
+  });
+
+  it('Disconnect ends the session in the tab; the gateway reports its end with the bytes it carried', async () => {
+    await tab.page.getByRole('toolbar', { name: 'Session' }).getByRole('button', { name: 'Disconnect' }).click();
+    await tab.page.getByTestId('session-end').filter({ hasText: 'Disconnected' }).waitFor();
+    await expect.poll(() => h.ended.length, { timeout: 30_000 }).toBe(1);
+    expect(h.ended[0]!.bytesDown).toBeGreaterThan(10_000);
+    expect(tab.problems.filter((p) => /Content Security Policy|Refused to/.test(p))).toEqual([]);
+    await tab.context.close();
   });
 });
 
+/** Where the canvas is shown in the page (CSS pixels). */
+const canvasBox = (tab: Tab) =>
+  tab.page.evaluate(() => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const r = (globalThis as any).document.querySelector('iron-remote-desktop').shadowRoot.querySelector('canvas').getBoundingClientRect();
+    return { width: r.width as number, height: r.height as number };
+  });
+
+/** The canvas's drawing size (the desktop's pixels), as `WxH`. */
+const canvasSize = (tab: Tab) =>
+  tab.page.evaluate(() => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const canvas = (globalThis as any).document.querySelector('iron-remote-desktop')?.shadowRoot?.querySelector('canvas');
+    return canvas ? `${canvas.width}x${canvas.height}` : null;
+  });
+
 /**
  * A random colour that survives the trip unchanged: IronRDP 0.7's web client asks for 16-bit colour
- * (RGB565), so xrdp reduces each pixel to 5/6/5 bits and IronRDP widens them again by repeating the
- * top bits. A colour whose channels already are such widened values comes back exactly.
+ * (RGB565), so xrdp reduces each pixel to 5/6/5 bits and IronRDP widens them again (v × 255 / max,
+ * rounded). A colour whose channels already are such widened values comes back exactly.
  */
 function rgb565Colour(): string {
   const [r, g, b] = [crypto.randomInt(32), crypto.randomInt(64), crypto.randomInt(32)];
-  const channels = [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)];
+  const channels = [Math.round((r * 255) / 31), Math.round((g * 255) / 63), Math.round((b * 255) / 31)];
   return `#${channels.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
 }
 

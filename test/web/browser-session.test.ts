@@ -8,6 +8,7 @@ import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from
 import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
 import { waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
+import { pressed } from '../support/xev.ts';
 import { startXvncDisplay } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
@@ -155,18 +156,3 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     expect(await session.getByTestId('session-end').textContent()).toContain('connect again from your Stagedoor portal');
   });
 });
-
-/** The key names xev printed for KeyPress events, in order (its output as lines). */
-function pressed(lines: string[]): string[] {
-  const keys: string[] = [];
-  let inPress = false;
-  for (const line of lines) {
-    if (/^\S/.test(line)) inPress = line.startsWith('KeyPress');
-    const m = inPress ? /\(keysym 0x[0-9a-f]+, ([^)]+)\)/.exec(line) : null;
-    if (m) {
-      keys.push(m[1]!);
-      inPress = false;
-    }
-  }
-  return keys;
-}

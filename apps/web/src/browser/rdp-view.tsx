@@ -1,6 +1,6 @@
 import '@devolutions/iron-remote-desktop';
 import type { IronError, UserInteraction } from '@devolutions/iron-remote-desktop';
-import { displayControl, enableCredssp, init } from '@devolutions/iron-remote-desktop-rdp';
+import { enableCredssp, init } from '@devolutions/iron-remote-desktop-rdp';
 import { rdCleanPathErrorWords } from '@stagedoor/contract/rdcleanpath';
 import { rdpClipboard } from './rdp-clipboard.ts';
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
@@ -37,7 +37,7 @@ export function RdpView(props: ViewerProps): ReactNode {
     let byUser = false;
     let ui: UserInteraction | null = null;
     let connected = false;
-    let size = { width: 0, height: 0 };
+    let scale: number = SCALE.fit;
     const el = document.createElement('iron-remote-desktop') as HTMLElement & { module?: unknown };
     // The desktop's copied text goes to the toolbar's panel; "Send to desktop" goes through cliprdr.
     const clipboard = rdpClipboard(onClipboard);
@@ -58,7 +58,7 @@ export function RdpView(props: ViewerProps): ReactNode {
       u.setEnableClipboard(true);
       u.setEnableAutoClipboard(true);
       const box = host.current?.getBoundingClientRect();
-      size = { width: desktopWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
+      const size = { width: desktopWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
       const config = u
         .configBuilder()
         .withUsername(credentials.username)
@@ -68,7 +68,6 @@ export function RdpView(props: ViewerProps): ReactNode {
         .withServerDomain('')
         .withAuthToken(session.token)
         .withDesktopSize(size)
-        .withExtension(displayControl(true))
         // CredSSP needs the password before the desktop shows anything; without one, TLS only.
         .withExtension(enableCredssp(credentials.password !== ''))
         .build();
@@ -86,7 +85,7 @@ export function RdpView(props: ViewerProps): ReactNode {
           u.shutdown();
         },
         focus: () => el.focus(),
-        setScaled: (scaled) => u.setScale(scaled ? SCALE.fit : SCALE.real),
+        setScaled: (scaled) => u.setScale((scale = scaled ? SCALE.fit : SCALE.real)),
         // Straight to the session's clipboard channel, without the browser's clipboard (rdp-clipboard.ts).
         paste: (text) => void clipboard.send(text).catch(() => undefined),
         shortcuts: [
@@ -113,14 +112,13 @@ export function RdpView(props: ViewerProps): ReactNode {
     // The backend before the element is connected: the component starts once it has both.
     el.module = clipboard.backend;
     host.current.appendChild(el);
-    // A resize of the tab resizes the remote desktop (Display Control), not just the picture; only
-    // once connected, and only to a size that differs (the observer also reports the first size).
-    const resize = new ResizeObserver(([entry]) => {
-      if (!connected || !ui || !entry) return;
-      const next = { width: desktopWidth(entry.contentRect.width), height: Math.max(200, Math.floor(entry.contentRect.height)) };
-      if (next.width === size.width && next.height === size.height) return;
-      size = next;
-      ui.resize(next.width, next.height);
+    // A resize of the tab (or of the stage, when a toolbar panel opens) scales the picture to the new
+    // box; the desktop keeps the size it started with. Not Display Control: xrdp resizes the session
+    // on request, but IronRDP 0.7 keeps its canvas at the first size after the server's
+    // Deactivation-Reactivation and draws the smaller desktop into its top-left corner, leaving stale
+    // pixels beside it (ADR 0030; test/web/browser-rdp-session.test.ts showed it).
+    const resize = new ResizeObserver(() => {
+      if (connected && ui) ui.setScale(scale);
     });
     resize.observe(host.current);
     return () => {
