@@ -20,9 +20,9 @@ import { waitFor } from './ports.ts';
  * VNC and X ports; the test reaches xrdp over the namespace's veth (createPeerNamespace).
  *
  * The X display is the first free one from a random offset (sesman skips numbers with a socket or
- * lock file in /tmp, so other tests' Xvnc never collide). xrdp signs the user in with the name and
- * password the client sends in its Client Info (autologon; xrdp 0.9 speaks TLS, not CredSSP/NLA),
- * into the section named by `autorun`, so no xrdp sign-in screen is shown.
+ * lock file in /tmp, so other tests' Xvnc never collide). Only the [Xvnc] section is configured (and
+ * `autorun`): xrdp would sign in straight from the Client Info only with INFO_AUTOLOGON, which
+ * IronRDP 0.7 never sends, so its sign-in window opens with the user name filled in (ADR 0030).
  */
 export interface XrdpSession {
   /** Where the test's gateway reaches xrdp (the namespace's side of the veth). */

@@ -11,9 +11,10 @@ import { canvasColours, canvasPixel, startRdpHarness, type RdpHarness } from './
 
 /**
  * RDP in Chromium into a real xrdp *desktop session* (issue 17 point 3, ADR 0030): the user name and
- * password typed in the tab's sign-in prompt go to xrdp in the Client Info (TLS; xrdp 0.9.21 has no
- * CredSSP), xrdp signs the user in through xrdp-sesman, which starts Xvnc and xrdp-chansrv for a
- * real local user (test/support/xrdp-session.ts). Then the session's own programs prove what
+ * password typed in the tab's prompt go to xrdp in the Client Info (TLS; xrdp 0.9.21 has no
+ * CredSSP/NLA); xrdp's sign-in window opens with the name filled in (IronRDP 0.7 sends no autologon
+ * flag) and the password is typed there; xrdp-sesman then starts Xvnc and xrdp-chansrv for a real
+ * local user (test/support/xrdp-session.ts). Then the session's own programs prove what
  * reaches it: a colour put on its root window is read back from the canvas, its CLIPBOARD goes to
  * the toolbar's panel and the panel's text comes back out of it, and resizing the tab resizes it.
  */
@@ -45,7 +46,7 @@ describe.skipIf(skip)('RDP in the browser: a signed-in xrdp session (Xvnc, chans
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('signs in with the name and password typed in the tab and shows the session: a random colour on its root window reaches the canvas', async () => {
+  it('signs in (the name from the tab\'s prompt, the password on xrdp\'s sign-in window) and shows the session: a random colour on its root window reaches the canvas', async () => {
     tab = await h.sessionTab(VIEWPORT);
     await tab.page.getByLabel('User name on the desktop').fill(xs.user);
     await tab.page.getByLabel('Password').fill(xs.password);
