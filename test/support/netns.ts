@@ -123,21 +123,92 @@ export function createPrivateNetwork(): PrivateNetwork {
       spawned.push(s);
       return s;
     },
-    run: (n, command, args, opts = {}) =>
-      new Promise((resolve) => {
-        const child = spawn('ip', ['netns', 'exec', n, 'timeout', '-k', '2', String(Math.ceil((opts.timeoutMs ?? 30_000) / 1000)), command, ...args], {
-          env: { ...process.env, ...opts.env },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.stdin.on('error', () => undefined); // a command that exits at once closes its stdin
-        child.stdin.end(opts.input ?? '');
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      }),
+    run: runIn,
     hostLink: (state) => inNs(ns.gateway, 'link', 'set', 'tohost', state),
+    destroy,
+  };
+}
+
+/** Run a command in a namespace to completion, with a hard timeout. */
+function runIn(n: string, command: string, args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', n, 'timeout', '-k', '2', String(Math.ceil((opts.timeoutMs ?? 30_000) / 1000)), command, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdin.on('error', () => undefined); // a command that exits at once closes its stdin
+    child.stdin.end(opts.input ?? '');
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * One namespace joined to the host by a veth pair (host 198.18.X.1/30, peer 198.18.X.2/30): for a
+ * server whose fixed ports or loopback addresses must not meet the host's or another test's (xrdp
+ * finds xrdp-sesman only at 127.0.0.1 and the port of /etc/xrdp/sesman.ini). The peer's own
+ * loopback is private to it; this process reaches the peer at `addr.peer`. Named like the private
+ * network's namespaces, so a killed run's leftovers are swept the same way.
+ */
+export interface PeerNamespace {
+  ns: string;
+  addr: { host: string; peer: string };
+  spawn: PrivateNetwork['spawn'];
+  run: PrivateNetwork['run'];
+  destroy(): void;
+}
+
+export function createPeerNamespace(): PeerNamespace {
+  sweepStale();
+  const tag = `${PREFIX}${process.pid.toString(36)}${(counter++).toString(36)}`;
+  const ns = `${tag}-ws`;
+  const x = freeOctet();
+  const addr = { host: `198.18.${x}.1`, peer: `198.18.${x}.2` };
+  const hostVeth = `${tag}h`.slice(0, 15);
+  const spawned: Spawned[] = [];
+  let destroyed = false;
+  const destroy = () => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const s of spawned) {
+      try {
+        process.kill(-s.proc.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    // Everything the servers started in there (a desktop session's X server, its channel server…).
+    killAndDelete(ns);
+    spawnSync('ip', ['link', 'del', hostVeth], { stdio: 'ignore' });
+    process.off('exit', destroy);
+  };
+  process.on('exit', destroy);
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    ip('addr', 'add', `${addr.host}/30`, 'dev', hostVeth);
+    ip('link', 'set', hostVeth, 'up');
+    ip('-n', ns, 'addr', 'add', `${addr.peer}/30`, 'dev', 'eth0');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+  } catch (err) {
+    destroy();
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
+    throw new Error(`creating the test namespace failed: ${(err as Error).message} ${stderr}`, { cause: err });
+  }
+  return {
+    ns,
+    addr,
+    spawn: (n, command, args, env = {}) => {
+      const s = spawnProcess('ip', ['netns', 'exec', n, command, ...args], env);
+      spawned.push(s);
+      return s;
+    },
+    run: runIn,
     destroy,
   };
 }

@@ -1,137 +1,37 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerSecurityHeaders } from '../../apps/broker/src/http/security-headers.ts';
-import { BROWSER_MODES } from '../../apps/gateway/src/browser/index.ts';
-import { createLog } from '../../apps/gateway/src/log.ts';
-import { REFUSAL_MESSAGES, type Admit } from '../../apps/gateway/src/routed/admission.ts';
-import { TlsCertificate } from '../../apps/gateway/src/routed/tls-certificate.ts';
-import { TunnelServer } from '../../apps/gateway/src/routed/tunnel.ts';
 import { startXrdpOnLoopback, type XrdpPeer } from '../../apps/gateway/test/xrdp-peer.ts';
-import { launchBrowser, screenshot, type Tab } from '../support/browser.ts';
+import { screenshot, type Tab } from '../support/browser.ts';
 import { REPO_ROOT } from '../support/processes.ts';
+import { canvasColours, startRdpHarness, type RdpHarness } from './browser-rdp-harness.ts';
 
 /**
- * RDP in Chromium (issue 17 point 3, ADR 0030): the real session tab (apps/web/dist/session.html,
- * built by Vite with IronRDP's web component and its WebAssembly) under the broker's real security
- * headers (registerSecurityHeaders: the CSP with 'wasm-unsafe-eval' on this page only), IronRDP
- * speaking RDCleanPath to the gateway's real TunnelServer, which does TLS with a real xrdp.
- *
- * What stands in: the two API answers the page asks the broker for (/api/v1/me and the browser
- * session of POST /api/v1/connections/:id/browser, in the contract's shape), and the admission (a
- * token table, as in the gateway's tunnel tests): the broker's side of both is covered by the broker's
- * browser-session tests and by the routed gateway's system tests.
+ * RDP in Chromium (issue 17 point 3, ADR 0030) up to xrdp's sign-in screen: the real session tab,
+ * IronRDP, the gateway's real TunnelServer and a real xrdp (browser-rdp-harness.ts says what stands
+ * in). The signed-in desktop session, its clipboard and resizing: browser-rdp-session.test.ts.
  */
-const TOKEN = 'rdpbrowseraaaaaaaaaaaaaaaaaaaaaa';
-const CONNECTION = '7d6f3c52-2d7e-4c3a-9a53-8d0f7a3e9b11';
-
 describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium)', () => {
   let dir: string;
   let xrdp: XrdpPeer;
-  let cert: TlsCertificate;
-  let tunnel: TunnelServer;
-  let web: FastifyInstance;
+  let h: RdpHarness;
   let base: string;
-  let browser: Browser;
-  const used = new Set<string>();
-  const ended: { reason: string; bytesUp: number; bytesDown: number }[] = [];
-  let closeSession: ((why: string) => void) | null = null;
-
-  const admit: Admit = async (_listener, token) => {
-    if (token !== TOKEN) return { ok: false, reason: 'no-grant', message: REFUSAL_MESSAGES['no-grant'] };
-    if (used.has(token)) return { ok: false, reason: 'used', message: REFUSAL_MESSAGES.used };
-    used.add(token);
-    return {
-      ok: true,
-      grantId: 'grant-rdp',
-      target: { host: '127.0.0.1', port: xrdp.port },
-      onClose: (close) => void (closeSession = close),
-      countBytes: () => {},
-      ended: (o) => void ended.push(o),
-    };
-  };
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-browser-rdp-'));
-    const log = createLog('silent');
     xrdp = await startXrdpOnLoopback(dir);
-    cert = await TlsCertificate.load({ files: null, dataDir: path.join(dir, 'gateway'), log, hostnames: ['127.0.0.1'] });
-    tunnel = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, modes: BROWSER_MODES });
-    const tunnelPort = await tunnel.start();
-    const origin = `wss://127.0.0.1:${tunnelPort}`;
-
-    web = Fastify();
-    await registerSecurityHeaders(web, { gatewayOrigins: async () => [origin] });
-    web.get('/api/v1/me', async () => ({ user: { id: crypto.randomUUID(), username: 'ana' }, csrfToken: 'csrf', authenticatedBy: 'session', session: null }));
-    web.post(`/api/v1/connections/${CONNECTION}/browser`, async () => ({
-      connectionId: CONNECTION,
-      protocol: 'rdp',
-      desktopName: 'lighting-ws',
-      url: `${origin}/tunnel`,
-      token: TOKEN,
-      mode: 'rdcleanpath',
-      viewOnly: false,
-      destination: `127.0.0.1:${xrdp.port}`,
-      connectBy: new Date(Date.now() + 60_000).toISOString(),
-      singleUse: true,
-    }));
-    // The built files, as the broker's static handler serves them (session.html, assets/*).
-    const dist = path.join(REPO_ROOT, 'apps/web/dist');
-    const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.png': 'image/png' };
-    const serve = (file: string) => async (_req: unknown, reply: { type: (t: string) => { send: (b: Buffer) => unknown } }) => reply.type(TYPES[path.extname(file)] ?? 'application/octet-stream').send(fs.readFileSync(file));
-    web.get('/session.html', serve(path.join(dist, 'session.html')));
-    for (const f of fs.readdirSync(path.join(dist, 'assets'))) web.get(`/assets/${f}`, serve(path.join(dist, 'assets', f)));
-    base = await web.listen({ port: 0, host: '127.0.0.1' });
-    browser = await launchBrowser();
+    h = await startRdpHarness(dir, { host: '127.0.0.1', port: xrdp.port });
+    base = h.base;
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await web?.close();
-    await tunnel?.close();
-    cert?.close();
+    await h?.close();
     await xrdp?.proc.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The session tab, trusting the gateway's self-signed certificate as a user who accepted it would. */
-  async function sessionTab(): Promise<Tab> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: base, ignoreHTTPSErrors: true });
-    context.setDefaultTimeout(60_000);
-    const page = await context.newPage();
-    const problems: string[] = [];
-    page.on('console', (m) => void (m.type() === 'error' && problems.push(m.text())));
-    page.on('pageerror', (e) => void problems.push(`page error: ${e.message}`));
-    await page.goto(`/session.html#${CONNECTION}`);
-    return { context, page, problems };
-  }
-
-  /** Distinct colours and the share of the commonest one, drawn from the component's canvas. */
-  const canvasColours = (tab: Tab) =>
-    tab.page.evaluate(() => {
-      // The page's own document (this file compiles without the DOM library; the function runs in the page).
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      const document = (globalThis as any).document;
-      const canvas = document.querySelector('iron-remote-desktop')?.shadowRoot?.querySelector('canvas');
-      if (!canvas || canvas.width === 0) return null;
-      const copy = document.createElement('canvas');
-      copy.width = canvas.width;
-      copy.height = canvas.height;
-      const ctx = copy.getContext('2d')!;
-      ctx.drawImage(canvas, 0, 0);
-      const data = ctx.getImageData(0, 0, copy.width, copy.height).data;
-      const counts = new Map<number, number>();
-      for (let i = 0; i < data.length; i += 4 * 7) {
-        const c = (data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!;
-        counts.set(c, (counts.get(c) ?? 0) + 1);
-      }
-      const total = [...counts.values()].reduce((a, b) => a + b, 0);
-      return { width: canvas.width, height: canvas.height, colours: counts.size, commonest: Math.max(...counts.values()) / total };
-    });
+  const sessionTab = () => h.sessionTab();
 
   /** The pixels of xrdp's user-name field (its login window is centred; the field is right of centre, a little below). */
   const regionSignature = (tab: Tab) =>
@@ -199,8 +99,8 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
     // The toolbar's Disconnect ends it; the gateway reports the session's end with its bytes.
     await tab.page.getByRole('button', { name: 'Disconnect' }).click();
     await tab.page.getByTestId('session-end').filter({ hasText: 'Disconnected' }).waitFor();
-    await expect.poll(() => ended.length, { timeout: 30_000 }).toBe(1);
-    expect(ended[0]!.bytesDown).toBeGreaterThan(10_000);
+    await expect.poll(() => h.ended.length, { timeout: 30_000 }).toBe(1);
+    expect(h.ended[0]!.bytesDown).toBeGreaterThan(10_000);
     await tab.context.close();
   });
 
@@ -216,18 +116,18 @@ describe('RDP in the browser: IronRDP → gateway RDCleanPath → xrdp (Chromium
   });
 
   it('a revoke (an admin\'s Disconnect) ends the running session in the tab', async () => {
-    used.clear();
-    closeSession = null;
+    h.used.clear();
+    h.closeSession = null;
     const tab = await sessionTab();
     await tab.page.getByRole('button', { name: 'Connect', exact: true }).click();
     await tab.page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
-    await expect.poll(() => closeSession !== null).toBe(true);
-    closeSession!('revoked');
+    await expect.poll(() => h.closeSession !== null).toBe(true);
+    h.closeSession!('revoked');
     const end = tab.page.getByTestId('session-end');
     await end.waitFor();
     expect(await end.getByRole('heading').textContent()).toBe('The session was closed');
-    await expect.poll(() => ended.length, { timeout: 30_000 }).toBe(2);
-    expect(ended[1]!.reason).toMatch(/revoked/);
+    await expect.poll(() => h.ended.length, { timeout: 30_000 }).toBe(2);
+    expect(h.ended[1]!.reason).toMatch(/revoked/);
     await screenshot(tab.page, 'browser-rdp-revoked');
     await tab.context.close();
   });

@@ -45,18 +45,3 @@ function passwordFile(home: string, display: number, password: string): string {
   fs.writeFileSync(file, execFileSync('tigervncpasswd', ['-f'], { input: `${password}\n` }), { mode: 0o600 });
   return file;
 }
-
-/** The key names xev printed for KeyPress events, in order (its output as lines). */
-export function pressedKeys(lines: string[]): string[] {
-  const keys: string[] = [];
-  let inPress = false;
-  for (const line of lines) {
-    if (/^\S/.test(line)) inPress = line.startsWith('KeyPress');
-    const m = inPress ? /\(keysym 0x[0-9a-f]+, ([^)]+)\)/.exec(line) : null;
-    if (m) {
-      keys.push(m[1]!);
-      inPress = false;
-    }
-  }
-  return keys;
-}

@@ -8,7 +8,8 @@ import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from
 import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
 import { waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
-import { pressedKeys, startXvncDisplay } from './browser-session-peers.ts';
+import { pressed } from '../support/xev.ts';
+import { startXvncDisplay } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
 /** A bound on each wait for the page or the broker, not a timing assertion. */
@@ -110,7 +111,7 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     const word = `k${randomBytes(3).toString('hex').replace(/\d/g, '')}`.slice(0, 6);
     await session.locator('.vnc-screen canvas').click({ position: { x: 300, y: 200 } });
     await session.keyboard.type(word);
-    await waitFor(`"${word}" typed on the desktop`, () => pressedKeys(xev.stdout).join('').includes(word), 30_000, 100);
+    await waitFor(`"${word}" typed on the desktop`, () => pressed(xev.stdout).join('').includes(word), 30_000, 100);
 
     // The token never travelled in a URL; the broker counts the session as the native ones.
     expect(sockets.length).toBeGreaterThan(0);
@@ -124,7 +125,7 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     for (const name of ['Disconnect', 'Full screen', 'Scale to window', 'Clipboard', 'Keys']) await toolbar.getByRole('button', { name }).waitFor(WAIT);
     await toolbar.getByRole('button', { name: 'Keys' }).click();
     await session.getByRole('button', { name: 'Send Ctrl+Alt+Del' }).click();
-    await waitFor('Delete pressed on the desktop', () => pressedKeys(xev.stdout).includes('Delete'), 30_000, 100);
+    await waitFor('Delete pressed on the desktop', () => pressed(xev.stdout).includes('Delete'), 30_000, 100);
     await toolbar.getByRole('button', { name: 'Clipboard' }).click();
     await session.getByLabel(/^Clipboard/).waitFor(WAIT);
     await screenshot(session, 'browser-session-vnc-toolbar');

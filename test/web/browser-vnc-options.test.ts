@@ -10,7 +10,8 @@ import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from
 import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/dev-stack.ts';
 import { waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
-import { pressedKeys, startXvncDisplay } from './browser-session-peers.ts';
+import { pressed } from '../support/xev.ts';
+import { startXvncDisplay } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
 /** A bound on each wait for the page or the broker, not a timing assertion. */
@@ -185,7 +186,7 @@ describe('browser session: VNC password, clipboard and view-only (Chromium, stag
     await desk.bringToFront();
     await desk.locator('.vnc-screen canvas').click({ position: { x: 300, y: 200 } });
     await desk.keyboard.type(typed);
-    await waitFor(`"${typed}" typed at the desk`, () => pressedKeys(xev.stdout).join('').includes(typed), 30_000, 100);
-    expect(pressedKeys(xev.stdout).join('')).not.toContain(watched);
+    await waitFor(`"${typed}" typed at the desk`, () => pressed(xev.stdout).join('').includes(typed), 30_000, 100);
+    expect(pressed(xev.stdout).join('')).not.toContain(watched);
   });
 });

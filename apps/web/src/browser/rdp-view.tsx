@@ -1,7 +1,8 @@
 import '@devolutions/iron-remote-desktop';
 import type { IronError, UserInteraction } from '@devolutions/iron-remote-desktop';
-import { Backend, displayControl, enableCredssp, init } from '@devolutions/iron-remote-desktop-rdp';
+import { enableCredssp, init } from '@devolutions/iron-remote-desktop-rdp';
 import { rdCleanPathErrorWords } from '@stagedoor/contract/rdcleanpath';
+import { rdpClipboard } from './rdp-clipboard.ts';
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { SessionEnd, ViewerControls, ViewerProps } from './viewer.ts';
 
@@ -24,7 +25,7 @@ let wasmReady: Promise<void> | null = null;
  * Keys are sent as scancodes, so the workstation's keyboard layout applies, as with mstsc.
  */
 export function RdpView(props: ViewerProps): ReactNode {
-  const { session, onReady, onFailed } = props;
+  const { session, onReady, onClipboard, onFailed } = props;
   const host = useRef<HTMLDivElement>(null);
   const [credentials, setCredentials] = useState<{ username: string; password: string } | null>(null);
   const [username, setUsername] = useState('');
@@ -36,8 +37,10 @@ export function RdpView(props: ViewerProps): ReactNode {
     let byUser = false;
     let ui: UserInteraction | null = null;
     let connected = false;
-    let size = { width: 0, height: 0 };
+    let scale: number = SCALE.fit;
     const el = document.createElement('iron-remote-desktop') as HTMLElement & { module?: unknown };
+    // The desktop's copied text goes to the toolbar's panel; "Send to desktop" goes through cliprdr.
+    const clipboard = rdpClipboard(onClipboard);
     el.setAttribute('scale', 'fit');
     el.setAttribute('flexcenter', 'true');
     el.setAttribute('data-testid', 'rdp-screen');
@@ -55,7 +58,7 @@ export function RdpView(props: ViewerProps): ReactNode {
       u.setEnableClipboard(true);
       u.setEnableAutoClipboard(true);
       const box = host.current?.getBoundingClientRect();
-      size = { width: evenWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
+      const size = { width: desktopWidth(box?.width ?? 1280), height: Math.max(200, Math.floor(box?.height ?? 800)) };
       const config = u
         .configBuilder()
         .withUsername(credentials.username)
@@ -65,7 +68,6 @@ export function RdpView(props: ViewerProps): ReactNode {
         .withServerDomain('')
         .withAuthToken(session.token)
         .withDesktopSize(size)
-        .withExtension(displayControl(true))
         // CredSSP needs the password before the desktop shows anything; without one, TLS only.
         .withExtension(enableCredssp(credentials.password !== ''))
         .build();
@@ -83,11 +85,9 @@ export function RdpView(props: ViewerProps): ReactNode {
           u.shutdown();
         },
         focus: () => el.focus(),
-        setScaled: (scaled) => u.setScale(scaled ? SCALE.fit : SCALE.real),
-        // The component sends what the browser's clipboard holds: put the text there first (the
-        // page is a secure context; the browser may ask the user). Not exercised by the tests: xrdp's
-        // sign-in screen has no clipboard channel.
-        paste: (text) => void navigator.clipboard.writeText(text).then(() => u.sendClipboardData()).catch(() => undefined),
+        setScaled: (scaled) => u.setScale((scale = scaled ? SCALE.fit : SCALE.real)),
+        // Straight to the session's clipboard channel, without the browser's clipboard (rdp-clipboard.ts).
+        paste: (text) => void clipboard.send(text).catch(() => undefined),
         shortcuts: [
           { label: 'Ctrl+Alt+Del', send: () => u.ctrlAltDel() },
           { label: 'Windows key', send: () => u.metaKey() },
@@ -110,16 +110,15 @@ export function RdpView(props: ViewerProps): ReactNode {
     };
     el.addEventListener('ready', onReadyEvent, { once: true });
     // The backend before the element is connected: the component starts once it has both.
-    el.module = Backend;
+    el.module = clipboard.backend;
     host.current.appendChild(el);
-    // A resize of the tab resizes the remote desktop (Display Control), not just the picture; only
-    // once connected, and only to a size that differs (the observer also reports the first size).
-    const resize = new ResizeObserver(([entry]) => {
-      if (!connected || !ui || !entry) return;
-      const next = { width: evenWidth(entry.contentRect.width), height: Math.max(200, Math.floor(entry.contentRect.height)) };
-      if (next.width === size.width && next.height === size.height) return;
-      size = next;
-      ui.resize(next.width, next.height);
+    // A resize of the tab (or of the stage, when a toolbar panel opens) scales the picture to the new
+    // box; the desktop keeps the size it started with. Not Display Control: xrdp resizes the session
+    // on request, but IronRDP 0.7 keeps its canvas at the first size after the server's
+    // Deactivation-Reactivation and draws the smaller desktop into its top-left corner, leaving stale
+    // pixels beside it (ADR 0030; test/web/browser-rdp-session.test.ts showed it).
+    const resize = new ResizeObserver(() => {
+      if (connected && ui) ui.setScale(scale);
     });
     resize.observe(host.current);
     return () => {
@@ -132,7 +131,7 @@ export function RdpView(props: ViewerProps): ReactNode {
       }
       el.remove();
     };
-  }, [credentials, session, onReady, onFailed]);
+  }, [credentials, session, onReady, onClipboard, onFailed]);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -156,9 +155,13 @@ export function RdpView(props: ViewerProps): ReactNode {
   );
 }
 
-/** RDP desktop widths are best even (some servers round odd ones). */
-function evenWidth(w: number): number {
-  return Math.max(320, Math.floor(w / 2) * 2);
+/**
+ * A desktop width that is a multiple of 4: some servers round odd widths, and IronRDP 0.7 draws
+ * bitmaps whose width is not a multiple of 4 sheared (ADR 0030), which a whole-screen update of such
+ * a desktop is.
+ */
+function desktopWidth(w: number): number {
+  return Math.max(320, Math.floor(w / 4) * 4);
 }
 
 function sentence(s: string): string {
