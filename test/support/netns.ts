@@ -62,26 +62,9 @@ export function createPrivateNetwork(): PrivateNetwork {
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const inNs = (n: string, ...args: string[]) => ip('-n', n, ...args);
   const hostVeth = `${tag}h`.slice(0, 15);
-  const spawned: Spawned[] = [];
-  let destroyed = false;
+  const { spawn, destroy, build } = lifecycle(Object.values(ns), hostVeth);
 
-  const destroy = () => {
-    if (destroyed) return;
-    destroyed = true;
-    for (const s of spawned) {
-      try {
-        process.kill(-s.proc.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    for (const n of Object.values(ns)) killAndDelete(n);
-    spawnSync('ip', ['link', 'del', hostVeth], { stdio: 'ignore' });
-    process.off('exit', destroy);
-  };
-  process.on('exit', destroy);
-
-  try {
+  build('test network', () => {
     for (const n of Object.values(ns)) {
       ip('netns', 'add', n);
       inNs(n, 'link', 'set', 'lo', 'up');
@@ -109,20 +92,12 @@ export function createPrivateNetwork(): PrivateNetwork {
     inNs(ns.workstation, 'link', 'set', 'eth0', 'up');
     inNs(ns.workstation, 'route', 'add', 'default', 'via', addr.gatewayPrivate);
     execFileSync('ip', ['netns', 'exec', ns.gateway, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=0']);
-  } catch (err) {
-    destroy();
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`creating the test network failed: ${(err as Error).message} ${stderr}`, { cause: err });
-  }
+  });
 
   return {
     ns,
     addr,
-    spawn: (n, command, args, env = {}) => {
-      const s = spawnProcess('ip', ['netns', 'exec', n, command, ...args], env);
-      spawned.push(s);
-      return s;
-    },
+    spawn,
     run: runIn,
     hostLink: (state) => inNs(ns.gateway, 'link', 'set', 'tohost', state),
     destroy,
@@ -168,6 +143,33 @@ export function createPeerNamespace(): PeerNamespace {
   const x = freeOctet();
   const addr = { host: `198.18.${x}.1`, peer: `198.18.${x}.2` };
   const hostVeth = `${tag}h`.slice(0, 15);
+  const { spawn, destroy, build } = lifecycle([ns], hostVeth);
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  build('test namespace', () => {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    ip('addr', 'add', `${addr.host}/30`, 'dev', hostVeth);
+    ip('link', 'set', hostVeth, 'up');
+    ip('-n', ns, 'addr', 'add', `${addr.peer}/30`, 'dev', 'eth0');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+  });
+  return {
+    ns,
+    addr,
+    spawn,
+    run: runIn,
+    destroy,
+  };
+}
+
+/**
+ * What both kinds of test network share: processes spawned in a namespace, and one clean-up (also at
+ * exit) that kills them and everything else in the namespaces (a desktop session's X server, its
+ * channel server…), deletes the namespaces and the host's veth. `build` runs the set-up and cleans up
+ * if a step fails.
+ */
+function lifecycle(namespaces: string[], hostVeth: string) {
   const spawned: Spawned[] = [];
   let destroyed = false;
   const destroy = () => {
@@ -180,37 +182,26 @@ export function createPeerNamespace(): PeerNamespace {
         // gone
       }
     }
-    // Everything the servers started in there (a desktop session's X server, its channel server…).
-    killAndDelete(ns);
+    for (const n of namespaces) killAndDelete(n);
     spawnSync('ip', ['link', 'del', hostVeth], { stdio: 'ignore' });
     process.off('exit', destroy);
   };
   process.on('exit', destroy);
-  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  try {
-    ip('netns', 'add', ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
-    ip('addr', 'add', `${addr.host}/30`, 'dev', hostVeth);
-    ip('link', 'set', hostVeth, 'up');
-    ip('-n', ns, 'addr', 'add', `${addr.peer}/30`, 'dev', 'eth0');
-    ip('-n', ns, 'link', 'set', 'eth0', 'up');
-  } catch (err) {
-    destroy();
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`creating the test namespace failed: ${(err as Error).message} ${stderr}`, { cause: err });
-  }
-  return {
-    ns,
-    addr,
-    spawn: (n, command, args, env = {}) => {
-      const s = spawnProcess('ip', ['netns', 'exec', n, command, ...args], env);
-      spawned.push(s);
-      return s;
-    },
-    run: runIn,
-    destroy,
+  const spawn: PrivateNetwork['spawn'] = (n, command, args, env = {}) => {
+    const s = spawnProcess('ip', ['netns', 'exec', n, command, ...args], env);
+    spawned.push(s);
+    return s;
   };
+  const build = (what: string, steps: () => void) => {
+    try {
+      steps();
+    } catch (err) {
+      destroy();
+      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
+      throw new Error(`creating the ${what} failed: ${(err as Error).message} ${stderr}`, { cause: err });
+    }
+  };
+  return { spawn, destroy, build };
 }
 
 function killAndDelete(n: string): void {

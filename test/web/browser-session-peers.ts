@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { Page } from 'playwright-core';
 import { freePort, waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
 
@@ -45,3 +46,13 @@ function passwordFile(home: string, display: number, password: string): string {
   fs.writeFileSync(file, execFileSync('tigervncpasswd', ['-f'], { input: `${password}\n` }), { mode: 0o600 });
   return file;
 }
+
+/** The RGB of one framebuffer pixel, read from noVNC's canvas in the page (null before it draws). */
+export const vncPixel = (page: Page, x: number, y: number): Promise<number[] | null> =>
+  // A function, not a string: the page's CSP forbids eval. This file has no DOM types, hence the casts.
+  page.evaluate(([px, py]) => {
+    type Canvas = { width: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+    const canvas = (globalThis as unknown as { document: { querySelector(s: string): Canvas | null } }).document.querySelector('.vnc-screen canvas');
+    if (!canvas || canvas.width === 0) return null;
+    return Array.from(canvas.getContext('2d').getImageData(px!, py!, 1, 1).data.slice(0, 3));
+  }, [x, y]);

@@ -9,7 +9,7 @@ import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/d
 import { waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
 import { pressed } from '../support/xev.ts';
-import { startXvncDisplay } from './browser-session-peers.ts';
+import { startXvncDisplay, vncPixel } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
 /** A bound on each wait for the page or the broker, not a timing assertion. */
@@ -74,16 +74,6 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  /** The RGB of one framebuffer pixel, read from noVNC's canvas in the page. */
-  const pixel = (page: Page, x: number, y: number): Promise<number[] | null> =>
-    // A function, not a string: the page's CSP forbids eval. This file has no DOM types, hence the casts.
-    page.evaluate(([px, py]) => {
-      type Canvas = { width: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
-      const canvas = (globalThis as unknown as { document: { querySelector(s: string): Canvas | null } }).document.querySelector('.vnc-screen canvas');
-      if (!canvas || canvas.width === 0) return null;
-      return Array.from(canvas.getContext('2d').getImageData(px!, py!, 1, 1).data.slice(0, 3));
-    }, [x, y]);
-
   it('the portal opens the desktop in a new tab: the canvas shows the desktop, typed keys reach it, the session is reported', async () => {
     tab = await openTab(browser, base);
     tabs.push(tab);
@@ -104,7 +94,7 @@ describe('browser session: VNC through the gateway (Chromium, stagedoor dev, Xvn
     session.on('websocket', (ws) => void sockets.push(ws.url()));
     await waitFor('the tab titled with the desktop', async () => (await session.title()) === 'vnc-desk — Stagedoor', 30_000, 100);
     await session.locator('.browser-session[data-phase="connected"]').waitFor(WAIT);
-    await waitFor('the desktop drawn', async () => JSON.stringify(await pixel(session, 600, 440)) === JSON.stringify([...colour]), 30_000, 100);
+    await waitFor('the desktop drawn', async () => JSON.stringify(await vncPixel(session, 600, 440)) === JSON.stringify([...colour]), 30_000, 100);
     await screenshot(session, 'browser-session-vnc-1280x800');
 
     // Keys: a click gives noVNC the keyboard; xev on the X display records what arrives.

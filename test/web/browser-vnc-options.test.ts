@@ -11,7 +11,7 @@ import { acceptDevGatewayKey, startDevStack, type AdminCall } from '../support/d
 import { waitFor } from '../support/ports.ts';
 import { spawnProcess, type Spawned } from '../support/processes.ts';
 import { pressed } from '../support/xev.ts';
-import { startXvncDisplay } from './browser-session-peers.ts';
+import { startXvncDisplay, vncPixel } from './browser-session-peers.ts';
 
 const ADMIN_PW = 'browser-admin-pw';
 /** A bound on each wait for the page or the broker, not a timing assertion. */
@@ -81,15 +81,7 @@ describe('browser session: VNC password, clipboard and view-only (Chromium, stag
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  /** The RGB of one framebuffer pixel, read from noVNC's canvas (a function, not a string: the page's CSP forbids eval). */
-  const pixel = (page: Page, x: number, y: number): Promise<number[] | null> =>
-    page.evaluate(([px, py]) => {
-      type Canvas = { width: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
-      const canvas = (globalThis as unknown as { document: { querySelector(s: string): Canvas | null } }).document.querySelector('.vnc-screen canvas');
-      if (!canvas || canvas.width === 0) return null;
-      return Array.from(canvas.getContext('2d').getImageData(px!, py!, 1, 1).data.slice(0, 3));
-    }, [x, y]);
-  const drawn = (page: Page) => waitFor('the desktop drawn', async () => JSON.stringify(await pixel(page, 600, 440)) === JSON.stringify([...colour]), 30_000, 100);
+  const drawn = (page: Page) => waitFor('the desktop drawn', async () => JSON.stringify(await vncPixel(page, 600, 440)) === JSON.stringify([...colour]), 30_000, 100);
 
   /** Connect from the portal and open the desktop's browser tab. */
   const openInBrowser = async (from: Tab, room: string, desktop: string): Promise<Page> => {
