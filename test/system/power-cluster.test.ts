@@ -58,10 +58,13 @@ describe('power timers across two broker processes [postgres]', () => {
     const provider = await call('POST', '/api/v1/providers', { kind: 'aws-ec2', name: 'aws', region: 'us-east-1', endpoint: emu.url, credentials: { mode: 'access-key', accessKeyId: TEST_ACCESS_KEY, secretAccessKey: TEST_SECRET } });
     const pool = await call('POST', '/api/v1/pools', { name: 'night', providerId: provider.id, template: { imageId: DEMO_AMI_ID, instanceTypes: ['g5.xlarge'], subnetIds: [subnet] }, minAvailable: MACHINES, maxTotal: MACHINES, launchRatePerMinute: 100 });
     await call('POST', `/api/v1/pools/${pool.id}/reconcile`);
+    // Reconcile and sync on each look (not the nodes' jobs, whose turns stretch on a loaded machine);
+    // the bound is generous for the same reason: it only ends a hung run.
     await waitFor('the machines to run', async () => {
+      await call('POST', `/api/v1/pools/${pool.id}/reconcile`);
       await call('POST', `/api/v1/providers/${provider.id}/sync`);
       return (await call('GET', `/api/v1/workstations?poolId=${pool.id}&powerState=running`)).total === MACHINES;
-    }, 30_000, 500);
+    }, 120_000, 500);
     await call('PATCH', `/api/v1/pools/${pool.id}`, { minAvailable: 0 });
     const plan = await call('POST', '/api/v1/power-plans', { name: 'stop at logout', onLogout: { action: 'stop', delaySeconds: 2 } });
     const users = await mintUsers(database, MACHINES, 'night', 'Night');
@@ -85,7 +88,7 @@ describe('power timers across two broker processes [postgres]', () => {
         expect(report.status).toBe(200);
       }),
     );
-    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 30_000, 100);
+    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 120_000, 100);
     // Both nodes keep claiming for a while longer: nothing fires twice.
     await new Promise((r) => setTimeout(r, 2_000));
     expect((emu.control.callCounts().byAction.StopInstances ?? 0) - stopsBefore).toBe(MACHINES);
