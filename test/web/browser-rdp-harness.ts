@@ -108,33 +108,15 @@ export async function startRdpHarness(dir: string, target: { host: string; port:
   return harness;
 }
 
-/** The component's canvas: its size, distinct colours and the share of the commonest one. */
-export const canvasColours = (tab: Tab) =>
-  tab.page.evaluate(() => {
-    // The page's own document (this file compiles without the DOM library; the function runs in the page).
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const document = (globalThis as any).document;
-    const canvas = document.querySelector('iron-remote-desktop')?.shadowRoot?.querySelector('canvas');
-    if (!canvas || canvas.width === 0) return null;
-    const copy = document.createElement('canvas');
-    copy.width = canvas.width;
-    copy.height = canvas.height;
-    const ctx = copy.getContext('2d')!;
-    ctx.drawImage(canvas, 0, 0);
-    const data = ctx.getImageData(0, 0, copy.width, copy.height).data;
-    const counts = new Map<number, number>();
-    for (let i = 0; i < data.length; i += 4 * 7) {
-      const c = (data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!;
-      counts.set(c, (counts.get(c) ?? 0) + 1);
-    }
-    const total = [...counts.values()].reduce((a, b) => a + b, 0);
-    return { width: canvas.width, height: canvas.height, colours: counts.size, commonest: Math.max(...counts.values()) / total };
-  });
-
-/** `#rrggbb` of the canvas pixel at a fraction of its width and height (null before it is drawn). */
-export const canvasPixel = (tab: Tab, fx: number, fy: number) =>
+/**
+ * The component's canvas, read in the page (copied to a plain canvas: IronRDP's may not be readable
+ * directly): its size, distinct colours and the share of the commonest one, and `#rrggbb` of the
+ * pixel at a fraction of its width and height. Null before it is drawn.
+ */
+const readCanvas = (tab: Tab, fx = 0, fy = 0) =>
   tab.page.evaluate(
     ([fx, fy]) => {
+      // The page's own document (this file compiles without the DOM library; the function runs in the page).
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const document = (globalThis as any).document;
       const canvas = document.querySelector('iron-remote-desktop')?.shadowRoot?.querySelector('canvas');
@@ -144,8 +126,25 @@ export const canvasPixel = (tab: Tab, fx: number, fy: number) =>
       copy.height = canvas.height;
       const ctx = copy.getContext('2d')!;
       ctx.drawImage(canvas, 0, 0);
+      const data = ctx.getImageData(0, 0, copy.width, copy.height).data;
+      const counts = new Map<number, number>();
+      for (let i = 0; i < data.length; i += 4 * 7) {
+        const c = (data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!;
+        counts.set(c, (counts.get(c) ?? 0) + 1);
+      }
+      const total = [...counts.values()].reduce((a, b) => a + b, 0);
       const d = ctx.getImageData(Math.floor(canvas.width * fx!), Math.floor(canvas.height * fy!), 1, 1).data;
-      return `#${[d[0], d[1], d[2]].map((v: number) => v.toString(16).padStart(2, '0')).join('')}`;
+      const pixel = `#${[d[0], d[1], d[2]].map((v: number) => v.toString(16).padStart(2, '0')).join('')}`;
+      return { width: canvas.width, height: canvas.height, colours: counts.size, commonest: Math.max(...counts.values()) / total, pixel };
     },
     [fx, fy],
   );
+
+/** The component's canvas: its size, distinct colours and the share of the commonest one. */
+export const canvasColours = async (tab: Tab) => {
+  const read = await readCanvas(tab);
+  return read && { width: read.width, height: read.height, colours: read.colours, commonest: read.commonest };
+};
+
+/** `#rrggbb` of the canvas pixel at a fraction of its width and height (null before it is drawn). */
+export const canvasPixel = async (tab: Tab, fx: number, fy: number) => (await readCanvas(tab, fx, fy))?.pixel ?? null;
