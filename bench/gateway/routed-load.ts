@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
+import { TUNNEL_NATIVE_ALPN } from '@stagedoor/contract';
 import ssh2 from 'ssh2';
 import WebSocket from 'ws';
 import { connectionPool, pingPong, type Duplex } from './measure.ts';
@@ -29,6 +30,8 @@ export type Via =
   | { kind: 'ssh'; ports: number[]; tokens: string[]; target: number; clients: string[]; privateKeyFile?: string }
   /** The HTTPS tunnel: `{"token"}`, then binary frames. */
   | { kind: 'tunnel'; ports: number[]; tokens: string[] }
+  /** The HTTPS tunnel's native mode (ADR 0032): TLS with ALPN `stagedoor-tcp/1`, the token line, the answer line, then the stream. */
+  | { kind: 'tunnel-native'; ports: number[]; tokens: string[] }
   /** A TLS-terminating relay (HAProxy `bind ssl`, mode tcp): TLS, then the first packet without a token. */
   | { kind: 'tls'; ports: number[]; tokens: string[] };
 
@@ -90,6 +93,25 @@ function open(via: Via, i: number, bulk = false): Promise<Duplex> {
       s.on('data', received);
       conn = { write: (b) => s.write(b), onData: (cb) => (onData = cb), close: () => s.destroy() };
       s.once('secureConnect', () => s.write(rdpFirstPacket('inside-tls')));
+      s.once('error', fail);
+      s.once('close', () => fail(new Error('closed before the ack')));
+    } else if (via.kind === 'tunnel-native') {
+      const s = tls.connect({ port, host: HOST, rejectUnauthorized: false, ALPNProtocols: [TUNNEL_NATIVE_ALPN] });
+      s.setNoDelay(true);
+      let answer: Buffer | null = Buffer.alloc(0);
+      s.on('data', (b: Buffer) => {
+        if (!answer) return received(b);
+        answer = Buffer.concat([answer, b]);
+        const end = answer.indexOf(10);
+        if (end < 0) return;
+        if (!answer.subarray(0, end).toString().includes('"ok":true')) return fail(new Error(`tunnel answered ${answer.subarray(0, 80).toString()}`));
+        const rest = answer.subarray(end + 1);
+        answer = null;
+        s.write(rdpFirstPacket('inside-the-tunnel'));
+        if (rest.length) received(rest);
+      });
+      conn = { write: (b) => s.write(b), onData: (cb) => (onData = cb), close: () => s.destroy() };
+      s.once('secureConnect', () => s.write(`${JSON.stringify({ token })}\n`));
       s.once('error', fail);
       s.once('close', () => fail(new Error('closed before the ack')));
     } else {

@@ -21,9 +21,9 @@ import { writeSshdFiles } from '../../test/support/sshd.ts';
  * is a loopback round trip to that stand-in, not to a broker on PostgreSQL.
  */
 
-type PathName = 'direct' | 'haproxy' | 'haproxy-rdp' | 'haproxy-sni' | 'haproxy-tls' | 'sshd' | 'port-forward' | 'rdp' | 'tls' | 'ssh' | 'tunnel';
-const ALL: PathName[] = ['direct', 'haproxy', 'haproxy-rdp', 'haproxy-sni', 'haproxy-tls', 'sshd', 'port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
-const GATEWAY: PathName[] = ['port-forward', 'rdp', 'tls', 'ssh', 'tunnel'];
+type PathName = 'direct' | 'haproxy' | 'haproxy-rdp' | 'haproxy-sni' | 'haproxy-tls' | 'sshd' | 'port-forward' | 'rdp' | 'tls' | 'ssh' | 'tunnel' | 'tunnel-native';
+const ALL: PathName[] = ['direct', 'haproxy', 'haproxy-rdp', 'haproxy-sni', 'haproxy-tls', 'sshd', 'port-forward', 'rdp', 'tls', 'ssh', 'tunnel-native', 'tunnel'];
+const GATEWAY: PathName[] = ['port-forward', 'rdp', 'tls', 'ssh', 'tunnel-native', 'tunnel'];
 const LABEL: Record<PathName, string> = {
   direct: 'direct (no relay)',
   haproxy: 'HAProxy `mode tcp`',
@@ -35,11 +35,12 @@ const LABEL: Record<PathName, string> = {
   rdp: 'gateway, RDP routing token',
   tls: 'gateway, TLS SNI',
   ssh: 'gateway, SSH jump host (JS)',
-  tunnel: 'gateway, HTTPS tunnel (JS)',
+  'tunnel-native': 'gateway, HTTPS tunnel, native mode',
+  tunnel: 'gateway, HTTPS tunnel, WebSocket (JS)',
 };
 
 /** Paths whose connections each cost a key exchange or a TLS handshake: fewer per round. */
-const SLOW: PathName[] = ['ssh', 'tunnel', 'sshd', 'haproxy-tls'];
+const SLOW: PathName[] = ['ssh', 'tunnel', 'tunnel-native', 'sshd', 'haproxy-tls'];
 
 /** A self-signed ECDSA P-256 certificate and key in one PEM, as HAProxy's `crt` takes it. */
 function tlsPem(dir: string): string {
@@ -100,7 +101,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   await listening([fePlain, feRdp, feSni, feTls, sshdPort]);
   // HAProxy reads our Connection Request's cookie, or the RDP row is compared with plain `mode tcp`.
   const rdpCookieWorks = await acked(feRdp, rdpFirstPacket(randomToken()));
-  const peer: Partial<Record<PathName, PathName>> = { 'port-forward': 'haproxy', rdp: rdpCookieWorks ? 'haproxy-rdp' : 'haproxy', tls: 'haproxy-sni', ssh: 'sshd', tunnel: 'haproxy-tls' };
+  const peer: Partial<Record<PathName, PathName>> = { 'port-forward': 'haproxy', rdp: rdpCookieWorks ? 'haproxy-rdp' : 'haproxy', tls: 'haproxy-sni', ssh: 'sshd', tunnel: 'haproxy-tls', 'tunnel-native': 'haproxy-tls' };
   const paths = wanted.filter((p) => ALL.includes(p) && (p !== 'haproxy-rdp' || rdpCookieWorks));
   if (!rdpCookieWorks) note('HAProxy did not route our Connection Request by req.rdp_cookie(msts): the RDP row is compared with plain `mode tcp`');
 
@@ -145,6 +146,8 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
         return { kind: 'ssh', ports: [ssh], tokens: await routedTokens(n, SSH_CLIENTS), target: targetPort, clients: SSH_CLIENTS };
       case 'tunnel':
         return { kind: 'tunnel', ports: [https], tokens: await routedTokens(n) };
+      case 'tunnel-native':
+        return { kind: 'tunnel-native', ports: [https], tokens: await routedTokens(n) };
     }
   };
   const client = async (mode: string, args: Record<string, unknown>): Promise<Record<string, number | string>> => {
@@ -278,7 +281,7 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
   // The SSH and tunnel rows against their fair peers (sshd, a TLS-terminating HAProxy), and against
   // plain `mode tcp` as before (what a first-packet mode is held to).
   const rows: [PathName, PathName | undefined][] = paths.flatMap((p): [PathName, PathName | undefined][] =>
-    (p === 'ssh' || p === 'tunnel') && peer[p] !== 'haproxy' && paths.includes('haproxy') ? [[p, paths.includes(peer[p]!) ? peer[p] : undefined], [p, 'haproxy']] : [[p, peer[p]]],
+    (p === 'ssh' || p === 'tunnel' || p === 'tunnel-native') && peer[p] !== 'haproxy' && paths.includes('haproxy') ? [[p, paths.includes(peer[p]!) ? peer[p] : undefined], [p, 'haproxy']] : [[p, peer[p]]],
   );
   for (const [p, q] of rows) {
     const cells = cols.map(([, key, d, , tgt]) => {
@@ -292,6 +295,6 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
     console.log(`| ${LABEL[p]}${q ? ` (vs ${q})` : ''} | ${cells.join(' | ')} |`);
   }
   console.log(`(targets: throughput ≥ 1.0× the peer, p99 ≤ 1.2×, new connections ≥ 0.5×, ≤ 8 KiB per idle session. Throughput is workstation→user through one Node client and target for every path. New connections: ${n.connCount} per round, SSH and tunnel ${n.jsConnCount}; each routed one a grant of its own, its claim a loopback round trip to the broker stand-in, not PostgreSQL. Idle: ${n.idleCount} sessions, SSH and tunnel ${Math.min(n.idleCount, 1000)}.)`);
-  console.log('(SSH jump host and HTTPS tunnel carry their bytes in the gateway\'s JavaScript thread — SSH transport crypto and framing, TLS and WebSocket frames — where HAProxy and the first-packet modes splice plain TCP: their rows measure that cost.)');
+  console.log('(The SSH jump host and the tunnel\'s WebSocket carry their bytes in the gateway\'s JavaScript thread — SSH transport crypto and framing, TLS and WebSocket frames; the tunnel\'s native mode hands its TLS records to the native relay after the token line (ADR 0032); HAProxy and the first-packet modes splice plain TCP.)');
   if (!n.rdpCookieWorks) console.log('(HAProxy did not route by req.rdp_cookie here; the RDP row\'s peer is plain `mode tcp`.)');
 }

@@ -229,6 +229,8 @@ describe.skipIf(unavailable !== null)('two gateways behind a network load balanc
       }, 30_000, 100);
       const run = () => net.run(net.ns.client, 'ssh', ['-p', '50022', '-i', ssh.clientKey, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', 'root@127.0.0.1', 'echo through the tunnel'], { timeoutMs: 30_000 });
       await succeeds('ssh through stagedoor connect --tunnel', run, (r) => r.stdout.trim() === 'through the tunnel');
+      // The tunnel's native mode (ADR 0032) through the balancer's PROXY v2, not the WebSocket fallback.
+      expect(cli.stderr.join('\n')).toContain('tunnel open (native TLS)');
     } finally {
       await cli.stop('SIGTERM');
     }

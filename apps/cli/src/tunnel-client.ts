@@ -4,13 +4,17 @@ import type { TLSSocket } from 'node:tls';
 import { TUNNEL_CLOSE } from '@stagedoor/contract';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket from 'ws';
+import { openNative } from './tunnel-native.ts';
 
 /**
  * The client side of the HTTPS tunnel (`stagedoor connect --tunnel`; wire in
  * packages/contract/src/tunnel.ts): a port on 127.0.0.1 for any native client, like `boundary
- * connect`. Each local TCP connection gets its own WebSocket to the gateway: the token frame, wait
- * for `{"ok":true}`, then bytes both ways. It never reads the environment: the command passes the
- * proxy it resolved, so this is testable without a broker and without process-wide state.
+ * connect`. Each local TCP connection gets its own connection to the gateway: the native mode first
+ * (tunnel-native.ts: TLS with ALPN `stagedoor-tcp/1`, which the gateway relays natively), else a
+ * WebSocket — the token frame, wait for `{"ok":true}`, then bytes both ways. Once the gateway (or a
+ * proxy that inspects TLS) turned the native mode down, the tunnel keeps to the WebSocket. It never
+ * reads the environment: the command passes the proxy it resolved, so this is testable without a
+ * broker and without process-wide state.
  */
 export interface TunnelClientOptions {
   /** `wss://gateway:443/tunnel` */
@@ -28,12 +32,14 @@ export interface TunnelClientOptions {
   ca?: string | string[];
   /** Give up on the gateway after this long (default 20 s): TLS, proxy and the broker's claim included. */
   handshakeTimeoutMs?: number;
+  /** `websocket`: skip the native mode (a proxy known to inspect TLS; tests). Default `auto`. */
+  transport?: 'auto' | 'websocket';
   onEvent?: (event: TunnelEvent) => void;
 }
 
 export type TunnelEvent =
   | { kind: 'connecting'; local: string }
-  | { kind: 'open'; local: string }
+  | { kind: 'open'; local: string; transport: 'native' | 'websocket' }
   | { kind: 'refused'; local: string; code: number; message: string }
   | { kind: 'error'; local: string; message: string }
   | { kind: 'closed'; local: string; bytesUp: number; bytesDown: number };
@@ -58,14 +64,68 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
   // One agent for every local connection: it opens a CONNECT tunnel per WebSocket and runs TLS to the
   // gateway inside it, so the proxy sees only the gateway's host and port, never the token.
   const agent = opts.proxy ? new HttpsProxyAgent(opts.proxy) : undefined;
-  const live = new Set<{ local: net.Socket; ws: WebSocket }>();
+  const live = new Set<{ close(): void }>();
   const server = net.createServer({ pauseOnConnect: true }, (local) => connectOne(local));
   const emit = opts.onEvent ?? (() => {});
+  let tryNative = opts.transport !== 'websocket';
 
   const connectOne = (local: net.Socket) => {
     const name = `${local.remoteAddress}:${local.remotePort}`;
     local.on('error', () => {});
     emit({ kind: 'connecting', local: name });
+    if (!tryNative) return connectWebSocket(local, name);
+    const pending = { close: () => local.destroy() };
+    live.add(pending);
+    void openNative({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), token: opts.token, pin, ca: opts.ca, proxy: opts.proxy, timeoutMs: opts.handshakeTimeoutMs ?? 20_000 }).then((r) => {
+      live.delete(pending);
+      if (r.kind === 'unsupported') {
+        tryNative = false;
+        return connectWebSocket(local, name);
+      }
+      if (r.kind === 'open') return relayNative(local, name, r.socket, r.head);
+      emit(r.kind === 'refused' ? { kind: 'refused', local: name, code: r.code, message: r.message } : { kind: 'error', local: name, message: r.message });
+      local.destroy();
+    });
+  };
+
+  /** The native mode: the TLS stream is the TCP stream. */
+  const relayNative = (local: net.Socket, name: string, socket: TLSSocket, head: Buffer) => {
+    if (local.destroyed) return void socket.destroy();
+    const entry = { close: () => (socket.destroy(), local.destroy()) };
+    live.add(entry);
+    let bytesUp = 0;
+    let bytesDown = head.length;
+    emit({ kind: 'open', local: name, transport: 'native' });
+    if (head.length) local.write(head);
+    local.on('data', (chunk: Buffer) => {
+      bytesUp += chunk.length;
+      if (!socket.write(chunk)) local.pause();
+    });
+    socket.on('drain', () => local.resume());
+    socket.on('data', (chunk: Buffer) => {
+      bytesDown += chunk.length;
+      if (!local.write(chunk)) socket.pause();
+    });
+    local.on('drain', () => socket.resume());
+    local.on('end', () => socket.end());
+    socket.on('end', () => local.end());
+    socket.on('error', () => local.destroy());
+    let open = 2;
+    const closed = () => {
+      if (--open > 0) {
+        setTimeout(() => (socket.destroy(), local.destroy()), 2000).unref();
+        return;
+      }
+      live.delete(entry);
+      emit({ kind: 'closed', local: name, bytesUp, bytesDown });
+    };
+    local.once('close', closed);
+    socket.once('close', closed);
+    socket.resume();
+    local.resume();
+  };
+
+  const connectWebSocket = (local: net.Socket, name: string) => {
     const ws = new WebSocket(opts.url, {
       agent,
       perMessageDeflate: false,
@@ -75,7 +135,7 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
       rejectUnauthorized: pin === null,
       ...(opts.ca ? { ca: opts.ca } : {}),
     });
-    const entry = { local, ws };
+    const entry = { close: () => (ws.terminate(), local.destroy()) };
     live.add(entry);
     let state: 'handshake' | 'token-sent' | 'relaying' | 'done' = 'handshake';
     let bytesUp = 0;
@@ -105,7 +165,7 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
       if (state === 'token-sent') {
         if (isBinary || !isOk(data)) return fail('the gateway answered the token with something unexpected');
         state = 'relaying';
-        emit({ kind: 'open', local: name });
+        emit({ kind: 'open', local: name, transport: 'websocket' });
         local.resume();
         return;
       }
@@ -150,10 +210,7 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
     host,
     port: (server.address() as net.AddressInfo).port,
     close: async () => {
-      for (const { local, ws } of live) {
-        ws.terminate();
-        local.destroy();
-      }
+      for (const entry of live) entry.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       agent?.destroy();
     },

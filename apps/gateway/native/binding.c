@@ -66,7 +66,9 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     t->ep = epoll_create1(EPOLL_CLOEXEC);
     t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->buf = relay_malloc(READ_BUF);
-    if (t->ep < 0 || t->evfd < 0 || !t->buf) return throw_errno(env, "stagedoor native relay: start", errno);
+    t->sealed = relay_malloc(READ_BUF + (READ_BUF / TLS_MAX_PLAIN + 1) * TLS_OVERHEAD);
+    t->cipher = EVP_CIPHER_CTX_new();
+    if (t->ep < 0 || t->evfd < 0 || !t->buf || !t->sealed || !t->cipher) return throw_errno(env, "stagedoor native relay: start", errno);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (relay_epoll_ctl(t->ep, EPOLL_CTL_ADD, t->evfd, &ev) < 0) return throw_errno(env, "stagedoor native relay: start", errno);
     pthread_attr_t attr;
@@ -112,17 +114,55 @@ static void discard(conn *c) {
   for (int i = 0; i < 2; i++)
     if (c->s[i].fd >= 0) close(c->s[i].fd);
   free(c->d[0].pend);
+  free(c->d[1].pend);
+  if (c->tls) tls_free(c->tls);
+  free(c->tls);
   free(c);
 }
 
-// add(clientFd, targetFd, initial?: Buffer) → id. The descriptors are duplicated: the caller closes its own.
+// The client side speaks TLS 1.3 records (the tunnel's native mode): `params` (TLS_PARAMS_LEN bytes) is
+// the key length (16 or 32: AES-128-GCM or AES-256-GCM), then the client's key, IV and next record
+// number (little-endian), then ours; `hello` (the gateway's answer to the token) is sealed at once as
+// the first record to the client. False with errno set when the parameters are not that.
+static bool setup_tls(conn *c, const uint8_t *params, size_t params_len, const uint8_t *hello, size_t hello_len) {
+  if (params_len != TLS_PARAMS_LEN || (params[0] != 16 && params[0] != 32) || hello_len > TLS_MAX_PLAIN) return errno = EINVAL, false;
+  tls_state *s = c->tls = relay_calloc(1, sizeof *s);
+  if (!s) return false;
+  s->cipher = tls_cipher(params[0]);
+  if (!s->cipher) return errno = ENOSYS, false;
+  tls_keys *k[2] = {&s->rx, &s->tx};
+  const uint8_t *p = params + 1;
+  for (int i = 0; i < 2; i++, p += 52) {
+    memcpy(k[i]->key, p, params[0]);
+    memcpy(k[i]->iv, p + 32, 12);
+    k[i]->seq = 0;
+    for (int b = 7; b >= 0; b--) k[i]->seq = k[i]->seq << 8 | p[44 + b];
+  }
+  if (!hello_len) return true;
+  uint8_t *rec = relay_malloc(hello_len + TLS_OVERHEAD);
+  c->d[1].pend = (char *)rec;
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  ssize_t r = rec && ctx ? tls_seal(ctx, s, 23, hello, hello_len, rec) : -1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (r < 0) return errno = rec && ctx ? EIO : ENOMEM, false;
+  c->d[1].pend_len = (uint32_t)r;
+  return true;
+}
+
+static bool buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_buffer = false;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer) return false;
+  return napi_get_buffer_info(env, v, data, len) == napi_ok;
+}
+
+// add(clientFd, targetFd, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer) → id (setup_tls: the TLS ones). The descriptors are duplicated: the caller closes its own.
 // Everything that can fail for want of memory or descriptors fails here, before the relay thread
 // sees the session: the caller then keeps relaying it in JavaScript. The relay thread registers it
 // with epoll (so that only that thread ever touches a session's state); a failure there ends the
 // session and reports it.
 static napi_value js_add(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
+  size_t argc = 5;
+  napi_value argv[5], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!sr_nthreads) {
     napi_throw_error(env, NULL, "stagedoor native relay: not started");
@@ -133,11 +173,11 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[1], &fds[1]));
   void *initial = NULL;
   size_t initial_len = 0;
-  if (argc > 2) {
-    bool is_buffer = false;
-    CHECK(napi_is_buffer(env, argv[2], &is_buffer));
-    if (is_buffer) CHECK(napi_get_buffer_info(env, argv[2], &initial, &initial_len));
-  }
+  if (argc > 2) (void)buffer_arg(env, argv[2], &initial, &initial_len);
+  void *tls_params = NULL, *hello = NULL;
+  size_t tls_params_len = 0, hello_len = 0;
+  if (argc > 3) (void)buffer_arg(env, argv[3], &tls_params, &tls_params_len);
+  if (argc > 4) (void)buffer_arg(env, argv[4], &hello, &hello_len);
   if (initial_len > UINT32_MAX) return throw_errno(env, "stagedoor native relay: add", EINVAL);
   conn *c = relay_calloc(1, sizeof *c);
   if (!c) return throw_errno(env, "stagedoor native relay: add", ENOMEM);
@@ -155,6 +195,11 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
       discard(c);
       return throw_errno(env, "stagedoor native relay: add", err);
     }
+  }
+  if (tls_params && !setup_tls(c, tls_params, tls_params_len, hello, hello_len)) {
+    int err = errno;
+    discard(c);
+    return throw_errno(env, "stagedoor native relay: add", err);
   }
   if (initial_len) {
     // Bytes JavaScript read before the relay began (after a PROXY header): the first to go up.
@@ -285,6 +330,7 @@ static napi_value js_take_ended(napi_env env, napi_callback_info info) {
       conn *c = sr_slots[index];
       sr_slots[index] = NULL;
       sr_free_slots[sr_nfree++] = index;
+      free(c->tls);
       free(c);
     }
     sr_nended = 0;

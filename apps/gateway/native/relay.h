@@ -28,6 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+// Node's own OpenSSL (its binary exports libcrypto; the headers ship with Node's): the TLS records of
+// the HTTPS tunnel's native sessions (tls_relay.c).
+#include <openssl/evp.h>
+
 #define READ_BUF (256 * 1024)  // one per relay thread, shared by every small read
 #define BULK (16 * 1024)        // a read this large means bulk data: move the direction to a pipe
 #define PIPE_SIZE (256 * 1024)  // like HAProxy's tune.bufsize 128k+: large moves, fewer wake-ups
@@ -36,12 +40,34 @@
 #define ROUNDS 8                // reads per wake-up before other connections get their turn
 #define MAX_THREADS 16
 
+// TLS 1.3 records (RFC 8446 section 5): the most plaintext one carries, and what a sealed record adds
+// (header, inner content type, AEAD tag). A peer's record may be up to 256 bytes longer than its plaintext.
+#define TLS_MAX_PLAIN 16384
+#define TLS_OVERHEAD (5 + 1 + 16)
+#define TLS_MAX_CIPHERTEXT (TLS_MAX_PLAIN + 256)
+#define TLS_PARAMS_LEN (1 + 2 * (32 + 12 + 8))  // binding.c `add`: key length, then rx and tx keys
+
 enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
 // The side an error belongs to: 0 client, 1 target, or the relay itself (an allocation or an
 // epoll_ctl that failed: the session cannot be relayed correctly, so it ends and says why).
 #define SIDE_RELAY 2
 
 typedef struct conn conn;
+
+// One direction's traffic keys (RFC 8446 section 7.3) and its record sequence number.
+typedef struct {
+  uint8_t key[32], iv[12];
+  uint64_t seq;
+} tls_keys;
+
+// A session whose client side speaks TLS 1.3 records (the HTTPS tunnel's native mode, ADR 0032): the
+// handshake was JavaScript's (Node's TLS); the relay thread seals and opens the application records.
+typedef struct {
+  const EVP_CIPHER *cipher;   // AES-128-GCM or AES-256-GCM
+  tls_keys rx, tx;            // rx: the client's records; tx: ours to the client
+  uint8_t *partial;           // the start of a record not complete yet (allocated while there is one)
+  uint32_t partial_len;
+} tls_state;
 typedef struct relay_thread relay_thread;
 
 typedef struct {
@@ -65,6 +91,7 @@ struct conn {
   relay_thread *t;
   side_t s[2];
   dir_t d[2];                 // d[0]: client → target, d[1]: target → client
+  tls_state *tls;             // NULL: bytes are relayed as they are
   int8_t first_eof;           // which side sent FIN first, -1 none
   int8_t err_side;            // 0, 1 or SIDE_RELAY; -1 none
   int err;
@@ -83,6 +110,8 @@ struct relay_thread {
   int ep, evfd;
   pthread_t th;
   char *buf;
+  uint8_t *sealed;            // TLS sessions: records sealed from one read of the target
+  EVP_CIPHER_CTX *cipher;     // TLS sessions: one context, keyed per record
   int pool[POOL_MAX][2];
   int pooled, pipes_in_use;
   conn *adds;                 // handed over by JavaScript, not registered yet (under sr_lock)
@@ -132,6 +161,18 @@ static inline int relay_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev
   if (faulty(FAULT_EPOLL_CTL)) return errno = ENOSPC, -1;
   return epoll_ctl(ep, op, fd, ev);
 }
+
+// relay_thread.c, for tls_relay.c: end a session with an error; a source sent its end.
+void relay_fail(conn *c, int side, int err);
+void relay_note_eof(conn *c, int i);
+
+// tls_relay.c: seal `n` ≤ TLS_MAX_PLAIN bytes of content `type` into `out` (room for n + TLS_OVERHEAD);
+// the record's length, or -1. Move what one side of a TLS session has to say; send close_notify.
+const EVP_CIPHER *tls_cipher(int key_len);  // AES-128-GCM (16) or AES-256-GCM (32), NULL if unavailable
+ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out);
+void tls_pump(conn *c, int i);
+void tls_send_close_notify(conn *c);
+void tls_free(tls_state *s);
 
 // A session's id as JavaScript holds it: the slot's generation above 32 bits, its index below.
 static inline double conn_id(const conn *c) { return (double)c->gen * 4294967296.0 + c->index; }

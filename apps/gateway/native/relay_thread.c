@@ -48,7 +48,7 @@ void relay_set_fault(enum relay_fault kind, uint32_t skip, uint32_t fail) {
   pthread_mutex_unlock(&fault_lock);
 }
 
-static void fail(conn *c, int side, int err) {
+void relay_fail(conn *c, int side, int err) {
   if (c->err_side < 0) {
     c->err_side = (int8_t)side;
     c->err = err;
@@ -69,7 +69,7 @@ static void arm(conn *c, int i) {
   int op = want == 0 ? EPOLL_CTL_DEL : s->armed == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
   if (relay_epoll_ctl(c->t->ep, op, s->fd, &ev) < 0) {
     // Not watched as it should be, the session would stall (or spin): end it and say why.
-    fail(c, SIDE_RELAY, errno);
+    relay_fail(c, SIDE_RELAY, errno);
     return;
   }
   s->armed = want;
@@ -111,6 +111,7 @@ static bool acquire_pipe(relay_thread *t, dir_t *d) {
 static void pass_fin(conn *c, int i) {
   dir_t *d = &c->d[i];
   if (!d->eof || d->shut || d->pend_len || d->in_pipe) return;
+  if (i == 1 && c->tls) tls_send_close_notify(c);  // a TLS client reads the end in its records first
   shutdown(c->s[1 - i].fd, SHUT_WR);
   d->shut = true;
   if (c->d[1 - i].shut) c->done = true;  // both directions finished
@@ -124,7 +125,7 @@ static bool flush(conn *c, int i) {
     ssize_t m = send(dst, d->pend + d->pend_off, d->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (m < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) fail(c, 1 - i, errno);
+      if (errno != EAGAIN) relay_fail(c, 1 - i, errno);
       return false;
     }
     d->pend_off += (uint32_t)m;
@@ -140,7 +141,7 @@ static bool flush(conn *c, int i) {
     if (m < 0) {
       if (errno == EAGAIN) return false;
       if (errno == EINTR) continue;
-      fail(c, 1 - i, errno);
+      relay_fail(c, 1 - i, errno);
       return false;
     }
     d->in_pipe -= (uint32_t)m;
@@ -148,7 +149,7 @@ static bool flush(conn *c, int i) {
   return true;
 }
 
-static void note_eof(conn *c, int i) {
+void relay_note_eof(conn *c, int i) {
   c->d[i].eof = true;
   if (c->first_eof < 0) c->first_eof = (int8_t)i;
   pass_fin(c, i);
@@ -157,6 +158,10 @@ static void note_eof(conn *c, int i) {
 // Move what side i has to say to the other side, until it has nothing more, the other side is full,
 // or ROUNDS reads were made (then epoll, level-triggered, calls again).
 static void pump(conn *c, int i) {
+  if (c->tls) {
+    tls_pump(c, i);
+    return;
+  }
   relay_thread *t = c->t;
   dir_t *d = &c->d[i];
   int src = c->s[i].fd, dst = c->s[1 - i].fd;
@@ -180,7 +185,7 @@ static void pump(conn *c, int i) {
         ssize_t m = send(dst, t->buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m < 0) {
           if (errno != EAGAIN && errno != EINTR) {
-            fail(c, 1 - i, errno);
+            relay_fail(c, 1 - i, errno);
             return;
           }
           m = 0;
@@ -189,7 +194,7 @@ static void pump(conn *c, int i) {
           // The destination is full: keep the rest and stop reading until it drains.
           d->pend = relay_malloc((size_t)(n - m));
           if (!d->pend) {
-            fail(c, SIDE_RELAY, ENOMEM);
+            relay_fail(c, SIDE_RELAY, ENOMEM);
             return;
           }
           memcpy(d->pend, t->buf + m, (size_t)(n - m));
@@ -202,7 +207,7 @@ static void pump(conn *c, int i) {
       }
     }
     if (n == 0) {
-      note_eof(c, i);
+      relay_note_eof(c, i);
       return;
     }
     if (errno == EAGAIN) {
@@ -210,7 +215,7 @@ static void pump(conn *c, int i) {
       return;
     }
     if (errno == EINTR) continue;
-    fail(c, i, errno);
+    relay_fail(c, i, errno);
     return;
   }
 }
@@ -230,6 +235,7 @@ static void finish(conn *c) {
     c->d[i].pend = NULL;
     c->d[i].pend_len = 0;
   }
+  if (c->tls) tls_free(c->tls);  // the keys are wiped; the state itself goes with the conn
 }
 
 static void on_event(conn *c, int i, uint32_t events) {
@@ -247,11 +253,11 @@ static void on_event(conn *c, int i, uint32_t events) {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(c->s[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) fail(c, i, err);
+    if (err) relay_fail(c, i, err);
   }
   if (!c->done && (events & EPOLLHUP) && from->eof) {
     // Gone both ways (a reset, or our FIN answered): nothing more can be said to this side.
-    if (to->pend_len || to->in_pipe) fail(c, i, EPIPE);
+    if (to->pend_len || to->in_pipe) relay_fail(c, i, EPIPE);
     else c->done = true;
   }
   if (!c->done) arm(c, 0);

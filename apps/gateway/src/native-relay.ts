@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
  */
 interface NativeModule {
   init(onEnded: () => void, threads: number): void;
-  add(clientFd: number, targetFd: number, initial?: Buffer): number;
+  add(clientFd: number, targetFd: number, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer): number;
   close(id: number): void;
   bytes(id: number, out: Float64Array): void;
   takeEnded(): number[];
@@ -102,9 +102,13 @@ export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine
   return { engine: 'native' };
 }
 
-/** Hand two connected sockets' descriptors to the relay threads; the caller then closes its own. */
-export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | undefined, owner: NativeOwner): number {
-  const id = mod!.add(clientFd, targetFd, initial);
+/**
+ * Hand two connected sockets' descriptors to the relay threads; the caller then closes its own. With
+ * `tls` the client side speaks TLS 1.3 records (tls13-keys.ts `nativeTlsParams`), and `hello` is sealed
+ * as the first record to the client.
+ */
+export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | undefined, owner: NativeOwner, tls?: { params: Buffer; hello: Buffer }): number {
+  const id = mod!.add(clientFd, targetFd, initial, tls?.params, tls?.hello);
   owners.set(id, owner);
   return id;
 }

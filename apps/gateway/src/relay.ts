@@ -241,8 +241,8 @@ export class RelaySession {
 
   /** Give both descriptors to the native relay and close our sockets; false: relay here (nothing changed). */
   #handOff(client: net.Socket, upstream: net.Socket): boolean {
-    const clientFd = fdOf(client);
-    const targetFd = fdOf(upstream);
+    const clientFd = socketFd(client);
+    const targetFd = socketFd(upstream);
     // Bytes Node already holds (read but not relayed, or queued to write) would be lost in the move.
     if (clientFd < 0 || targetFd < 0 || client.readableLength > 0 || upstream.readableLength > 0 || upstream.writableLength > 0) return false;
     try {
@@ -251,8 +251,8 @@ export class RelaySession {
       return false; // out of descriptors or memory for the duplicates: this session relays in JavaScript
     }
     this.#initial = null;
-    detach(client);
-    detach(upstream);
+    detachSocket(client);
+    detachSocket(upstream);
     // Let the closed sockets go: an idle session is then this object, its directions and the native state.
     this.client = this.target = null;
     this.up.from = this.up.to = this.down.from = this.down.to = null;
@@ -292,13 +292,13 @@ export class RelaySession {
 }
 
 /** The socket's file descriptor (Node keeps it on the libuv handle), or -1. */
-function fdOf(socket: net.Socket): number {
+export function socketFd(socket: net.Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' ? fd : -1;
 }
 
 /** Forget a socket whose descriptor the native relay now holds a duplicate of: closing ours sends nothing. */
-function detach(socket: net.Socket): void {
+export function detachSocket(socket: net.Socket): void {
   socket.removeAllListeners();
   socket.on('error', ignoreError);
   socket.destroy();

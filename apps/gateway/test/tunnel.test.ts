@@ -94,7 +94,7 @@ function listen(s: net.Server): Promise<net.Server> {
 }
 
 /** The CLI's tunnel with its events recorded. */
-async function tunnel(token: string, opts: { pin?: string | null; proxy?: string; ca?: boolean; url?: string } = {}) {
+async function tunnel(token: string, opts: { pin?: string | null; proxy?: string; ca?: boolean; url?: string; transport?: 'auto' | 'websocket' } = {}) {
   const events: TunnelEvent[] = [];
   const t = await openTunnel({
     url: opts.url ?? url,
@@ -102,6 +102,7 @@ async function tunnel(token: string, opts: { pin?: string | null; proxy?: string
     certificateSha256: opts.pin === undefined ? cert.fingerprint256 : opts.pin,
     proxy: opts.proxy ?? null,
     ...(opts.ca ? { ca: cert.pair.cert } : {}),
+    ...(opts.transport ? { transport: opts.transport } : {}),
     onEvent: (e) => void events.push(e),
   });
   return Object.assign(t, { events });
@@ -128,6 +129,8 @@ describe('HTTPS tunnel: real clients through stagedoor connect --tunnel', () => 
     const t = await tunnel(TOKENS.ssh);
     try {
       expect((await ssh(t.port)).trim()).toBe('hello');
+      // The native mode (ADR 0032); this server relays it in Node (no native relay here: tunnel-native.test.ts has it).
+      expect(t.events).toContainEqual(expect.objectContaining({ kind: 'open', transport: 'native' }));
       await waitFor('the session to be reported ended', () => ended.some((e) => e.token === TOKENS.ssh), 30_000);
       const e = ended.find((x) => x.token === TOKENS.ssh)!;
       expect(e.bytesUp).toBeGreaterThan(0);
@@ -243,7 +246,8 @@ describe('HTTPS tunnel: refusals, health, pinning', () => {
   });
 
   it('a revoke (onClose) ends the tunnel at once, and ended is reported once', async () => {
-    const t = await tunnel(TOKENS.echo);
+    // The WebSocket carries the reason in its close frame (the native mode's stream has no room for one).
+    const t = await tunnel(TOKENS.echo, { transport: 'websocket' });
     try {
       const local = net.connect(t.port, '127.0.0.1');
       local.on('error', () => {});

@@ -11,6 +11,18 @@
  * words (a close reason holds at most 123 bytes).
  */
 export const TUNNEL_PATH = '/tunnel';
+
+/**
+ * The tunnel's native mode (ADR 0032), for `stagedoor connect --tunnel`: on the same port, a client
+ * that offers this ALPN protocol skips HTTP and the WebSocket. TLS 1.3 with AES-GCM; the client's first
+ * application data is one line `{"token":"…"}\n`, and it sends nothing more until the gateway answers
+ * with one line: `{"ok":true}\n`, after which the connection carries the workstation's TCP stream
+ * itself, or `{"ok":false,"code":<a TUNNEL_CLOSE code>,"message":"…"}\n` and the end of the connection.
+ * A gateway that does not select it (an older one, or a proxy that inspects TLS) gets the WebSocket.
+ */
+export const TUNNEL_NATIVE_ALPN = 'stagedoor-tcp/1';
+/** The longest first line or answer line of the native mode, newline included. */
+export const TUNNEL_NATIVE_MAX_LINE = 1024;
 export const TUNNEL_HEALTH_PATH = '/healthz';
 
 /**

@@ -14,7 +14,7 @@ export interface TunnelInstructions {
  * from HTTPS_PROXY/https_proxy (ALL_PROXY too) unless NO_PROXY names the gateway, as curl and git do;
  * proxy-from-env reads them by the same rules as those tools.
  */
-export async function runTunnel(t: TunnelInstructions, opts: { protocol: string; localPort?: string }): Promise<void> {
+export async function runTunnel(t: TunnelInstructions, opts: { protocol: string; localPort?: string; websocket?: boolean }): Promise<void> {
   const listenPort = opts.localPort === undefined ? 0 : Number(opts.localPort);
   if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535) throw new CliError(`--local-port must be a port number (got ${opts.localPort})`);
   let certificateSha256: string | null;
@@ -25,7 +25,7 @@ export async function runTunnel(t: TunnelInstructions, opts: { protocol: string;
   }
   const httpsUrl = t.url.replace(/^wss:/, 'https:');
   const proxy = getProxyForUrl(httpsUrl) || null;
-  const tunnel = await openTunnel({ url: t.url, token: t.token, certificateSha256, listenPort, proxy, onEvent: print }).catch((err: NodeJS.ErrnoException) => {
+  const tunnel = await openTunnel({ url: t.url, token: t.token, certificateSha256, listenPort, proxy, transport: opts.websocket ? 'websocket' : 'auto', onEvent: print }).catch((err: NodeJS.ErrnoException) => {
     throw new CliError(err.code === 'EADDRINUSE' ? `port ${listenPort} on 127.0.0.1 is in use: choose another with --local-port` : err.message);
   });
   const gateway = new URL(t.url).host;
@@ -44,7 +44,7 @@ export async function runTunnel(t: TunnelInstructions, opts: { protocol: string;
 }
 
 function print(e: TunnelEvent): void {
-  if (e.kind === 'open') console.error(`${e.local}: tunnel open`);
+  if (e.kind === 'open') console.error(`${e.local}: tunnel open (${e.transport === 'native' ? 'native TLS' : 'WebSocket'})`);
   else if (e.kind === 'refused') console.error(`${e.local}: refused by the gateway: ${e.message}`);
   else if (e.kind === 'error') console.error(`${e.local}: ${e.message}`);
   else if (e.kind === 'closed') console.error(`${e.local}: session ended (${e.bytesUp} bytes up, ${e.bytesDown} down)`);

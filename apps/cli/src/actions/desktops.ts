@@ -37,6 +37,7 @@ interface ConnectOptions {
   timeout: string;
   tunnel?: boolean;
   localPort?: string;
+  tunnelWebsocket?: boolean;
   tunnelUrl?: string;
   tunnelToken?: string;
   certificateSha256?: string;
@@ -90,7 +91,7 @@ export async function connect(name: string | undefined, opts: ConnectOptions): P
   if (opts.tunnelUrl) {
     if (!opts.tunnelToken) throw new CliError('--tunnel-url needs --tunnel-token (the grant token)');
     const { runTunnel } = await import('./connect-tunnel.ts');
-    return runTunnel({ url: opts.tunnelUrl, token: opts.tunnelToken, certificateSha256: opts.certificateSha256 ?? null }, { protocol: opts.protocol ?? 'tcp', localPort: opts.localPort });
+    return runTunnel({ url: opts.tunnelUrl, token: opts.tunnelToken, certificateSha256: opts.certificateSha256 ?? null }, { protocol: opts.protocol ?? 'tcp', localPort: opts.localPort, websocket: opts.tunnelWebsocket });
   }
   if (!name) throw new CliError('name the desktop to connect to (`stagedoor desktops` lists yours)');
   const api = ApiClient.fromOptions(opts);
@@ -100,7 +101,7 @@ export async function connect(name: string | undefined, opts: ConnectOptions): P
     const tunnel = i.tunnel;
     if (!tunnel) throw new CliError(`the broker offers no HTTPS tunnel for this ${i.protocol.toUpperCase()} connection: its plan uses port forward (connect without --tunnel), or the broker is older than the gateway's tunnel`);
     const { runTunnel } = await import('./connect-tunnel.ts');
-    return runTunnel(tunnel, { protocol: i.protocol, localPort: opts.localPort });
+    return runTunnel(tunnel, { protocol: i.protocol, localPort: opts.localPort, websocket: opts.tunnelWebsocket });
   }
   // What the grant allows, in words (single use, until when, reconnects), on stderr beside the progress.
   if (conn.grant) console.error(describeGrant(conn.grant, (t) => new Date(t).toLocaleTimeString()));

@@ -50,6 +50,7 @@ export function artistCommands(program: Command): void {
     .option('--timeout <seconds>', 'how long to wait for the desktop', '600')
     .option('--tunnel', "reach the desktop through the gateway's HTTPS tunnel (port 443; works through HTTPS_PROXY): opens a port on 127.0.0.1 for your client until Ctrl-C")
     .option('--local-port <port>', 'with --tunnel: the local port (default: a free one)')
+    .option('--tunnel-websocket', 'with --tunnel: always use the WebSocket (for a proxy that inspects TLS); by default the native TLS mode is tried first')
     .addOption(new Option('--tunnel-url <url>', "advanced, with --tunnel: the gateway's wss://host:port/tunnel, instead of asking the broker (needs --tunnel-token)"))
     .addOption(new Option('--tunnel-token <token>', 'advanced, with --tunnel-url: the grant token'))
     .addOption(new Option('--certificate-sha256 <fingerprint>', "advanced, with --tunnel-url: pin the gateway's certificate (AA:BB:… SHA-256) instead of checking it against the system CAs"))

@@ -65,6 +65,7 @@ export class RoutedListeners {
             proxyProtocol: opts.proxyProtocol.enabled ? { sources: opts.proxyProtocol.sources } : null,
             connectTimeoutMs: opts.connectTimeoutMs,
             modes: BROWSER_MODES,
+            nativeRelay: opts.nativeRelay,
             log,
           });
   }

@@ -8,13 +8,14 @@
 const RECORD_HANDSHAKE = 22;
 const HANDSHAKE_CLIENT_HELLO = 1;
 const EXT_SERVER_NAME = 0;
+const EXT_ALPN = 16;
 const NAME_TYPE_HOST = 0;
 
 export type SniParse =
   | { kind: 'incomplete' }
   | { kind: 'invalid'; reason: string }
-  /** `serverName` is null when the hello has no host name (a client dialling by address). */
-  | { kind: 'ok'; serverName: string | null };
+  /** `serverName` is null when the hello has no host name (a client dialling by address); `alpn`: the protocols offered (RFC 7301). */
+  | { kind: 'ok'; serverName: string | null; alpn: string[] };
 
 /** Parse the ClientHello at the start of `buf`; one larger than `maxBytes` is invalid. */
 export function parseClientHelloSni(buf: Buffer, maxBytes = 16 * 1024): SniParse {
@@ -43,35 +44,38 @@ export function parseClientHelloSni(buf: Buffer, maxBytes = 16 * 1024): SniParse
   }
   const hello = Buffer.concat(parts).subarray(4, need);
   try {
-    return { kind: 'ok', serverName: serverName(hello) };
+    return { kind: 'ok', ...helloFields(hello) };
   } catch (err) {
     return { kind: 'invalid', reason: (err as Error).message };
   }
 }
 
-/** The host name in a ClientHello body, or null. Throws on a malformed body. */
-function serverName(body: Buffer): string | null {
+/** The host name (or null) and the ALPN protocols in a ClientHello body. Throws on a malformed body. */
+function helloFields(body: Buffer): { serverName: string | null; alpn: string[] } {
+  const out: { serverName: string | null; alpn: string[] } = { serverName: null, alpn: [] };
   const r = new Reader(body);
   r.skip(2 + 32); // legacy_version, random
   r.skip(r.u8()); // legacy_session_id
   r.skip(r.u16()); // cipher_suites
   r.skip(r.u8()); // legacy_compression_methods
-  if (r.done()) return null; // no extensions (an old client): no name
+  if (r.done()) return out; // no extensions (an old client): no name
   const extensions = new Reader(r.take(r.u16()));
   while (!extensions.done()) {
     const type = extensions.u16();
-    const data = extensions.take(extensions.u16());
-    if (type !== EXT_SERVER_NAME) continue;
-    const list = new Reader(data);
-    const names = new Reader(list.take(list.u16()));
-    while (!names.done()) {
-      const nameType = names.u8();
-      const name = names.take(names.u16());
-      if (nameType === NAME_TYPE_HOST) return name.toString('latin1');
+    const data = new Reader(extensions.take(extensions.u16()));
+    if (type === EXT_SERVER_NAME) {
+      const names = new Reader(data.take(data.u16()));
+      while (!names.done() && out.serverName === null) {
+        const nameType = names.u8();
+        const name = names.take(names.u16());
+        if (nameType === NAME_TYPE_HOST) out.serverName = name.toString('latin1');
+      }
+    } else if (type === EXT_ALPN) {
+      const protocols = new Reader(data.take(data.u16()));
+      while (!protocols.done()) out.alpn.push(protocols.take(protocols.u8()).toString('latin1'));
     }
-    return null;
   }
-  return null;
+  return out;
 }
 
 class Reader {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_MODES, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
+import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_MODES, TUNNEL_NATIVE_ALPN, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { EarlyFrame, ModeHandlers } from '../browser/modes.ts';
@@ -10,7 +10,9 @@ import { isRdCleanPathFrame, readRdCleanPathRequest, refuseRdCleanPath } from '.
 import type { Log } from '../log.ts';
 import { parseProxyV2 } from '../proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
+import { NativeTunnelMode } from './native-tunnel.ts';
 import type { TlsCertificate } from './tls-certificate.ts';
+import { parseClientHelloSni } from './tls-sni.ts';
 import { relayTunnel } from './tunnel-relay.ts';
 
 /**
@@ -41,14 +43,21 @@ export interface TunnelServerOptions {
   highWaterMark?: number;
   /** The modes offered beyond `tcp` (the browser's: apps/gateway/src/browser/); none by default. */
   modes?: ModeHandlers;
+  /** Hand native-mode sessions (ALPN `stagedoor-tcp/1`, ADR 0032) to the native relay; default false (Node relays them). */
+  nativeRelay?: boolean;
 }
+
+/** How much of a ClientHello (and PROXY header) is read to find its ALPN offer, and for how long. */
+const HELLO_MAX_BYTES = 16 * 1024;
+const HELLO_TIMEOUT_MS = 10_000;
 
 /** The first message is tiny (a token, a mode, a terminal size); anything longer is not a client of ours. */
 const MAX_FIRST_MESSAGE = 1024;
 
 export class TunnelServer {
   readonly #https: https.Server;
-  readonly #raw: net.Server | null;
+  readonly #raw: net.Server;
+  readonly #native: NativeTunnelMode;
   readonly #wss: WebSocketServer;
   /** PROXY v2 sources by the balancer's own connection (address|port), which the TLS socket reports too. */
   readonly #proxied = new Map<string, string>();
@@ -72,12 +81,23 @@ export class TunnelServer {
       opts.log.debug({ err }, 'tunnel: TLS handshake failed');
       socket.destroy();
     });
-    this.#raw = opts.proxyProtocol ? net.createServer({ pauseOnConnect: true }, this.#onProxiedSocket) : null;
+    // Every connection is accepted here: the PROXY header (behind a balancer), then the ClientHello's
+    // ALPN offer says whether it is the native mode or HTTPS (the WebSocket, the health check).
+    this.#raw = net.createServer({ pauseOnConnect: true }, this.#onRawSocket);
+    this.#native = new NativeTunnelMode({
+      certificate: opts.certificate,
+      admit: opts.admit,
+      log: opts.log,
+      nativeRelay: opts.nativeRelay ?? false,
+      handshakeTimeoutMs: 10_000,
+      firstMessageTimeoutMs: opts.firstMessageTimeoutMs ?? 10_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+    });
   }
 
   /** Listen; resolves with the port (useful with port 0). */
   async start(): Promise<number> {
-    const server = this.#raw ?? this.#https;
+    const server = this.#raw;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port: this.opts.port ?? 443, host: this.opts.host ?? '0.0.0.0' }, () => {
@@ -86,12 +106,12 @@ export class TunnelServer {
       });
     });
     const port = (server.address() as net.AddressInfo).port;
-    this.opts.log.info({ port, fingerprint: this.opts.certificate.fingerprint256, proxyProtocol: Boolean(this.#raw) }, 'HTTPS tunnel listening');
+    this.opts.log.info({ port, fingerprint: this.opts.certificate.fingerprint256, proxyProtocol: Boolean(this.opts.proxyProtocol), nativeRelay: this.opts.nativeRelay ?? false }, 'HTTPS tunnel listening');
     return port;
   }
 
   get port(): number | null {
-    const a = (this.#raw ?? this.#https).address();
+    const a = this.#raw.address();
     return a && typeof a === 'object' ? a.port : null;
   }
 
@@ -100,8 +120,8 @@ export class TunnelServer {
     this.#unsubscribe();
     for (const ws of this.#sockets) ws.close(TUNNEL_CLOSE.closed, closeReason('the gateway is shutting down: connect again'));
     for (const ws of this.#sockets) setTimeout(() => ws.terminate(), 1000).unref();
-    const server = this.#raw ?? this.#https;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.#native.close();
+    await new Promise<void>((resolve) => this.#raw.close(() => resolve()));
     this.#https.closeAllConnections();
   }
 
@@ -129,7 +149,6 @@ export class TunnelServer {
 
   #clientAddress(socket: net.Socket): string {
     const peer = normaliseAddress(socket.remoteAddress);
-    if (!this.#raw) return peer;
     return this.#proxied.get(`${peer}|${socket.remotePort}`) ?? peer;
   }
 
@@ -237,34 +256,50 @@ export class TunnelServer {
     }
   }
 
-  /** Behind a balancer: read the PROXY v2 header on the raw TCP socket, then hand it to TLS. */
-  #onProxiedSocket = (socket: net.Socket): void => {
+  /**
+   * Every accepted connection: behind a balancer, its PROXY v2 header (from the configured sources
+   * only); then its ClientHello, read but not consumed, whose ALPN offer picks the native mode or HTTPS.
+   */
+  #onRawSocket = (socket: net.Socket): void => {
     socket.on('error', () => socket.destroy());
     const peer = normaliseAddress(socket.remoteAddress);
-    const proxy = this.opts.proxyProtocol!;
-    if (!proxy.sources.has(peer)) {
+    const proxy = this.opts.proxyProtocol;
+    if (proxy && !proxy.sources.has(peer)) {
       // Not one of the balancers: its header would name any client it likes. Nothing is read.
       this.opts.log.warn({ peer }, 'tunnel: a connection from a peer outside the PROXY protocol sources: refused');
       return void socket.resetAndDestroy();
     }
     let got = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), proxy.headerTimeoutMs ?? 5000);
+    let client: string | null = proxy ? null : peer;
+    let offset = 0;
+    const timer = setTimeout(() => socket.destroy(), proxy?.headerTimeoutMs ?? HELLO_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       got = Buffer.concat([got, chunk]);
-      const p = parseProxyV2(got);
-      if (p.kind === 'incomplete') return;
+      if (client === null) {
+        const p = parseProxyV2(got);
+        if (p.kind === 'incomplete') return;
+        if (p.kind === 'invalid') {
+          clearTimeout(timer);
+          this.opts.log.info({ peer, reason: p.reason }, 'tunnel: bad PROXY header: refused');
+          return void socket.destroy();
+        }
+        // LOCAL (the balancer's own health check) has no source: the peer is the client.
+        client = p.source ? normaliseAddress(p.source.address) : peer;
+        offset = p.length;
+      }
+      const hello = parseClientHelloSni(got.subarray(offset), HELLO_MAX_BYTES);
+      if (hello.kind === 'incomplete' && got.length < offset + HELLO_MAX_BYTES) return;
       clearTimeout(timer);
       socket.removeListener('data', onData);
       socket.pause();
-      if (p.kind === 'invalid') {
-        this.opts.log.info({ peer, reason: p.reason }, 'tunnel: bad PROXY header: refused');
-        return void socket.destroy();
-      }
-      // LOCAL (the balancer's own health check) has no source: the peer is the client.
+      const rest = got.subarray(offset);
+      if (hello.kind === 'ok' && hello.alpn.includes(TUNNEL_NATIVE_ALPN)) return this.#native.accept(socket, rest, client);
+      // Not the native mode (or not TLS at all: the TLS server answers that).
       const key = `${peer}|${socket.remotePort}`;
-      this.#proxied.set(key, p.source ? normaliseAddress(p.source.address) : peer);
-      socket.once('close', () => this.#proxied.delete(key));
-      const rest = got.subarray(p.length);
+      if (client !== peer) {
+        this.#proxied.set(key, client);
+        socket.once('close', () => this.#proxied.delete(key));
+      }
       if (rest.length > 0) socket.unshift(rest);
       // The TLS server reads what was unshifted before the socket's own data (tls's _init drains it).
       this.#https.emit('connection', socket);

@@ -63,7 +63,7 @@ describe('RDP Connection Request routing token', () => {
 });
 
 /** A real ClientHello: what Node's TLS client sends first, captured by a plain TCP server. */
-async function realClientHello(servername?: string): Promise<Buffer> {
+async function realClientHello(servername?: string, ALPNProtocols?: string[]): Promise<Buffer> {
   let resolve!: (b: Buffer) => void;
   const got = new Promise<Buffer>((r) => (resolve = r));
   const server = net.createServer((s) => {
@@ -78,7 +78,7 @@ async function realClientHello(servername?: string): Promise<Buffer> {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const c = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername, rejectUnauthorized: false });
+  const c = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername, rejectUnauthorized: false, ...(ALPNProtocols ? { ALPNProtocols } : {}) });
   c.on('error', () => undefined);
   const hello = await got;
   c.destroy();
@@ -102,13 +102,17 @@ function reRecord(hello: Buffer, size: number): Buffer {
 describe('TLS ClientHello server name', () => {
   it('reads the SNI of a real ClientHello, whole, split into records, and at every cut', async () => {
     const hello = await realClientHello(`${TOKEN}.gw.test`);
-    expect(parseClientHelloSni(hello)).toEqual({ kind: 'ok', serverName: `${TOKEN}.gw.test` });
-    for (const size of [1, 7, 100]) expect(parseClientHelloSni(reRecord(hello, size)), `records of ${size}`).toEqual({ kind: 'ok', serverName: `${TOKEN}.gw.test` });
+    expect(parseClientHelloSni(hello)).toEqual({ kind: 'ok', serverName: `${TOKEN}.gw.test`, alpn: [] });
+    for (const size of [1, 7, 100]) expect(parseClientHelloSni(reRecord(hello, size)), `records of ${size}`).toEqual({ kind: 'ok', serverName: `${TOKEN}.gw.test`, alpn: [] });
     for (let n = 0; n < hello.length; n++) expect(parseClientHelloSni(hello.subarray(0, n)).kind, `cut at ${n}`).toBe('incomplete');
   });
 
   it('no SNI: a null name', async () => {
-    expect(parseClientHelloSni(await realClientHello())).toEqual({ kind: 'ok', serverName: null });
+    expect(parseClientHelloSni(await realClientHello())).toEqual({ kind: 'ok', serverName: null, alpn: [] });
+  });
+
+  it('reads the ALPN protocols offered, in order (the tunnel picks its native mode by them)', async () => {
+    expect(parseClientHelloSni(await realClientHello('gw.test', ['stagedoor-tcp/1', 'http/1.1']))).toEqual({ kind: 'ok', serverName: 'gw.test', alpn: ['stagedoor-tcp/1', 'http/1.1'] });
   });
 
   it('invalid: not TLS, not a ClientHello, too large, a truncated body', async () => {

@@ -3,20 +3,25 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { createLog } from '../../apps/gateway/src/log.ts';
+import { useRelayEngine } from '../../apps/gateway/src/native-relay.ts';
 import type { Admit } from '../../apps/gateway/src/routed/admission.ts';
 import { loadOrCreateSshHostKey } from '../../apps/gateway/src/routed/ssh-host-key.ts';
 import { SshJumpServer } from '../../apps/gateway/src/routed/ssh-jump.ts';
+import { TlsCertificate } from '../../apps/gateway/src/routed/tls-certificate.ts';
+import { TunnelServer } from '../../apps/gateway/src/routed/tunnel.ts';
 import { freePorts, tsx, waitLine } from './harness.ts';
 
 /**
- * What an idle SSH jump session holds in the gateway's JavaScript heap, by constructor:
- * `node --expose-gc --import tsx bench/gateway/ssh-jump-heap.ts [sessions]`. The jump host runs in
- * this process (every connection admitted, no broker); the clients (ssh2, one forwarded channel
- * each, as `ssh -J`) run in another process, so the heap is the server side's alone. Two heap
- * snapshots, before and after the sessions open, compared per constructor: the difference divided
- * by the number of sessions is each holder's cost per session.
+ * What an idle session of a terminating routed mode holds in the gateway's JavaScript heap, by
+ * constructor: `node --expose-gc --import tsx bench/gateway/session-heap.ts <ssh|tunnel-native> [sessions]`.
+ * The listener runs in this process (every connection admitted, no broker; the tunnel with the native
+ * relay); the clients (ssh2 with one forwarded channel each, as `ssh -J`; or Node's TLS in the tunnel's
+ * native mode) run in another process, so the heap is the server side's alone. Two heap snapshots,
+ * before and after the sessions open, compared per constructor: the difference divided by the number
+ * of sessions is each holder's cost per session.
  */
-const N = Number(process.argv[2] ?? 300);
+const MODE = process.argv[2] === 'tunnel-native' ? 'tunnel-native' : 'ssh';
+const N = Number(process.argv[3] ?? 300);
 const HOST = '127.0.0.1';
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
@@ -24,10 +29,22 @@ if (!gc) throw new Error('run with node --expose-gc');
 const [targetPort] = (await freePorts(1)) as [number];
 const target = tsx('bench/gateway/routed-load.ts', 'target', JSON.stringify({ port: targetPort }));
 await waitLine(target, 'routed target');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssh-jump-heap-'));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-heap-'));
 const admit: Admit = async () => ({ ok: true, grantId: '00000000-0000-4000-8000-000000000000', target: { host: HOST, port: targetPort }, onClose: () => undefined, countBytes: () => undefined, ended: () => undefined });
-const server = await new SshJumpServer({ hostKey: loadOrCreateSshHostKey(dir).privateKey, listenHost: HOST, port: 0, admit, maxPreAuthPerClient: 100_000, log: createLog('error', {}, () => undefined) }).listen();
-const via = { kind: 'ssh', ports: [server.address().port], tokens: ['heap'], target: targetPort, clients: Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`) };
+const log = createLog('error', {}, () => undefined);
+const via = MODE === 'ssh' ? await sshVia() : await tunnelVia();
+
+async function sshVia() {
+  const server = await new SshJumpServer({ hostKey: loadOrCreateSshHostKey(dir).privateKey, listenHost: HOST, port: 0, admit, maxPreAuthPerClient: 100_000, log }).listen();
+  return { kind: 'ssh', ports: [server.address().port], tokens: ['heap'], target: targetPort, clients: Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`) };
+}
+
+async function tunnelVia() {
+  if (useRelayEngine('native', 1).engine !== 'native') throw new Error('the native relay is not built');
+  const certificate = await TlsCertificate.load({ files: null, dataDir: dir, log, hostnames: [HOST] });
+  const server = new TunnelServer({ port: 0, host: HOST, certificate, admit, healthy: () => true, log, nativeRelay: true });
+  return { kind: 'tunnel-native', ports: [await server.start()], tokens: ['heap'] };
+}
 const hold = async (count: number) => {
   const c = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via, count }));
   const r = (await waitLine(c, 'idle holder', 300_000)) as { open: number };
@@ -64,7 +81,7 @@ const after = census();
 const rows = [...after].map(([k, a]) => ({ k, n: a.n - (before.get(k)?.n ?? 0), size: a.size - (before.get(k)?.size ?? 0) })).filter((r) => r.size > 0);
 rows.sort((a, b) => b.size - a.size);
 const total = rows.reduce((t, r) => t + r.size, 0);
-console.log(`${held.open} idle jump sessions: ${(total / 1024 / held.open).toFixed(2)} KiB per session in the heap snapshot (objects, and the array buffers' data as native)`);
+console.log(`${held.open} idle ${MODE} sessions: ${(total / 1024 / held.open).toFixed(2)} KiB per session in the heap snapshot (objects, and the array buffers' data as native)`);
 console.log('| holder | per session B | count per session |\n|---|---|---|');
 for (const r of rows.slice(0, 25)) console.log(`| ${r.k} | ${Math.round(r.size / held.open)} | ${(r.n / held.open).toFixed(2)} |`);
 for (const h of [held, warm]) h.c.stdin!.end();

@@ -1,0 +1,226 @@
+// The native sessions of the HTTPS tunnel (ADR 0032): the client side speaks TLS 1.3 records. Node did
+// the handshake and read the grant token; it handed over the descriptor with the application traffic
+// keys and the record numbers both sides reached. Here each record from the client is opened (AES-GCM,
+// in place) and its plaintext relayed to the workstation; each read from the workstation is sealed
+// into records of at most 16 KiB. Only application data and close_notify are accepted from the client:
+// anything else (a forged or reordered record, a KeyUpdate, another alert) ends the session.
+#include "relay.h"
+
+#define TYPE_ALERT 21
+#define TYPE_HANDSHAKE 22
+#define TYPE_APPLICATION_DATA 23
+
+// Fetched once: given the legacy EVP_aes_*_gcm() objects, OpenSSL 3 looks the algorithm up in its
+// provider store at every init, that is at every record.
+static EVP_CIPHER *fetched[2];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static void fetch_ciphers(void) {
+  fetched[0] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+  fetched[1] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+const EVP_CIPHER *tls_cipher(int key_len) {
+  pthread_once(&fetch_once, fetch_ciphers);
+  return fetched[key_len == 32];
+}
+
+// The context is the relay thread's, keyed per record; its cipher is set again only when it changes.
+static const EVP_CIPHER *cipher_unless_set(EVP_CIPHER_CTX *ctx, const tls_state *s) {
+  return EVP_CIPHER_CTX_get0_cipher(ctx) == s->cipher ? NULL : s->cipher;
+}
+
+// The per-record nonce: the static IV XOR the 64-bit record sequence number (RFC 8446 section 5.3).
+static void nonce_for(const tls_keys *k, uint8_t nonce[12]) {
+  memcpy(nonce, k->iv, 12);
+  for (int b = 0; b < 8; b++) nonce[11 - b] ^= (uint8_t)(k->seq >> (8 * b));
+}
+
+ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out) {
+  size_t len = n + 1 + 16;
+  uint8_t nonce[12];
+  int m;
+  out[0] = TYPE_APPLICATION_DATA;  // every protected record says "application data" outside
+  out[1] = 3;
+  out[2] = 3;
+  out[3] = (uint8_t)(len >> 8);
+  out[4] = (uint8_t)len;
+  nonce_for(&s->tx, nonce);
+  if (EVP_EncryptInit_ex(ctx, cipher_unless_set(ctx, s), NULL, s->tx.key, nonce) != 1) return -1;
+  if (EVP_EncryptUpdate(ctx, NULL, &m, out, 5) != 1) return -1;  // the header is the additional data
+  if (n && EVP_EncryptUpdate(ctx, out + 5, &m, in, (int)n) != 1) return -1;
+  if (EVP_EncryptUpdate(ctx, out + 5 + n, &m, &type, 1) != 1) return -1;
+  if (EVP_EncryptFinal_ex(ctx, out + 6 + n, &m) != 1) return -1;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + 6 + n) != 1) return -1;
+  s->tx.seq++;
+  return (ssize_t)(5 + len);
+}
+
+// Open the record at `rec` (`len` bytes, header included) in place: its inner content type, with its
+// plaintext at *plain, or -1 when it is not this connection's next record.
+static int tls_open(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t *rec, size_t len, uint8_t **plain, size_t *plain_len) {
+  size_t ct = len - 5 - 16;
+  uint8_t nonce[12];
+  int m;
+  nonce_for(&s->rx, nonce);
+  if (EVP_DecryptInit_ex(ctx, cipher_unless_set(ctx, s), NULL, s->rx.key, nonce) != 1) return -1;
+  if (EVP_DecryptUpdate(ctx, NULL, &m, rec, 5) != 1) return -1;
+  if (EVP_DecryptUpdate(ctx, rec + 5, &m, rec + 5, (int)ct) != 1) return -1;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, rec + 5 + ct) != 1) return -1;
+  if (EVP_DecryptFinal_ex(ctx, rec + 5 + ct, &m) != 1) return -1;  // the tag did not verify
+  s->rx.seq++;
+  size_t n = ct;
+  while (n > 0 && rec[5 + n - 1] == 0) n--;  // zero padding after the content type
+  if (n == 0) return -1;
+  *plain = rec + 5;
+  *plain_len = n - 1;
+  return rec[5 + n - 1];
+}
+
+// Keep what `dst` did not take of `data` for later (the direction then waits for EPOLLOUT).
+static bool keep(conn *c, dir_t *d, const uint8_t *data, size_t n) {
+  d->pend = relay_malloc(n);
+  if (!d->pend) {
+    relay_fail(c, SIDE_RELAY, ENOMEM);
+    return false;
+  }
+  memcpy(d->pend, data, n);
+  d->pend_len = (uint32_t)n;
+  d->pend_off = 0;
+  return true;
+}
+
+// Send what can go now; keep the rest. False when the session cannot go on, or the destination is full.
+static bool deliver(conn *c, int i, const uint8_t *data, size_t n) {
+  if (n == 0) return true;
+  ssize_t m = send(c->s[1 - i].fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (m < 0) {
+    if (errno != EAGAIN && errno != EINTR) {
+      relay_fail(c, 1 - i, errno);
+      return false;
+    }
+    m = 0;
+  }
+  if ((size_t)m == n) return true;
+  keep(c, &c->d[i], data + m, n - (size_t)m);
+  return false;
+}
+
+// The client's records → plaintext to the workstation.
+static void pump_from_client(conn *c) {
+  relay_thread *t = c->t;
+  tls_state *s = c->tls;
+  dir_t *d = &c->d[0];
+  uint8_t *buf = (uint8_t *)t->buf;
+  for (int round = 0; round < ROUNDS && !c->done && !d->eof; round++) {
+    if (d->pend_len) return;
+    size_t have = s->partial_len;
+    if (have) memcpy(buf, s->partial, have);
+    ssize_t n = recv(c->s[0].fd, buf + have, READ_BUF - have, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) relay_fail(c, 0, errno);
+      return;
+    }
+    if (n == 0) {
+      // A FIN without close_notify: relayed as an end all the same, unless it cut a record.
+      if (have) relay_fail(c, 0, EPROTO);
+      else relay_note_eof(c, 0);
+      return;
+    }
+    size_t total = have + (size_t)n, off = 0, plain = 0;
+    bool closing = false;
+    while (!closing && total - off >= 5) {
+      size_t len = ((size_t)buf[off + 3] << 8) | buf[off + 4];
+      if (buf[off] != TYPE_APPLICATION_DATA || buf[off + 1] != 3 || len < 17 || len > TLS_MAX_CIPHERTEXT) {
+        relay_fail(c, 0, EPROTO);
+        return;
+      }
+      if (total - off < 5 + len) break;
+      uint8_t *p;
+      size_t pl;
+      int type = tls_open(t->cipher, s, buf + off, 5 + len, &p, &pl);
+      if (type == TYPE_APPLICATION_DATA) {
+        memmove(buf + plain, p, pl);  // compact the plaintexts at the front: one send for the read
+        plain += pl;
+      } else if (type == TYPE_ALERT && pl == 2 && p[1] == 0) {
+        closing = true;  // close_notify: what came before it still goes to the workstation
+      } else {
+        // A bad tag, a KeyUpdate or ticket (handshake), another alert: not something to relay.
+        relay_fail(c, 0, type < 0 ? EBADMSG : type == TYPE_ALERT ? ECONNRESET : EPROTO);
+        return;
+      }
+      off += 5 + len;
+    }
+    size_t rest = closing ? 0 : total - off;
+    if (rest) {
+      if (!s->partial && !(s->partial = relay_malloc(5 + TLS_MAX_CIPHERTEXT))) {
+        relay_fail(c, SIDE_RELAY, ENOMEM);
+        return;
+      }
+      memmove(s->partial, buf + off, rest);
+    } else if (s->partial) {
+      free(s->partial);  // an idle session holds no record buffer
+      s->partial = NULL;
+    }
+    s->partial_len = (uint32_t)rest;
+    __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
+    bool sent = deliver(c, 0, buf, plain);
+    if (closing) {
+      relay_note_eof(c, 0);
+      return;
+    }
+    if (!sent || (size_t)n < READ_BUF - have) return;  // full destination, or the socket is drained
+  }
+}
+
+// The workstation's bytes → records to the client.
+static void pump_to_client(conn *c) {
+  relay_thread *t = c->t;
+  dir_t *d = &c->d[1];
+  for (int round = 0; round < ROUNDS && !c->done && !d->eof; round++) {
+    if (d->pend_len) return;
+    ssize_t n = recv(c->s[1].fd, t->buf, READ_BUF, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) relay_fail(c, 1, errno);
+      return;
+    }
+    if (n == 0) {
+      relay_note_eof(c, 1);
+      return;
+    }
+    __atomic_add_fetch(&d->bytes, (uint64_t)n, __ATOMIC_RELAXED);
+    size_t sealed = 0;
+    for (size_t off = 0; off < (size_t)n; off += TLS_MAX_PLAIN) {
+      size_t chunk = (size_t)n - off < TLS_MAX_PLAIN ? (size_t)n - off : TLS_MAX_PLAIN;
+      ssize_t r = tls_seal(t->cipher, c->tls, TYPE_APPLICATION_DATA, (uint8_t *)t->buf + off, chunk, t->sealed + sealed);
+      if (r < 0) {
+        relay_fail(c, SIDE_RELAY, EIO);
+        return;
+      }
+      sealed += (size_t)r;
+    }
+    if (!deliver(c, 1, t->sealed, sealed) || n < READ_BUF) return;
+  }
+}
+
+void tls_pump(conn *c, int i) {
+  if (i == 0) pump_from_client(c);
+  else pump_to_client(c);
+}
+
+// The workstation ended its side: tell the client in its records before the FIN (best effort: the
+// socket has room, nothing else is pending when a FIN is passed on).
+void tls_send_close_notify(conn *c) {
+  uint8_t alert[2] = {1, 0}, rec[2 + TLS_OVERHEAD];
+  ssize_t r = tls_seal(c->t->cipher, c->tls, TYPE_ALERT, alert, sizeof alert, rec);
+  if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void tls_free(tls_state *s) {
+  free(s->partial);
+  s->partial = NULL;
+  s->partial_len = 0;
+  explicit_bzero(&s->rx, sizeof s->rx);
+  explicit_bzero(&s->tx, sizeof s->tx);
+}
