@@ -161,6 +161,8 @@ describe('HTTPS tunnel: real clients through stagedoor connect --tunnel', () => 
       const out = path.join(dir, 'proxied.jpg');
       await vncsnapshot(tVnc.port, out);
       expect(fs.statSync(out).size).toBeGreaterThan(0);
+      // The native mode made its own CONNECT (tunnel-native.ts), not the WebSocket's agent.
+      for (const t of [tSsh, tVnc]) expect(t.events).toContainEqual(expect.objectContaining({ kind: 'open', transport: 'native' }));
     } finally {
       await Promise.all([tSsh.close(), tVnc.close()]);
     }
