@@ -14,6 +14,26 @@ const PASSWORD = 'linux-agent-password';
 const USER = 'sd-agent-test';
 const UTMP = '/var/run/utmp';
 const IDLE_SECONDS = 3;
+/** glibc's x86-64/aarch64 utmp record, and where its user name is (apps/agent/src/sources/linux.ts). */
+const UTMP_RECORD = 384;
+const UTMP_USER = { at: 44, length: 32 };
+
+/**
+ * The agent reports the machine's primary session, and utmp is the machine's: other test files log
+ * other users in and out at the same time (the browser SSH terminal's sshd user, the xrdp session's
+ * user), which once turned this test's idle → active into a logout and another user's login. So the
+ * agent reads a copy of utmp with this test's user's records alone (`--utmp`), refreshed atomically.
+ */
+function copyOwnRecords(to: string): void {
+  const all = fs.existsSync(UTMP) ? fs.readFileSync(UTMP) : Buffer.alloc(0);
+  const mine: Buffer[] = [];
+  for (let at = 0; at + UTMP_RECORD <= all.length; at += UTMP_RECORD) {
+    const user = all.subarray(at + UTMP_USER.at, at + UTMP_USER.at + UTMP_USER.length).toString('latin1').replace(/\0.*$/s, '');
+    if (user === USER) mine.push(all.subarray(at, at + UTMP_RECORD));
+  }
+  fs.writeFileSync(`${to}.tmp`, Buffer.concat(mine));
+  fs.renameSync(`${to}.tmp`, to);
+}
 
 // sshd and ssh are in .ci/packages: a machine without them fails the run's first check, not here.
 const canRun = process.getuid?.() === 0;
@@ -24,7 +44,7 @@ if (!canRun) console.warn('[linux-agent] SKIPPED: the test adds a user and start
  * real broker. A test user logs in through a real OpenSSH `sshd` with `ssh -tt`, so sshd writes
  * the utmp entry and owns a pty; the agent reports the login, then — nobody types — idle from the
  * tty's access time, then active when the user types, then the logout when the session ends.
- * (utmp is the machine's: root's sessions — the gateway tests' ssh logins — are ignored.)
+ * (utmp is the machine's: the agent reads a copy with this test's user alone, see copyOwnRecords.)
  */
 describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tty idle]', () => {
   let node: BrokerNode;
@@ -34,6 +54,7 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
   let agent: Spawned | undefined;
   let sshClient: ChildProcess | undefined;
   let createdUtmp = false;
+  let copier: NodeJS.Timeout | undefined;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test responses are checked by the caller
   let call: (method: string, url: string, payload?: unknown) => Promise<any>;
   let workstationId: string;
@@ -76,6 +97,7 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
 
   afterAll(async () => {
     sshClient?.kill('SIGKILL');
+    clearInterval(copier);
     await agent?.stop('SIGTERM');
     await node?.proc.stop('SIGKILL');
     await sshd?.stop('SIGTERM');
@@ -85,7 +107,10 @@ describe.skipIf(!canRun)('the Linux agent reports a real user session [utmp + tt
 
   it('login, idle, active and logout of an ssh session reach the broker', async () => {
     const { token } = await call('POST', `/api/v1/workstations/${workstationId}/agent-token`);
-    agent = spawnStagedoor(['agent', '--broker', node.base, '--poll', '0.5', '--idle', String(IDLE_SECONDS), '--source', 'utmp', '--ignore-users', 'root'], { STAGEDOOR_AGENT_TOKEN: token });
+    const ownUtmp = path.join(dir, 'utmp');
+    copyOwnRecords(ownUtmp);
+    copier = setInterval(() => copyOwnRecords(ownUtmp), 100);
+    agent = spawnStagedoor(['agent', '--broker', node.base, '--poll', '0.5', '--idle', String(IDLE_SECONDS), '--source', 'utmp', '--utmp', ownUtmp, '--ignore-users', 'root'], { STAGEDOOR_AGENT_TOKEN: token });
     const ws = () => call('GET', `/api/v1/workstations/${workstationId}`);
     await waitFor('the agent heartbeat', async () => (await ws()).agentVersion !== null, 30_000, 200);
     expect((await ws()).agentSessionState).toBe('none');
