@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { TUNNEL_NATIVE_ALPN } from '@stagedoor/contract';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/ports.ts';
 import { createLog } from '../src/log.ts';
@@ -12,10 +13,10 @@ const log = createLog('silent');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-tls-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** The fingerprint a TLS client sees on `port`. */
-function served(port: number): Promise<string> {
+/** The fingerprint a TLS client sees on `port` (offering the tunnel's native mode: ADR 0032, its own TLS context). */
+function served(port: number, ALPNProtocols?: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+    const s = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...(ALPNProtocols ? { ALPNProtocols } : {}) }, () => {
       resolve(s.getPeerCertificate().fingerprint256);
       s.destroy();
     });
@@ -51,11 +52,14 @@ describe('the tunnel listener certificate', () => {
       await waitFor('the half-renewed pair to be noticed', () => warnings.some((l) => l.includes('do not form a valid pair yet')), 30_000, 50);
       expect(cert.fingerprint256).toBe(before);
       expect(await served(port)).toBe(before);
+      expect(await served(port, [TUNNEL_NATIVE_ALPN])).toBe(before);
       // Then its key (by rename, as certbot and secret agents do): the pair is complete and is served.
       fs.writeFileSync(`${files.key}.new`, b.key);
       fs.renameSync(`${files.key}.new`, files.key);
       await waitFor('the renewed certificate to be served', async () => (await served(port)) !== before, 30_000, 50);
       expect(await served(port)).toBe(cert.fingerprint256);
+      // The native mode's listener serves the renewed pair too.
+      expect(await served(port, [TUNNEL_NATIVE_ALPN])).toBe(cert.fingerprint256);
     } finally {
       await server.close();
       cert.close();
