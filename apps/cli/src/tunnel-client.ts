@@ -42,7 +42,8 @@ export type TunnelEvent =
   | { kind: 'open'; local: string; transport: 'native' | 'websocket' }
   | { kind: 'refused'; local: string; code: number; message: string }
   | { kind: 'error'; local: string; message: string }
-  | { kind: 'closed'; local: string; bytesUp: number; bytesDown: number };
+  /** `endedBy`: which side ended the session first — the local client, or the gateway (the desktop closed, or the connection was released). */
+  | { kind: 'closed'; local: string; bytesUp: number; bytesDown: number; endedBy: 'client' | 'gateway' };
 
 export interface Tunnel {
   host: string;
@@ -107,20 +108,28 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
       if (!local.write(chunk)) socket.pause();
     });
     local.on('drain', () => socket.resume());
-    local.on('end', () => socket.end());
-    socket.on('end', () => local.end());
+    let endedBy: 'client' | 'gateway' | null = null;
+    local.on('end', () => {
+      endedBy ??= 'client';
+      socket.end();
+    });
+    socket.on('end', () => {
+      endedBy ??= 'gateway';
+      local.end();
+    });
     socket.on('error', () => local.destroy());
     let open = 2;
-    const closed = () => {
+    const closed = (side: 'client' | 'gateway') => () => {
+      endedBy ??= side;
       if (--open > 0) {
         setTimeout(() => (socket.destroy(), local.destroy()), 2000).unref();
         return;
       }
       live.delete(entry);
-      emit({ kind: 'closed', local: name, bytesUp, bytesDown });
+      emit({ kind: 'closed', local: name, bytesUp, bytesDown, endedBy });
     };
-    local.once('close', closed);
-    socket.once('close', closed);
+    local.once('close', closed('client'));
+    socket.once('close', closed('gateway'));
     socket.resume();
     local.resume();
   };
@@ -181,8 +190,13 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
       });
       if (ws.bufferedAmount > 1024 * 1024) local.pause();
     });
-    local.on('end', () => ws.close(1000));
+    let localEnded = false;
+    local.on('end', () => {
+      localEnded = true;
+      ws.close(1000);
+    });
     local.on('close', () => {
+      localEnded = true;
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
       setTimeout(() => ws.terminate(), 2000).unref();
     });
@@ -195,7 +209,7 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
       if (was === 'done') return;
       if (code >= 4000 && code < 5000) emit({ kind: 'refused', local: name, code, message: reason.toString('utf8') || describeCode(code) });
       else if (was !== 'relaying') emit({ kind: 'error', local: name, message: `the gateway closed the tunnel before it was open (${code}${reason.length ? `: ${reason.toString('utf8')}` : ''})` });
-      else emit({ kind: 'closed', local: name, bytesUp, bytesDown });
+      else emit({ kind: 'closed', local: name, bytesUp, bytesDown, endedBy: localEnded ? 'client' : 'gateway' });
       local.end();
       setTimeout(() => local.destroy(), 2000).unref();
     });

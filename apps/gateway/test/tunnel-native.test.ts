@@ -171,6 +171,26 @@ describe('HTTPS tunnel native mode: the relay threads carry the TLS records', ()
     expect(ended.get(t)).toEqual({ reason: 'client-closed', bytesUp: 10, bytesDown: 10 });
   });
 
+  it('stagedoor connect says who ended a native session: the gateway (a revoke) or the local client', async () => {
+    for (const ender of ['gateway', 'client'] as const) {
+      const t = await grantTo((s) => s.pipe(s));
+      const events: TunnelEvent[] = [];
+      const tunnel = await openTunnel({ url: `wss://127.0.0.1:${port}/tunnel`, token: t, certificateSha256: cert.fingerprint256, onEvent: (e) => void events.push(e) });
+      try {
+        const local = net.connect(tunnel.port, '127.0.0.1');
+        local.on('error', () => undefined);
+        local.write('ping');
+        expect((await readBytes(local, 4)).toString()).toBe('ping');
+        if (ender === 'gateway') closers.get(t)!('revoked');
+        else local.end();
+        await waitFor('the session end to be reported to the user', () => events.some((e) => e.kind === 'closed'), 30_000);
+        expect(events.find((e) => e.kind === 'closed')).toMatchObject({ kind: 'closed', bytesUp: 4, bytesDown: 4, endedBy: ender });
+      } finally {
+        await tunnel.close();
+      }
+    }
+  });
+
   it('ssh runs a command on a real sshd through stagedoor connect --tunnel in the native mode', async () => {
     const t = token();
     targets.set(t, { host: '127.0.0.1', port: sshd.port });

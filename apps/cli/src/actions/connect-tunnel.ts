@@ -47,7 +47,11 @@ function print(e: TunnelEvent): void {
   if (e.kind === 'open') console.error(`${e.local}: tunnel open (${e.transport === 'native' ? 'native TLS' : 'WebSocket'})`);
   else if (e.kind === 'refused') console.error(`${e.local}: refused by the gateway: ${e.message}`);
   else if (e.kind === 'error') console.error(`${e.local}: ${e.message}`);
-  else if (e.kind === 'closed') console.error(`${e.local}: session ended (${e.bytesUp} bytes up, ${e.bytesDown} down)`);
+  else if (e.kind === 'closed') {
+    // The native mode's stream has no room for the gateway's reason (ADR 0032): say where to find it.
+    const why = e.endedBy === 'gateway' ? ": the gateway ended it (the desktop closed the connection, or it was released: `stagedoor status` shows the connection's state)" : '';
+    console.error(`${e.local}: session ended (${e.bytesUp} bytes up, ${e.bytesDown} down)${why}`);
+  }
 }
 
 /** The proxy URL without its password, for the terminal. */
