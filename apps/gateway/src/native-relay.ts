@@ -35,6 +35,13 @@ export interface NativeEnd {
   bytesUp: number;
   bytesDown: number;
 }
+/** Why a native session ended, in the words of the session reports; null for a close JavaScript asked for (its owner knows why). */
+export function nativeEndReason(end: NativeEnd): string | null {
+  if (end.kind === END_ERROR) return `${end.side === 0 ? 'client' : end.side === SIDE_RELAY ? 'relay' : 'target'}-error: ${errnoName(end.errno)}`;
+  if (end.kind === END_REQUESTED) return null;
+  return end.side === 0 ? 'client-closed' : end.side === 1 ? 'target-closed' : 'closed';
+}
+
 export interface NativeOwner {
   nativeEnded(end: NativeEnd): void;
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { END_ERROR, END_REQUESTED, errnoName, nativeAdd, nativeBytes, nativeClose, SIDE_RELAY, type NativeEnd } from './native-relay.ts';
+import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from './native-relay.ts';
 
 /**
  * The byte mover. Both sockets of a session read through `onread` (no per-read allocation): a read
@@ -264,8 +264,7 @@ export class RelaySession {
     this.nativeId = -1;
     this.up.bytes = end.bytesUp;
     this.down.bytes = end.bytesDown;
-    if (end.kind === END_ERROR) this.reason ??= `${end.side === 0 ? 'client' : end.side === SIDE_RELAY ? 'relay' : 'target'}-error: ${errnoName(end.errno)}`;
-    else if (end.kind !== END_REQUESTED) this.reason ??= end.side === 0 ? 'client-closed' : end.side === 1 ? 'target-closed' : 'closed';
+    this.reason ??= nativeEndReason(end);
     this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: end.bytesUp, bytesDown: end.bytesDown }, this);
   }
 

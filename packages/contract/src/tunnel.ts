@@ -21,7 +21,7 @@ export const TUNNEL_PATH = '/tunnel';
  * A gateway that does not select it (an older one, or a proxy that inspects TLS) gets the WebSocket.
  */
 export const TUNNEL_NATIVE_ALPN = 'stagedoor-tcp/1';
-/** The longest first line or answer line of the native mode, newline included. */
+/** The longest first message of either wire: the WebSocket's first frame, the native mode's line (newline included) or answer. */
 export const TUNNEL_NATIVE_MAX_LINE = 1024;
 export const TUNNEL_HEALTH_PATH = '/healthz';
 

@@ -2,10 +2,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { TUNNEL_CLOSE, TUNNEL_NATIVE_ALPN, TUNNEL_NATIVE_MAX_LINE } from '@stagedoor/contract';
 import type { Log } from '../log.ts';
-import { END_ERROR, END_REQUESTED, errnoName, nativeAdd, nativeBytes, nativeClose, SIDE_RELAY, type NativeEnd } from '../native-relay.ts';
+import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from '../native-relay.ts';
 import { detachSocket, socketFd } from '../relay.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted } from './admission.ts';
 import { RecordTap } from './record-tap.ts';
+import { readFirstMessage } from './tunnel-first-message.ts';
 import type { TlsCertificate } from './tls-certificate.ts';
 import { applicationRecords, NATIVE_SUITES, nativeTlsParams, readKeylogLine, trafficKeys, type TrafficSecrets } from './tls13-keys.ts';
 
@@ -192,8 +193,7 @@ class NativeTunnelSession {
   /** @internal the relay threads finished it. */
   nativeEnded(end: NativeEnd): void {
     this.#nativeId = -1;
-    if (end.kind === END_ERROR) this.#reason ??= `${end.side === 0 ? 'client' : end.side === SIDE_RELAY ? 'relay' : 'target'}-error: ${errnoName(end.errno)}`;
-    else if (end.kind !== END_REQUESTED) this.#reason ??= end.side === 0 ? 'client-closed' : end.side === 1 ? 'target-closed' : 'closed';
+    this.#reason ??= nativeEndReason(end);
     this.#bytesUp = end.bytesUp;
     this.#bytesDown = end.bytesDown;
     this.#report();
@@ -264,16 +264,10 @@ function readLine(secure: tls.TLSSocket, done: (line: string | null) => void): v
   secure.on('data', onData);
 }
 
+/** The token of a first line in `tcp` mode (the native mode carries nothing else), or null. */
 function tokenOf(line: string): string | null {
-  try {
-    const msg: unknown = JSON.parse(line);
-    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
-    const { token, mode = 'tcp' } = msg as Record<string, unknown>;
-    if (typeof token !== 'string' || token.length === 0 || token.length > 256 || mode !== 'tcp') return null;
-    return token;
-  } catch {
-    return null;
-  }
+  const first = readFirstMessage(Buffer.from(line, 'utf8'));
+  return first?.mode === 'tcp' ? first.token : null;
 }
 
 /** The refusal line, then the end of the connection (what the client shows the user). */

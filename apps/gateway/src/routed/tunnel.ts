@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_MODES, TUNNEL_NATIVE_ALPN, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
+import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_NATIVE_ALPN, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { EarlyFrame, ModeHandlers } from '../browser/modes.ts';
@@ -13,6 +13,7 @@ import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
 import { NativeTunnelMode } from './native-tunnel.ts';
 import type { TlsCertificate } from './tls-certificate.ts';
 import { parseClientHelloSni } from './tls-sni.ts';
+import { readFirstMessage, type FirstMessage } from './tunnel-first-message.ts';
 import { relayTunnel } from './tunnel-relay.ts';
 
 /**
@@ -50,9 +51,6 @@ export interface TunnelServerOptions {
 /** How much of a ClientHello (and PROXY header) is read to find its ALPN offer, and for how long. */
 const HELLO_MAX_BYTES = 16 * 1024;
 const HELLO_TIMEOUT_MS = 10_000;
-
-/** The first message is tiny (a token, a mode, a terminal size); anything longer is not a client of ours. */
-const MAX_FIRST_MESSAGE = 1024;
 
 export class TunnelServer {
   readonly #https: https.Server;
@@ -307,25 +305,4 @@ export class TunnelServer {
     socket.on('data', onData);
     socket.resume();
   };
-}
-
-interface FirstMessage {
-  token: string;
-  mode: TunnelMode;
-  options: Record<string, unknown>;
-}
-
-/** `{"token":"…","mode":"…",…}`, or null for anything else (no token, an unknown mode). */
-function readFirstMessage(data: Buffer): FirstMessage | null {
-  if (data.length > MAX_FIRST_MESSAGE) return null;
-  try {
-    const msg: unknown = JSON.parse(data.toString('utf8'));
-    if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
-    const { token, mode = 'tcp', ...options } = msg as Record<string, unknown>;
-    if (typeof token !== 'string' || token.length === 0 || token.length > 256) return null;
-    if (!(TUNNEL_MODES as readonly unknown[]).includes(mode)) return null;
-    return { token, mode: mode as TunnelMode, options };
-  } catch {
-    return null;
-  }
 }

@@ -6,6 +6,7 @@ export * from './jobs.ts';
 export * from './providers.ts';
 export * from './pools.ts';
 export * from './policies.ts';
+export * from './gateways.ts';
 export * from './connections.ts';
 export * from './saml.ts';
 export * from './sso.ts';

@@ -1,5 +1,5 @@
 import type { DbOrTx } from '../../db/database.ts';
-import type { RoutedPorts } from '../../db/schema/connections.ts';
+import type { RoutedPorts } from '../../db/schema/gateways.ts';
 import type { WorkstationRow } from '../workstations/workstations.repository.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { Protocol } from '../../db/schema/policies.ts';
-import type { RoutedPorts } from '../../db/schema/connections.ts';
+import type { RoutedPorts } from '../../db/schema/gateways.ts';
 import { ConflictError } from '../errors.ts';
 import { crlf, hostPort, rdpLines, safeFileName, shellSafe, withPlanLines, type RenderedInstructions } from './connection-files.ts';
 
