@@ -46,7 +46,12 @@ export function createAdmitter(opts: AdmitterOptions): Admit {
     // Never hash or look up what cannot be a token (and never log it: it may be one).
     if (!GRANT_TOKEN_PATTERN.test(presented)) return refuse(listener, client, 'no-token', null);
     const entry = opts.grants.find(presented);
-    if (!entry) return refuse(listener, client, 'no-grant', null);
+    if (!entry) {
+      // Revoked here a while ago (expired unused, released, used through another gateway): say which.
+      const gone = opts.grants.gone(presented);
+      if (!gone) return refuse(listener, client, 'no-grant', null);
+      return refuse(listener, client, client === normaliseAddress(gone.clientAddress) ? gone.reason : 'wrong-client', gone.grantId);
+    }
     const grantId = entry.grant.id;
     if (client !== normaliseAddress(entry.grant.clientAddress)) return refuse(listener, client, 'wrong-client', grantId);
     const firstUse = !entry.usedHere && !entry.grant.inUse;

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { ChannelGrant } from '@stagedoor/contract';
+import type { ChannelGrant, RefusalReason } from '@stagedoor/contract';
 
 /** A routed-mode grant: no port; found by the SHA-256 of the token the client presents (ADR 0017). */
 export type RoutedGrant = ChannelGrant & { mode: 'routed'; tokenHash: string };
@@ -22,6 +22,22 @@ export interface RoutedEntry {
 }
 
 export type Bytes = { bytesUp: number; bytesDown: number };
+
+/** A grant the broker revoked here, remembered so a late client is told why, not "not known". */
+export interface GoneGrant {
+  grantId: string;
+  clientAddress: string;
+  reason: RefusalReason;
+  readonly atMs: number;
+  readonly hash: Buffer;
+}
+
+/**
+ * How long, and how many, revoked grants are remembered. An hour covers a connection file opened
+ * again after lunch; the cap bounds memory (about 200 bytes each) whatever the grant rate.
+ */
+export const GONE_MEMORY_MS = 60 * 60 * 1000;
+export const GONE_MEMORY_MAX = 20_000;
 
 /** One session of a routed grant, from its claim to its end. */
 export class LiveSession {
@@ -63,6 +79,9 @@ export class RoutedGrants {
   readonly #byHash = new Map<string, RoutedEntry>();
   readonly #byId = new Map<string, RoutedEntry>();
   readonly #ended = { up: 0, down: 0 };
+  readonly #gone = new Map<string, GoneGrant>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   get size(): number {
     return this.#byId.size;
@@ -94,8 +113,34 @@ export class RoutedGrants {
     if (!entry) return;
     this.#byId.delete(grantId);
     if (this.#byHash.get(entry.grant.tokenHash) === entry) this.#byHash.delete(entry.grant.tokenHash);
+    this.#remember(entry, goneReason(entry, reason, this.now()));
     const why = reason.startsWith('revoked') ? reason : `revoked: ${reason}`;
     for (const s of entry.live) s.close(why);
+  }
+
+  /** Why the grant whose token this is was revoked here (within the memory), or null. */
+  gone(token: string): GoneGrant | null {
+    this.#forgetOld();
+    const hash = tokenHash(token);
+    const gone = this.#gone.get(hash);
+    if (!gone) return null;
+    return timingSafeEqual(gone.hash, Buffer.from(hash, 'hex')) ? gone : null;
+  }
+
+  #remember(entry: RoutedEntry, reason: RefusalReason): void {
+    this.#forgetOld();
+    const hash = entry.grant.tokenHash;
+    this.#gone.delete(hash); // re-inserted last, so the map stays in time order
+    this.#gone.set(hash, { grantId: entry.grant.id, clientAddress: entry.grant.clientAddress, reason, atMs: this.now(), hash: entry.hash });
+    while (this.#gone.size > GONE_MEMORY_MAX) this.#gone.delete(this.#gone.keys().next().value!);
+  }
+
+  #forgetOld(): void {
+    const before = this.now() - GONE_MEMORY_MS;
+    for (const [hash, g] of this.#gone) {
+      if (g.atMs > before) break;
+      this.#gone.delete(hash);
+    }
   }
 
   has(grantId: string): boolean {
@@ -155,4 +200,16 @@ export class RoutedGrants {
   close(): void {
     for (const e of this.#byId.values()) for (const s of e.live) s.close('gateway-shutdown');
   }
+}
+
+/**
+ * What a late client is told about a revoked grant. The broker revokes an unused grant past its
+ * connect-by as `closed` (it is no longer live there), so the gateway, which knows the connect-by,
+ * says it expired.
+ */
+export function goneReason(entry: RoutedEntry, reason: string, nowMs: number): RefusalReason {
+  if (reason.startsWith('revoked')) return 'revoked';
+  if (reason === 'used-elsewhere' || reason === 'used') return 'used';
+  if (!entry.usedHere && !entry.grant.inUse && nowMs >= entry.validUntilMs) return 'expired';
+  return 'closed';
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { RefusalReason } from '@stagedoor/contract';
 import { createLog } from '../../src/log.ts';
 import { createAdmitter, type Claim } from '../../src/routed/admitter.ts';
-import { RoutedGrants, tokenHash, type RoutedGrant } from '../../src/routed/routed-grants.ts';
+import { GONE_MEMORY_MAX, GONE_MEMORY_MS, RoutedGrants, tokenHash, type RoutedGrant } from '../../src/routed/routed-grants.ts';
 
 const TOKEN = 'abcdefghijklmnopqrstuvwxyz234567';
 const OTHER = '234567abcdefghijklmnopqrstuvwxyz';
@@ -14,7 +14,7 @@ function grant(token: string, over: Partial<RoutedGrant> = {}): RoutedGrant {
 }
 
 function setup(opts: { claim?: Claim; refusing?: RefusalReason | null; now?: () => number } = {}) {
-  const grants = new RoutedGrants();
+  const grants = new RoutedGrants(opts.now ?? (() => NOW));
   const reports: unknown[] = [];
   const claims: string[] = [];
   const admit = createAdmitter({
@@ -108,14 +108,57 @@ describe('the routed admitter', () => {
     a.countBytes(() => ({ bytesUp: 10, bytesDown: 20 }));
     expect(grants.sessions()).toMatchObject([{ grantId: g.id, bytesUp: 10, bytesDown: 20, clientAddress: '198.51.100.7' }]);
     expect(grants.totalBytes()).toEqual({ up: 10, down: 20 });
-    grants.revoke(g.id, 'released');
+    grants.revoke(g.id, 'revoked: released');
     expect(closed).toEqual(['revoked: released']);
     a.ended({ reason: 'revoked: released', bytesUp: 11, bytesDown: 21 });
     a.ended({ reason: 'again', bytesUp: 1, bytesDown: 1 });
     expect(reports.filter((r) => (r as string[])[0] === 'ended')).toEqual([['ended', g.id, 'revoked: released', 11, 21]]);
     expect(grants.sessions()).toEqual([]);
     expect(grants.totalBytes()).toEqual({ up: 11, down: 21 });
+    expect(await admit('tls', TOKEN, '198.51.100.7')).toMatchObject({ ok: false, reason: 'revoked', message: /released/ });
+  });
+
+  it('a client arriving after its grant was revoked is told why, not "not known", for an hour', async () => {
+    let now = NOW;
+    const { grants, admit, reports, claims } = setup({ now: () => now });
+    const expiredUnused = grant(TOKEN);
+    const usedElsewhere = grant(OTHER);
+    const released = grant('mnopqrstuvwxyz234567abcdefghijkl');
+    for (const g of [expiredUnused, usedElsewhere, released]) grants.add(g);
+    now = NOW + 61_000;
+    // The broker's pass revokes an unused grant past its connect-by as `closed`: no longer live there.
+    grants.revoke(expiredUnused.id, 'closed');
+    grants.revoke(usedElsewhere.id, 'used-elsewhere');
+    grants.revoke(released.id, 'revoked: released by the artist');
+    expect(await admit('tls', TOKEN, '198.51.100.7')).toMatchObject({ ok: false, reason: 'expired', message: /expired before it was used/ });
+    expect(await admit('rdp', OTHER, '198.51.100.7')).toMatchObject({ ok: false, reason: 'used' });
+    expect(await admit('rdp', 'mnopqrstuvwxyz234567abcdefghijkl', '198.51.100.7')).toMatchObject({ ok: false, reason: 'revoked' });
+    // From another address the answer is the address, as for a live grant.
+    expect(await admit('rdp', TOKEN, '198.51.100.9')).toMatchObject({ ok: false, reason: 'wrong-client' });
+    expect(reports).toEqual([
+      ['refused', 8443, '198.51.100.7', 'expired', expiredUnused.id],
+      ['refused', 3389, '198.51.100.7', 'used', usedElsewhere.id],
+      ['refused', 3389, '198.51.100.7', 'revoked', released.id],
+      ['refused', 3389, '198.51.100.9', 'wrong-client', expiredUnused.id],
+    ]);
+    expect(claims).toEqual([]);
+    now = NOW + 61_000 + GONE_MEMORY_MS;
     expect(await admit('tls', TOKEN, '198.51.100.7')).toMatchObject({ ok: false, reason: 'no-grant' });
+  });
+
+  it('the memory of revoked grants is bounded: the oldest are forgotten first', () => {
+    const t = new RoutedGrants(() => NOW);
+    const tokens: string[] = [];
+    for (let i = 0; i <= GONE_MEMORY_MAX; i++) {
+      const token = `${i.toString(16).padStart(8, '0')}${'b'.repeat(24)}`;
+      tokens.push(token);
+      const g = grant(token);
+      t.add(g);
+      t.revoke(g.id, 'revoked: released');
+    }
+    expect(t.gone(tokens[0]!)).toBeNull();
+    expect(t.gone(tokens[1]!)?.reason).toBe('revoked');
+    expect(t.gone(tokens.at(-1)!)?.reason).toBe('revoked');
   });
 
   it('a revoke that crosses the broker\'s answer wins; a close asked for before onClose happens at registration', async () => {
