@@ -34,7 +34,7 @@ const LABEL: Record<PathName, string> = {
   'port-forward': 'gateway, port forward',
   rdp: 'gateway, RDP routing token',
   tls: 'gateway, TLS SNI',
-  ssh: 'gateway, SSH jump host (JS)',
+  ssh: 'gateway, SSH jump host (native relay after the channel opens)',
   'tunnel-native': 'gateway, HTTPS tunnel, native mode',
   tunnel: 'gateway, HTTPS tunnel, WebSocket (JS)',
 };

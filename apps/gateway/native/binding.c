@@ -117,6 +117,8 @@ static void discard(conn *c) {
   free(c->d[1].pend);
   if (c->tls) tls_free(c->tls);
   free(c->tls);
+  if (c->ssh) ssh_free(c->ssh);
+  free(c->ssh);
   free(c);
 }
 
@@ -155,14 +157,15 @@ static bool buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
   return napi_get_buffer_info(env, v, data, len) == napi_ok;
 }
 
-// add(clientFd, targetFd, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer) → id (setup_tls: the TLS ones). The descriptors are duplicated: the caller closes its own.
+// add(clientFd, targetFd, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer, sshParams?: Buffer) → id
+// (setup_tls: the TLS ones; ssh_setup in ssh_relay.c: the SSH one; at most one of the two). The descriptors are duplicated: the caller closes its own.
 // Everything that can fail for want of memory or descriptors fails here, before the relay thread
 // sees the session: the caller then keeps relaying it in JavaScript. The relay thread registers it
 // with epoll (so that only that thread ever touches a session's state); a failure there ends the
 // session and reports it.
 static napi_value js_add(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out;
+  size_t argc = 6;
+  napi_value argv[6], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!sr_nthreads) {
     napi_throw_error(env, NULL, "stagedoor native relay: not started");
@@ -178,6 +181,10 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   size_t tls_params_len = 0, hello_len = 0;
   if (argc > 3) (void)buffer_arg(env, argv[3], &tls_params, &tls_params_len);
   if (argc > 4) (void)buffer_arg(env, argv[4], &hello, &hello_len);
+  void *ssh_params = NULL;
+  size_t ssh_params_len = 0;
+  if (argc > 5) (void)buffer_arg(env, argv[5], &ssh_params, &ssh_params_len);
+  if (tls_params && ssh_params) return throw_errno(env, "stagedoor native relay: add", EINVAL);
   if (initial_len > UINT32_MAX) return throw_errno(env, "stagedoor native relay: add", EINVAL);
   conn *c = relay_calloc(1, sizeof *c);
   if (!c) return throw_errno(env, "stagedoor native relay: add", ENOMEM);
@@ -197,6 +204,11 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     }
   }
   if (tls_params && !setup_tls(c, tls_params, tls_params_len, hello, hello_len)) {
+    int err = errno;
+    discard(c);
+    return throw_errno(env, "stagedoor native relay: add", err);
+  }
+  if (ssh_params && !ssh_setup(c, ssh_params, ssh_params_len)) {
     int err = errno;
     discard(c);
     return throw_errno(env, "stagedoor native relay: add", err);
@@ -331,6 +343,7 @@ static napi_value js_take_ended(napi_env env, napi_callback_info info) {
       sr_slots[index] = NULL;
       sr_free_slots[sr_nfree++] = index;
       free(c->tls);
+      free(c->ssh);
       free(c);
     }
     sr_nended = 0;

@@ -68,6 +68,26 @@ typedef struct {
   uint8_t *partial;           // the start of a record not complete yet (allocated while there is one)
   uint32_t partial_len;
 } tls_state;
+// A session whose client side speaks SSH binary packets (the SSH jump host's native mode, ADR 0033):
+// ssh2 did the key exchange, the authentication and read the one channel open; the relay thread
+// moves that channel's data in AES-GCM packets (RFC 5647), with SSH's flow control.
+#define SSH_PARAMS_LEN (1 + 2 * (32 + 12) + 6 * 4)  // binding.c `add`: key length, rx and tx keys, channel
+#define SSH_MAX_PACKET 35000      // the largest packet_length accepted from the client (RFC 4253 6.1)
+#define SSH_DATA_OVERHEAD 49      // length, pad length, CHANNEL_DATA header (9), padding (≤ 19), tag
+typedef struct {
+  uint8_t key[32], iv[12];  // iv: a fixed field, then the 64-bit invocation counter (big-endian)
+} ssh_keys;
+typedef struct {
+  const EVP_CIPHER *cipher;
+  ssh_keys rx, tx;
+  uint32_t peer_id, our_id;  // the client's channel number, ours
+  uint64_t peer_window;      // bytes we may still send on the channel
+  uint32_t peer_max_packet, our_max_packet;
+  uint32_t our_window, our_window_max;  // bytes the client may still send; what we grant again
+  bool close_sent, close_received;
+  uint8_t *partial;          // the start of a packet not complete yet (allocated while there is one)
+  uint32_t partial_len;
+} ssh_state;
 typedef struct relay_thread relay_thread;
 
 typedef struct {
@@ -92,6 +112,7 @@ struct conn {
   side_t s[2];
   dir_t d[2];                 // d[0]: client → target, d[1]: target → client
   tls_state *tls;             // NULL: bytes are relayed as they are
+  ssh_state *ssh;             // NULL unless the client side speaks SSH packets
   int8_t first_eof;           // which side sent FIN first, -1 none
   int8_t err_side;            // 0, 1 or SIDE_RELAY; -1 none
   int err;
@@ -173,6 +194,20 @@ ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t 
 void tls_pump(conn *c, int i);
 void tls_send_close_notify(conn *c);
 void tls_free(tls_state *s);
+
+// Send what can go to the other side of side i now and keep the rest (tls_relay.c); false when the
+// session cannot go on or the destination is full. Append to what direction i already keeps.
+bool relay_deliver(conn *c, int i, const uint8_t *data, size_t n);
+bool relay_append(conn *c, int i, const uint8_t *data, size_t n);
+
+// ssh_relay.c: take the parameters (SSH_PARAMS_LEN bytes) and queue the channel open confirmation;
+// move what one side has to say; a source's end; whether the target may be read (the client's window).
+bool ssh_setup(conn *c, const uint8_t *params, size_t len);
+void ssh_pump(conn *c, int i);
+void ssh_pass_fin(conn *c, int i);
+void ssh_free(ssh_state *s);
+// The workstation is not read while the client's window is shut, nor after the client closed the channel.
+static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received); }
 
 // A session's id as JavaScript holds it: the slot's generation above 32 bits, its index below.
 static inline double conn_id(const conn *c) { return (double)c->gen * 4294967296.0 + c->index; }

@@ -56,11 +56,17 @@ void relay_fail(conn *c, int side, int err) {
   c->done = true;
 }
 
+// Whether side i may still say something: until its FIN, and an SSH client after its channel's EOF
+// too (its window adjustments and CLOSE).
+static bool reads(const conn *c, int i) {
+  return !c->d[i].eof || (c->ssh && i == 0);
+}
+
 static void arm(conn *c, int i) {
   side_t *s = &c->s[i];
   dir_t *from = &c->d[i], *to = &c->d[1 - i];
   uint32_t want = 0;
-  if (!from->eof && from->pend_len == 0 && from->in_pipe == 0) want |= EPOLLIN | EPOLLRDHUP;
+  if (reads(c, i) && from->pend_len == 0 && from->in_pipe == 0 && !ssh_window_closed(c, i)) want |= EPOLLIN | EPOLLRDHUP;
   if (to->pend_len > 0 || to->in_pipe > 0) want |= EPOLLOUT;
   if (want == s->armed) return;
   // Nothing wanted: leave the set altogether, or a hung-up socket would wake us on every wait
@@ -111,6 +117,7 @@ static bool acquire_pipe(relay_thread *t, dir_t *d) {
 static void pass_fin(conn *c, int i) {
   dir_t *d = &c->d[i];
   if (!d->eof || d->shut || d->pend_len || d->in_pipe) return;
+  if (c->ssh) return ssh_pass_fin(c, i);  // an SSH channel ends in packets: EOF, then CLOSE
   if (i == 1 && c->tls) tls_send_close_notify(c);  // a TLS client reads the end in its records first
   shutdown(c->s[1 - i].fd, SHUT_WR);
   d->shut = true;
@@ -160,6 +167,10 @@ void relay_note_eof(conn *c, int i) {
 static void pump(conn *c, int i) {
   if (c->tls) {
     tls_pump(c, i);
+    return;
+  }
+  if (c->ssh) {
+    ssh_pump(c, i);
     return;
   }
   relay_thread *t = c->t;
@@ -236,6 +247,7 @@ static void finish(conn *c) {
     c->d[i].pend_len = 0;
   }
   if (c->tls) tls_free(c->tls);  // the keys are wiped; the state itself goes with the conn
+  if (c->ssh) ssh_free(c->ssh);
 }
 
 static void on_event(conn *c, int i, uint32_t events) {
@@ -248,15 +260,16 @@ static void on_event(conn *c, int i, uint32_t events) {
     }
   }
   dir_t *from = &c->d[i];
-  if (!c->done && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !from->eof && !from->pend_len && !from->in_pipe) pump(c, i);
+  if (!c->done && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && reads(c, i) && !from->pend_len && !from->in_pipe) pump(c, i);
   if (!c->done && (events & EPOLLERR)) {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(c->s[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) relay_fail(c, i, err);
   }
-  if (!c->done && (events & EPOLLHUP) && from->eof) {
-    // Gone both ways (a reset, or our FIN answered): nothing more can be said to this side.
+  if (!c->done && (events & EPOLLHUP) && from->eof && !(c->ssh && i == 1)) {
+    // Gone both ways (a reset, or our FIN answered): nothing more can be said to this side. (An SSH
+    // session's desktop gone is not its end: the channel's close with the client is still to come.)
     if (to->pend_len || to->in_pipe) relay_fail(c, i, EPIPE);
     else c->done = true;
   }

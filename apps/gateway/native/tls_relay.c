@@ -76,7 +76,7 @@ static int tls_open(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t *rec, size_t len,
   return rec[5 + n - 1];
 }
 
-// Keep what `dst` did not take of `data` for later (the direction then waits for EPOLLOUT).
+// Keep what the destination did not take of `data` for later (the direction then waits for EPOLLOUT).
 static bool keep(conn *c, dir_t *d, const uint8_t *data, size_t n) {
   d->pend = relay_malloc(n);
   if (!d->pend) {
@@ -89,8 +89,7 @@ static bool keep(conn *c, dir_t *d, const uint8_t *data, size_t n) {
   return true;
 }
 
-// Send what can go now; keep the rest. False when the session cannot go on, or the destination is full.
-static bool deliver(conn *c, int i, const uint8_t *data, size_t n) {
+bool relay_deliver(conn *c, int i, const uint8_t *data, size_t n) {
   if (n == 0) return true;
   ssize_t m = send(c->s[1 - i].fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (m < 0) {
@@ -103,6 +102,23 @@ static bool deliver(conn *c, int i, const uint8_t *data, size_t n) {
   if ((size_t)m == n) return true;
   keep(c, &c->d[i], data + m, n - (size_t)m);
   return false;
+}
+
+bool relay_append(conn *c, int i, const uint8_t *data, size_t n) {
+  dir_t *d = &c->d[i];
+  if (!d->pend_len) return relay_deliver(c, i, data, n) || !c->done;
+  char *grown = relay_malloc((size_t)d->pend_len + n);
+  if (!grown) {
+    relay_fail(c, SIDE_RELAY, ENOMEM);
+    return false;
+  }
+  memcpy(grown, d->pend + d->pend_off, d->pend_len);
+  memcpy(grown + d->pend_len, data, n);
+  free(d->pend);
+  d->pend = grown;
+  d->pend_off = 0;
+  d->pend_len += (uint32_t)n;
+  return true;
 }
 
 // The client's records → plaintext to the workstation.
@@ -164,7 +180,7 @@ static void pump_from_client(conn *c) {
     }
     s->partial_len = (uint32_t)rest;
     __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
-    bool sent = deliver(c, 0, buf, plain);
+    bool sent = relay_deliver(c, 0, buf, plain);
     if (closing) {
       relay_note_eof(c, 0);
       return;
@@ -200,7 +216,7 @@ static void pump_to_client(conn *c) {
       }
       sealed += (size_t)r;
     }
-    if (!deliver(c, 1, t->sealed, sealed) || n < READ_BUF) return;
+    if (!relay_deliver(c, 1, t->sealed, sealed) || n < READ_BUF) return;
   }
 }
 

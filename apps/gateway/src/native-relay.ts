@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
  */
 interface NativeModule {
   init(onEnded: () => void, threads: number): void;
-  add(clientFd: number, targetFd: number, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer): number;
+  add(clientFd: number, targetFd: number, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer, sshParams?: Buffer): number;
   close(id: number): void;
   bytes(id: number, out: Float64Array): void;
   takeEnded(): number[];
@@ -112,10 +112,11 @@ export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine
 /**
  * Hand two connected sockets' descriptors to the relay threads; the caller then closes its own. With
  * `tls` the client side speaks TLS 1.3 records (tls13-keys.ts `nativeTlsParams`), and `hello` is sealed
- * as the first record to the client.
+ * as the first record to the client. With `ssh` the client side speaks SSH packets (ssh2-keys.ts
+ * `nativeSshParams`): the relay confirms the channel and moves its data.
  */
-export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | undefined, owner: NativeOwner, tls?: { params: Buffer; hello: Buffer }): number {
-  const id = mod!.add(clientFd, targetFd, initial, tls?.params, tls?.hello);
+export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | undefined, owner: NativeOwner, tls?: { params: Buffer; hello: Buffer }, ssh?: Buffer): number {
+  const id = mod!.add(clientFd, targetFd, initial, tls?.params, tls?.hello, ssh);
   owners.set(id, owner);
   return id;
 }

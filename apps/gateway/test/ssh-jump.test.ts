@@ -1,120 +1,48 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
+import type { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RefusalReason } from '@stagedoor/contract';
+// First of the gateway's modules: ssh2 loads through it, so the native relay can take the keys (ADR 0033).
+import { connectJumpClient, echoOnce, echoServer, forwardOut, grantTable, run } from './ssh-jump-harness.ts';
 import { freePort, waitFor } from '../../../test/support/ports.ts';
 import { startLocalSshd } from '../../../test/support/sshd.ts';
 import { AddressList } from '../src/addresses.ts';
 import { createLog } from '../src/log.ts';
+import { useRelayEngine } from '../src/native-relay.ts';
 import { buildProxyV2 } from '../src/proxy-protocol.ts';
-import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
+import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
 import { loadOrCreateSshHostKey, SSH_HOST_KEY_FILE, type SshHostKey } from '../src/routed/ssh-host-key.ts';
 import { sameTarget } from '../src/routed/ssh-jump-connection.ts';
 import { SshJumpServer } from '../src/routed/ssh-jump.ts';
 
 /**
- * The SSH jump host against real OpenSSH: `sshd` as the desktop, `ssh -J` as the user. `admit` is
- * the module's boundary (the grant table and the broker's claim live behind it), so the test plays
- * it with a small table: token → target, single use.
+ * The SSH jump host against real OpenSSH: `sshd` as the desktop, `ssh -J` as the user; the grant
+ * table is the harness's (token → target, single use). The sessions run twice: relayed by ssh2 in
+ * Node, and handed to the native relay at the channel open (ADR 0033).
  */
+const ENGINES = ['node', 'native'] as const;
+type Engine = (typeof ENGINES)[number];
 
-type Outcome = Parameters<Admitted['ended']>[0];
-interface TestGrant {
-  grantId: string;
-  target: { host: string; port: number };
-  used: boolean;
-  closers: ((reason: string) => void)[];
-  ended: Outcome[];
-}
-
-const grants = new Map<string, TestGrant>();
-const admits: { listener: string; token: string; clientAddress: string }[] = [];
-const admit: Admit = async (listener, token, clientAddress) => {
-  admits.push({ listener, token, clientAddress });
-  const refused = (reason: RefusalReason) => ({ ok: false as const, reason, message: REFUSAL_MESSAGES[reason] });
-  const g = grants.get(token);
-  if (!g) return refused('no-grant');
-  if (g.used) return refused('used');
-  g.used = true;
-  return { ok: true, grantId: g.grantId, target: g.target, onClose: (c) => g.closers.push(c), countBytes: () => {}, ended: (o) => g.ended.push(o) };
-};
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-function grant(target: { host: string; port: number }): { token: string; g: TestGrant } {
-  const token = [...randomBytes(32)].map((b) => BASE32[b % 32]).join('');
-  const g: TestGrant = { grantId: `grant-${token.slice(0, 6)}`, target, used: false, closers: [], ended: [] };
-  grants.set(token, g);
-  return { token, g };
-}
-
-function run(command: string, args: string[], timeoutMs = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A TCP echo server: another "desktop" port, which counts whoever reaches it. */
-async function echoServer(): Promise<{ port: number; accepted: () => number; close: () => void }> {
-  let accepted = 0;
-  const srv = net.createServer((s) => {
-    accepted++;
-    s.on('error', () => undefined);
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return { port: (srv.address() as net.AddressInfo).port, accepted: () => accepted, close: () => srv.close() };
-}
+const { admits, admit, grant } = grantTable();
 
 const log = createLog(process.env.STAGEDOOR_TEST_LOG ? 'debug' : 'silent');
 let dir: string;
 let hostKey: SshHostKey;
-let jump: SshJumpServer;
+const jumps = {} as Record<Engine, SshJumpServer>;
 let sshd: Awaited<ReturnType<typeof startLocalSshd>>;
 let echo: Awaited<ReturnType<typeof echoServer>>;
 let sshConfig: string;
 
 /** The user's command: `ssh -J <token>@gateway user@desktop`, with the jump host pinned. */
-function sshJump(token: string, port: number, command = 'echo hello') {
+function sshJump(jump: SshJumpServer, token: string, port: number, command = 'echo hello') {
   return run('ssh', ['-F', sshConfig, '-J', `${token}@127.0.0.1:${jump.address().port}`, '-p', String(port), `${sshd.user}@127.0.0.1`, command]);
 }
 
-/** An ssh2 client to the jump host, for what OpenSSH will not do on purpose (a second channel). */
-function connectClient(opts: { port: number; token: string; sock?: net.Socket }): Promise<ssh2.Client> {
-  const expected = Buffer.from(hostKey.publicKey.split(' ')[1]!, 'base64');
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.on('ready', () => resolve(c)).on('error', reject);
-    c.connect({ host: '127.0.0.1', port: opts.port, sock: opts.sock, username: opts.token, hostVerifier: (key: Buffer) => key.equals(expected), readyTimeout: 60_000 });
-  });
-}
-
-function forwardOut(c: ssh2.Client, port: number): Promise<ssh2.ClientChannel> {
-  return new Promise((resolve, reject) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
-}
-
-function echoOnce(ch: ssh2.ClientChannel, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    let got = '';
-    ch.on('data', (d: Buffer) => {
-      got += d.toString();
-      if (got.length >= text.length) resolve(got);
-    });
-    ch.write(text);
-  });
+function connectClient(opts: { port: number; token: string; sock?: net.Socket }): Promise<Client> {
+  return connectJumpClient({ ...opts, hostPublicKey: hostKey.publicKey });
 }
 
 beforeAll(async () => {
@@ -122,10 +50,12 @@ beforeAll(async () => {
   hostKey = loadOrCreateSshHostKey(path.join(dir, 'gateway'));
   sshd = await startLocalSshd(fs.mkdtempSync(path.join(dir, 'sshd-')), await freePort());
   echo = await echoServer();
-  jump = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log }).listen();
+  expect(useRelayEngine('native', 1).engine).toBe('native');
+  for (const engine of ENGINES) jumps[engine] = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log, nativeRelay: engine === 'native' }).listen();
   const knownHosts = path.join(dir, 'known_hosts');
   // The lines the instructions give: the jump host's key pinned, and the desktop's own.
-  fs.writeFileSync(knownHosts, `[127.0.0.1]:${jump.address().port} ${hostKey.publicKey}\n[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
+  const jumpLines = ENGINES.map((e) => `[127.0.0.1]:${jumps[e].address().port} ${hostKey.publicKey}\n`).join('');
+  fs.writeFileSync(knownHosts, `${jumpLines}[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`);
   sshConfig = path.join(dir, 'ssh_config');
   fs.writeFileSync(
     sshConfig,
@@ -144,16 +74,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await jump?.close();
+  for (const j of Object.values(jumps)) await j.close();
   echo?.close();
   await sshd?.proc.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('SSH jump host with OpenSSH', () => {
+describe.each(ENGINES)('SSH jump host with OpenSSH (%s relay)', (engine) => {
+  let jump: SshJumpServer;
+  beforeAll(() => {
+    jump = jumps[engine];
+  });
+
   it('runs a command on the desktop through ssh -J, and reports the session once with its bytes', async () => {
     const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
-    const r = await sshJump(token, sshd.port);
+    const r = await sshJump(jump, token, sshd.port);
     expect(r.stderr).not.toContain('Stagedoor:');
     expect(r.stdout.trim()).toBe('hello');
     expect(r.code).toBe(0);
@@ -166,7 +101,7 @@ describe('SSH jump host with OpenSSH', () => {
     expect(jump.sessions()).toEqual([]);
 
     // The grant is single use here: the same token again is refused, and OpenSSH shows why.
-    const again = await sshJump(token, sshd.port);
+    const again = await sshJump(jump, token, sshd.port);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(REFUSAL_MESSAGES.used);
     expect(again.stderr).toContain('was used');
@@ -199,21 +134,23 @@ describe('SSH jump host with OpenSSH', () => {
 
   it('refuses an unknown token, and OpenSSH prints the reason from the banner', async () => {
     const before = sshd.proc.stderr.length;
-    const r = await sshJump('a'.repeat(32), sshd.port);
+    const unknown = (engine === 'node' ? 'a' : 'b').repeat(32);
+    const r = await sshJump(jump, unknown, sshd.port);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(REFUSAL_MESSAGES['no-grant']);
     expect(r.stderr).toContain('Permission denied');
-    expect(admits.filter((a) => a.token === 'a'.repeat(32))).toHaveLength(1);
+    expect(admits.filter((a) => a.token === unknown)).toHaveLength(1);
     expect(sshd.proc.stderr.slice(before).join('\n')).not.toMatch(/Accepted|Connection from/);
   });
 
   it('refuses a destination other than the grant target, and nothing connects there', async () => {
     const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
-    const r = await sshJump(token, echo.port);
+    const before = echo.accepted();
+    const r = await sshJump(jump, token, echo.port);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('administratively prohibited');
     expect(r.stderr).toContain(`forwards to 127.0.0.1:${sshd.port} only`);
-    expect(echo.accepted()).toBe(0);
+    expect(echo.accepted()).toBe(before);
     await waitFor('the (empty) session to be reported', () => g.ended.length === 1);
     expect(g.ended[0]).toMatchObject({ bytesUp: 0, bytesDown: 0 });
   });
@@ -228,7 +165,12 @@ describe('SSH jump host with OpenSSH', () => {
   });
 });
 
-describe('SSH jump host channel rules (ssh2 client)', () => {
+describe.each(ENGINES)('SSH jump host channel rules (ssh2 client, %s relay)', (engine) => {
+  let jump: SshJumpServer;
+  beforeAll(() => {
+    jump = jumps[engine];
+  });
+
   it('permits one direct-tcpip channel: a second, a command and remote forwarding are refused; the end reports bytes once', async () => {
     const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
     const c = await connectClient({ port: jump.address().port, token });
@@ -238,12 +180,13 @@ describe('SSH jump host channel rules (ssh2 client)', () => {
     await expect(forwardOut(c, echo.port)).rejects.toThrow(/one forwarded connection per SSH connection/);
     await expect(new Promise((resolve, reject) => c.exec('id', (err, s) => (err ? reject(err) : resolve(s))))).rejects.toThrow(/session channels are refused/);
     await expect(new Promise((resolve, reject) => c.forwardIn('127.0.0.1', 0, (err, p) => (err ? reject(err) : resolve(p))))).rejects.toThrow();
-    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, clientAddress: '127.0.0.1', bytesUp: 4, bytesDown: 4 })]);
+    // Still relaying after the refusals, and by the engine this server was given.
+    expect(await echoOnce(ch, 'pong')).toBe('pong');
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, clientAddress: '127.0.0.1', bytesUp: 8, bytesDown: 8, relay: engine })]);
     ch.end();
     await closed; // the channel was the session: the gateway ends the connection with it
     await waitFor('the session to be reported', () => g.ended.length > 0);
-    expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 4, bytesDown: 4 }]);
-    expect(echo.accepted()).toBe(1);
+    expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 8, bytesDown: 8 }]);
   });
 
   it('a revoke (the registered close) cuts a running session at once', async () => {
@@ -255,6 +198,8 @@ describe('SSH jump host channel rules (ssh2 client)', () => {
     expect(g.closers).toHaveLength(1);
     g.closers[0]!('revoked');
     await closed;
+    // The native relay's end comes back to Node on its own: wait for it (Node's own relay reports at once).
+    await waitFor('the session to be reported', () => g.ended.length > 0);
     expect(g.ended).toEqual([{ reason: 'revoked', bytesUp: 6, bytesDown: 6 }]);
     g.closers[0]!('revoked'); // a second close is harmless and reports nothing more
     expect(g.ended).toHaveLength(1);

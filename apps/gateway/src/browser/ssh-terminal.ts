@@ -8,7 +8,8 @@ import {
   type SshTerminalServerMessage,
 } from '@stagedoor/contract';
 import net from 'node:net';
-import ssh2, { type ClientChannel, type KeyboardInteractiveCallback, type Prompt } from 'ssh2';
+import type { ClientChannel, KeyboardInteractiveCallback, Prompt } from 'ssh2';
+import { ssh2 } from '../routed/ssh2-keys.ts';
 import type { WebSocket } from 'ws';
 import type { Log } from '../log.ts';
 import type { ModeHandler } from './modes.ts';

@@ -52,7 +52,7 @@ export class RoutedListeners {
     this.#ssh =
       opts.ports.ssh === null || !opts.sshHostKey
         ? null
-        : new SshJumpServer({ hostKey: opts.sshHostKey, listenHost: opts.host, port: opts.ports.ssh, admit: opts.admit, proxyProtocol: opts.proxyProtocol, connectTimeoutMs: opts.connectTimeoutMs, log });
+        : new SshJumpServer({ hostKey: opts.sshHostKey, listenHost: opts.host, port: opts.ports.ssh, admit: opts.admit, proxyProtocol: opts.proxyProtocol, connectTimeoutMs: opts.connectTimeoutMs, nativeRelay: opts.nativeRelay, log });
     this.#tunnel =
       opts.ports.tunnel === null || !opts.certificate
         ? null

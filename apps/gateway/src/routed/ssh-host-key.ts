@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import ssh2 from 'ssh2';
+import { ssh2 } from './ssh2-keys.ts';
 
 /**
  * The SSH jump host's identity (ADR 0017): one Ed25519 key per gateway, made at enrolment and kept

@@ -1,9 +1,20 @@
+import { constants } from 'node:os';
 import net from 'node:net';
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 'ssh2';
 import { normaliseAddress } from '../addresses.ts';
 import type { Log } from '../log.ts';
+import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from '../native-relay.ts';
+import { detachSocket, socketFd } from '../relay.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted, type Refused } from './admission.ts';
 import { ssh2Hooks, type ChannelOpenInfo, type Ssh2Hooks } from './ssh2-internals.ts';
+import { nativeSshParams } from './ssh2-keys.ts';
+
+/**
+ * What the jump host answers a channel open with when the native relay takes it: OpenSSH's own
+ * figures for a forwarded TCP channel (CHAN_TCP_WINDOW_DEFAULT, CHAN_TCP_PACKET_DEFAULT). The
+ * channel number is ours to choose; the connection has no other channel.
+ */
+const NATIVE_CHANNEL = { ourId: 0, ourWindow: 64 * 32 * 1024, ourMaxPacket: 32 * 1024 };
 
 /** One live jump session, for `SshJumpServer.sessions()`. */
 export interface SshJumpSessionInfo {
@@ -13,15 +24,23 @@ export interface SshJumpSessionInfo {
   startedAt: Date;
   bytesUp: number;
   bytesDown: number;
+  /** Who moves its packets: the native relay's threads (ADR 0033), or ssh2 in Node. */
+  relay: 'native' | 'node';
 }
 
 export interface JumpConnectionOptions {
+  /** The client's TCP connection (after any PROXY header), which ssh2 runs over. */
+  socket: net.Socket;
+  /** Hand the channel to the native relay once it is open (ADR 0033). */
+  nativeRelay: boolean;
   clientAddress: string;
   admit: Admit;
   connectTimeoutMs: number;
   log: Log;
   /** Authentication succeeded (the server stops counting this connection as pre-auth). */
   onAuthenticated(): void;
+  /** The relay threads hold the connection now: Node's socket is closed (its end is not this session's). */
+  onHandedOff(): void;
   /** The connection is over, for whatever reason (exactly once). */
   onDone(): void;
 }
@@ -32,7 +51,9 @@ export interface JumpConnectionOptions {
  * channel to the grant's target is relayed, and when that channel closes the connection ends.
  */
 export class JumpConnection {
-  readonly #opts: JumpConnectionOptions;
+  readonly #opts: Omit<JumpConnectionOptions, 'socket'>;
+  /** Until the handoff: the relay threads hold the connection after it, and an idle session keeps no socket. */
+  #socket: net.Socket | null;
   #client: Connection | null = null;
   #hooks: Ssh2Hooks | null = null;
   /** The one admission of this connection: OpenSSH tries several auth methods, each waits on this. */
@@ -41,6 +62,9 @@ export class JumpConnection {
   #admitted: Admitted | null = null;
   #bannerSent = false;
   #channelClaimed = false;
+  /** The client's CHANNEL_OPEN of the one channel (its number, window and packet size). */
+  #channelOpen: ChannelOpenInfo | null = null;
+  #nativeId = -1;
   #target: net.Socket | null = null;
   #startedAt: Date | null = null;
   #bytesUp = 0;
@@ -48,8 +72,9 @@ export class JumpConnection {
   #endReason: string | null = null;
   #done = false;
 
-  constructor(opts: JumpConnectionOptions) {
+  constructor({ socket, ...opts }: JumpConnectionOptions) {
     this.#opts = opts;
+    this.#socket = socket;
   }
 
   get clientAddress(): string {
@@ -80,7 +105,13 @@ export class JumpConnection {
   session(): SshJumpSessionInfo | null {
     if (!this.#admitted || !this.#startedAt || this.#done) return null;
     const { grantId, target } = this.#admitted;
-    return { grantId, clientAddress: this.clientAddress, target, startedAt: this.#startedAt, bytesUp: this.#bytesUp, bytesDown: this.#bytesDown };
+    return { grantId, clientAddress: this.clientAddress, target, startedAt: this.#startedAt, ...this.#counts(), relay: this.#nativeId >= 0 ? 'native' : 'node' };
+  }
+
+  #counts(): { bytesUp: number; bytesDown: number } {
+    if (this.#nativeId < 0) return { bytesUp: this.#bytesUp, bytesDown: this.#bytesDown };
+    const [bytesUp, bytesDown] = nativeBytes(this.#nativeId);
+    return { bytesUp, bytesDown };
   }
 
   async #authenticate(ctx: AuthContext): Promise<void> {
@@ -117,7 +148,7 @@ export class JumpConnection {
     this.#admitted = result;
     this.#opts.log.info({ grant: result.grantId, client: this.clientAddress, target: `${result.target.host}:${result.target.port}` }, 'ssh jump admitted');
     result.onClose((reason) => this.finish(reason));
-    result.countBytes(() => ({ bytesUp: this.#bytesUp, bytesDown: this.#bytesDown }));
+    result.countBytes(() => this.#counts());
     // The client left while the broker was claiming: the claim made a session; it is over already.
     if (this.#done) result.ended({ reason: this.#endReason ?? 'client-closed', bytesUp: 0, bytesDown: 0 });
     return result;
@@ -133,6 +164,7 @@ export class JumpConnection {
     if (this.#channelClaimed) return 'one forwarded connection per SSH connection to this gateway: connect again for another';
     const { destIP, destPort } = info.data;
     if (!sameTarget(destIP ?? '', destPort ?? 0, admitted.target)) return `this connection grant forwards to ${hostPort(admitted.target)} only`;
+    if ('sender' in info) this.#channelOpen = info;
     return null;
   }
 
@@ -161,8 +193,9 @@ export class JumpConnection {
       clearTimeout(timer);
       if (this.#done) return void socket.destroy();
       this.#startedAt = new Date();
-      this.#opts.log.info({ grant: grantId, client: this.clientAddress, target: hostPort(target) }, 'ssh jump session started');
-      this.#relay(accept(), socket);
+      const native = this.#handOff(socket);
+      this.#opts.log.info({ grant: grantId, client: this.clientAddress, target: hostPort(target), relay: native ? 'native' : 'node' }, 'ssh jump session started');
+      if (!native) this.#relay(accept(), socket);
     });
   }
 
@@ -183,11 +216,56 @@ export class JumpConnection {
     channel.once('close', () => this.finish(this.#endReason ?? 'closed'));
   }
 
+  /**
+   * Give the connection to the relay threads with ssh2's keys as they stand (ADR 0033): they send the
+   * channel's confirmation and move its packets from here on. Only between two packets each way —
+   * nothing of the client's unread here, nothing of ssh2's unwritten — and only with keys captured;
+   * else false, and ssh2 relays the channel as before.
+   */
+  #handOff(target: net.Socket): boolean {
+    const socket = this.#socket;
+    const open = this.#channelOpen;
+    if (!this.#opts.nativeRelay || !socket || !this.#client || !open || open.window === undefined || open.packetSize === undefined) return false;
+    const clientFd = socketFd(socket);
+    const targetFd = socketFd(target);
+    if (clientFd < 0 || targetFd < 0 || socket.readableLength > 0 || socket.writableLength > 0 || target.readableLength > 0) return false;
+    const params = nativeSshParams(this.#client, { peerId: open.sender, peerWindow: open.window, peerMaxPacket: open.packetSize, ...NATIVE_CHANNEL });
+    if (!params) return false;
+    try {
+      this.#nativeId = nativeAdd(clientFd, targetFd, undefined, this, undefined, params);
+    } catch (err) {
+      this.#opts.log.warn({ client: this.clientAddress, err }, 'ssh jump: the native relay did not take the session; relaying it here');
+      return false;
+    }
+    // ssh2's connection goes with Node's socket: it never hears another byte, nor says one.
+    detachSocket(socket);
+    detachSocket(target);
+    this.#client = null;
+    this.#hooks = null;
+    this.#socket = null;
+    this.#target = null;
+    this.#channelOpen = null;
+    this.#opts.onHandedOff();
+    return true;
+  }
+
+  /** @internal the relay threads finished the session. */
+  nativeEnded(end: NativeEnd): void {
+    this.#nativeId = -1;
+    this.#bytesUp = end.bytesUp;
+    this.#bytesDown = end.bytesDown;
+    // ENOTSUP from the client is its key re-exchange (relay.h, ssh_relay.c): say so, it reads as a cut otherwise.
+    this.#endReason ??= end.side === 0 && end.errno === ENOTSUP ? 'client-rekey: the gateway ends a session at a key re-exchange' : (nativeEndReason(end) ?? 'closed');
+    this.finish(this.#endReason);
+  }
+
   /** End the session and the SSH connection, now (also a revoke, a timeout, shutdown). Once. */
   finish(reason: string): void {
     if (this.#done) return;
-    this.#done = true;
     this.#endReason ??= reason;
+    // The relay threads end it, and say so through nativeEnded (with the bytes), which comes back here.
+    if (this.#nativeId >= 0) return nativeClose(this.#nativeId);
+    this.#done = true;
     this.#target?.destroy();
     const client = this.#client;
     if (client) {
@@ -219,3 +297,5 @@ export function sameTarget(host: string, port: number, target: { host: string; p
   const canon = (h: string) => normaliseAddress(h.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, ''));
   return port === target.port && canon(host) === canon(target.host);
 }
+
+const ENOTSUP = constants.errno.ENOTSUP;

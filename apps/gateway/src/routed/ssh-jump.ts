@@ -1,5 +1,6 @@
 import net from 'node:net';
-import ssh2 from 'ssh2';
+import type { Server as Ssh2Server } from 'ssh2';
+import { NATIVE_SSH_CIPHERS, ssh2 } from './ssh2-keys.ts';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { readProxyV2 } from '../proxy-protocol.ts';
@@ -23,6 +24,11 @@ export interface SshJumpOptions {
   maxPreAuthPerClient?: number;
   /** How long the grant's target may take to accept the forwarded connection (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * Hand each session's channel to the native relay once it is open (ADR 0033). The server then
+   * offers AES-GCM ciphers alone, whose keys the relay threads can take over.
+   */
+  nativeRelay?: boolean;
   log: Log;
 }
 
@@ -41,7 +47,7 @@ export interface SshJumpOptions {
  */
 export class SshJumpServer {
   readonly #opts: SshJumpOptions;
-  readonly #ssh: ssh2.Server;
+  readonly #ssh: Ssh2Server;
   readonly #tcp: net.Server;
   /** By the raw socket's `address|port`, from accept until the socket closes. */
   readonly #conns = new Map<string, JumpConnection>();
@@ -50,7 +56,8 @@ export class SshJumpServer {
 
   constructor(opts: SshJumpOptions) {
     this.#opts = opts;
-    this.#ssh = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'Stagedoor' }, (client, info) => {
+    const algorithms = opts.nativeRelay ? { cipher: NATIVE_SSH_CIPHERS } : undefined;
+    this.#ssh = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'Stagedoor', ...(algorithms ? { algorithms } : {}) }, (client, info) => {
       const conn = this.#conns.get(socketKey(info.ip, info.port));
       if (!conn) return void client.end();
       conn.attach(client);
@@ -146,6 +153,8 @@ export class SshJumpServer {
     counted = client;
 
     conn = new JumpConnection({
+      socket,
+      nativeRelay: this.#opts.nativeRelay ?? false,
       clientAddress: client,
       admit: this.#opts.admit,
       connectTimeoutMs: this.#opts.connectTimeoutMs ?? 10_000,
@@ -154,9 +163,11 @@ export class SshJumpServer {
         clearTimeout(authTimer);
         uncount();
       },
+      onHandedOff: () => this.#sockets.delete(socket),
       onDone: () => {
         clearTimeout(authTimer);
         uncount();
+        if (this.#conns.get(key) === conn) this.#conns.delete(key);
         // After the DISCONNECT has gone out; a client that never closes its end is cut.
         setTimeout(() => socket.destroy(), 2000).unref();
       },

@@ -28,6 +28,9 @@ interface PacketWriter {
 export interface ChannelOpenInfo {
   type: string;
   sender: number;
+  /** The client's initial window and largest packet for the channel (RFC 4254 5.1). */
+  window?: number;
+  packetSize?: number;
   data: { destIP?: string; destPort?: number; srcIP?: string; srcPort?: number };
 }
 

@@ -1,0 +1,202 @@
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client, ClientChannel } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// First of the gateway's modules: ssh2 loads through it, so the native relay can take the keys (ADR 0033).
+import { connectJumpClient, echoOnce, echoServer, forwardOut, grantTable, type TestGrant } from './ssh-jump-harness.ts';
+import { waitFor } from '../../../test/support/ports.ts';
+import { createLog } from '../src/log.ts';
+import { nativeStats, useRelayEngine } from '../src/native-relay.ts';
+import { loadOrCreateSshHostKey, type SshHostKey } from '../src/routed/ssh-host-key.ts';
+import { SshJumpServer } from '../src/routed/ssh-jump.ts';
+
+/**
+ * The SSH jump host's native mode (ADR 0033): once the one channel is open, the relay threads take
+ * the connection with ssh2's AES-GCM keys and move the channel's packets. What only this mode must
+ * show: bulk data byte for byte through the client's window, keepalives answered, and a packet that
+ * is not the client's next one (tampered, replayed, reordered) or a key re-exchange ending the session
+ * with nothing of it relayed. ssh-jump.test.ts runs the common behaviour in both modes.
+ */
+const log = createLog(process.env.STAGEDOOR_TEST_LOG ? 'debug' : 'silent');
+const { admit, grant } = grantTable();
+let dir: string;
+let hostKey: SshHostKey;
+let jump: SshJumpServer;
+let echo: Awaited<ReturnType<typeof echoServer>>;
+let sshConfig: string;
+
+beforeAll(async () => {
+  expect(useRelayEngine('native', 1).engine).toBe('native');
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-ssh-native-'));
+  hostKey = loadOrCreateSshHostKey(path.join(dir, 'gateway'));
+  echo = await echoServer();
+  jump = await new SshJumpServer({ hostKey: hostKey.privateKey, listenHost: '127.0.0.1', port: 0, admit, log, nativeRelay: true }).listen();
+  const knownHosts = path.join(dir, 'known_hosts');
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${jump.address().port} ${hostKey.publicKey}\n`);
+  sshConfig = path.join(dir, 'ssh_config');
+  fs.writeFileSync(sshConfig, ['Host *', `  UserKnownHostsFile ${knownHosts}`, '  GlobalKnownHostsFile /dev/null', '  StrictHostKeyChecking yes', '  BatchMode yes', '  ConnectTimeout 60', ''].join('\n'));
+});
+
+afterAll(async () => {
+  await jump?.close();
+  echo?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A TCP hop between an ssh2 client and the jump host that can rewrite what the client sends once
+ * `armed`: from then on it cuts the stream into the client's packets (AES-GCM: a clear length, then
+ * that many bytes and a 16-byte tag) and hands each to `rewrite`. It is armed while the session is
+ * idle, so it starts on a packet boundary.
+ */
+async function packetHop(): Promise<{ port: number; arm: (rewrite: (packet: Buffer) => Buffer[]) => void; packets: () => number; close: () => void }> {
+  let rewrite: ((packet: Buffer) => Buffer[]) | null = null;
+  let seen = 0;
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: jump.address().port });
+    for (const s of [client, upstream]) s.on('error', () => undefined);
+    upstream.pipe(client);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    let pending = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => {
+      if (!rewrite) return void upstream.write(chunk);
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32BE(0) + 16) {
+        const size = 4 + pending.readUInt32BE(0) + 16;
+        const packet = Buffer.from(pending.subarray(0, size));
+        pending = pending.subarray(size);
+        seen++;
+        for (const out of rewrite(packet)) upstream.write(out);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as net.AddressInfo).port, arm: (r) => (rewrite = r), packets: () => seen, close: () => server.close() };
+}
+
+/** A session through the hop, open and echoing (so the native relay holds it), ready to be tampered with. */
+async function sessionThroughHop(options: { keepaliveMs?: number } = {}): Promise<{ g: TestGrant; c: Client; ch: ClientChannel; hop: Awaited<ReturnType<typeof packetHop>> }> {
+  const hop = await packetHop();
+  const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+  const sock = net.connect({ host: '127.0.0.1', port: hop.port });
+  await new Promise((r) => sock.once('connect', r));
+  const c = options.keepaliveMs ? await connectKeepalive(hop.port, token, sock, options.keepaliveMs) : await connectJumpClient({ port: hop.port, token, sock, hostPublicKey: hostKey.publicKey });
+  c.on('error', () => undefined); // the gateway cutting the connection is what some tests expect
+  const ch = await forwardOut(c, echo.port);
+  expect(await echoOnce(ch, 'ready')).toBe('ready');
+  expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+  return { g, c, ch, hop };
+}
+
+function connectKeepalive(port: number, token: string, sock: net.Socket, keepaliveMs: number): Promise<Client> {
+  return connectJumpClient({ port, token, sock, hostPublicKey: hostKey.publicKey, keepalive: { intervalMs: keepaliveMs, countMax: 2 } });
+}
+
+describe('SSH jump host, native mode', () => {
+  it('carries 16 MiB each way byte for byte through OpenSSH ssh -W, within the windows, and counts the bytes while it runs', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const liveBefore = nativeStats()!.live;
+    const payload = randomBytes(16 * 1024 * 1024);
+    const ssh = spawn('ssh', ['-F', sshConfig, '-p', String(jump.address().port), '-W', `127.0.0.1:${echo.port}`, `${token}@127.0.0.1`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const back = createHash('sha256');
+    let backBytes = 0;
+    let stderr = '';
+    ssh.stdout.on('data', (d: Buffer) => {
+      back.update(d);
+      backBytes += d.length;
+    });
+    ssh.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => ssh.on('close', r));
+    // Half of it first: the session is the native relay's while it runs, and its bytes are counted.
+    ssh.stdin.write(payload.subarray(0, payload.length / 2));
+    await waitFor('half of the bytes back', () => backBytes >= payload.length / 2, 120_000);
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+    expect(nativeStats()!.live).toBe(liveBefore + 1);
+    expect(jump.sessions()[0]!.bytesUp).toBeGreaterThanOrEqual(payload.length / 2);
+    ssh.stdin.end(payload.subarray(payload.length / 2));
+    const code = await exited;
+    await waitFor('the session to be reported', () => g.ended.length > 0);
+    expect({ code, stderr, ended: g.ended }).toEqual({ code: 0, stderr: '', ended: [{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }] });
+    expect(backBytes).toBe(payload.length);
+    expect(back.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    await waitFor('the session to be reported', () => g.ended.length > 0);
+    expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }]);
+    expect(nativeStats()!.live).toBe(liveBefore);
+  });
+
+  it('answers keepalives (REQUEST_FAILURE, as sshd does to an unknown request), so a client that sends them stays connected', async () => {
+    const { c, ch, hop } = await sessionThroughHop({ keepaliveMs: 100 });
+    const idle = hop.packets();
+    hop.arm((p) => [p]); // only to count the client's packets: each idle one is a keepalive
+    await waitFor('five keepalives', () => hop.packets() >= idle + 5, 30_000);
+    expect(await echoOnce(ch, 'still here')).toBe('still here');
+    c.end();
+    hop.close();
+  });
+
+  it('a control: a packet passed on unchanged through the hop is relayed', async () => {
+    const { g, c, ch, hop } = await sessionThroughHop();
+    hop.arm((p) => [p]);
+    expect(await echoOnce(ch, 'through')).toBe('through');
+    expect(g.ended).toEqual([]);
+    c.end();
+    hop.close();
+  });
+
+  it('attack: a tampered packet ends the session, and nothing of it reaches the desktop', async () => {
+    const { g, ch, hop } = await sessionThroughHop();
+    const before = echo.received();
+    hop.arm((p) => {
+      p[p.length - 20] = p[p.length - 20]! ^ 0x01; // one bit of the ciphertext
+      return [p];
+    });
+    ch.write('forged');
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toBe('client-error: EBADMSG');
+    expect(echo.received()).toBe(before);
+    hop.close();
+  });
+
+  it('attack: a replayed packet ends the session; the original went through once', async () => {
+    const { g, ch, hop } = await sessionThroughHop();
+    const before = echo.received();
+    hop.arm((p) => [p, Buffer.from(p)]);
+    ch.write('once');
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toBe('client-error: EBADMSG');
+    expect(echo.received()).toBe(before + 'once'.length);
+    hop.close();
+  });
+
+  it('attack: reordered packets end the session, and neither reaches the desktop', async () => {
+    const { g, ch, hop } = await sessionThroughHop();
+    const before = echo.received();
+    let held: Buffer | null = null;
+    hop.arm((p) => {
+      if (!held) return (held = p), [];
+      return [p, held];
+    });
+    ch.write('first');
+    ch.write('second');
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toBe('client-error: EBADMSG');
+    expect(echo.received()).toBe(before);
+    hop.close();
+  });
+
+  it('a key re-exchange (KEXINIT) ends the session, and says so', async () => {
+    const { g, c, hop } = await sessionThroughHop();
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    // ssh2's client has no public rekey; its protocol object starts one as OpenSSH's ~R would.
+    (c as unknown as { _protocol: { rekey(): void } })._protocol.rekey();
+    await closed;
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toMatch(/^client-rekey/);
+    hop.close();
+  });
+});
