@@ -35,7 +35,7 @@ const log = createLog('error', {}, () => undefined);
 const via = MODE === 'ssh' ? await sshVia() : await tunnelVia();
 
 async function sshVia() {
-  const server = await new SshJumpServer({ hostKey: loadOrCreateSshHostKey(dir).privateKey, listenHost: HOST, port: 0, admit, maxPreAuthPerClient: 100_000, log }).listen();
+  const server = await new SshJumpServer({ hostKey: loadOrCreateSshHostKey(dir).privateKey, listenHost: HOST, port: 0, admit, maxPreAuthPerClient: 100_000, nativeRelay: useRelayEngine('auto', 1).engine === 'native', log }).listen();
   return { kind: 'ssh', ports: [server.address().port], tokens: ['heap'], target: targetPort, clients: Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 1}`) };
 }
 
@@ -57,7 +57,7 @@ function census(): Map<string, { n: number; size: number }> {
   gc!();
   const file = v8.writeHeapSnapshot(path.join(dir, `${Date.now()}.heapsnapshot`));
   const s = JSON.parse(fs.readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
-  fs.rmSync(file);
+  if (!process.env.KEEP_SNAPSHOT) fs.rmSync(file); else console.log(file);
   const f = s.snapshot.meta.node_fields;
   const [iType, iName, iSize] = ['type', 'name', 'self_size'].map((k) => f.indexOf(k)) as [number, number, number];
   const types = s.snapshot.meta.node_types[0];

@@ -122,35 +122,6 @@ static void discard(conn *c) {
   free(c);
 }
 
-// The client side speaks TLS 1.3 records (the tunnel's native mode): `params` (TLS_PARAMS_LEN bytes) is
-// the key length (16 or 32: AES-128-GCM or AES-256-GCM), then the client's key, IV and next record
-// number (little-endian), then ours; `hello` (the gateway's answer to the token) is sealed at once as
-// the first record to the client. False with errno set when the parameters are not that.
-static bool setup_tls(conn *c, const uint8_t *params, size_t params_len, const uint8_t *hello, size_t hello_len) {
-  if (params_len != TLS_PARAMS_LEN || (params[0] != 16 && params[0] != 32) || hello_len > TLS_MAX_PLAIN) return errno = EINVAL, false;
-  tls_state *s = c->tls = relay_calloc(1, sizeof *s);
-  if (!s) return false;
-  s->cipher = tls_cipher(params[0]);
-  if (!s->cipher) return errno = ENOSYS, false;
-  tls_keys *k[2] = {&s->rx, &s->tx};
-  const uint8_t *p = params + 1;
-  for (int i = 0; i < 2; i++, p += 52) {
-    memcpy(k[i]->key, p, params[0]);
-    memcpy(k[i]->iv, p + 32, 12);
-    k[i]->seq = 0;
-    for (int b = 7; b >= 0; b--) k[i]->seq = k[i]->seq << 8 | p[44 + b];
-  }
-  if (!hello_len) return true;
-  uint8_t *rec = relay_malloc(hello_len + TLS_OVERHEAD);
-  c->d[1].pend = (char *)rec;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  ssize_t r = rec && ctx ? tls_seal(ctx, s, 23, hello, hello_len, rec) : -1;
-  EVP_CIPHER_CTX_free(ctx);
-  if (r < 0) return errno = rec && ctx ? EIO : ENOMEM, false;
-  c->d[1].pend_len = (uint32_t)r;
-  return true;
-}
-
 static bool buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
   bool is_buffer = false;
   if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer) return false;
@@ -158,7 +129,7 @@ static bool buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
 }
 
 // add(clientFd, targetFd, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer, sshParams?: Buffer) → id
-// (setup_tls: the TLS ones; ssh_setup in ssh_relay.c: the SSH one; at most one of the two). The descriptors are duplicated: the caller closes its own.
+// (tls_setup in tls_relay.c: the TLS ones; ssh_setup in ssh_relay.c: the SSH one; at most one of the two). The descriptors are duplicated: the caller closes its own.
 // Everything that can fail for want of memory or descriptors fails here, before the relay thread
 // sees the session: the caller then keeps relaying it in JavaScript. The relay thread registers it
 // with epoll (so that only that thread ever touches a session's state); a failure there ends the
@@ -203,7 +174,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
       return throw_errno(env, "stagedoor native relay: add", err);
     }
   }
-  if (tls_params && !setup_tls(c, tls_params, tls_params_len, hello, hello_len)) {
+  if (tls_params && !tls_setup(c, tls_params, tls_params_len, hello, hello_len)) {
     int err = errno;
     discard(c);
     return throw_errno(env, "stagedoor native relay: add", err);

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,6 +52,8 @@ enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
 // The side an error belongs to: 0 client, 1 target, or the relay itself (an allocation or an
 // epoll_ctl that failed: the session cannot be relayed correctly, so it ends and says why).
 #define SIDE_RELAY 2
+// The epoll index of an SSH session's linger timer (not a socket side).
+#define SIDE_LINGER 2
 
 typedef struct conn conn;
 
@@ -68,6 +71,15 @@ typedef struct {
   uint8_t *partial;           // the start of a record not complete yet (allocated while there is one)
   uint32_t partial_len;
 } tls_state;
+typedef struct relay_thread relay_thread;
+
+typedef struct {
+  conn *c;
+  int fd;
+  uint8_t idx;      // 0: client, 1: target
+  uint32_t armed;   // the epoll events currently registered
+} side_t;
+
 // A session whose client side speaks SSH binary packets (the SSH jump host's native mode, ADR 0033):
 // ssh2 did the key exchange, the authentication and read the one channel open; the relay thread
 // moves that channel's data in AES-GCM packets (RFC 5647), with SSH's flow control.
@@ -87,16 +99,8 @@ typedef struct {
   bool close_sent, close_received;
   uint8_t *partial;          // the start of a packet not complete yet (allocated while there is one)
   uint32_t partial_len;
+  side_t linger;             // after the channel's close: a timerfd (idx SIDE_LINGER) bounding the wait for the client's FIN
 } ssh_state;
-typedef struct relay_thread relay_thread;
-
-typedef struct {
-  conn *c;
-  int fd;
-  uint8_t idx;      // 0: client, 1: target
-  uint32_t armed;   // the epoll events currently registered
-} side_t;
-
 typedef struct {
   uint64_t bytes;             // read from the source; written here, read by JavaScript (atomics)
   char *pend;                 // copy mode: bytes the destination has not taken yet
@@ -189,6 +193,7 @@ void relay_note_eof(conn *c, int i);
 
 // tls_relay.c: seal `n` ≤ TLS_MAX_PLAIN bytes of content `type` into `out` (room for n + TLS_OVERHEAD);
 // the record's length, or -1. Move what one side of a TLS session has to say; send close_notify.
+bool tls_setup(conn *c, const uint8_t *params, size_t params_len, const uint8_t *hello, size_t hello_len);  // binding.c `add`
 const EVP_CIPHER *tls_cipher(int key_len);  // AES-128-GCM (16) or AES-256-GCM (32), NULL if unavailable
 ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out);
 void tls_pump(conn *c, int i);
@@ -206,6 +211,8 @@ bool ssh_setup(conn *c, const uint8_t *params, size_t len);
 void ssh_pump(conn *c, int i);
 void ssh_pass_fin(conn *c, int i);
 void ssh_free(ssh_state *s);
+void ssh_finish(conn *c);        // relay_thread.c finish(): the linger timer too
+void ssh_linger_expired(conn *c);
 // The workstation is not read while the client's window is shut, nor after the client closed the channel.
 static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received); }
 

@@ -18,12 +18,14 @@
 
 enum {
   MSG_DISCONNECT = 1, MSG_IGNORE = 2, MSG_UNIMPLEMENTED = 3, MSG_DEBUG = 4, MSG_KEXINIT = 20,
-  MSG_GLOBAL_REQUEST = 80, MSG_REQUEST_FAILURE = 82, MSG_CHANNEL_OPEN = 90, MSG_CHANNEL_OPEN_CONFIRMATION = 91,
+  MSG_GLOBAL_REQUEST = 80, MSG_REQUEST_SUCCESS = 81, MSG_REQUEST_FAILURE = 82, MSG_CHANNEL_OPEN = 90, MSG_CHANNEL_OPEN_CONFIRMATION = 91,
   MSG_CHANNEL_OPEN_FAILURE = 92, MSG_CHANNEL_WINDOW_ADJUST = 93, MSG_CHANNEL_DATA = 94, MSG_CHANNEL_EOF = 96,
   MSG_CHANNEL_CLOSE = 97, MSG_CHANNEL_REQUEST = 98, MSG_CHANNEL_FAILURE = 100,
 };
 #define OPEN_ADMINISTRATIVELY_PROHIBITED 1
 #define CONTROL_MAX 256  // the longest control packet payload we send
+#define LINGER_SECONDS 2  // how long a client may keep its connection after the channel's close, as in Node's mode
+#define DISCONNECT_BY_APPLICATION 11
 #define SEALED_CAP (READ_BUF + (READ_BUF / TLS_MAX_PLAIN + 1) * TLS_OVERHEAD)  // binding.c's `sealed`
 
 // The words of ssh-jump-connection.ts for a second forward; a session channel is refused the same way.
@@ -111,10 +113,50 @@ static ssize_t string_at(const uint8_t *p, const uint8_t *end) {
   return (size_t)(end - p - 4) < n ? -1 : (ssize_t)n;
 }
 
+// Start the wait for the client's FIN. Without a timer (no descriptor left), the session ends now.
+static bool linger(conn *c) {
+  side_t *l = &c->ssh->linger;
+  if (l->fd >= 0) return true;
+  struct itimerspec when = {.it_value = {.tv_sec = LINGER_SECONDS}};
+  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
+    l->armed = EPOLLIN;
+    return true;
+  }
+  c->done = true;
+  return false;
+}
+
+void ssh_linger_expired(conn *c) {
+  static const char why[] = "the forwarded connection is over";
+  uint8_t p[1 + 4 + 4 + sizeof why - 1 + 4] = {MSG_DISCONNECT}, out[sizeof p + 40];
+  put32(p + 1, DISCONNECT_BY_APPLICATION);
+  put32(p + 5, sizeof why - 1);
+  memcpy(p + 9, why, sizeof why - 1);
+  put32(p + 9 + sizeof why - 1, 0);
+  c->done = true;
+  if (c->d[1].pend_len) return;  // the client is not reading: nothing more is said to it
+  ssize_t r = seal(c->t->cipher, c->ssh, p, sizeof p, NULL, 0, out);
+  if (r > 0) (void)send(c->s[0].fd, out, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void ssh_finish(conn *c) {
+  side_t *l = &c->ssh->linger;
+  if (l->fd >= 0) {
+    if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->fd = -1;
+    l->armed = 0;
+  }
+  ssh_free(c->ssh);
+}
+
 bool ssh_setup(conn *c, const uint8_t *params, size_t len) {
   if (len != SSH_PARAMS_LEN || (params[0] != 16 && params[0] != 32)) return errno = EINVAL, false;
   ssh_state *s = c->ssh = relay_calloc(1, sizeof *s);
   if (!s) return false;
+  s->linger = (side_t){.c = c, .fd = -1, .idx = SIDE_LINGER};
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   const uint8_t *p = params + 1;
@@ -200,6 +242,8 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
     case MSG_IGNORE:
     case MSG_DEBUG:
     case MSG_UNIMPLEMENTED:
+    case MSG_REQUEST_SUCCESS:  // the answer to a keepalive ssh2 sent before the handoff
+    case MSG_REQUEST_FAILURE:
       return true;
     case MSG_DISCONNECT:  // the client is going: nothing more is said to it
       if (c->first_eof < 0) c->first_eof = 0;
@@ -283,12 +327,14 @@ static void from_client(conn *c) {
       if (c->first_eof < 0) c->first_eof = 0;
       ssh_pass_fin(c, 0);  // once what came before it has gone (else when it drains)
     }
-    if (close && !s->close_sent) {
+    if (close) {
       // The channel is closed both ways. As sshd does, the client is the one to close the connection
-      // (OpenSSH reports "closed by remote host" and fails otherwise); its FIN then ends the session.
-      if (!send_channel_message(c, MSG_CHANNEL_CLOSE)) return;
+      // (OpenSSH reports "closed by remote host" and fails otherwise): its FIN ends the session. One
+      // that keeps the connection is sent a DISCONNECT after LINGER_SECONDS (ssh_linger_expired).
+      if (!s->close_sent && !send_channel_message(c, MSG_CHANNEL_CLOSE)) return;
       s->close_sent = true;
       if (c->first_eof < 0) c->first_eof = 0;
+      if (!linger(c)) return;
     }
     if (!sent || (size_t)n < READ_BUF - have) return;  // full destination, or the socket is drained
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectJumpClient, echoOnce, echoServer, forwardOut, grantTable, type TestGrant } from './ssh-jump-harness.ts';
 import { waitFor } from '../../../test/support/ports.ts';
 import { createLog } from '../src/log.ts';
-import { nativeStats, useRelayEngine } from '../src/native-relay.ts';
+import { nativeInjectFaults, nativeStats, useRelayEngine } from '../src/native-relay.ts';
 import { loadOrCreateSshHostKey, type SshHostKey } from '../src/routed/ssh-host-key.ts';
 import { SshJumpServer } from '../src/routed/ssh-jump.ts';
 
@@ -127,6 +127,22 @@ describe('SSH jump host, native mode', () => {
     await waitFor('the session to be reported', () => g.ended.length > 0);
     expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }]);
     expect(nativeStats()!.live).toBe(liveBefore);
+  });
+
+  it('when the relay cannot take the session (a failed allocation in add), ssh2 relays it in Node and the client sees no difference', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const c = await connectJumpClient({ port: jump.address().port, token, hostPublicKey: hostKey.publicKey });
+    nativeInjectFaults('alloc', 0, 1);
+    try {
+      const ch = await forwardOut(c, echo.port);
+      expect(await echoOnce(ch, 'in node')).toBe('in node');
+    } finally {
+      nativeInjectFaults('alloc', 0, 0);
+    }
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'node', bytesUp: 7, bytesDown: 7 })]);
+    c.end();
+    await waitFor('the session to be reported', () => g.ended.length > 0);
+    expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 7, bytesDown: 7 }]);
   });
 
   it('answers keepalives (REQUEST_FAILURE, as sshd does to an unknown request), so a client that sends them stays connected', async () => {

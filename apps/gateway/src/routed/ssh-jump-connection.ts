@@ -7,7 +7,7 @@ import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } 
 import { detachSocket, socketFd } from '../relay.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted, type Refused } from './admission.ts';
 import { ssh2Hooks, type ChannelOpenInfo, type Ssh2Hooks } from './ssh2-internals.ts';
-import { nativeSshParams } from './ssh2-keys.ts';
+import { nativeSshParams, releaseSsh2Connection } from './ssh2-keys.ts';
 
 /**
  * What the jump host answers a channel open with when the native relay takes it: OpenSSH's own
@@ -28,21 +28,19 @@ export interface SshJumpSessionInfo {
   relay: 'native' | 'node';
 }
 
-export interface JumpConnectionOptions {
-  /** The client's TCP connection (after any PROXY header), which ssh2 runs over. */
-  socket: net.Socket;
-  /** Hand the channel to the native relay once it is open (ADR 0033). */
-  nativeRelay: boolean;
-  clientAddress: string;
+/** What every connection of one jump host shares (made once by the server). */
+export interface JumpSettings {
   admit: Admit;
   connectTimeoutMs: number;
+  /** Hand the channel to the native relay once it is open (ADR 0033). */
+  nativeRelay: boolean;
   log: Log;
   /** Authentication succeeded (the server stops counting this connection as pre-auth). */
-  onAuthenticated(): void;
+  authenticated(conn: JumpConnection): void;
   /** The relay threads hold the connection now: Node's socket is closed (its end is not this session's). */
-  onHandedOff(): void;
+  handedOff(conn: JumpConnection, socket: net.Socket): void;
   /** The connection is over, for whatever reason (exactly once). */
-  onDone(): void;
+  done(conn: JumpConnection): void;
 }
 
 /**
@@ -51,9 +49,11 @@ export interface JumpConnectionOptions {
  * channel to the grant's target is relayed, and when that channel closes the connection ends.
  */
 export class JumpConnection {
-  readonly #opts: Omit<JumpConnectionOptions, 'socket'>;
-  /** Until the handoff: the relay threads hold the connection after it, and an idle session keeps no socket. */
+  readonly #opts: JumpSettings;
+  /** The client's TCP connection (after any PROXY header), which ssh2 runs over; null after the handoff. */
   #socket: net.Socket | null;
+  /** The server's: this connection's pre-auth count and timer, until it authenticates or ends. */
+  preAuth: { client: string; timer: NodeJS.Timeout } | null = null;
   #client: Connection | null = null;
   #hooks: Ssh2Hooks | null = null;
   /** The one admission of this connection: OpenSSH tries several auth methods, each waits on this. */
@@ -72,13 +72,15 @@ export class JumpConnection {
   #endReason: string | null = null;
   #done = false;
 
-  constructor({ socket, ...opts }: JumpConnectionOptions) {
-    this.#opts = opts;
+  constructor(
+    settings: JumpSettings,
+    socket: net.Socket,
+    readonly clientAddress: string,
+    /** The server's key for it (the raw socket's peer address and port). */
+    readonly key: string,
+  ) {
+    this.#opts = settings;
     this.#socket = socket;
-  }
-
-  get clientAddress(): string {
-    return this.#opts.clientAddress;
   }
 
   /** ssh2 has read the client's identification line: take over its events. */
@@ -89,7 +91,7 @@ export class JumpConnection {
     this.#hooks?.screenChannelOpens((info) => this.#channelRefusal(info));
     client.on('error', (err) => this.#opts.log.debug({ client: this.clientAddress, err }, 'ssh connection error'));
     client.on('authentication', (ctx) => void this.#authenticate(ctx));
-    client.on('ready', () => this.#opts.onAuthenticated());
+    client.on('ready', () => this.#opts.authenticated(this));
     client.on('tcpip', (accept, reject, info) => this.#openTarget(accept, reject, info));
     // Global requests: `tcpip-forward` (ssh -R), `streamlocal-forward`, keepalives. Nothing is
     // served the other way; a keepalive's failure reply still tells OpenSSH we are alive.
@@ -99,7 +101,8 @@ export class JumpConnection {
     });
     // Sessions (shell, exec, subsystem, and with them agent and X11 forwarding) have no listener:
     // the screen above refuses them with a reason, and without it ssh2 refuses them itself.
-    client.on('close', () => this.finish('client-closed'));
+    // Not after the handoff, when ssh2's connection is released (and says `close`) while the session runs on.
+    client.on('close', () => this.#client === client && this.finish('client-closed'));
   }
 
   session(): SshJumpSessionInfo | null {
@@ -240,12 +243,15 @@ export class JumpConnection {
     // ssh2's connection goes with Node's socket: it never hears another byte, nor says one.
     detachSocket(socket);
     detachSocket(target);
+    const client = this.#client;
     this.#client = null;
     this.#hooks = null;
     this.#socket = null;
     this.#target = null;
     this.#channelOpen = null;
-    this.#opts.onHandedOff();
+    this.#token = null;
+    releaseSsh2Connection(client);
+    this.#opts.handedOff(this, socket);
     return true;
   }
 
@@ -275,7 +281,10 @@ export class JumpConnection {
         // the socket is gone already
       }
     }
-    this.#opts.onDone();
+    // After the DISCONNECT has gone out; a client that never closes its end is cut.
+    const socket = this.#socket;
+    if (socket) setTimeout(() => socket.destroy(), 2000).unref();
+    this.#opts.done(this);
     if (this.#admitted) {
       const outcome = { reason: this.#endReason, bytesUp: this.#bytesUp, bytesDown: this.#bytesDown };
       this.#opts.log.info({ grant: this.#admitted.grantId, client: this.clientAddress, ...outcome }, 'ssh jump session ended');

@@ -5,7 +5,7 @@ import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { readProxyV2 } from '../proxy-protocol.ts';
 import type { Admit } from './admission.ts';
-import { JumpConnection, type SshJumpSessionInfo } from './ssh-jump-connection.ts';
+import { JumpConnection, type JumpSettings, type SshJumpSessionInfo } from './ssh-jump-connection.ts';
 
 export type { SshJumpSessionInfo } from './ssh-jump-connection.ts';
 
@@ -53,6 +53,11 @@ export class SshJumpServer {
   readonly #conns = new Map<string, JumpConnection>();
   readonly #preAuth = new Map<string, number>();
   readonly #sockets = new Set<net.Socket>();
+  /**
+   * What every connection shares, made once: an idle session then holds no closures of its own
+   * beyond its admission's (a few hundred bytes each; issue 14's budget is 8 KiB per idle session).
+   */
+  readonly #settings: JumpSettings;
 
   constructor(opts: SshJumpOptions) {
     this.#opts = opts;
@@ -63,6 +68,18 @@ export class SshJumpServer {
       conn.attach(client);
     });
     this.#ssh.on('error', (err: Error) => opts.log.warn({ err }, 'ssh jump server error'));
+    this.#settings = {
+      admit: opts.admit,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      nativeRelay: opts.nativeRelay ?? false,
+      log: opts.log,
+      authenticated: (conn) => this.#endPreAuth(conn),
+      handedOff: (_conn, socket) => this.#sockets.delete(socket),
+      done: (conn) => {
+        this.#endPreAuth(conn);
+        if (this.#conns.get(conn.key) === conn) this.#conns.delete(conn.key);
+      },
+    };
     this.#tcp = net.createServer((socket) => void this.#accept(socket));
     this.#tcp.on('error', (err) => opts.log.error({ err }, 'ssh jump listener error'));
   }
@@ -101,24 +118,17 @@ export class SshJumpServer {
     const key = socketKey(socket.remoteAddress, socket.remotePort);
     const peer = normaliseAddress(socket.remoteAddress);
     let conn: JumpConnection | null = null;
-    let counted: string | null = null;
-    const uncount = () => {
-      if (counted === null) return;
-      const n = (this.#preAuth.get(counted) ?? 1) - 1;
-      if (n > 0) this.#preAuth.set(counted, n);
-      else this.#preAuth.delete(counted);
-      counted = null;
-    };
     const authTimer = setTimeout(() => {
       this.#opts.log.info({ client: conn?.clientAddress ?? peer }, 'ssh jump: no authentication in time, dropped');
       if (conn) conn.finish('auth-timeout');
       socket.destroy();
     }, this.#opts.authTimeoutMs ?? 20_000);
+    // Until the handoff to the native relay, if there is one (it removes this listener).
     socket.once('close', () => {
       clearTimeout(authTimer);
-      uncount();
       this.#sockets.delete(socket);
       if (conn) {
+        this.#endPreAuth(conn);
         conn.finish('client-closed');
         if (this.#conns.get(key) === conn) this.#conns.delete(key);
       }
@@ -150,31 +160,22 @@ export class SshJumpServer {
       return void socket.destroy();
     }
     this.#preAuth.set(client, pending + 1);
-    counted = client;
-
-    conn = new JumpConnection({
-      socket,
-      nativeRelay: this.#opts.nativeRelay ?? false,
-      clientAddress: client,
-      admit: this.#opts.admit,
-      connectTimeoutMs: this.#opts.connectTimeoutMs ?? 10_000,
-      log: this.#opts.log,
-      onAuthenticated: () => {
-        clearTimeout(authTimer);
-        uncount();
-      },
-      onHandedOff: () => this.#sockets.delete(socket),
-      onDone: () => {
-        clearTimeout(authTimer);
-        uncount();
-        if (this.#conns.get(key) === conn) this.#conns.delete(key);
-        // After the DISCONNECT has gone out; a client that never closes its end is cut.
-        setTimeout(() => socket.destroy(), 2000).unref();
-      },
-    });
+    conn = new JumpConnection(this.#settings, socket, client, key);
+    conn.preAuth = { client, timer: authTimer };
     this.#conns.set(key, conn);
     if (rest?.length) socket.unshift(rest);
     this.#ssh.injectSocket(socket); // ssh2 resumes the socket when its crypto is ready
+  }
+
+  /** The connection authenticated, or ended: it no longer counts against its client's pre-auth limit. */
+  #endPreAuth(conn: JumpConnection): void {
+    if (!conn.preAuth) return;
+    const { client, timer } = conn.preAuth;
+    conn.preAuth = null;
+    clearTimeout(timer);
+    const n = (this.#preAuth.get(client) ?? 1) - 1;
+    if (n > 0) this.#preAuth.set(client, n);
+    else this.#preAuth.delete(client);
   }
 }
 

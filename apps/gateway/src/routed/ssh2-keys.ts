@@ -112,3 +112,17 @@ export function advanceIv(iv: Buffer, packets: number): Buffer {
   next.writeBigUInt64BE((iv.readBigUInt64BE(4) + BigInt(packets)) & 0xffff_ffff_ffff_ffffn, 4);
   return next;
 }
+
+/**
+ * ssh2's side of a connection the relay threads took over: its protocol state is freed (the keys in
+ * its binding with it) and its own timers stop — the server's keepalive, which would otherwise ping a
+ * socket that is gone every 15 s and keep the whole connection alive in the heap. The caller removes
+ * its own `close` listener first: for ssh2 this is the socket's close, not the session's end.
+ */
+export function releaseSsh2Connection(connection: Connection): void {
+  const proto = (connection as unknown as { _protocol?: { cleanup?: () => void } })._protocol;
+  proto?.cleanup?.();
+  connection.on('error', () => undefined);
+  connection.emit('close');
+}
+
