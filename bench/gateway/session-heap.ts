@@ -18,7 +18,8 @@ import { freePorts, tsx, waitLine } from './harness.ts';
  * relay); the clients (ssh2 with one forwarded channel each, as `ssh -J`; or Node's TLS in the tunnel's
  * native mode) run in another process, so the heap is the server side's alone. Two heap snapshots,
  * before and after the sessions open, compared per constructor: the difference divided by the number
- * of sessions is each holder's cost per session.
+ * of sessions is each holder's cost per session. `KEEP_SNAPSHOT=1` keeps the snapshot files (their
+ * paths are printed) for DevTools' retainer view.
  */
 const MODE = process.argv[2] === 'tunnel-native' ? 'tunnel-native' : 'ssh';
 const N = Number(process.argv[3] ?? 300);
