@@ -204,6 +204,9 @@ void tls_free(tls_state *s);
 // session cannot go on or the destination is full. Append to what direction i already keeps.
 bool relay_deliver(conn *c, int i, const uint8_t *data, size_t n);
 bool relay_append(conn *c, int i, const uint8_t *data, size_t n);
+// Keep the `rest` bytes at `from` (a record or packet not complete yet) for the next read, in a buffer of
+// `cap` bytes held only while there is one. False when it cannot be allocated (the session then ends).
+bool relay_keep_partial(conn *c, uint8_t **partial, uint32_t *partial_len, const uint8_t *from, size_t rest, size_t cap);
 
 // ssh_relay.c: take the parameters (SSH_PARAMS_LEN bytes) and queue the channel open confirmation;
 // move what one side has to say; a source's end; whether the target may be read (the client's window).

@@ -300,18 +300,7 @@ static void from_client(conn *c) {
       off += 4 + len + 16;
       if (eof) d->eof = true;  // so that data after it is refused
     }
-    size_t rest = total - off;
-    if (rest) {
-      if (!s->partial && !(s->partial = relay_malloc(4 + SSH_MAX_PACKET + 16))) {
-        relay_fail(c, SIDE_RELAY, ENOMEM);
-        return;
-      }
-      memmove(s->partial, buf + off, rest);
-    } else if (s->partial) {
-      free(s->partial);  // an idle session holds no packet buffer
-      s->partial = NULL;
-    }
-    s->partial_len = (uint32_t)rest;
+    if (!relay_keep_partial(c, &s->partial, &s->partial_len, buf + off, total - off, 4 + SSH_MAX_PACKET + 16)) return;
     __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
     bool sent = relay_deliver(c, 0, buf, plain);
     if (c->done) return;

@@ -104,6 +104,21 @@ bool relay_deliver(conn *c, int i, const uint8_t *data, size_t n) {
   return false;
 }
 
+bool relay_keep_partial(conn *c, uint8_t **partial, uint32_t *partial_len, const uint8_t *from, size_t rest, size_t cap) {
+  if (rest) {
+    if (!*partial && !(*partial = relay_malloc(cap))) {
+      relay_fail(c, SIDE_RELAY, ENOMEM);
+      return false;
+    }
+    memmove(*partial, from, rest);
+  } else if (*partial) {
+    free(*partial);  // an idle session holds no record buffer
+    *partial = NULL;
+  }
+  *partial_len = (uint32_t)rest;
+  return true;
+}
+
 bool relay_append(conn *c, int i, const uint8_t *data, size_t n) {
   dir_t *d = &c->d[i];
   if (!d->pend_len) return relay_deliver(c, i, data, n) || !c->done;
@@ -167,18 +182,7 @@ static void pump_from_client(conn *c) {
       }
       off += 5 + len;
     }
-    size_t rest = closing ? 0 : total - off;
-    if (rest) {
-      if (!s->partial && !(s->partial = relay_malloc(5 + TLS_MAX_CIPHERTEXT))) {
-        relay_fail(c, SIDE_RELAY, ENOMEM);
-        return;
-      }
-      memmove(s->partial, buf + off, rest);
-    } else if (s->partial) {
-      free(s->partial);  // an idle session holds no record buffer
-      s->partial = NULL;
-    }
-    s->partial_len = (uint32_t)rest;
+    if (!relay_keep_partial(c, &s->partial, &s->partial_len, buf + off, closing ? 0 : total - off, 5 + TLS_MAX_CIPHERTEXT)) return;
     __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
     bool sent = relay_deliver(c, 0, buf, plain);
     if (closing) {
