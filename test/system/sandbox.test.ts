@@ -48,7 +48,12 @@ describe('stagedoor dev --sandbox', { timeout: 120_000 }, () => {
     const providers = (await (await fetch(`${base}/api/v1/providers`, { headers })).json()) as { items: { id: string; name: string }[] };
     expect(providers.items.filter((p) => p.name === 'sandbox')).toHaveLength(1);
     const id = providers.items.find((p) => p.name === 'sandbox')!.id;
-    const sync = (await (await fetch(`${base}/api/v1/providers/${id}/sync`, { method: 'POST', headers })).json()) as { status: string; counts: { seen: number } };
+    // The sync the node runs at start may still be going (a 409 that says so): ask again until ours runs.
+    let sync: { status?: string; counts?: { seen: number }; error?: { code: string } } = {};
+    await waitFor('a provider sync of our own', async () => {
+      sync = (await (await fetch(`${base}/api/v1/providers/${id}/sync`, { method: 'POST', headers })).json()) as typeof sync;
+      return sync.error?.code !== 'conflict';
+    });
     expect(sync).toMatchObject({ status: 'ok', counts: { seen: 1 } });
     expect(fs.existsSync(path.join(dataDir, 'ec2-sandbox.json'))).toBe(true);
     expect(fs.statSync(path.join(dataDir, 'secret.key')).mode & 0o777).toBe(0o600);
