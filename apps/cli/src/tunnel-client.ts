@@ -66,7 +66,8 @@ export async function openTunnel(opts: TunnelClientOptions): Promise<Tunnel> {
   // gateway inside it, so the proxy sees only the gateway's host and port, never the token.
   const agent = opts.proxy ? new HttpsProxyAgent(opts.proxy) : undefined;
   const live = new Set<{ close(): void }>();
-  const server = net.createServer({ pauseOnConnect: true }, (local) => connectOne(local));
+  // No Nagle on the local side either: the native client's small writes (input) go at once.
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (local) => connectOne(local));
   const emit = opts.onEvent ?? (() => {});
   let tryNative = opts.transport !== 'websocket';
 

@@ -46,6 +46,7 @@ export async function openNative(opts: NativeOpenOptions): Promise<NativeOpen> {
       rejectUnauthorized: opts.pin === null,
       ...(opts.ca ? { ca: opts.ca } : {}),
     });
+    socket.setNoDelay(true); // a keystroke, or the answer after the tickets, should not wait for Nagle
     const done = (r: NativeOpen) => {
       if (settled) return;
       settled = true;
@@ -107,7 +108,7 @@ function readAnswer(line: string): { ok: true } | { ok: false; code: number; mes
 export function connectThroughProxy(proxy: string, host: string, port: number, timeoutMs: number): Promise<net.Socket | string> {
   const u = new URL(proxy);
   return new Promise((resolve) => {
-    const socket = net.connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) });
+    const socket = net.connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), noDelay: true });
     const timer = setTimeout(() => finish(`the proxy ${u.host} did not answer in ${timeoutMs / 1000} s`), timeoutMs);
     let got = Buffer.alloc(0);
     const finish = (r: net.Socket | string) => {

@@ -81,7 +81,9 @@ export class TunnelServer {
     });
     // Every connection is accepted here: the PROXY header (behind a balancer), then the ClientHello's
     // ALPN offer says whether it is the native mode or HTTPS (the WebSocket, the health check).
-    this.#raw = net.createServer({ pauseOnConnect: true }, this.#onRawSocket);
+    // No Nagle, as on every other listener: the session tickets, then the answer to the token (or a
+    // keystroke) would otherwise wait for the client's delayed ACK, up to 40 ms each connection.
+    this.#raw = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, this.#onRawSocket);
     this.#native = new NativeTunnelMode({
       certificate: opts.certificate,
       admit: opts.admit,
