@@ -43,6 +43,21 @@ describe('TLS 1.3 traffic keys (tls13-keys.ts)', () => {
     expect(p.readBigUInt64LE(97)).toBe(258n);
   });
 
+  it.each([
+    ['no record at all', [], 0],
+    ['only the handshake', ['h', 'h', 'h'], 0],
+    ['the handshake, then three of the application', ['h', 'h', 0, 1, 2], 3],
+    ['the application from the start', [0, 1], 2],
+    ['a handshake record after the first of the application', ['h', 0, 'h', 1], null],
+    ['a gap in the numbers', ['h', 0, 2], null],
+    ['two records of number 1', ['h', 0, 1, 1], null],
+  ] as const)('counts the records the application keys opened: %s', (_name, shape, expected) => {
+    const app = trafficKeys(AES128, Buffer.alloc(32, 1));
+    const handshake = trafficKeys(AES128, Buffer.alloc(32, 2));
+    const records = shape.map((r, i) => (r === 'h' ? sealRecord(AES128, handshake, i, Buffer.from('handshake')) : sealRecord(AES128, app, r, Buffer.from(`record ${r}`))));
+    expect(applicationRecords(AES128, app, records)).toBe(expected);
+  });
+
   it("counts a real handshake's records: the server's tickets and the client's line are what the application keys opened", async () => {
     const pair = await generateSelfSigned(['127.0.0.1']);
     const fromClient: Buffer[] = [];
