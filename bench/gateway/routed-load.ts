@@ -194,13 +194,15 @@ async function stream(via: Via, streams: number, seconds: number): Promise<{ gbp
 /** Connection `i`: open through `via` (first packet, the grant check, the target's ack), then close. */
 async function connRate(via: Via, count: number, concurrency: number) {
   let firstError = '';
+  const cpu0 = process.cpuUsage();
   const r = await connectionPool(count, concurrency, (i) =>
     open(via, i).then(
       (c) => (c.close(), true),
       (err: Error) => ((firstError ||= err.message), false),
     ),
   );
-  return { ...r, firstError };
+  const cpu = process.cpuUsage(cpu0);
+  return { ...r, firstError, clientCpuUs: (cpu.user + cpu.system) / Math.max(1, r.ok) };
 }
 
 /** Open `count` sessions, 32 at a time (the SSH jump host's per-address handshake limit allows no more from 8 addresses), report, hold them until stdin closes. */

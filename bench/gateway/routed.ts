@@ -70,7 +70,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   const figures = arg('routed') ?? ['throughput', 'rtt', 'connrate', 'idle'];
   const wanted = (arg('paths') as PathName[] | undefined) ?? ALL;
   const connCount = o.quick ? 1000 : 2000;
-  const jsConnCount = o.quick ? 200 : 300; // an SSH handshake or a TLS + WebSocket upgrade each: far slower
+  const jsConnCount = o.quick ? 200 : 1000; // an SSH handshake or a TLS + WebSocket upgrade each: far slower
   const idleCount = 2000;
   const note = (line: string) => console.log(`  … ${line}`);
   const load = () => os.loadavg()[0]!.toFixed(2);
@@ -198,8 +198,13 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   });
   await inRounds('connrate', paths, async (p) => {
     const count = SLOW.includes(p) ? jsConnCount : connCount;
+    const pids = relayPids(p);
+    const cpu0 = cpuSeconds(pids, p === 'sshd');
     const r = await client('connrate', { via: await via(p, count), count, concurrency: 32 });
-    note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); load ${load()}`);
+    if (p === 'sshd') for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
+    // CPU per connection, the relay's and the client's: which of the two a path's rate is bound by.
+    const relayUs = pids.length ? ((cpuSeconds(pids, p === 'sshd') - cpu0) * 1e6) / Number(r.ok) : NaN;
+    note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); CPU per connection: relay ${Math.round(relayUs)} µs, client ${Math.round(Number(r.clientCpuUs))} µs; load ${load()}`);
     await sleep(1500);
     return { connPerSec: Number(r.rate) };
   });
