@@ -13,15 +13,15 @@ import { freePorts, tsx, waitLine } from './harness.ts';
 
 /**
  * What an idle session of a terminating routed mode holds in the gateway's JavaScript heap, by
- * constructor: `node --expose-gc --import tsx bench/gateway/session-heap.ts <ssh|tunnel-native> [sessions]`.
+ * constructor: `node --expose-gc --import tsx bench/gateway/session-heap.ts <ssh|tunnel-native|tunnel> [sessions]`.
  * The listener runs in this process (every connection admitted, no broker; the tunnel with the native
- * relay); the clients (ssh2 with one forwarded channel each, as `ssh -J`; or Node's TLS in the tunnel's
- * native mode) run in another process, so the heap is the server side's alone. Two heap snapshots,
+ * relay); the clients (ssh2 with one forwarded channel each, as `ssh -J`; Node's TLS in the tunnel's
+ * native mode; or a WebSocket each, `tunnel`, the browsers' path) run in another process, so the heap is the server side's alone. Two heap snapshots,
  * before and after the sessions open, compared per constructor: the difference divided by the number
  * of sessions is each holder's cost per session. `KEEP_SNAPSHOT=1` keeps the snapshot files (their
  * paths are printed) for DevTools' retainer view.
  */
-const MODE = process.argv[2] === 'tunnel-native' ? 'tunnel-native' : 'ssh';
+const MODE = process.argv[2] === 'tunnel-native' || process.argv[2] === 'tunnel' ? process.argv[2] : 'ssh';
 const N = Number(process.argv[3] ?? 300);
 const HOST = '127.0.0.1';
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -44,7 +44,7 @@ async function tunnelVia() {
   if (useRelayEngine('native', 1).engine !== 'native') throw new Error('the native relay is not built');
   const certificate = await TlsCertificate.load({ files: null, dataDir: dir, log, hostnames: [HOST] });
   const server = new TunnelServer({ port: 0, host: HOST, certificate, admit, healthy: () => true, log, nativeRelay: true });
-  return { kind: 'tunnel-native', ports: [await server.start()], tokens: ['heap'] };
+  return { kind: MODE, ports: [await server.start()], tokens: ['heap'] };
 }
 const hold = async (count: number) => {
   const c = tsx('bench/gateway/routed-load.ts', 'idle', JSON.stringify({ via, count }));

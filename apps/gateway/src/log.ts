@@ -13,19 +13,45 @@ export interface Log {
 }
 
 export function createLog(level: LogLevel, base: Record<string, unknown> = {}, write: (line: string) => void = (l) => process.stdout.write(l)): Log {
-  const min = LEVELS[level];
-  const emit = (lvl: LogLevel, fields: Record<string, unknown>, msg: string) => {
-    if (LEVELS[lvl] < min) return;
-    const out: Record<string, unknown> = { level: LEVELS[lvl], time: new Date().toISOString(), ...base };
+  return new JsonLog(LEVELS[level], base, write);
+}
+
+/**
+ * One object per logger, its methods on the prototype: a child log (a tunnel session keeps two while
+ * it lasts) costs its fields and little more, where a set of closures cost about 1 KiB per session.
+ */
+class JsonLog implements Log {
+  constructor(
+    private readonly min: number,
+    private readonly base: Record<string, unknown>,
+    private readonly write: (line: string) => void,
+  ) {}
+
+  debug(fields: Record<string, unknown>, msg: string): void {
+    this.#emit('debug', fields, msg);
+  }
+
+  info(fields: Record<string, unknown>, msg: string): void {
+    this.#emit('info', fields, msg);
+  }
+
+  warn(fields: Record<string, unknown>, msg: string): void {
+    this.#emit('warn', fields, msg);
+  }
+
+  error(fields: Record<string, unknown>, msg: string): void {
+    this.#emit('error', fields, msg);
+  }
+
+  child(fields: Record<string, unknown>): Log {
+    return new JsonLog(this.min, { ...this.base, ...fields }, this.write);
+  }
+
+  #emit(lvl: LogLevel, fields: Record<string, unknown>, msg: string): void {
+    if (LEVELS[lvl] < this.min) return;
+    const out: Record<string, unknown> = { level: LEVELS[lvl], time: new Date().toISOString(), ...this.base };
     for (const [k, v] of Object.entries(fields)) out[k] = v instanceof Error ? { message: v.message, code: (v as NodeJS.ErrnoException).code } : v;
     out.msg = msg;
-    write(`${JSON.stringify(out)}\n`);
-  };
-  return {
-    debug: (f, m) => emit('debug', f, m),
-    info: (f, m) => emit('info', f, m),
-    warn: (f, m) => emit('warn', f, m),
-    error: (f, m) => emit('error', f, m),
-    child: (fields) => createLog(level, { ...base, ...fields }, write),
-  };
+    this.write(`${JSON.stringify(out)}\n`);
+  }
 }
