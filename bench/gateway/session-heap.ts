@@ -16,9 +16,9 @@ import { freePorts, tsx, waitLine } from './harness.ts';
  * constructor: `node --expose-gc --import tsx bench/gateway/session-heap.ts <ssh|tunnel-native|tunnel> [sessions]`.
  * The listener runs in this process (every connection admitted, no broker; the tunnel with the native
  * relay); the clients (ssh2 with one forwarded channel each, as `ssh -J`; Node's TLS in the tunnel's
- * native mode; or a WebSocket each, `tunnel`, the browsers' path) run in another process, so the heap is the server side's alone. Two heap snapshots,
- * before and after the sessions open, compared per constructor: the difference divided by the number
- * of sessions is each holder's cost per session. `KEEP_SNAPSHOT=1` keeps the snapshot files (their
+ * native mode; or a WebSocket each, `tunnel`, the browsers' path) run in another process, so the heap
+ * is the server side's alone. Two heap snapshots, before and after the sessions open, compared per
+ * constructor: the difference divided by the number of sessions is each holder's cost per session. `KEEP_SNAPSHOT=1` keeps the snapshot files (their
  * paths are printed) for DevTools' retainer view.
  */
 const MODE = process.argv[2] === 'tunnel-native' || process.argv[2] === 'tunnel' ? process.argv[2] : 'ssh';
