@@ -174,16 +174,22 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   // The relay's processes, for its CPU seconds per gigabyte moved: far less moved by other load on
   // the machine than the rate (a relay that gets less CPU moves fewer bytes, not costlier ones).
   const relayPids = (p: PathName): number[] => (GATEWAY.includes(p) ? gatewayPids(gw.proc.pid!) : p === 'sshd' ? treePids(sshd.pid!) : p === 'direct' ? [] : [haproxy.pid!]);
-  const streamed = async (p: PathName, streams: number) => {
+  /** Start counting a path's relay CPU; the returned function gives the seconds since (NaN for no relay). */
+  const relayCpu = (p: PathName) => {
     const pids = relayPids(p);
     // sshd runs each connection in processes of its own: their CPU reaches the listener's children's
     // time once they have exited and been waited for.
     const sshdChildren = p === 'sshd';
     const cpu0 = cpuSeconds(pids, sshdChildren);
+    return async () => {
+      if (sshdChildren) for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
+      return pids.length ? cpuSeconds(pids, sshdChildren) - cpu0 : NaN;
+    };
+  };
+  const streamed = async (p: PathName, streams: number) => {
+    const cpu = relayCpu(p);
     const r = await client('stream', { via: await via(p, streams), streams, seconds: o.seconds });
-    if (sshdChildren) for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
-    const cpu = cpuSeconds(pids, sshdChildren) - cpu0;
-    return { gbps: Number(r.gbps), cpuPerGB: pids.length ? cpu / (Number(r.totalBytes) / 1e9) : NaN };
+    return { gbps: Number(r.gbps), cpuPerGB: (await cpu()) / (Number(r.totalBytes) / 1e9) };
   };
   await inRounds('throughput', paths, async (p) => {
     const r1 = await streamed(p, 1);
@@ -198,12 +204,10 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   });
   await inRounds('connrate', paths, async (p) => {
     const count = SLOW.includes(p) ? jsConnCount : connCount;
-    const pids = relayPids(p);
-    const cpu0 = cpuSeconds(pids, p === 'sshd');
+    const cpu = relayCpu(p);
     const r = await client('connrate', { via: await via(p, count), count, concurrency: 32 });
-    if (p === 'sshd') for (let i = 0; i < 50 && treePids(sshd.pid!).length > 1; i++) await sleep(100);
     // CPU per connection, the relay's and the client's: which of the two a path's rate is bound by.
-    const relayUs = pids.length ? ((cpuSeconds(pids, p === 'sshd') - cpu0) * 1e6) / Number(r.ok) : NaN;
+    const relayUs = ((await cpu()) * 1e6) / Number(r.ok);
     note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); CPU per connection: relay ${Math.round(relayUs)} µs, client ${Math.round(Number(r.clientCpuUs))} µs; load ${load()}`);
     await sleep(1500);
     return { connPerSec: Number(r.rate) };
