@@ -31,7 +31,8 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
     emu = await startTestEmulator();
     b = await createTestBroker(driver, { clock, env: { STAGEDOOR_SECRET_KEY: 'ab'.repeat(32) } });
     st = await powerStudio(b, emu, {
-      machines: 6,
+      machines: 7,
+      users: 7,
       powerPlan: { name: 'save money', onDisconnect: { action: 'stop', delaySeconds: 3600 }, onLogout: { action: 'terminate', delaySeconds: 300 }, onIdle: { action: 'stop', delaySeconds: 1800 } },
       releasePlan: { name: 'give back', releaseOnLogout: true },
     });
@@ -89,6 +90,23 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
     expect(stops.items.map((i: { targetId: string | null; details: unknown }) => [i.targetId, i.details]), `machine ${m.id}`).toHaveLength(1);
     expect(calls(emu, 'StopInstances')).toBe(stopsBefore);
     expect(instanceOf(emu, m.externalId)!.state).toBe('running');
+  });
+
+  it('a session start delivered after its end (the outbox is at least once, not ordered) does not cancel the stop', async () => {
+    const { connectionId, workstationId } = await connect(b, st, st.users[6]!);
+    const m = await ws(workstationId);
+    const grant = await gw.start(connectionId, m.privateAddress);
+    await gw.end(grant);
+    await waitForTimers(b, workstationId, ['power.disconnect']);
+    // The start again, as a node that crashed between delivering it and marking it done would leave
+    // it, or as it arrives when the end's delivery overtook it: through the outbox's own timer.
+    await b.services.gateways.sessionEvents.record({ type: 'started', connectionId, grantId: grant, gatewayId: null, at: clock.now(), clientAddress: '198.51.100.7', bytesUp: 0, bytesDown: 0 }, b.database.db);
+    await fire();
+    expect((await b.services.timers.pendingForWorkstation(workstationId)).map((t) => t.kind)).toEqual(['power.disconnect']);
+    const stopsBefore = calls(emu, 'StopInstances');
+    clock.advance(61 * MIN);
+    await fire();
+    expect(calls(emu, 'StopInstances')).toBe(stopsBefore + 1);
   });
 
   it('logout reported by the agent → the floating assignment is released and the instance terminated after the delay', async () => {

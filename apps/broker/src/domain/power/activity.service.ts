@@ -131,6 +131,10 @@ export class ActivityService {
   async sessionEvent(event: SessionEvent): Promise<void> {
     const ctx = await this.deps.repo.connectionContext(event.connectionId);
     if (!ctx) return;
+    // Delivery is at least once and not in order (each event is its own outbox timer, fired by
+    // whichever node gets to it): a start delivered after its session ended, or delivered again,
+    // would cancel the disconnect's stop and release timers. Only a session still connected counts.
+    if (event.type === 'started' && !ctx.connected) return;
     if (event.type === 'ended' && ctx.otherConnected > 0) return;
     const kind: ActivityKind = event.type === 'started' ? 'reconnect' : 'disconnect';
     await this.deps.db.transaction(async (tx) => {

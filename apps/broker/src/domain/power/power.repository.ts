@@ -73,14 +73,14 @@ export class PowerRepository {
   }
 
   /** The connection's machine, and how many other connections on it the gateway reports connected. */
-  async connectionContext(connectionId: string, db: DbOrTx = this.db): Promise<{ workstationId: string; otherConnected: number } | undefined> {
-    const [c] = await db.select({ workstationId: connections.workstationId }).from(connections).where(eq(connections.id, connectionId));
+  async connectionContext(connectionId: string, db: DbOrTx = this.db): Promise<{ workstationId: string; connected: boolean; otherConnected: number } | undefined> {
+    const [c] = await db.select({ workstationId: connections.workstationId, state: connections.state }).from(connections).where(eq(connections.id, connectionId));
     if (!c?.workstationId) return undefined;
     const [n] = await db
       .select({ n: sql<number>`count(*)::int` })
       .from(connections)
       .where(and(eq(connections.workstationId, c.workstationId), ne(connections.id, connectionId), eq(connections.state, 'connected')));
-    return { workstationId: c.workstationId, otherConnected: n?.n ?? 0 };
+    return { workstationId: c.workstationId, connected: c.state === 'connected', otherConnected: n?.n ?? 0 };
   }
 
   async powerPlansWithRules(db: DbOrTx = this.db): Promise<PowerPlanRow[]> {
