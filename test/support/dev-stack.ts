@@ -2,7 +2,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fetchInject, httpLogin } from './http.ts';
-import { freePort, waitFor } from './ports.ts';
+import { freePort, freePortRange, waitFor } from './ports.ts';
 import { spawnStagedoor, type Spawned } from './processes.ts';
 import { as } from './session.ts';
 
@@ -22,10 +22,10 @@ export interface DevStack {
  * gateway healthy and its tunnel port known: the start of every browser-session test.
  */
 export async function startDevStack(dataDir: string, adminPassword: string, env: Record<string, string | undefined> = {}): Promise<DevStack> {
-  const [port, gw] = [await freePort(), await freePort()];
+  const [port, [gw, gwEnd]] = [await freePort(), await freePortRange(5)];
   const base = `http://127.0.0.1:${port}`;
   const proc = spawnStagedoor(['dev'], {
-    PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: adminPassword, STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`,
+    PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: adminPassword, STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gwEnd}`,
     STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined, ...env,
   });
   await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200).catch((err) => {

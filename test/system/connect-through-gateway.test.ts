@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchInject, httpLogin } from '../support/http.ts';
-import { freePort, waitFor } from '../support/ports.ts';
+import { freePort, freePortRange, waitFor } from '../support/ports.ts';
 import { spawnStagedoor, type Spawned } from '../support/processes.ts';
 import { as } from '../support/session.ts';
 
@@ -33,9 +33,9 @@ describe('the connect flow through the gateway, end to end', () => {
     await new Promise((r) => echo2.once('listening', r));
     echo2Port = (echo2.address() as net.AddressInfo).port;
     const port = await freePort();
-    const gw = await freePort();
+    const [gw, gwEnd] = await freePortRange(5);
     base = `http://127.0.0.1:${port}`;
-    proc = spawnStagedoor(['dev'], { PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: 'e2e-admin-pw', STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`, STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined });
+    proc = spawnStagedoor(['dev'], { PORT: String(port), STAGEDOOR_DATA_DIR: dataDir, STAGEDOOR_ADMIN_PASSWORD: 'e2e-admin-pw', STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gwEnd}`, STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1', DATABASE_URL: undefined });
     await waitFor('stagedoor dev', async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 60_000, 200);
     const admin = await httpLogin(base, 'admin', 'e2e-admin-pw');
     const call = fetchInject(base);
@@ -122,7 +122,9 @@ function tryEcho(port: number, text: string): Promise<string | null> {
       s.destroy();
       resolve(v);
     };
-    s.setTimeout(2000, () => done(null));
+    // A refusal is a reset or ECONNREFUSED at once; only an admitted session can be slow, and a
+    // port-forward grant admits one: give it time on a loaded machine rather than give it up.
+    s.setTimeout(10_000, () => done(null));
     s.on('error', () => done(null));
     s.on('connect', () => s.write(text));
     s.on('data', (d) => {

@@ -29,6 +29,7 @@ describe('stagedoor gateway: the start line', () => {
     const admin = await login(b.app, 'admin', ADMIN_PASSWORD);
     const res = await b.app.inject({ method: 'POST', url: '/api/v1/gateways/enrollments', headers: as(admin), payload: { cluster: 'default', name: 'edge-enrolled', publicAddress: '127.0.0.1' } });
     expect(res.statusCode).toBe(201);
+    // Port 0's pick lies in the kernel's ephemeral range: the start warns about that range.
     const port = await freePort();
     const { port: brokerPort } = b.app.server.address() as { port: number };
     gateway = spawnStagedoor(['gateway', '--enroll', res.json().token as string], {
@@ -57,5 +58,7 @@ describe('stagedoor gateway: the start line', () => {
     const after = lines.slice(enrolled + 1);
     expect(after.length).toBeGreaterThan(0);
     expect(after.filter((l) => l.name !== 'edge-enrolled')).toEqual([]);
+    const warning = lines.find((l) => String(l.msg).includes("overlaps the kernel's ephemeral port range"));
+    expect(warning).toMatchObject({ level: 40, msg: expect.stringContaining(`STAGEDOOR_GATEWAY_PORTS (${port}-${port})`) });
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NOT_ON_A_GATEWAY } from '../../release/build.ts';
 import { createPostgresDatabase } from '../support/database.ts';
 import { fetchInject, httpLogin } from '../support/http.ts';
-import { freePort, waitFor } from '../support/ports.ts';
+import { freePort, freePortRange, waitFor } from '../support/ports.ts';
 import { REPO_ROOT, spawnProcess, type Spawned } from '../support/processes.ts';
 import { ensureRelease, type ReleaseTarballs } from '../support/release-build.ts';
 import { as } from '../support/session.ts';
@@ -133,11 +133,11 @@ describe('the unpacked release runs without the repository', () => {
       return r.json();
     };
     const { token } = await ok('POST', '/api/v1/gateways/enrollments', { cluster: 'default', name: 'edge-release', publicAddress: '127.0.0.1' });
-    const grantPorts = await freePort();
+    const [grantPorts, grantPortsEnd] = await freePortRange(5);
     gateway = spawnProcess(path.join(gatewayOnly, 'bin/stagedoor-gateway'), ['--enroll', token], env({
       STAGEDOOR_BROKER_URLS: base,
       STAGEDOOR_GATEWAY_NAME: 'edge-release',
-      STAGEDOOR_GATEWAY_PORTS: `${grantPorts}-${grantPorts + 4}`,
+      STAGEDOOR_GATEWAY_PORTS: `${grantPorts}-${grantPortsEnd}`,
       STAGEDOOR_GATEWAY_LISTEN_HOST: '127.0.0.1',
       STAGEDOOR_GATEWAY_RDP_PORT: 'off',
       STAGEDOOR_GATEWAY_SSH_PORT: 'off',

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '../support/ports.ts';
+import { freePort, freePortRange, waitFor } from '../support/ports.ts';
 import { jsonLines, REPO_ROOT, spawnStagedoor, type Spawned } from '../support/processes.ts';
 
 const EXAMPLE = path.join(REPO_ROOT, 'docs/examples/studio.yaml');
@@ -24,7 +24,7 @@ describe('the README sandbox and the studio example on one emulator', { timeout:
   let token: string;
 
   beforeAll(async () => {
-    const [port, ec2Port, gwPort] = [await freePort(), await freePort(), await freePort()];
+    const [port, ec2Port, [gwPort]] = [await freePort(), await freePort(), await freePortRange(1)];
     base = `http://127.0.0.1:${port}`;
     ec2Url = `http://127.0.0.1:${ec2Port}`;
     proc = spawnStagedoor(['dev', '--sandbox'], {

@@ -8,7 +8,7 @@ import { totpCode } from '../../apps/broker/src/providers/directory/totp.ts';
 import { launchBrowser, openTab, screenshot, signIn, unexpected, type Tab } from '../support/browser.ts';
 import { startTestEmulator, TEST_ACCESS_KEY, TEST_SECRET } from '../support/ec2.ts';
 import { fetchInject, httpLogin } from '../support/http.ts';
-import { freePort, waitFor } from '../support/ports.ts';
+import { freePort, freePortRange, waitFor } from '../support/ports.ts';
 import { spawnStagedoor, type Spawned } from '../support/processes.ts';
 import { as } from '../support/session.ts';
 
@@ -42,13 +42,13 @@ describe('web portal (Chromium, stagedoor dev + EC2 emulator)', () => {
 
   beforeAll(async () => {
     emu = await startTestEmulator();
-    const [port, gw] = [await freePort(), await freePort()];
+    const [port, [gw, gwEnd]] = [await freePort(), await freePortRange(5)];
     base = `http://127.0.0.1:${port}`;
     proc = spawnStagedoor(['dev'], {
       PORT: String(port),
       STAGEDOOR_DATA_DIR: dataDir,
       STAGEDOOR_ADMIN_PASSWORD: ADMIN_PW,
-      STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gw + 4}`,
+      STAGEDOOR_DEV_GATEWAY_PORTS: `${gw}-${gwEnd}`,
       STAGEDOOR_GATEWAY_HEARTBEAT_SECONDS: '1',
       DATABASE_URL: undefined,
     });

@@ -6,5 +6,6 @@ export { createLog, type Log } from './log.ts';
 export { AddressList } from './addresses.ts';
 export { buildProxyV2, parseProxyV2 } from './proxy-protocol.ts';
 export { GATEWAY_VERSION } from './version.ts';
+export { ephemeralOverlapNotice, readEphemeralPortRange } from './ephemeral-ports.ts';
 export { loadOrCreateSshHostKey } from './routed/ssh-host-key.ts';
 export { TlsCertificate } from './routed/tls-certificate.ts';

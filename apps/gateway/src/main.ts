@@ -1,4 +1,5 @@
 import { loadGatewayConfig, type GatewayConfig } from './config.ts';
+import { ephemeralOverlapNotice, readEphemeralPortRange } from './ephemeral-ports.ts';
 import { enroll, EnrollmentError, readState, writeState, type GatewayState } from './enroll.ts';
 import { Gateway } from './gateway.ts';
 import { createLog, type Log } from './log.ts';
@@ -16,6 +17,8 @@ export async function runGateway(opts: { enrollToken?: string; env?: NodeJS.Proc
   // or the host name); from then on every line carries the name the broker knows it by.
   const boot = createLog(config.logLevel, { role: 'gateway', name: config.name });
   for (const notice of config.notices) boot.warn({}, notice);
+  const overlap = ephemeralOverlapNotice('STAGEDOOR_GATEWAY_PORTS', config.portRangeStart, config.portRangeEnd, readEphemeralPortRange());
+  if (overlap) boot.warn({}, overlap);
   const state = await enrolledState(config, boot);
   const log = createLog(config.logLevel, { role: 'gateway', name: state.name });
   const gateway = await startGatewayWith(config, state, log);

@@ -5,7 +5,7 @@ import { systemActor } from '../../broker/src/domain/identity/actor.ts';
 import { connectionRow, insertConnection } from '../../broker/test/gateways/fixtures.ts';
 import { createTestBroker, type TestBroker } from '../../../test/support/broker.ts';
 import type { Driver } from '../../../test/support/database.ts';
-import { waitFor } from '../../../test/support/ports.ts';
+import { freePortRange, waitFor } from '../../../test/support/ports.ts';
 import { AddressList } from '../src/addresses.ts';
 import { enroll } from '../src/enroll.ts';
 import { Gateway } from '../src/gateway.ts';
@@ -39,7 +39,7 @@ export async function startTestGateway(
 ): Promise<GatewayUnderTest> {
   const cluster = opts.cluster ?? 'default';
   const name = opts.name ?? `gw-${randomBytes(3).toString('hex')}`;
-  const [start, end] = opts.ports ?? (await freeRange(40));
+  const [start, end] = opts.ports ?? (await freePortRange(40));
   const { token } = await broker.services.gateways.createEnrollment(systemActor, { cluster, name, publicAddress: '127.0.0.1', expiresInMinutes: 10 });
   const state = await enroll(urls, { token, name, portRangeStart: start, portRangeEnd: end, version: 'test' });
   const logs: string[] = [];
@@ -59,28 +59,6 @@ export async function startTestGateway(
   await waitFor('the gateway to be welcomed', () => gateway.channel.connected, 30_000, 25);
   await waitFor('the gateway to be healthy', async () => (await broker.services.gateways.get(state.gatewayId)).health === 'healthy', 30_000, 25);
   return { gateway, gatewayId: state.gatewayId, logs };
-}
-
-/**
- * A port range on 127.0.0.1 where nothing listens now (picked by probing), below the kernel's
- * ephemeral range (32768+), so that servers other tests start on port 0 never land in it.
- */
-export async function freeRange(size: number): Promise<[number, number]> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 25_000 + Math.floor(Math.random() * (32_000 - 25_000 - size));
-    let ok = true;
-    for (const p of [start, start + Math.floor(size / 2), start + size - 1]) if (!(await portFree(p))) ok = false;
-    if (ok) return [start, start + size - 1];
-  }
-  throw new Error('no free port range');
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
 
 /** A grant through the connect flow's entry point, on a fresh connection row. */

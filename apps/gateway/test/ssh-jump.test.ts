@@ -14,7 +14,8 @@ import { createLog } from '../src/log.ts';
 import { useRelayEngine } from '../src/native-relay.ts';
 import { buildProxyV2 } from '../src/proxy-protocol.ts';
 import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
-import { loadOrCreateSshHostKey, SSH_HOST_KEY_FILE, type SshHostKey } from '../src/routed/ssh-host-key.ts';
+import { loadOrCreateSshHostKey, newOpenSshEd25519Key, SSH_HOST_KEY_FILE, type SshHostKey } from '../src/routed/ssh-host-key.ts';
+import { ssh2 } from '../src/routed/ssh2-keys.ts';
 import { sameTarget } from '../src/routed/ssh-jump-connection.ts';
 import { SshJumpServer } from '../src/routed/ssh-jump.ts';
 
@@ -270,6 +271,29 @@ describe('SSH host key', () => {
     // OpenSSH reads the private key too, and derives the same public key.
     expect(execFileSync('ssh-keygen', ['-y', '-f', file], { encoding: 'utf8' }).trim().split(' ').slice(0, 2).join(' ')).toBe(key.publicKey);
     expect(loadOrCreateSshHostKey(dataDir)).toEqual(key);
+  });
+
+  // ssh2's own generator dropped that zero byte (one key in 256), and the gateway then refused to
+  // start on the key it had just made. Draw keys until one has it: about 256 draws, a few ms each.
+  it('a key whose public half starts with a zero byte is read back by ssh2 and by OpenSSH', () => {
+    let text = '';
+    for (let i = 0; i < 20_000 && !text; i++) {
+      const candidate = newOpenSshEd25519Key();
+      const parsed = ssh2.utils.parseKey(candidate);
+      if (parsed instanceof Error) throw parsed;
+      const blob = parsed.getPublicSSH(); // string "ssh-ed25519" (4 + 11 bytes), then string key
+      expect(blob.readUInt32BE(15)).toBe(32);
+      if (blob[19] === 0) text = candidate;
+    }
+    expect(text).not.toBe('');
+    const dataDir = path.join(dir, 'gateway-zero-lead');
+    fs.mkdirSync(dataDir);
+    const file = path.join(dataDir, SSH_HOST_KEY_FILE);
+    fs.writeFileSync(file, text, { mode: 0o600 });
+    const key = loadOrCreateSshHostKey(dataDir); // the gateway starts on it
+    const derived = execFileSync('ssh-keygen', ['-y', '-f', file], { encoding: 'utf8' }).trim().split(' ').slice(0, 2).join(' ');
+    expect(derived).toBe(key.publicKey);
+    expect(Buffer.from(key.publicKey.split(' ')[1]!, 'base64')[19]).toBe(0);
   });
 });
 

@@ -29,6 +29,8 @@ export async function startDevGateway(
   const brokerUrl = wildcard ? `http://127.0.0.1:${config.port}` : broker.url;
   const publicAddress = wildcard ? os.hostname() : config.host;
   const log = gw.createLog(config.logLevel, { role: 'gateway', name: DEV_GATEWAY });
+  const overlap = gw.ephemeralOverlapNotice('STAGEDOOR_DEV_GATEWAY_PORTS', config.devGateway.portRangeStart, config.devGateway.portRangeEnd, gw.readEphemeralPortRange());
+  if (overlap) log.warn({}, overlap);
   let state = gw.readState(dataDir);
   if (!state || !(await broker.services.gateways.authenticateChannel(state.credential))) {
     const services = broker.services.gateways;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ssh2 } from './ssh2-keys.ts';
@@ -26,11 +26,10 @@ export class SshHostKeyError extends Error {
 export function loadOrCreateSshHostKey(dataDir: string): SshHostKey {
   const file = path.join(dataDir, SSH_HOST_KEY_FILE);
   if (!fs.existsSync(file)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // The private key first (atomically), then the .pub beside it: the .pub is derived, for people
     // and ssh-keygen, and is rewritten from the private key when missing or stale.
-    writeAtomically(file, pair.private.endsWith('\n') ? pair.private : `${pair.private}\n`, 0o600);
+    writeAtomically(file, newOpenSshEd25519Key(), 0o600);
   }
   return readKey(file);
 }
@@ -49,6 +48,43 @@ function readKey(file: string): SshHostKey {
     writeAtomically(pub, `${publicKey} stagedoor-gateway\n`, 0o600);
   }
   return { privateKey, publicKey, fingerprint: sshFingerprint(blob) };
+}
+
+/**
+ * A new Ed25519 key in OpenSSH's private key format (PROTOCOL.key: no cipher, no KDF), written here
+ * rather than by ssh2's `generateKeyPairSync`: that one drops a leading zero byte of the public key
+ * (one key in 256), and then neither ssh2 nor OpenSSH reads the key back.
+ */
+export function newOpenSshEd25519Key(comment = 'stagedoor-gateway'): string {
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  const seed = Buffer.from(jwk.d!, 'base64url');
+  const pub = Buffer.from(jwk.x!, 'base64url');
+  const publicBlob = sshStrings('ssh-ed25519', pub);
+  const check = randomBytes(4); // written twice: a wrong passphrase would show as a mismatch
+  const unpadded = Buffer.concat([check, check, sshStrings('ssh-ed25519', pub, Buffer.concat([seed, pub]), comment)]);
+  const padding = Buffer.from(Array.from({ length: (8 - (unpadded.length % 8)) % 8 }, (_, i) => i + 1));
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    sshStrings('none', 'none', ''), // cipher, KDF, KDF options
+    uint32(1), // one key
+    sshStrings(publicBlob, Buffer.concat([unpadded, padding])),
+  ]);
+  const lines = body.toString('base64').match(/.{1,70}/g)!;
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
+
+function uint32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+/** SSH wire strings (RFC 4251 §5): each is a 32-bit length and its bytes. */
+function sshStrings(...parts: (string | Buffer)[]): Buffer {
+  return Buffer.concat(parts.flatMap((p) => {
+    const bytes = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+    return [uint32(bytes.length), bytes];
+  }));
 }
 
 /** OpenSSH's SHA-256 fingerprint of a public key blob: base64 without padding. */
