@@ -101,7 +101,10 @@ describe('the connect flow through the gateway, end to end', () => {
     const ben = await httpLogin(base, 'ben', 'ben-password-1');
     const theirs = (await call({ method: 'POST', url: '/api/v1/connections', headers: as(ben), payload: { poolId, protocol: 'rdp' } })).json();
     expect(theirs.workstation.id).toBe(tab1.workstation.id);
-    expect(await waitForEcho(theirs.instructions.port, "ben's desktop")).toBe("ben's desktop");
+    expect(theirs.instructions).toMatchObject({ viaGateway: true, port: expect.any(Number) });
+    // On a timeout, what the gateway said about that port is the first thing to read.
+    const portLines = () => proc.stdout.filter((l) => l.includes(`"port":${theirs.instructions.port}`)).slice(-20).join('\n');
+    expect(await waitForEcho(theirs.instructions.port, "ben's desktop").catch((err: Error) => Promise.reject(new Error(`${err.message}\nthe gateway on port ${theirs.instructions.port}:\n${portLines()}`)))).toBe("ben's desktop");
     expect(await tryEcho(tab2.instructions.port, 'sneak in again')).toBeNull();
     expect((await call({ method: 'DELETE', url: `/api/v1/connections/${theirs.id}`, headers: as(ben) })).statusCode).toBe(204);
   });
