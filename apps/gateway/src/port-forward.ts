@@ -63,7 +63,14 @@ interface PortState {
   /** The grant the port served before it began to linger, named in refusal reports. */
   lingerGrantId: string | null;
   lingerTimer: NodeJS.Timeout | null;
+  /** Set while another socket of this host holds the port: the next attempt to listen on it. */
+  retryTimer: NodeJS.Timeout | null;
+  /** A listen is under way (neither `listening` nor `error` yet). */
+  binding: boolean;
 }
+
+/** How often a granted port that is in use is tried again, until its grant is done. */
+const LISTEN_RETRY_MS = 500;
 
 /**
  * Port-forward mode: one listener per granted port, accepting exactly the grant's client address,
@@ -94,7 +101,11 @@ export class PortForwarder {
       self.#serverError(this[PORT]!, err);
     };
     this.#onListening = function () {
-      const grantId = this[PORT]!.grantId;
+      const port = this[PORT]!;
+      port.binding = false;
+      if (port.retryTimer) self.opts.log.info({ port: port.port, grant: port.grantId }, 'the granted port is free again: listening');
+      port.retryTimer = null;
+      const grantId = port.grantId;
       if (grantId) self.opts.reporter.listening?.(grantId);
     };
     this.#onSessionEnd = (outcome, session) => this.#sessionEnded(session.owner as GrantState, outcome);
@@ -200,21 +211,42 @@ export class PortForwarder {
       existing.lingerGrantId = null;
       existing.grantId = grantId;
       if (existing.server.listening) this.opts.reporter.listening?.(grantId);
+      else if (!existing.retryTimer) this.#listen(existing); // it lingered while its number was held
       return;
     }
     const server: PortServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    const port: PortState = { port: portNumber, server, grantId, lingerReason: null, lingerGrantId: null, lingerTimer: null };
+    const port: PortState = { port: portNumber, server, grantId, lingerReason: null, lingerGrantId: null, lingerTimer: null, retryTimer: null, binding: false };
     server[PORT] = port;
     this.#ports.set(portNumber, port);
     listenWithOnread(server, this.#onSocket);
     server.on('error', this.#onServerError);
     server.on('listening', this.#onListening);
-    server.listen({ port: portNumber, host: this.opts.listenHost, backlog: 511 });
+    this.#listen(port);
+  }
+
+  #listen(port: PortState): void {
+    if (port.server.listening || port.binding) return;
+    port.binding = true;
+    port.server.listen({ port: port.port, host: this.opts.listenHost, backlog: 511 });
   }
 
   #serverError(port: PortState, err: NodeJS.ErrnoException): void {
+    port.binding = false;
+    const current = this.#ports.get(port.port) === port;
+    if (err.code === 'EADDRINUSE' && current && port.grantId && !this.#closed) {
+      // Another socket of this host holds the number: most often an outgoing connection given it as
+      // its local port (a grant range inside the kernel's ephemeral range; the start warns about
+      // that). Those end: try again until the grant is done, rather than leave its user refused.
+      // retryTimer stays set from the first failure until the port listens: one warning, not one a try.
+      if (!port.retryTimer) this.opts.log.warn({ port: port.port, grant: port.grantId, err }, 'the granted port is in use on this host; trying again until the grant is done');
+      port.retryTimer = this.#timer(LISTEN_RETRY_MS, () => {
+        if (this.#ports.get(port.port) === port && port.grantId && !this.#closed) this.#listen(port);
+        else port.retryTimer = null;
+      });
+      return;
+    }
     this.opts.log.error({ port: port.port, err }, 'cannot listen on the granted port; this gateway cannot serve its grant');
-    if (this.#ports.get(port.port) === port) this.#ports.delete(port.port);
+    if (current) this.#ports.delete(port.port);
   }
 
   #linger(port: PortState, reason: RefusalReason): void {
@@ -225,6 +257,7 @@ export class PortForwarder {
     port.lingerTimer = this.#timer(this.opts.lingerMs, () => {
       if (port.grantId !== null) return;
       this.#ports.delete(port.port);
+      if (port.retryTimer) clearTimeout(port.retryTimer);
       port.server.close();
     });
   }
@@ -313,6 +346,7 @@ export class PortForwarder {
     }
     for (const p of this.#ports.values()) {
       if (p.lingerTimer) clearTimeout(p.lingerTimer);
+      if (p.retryTimer) clearTimeout(p.retryTimer);
       p.server.close();
     }
     this.#ports.clear();

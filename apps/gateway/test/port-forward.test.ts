@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemActor } from '../../broker/src/domain/identity/actor.ts';
 import { connectionRow } from '../../broker/test/gateways/fixtures.ts';
 import type { TestBroker } from '../../../test/support/broker.ts';
-import { waitFor } from '../../../test/support/ports.ts';
+import { freePortRange, waitFor } from '../../../test/support/ports.ts';
 import type { PortForwarder } from '../src/port-forward.ts';
 import { echoServer, grantFor, listeningBroker, liveSession, RELAY_ENGINES, roundTrip, sha256, startTestGateway, type GatewayUnderTest } from './harness.ts';
 
@@ -243,5 +243,37 @@ describe.each(RELAY_ENGINES)('port-forward relay through a broker-authorised gra
     await refusal(unused.grantId, 'wrong-client');
     expect(await roundTrip(unused.port, Buffer.from('mine'), { localAddress: '127.0.0.9' })).toMatchObject({ ok: true, data: Buffer.from('mine') });
     live.end();
+  });
+});
+
+describe('a granted port that another socket of this host holds', () => {
+  it('is tried again until it is free, and its grant is then served (one warning, not one a try)', async () => {
+    const broker = await listeningBroker();
+    const [port] = await freePortRange(1);
+    // A listener holds the number here; in production it is mostly an outgoing connection's local port.
+    const holder = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((r) => holder.once('listening', r));
+    const gw = await startTestGateway(broker, [broker.baseUrl], { cluster: 'held', ports: [port, port] });
+    const echo = await echoServer();
+    const inUse = () => gw.logs.filter((l) => l.includes('the granted port is in use on this host'));
+    try {
+      const grant = await grantFor(broker, { host: '127.0.0.1', port: echo.port }, { cluster: 'held' });
+      expect(grant.port).toBe(port);
+      await waitFor('the in-use warning', () => inUse().length > 0, 30_000, 25);
+      expect(gw.gateway.forwarder.isReady(grant.grantId)).toBe(false);
+      await new Promise((r) => setTimeout(r, 1200)); // a few tries fail while it is held
+      expect(gw.gateway.forwarder.isReady(grant.grantId)).toBe(false);
+      await new Promise((r) => holder.close(r));
+      await waitFor('the gateway to listen on the port', () => gw.gateway.forwarder.isReady(grant.grantId), 30_000, 25);
+      const r = await roundTrip(port, Buffer.from('through at last'));
+      expect(r.ok && r.data.toString()).toBe('through at last');
+      expect(inUse()).toHaveLength(1);
+      expect(gw.logs.some((l) => l.includes('the granted port is free again: listening'))).toBe(true);
+    } finally {
+      holder.close();
+      gw.gateway.stop();
+      await echo.close();
+      await broker.close();
+    }
   });
 });
