@@ -119,6 +119,7 @@ static void discard(conn *c) {
   free(c->tls);
   if (c->ssh) ssh_free(c->ssh);
   free(c->ssh);
+  free(c->parting);
   free(c);
 }
 
@@ -129,6 +130,7 @@ static bool buffer_arg(napi_env env, napi_value v, void **data, size_t *len) {
 }
 
 // add(clientFd, targetFd, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer, sshParams?: Buffer) → id
+// (tlsParams one byte longer, ending in 1: the records carry WebSocket frames, ws_relay.c)
 // (tls_setup in tls_relay.c: the TLS ones; ssh_setup in ssh_relay.c: the SSH one; at most one of the two). The descriptors are duplicated: the caller closes its own.
 // Everything that can fail for want of memory or descriptors fails here, before the relay thread
 // sees the session: the caller then keeps relaying it in JavaScript. The relay thread registers it
@@ -252,14 +254,25 @@ static conn *lookup(napi_env env, napi_value v) {
 // close(id): end the session now (revocation, shutdown). Its end still arrives through takeEnded().
 // Allocates nothing: the request is linked through the session itself, so it cannot be lost.
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  // A WebSocket session's close frame (at most 125 bytes of payload): copied before the lock, and left
+  // out when there is no memory for it (the session is closed all the same).
+  void *frame = NULL;
+  size_t frame_len = 0;
+  uint8_t *parting = NULL;
+  if (argc > 1 && buffer_arg(env, argv[1], &frame, &frame_len) && frame_len > 0 && frame_len <= 4 + 125 && (parting = relay_malloc(frame_len))) memcpy(parting, frame, frame_len);
   pthread_mutex_lock(&sr_lock);
   conn *c = lookup(env, argv[0]);
   relay_thread *t = NULL;
   // A published session has ended already (its end is on its way); asking again changes nothing.
   if (c && !c->close_requested && !c->published) {
+    if (parting && c->tls && c->tls->websocket) {
+      c->parting = parting;
+      c->parting_len = (uint8_t)frame_len;
+      parting = NULL;
+    }
     c->close_requested = true;
     t = c->t;
     c->rq_prev = NULL;
@@ -269,6 +282,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
     c->rq_queued = true;
   }
   pthread_mutex_unlock(&sr_lock);
+  free(parting);  // not taken: no such session, or not a WebSocket one
   if (t) relay_wake(t);
   return NULL;
 }
@@ -315,6 +329,7 @@ static napi_value js_take_ended(napi_env env, napi_callback_info info) {
       sr_free_slots[sr_nfree++] = index;
       free(c->tls);
       free(c->ssh);
+      free(c->parting);
       free(c);
     }
     sr_nended = 0;

@@ -47,6 +47,10 @@
 #define TLS_OVERHEAD (5 + 1 + 16)
 #define TLS_MAX_CIPHERTEXT (TLS_MAX_PLAIN + 256)
 #define TLS_PARAMS_LEN (1 + 2 * (32 + 12 + 8))  // binding.c `add`: key length, then rx and tx keys
+// The WebSocket path: one more byte (1), and each record to the client carries one binary frame, whose
+// header (at most 4 bytes at this size) comes out of the record's plaintext.
+#define WS_MAX_PAYLOAD (TLS_MAX_PLAIN - 4)
+#define WS_READ ((READ_BUF / TLS_MAX_PLAIN) * WS_MAX_PAYLOAD)  // what fits binding.c's `sealed`
 
 enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
 // The side an error belongs to: 0 client, 1 target, or the relay itself (an allocation or an
@@ -63,6 +67,18 @@ typedef struct {
   uint64_t seq;
 } tls_keys;
 
+// The WebSocket frames inside a tunnel session's records (ws_relay.c, ADR 0035): where the client's
+// current frame stands.
+typedef struct {
+  uint8_t hdr[14], hdr_len;   // a frame header not complete yet (it may span records)
+  bool in_frame;              // the header was read; `left` payload bytes are still to come
+  bool in_message;            // a fragmented binary message goes on (continuation frames)
+  uint8_t opcode, mask[4], mask_at;
+  uint64_t left;
+  uint8_t ctl[125], ctl_len;  // a control frame's payload (ping, close), gathered
+  bool close_sent, close_received;
+} ws_state;
+
 // A session whose client side speaks TLS 1.3 records (the HTTPS tunnel's native mode, ADR 0032): the
 // handshake was JavaScript's (Node's TLS); the relay thread seals and opens the application records.
 typedef struct {
@@ -70,6 +86,8 @@ typedef struct {
   tls_keys rx, tx;            // rx: the client's records; tx: ours to the client
   uint8_t *partial;           // the start of a record not complete yet (allocated while there is one)
   uint32_t partial_len;
+  bool websocket;             // the records carry WebSocket frames (the tunnel's WebSocket path)
+  ws_state ws;
 } tls_state;
 typedef struct relay_thread relay_thread;
 
@@ -127,6 +145,8 @@ struct conn {
   // and a revocation cannot be lost to a full memory).
   bool close_requested, published, rq_queued;
   conn *rq_prev, *rq_next;
+  uint8_t *parting;           // a WebSocket session's close frame for its revoke (set with close_requested)
+  uint8_t parting_len;
   conn *next_add;             // its thread's list of sessions to register (under sr_lock)
   conn *next_done;
 };
@@ -196,9 +216,18 @@ void relay_note_eof(conn *c, int i);
 bool tls_setup(conn *c, const uint8_t *params, size_t params_len, const uint8_t *hello, size_t hello_len);  // binding.c `add`
 const EVP_CIPHER *tls_cipher(int key_len);  // AES-128-GCM (16) or AES-256-GCM (32), NULL if unavailable
 ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out);
+ssize_t tls_seal_parts(EVP_CIPHER_CTX *ctx, tls_state *s, const uint8_t *head, size_t head_len, const uint8_t *in, size_t n, uint8_t *out);
 void tls_pump(conn *c, int i);
 void tls_send_close_notify(conn *c);
 void tls_free(tls_state *s);
+
+// ws_relay.c: the client's plaintext to the workstation's bytes (in place; -1: the session ended);
+// the workstation's bytes as a sealed binary frame; the close frames at the ends.
+ssize_t ws_unframe(conn *c, uint8_t *p, size_t n, bool *closing);
+ssize_t ws_seal_binary(conn *c, const uint8_t *in, size_t n, uint8_t *out);
+size_t ws_header(uint8_t *out, uint8_t opcode, size_t n);
+void ws_send_target_closed(conn *c);
+void ws_send_parting(conn *c);
 
 // Send what can go to the other side of side i now and keep the rest (tls_relay.c); false when the
 // session cannot go on or the destination is full. Append to what direction i already keeps.

@@ -352,6 +352,7 @@ static void take_lists(relay_thread *t, conn **done_list) {
   for (conn *c = closes, *next; c; c = next) {
     next = c->rq_next;
     if (c->done) continue;  // ended on its own earlier in this batch
+    if (c->tls && c->tls->websocket) ws_send_parting(c);  // a revoke says why, as the JavaScript relay does
     c->done = true;
     finish(c);
     c->next_done = *done_list;

@@ -35,8 +35,10 @@ static void nonce_for(const tls_keys *k, uint8_t nonce[12]) {
   for (int b = 0; b < 8; b++) nonce[11 - b] ^= (uint8_t)(k->seq >> (8 * b));
 }
 
-ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out) {
-  size_t len = n + 1 + 16;
+// One record of content `type` whose plaintext is `head` then `in` (a WebSocket frame header, then its
+// payload: sealed without copying them together).
+static ssize_t seal_record(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *head, size_t head_len, const uint8_t *in, size_t n, uint8_t *out) {
+  size_t plain = head_len + n, len = plain + 1 + 16;
   uint8_t nonce[12];
   int m;
   out[0] = TYPE_APPLICATION_DATA;  // every protected record says "application data" outside
@@ -47,12 +49,21 @@ ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t 
   nonce_for(&s->tx, nonce);
   if (EVP_EncryptInit_ex(ctx, cipher_unless_set(ctx, s), NULL, s->tx.key, nonce) != 1) return -1;
   if (EVP_EncryptUpdate(ctx, NULL, &m, out, 5) != 1) return -1;  // the header is the additional data
-  if (n && EVP_EncryptUpdate(ctx, out + 5, &m, in, (int)n) != 1) return -1;
-  if (EVP_EncryptUpdate(ctx, out + 5 + n, &m, &type, 1) != 1) return -1;
-  if (EVP_EncryptFinal_ex(ctx, out + 6 + n, &m) != 1) return -1;
-  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + 6 + n) != 1) return -1;
+  if (head_len && EVP_EncryptUpdate(ctx, out + 5, &m, head, (int)head_len) != 1) return -1;
+  if (n && EVP_EncryptUpdate(ctx, out + 5 + head_len, &m, in, (int)n) != 1) return -1;
+  if (EVP_EncryptUpdate(ctx, out + 5 + plain, &m, &type, 1) != 1) return -1;
+  if (EVP_EncryptFinal_ex(ctx, out + 6 + plain, &m) != 1) return -1;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + 6 + plain) != 1) return -1;
   s->tx.seq++;
   return (ssize_t)(5 + len);
+}
+
+ssize_t tls_seal(EVP_CIPHER_CTX *ctx, tls_state *s, uint8_t type, const uint8_t *in, size_t n, uint8_t *out) {
+  return seal_record(ctx, s, type, NULL, 0, in, n, out);
+}
+
+ssize_t tls_seal_parts(EVP_CIPHER_CTX *ctx, tls_state *s, const uint8_t *head, size_t head_len, const uint8_t *in, size_t n, uint8_t *out) {
+  return seal_record(ctx, s, TYPE_APPLICATION_DATA, head, head_len, in, n, out);
 }
 
 // Open the record at `rec` (`len` bytes, header included) in place: its inner content type, with its
@@ -183,6 +194,13 @@ static void pump_from_client(conn *c) {
       off += 5 + len;
     }
     if (!relay_keep_partial(c, &s->partial, &s->partial_len, buf + off, closing ? 0 : total - off, 5 + TLS_MAX_CIPHERTEXT)) return;
+    if (s->websocket) {
+      bool ws_closing = false;
+      ssize_t payload = ws_unframe(c, buf, plain, &ws_closing);
+      if (payload < 0) return;  // ended (a protocol error): the relay said why in a close frame
+      plain = (size_t)payload;
+      closing = closing || ws_closing;
+    }
     __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
     bool sent = relay_deliver(c, 0, buf, plain);
     if (closing) {
@@ -197,9 +215,11 @@ static void pump_from_client(conn *c) {
 static void pump_to_client(conn *c) {
   relay_thread *t = c->t;
   dir_t *d = &c->d[1];
+  bool ws = c->tls->websocket;
+  size_t want = ws ? WS_READ : READ_BUF, per_record = ws ? WS_MAX_PAYLOAD : TLS_MAX_PLAIN;
   for (int round = 0; round < ROUNDS && !c->done && !d->eof; round++) {
     if (d->pend_len) return;
-    ssize_t n = recv(c->s[1].fd, t->buf, READ_BUF, MSG_DONTWAIT);
+    ssize_t n = recv(c->s[1].fd, t->buf, want, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) relay_fail(c, 1, errno);
@@ -211,18 +231,20 @@ static void pump_to_client(conn *c) {
     }
     __atomic_add_fetch(&d->bytes, (uint64_t)n, __ATOMIC_RELAXED);
     size_t sealed = 0;
-    for (size_t off = 0; off < (size_t)n; off += TLS_MAX_PLAIN) {
-      size_t chunk = (size_t)n - off < TLS_MAX_PLAIN ? (size_t)n - off : TLS_MAX_PLAIN;
-      ssize_t r = tls_seal(t->cipher, c->tls, TYPE_APPLICATION_DATA, (uint8_t *)t->buf + off, chunk, t->sealed + sealed);
+    for (size_t off = 0; off < (size_t)n; off += per_record) {
+      size_t chunk = (size_t)n - off < per_record ? (size_t)n - off : per_record;
+      const uint8_t *from = (uint8_t *)t->buf + off;
+      ssize_t r = ws ? ws_seal_binary(c, from, chunk, t->sealed + sealed) : tls_seal(t->cipher, c->tls, TYPE_APPLICATION_DATA, from, chunk, t->sealed + sealed);
       if (r < 0) {
         relay_fail(c, SIDE_RELAY, EIO);
         return;
       }
       sealed += (size_t)r;
     }
-    if (!relay_deliver(c, 1, t->sealed, sealed) || n < READ_BUF) return;
+    if (!relay_deliver(c, 1, t->sealed, sealed) || (size_t)n < want) return;
   }
 }
+_Static_assert(WS_READ + (WS_READ / WS_MAX_PAYLOAD) * (TLS_OVERHEAD + 4) <= READ_BUF + (READ_BUF / TLS_MAX_PLAIN + 1) * TLS_OVERHEAD, "a WebSocket read's records fit binding.c's sealed buffer");
 
 void tls_pump(conn *c, int i) {
   if (i == 0) pump_from_client(c);
@@ -230,8 +252,10 @@ void tls_pump(conn *c, int i) {
 }
 
 // The workstation ended its side: tell the client in its records before the FIN (best effort: the
-// socket has room, nothing else is pending when a FIN is passed on).
+// socket has room, nothing else is pending when a FIN is passed on). A WebSocket client first reads a
+// close frame, as from the JavaScript relay.
 void tls_send_close_notify(conn *c) {
+  if (c->tls->websocket) ws_send_target_closed(c);
   uint8_t alert[2] = {1, 0}, rec[2 + TLS_OVERHEAD];
   ssize_t r = tls_seal(c->t->cipher, c->tls, TYPE_ALERT, alert, sizeof alert, rec);
   if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -242,9 +266,11 @@ void tls_send_close_notify(conn *c) {
 // number (little-endian), then ours; `hello` (the gateway's answer to the token) is sealed at once as
 // the first record to the client. False with errno set when the parameters are not that.
 bool tls_setup(conn *c, const uint8_t *params, size_t params_len, const uint8_t *hello, size_t hello_len) {
-  if (params_len != TLS_PARAMS_LEN || (params[0] != 16 && params[0] != 32) || hello_len > TLS_MAX_PLAIN) return errno = EINVAL, false;
+  bool websocket = params_len == TLS_PARAMS_LEN + 1 && params[TLS_PARAMS_LEN] == 1;
+  if ((params_len != TLS_PARAMS_LEN && !websocket) || (params[0] != 16 && params[0] != 32) || hello_len > TLS_MAX_PLAIN) return errno = EINVAL, false;
   tls_state *s = c->tls = relay_calloc(1, sizeof *s);
   if (!s) return false;
+  s->websocket = websocket;
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   tls_keys *k[2] = {&s->rx, &s->tx};

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 interface NativeModule {
   init(onEnded: () => void, threads: number): void;
   add(clientFd: number, targetFd: number, initial?: Buffer, tlsParams?: Buffer, hello?: Buffer, sshParams?: Buffer): number;
-  close(id: number): void;
+  /** `parting`: a WebSocket session's close frame, sent (best effort) before the end. */
+  close(id: number, parting?: Buffer): void;
   bytes(id: number, out: Float64Array): void;
   takeEnded(): number[];
   stats(): { live: number; threads: number };
@@ -121,8 +122,9 @@ export function nativeAdd(clientFd: number, targetFd: number, initial: Buffer | 
   return id;
 }
 
-export function nativeClose(id: number): void {
-  mod!.close(id);
+/** End a session now; a WebSocket session's client first reads `parting` (a close frame, ws_relay.c). */
+export function nativeClose(id: number, parting?: Buffer): void {
+  mod!.close(id, parting);
 }
 
 /** Bytes read so far from the client and from the target. */

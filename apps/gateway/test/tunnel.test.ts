@@ -17,6 +17,7 @@ import { buildProxyV2 } from '../src/proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { TunnelServer } from '../src/routed/tunnel.ts';
+import { nativeStats, useRelayEngine } from '../src/native-relay.ts';
 import { startLocalSshd } from '../../../test/support/sshd.ts';
 import { startTinyproxy, startXvncOnLoopback } from './tunnel-peers.ts';
 
@@ -30,7 +31,9 @@ const TOKENS = { ssh: 'sshtokenaaaaaaaaaaaaaaaaaaaaaaaa', vnc: 'vnctokenaaaaaaaa
 
 let dir: string;
 let cert: TlsCertificate;
-let server: TunnelServer;
+/** One tunnel server per byte mover; `url` is the one the running describe block uses. */
+const ENGINES = ['js', 'native'] as const;
+const servers = new Map<(typeof ENGINES)[number], { server: TunnelServer; url: string }>();
 let url: string;
 let healthy = true;
 let sshd: { port: number; clientKey: string; proc: Spawned };
@@ -40,6 +43,8 @@ const targets = new Map<string, { host: string; port: number }>();
 const asked: { token: string; client: string }[] = [];
 const ended: { token: string; reason: string; bytesUp: number; bytesDown: number }[] = [];
 const closers = new Map<string, (reason: string) => void>();
+/** Sessions admitted and not ended yet (one engine's blocks start once the other's are all over). */
+let live = 0;
 /** A TCP server behind a grant: it counts the connections it gets (a refused tunnel must bring none). */
 let canary: net.Server;
 let canaryConnections = 0;
@@ -50,6 +55,7 @@ const admit: Admit = async (listener, token, clientAddress) => {
   const target = listener === 'tunnel' ? targets.get(token) : undefined;
   if (!target) return { ok: false, reason: 'no-grant', message: REFUSAL_MESSAGES['no-grant'] };
   let done = false;
+  live++;
   const admitted: Admitted = {
     ok: true,
     grantId: `grant-${token.slice(0, 6)}`,
@@ -57,7 +63,10 @@ const admit: Admit = async (listener, token, clientAddress) => {
     onClose: (close) => void closers.set(token, close),
     countBytes: () => {},
     ended: (o) => {
-      if (!done) ended.push({ token, ...o });
+      if (!done) {
+        ended.push({ token, ...o });
+        live--;
+      }
       done = true;
     },
   };
@@ -69,8 +78,11 @@ const log = createLog('silent');
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-tunnel-'));
   cert = await TlsCertificate.load({ files: null, dataDir: path.join(dir, 'gateway'), log, hostnames: ['127.0.0.1'] });
-  server = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => healthy, log, firstMessageTimeoutMs: 2000, connectTimeoutMs: 5000 });
-  url = `wss://127.0.0.1:${await server.start()}/tunnel`;
+  expect(useRelayEngine('native', 1).engine).toBe('native');
+  for (const engine of ENGINES) {
+    const server = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => healthy, log, firstMessageTimeoutMs: 2000, connectTimeoutMs: 5000, nativeRelay: engine === 'native' });
+    servers.set(engine, { server, url: `wss://127.0.0.1:${await server.start()}/tunnel` });
+  }
   canary = await listen(net.createServer((s) => (canaryConnections++, s.destroy())));
   echo = await listen(net.createServer((s) => s.pipe(s)));
   targets.set(TOKENS.canary, { host: '127.0.0.1', port: (canary.address() as net.AddressInfo).port });
@@ -82,7 +94,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([sshd?.proc.stop(), xvnc?.proc.stop(), proxy?.proc.stop()]);
-  await server?.close();
+  for (const { server } of servers.values()) await server.close();
   cert?.close();
   canary?.close();
   echo?.close();
@@ -124,12 +136,21 @@ async function vncsnapshot(port: number, out: string): Promise<void> {
   await run('vncsnapshot', ['-allowblank', '-encodings', 'raw', '-quiet', `127.0.0.1::${port}`, out], { timeout: 60_000 });
 }
 
+describe.each(ENGINES)('[%s relay]', (engine) => {
+beforeAll(async () => {
+  await waitFor("the other engine's sessions to end", () => live === 0, 30_000);
+  url = servers.get(engine)!.url;
+  ended.length = 0;
+  asked.length = 0;
+  closers.clear();
+});
+
 describe('HTTPS tunnel: real clients through stagedoor connect --tunnel', () => {
   it('ssh runs a command on a real sshd through the tunnel (certificate pinned)', async () => {
     const t = await tunnel(TOKENS.ssh);
     try {
       expect((await ssh(t.port)).trim()).toBe('hello');
-      // The native mode (ADR 0032); this server relays it in Node (no native relay here: tunnel-native.test.ts has it).
+      // The native mode (ADR 0032): the relay threads carry it on the native server (tunnel-native.test.ts tests that path).
       expect(t.events).toContainEqual(expect.objectContaining({ kind: 'open', transport: 'native' }));
       await waitFor('the session to be reported ended', () => ended.some((e) => e.token === TOKENS.ssh), 30_000);
       const e = ended.find((x) => x.token === TOKENS.ssh)!;
@@ -170,6 +191,30 @@ describe('HTTPS tunnel: real clients through stagedoor connect --tunnel', () => 
     await waitFor('the proxy to log the CONNECTs', () => proxy.proc.stdout.concat(proxy.proc.stderr).filter((l) => l.includes(`CONNECT 127.0.0.1:${gatewayPort}`)).length >= 2, 30_000);
     const logText = [...proxy.proc.stdout, ...proxy.proc.stderr].join('\n');
     for (const token of Object.values(TOKENS)) expect(logText).not.toContain(token);
+  });
+
+  it('ssh and vncsnapshot through the WebSocket transport (what a TLS-inspecting proxy leaves), by the relay threads on the native server', async () => {
+    const before = nativeStats()!.live;
+    const sshEnded = ended.filter((e) => e.token === TOKENS.ssh).length;
+    const tSsh = await tunnel(TOKENS.ssh, { transport: 'websocket' });
+    const tVnc = await tunnel(TOKENS.vnc, { transport: 'websocket' });
+    try {
+      // Open the local connection and keep it: its session is live while the count is read.
+      const local = net.connect(tSsh.port, '127.0.0.1');
+      local.on('error', () => {});
+      const banner = await new Promise<string>((resolve) => local.once('data', (d: Buffer) => resolve(d.toString())));
+      expect(banner).toMatch(/^SSH-2\.0-OpenSSH/);
+      expect(nativeStats()!.live).toBe(engine === 'native' ? before + 1 : before);
+      local.destroy();
+      expect((await ssh(tSsh.port)).trim()).toBe('hello');
+      const out = path.join(dir, `websocket-${engine}.jpg`);
+      await vncsnapshot(tVnc.port, out);
+      expect(fs.statSync(out).size).toBeGreaterThan(0);
+      for (const t of [tSsh, tVnc]) expect(t.events).toContainEqual(expect.objectContaining({ kind: 'open', transport: 'websocket' }));
+      await waitFor('both ssh sessions to be reported ended', () => ended.filter((e) => e.token === TOKENS.ssh).length === sshEnded + 2, 30_000);
+    } finally {
+      await Promise.all([tSsh.close(), tVnc.close()]);
+    }
   });
 });
 
@@ -270,7 +315,7 @@ describe('HTTPS tunnel: refusals, health, pinning', () => {
 
 describe('HTTPS tunnel behind a load balancer (PROXY v2)', () => {
   it('the client address admitted is the PROXY header source; a peer outside the sources is refused', async () => {
-    const behind = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, proxyProtocol: { sources: new AddressList(['127.0.0.1']) } });
+    const behind = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, proxyProtocol: { sources: new AddressList(['127.0.0.1']) }, nativeRelay: engine === 'native' });
     const port = await behind.start();
     // The balancer: prepend the header, then pass bytes through (as an NLB with PROXY v2 does).
     const balancer = await listen(
@@ -281,7 +326,8 @@ describe('HTTPS tunnel behind a load balancer (PROXY v2)', () => {
         down.pipe(up).pipe(down);
       }),
     );
-    const t = await tunnel(TOKENS.echo, { url: `wss://127.0.0.1:${(balancer.address() as net.AddressInfo).port}/tunnel` });
+    // The WebSocket path: its client address comes through the HTTPS side (the native mode's is tunnel-native's).
+    const t = await tunnel(TOKENS.echo, { url: `wss://127.0.0.1:${(balancer.address() as net.AddressInfo).port}/tunnel`, transport: 'websocket' });
     try {
       const local = net.connect(t.port, '127.0.0.1');
       local.on('error', () => {});
@@ -306,4 +352,5 @@ describe('HTTPS tunnel behind a load balancer (PROXY v2)', () => {
       await behind.close();
     }
   });
+});
 });

@@ -3,6 +3,7 @@ import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
 import { closeMessageFor, type TunnelOutcome } from '../browser/modes.ts';
 import { REFUSAL_MESSAGES, type Admitted } from './admission.ts';
+import { handOffWebSocket, type TappedTls } from './tunnel-ws-native.ts';
 
 export type { TunnelOutcome } from '../browser/modes.ts';
 
@@ -20,6 +21,8 @@ export function relayTunnel(opts: {
   connectTimeoutMs: number;
   highWaterMark: number;
   onEnd: (outcome: TunnelOutcome) => void;
+  /** The connection's records were kept (the native relay is on): the relay threads may take the session. */
+  native?: TappedTls | null;
 }): void {
   const { ws, admitted, highWaterMark } = opts;
   const low = highWaterMark / 4;
@@ -31,6 +34,7 @@ export function relayTunnel(opts: {
   let wsPaused = false;
   let reported = false;
   let connected = false;
+  let handedOff = false;
 
   const tcp = net.connect({ host: admitted.target.host, port: admitted.target.port, allowHalfOpen: false });
   tcp.setNoDelay(true); // interactive protocols: a keystroke should not wait for Nagle
@@ -61,8 +65,14 @@ export function relayTunnel(opts: {
     clearTimeout(connectTimer);
     connected = true;
     if (ws.readyState !== ws.OPEN) return void tcp.destroy();
+    const early = opts.takeEarly();
+    // A client that waited for the answer: its bytes can go the native way (the relay says `ok`).
+    if (opts.native && early.length === 0 && handOffWebSocket({ ws, tls: opts.native, target: tcp, admitted, onEnd: opts.onEnd })) {
+      handedOff = true;
+      return;
+    }
     ws.send('{"ok":true}');
-    for (const frame of opts.takeEarly()) toTarget(frame);
+    for (const frame of early) toTarget(frame);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {
         reason ??= 'client-error: text frame';
@@ -110,6 +120,7 @@ export function relayTunnel(opts: {
   });
 
   ws.on('close', () => {
+    if (handedOff) return; // the relay threads report the session
     wsClosed = true;
     reason ??= 'client-closed';
     // The client's bytes already written still reach the workstation; then TCP closes.

@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import https from 'node:https';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { closeReason, TUNNEL_CLOSE, TUNNEL_HEALTH_PATH, TUNNEL_NATIVE_ALPN, TUNNEL_PATH, type TunnelMode } from '@stagedoor/contract';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -11,10 +11,13 @@ import type { Log } from '../log.ts';
 import { parseProxyV2 } from '../proxy-protocol.ts';
 import { REFUSAL_MESSAGES, type Admit } from './admission.ts';
 import { NativeTunnelMode } from './native-tunnel.ts';
+import { RecordTap } from './record-tap.ts';
 import type { TlsCertificate } from './tls-certificate.ts';
 import { parseClientHelloSni } from './tls-sni.ts';
 import { readFirstMessage, type FirstMessage } from './tunnel-first-message.ts';
+import { readKeylogLine } from './tls13-keys.ts';
 import { relayTunnel } from './tunnel-relay.ts';
+import type { TappedTls } from './tunnel-ws-native.ts';
 
 /**
  * The HTTPS tunnel listener (ADR 0017, default port 443): one TCP stream per WebSocket for clients
@@ -51,34 +54,40 @@ export interface TunnelServerOptions {
 /** How much of a ClientHello (and PROXY header) is read to find its ALPN offer, and for how long. */
 const HELLO_MAX_BYTES = 16 * 1024;
 const HELLO_TIMEOUT_MS = 10_000;
+/** A client that opens TCP and never completes the handshake holds a socket: not for long. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** What the tunnel knows of one HTTPS connection: the client (PROXY header or peer), and its records when kept. */
+interface HttpsConnection {
+  client: string;
+  tapped: TappedTls | null;
+}
 
 export class TunnelServer {
-  readonly #https: https.Server;
+  /** HTTP over the TLS connections this server makes (the health check, the WebSocket upgrade). */
+  readonly #http: http.Server;
+  #context: tls.SecureContext;
   readonly #raw: net.Server;
   readonly #native: NativeTunnelMode;
   readonly #wss: WebSocketServer;
-  /** PROXY v2 sources by the balancer's own connection (address|port), which the TLS socket reports too. */
-  readonly #proxied = new Map<string, string>();
+  readonly #connections = new WeakMap<tls.TLSSocket, HttpsConnection>();
+  /** Every TLS connection not closed yet (shutdown destroys them). */
+  readonly #tlsSockets = new Set<tls.TLSSocket>();
   readonly #sockets = new Set<WebSocket>();
   readonly #unsubscribe: () => void;
 
   constructor(private readonly opts: TunnelServerOptions) {
-    this.#https = https.createServer({
-      ...opts.certificate.pair,
-      minVersion: 'TLSv1.2',
-      // A client that opens TCP and never completes the handshake holds a socket: not for long.
-      handshakeTimeout: 10_000,
-      headersTimeout: 10_000,
-      requestTimeout: 15_000,
+    // The TLS connections are made here rather than by an https.Server, so that with the native relay
+    // each one runs over a RecordTap, whose records let the relay threads take a WebSocket session.
+    this.#http = http.createServer({ headersTimeout: 10_000, requestTimeout: 15_000 });
+    const context = (pair: { key: string | Buffer; cert: string | Buffer }) => tls.createSecureContext({ ...pair, minVersion: 'TLSv1.2' });
+    this.#context = context(opts.certificate.pair);
+    this.#unsubscribe = opts.certificate.onChange((pair) => {
+      this.#context = context(pair);
     });
-    this.#unsubscribe = opts.certificate.onChange((pair) => this.#https.setSecureContext({ ...pair, minVersion: 'TLSv1.2' }));
     this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: opts.maxPayload ?? 1024 * 1024, clientTracking: false });
-    this.#https.on('request', this.#onRequest);
-    this.#https.on('upgrade', this.#onUpgrade);
-    this.#https.on('tlsClientError', (err: Error, socket: Duplex) => {
-      opts.log.debug({ err }, 'tunnel: TLS handshake failed');
-      socket.destroy();
-    });
+    this.#http.on('request', this.#onRequest);
+    this.#http.on('upgrade', this.#onUpgrade);
     // Every connection is accepted here: the PROXY header (behind a balancer), then the ClientHello's
     // ALPN offer says whether it is the native mode or HTTPS (the WebSocket, the health check).
     // No Nagle, as on every other listener: the session tickets, then the answer to the token (or a
@@ -122,7 +131,8 @@ export class TunnelServer {
     for (const ws of this.#sockets) setTimeout(() => ws.terminate(), 1000).unref();
     this.#native.close();
     await new Promise<void>((resolve) => this.#raw.close(() => resolve()));
-    this.#https.closeAllConnections();
+    this.#http.closeAllConnections();
+    for (const s of this.#tlsSockets) s.destroy();
   }
 
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -143,17 +153,13 @@ export class TunnelServer {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    const client = this.#clientAddress(req.socket as net.Socket);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws, client));
+    const connection = this.#connections.get(req.socket as tls.TLSSocket);
+    if (!connection) return void socket.destroy(); // not one of ours: cannot happen
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#session(ws, connection.client, connection.tapped));
   };
 
-  #clientAddress(socket: net.Socket): string {
-    const peer = normaliseAddress(socket.remoteAddress);
-    return this.#proxied.get(`${peer}|${socket.remotePort}`) ?? peer;
-  }
-
   /** One WebSocket: the first message, the admission, then the mode (the tcp relay by default). */
-  #session(ws: WebSocket, client: string): void {
+  #session(ws: WebSocket, client: string, tapped: TappedTls | null): void {
     this.#sockets.add(ws);
     ws.on('close', () => this.#sockets.delete(ws));
     ws.on('error', () => ws.terminate());
@@ -202,13 +208,13 @@ export class TunnelServer {
       void this.#admit(ws, client, first, log, () => {
         ws.removeListener('message', onMessage);
         return early;
-      });
+      }, tapped);
     };
     ws.on('message', onMessage);
     ws.once('close', () => clearTimeout(timer));
   }
 
-  async #admit(ws: WebSocket, client: string, first: FirstMessage, log: Log, takeEarly: () => EarlyFrame[]): Promise<void> {
+  async #admit(ws: WebSocket, client: string, first: FirstMessage, log: Log, takeEarly: () => EarlyFrame[], tapped: TappedTls | null = null): Promise<void> {
     let r;
     try {
       r = await this.opts.admit('tunnel', first.token, client);
@@ -237,6 +243,7 @@ export class TunnelServer {
         connectTimeoutMs,
         highWaterMark,
         onEnd: (outcome) => sessionLog.info({ ...outcome }, 'tunnel session ended'),
+        native: tapped,
       });
     }
     let reported = false;
@@ -294,17 +301,38 @@ export class TunnelServer {
       socket.pause();
       const rest = got.subarray(offset);
       if (hello.kind === 'ok' && hello.alpn.includes(TUNNEL_NATIVE_ALPN)) return this.#native.accept(socket, rest, client);
-      // Not the native mode (or not TLS at all: the TLS server answers that).
-      const key = `${peer}|${socket.remotePort}`;
-      if (client !== peer) {
-        this.#proxied.set(key, client);
-        socket.once('close', () => this.#proxied.delete(key));
-      }
-      if (rest.length > 0) socket.unshift(rest);
-      // The TLS server reads what was unshifted before the socket's own data (tls's _init drains it).
-      this.#https.emit('connection', socket);
+      // Not the native mode (or not TLS at all: the handshake fails).
+      this.#serveHttps(socket, rest, client);
     };
     socket.on('data', onData);
     socket.resume();
   };
+  /**
+   * HTTPS on a connection whose ClientHello did not ask for the native mode: TLS here, then HTTP (the
+   * health check, the WebSocket upgrade). With the native relay, the TLS runs over a RecordTap that keeps
+   * the records and the traffic secrets, for the WebSocket sessions the relay threads may take.
+   */
+  #serveHttps(socket: net.Socket, head: Buffer, client: string): void {
+    const tap = this.opts.nativeRelay ? new RecordTap(socket, head) : null;
+    // Without a tap, the TLS socket reads what was unshifted before the socket's own data (tls's _init drains it).
+    if (!tap && head.length > 0) socket.unshift(head);
+    const secure = new tls.TLSSocket(tap ? (tap as unknown as net.Socket) : socket, { isServer: true, secureContext: this.#context, ALPNProtocols: ['http/1.1'] });
+    const secrets = { client: null, server: null };
+    if (tap) secure.on('keylog', (line: Buffer) => readKeylogLine(line, secrets));
+    this.#connections.set(secure, { client, tapped: tap ? { secure, tap, secrets } : null });
+    this.#tlsSockets.add(secure);
+    const timer = setTimeout(() => secure.destroy(), HANDSHAKE_TIMEOUT_MS);
+    secure.on('error', (err: Error) => {
+      this.opts.log.debug({ err }, 'tunnel: TLS connection failed');
+      secure.destroy();
+    });
+    secure.once('close', () => {
+      clearTimeout(timer);
+      this.#tlsSockets.delete(secure);
+    });
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      this.#http.emit('connection', secure);
+    });
+  }
 }
