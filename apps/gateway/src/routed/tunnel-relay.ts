@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
-import { closeMessageFor, type TunnelOutcome } from '../browser/modes.ts';
+import { closeMessageFor } from '../browser/modes.ts';
+import type { Log } from '../log.ts';
 import { REFUSAL_MESSAGES, type Admitted } from './admission.ts';
 import { handOffWebSocket, type TappedTls } from './tunnel-ws-native.ts';
 
@@ -20,7 +21,8 @@ export function relayTunnel(opts: {
   takeEarly: () => Buffer[];
   connectTimeoutMs: number;
   highWaterMark: number;
-  onEnd: (outcome: TunnelOutcome) => void;
+  /** The session's log (its end is written there). A log, not a callback: a closure made by the caller would keep the caller's scope (the TLS socket, ws) alive as long as a native session lasts. */
+  log: Log;
   /** The connection's records were kept (the native relay is on): the relay threads may take the session. */
   native?: TappedTls | null;
 }): void {
@@ -48,7 +50,7 @@ export function relayTunnel(opts: {
     reported = true;
     const outcome = { reason: reason ?? 'closed', bytesUp, bytesDown };
     admitted.ended(outcome);
-    opts.onEnd(outcome);
+    opts.log.info({ ...outcome }, 'tunnel session ended');
   };
 
   // Revoke (the broker released the desktop), a session cap, shutdown: both sides go now. The close
@@ -67,7 +69,7 @@ export function relayTunnel(opts: {
     if (ws.readyState !== ws.OPEN) return void tcp.destroy();
     const early = opts.takeEarly();
     // A client that waited for the answer: its bytes can go the native way (the relay says `ok`).
-    if (opts.native && early.length === 0 && handOffWebSocket({ ws, tls: opts.native, target: tcp, admitted, onEnd: opts.onEnd })) {
+    if (opts.native && early.length === 0 && handOffWebSocket({ ws, tls: opts.native, target: tcp, admitted, log: opts.log })) {
       handedOff = true;
       return;
     }

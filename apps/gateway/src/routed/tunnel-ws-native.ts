@@ -2,7 +2,8 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
-import { closeMessageFor, type TunnelOutcome } from '../browser/modes.ts';
+import { closeMessageFor } from '../browser/modes.ts';
+import type { Log } from '../log.ts';
 import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd, type NativeOwner } from '../native-relay.ts';
 import { detachSocket, socketFd } from '../relay.ts';
 import type { Admitted } from './admission.ts';
@@ -53,7 +54,7 @@ function wsQuiet(ws: WebSocket): boolean {
  * frames. Only between frames with nothing buffered anywhere, with TLS 1.3 and an AES-GCM suite;
  * otherwise (false) Node relays the session, and the client sees no difference.
  */
-export function handOffWebSocket(opts: { ws: WebSocket; tls: TappedTls; target: net.Socket; admitted: Admitted; onEnd: (outcome: TunnelOutcome) => void }): boolean {
+export function handOffWebSocket(opts: { ws: WebSocket; tls: TappedTls; target: net.Socket; admitted: Admitted; log: Log }): boolean {
   const { ws, target } = opts;
   const { secure, tap, secrets } = opts.tls;
   const suite = NATIVE_SUITES[secure.getCipher()?.standardName ?? ''];
@@ -67,7 +68,7 @@ export function handOffWebSocket(opts: { ws: WebSocket; tls: TappedTls; target: 
   const serverSeq = applicationRecords(suite, serverKeys, tap.toClient.records);
   // At least the upgrade request and the token message came in records of the application keys.
   if (clientSeq === null || serverSeq === null || clientSeq < 1) return false;
-  const session = new NativeWebSocketSession(opts.admitted, opts.onEnd);
+  const session = new NativeWebSocketSession(opts.admitted, opts.log);
   try {
     session.id = nativeAdd(clientFd, targetFd, undefined, session, { params: Buffer.concat([nativeTlsParams(suite, clientKeys, clientSeq, serverKeys, serverSeq), WEBSOCKET]), hello: OK_FRAME });
   } catch {
@@ -88,7 +89,7 @@ class NativeWebSocketSession implements NativeOwner {
 
   constructor(
     private readonly admitted: Admitted,
-    private readonly onEnd: (outcome: TunnelOutcome) => void,
+    private readonly log: Log,
   ) {}
 
   /** Registered in a method of its own: the closures then keep this session alone alive, not the handoff's scope. */
@@ -113,6 +114,6 @@ class NativeWebSocketSession implements NativeOwner {
     this.id = -1;
     const outcome = { reason: this.#reason ?? nativeEndReason(end) ?? 'closed', bytesUp: end.bytesUp, bytesDown: end.bytesDown };
     this.admitted.ended(outcome);
-    this.onEnd(outcome);
+    this.log.info({ ...outcome }, 'tunnel session ended');
   }
 }

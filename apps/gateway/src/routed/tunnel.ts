@@ -242,7 +242,7 @@ export class TunnelServer {
         takeEarly: () => takeEarly().map((f) => f.data),
         connectTimeoutMs,
         highWaterMark,
-        onEnd: (outcome) => sessionLog.info({ ...outcome }, 'tunnel session ended'),
+        log: sessionLog,
         native: tapped,
       });
     }
