@@ -36,7 +36,7 @@ const LABEL: Record<PathName, string> = {
   tls: 'gateway, TLS SNI',
   ssh: 'gateway, SSH jump host (native relay after the channel opens)',
   'tunnel-native': 'gateway, HTTPS tunnel, native mode',
-  tunnel: 'gateway, HTTPS tunnel, WebSocket (JS)',
+  tunnel: 'gateway, HTTPS tunnel, WebSocket',
 };
 
 /** Paths whose connections each cost a key exchange or a TLS handshake: fewer per round. */
@@ -304,6 +304,6 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
     console.log(`| ${LABEL[p]}${q ? ` (vs ${q})` : ''} | ${cells.join(' | ')} |`);
   }
   console.log(`(targets: throughput ≥ 1.0× the peer, p99 ≤ 1.2×, new connections ≥ 0.5×, ≤ 8 KiB per idle session. Throughput is workstation→user through one Node client and target for every path. New connections: ${n.connCount} per round, SSH and tunnel ${n.jsConnCount}; each routed one a grant of its own, its claim a loopback round trip to the broker stand-in, not PostgreSQL. Idle: ${n.idleCount} sessions, SSH and tunnel ${Math.min(n.idleCount, 1000)}.)`);
-  console.log('(The tunnel\'s WebSocket carries its bytes in the gateway\'s JavaScript thread — TLS and WebSocket frames; the tunnel\'s native mode hands its TLS records to the native relay after the token line (ADR 0032), the SSH jump host its channel\'s AES-GCM packets once the channel is open (ADR 0033); HAProxy and the first-packet modes splice plain TCP.)');
+  console.log('(The tunnel\'s native mode hands its TLS records to the native relay after the token line (ADR 0032), its WebSocket path the records with the frames inside after the answer (ADR 0035), the SSH jump host its channel\'s AES-GCM packets once the channel is open (ADR 0033); HAProxy and the first-packet modes splice plain TCP.)');
   if (!n.rdpCookieWorks) console.log('(HAProxy did not route by req.rdp_cookie here; the RDP row\'s peer is plain `mode tcp`.)');
 }

@@ -12,13 +12,21 @@ class RecordLog {
   overflow = false;
 
   add(chunk: Buffer): void {
+    // Past the limit the count is not trusted anyway (no handoff): stop reading records, so a session
+    // Node keeps relaying (a browser mode on the WebSocket path) pays no more for the tap than a copy.
+    if (this.overflow) return;
     let buf = this.partial.length ? Buffer.concat([this.partial, chunk]) : chunk;
     while (buf.length >= 5) {
       const len = 5 + buf.readUInt16BE(3);
       if (buf.length < len) break;
       if (buf[0] === 23) {
         if (this.records.length < MAX_RECORDS) this.records.push(Buffer.from(buf.subarray(0, len)));
-        else this.overflow = true;
+        else {
+          this.overflow = true;
+          this.records.length = 0;
+          this.partial = Buffer.alloc(0);
+          return;
+        }
       }
       buf = buf.subarray(len);
     }
