@@ -14,10 +14,11 @@ import { freePort, waitFor } from '../../../test/support/ports.ts';
 import { startLocalSshd } from '../../../test/support/sshd.ts';
 import { createLog } from '../src/log.ts';
 import { nativeInjectFaults, nativeStats, useRelayEngine } from '../src/native-relay.ts';
-import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
+import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { NATIVE_SUITES, readKeylogLine, sealRecord, trafficKeys, type TrafficSecrets } from '../src/routed/tls13-keys.ts';
 import { TunnelServer } from '../src/routed/tunnel.ts';
+import { admitTable, tableAdmit } from './tunnel-admit.ts';
 
 /**
  * The HTTPS tunnel's native mode with the native relay (ADR 0032): after the token line the relay
@@ -32,27 +33,13 @@ let cert: TlsCertificate;
 let server: TunnelServer;
 let port: number;
 let sshd: Awaited<ReturnType<typeof startLocalSshd>>;
-const targets = new Map<string, { host: string; port: number }>();
-const ended = new Map<string, { reason: string; bytesUp: number; bytesDown: number }>();
-const closers = new Map<string, (reason: string) => void>();
-const counters = new Map<string, () => { bytesUp: number; bytesDown: number }>();
+const table = admitTable();
+const { targets, ended, closers, counters } = table;
 /** What each target server received, by token, and how many connections it got. */
 const received = new Map<string, Buffer[]>();
 const connections = new Map<string, number>();
 
-const admit: Admit = async (_listener, token) => {
-  const target = targets.get(token);
-  if (!target) return { ok: false, reason: 'no-grant', message: REFUSAL_MESSAGES['no-grant'] };
-  const admitted: Admitted = {
-    ok: true,
-    grantId: `grant-${token.slice(0, 8)}`,
-    target,
-    onClose: (close) => void closers.set(token, close),
-    countBytes: (read) => void counters.set(token, read),
-    ended: (o) => void (ended.has(token) || ended.set(token, o)),
-  };
-  return admitted;
-};
+const admit = tableAdmit(table);
 
 const token = () => crypto.randomBytes(16).toString('hex');
 

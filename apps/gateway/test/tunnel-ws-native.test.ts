@@ -10,9 +10,10 @@ import WebSocket from 'ws';
 import { waitFor } from '../../../test/support/ports.ts';
 import { createLog } from '../src/log.ts';
 import { nativeStats, useRelayEngine } from '../src/native-relay.ts';
-import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
+import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { TunnelServer } from '../src/routed/tunnel.ts';
+import { admitTable, tableAdmit } from './tunnel-admit.ts';
 
 /**
  * The tunnel's WebSocket path taken by the relay threads (ADR 0035): after the token message and the
@@ -26,27 +27,13 @@ let dir: string;
 let cert: TlsCertificate;
 let server: TunnelServer;
 let url: string;
-const targets = new Map<string, { host: string; port: number }>();
-const ended = new Map<string, { reason: string; bytesUp: number; bytesDown: number }>();
-const closers = new Map<string, (reason: string) => void>();
-const counters = new Map<string, () => { bytesUp: number; bytesDown: number }>();
+const table = admitTable();
+const { targets, ended, closers, counters } = table;
 /** What each workstation received, by token, and whether its client's end (FIN) came. */
 const received = new Map<string, Buffer[]>();
 const finished = new Set<string>();
 
-const admit: Admit = async (_listener, token) => {
-  const target = targets.get(token);
-  if (!target) return { ok: false, reason: 'no-grant', message: REFUSAL_MESSAGES['no-grant'] };
-  const admitted: Admitted = {
-    ok: true,
-    grantId: `grant-${token.slice(0, 8)}`,
-    target,
-    onClose: (close) => void closers.set(token, close),
-    countBytes: (read) => void counters.set(token, read),
-    ended: (o) => void (ended.has(token) || ended.set(token, o)),
-  };
-  return admitted;
-};
+const admit = tableAdmit(table);
 
 /** A grant whose workstation runs `behave` on its connection (and records what it got). */
 async function grantTo(behave: (s: net.Socket) => void): Promise<string> {
