@@ -34,6 +34,7 @@ describe('the unpacked release runs without the repository', () => {
   let gatewayOnly: string;
   let broker: Spawned;
   let gateway: Spawned;
+  let sshdServer: Awaited<ReturnType<typeof startLocalSshd>> | undefined;
   let base: string;
 
   // Cleaned environment: nothing that could point Node or npm back into the checkout.
@@ -52,6 +53,7 @@ describe('the unpacked release runs without the repository', () => {
   afterAll(async () => {
     await gateway?.stop();
     await broker?.stop();
+    await sshdServer?.proc.stop(); // the worker may be ended without an exit hook: an sshd left here outlived the run
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -153,7 +155,7 @@ describe('the unpacked release runs without the repository', () => {
       return (await ok('GET', '/api/v1/gateways')).items.some((g: { name: string; health: string }) => g.name === 'edge-release' && g.health === 'healthy');
     }, 60_000, 200);
 
-    const sshd = await startLocalSshd(fs.mkdtempSync(path.join(dir, 'sshd-')), await freePort());
+    const sshd = (sshdServer = await startLocalSshd(fs.mkdtempSync(path.join(dir, 'sshd-')), await freePort()));
     const provider = await ok('POST', '/api/v1/providers', { kind: 'static', name: 'release-lab' });
     await ok('POST', `/api/v1/providers/${provider.id}/hosts`, { name: 'release-01', address: '127.0.0.1', protocols: [{ protocol: 'ssh', port: sshd.port }], tags: { lab: 'release' } });
     const pool = await ok('POST', '/api/v1/pools', { name: 'release', providerId: provider.id, membership: { tags: { lab: ['release'] } } });
