@@ -49,6 +49,16 @@ async function grantTo(behave: (s: net.Socket) => void): Promise<string> {
   return t;
 }
 
+/**
+ * A workstation that reads and ends its side when the client ends (as RDP and VNC servers do): the
+ * relay passes a client's end on and waits for the workstation's, so a target that never ends would
+ * keep the session (half-closed) and the count of the relay threads' sessions.
+ */
+function endsWithTheClient(s: net.Socket): void {
+  s.resume();
+  s.once('end', () => s.end());
+}
+
 interface Client {
   ws: WebSocket;
   messages: Buffer[];
@@ -113,7 +123,7 @@ describe('HTTPS tunnel, WebSocket path: the relay threads carry the frames', () 
   });
 
   it('a message in fragments arrives whole, and pings are answered with their payload between them', async () => {
-    const t = await grantTo((s) => s.resume());
+    const t = await grantTo(endsWithTheClient);
     const c = await open(t);
     const pong = new Promise<Buffer>((resolve) => c.ws.once('pong', resolve));
     c.ws.send(Buffer.from('frag-'), { fin: false, binary: true });
@@ -184,7 +194,7 @@ describe('HTTPS tunnel, WebSocket path: what the relay threads refuse', () => {
   });
 
   it('a well-formed masked binary frame from the same raw client reaches the workstation (the checks above can pass)', async () => {
-    const t = await grantTo((s) => s.resume());
+    const t = await grantTo(endsWithTheClient);
     const raw = await rawSession(t);
     raw.socket.write(masked(0x82, Buffer.from('welcome')));
     await waitFor('the bytes at the workstation', () => Buffer.concat(received.get(t) ?? []).toString() === 'welcome', 30_000, 20);
