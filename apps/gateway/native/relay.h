@@ -67,6 +67,13 @@ typedef struct {
   uint64_t seq;
 } tls_keys;
 
+typedef struct {
+  conn *c;
+  int fd;
+  uint8_t idx;      // 0: client, 1: target, SIDE_LINGER: a linger timer
+  uint32_t armed;   // the epoll events currently registered
+} side_t;
+
 // The WebSocket frames inside a tunnel session's records (ws_relay.c, ADR 0035): where the client's
 // current frame stands.
 typedef struct {
@@ -88,15 +95,10 @@ typedef struct {
   uint32_t partial_len;
   bool websocket;             // the records carry WebSocket frames (the tunnel's WebSocket path)
   ws_state ws;
+  side_t linger;              // WebSocket: after the client's end, a timerfd bounding the wait for the workstation's
 } tls_state;
 typedef struct relay_thread relay_thread;
 
-typedef struct {
-  conn *c;
-  int fd;
-  uint8_t idx;      // 0: client, 1: target
-  uint32_t armed;   // the epoll events currently registered
-} side_t;
 
 // A session whose client side speaks SSH binary packets (the SSH jump host's native mode, ADR 0033):
 // ssh2 did the key exchange, the authentication and read the one channel open; the relay thread
@@ -228,6 +230,10 @@ ssize_t ws_seal_binary(conn *c, const uint8_t *in, size_t n, uint8_t *out);
 size_t ws_header(uint8_t *out, uint8_t opcode, size_t n);
 void ws_send_target_closed(conn *c);
 void ws_send_parting(conn *c);
+// The client ended its side: the workstation has WS_LINGER_SECONDS to end its own (then the session ends).
+void ws_linger(conn *c);
+void ws_linger_expired(conn *c);
+void ws_finish(conn *c);  // relay_thread.c finish(): the linger timer
 
 // Send what can go to the other side of side i now and keep the rest (tls_relay.c); false when the
 // session cannot go on or the destination is full. Append to what direction i already keeps.

@@ -246,12 +246,14 @@ static void finish(conn *c) {
     c->d[i].pend = NULL;
     c->d[i].pend_len = 0;
   }
+  if (c->tls && c->tls->websocket) ws_finish(c);
   if (c->tls) tls_free(c->tls);  // the keys are wiped; the state itself goes with the conn
   if (c->ssh) ssh_finish(c);
 }
 
 static void on_event(conn *c, int i, uint32_t events) {
-  if (i == SIDE_LINGER) return ssh_linger_expired(c);  // an SSH client kept its connection past the channel's close
+  // An SSH client kept its connection past the channel's close; a workstation its side past a WebSocket client's end.
+  if (i == SIDE_LINGER) return c->ssh ? ssh_linger_expired(c) : ws_linger_expired(c);
   dir_t *to = &c->d[1 - i];
   // Writable, or hung up or failed (the write then says why): what the other side said to this one.
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (to->pend_len || to->in_pipe)) {

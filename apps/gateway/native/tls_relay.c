@@ -167,6 +167,7 @@ static void pump_from_client(conn *c) {
       // A FIN without close_notify: relayed as an end all the same, unless it cut a record.
       if (have) relay_fail(c, 0, EPROTO);
       else relay_note_eof(c, 0);
+      if (s->websocket) ws_linger(c);
       return;
     }
     size_t total = have + (size_t)n, off = 0, plain = 0;
@@ -205,6 +206,7 @@ static void pump_from_client(conn *c) {
     bool sent = relay_deliver(c, 0, buf, plain);
     if (closing) {
       relay_note_eof(c, 0);
+      if (s->websocket) ws_linger(c);
       return;
     }
     if (!sent || (size_t)n < READ_BUF - have) return;  // full destination, or the socket is drained
@@ -271,6 +273,7 @@ bool tls_setup(conn *c, const uint8_t *params, size_t params_len, const uint8_t 
   tls_state *s = c->tls = relay_calloc(1, sizeof *s);
   if (!s) return false;
   s->websocket = websocket;
+  s->linger = (side_t){.c = c, .fd = -1, .idx = SIDE_LINGER};
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   tls_keys *k[2] = {&s->rx, &s->tx};

@@ -14,6 +14,11 @@
 #define OP_PING 0x9
 #define OP_PONG 0xA
 
+// After the client's end (its close frame, close_notify or FIN), how long the workstation has to end its
+// own before the session ends: what Node's WebSocket relay gave it (tunnel-relay.ts), and a bound on a
+// half-closed session that would otherwise count as connected for as long as the workstation keeps it.
+#define WS_LINGER_SECONDS 5
+
 // The close sent when the workstation ends its side: what the JavaScript relay says (tunnel-relay.ts).
 static const char TARGET_CLOSED[] = "the desktop closed the connection";
 
@@ -190,4 +195,31 @@ void ws_send_parting(conn *c) {
   uint8_t rec[4 + 125 + TLS_OVERHEAD];
   ssize_t r = tls_seal(c->t->cipher, c->tls, 23, c->parting, c->parting_len, rec);
   if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void ws_linger(conn *c) {
+  side_t *l = &c->tls->linger;
+  if (c->done || l->fd >= 0) return;
+  struct itimerspec when = {.it_value = {.tv_sec = WS_LINGER_SECONDS}};
+  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
+    l->armed = EPOLLIN;
+    return;
+  }
+  c->done = true;  // no timer to be had: end now rather than wait without a bound
+}
+
+// The workstation kept its side past the wait: the session ends (as the client's end: it came first).
+void ws_linger_expired(conn *c) {
+  c->done = true;
+}
+
+void ws_finish(conn *c) {
+  side_t *l = &c->tls->linger;
+  if (l->fd < 0) return;
+  if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
+  close(l->fd);
+  l->fd = -1;
+  l->armed = 0;
 }

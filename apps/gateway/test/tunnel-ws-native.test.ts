@@ -134,6 +134,18 @@ describe('HTTPS tunnel, WebSocket path: the relay threads carry the frames', () 
     c.ws.terminate();
   });
 
+  it("a workstation that keeps its side after the client's close: the relay passes the end on, then ends the session after its wait", async () => {
+    const t = await grantTo((s) => s.resume()); // reads, and never ends its side
+    const c = await open(t);
+    c.ws.send(Buffer.from('last words'));
+    c.ws.close(1000, 'bye');
+    expect((await c.closed).code).toBe(1000);
+    await waitFor('the client\'s end at the workstation', () => finished.has(t), 30_000, 20);
+    // Node's relay gave the workstation 5 s as well (tunnel-relay.ts): the end comes after that wait.
+    await waitFor('the session to end without the workstation', () => ended.has(t), 30_000, 50);
+    expect(ended.get(t)).toEqual({ reason: 'client-closed', bytesUp: 10, bytesDown: 0 });
+  });
+
   it("the workstation's end: what it said before, then a close frame that says so", async () => {
     const t = await grantTo((s) => s.end('bye from the desktop'));
     const c = await open(t);
