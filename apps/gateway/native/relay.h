@@ -212,6 +212,10 @@ static inline int relay_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev
 // relay_thread.c, for tls_relay.c: end a session with an error; a source sent its end.
 void relay_fail(conn *c, int side, int err);
 void relay_note_eof(conn *c, int i);
+// A session's linger timer (idx SIDE_LINGER): a timerfd firing once after `seconds`, registered with the
+// thread's epoll; false when none could be had. Stopping closes it (and one a failed start left).
+bool relay_timer_start(conn *c, side_t *l, int seconds);
+void relay_timer_stop(conn *c, side_t *l);
 
 // tls_relay.c: seal `n` ≤ TLS_MAX_PLAIN bytes of content `type` into `out` (room for n + TLS_OVERHEAD);
 // the record's length, or -1. Move what one side of a TLS session has to say; send close_notify.

@@ -156,6 +156,25 @@ static bool flush(conn *c, int i) {
   return true;
 }
 
+bool relay_timer_start(conn *c, side_t *l, int seconds) {
+  struct itimerspec when = {.it_value = {.tv_sec = seconds}};
+  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
+    l->armed = EPOLLIN;
+    return true;
+  }
+  return false;  // a descriptor made anyway is closed by relay_timer_stop
+}
+
+void relay_timer_stop(conn *c, side_t *l) {
+  if (l->fd < 0) return;
+  if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
+  close(l->fd);
+  l->fd = -1;
+  l->armed = 0;
+}
+
 void relay_note_eof(conn *c, int i) {
   c->d[i].eof = true;
   if (c->first_eof < 0) c->first_eof = (int8_t)i;

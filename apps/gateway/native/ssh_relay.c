@@ -115,15 +115,8 @@ static ssize_t string_at(const uint8_t *p, const uint8_t *end) {
 
 // Start the wait for the client's FIN. Without a timer (no descriptor left), the session ends now.
 static bool linger(conn *c) {
-  side_t *l = &c->ssh->linger;
-  if (l->fd >= 0) return true;
-  struct itimerspec when = {.it_value = {.tv_sec = LINGER_SECONDS}};
-  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
-  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
-    l->armed = EPOLLIN;
-    return true;
-  }
+  if (c->ssh->linger.fd >= 0) return true;
+  if (relay_timer_start(c, &c->ssh->linger, LINGER_SECONDS)) return true;
   c->done = true;
   return false;
 }
@@ -142,13 +135,7 @@ void ssh_linger_expired(conn *c) {
 }
 
 void ssh_finish(conn *c) {
-  side_t *l = &c->ssh->linger;
-  if (l->fd >= 0) {
-    if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
-    close(l->fd);
-    l->fd = -1;
-    l->armed = 0;
-  }
+  relay_timer_stop(c, &c->ssh->linger);
   ssh_free(c->ssh);
 }
 

@@ -44,13 +44,27 @@ static ssize_t seal_frame(conn *c, uint8_t opcode, const uint8_t *payload, size_
   return tls_seal(c->t->cipher, c->tls, 23, frame, h + n, out);
 }
 
-static size_t close_payload(uint8_t *out, uint16_t code, const char *reason) {
+// A close frame (header, status code, reason cut to the 125 bytes of a control frame) into `out`
+// (room for 4 + 125): its length.
+static size_t close_frame(uint8_t *out, uint16_t code, const char *reason) {
   size_t n = strlen(reason);
   if (n > 123) n = 123;
-  out[0] = (uint8_t)(code >> 8);
-  out[1] = (uint8_t)code;
-  memcpy(out + 2, reason, n);
-  return 2 + n;
+  size_t h = ws_header(out, OP_CLOSE, 2 + n);
+  out[h] = (uint8_t)(code >> 8);
+  out[h + 1] = (uint8_t)code;
+  memcpy(out + h + 2, reason, n);
+  return h + 2 + n;
+}
+
+// Send a close frame (`frame`, header included) now, best effort: the session ends right after, so
+// only when nothing else waits for the client, and once.
+static void send_close_now(conn *c, const uint8_t *frame, size_t n) {
+  ws_state *w = &c->tls->ws;
+  if (w->close_sent || c->d[1].pend_len) return;
+  w->close_sent = true;
+  uint8_t rec[4 + 125 + TLS_OVERHEAD];
+  ssize_t r = tls_seal(c->t->cipher, c->tls, 23, frame, n, rec);
+  if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 // Queue a control frame to the client after what is queued already (the client reads in order).
@@ -66,13 +80,8 @@ static bool queue_frame(conn *c, uint8_t opcode, const uint8_t *payload, size_t 
 
 // A protocol error by the client: say why in a close frame (best effort), then end the session.
 static void refuse(conn *c, uint16_t code, const char *reason, int err) {
-  uint8_t payload[125], rec[4 + 125 + TLS_OVERHEAD];
-  ws_state *w = &c->tls->ws;
-  if (!w->close_sent && !c->d[1].pend_len) {
-    ssize_t r = seal_frame(c, OP_CLOSE, payload, close_payload(payload, code, reason), rec);
-    if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
-  }
-  w->close_sent = true;
+  uint8_t frame[4 + 125];
+  send_close_now(c, frame, close_frame(frame, code, reason));
   relay_fail(c, 0, err);
 }
 
@@ -178,36 +187,18 @@ ssize_t ws_seal_binary(conn *c, const uint8_t *in, size_t n, uint8_t *out) {
 
 // The workstation ended its side: a close frame before the TLS close_notify (best effort, as that).
 void ws_send_target_closed(conn *c) {
-  ws_state *w = &c->tls->ws;
-  if (w->close_sent) return;
-  w->close_sent = true;
-  uint8_t payload[125], rec[4 + 125 + TLS_OVERHEAD];
-  ssize_t r = seal_frame(c, OP_CLOSE, payload, close_payload(payload, 1000, TARGET_CLOSED), rec);
-  if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
+  uint8_t frame[4 + 125];
+  send_close_now(c, frame, close_frame(frame, 1000, TARGET_CLOSED));
 }
 
-// JavaScript closed the session (a revoke): its close frame (`frame`, made there) before the end, best
-// effort and only when nothing else waits for the client (the session ends now either way).
+// JavaScript closed the session (a revoke): the close frame it made (`parting`) before the end.
 void ws_send_parting(conn *c) {
-  ws_state *w = &c->tls->ws;
-  if (w->close_sent || !c->parting_len || c->d[1].pend_len) return;
-  w->close_sent = true;
-  uint8_t rec[4 + 125 + TLS_OVERHEAD];
-  ssize_t r = tls_seal(c->t->cipher, c->tls, 23, c->parting, c->parting_len, rec);
-  if (r > 0) (void)send(c->s[0].fd, rec, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (c->parting_len) send_close_now(c, c->parting, c->parting_len);
 }
 
 void ws_linger(conn *c) {
-  side_t *l = &c->tls->linger;
-  if (c->done || l->fd >= 0) return;
-  struct itimerspec when = {.it_value = {.tv_sec = WS_LINGER_SECONDS}};
-  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
-  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
-    l->armed = EPOLLIN;
-    return;
-  }
-  c->done = true;  // no timer to be had: end now rather than wait without a bound
+  if (c->done || c->tls->linger.fd >= 0) return;
+  if (!relay_timer_start(c, &c->tls->linger, WS_LINGER_SECONDS)) c->done = true;  // no timer: end now rather than wait without a bound
 }
 
 // The workstation kept its side past the wait: the session ends (as the client's end: it came first).
@@ -216,10 +207,5 @@ void ws_linger_expired(conn *c) {
 }
 
 void ws_finish(conn *c) {
-  side_t *l = &c->tls->linger;
-  if (l->fd < 0) return;
-  if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
-  close(l->fd);
-  l->fd = -1;
-  l->armed = 0;
+  relay_timer_stop(c, &c->tls->linger);
 }

@@ -43,12 +43,18 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
     await emu?.close();
   });
 
-  it('a user disconnects; an hour later the instance is stopped — one StopInstances, audited with the reason', async () => {
-    const { connectionId, workstationId } = await connect(b, st, st.users[0]!);
+  /** A user connects through the gateway and leaves: the disconnect's stop is pending. */
+  async function connectedThenGone(user: (typeof st.users)[number]) {
+    const { connectionId, workstationId } = await connect(b, st, user);
     const m = await ws(workstationId);
     const grant = await gw.start(connectionId, m.privateAddress);
     await gw.end(grant);
     await waitForTimers(b, workstationId, ['power.disconnect']);
+    return { connectionId, workstationId, m, grant };
+  }
+
+  it('a user disconnects; an hour later the instance is stopped — one StopInstances, audited with the reason', async () => {
+    const { workstationId, m } = await connectedThenGone(st.users[0]!);
     const [timer] = await b.services.timers.pendingForWorkstation(workstationId);
     expect(timer!.payload).toMatchObject({ workstationId, reason: 'disconnect + 60 min → stop', action: 'stop', source: 'gateway' });
     expect(timer!.dueAt.getTime()).toBe(clock.now().getTime() + 60 * MIN);
@@ -93,11 +99,7 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
   });
 
   it('a session start delivered after its end (the outbox is at least once, not ordered) does not cancel the stop', async () => {
-    const { connectionId, workstationId } = await connect(b, st, st.users[6]!);
-    const m = await ws(workstationId);
-    const grant = await gw.start(connectionId, m.privateAddress);
-    await gw.end(grant);
-    await waitForTimers(b, workstationId, ['power.disconnect']);
+    const { connectionId, workstationId, grant } = await connectedThenGone(st.users[6]!);
     // The start again, as a node that crashed between delivering it and marking it done would leave
     // it, or as it arrives when the end's delivery overtook it: through the outbox's own timer.
     await b.services.gateways.sessionEvents.record({ type: 'started', connectionId, grantId: grant, gatewayId: null, at: clock.now(), clientAddress: '198.51.100.7', bytesUp: 0, bytesDown: 0 }, b.database.db);
