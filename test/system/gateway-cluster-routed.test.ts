@@ -198,7 +198,10 @@ describe.skipIf(unavailable !== null)('two gateways behind a network load balanc
       if ((await xfreerdp(ONLY.b, c.instructions.token)).code === 0) admittedByB = true;
       const page = await broker.services.audit.list({ action: 'gateway.connection_refused' }, 50, 0);
       return admittedByB || page.items.some((i) => i.reason === 'used' || i.reason === 'in-use');
-    }, 60_000, 200);
+    }, 60_000, 200).catch(async (err: Error) => {
+      const page = await broker.services.audit.list({ action: 'gateway.connection_refused' }, 50, 0);
+      throw new Error(`${err.message}; refusals audited: ${JSON.stringify(page.items.map((i) => i.reason))}\n${logs()}`);
+    });
     expect(admittedByB).toBe(false);
     await refusalAudited('used', 'in-use');
     // No token at all: refused by the listener, before any grant.

@@ -88,7 +88,10 @@ describe('power timers across two broker processes [postgres]', () => {
         expect(report.status).toBe(200);
       }),
     );
-    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 120_000, 100);
+    await waitFor('every machine stopped', () => emu.control.instances().filter((i) => i.state === 'stopping' || i.state === 'stopped').length === MACHINES, 120_000, 100).catch(async (err: Error) => {
+      const timers = rowsOf<{ state: string; attempts: number; due_at: string }>(await database.db.execute(sql`select state, attempts, due_at::text from timers where kind = 'power.logout'`));
+      throw new Error(`${err.message}; instances ${JSON.stringify(emu.control.instances().map((i) => i.state))}; power.logout timers ${JSON.stringify(timers)}`);
+    });
     // Both nodes keep claiming for a while longer: nothing fires twice.
     await new Promise((r) => setTimeout(r, 2_000));
     expect((emu.control.callCounts().byAction.StopInstances ?? 0) - stopsBefore).toBe(MACHINES);
@@ -97,5 +100,5 @@ describe('power timers across two broker processes [postgres]', () => {
     expect(timers.every((t) => t.state === 'done' && t.attempts === 1)).toBe(true);
     const stops = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from audit_events where action = 'workstation.stop' and outcome = 'success'`));
     expect(stops[0]!.n).toBe(MACHINES);
-  });
+  }, 300_000); // above its two 120 s waits: a slow run then fails naming the wait, not the hang guard
 });
