@@ -1,4 +1,4 @@
-// The Node-API binding of the native relay (ADR 0011): init, add, close, bytes, takeEnded, stats.
+// The Node-API binding of the native relay (ADR 0011): init, add, close, bytes, takeEnded, stats, halfClose.
 // Every function runs on the JavaScript thread; the relay threads are in relay_thread.c.
 #include "relay.h"
 
@@ -162,6 +162,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   conn *c = relay_calloc(1, sizeof *c);
   if (!c) return throw_errno(env, "stagedoor native relay: add", ENOMEM);
   c->first_eof = c->err_side = -1;
+  c->linger = (side_t){.c = c, .fd = -1, .idx = SIDE_LINGER};
   for (int i = 0; i < 2; i++) {
     c->s[i].c = c;
     c->s[i].idx = (uint8_t)i;
@@ -361,6 +362,21 @@ static napi_value js_inject_faults(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// halfClose(seconds): how long a half-closed session may stay silent (linger.c); 0 for no bound. Timers
+// set from then on take it.
+static napi_value js_half_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t seconds = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &seconds) != napi_ok || seconds < 0) {
+    napi_throw_type_error(env, NULL, "halfClose(seconds: a whole number ≥ 0)");
+    return NULL;
+  }
+  __atomic_store_n(&sr_half_close_seconds, seconds, __ATOMIC_RELAXED);
+  return NULL;
+}
+
 // stats() → { live, threads }
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   (void)info;
@@ -384,6 +400,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
       {"bytes", NULL, js_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeEnded", NULL, js_take_ended, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"halfClose", NULL, js_half_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"injectFaults", NULL, js_inject_faults, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof *props, props));

@@ -8,7 +8,8 @@
 // (desktop pixels, file copies), so the payload never enters user space. Idle connections hold no buffer
 // and no pipe. The thread reports each session's end (which side closed or failed, bytes each way) back
 // to JavaScript in batches. Half-close is relayed: a FIN from one side ends writing to the other once
-// every byte before it has been written, and the other direction runs on.
+// every byte before it has been written, and the other direction runs on until it ends or has been
+// silent for the half-close bound (linger.c).
 #ifndef STAGEDOOR_RELAY_H
 #define STAGEDOOR_RELAY_H
 #define _GNU_SOURCE
@@ -56,7 +57,7 @@ enum end_kind { END_CLOSED = 0, END_ERROR = 1, END_REQUESTED = 2 };
 // The side an error belongs to: 0 client, 1 target, or the relay itself (an allocation or an
 // epoll_ctl that failed: the session cannot be relayed correctly, so it ends and says why).
 #define SIDE_RELAY 2
-// The epoll index of an SSH session's linger timer (not a socket side).
+// The epoll index of a session's linger timer (not a socket side: linger.c).
 #define SIDE_LINGER 2
 
 typedef struct conn conn;
@@ -70,7 +71,7 @@ typedef struct {
 typedef struct {
   conn *c;
   int fd;
-  uint8_t idx;      // 0: client, 1: target, SIDE_LINGER: a linger timer
+  uint8_t idx;      // 0: client, 1: target, SIDE_LINGER: the session's linger timer
   uint32_t armed;   // the epoll events currently registered
 } side_t;
 
@@ -95,7 +96,6 @@ typedef struct {
   uint32_t partial_len;
   bool websocket;             // the records carry WebSocket frames (the tunnel's WebSocket path)
   ws_state ws;
-  side_t linger;              // WebSocket: after the client's end, a timerfd bounding the wait for the workstation's
 } tls_state;
 typedef struct relay_thread relay_thread;
 
@@ -119,7 +119,6 @@ typedef struct {
   bool close_sent, close_received;
   uint8_t *partial;          // the start of a packet not complete yet (allocated while there is one)
   uint32_t partial_len;
-  side_t linger;             // after the channel's close: a timerfd (idx SIDE_LINGER) bounding the wait for the client's FIN
 } ssh_state;
 typedef struct {
   uint64_t bytes;             // read from the source; written here, read by JavaScript (atomics)
@@ -138,6 +137,9 @@ struct conn {
   tls_state *tls;             // NULL: bytes are relayed as they are
   ssh_state *ssh;             // NULL unless the client side speaks SSH packets
   int8_t first_eof;           // which side sent FIN first, -1 none
+  uint8_t linger_kind;        // what `linger` waits for (linger.c), LINGER_NONE while it is not running
+  side_t linger;              // a timerfd (idx SIDE_LINGER) bounding a wait after one side's end
+  uint64_t linger_mark;       // LINGER_IDLE: the bytes moved when the timer was last set
   int8_t err_side;            // 0, 1 or SIDE_RELAY; -1 none
   int err;
   bool done;                  // finished by the relay thread (its descriptors are closed)
@@ -212,10 +214,16 @@ static inline int relay_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev
 // relay_thread.c, for tls_relay.c: end a session with an error; a source sent its end.
 void relay_fail(conn *c, int side, int err);
 void relay_note_eof(conn *c, int i);
-// A session's linger timer (idx SIDE_LINGER): a timerfd firing once after `seconds`, registered with the
-// thread's epoll; false when none could be had. Stopping closes it (and one a failed start left).
-bool relay_timer_start(conn *c, side_t *l, int seconds);
-void relay_timer_stop(conn *c, side_t *l);
+// linger.c: a session's one timer (idx SIDE_LINGER), registered with its thread's epoll.
+// LINGER_FIXED: fires once after `seconds` (the SSH jump host's and the WebSocket path's waits); false
+// when none could be had. LINGER_IDLE: a half-closed session's bound (relay_half_closed). Stopping closes
+// it (and one a failed start left); finish() stops it for every session.
+enum linger_kind { LINGER_NONE = 0, LINGER_FIXED = 1, LINGER_IDLE = 2 };
+extern int sr_half_close_seconds;  // binding.c `halfClose`; 0: half-closed sessions wait without a bound
+bool relay_timer_start(conn *c, int seconds);
+void relay_timer_stop(conn *c);
+void relay_half_closed(conn *c);
+void relay_linger_fired(conn *c);
 
 // tls_relay.c: seal `n` ≤ TLS_MAX_PLAIN bytes of content `type` into `out` (room for n + TLS_OVERHEAD);
 // the record's length, or -1. Move what one side of a TLS session has to say; send close_notify.
@@ -237,7 +245,6 @@ void ws_send_parting(conn *c);
 // The client ended its side: the workstation has WS_LINGER_SECONDS to end its own (then the session ends).
 void ws_linger(conn *c);
 void ws_linger_expired(conn *c);
-void ws_finish(conn *c);  // relay_thread.c finish(): the linger timer
 
 // Send what can go to the other side of side i now and keep the rest (tls_relay.c); false when the
 // session cannot go on or the destination is full. Append to what direction i already keeps.
@@ -253,7 +260,6 @@ bool ssh_setup(conn *c, const uint8_t *params, size_t len);
 void ssh_pump(conn *c, int i);
 void ssh_pass_fin(conn *c, int i);
 void ssh_free(ssh_state *s);
-void ssh_finish(conn *c);        // relay_thread.c finish(): the linger timer too
 void ssh_linger_expired(conn *c);
 // The workstation is not read while the client's window is shut, nor after the client closed the channel.
 static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received); }

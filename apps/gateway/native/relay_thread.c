@@ -156,29 +156,12 @@ static bool flush(conn *c, int i) {
   return true;
 }
 
-bool relay_timer_start(conn *c, side_t *l, int seconds) {
-  struct itimerspec when = {.it_value = {.tv_sec = seconds}};
-  l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
-  if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
-    l->armed = EPOLLIN;
-    return true;
-  }
-  return false;  // a descriptor made anyway is closed by relay_timer_stop
-}
-
-void relay_timer_stop(conn *c, side_t *l) {
-  if (l->fd < 0) return;
-  if (l->armed) (void)epoll_ctl(c->t->ep, EPOLL_CTL_DEL, l->fd, NULL);
-  close(l->fd);
-  l->fd = -1;
-  l->armed = 0;
-}
-
 void relay_note_eof(conn *c, int i) {
   c->d[i].eof = true;
   if (c->first_eof < 0) c->first_eof = (int8_t)i;
   pass_fin(c, i);
+  // The other side goes on: bound its silence (linger.c). A WebSocket client's close has a wait of its own.
+  if (!c->d[1 - i].eof && !(i == 0 && c->tls && c->tls->websocket)) relay_half_closed(c);
 }
 
 // Move what side i has to say to the other side, until it has nothing more, the other side is full,
@@ -265,14 +248,14 @@ static void finish(conn *c) {
     c->d[i].pend = NULL;
     c->d[i].pend_len = 0;
   }
-  if (c->tls && c->tls->websocket) ws_finish(c);
+  relay_timer_stop(c);
   if (c->tls) tls_free(c->tls);  // the keys are wiped; the state itself goes with the conn
-  if (c->ssh) ssh_finish(c);
+  if (c->ssh) ssh_free(c->ssh);
 }
 
 static void on_event(conn *c, int i, uint32_t events) {
-  // An SSH client kept its connection past the channel's close; a workstation its side past a WebSocket client's end.
-  if (i == SIDE_LINGER) return c->ssh ? ssh_linger_expired(c) : ws_linger_expired(c);
+  // A wait after one side's end is over (linger.c).
+  if (i == SIDE_LINGER) return relay_linger_fired(c);
   dir_t *to = &c->d[1 - i];
   // Writable, or hung up or failed (the write then says why): what the other side said to this one.
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && (to->pend_len || to->in_pipe)) {

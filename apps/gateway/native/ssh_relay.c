@@ -115,8 +115,8 @@ static ssize_t string_at(const uint8_t *p, const uint8_t *end) {
 
 // Start the wait for the client's FIN. Without a timer (no descriptor left), the session ends now.
 static bool linger(conn *c) {
-  if (c->ssh->linger.fd >= 0) return true;
-  if (relay_timer_start(c, &c->ssh->linger, LINGER_SECONDS)) return true;
+  if (c->linger.fd >= 0) return true;
+  if (relay_timer_start(c, LINGER_SECONDS)) return true;
   c->done = true;
   return false;
 }
@@ -134,16 +134,10 @@ void ssh_linger_expired(conn *c) {
   if (r > 0) (void)send(c->s[0].fd, out, (size_t)r, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-void ssh_finish(conn *c) {
-  relay_timer_stop(c, &c->ssh->linger);
-  ssh_free(c->ssh);
-}
-
 bool ssh_setup(conn *c, const uint8_t *params, size_t len) {
   if (len != SSH_PARAMS_LEN || (params[0] != 16 && params[0] != 32)) return errno = EINVAL, false;
   ssh_state *s = c->ssh = relay_calloc(1, sizeof *s);
   if (!s) return false;
-  s->linger = (side_t){.c = c, .fd = -1, .idx = SIDE_LINGER};
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   const uint8_t *p = params + 1;

@@ -273,7 +273,6 @@ bool tls_setup(conn *c, const uint8_t *params, size_t params_len, const uint8_t 
   tls_state *s = c->tls = relay_calloc(1, sizeof *s);
   if (!s) return false;
   s->websocket = websocket;
-  s->linger = (side_t){.c = c, .fd = -1, .idx = SIDE_LINGER};
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   tls_keys *k[2] = {&s->rx, &s->tx};

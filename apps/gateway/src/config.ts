@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AddressList, parseAddress } from './addresses.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
-import type { RelayEngineChoice } from './native-relay.ts';
+import { DEFAULT_HALF_CLOSE_SECONDS, type RelayEngineChoice, type RelaySettings } from './native-relay.ts';
 
 /** Everything `stagedoor gateway` reads from the environment; parsed once, every bad variable named. */
 export interface GatewayConfig {
@@ -19,7 +19,7 @@ export interface GatewayConfig {
   proxyProtocol: { enabled: boolean; sources: AddressList };
   workers: number;
   /** Which byte mover relays sessions, and its threads per process. */
-  relay: { engine: RelayEngineChoice; threads: number };
+  relay: RelaySettings & { halfCloseSeconds: number };
   /** The routed single-port modes (ADR 0017): each listener's port, or null when it is off. */
   routed: RoutedConfig;
   logLevel: LogLevel;
@@ -62,6 +62,7 @@ export const GATEWAY_VARIABLES = {
   STAGEDOOR_GATEWAY_WORKERS: 'relay processes (default 1); each grant\'s port belongs to one of them, so connection setup uses every core',
   STAGEDOOR_GATEWAY_RELAY: '`auto` (default): the native relay (epoll + splice) when it was built at install, else JavaScript; `native` refuses to start without it; `js`',
   STAGEDOOR_GATEWAY_RELAY_THREADS: 'native relay threads per relay process (default 1)',
+  STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS: `after one side of a session ends its sending, the session ends once the other side has been silent this long (default ${DEFAULT_HALF_CLOSE_SECONDS}; 0: no bound)`,
   STAGEDOOR_GATEWAY_RDP_PORT: 'routed RDP listener, by routing token (default 3389; `off` for none)',
   STAGEDOOR_GATEWAY_SSH_PORT: 'routed SSH jump host (default 22; `off` for none)',
   STAGEDOOR_GATEWAY_TLS_PORT: 'routed TLS listener, by SNI host name (default 8443; `off` for none)',
@@ -127,6 +128,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
   const threadsRaw = get('STAGEDOOR_GATEWAY_RELAY_THREADS') ?? '1';
   const threads = Number(threadsRaw);
   if (!Number.isInteger(threads) || threads < 1 || threads > 16) bad('STAGEDOOR_GATEWAY_RELAY_THREADS', `must be a whole number from 1 to 16 (got ${JSON.stringify(threadsRaw)})`);
+  const halfCloseRaw = get('STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS') ?? String(DEFAULT_HALF_CLOSE_SECONDS);
+  const halfCloseSeconds = Number(halfCloseRaw);
+  if (!/^\d{1,6}$/.test(halfCloseRaw)) bad('STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS', `must be a whole number of seconds, 0 for no bound (got ${JSON.stringify(halfCloseRaw)})`);
   const listenerPort = (k: keyof typeof GATEWAY_VARIABLES, dflt: number): number | null => {
     const raw = get(k) ?? String(dflt);
     if (raw === 'off') return null;
@@ -172,7 +176,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env, override
     connectTimeoutMs: seconds('STAGEDOOR_GATEWAY_CONNECT_TIMEOUT_SECONDS', 10),
     proxyProtocol: { enabled: proxy === 'on', sources },
     workers,
-    relay: { engine, threads },
+    relay: { engine, threads, halfCloseSeconds },
     routed,
     logLevel,
     notices: env.STAGEDOOR_GATEWAY_PUBLIC_ADDRESS

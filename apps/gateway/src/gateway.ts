@@ -4,7 +4,7 @@ import { BrokerChannel } from './broker-channel.ts';
 import type { Log } from './log.ts';
 import { isPortGrant, PortForwarder, type Reporter } from './port-forward.ts';
 import { GATEWAY_VERSION } from './version.ts';
-import { useRelayEngine, type RelayEngineChoice } from './native-relay.ts';
+import { useRelayEngine, type RelaySettings } from './native-relay.ts';
 import type { Admit } from './routed/admission.ts';
 import { createAdmitter } from './routed/admitter.ts';
 import { isRoutedGrant, RoutedGrants } from './routed/routed-grants.ts';
@@ -26,7 +26,7 @@ export interface GatewayOptions {
   /** Relay processes; 1 (the default) relays in this process. */
   workers?: number;
   /** The byte mover of every relay process (default: native when built, 1 thread). */
-  relay?: { engine: RelayEngineChoice; threads: number };
+  relay?: RelaySettings;
   /** The routed single-port modes (ADR 0017); absent: none (port forward only). */
   routed?: RoutedOptions;
 }
@@ -74,7 +74,7 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     this.#now = opts.now ?? Date.now;
     const log = opts.log;
-    this.relayEngine = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
+    this.relayEngine = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1, opts.relay?.halfCloseSeconds);
     const reporter: Reporter = {
       sessionStarted: (grant, clientAddress, at) => this.channel.report({ type: 'session-started', grantId: grant.id, clientAddress, at: at.toISOString() }),
       sessionEnded: (grant, o, at) => this.channel.report({ type: 'session-ended', grantId: grant.id, reason: o.reason.slice(0, 200), bytesUp: o.bytesUp, bytesDown: o.bytesDown, at: at.toISOString() }),

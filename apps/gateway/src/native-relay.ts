@@ -16,6 +16,8 @@ interface NativeModule {
   bytes(id: number, out: Float64Array): void;
   takeEnded(): number[];
   stats(): { live: number; threads: number };
+  /** How long a half-closed session may stay silent (linger.c); 0: no bound. */
+  halfClose(seconds: number): void;
   /** Tests only: the next `skip` allocations (epoll_ctl calls) of the relay succeed, the `fail` after them fail. */
   injectFaults(kind: 'alloc' | 'epoll_ctl', skip: number, fail: number): void;
 }
@@ -48,6 +50,33 @@ export interface NativeOwner {
 }
 
 export type RelayEngineChoice = 'auto' | 'native' | 'js';
+
+/** The relay settings of a gateway process (config.ts: STAGEDOOR_GATEWAY_RELAY, _RELAY_THREADS, _HALF_CLOSE_SECONDS). */
+export interface RelaySettings {
+  engine: RelayEngineChoice;
+  threads: number;
+  halfCloseSeconds?: number;
+}
+
+/**
+ * After one side of a session ended its sending (FIN, close_notify), the session ends once nothing has
+ * moved the other way for this long (HAProxy's `timeout client-fin` / `server-fin`): a side that keeps a
+ * finished session open and silent would keep the desktop counted as in use. Both engines keep it.
+ */
+export const DEFAULT_HALF_CLOSE_SECONDS = 60;
+let halfCloseSeconds = DEFAULT_HALF_CLOSE_SECONDS;
+
+/** Process-wide, like the relay threads; sessions half-closed from then on take it. 0: no bound. */
+export function setHalfCloseSeconds(seconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 0) throw new RangeError(`the half-close bound must be a whole number of seconds ≥ 0 (got ${seconds})`);
+  halfCloseSeconds = seconds;
+  if (started) mod!.halfClose(seconds);
+}
+
+/** The half-close bound for the JavaScript relays, in ms (0: none). */
+export function halfCloseMs(): number {
+  return halfCloseSeconds * 1000;
+}
 
 const BINARY = path.join(path.dirname(fileURLToPath(import.meta.url)), '../native/build/splice_relay.node');
 
@@ -89,8 +118,10 @@ let started: { threads: number } | null = null;
  * Choose a relay engine. `auto` takes the native relay when it is built and says why not otherwise;
  * `native` insists on it. The relay threads start on the first call that takes it (their number is
  * fixed then); `js` keeps a caller on the JavaScript relay (tests and benchmarks compare the two).
+ * `halfClose`, when given, sets the half-close bound (setHalfCloseSeconds) for either engine.
  */
-export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine: 'native' | 'js'; reason?: string } {
+export function useRelayEngine(choice: RelayEngineChoice, threads = 1, halfClose?: number): { engine: 'native' | 'js'; reason?: string } {
+  if (halfClose !== undefined) setHalfCloseSeconds(halfClose);
   if (choice === 'js') return { engine: 'js' };
   if (started) return { engine: 'native' };
   const m = load();
@@ -107,6 +138,7 @@ export function useRelayEngine(choice: RelayEngineChoice, threads = 1): { engine
     return { engine: 'js', reason: loadError };
   }
   started = { threads };
+  m.halfClose(halfCloseSeconds);
   return { engine: 'native' };
 }
 

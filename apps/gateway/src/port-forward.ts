@@ -9,7 +9,7 @@ export function isPortGrant(g: ChannelGrant): g is PortGrant {
 import { normaliseAddress, type AddressList } from './addresses.ts';
 import type { Log } from './log.ts';
 import { parseProxyV2 } from './proxy-protocol.ts';
-import { useRelayEngine, type RelayEngineChoice } from './native-relay.ts';
+import { useRelayEngine, type RelaySettings } from './native-relay.ts';
 import { listenWithOnread, type Acceptor, type RelayOutcome, type RelaySession } from './relay.ts';
 
 /** What the port-forward engine tells the broker channel. */
@@ -30,7 +30,7 @@ export interface PortForwardOptions {
   connectTimeoutMs: number;
   proxyHeaderTimeoutMs?: number;
   /** The byte mover (default `auto`: native when built) and its threads (default 1). */
-  relay?: { engine: RelayEngineChoice; threads: number };
+  relay?: RelaySettings;
   now: () => number;
   /** Why new connections are refused right now (fail closed, disabled), or null when they are not. */
   refuseAll: () => RefusalReason | null;
@@ -91,7 +91,7 @@ export class PortForwarder {
   readonly nativeRelay: boolean;
 
   constructor(private readonly opts: PortForwardOptions) {
-    const relay = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1);
+    const relay = useRelayEngine(opts.relay?.engine ?? 'auto', opts.relay?.threads ?? 1, opts.relay?.halfCloseSeconds);
     this.nativeRelay = relay.engine === 'native';
     if (relay.reason) opts.log.warn({ reason: relay.reason }, 'the native relay is not available: relaying in JavaScript');
     this.#onSocket = (server, socket, session) => this.#accept((server as PortServer)[PORT]!, socket, session);

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from './native-relay.ts';
+import { halfCloseMs, nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from './native-relay.ts';
 
 /**
  * The byte mover. Both sockets of a session read through `onread` (no per-read allocation): a read
@@ -15,7 +15,8 @@ import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } 
  * each such closure a dictionary of properties of its own (~250 bytes).
  *
  * Half-close is relayed, not collapsed: both sockets allow half-open, and a FIN from one side ends
- * the other side's writing after every byte before it was written (see docs/gateway.md).
+ * the other side's writing after every byte before it was written (see docs/gateway.md). The other
+ * side's silence after that is bounded (`boundHalfClose`, as the native relay's linger.c does).
  *
  * With the native relay (native-relay.ts, ADR 0011) all of this runs only until the target answers:
  * then both descriptors go to the relay threads and the JavaScript sockets are closed.
@@ -268,6 +269,11 @@ export class RelaySession {
     this.onEnd?.({ reason: this.reason ?? 'closed', bytesUp: end.bytesUp, bytesDown: end.bytesDown }, this);
   }
 
+  /** @internal one side's FIN came in: the session ends if the other side then stays silent. */
+  halfClosed(): void {
+    if (!this.#timer) this.#timer = boundHalfClose(this, totalBytes, closeHalfClosed);
+  }
+
   /** @internal one socket closed; the session ends when both have. */
   socketClosed(): void {
     if (--this.#open > 0) {
@@ -325,6 +331,29 @@ function onEnd(this: Tagged): void {
   const client = this === s.client;
   s.reason ??= client ? 'client-closed' : 'target-closed';
   (client ? s.target! : s.client!).end();
+  s.halfClosed();
+}
+const totalBytes = (s: RelaySession) => s.up.bytes + s.down.bytes;
+const closeHalfClosed = (s: RelaySession) => s.close('closed'); // the reason of the side that ended first stays
+
+/**
+ * A half-closed session relayed in JavaScript: `end` runs once `moved` has not changed for the bound
+ * (native-relay.ts `halfCloseMs`; the native relay's linger.c keeps the same). Checked when the timer
+ * fires rather than moved on every read, so a session ends between one and two bounds after its last
+ * byte. The timer is the owner's to clear at the session's end; null when there is no bound.
+ */
+export function boundHalfClose<T>(owner: T, moved: (owner: T) => number, end: (owner: T) => void): NodeJS.Timeout | null {
+  const ms = halfCloseMs();
+  if (ms <= 0) return null;
+  let mark = moved(owner);
+  const timer = setTimeout(function check() {
+    const now = moved(owner);
+    if (now === mark) return end(owner);
+    mark = now;
+    timer.refresh();
+  }, ms);
+  timer.unref();
+  return timer;
 }
 function onDrain(this: Tagged): void {
   const s = this[DIRECTION]!.session;

@@ -1,7 +1,7 @@
 import type { RefusalReason } from '@stagedoor/contract';
 import { AddressList } from './addresses.ts';
 import { createLog, type LogLevel } from './log.ts';
-import type { RelayEngineChoice } from './native-relay.ts';
+import type { RelaySettings } from './native-relay.ts';
 import { PortForwarder } from './port-forward.ts';
 import type { FromWorker, FromWorkerBatch, ToWorker } from './workers.ts';
 
@@ -12,7 +12,7 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as {
   proxyProtocol: { enabled: boolean; sources: string[] };
   lingerMs: number;
   connectTimeoutMs: number;
-  relay?: { engine: RelayEngineChoice; threads: number };
+  relay?: RelaySettings;
   logLevel?: LogLevel;
 };
 // What one event-loop turn produced goes out as one message: under a storm of connections, one IPC

@@ -6,20 +6,20 @@ const BASE = { STAGEDOOR_BROKER_URLS: 'http://127.0.0.1:8080' };
 describe('gateway configuration', () => {
   it('defaults to the native relay when built, one thread, one relay process', () => {
     const c = loadGatewayConfig(BASE);
-    expect(c).toMatchObject({ relay: { engine: 'auto', threads: 1 }, workers: 1, failClosedMs: 60_000, portRangeStart: 20000, portRangeEnd: 20999 });
-    expect(loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RELAY: 'js', STAGEDOOR_GATEWAY_RELAY_THREADS: '2' }).relay).toEqual({ engine: 'js', threads: 2 });
+    expect(c).toMatchObject({ relay: { engine: 'auto', threads: 1, halfCloseSeconds: 60 }, workers: 1, failClosedMs: 60_000, portRangeStart: 20000, portRangeEnd: 20999 });
+    expect(loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RELAY: 'js', STAGEDOOR_GATEWAY_RELAY_THREADS: '2', STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS: '0' }).relay).toEqual({ engine: 'js', threads: 2, halfCloseSeconds: 0 });
   });
 
   it('names every bad variable at once, and what it expects', () => {
     let err: unknown;
     try {
-      loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RELAY: 'splice', STAGEDOOR_GATEWAY_RELAY_THREADS: '0', STAGEDOOR_GATEWAY_PORTS: '9-1' });
+      loadGatewayConfig({ ...BASE, STAGEDOOR_GATEWAY_RELAY: 'splice', STAGEDOOR_GATEWAY_RELAY_THREADS: '0', STAGEDOOR_GATEWAY_PORTS: '9-1', STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS: '1.5' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(GatewayConfigError);
     const problems = (err as GatewayConfigError).problems.map((p) => p.variable).sort();
-    expect(problems).toEqual(['STAGEDOOR_GATEWAY_PORTS', 'STAGEDOOR_GATEWAY_RELAY', 'STAGEDOOR_GATEWAY_RELAY_THREADS']);
+    expect(problems).toEqual(['STAGEDOOR_GATEWAY_HALF_CLOSE_SECONDS', 'STAGEDOOR_GATEWAY_PORTS', 'STAGEDOOR_GATEWAY_RELAY', 'STAGEDOOR_GATEWAY_RELAY_THREADS']);
     expect((err as Error).message).toContain('must be auto, native or js');
   });
 

@@ -82,10 +82,23 @@ describe('native relay faults', () => {
   it('an epoll_ctl failure in the middle of a session ends that session and reports it as a relay error', async () => {
     const g = await grant();
     const { socket, closed } = await liveSession(broker, g, 8000);
-    nativeInjectFaults('epoll_ctl', 0, 1); // the half-close below makes the relay watch the client side differently
+    // The half-close below first registers the half-close timer (let through), then makes the relay
+    // watch the client side differently (that one fails).
+    nativeInjectFaults('epoll_ctl', 1, 1);
     socket.end();
     await closed;
     expect(await ended(g.connectionId)).toBe('relay-error: ENOSPC');
+    await relaysAgain();
+  });
+
+  it('a half-close timer that cannot be registered leaves the session relaying (without the bound) to its own end', async () => {
+    const g = await grant();
+    const { socket, closed } = await liveSession(broker, g, 8000);
+    nativeInjectFaults('epoll_ctl', 0, 1); // the client's FIN: the half-close timer's registration fails
+    socket.end('last');
+    expect(String(await new Promise<Buffer>((r) => socket.once('data', r)))).toBe('last'); // the echo still comes back
+    await closed;
+    expect(await ended(g.connectionId)).toBe('client-closed');
     await relaysAgain();
   });
 

@@ -13,7 +13,7 @@ import { openTunnel, type TunnelEvent } from '../../cli/src/tunnel-client.ts';
 import { freePort, waitFor } from '../../../test/support/ports.ts';
 import { startLocalSshd } from '../../../test/support/sshd.ts';
 import { createLog } from '../src/log.ts';
-import { nativeInjectFaults, nativeStats, useRelayEngine } from '../src/native-relay.ts';
+import { DEFAULT_HALF_CLOSE_SECONDS, nativeInjectFaults, nativeStats, setHalfCloseSeconds, useRelayEngine } from '../src/native-relay.ts';
 import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { NATIVE_SUITES, readKeylogLine, sealRecord, trafficKeys, type TrafficSecrets } from '../src/routed/tls13-keys.ts';
@@ -124,6 +124,21 @@ describe('HTTPS tunnel native mode: the relay threads carry the TLS records', ()
     expect(Buffer.concat(received.get(t) ?? []).toString()).toBe('last words');
     await waitFor('the session to end', () => ended.has(t), 30_000);
     expect(ended.get(t)).toMatchObject({ bytesUp: 10, bytesDown: 18 });
+  });
+
+  it("a workstation that keeps its side open and silent after the client's close_notify: the relay threads end the session after the half-close bound", async () => {
+    setHalfCloseSeconds(1);
+    try {
+      const t = await grantTo((s) => s.resume()); // reads, never answers, never ends
+      const r = await open(t);
+      if (r.kind !== 'open') throw new Error(r.kind);
+      expect(nativeStats()!.live).toBeGreaterThan(0);
+      r.socket.end('last words');
+      await waitFor('the session to end without the workstation', () => ended.has(t), 30_000, 50);
+      expect(ended.get(t)).toEqual({ reason: 'client-closed', bytesUp: 10, bytesDown: 0 });
+    } finally {
+      setHalfCloseSeconds(DEFAULT_HALF_CLOSE_SECONDS);
+    }
   });
 
   it('a revoke ends a native session at once; its end and bytes are reported once', async () => {
