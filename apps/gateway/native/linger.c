@@ -2,8 +2,9 @@
 //
 // - The SSH jump host: after the channel's close, the client has a moment to hang up (ssh_relay.c).
 // - The WebSocket path: after the client's close, the workstation has 5 s to end its side (ws_relay.c).
-// - Every other session (port forward, RDP token, TLS SNI, the tunnel's native mode; a WebSocket session
-//   whose workstation ended first): once one side's FIN or close_notify came in, the session ends when
+// - Every session otherwise (port forward, RDP token, TLS SNI, the tunnel's native mode, an SSH channel
+//   after one EOF, a WebSocket session whose workstation ended first): once one side's end came in
+//   (FIN, close_notify, the channel's EOF), the session ends when
 //   nothing has moved the other way for `sr_half_close_seconds`, like HAProxy's `timeout client-fin` and
 //   `server-fin`. A half-close is relayed, so a client that ends its upload still reads the whole answer;
 //   what is bounded is a side that keeps a finished session open and says nothing (the broker would
@@ -42,23 +43,22 @@ static uint64_t moved(const conn *c) {
   return __atomic_load_n(&c->d[0].bytes, __ATOMIC_RELAXED) + __atomic_load_n(&c->d[1].bytes, __ATOMIC_RELAXED);
 }
 
-// One side's end came in (relay_note_eof) and the other side goes on: bound the wait. Sessions with a
-// wait of their own (SSH; a WebSocket client's close) are not watched here.
+// One side's end came in (relay_note_eof; an SSH client's channel EOF) and the other side goes on: bound
+// its silence. A fixed wait already running (after an SSH channel's close) is left as it is.
 void relay_half_closed(conn *c) {
   int seconds = __atomic_load_n(&sr_half_close_seconds, __ATOMIC_RELAXED);
-  if (seconds <= 0 || c->done || c->ssh || c->linger.fd >= 0) return;
+  if (seconds <= 0 || c->done || c->linger.fd >= 0) return;
   c->linger_mark = moved(c);
   if (relay_timer_start(c, seconds)) c->linger_kind = LINGER_IDLE;
   else relay_timer_stop(c);  // no timer (out of descriptors): the session waits as a plain TCP relay would
 }
 
 static void idle_check(conn *c) {
-  uint64_t ticks;
-  ssize_t r = read(c->linger.fd, &ticks, sizeof ticks);  // level-triggered: take the expiry
-  (void)r;
   uint64_t now = moved(c);
   if (now == c->linger_mark) {
-    c->done = true;  // reported as the end of the side that ended first
+    // Reported as the end of the side that ended first; an SSH client is told why in a DISCONNECT.
+    if (c->ssh) return ssh_linger_expired(c);
+    c->done = true;
     return;
   }
   c->linger_mark = now;
@@ -68,6 +68,10 @@ static void idle_check(conn *c) {
 }
 
 void relay_linger_fired(conn *c) {
+  // Take the expiry (the timer is level-triggered). Nothing to take: the event was a timer's that this
+  // batch stopped and made again (an SSH channel's close replacing the idle bound), not this one's.
+  uint64_t ticks;
+  if (read(c->linger.fd, &ticks, sizeof ticks) != (ssize_t)sizeof ticks) return;
   if (c->linger_kind == LINGER_IDLE) return idle_check(c);
   if (c->ssh) return ssh_linger_expired(c);
   ws_linger_expired(c);

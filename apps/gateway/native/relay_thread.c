@@ -160,7 +160,7 @@ void relay_note_eof(conn *c, int i) {
   c->d[i].eof = true;
   if (c->first_eof < 0) c->first_eof = (int8_t)i;
   pass_fin(c, i);
-  // The other side goes on: bound its silence (linger.c). A WebSocket client's close has a wait of its own.
+  // The other side goes on: bound its silence (linger.c). A WebSocket client's close has a fixed wait of its own.
   if (!c->d[1 - i].eof && !(i == 0 && c->tls && c->tls->websocket)) relay_half_closed(c);
 }
 

@@ -113,9 +113,11 @@ static ssize_t string_at(const uint8_t *p, const uint8_t *end) {
   return (size_t)(end - p - 4) < n ? -1 : (ssize_t)n;
 }
 
-// Start the wait for the client's FIN. Without a timer (no descriptor left), the session ends now.
+// Start the wait for the client's FIN (in place of a half-close bound: the channel is over). Without a
+// timer (no descriptor left), the session ends now.
 static bool linger(conn *c) {
-  if (c->linger.fd >= 0) return true;
+  if (c->linger_kind == LINGER_FIXED) return true;
+  relay_timer_stop(c);
   if (relay_timer_start(c, LINGER_SECONDS)) return true;
   c->done = true;
   return false;
@@ -296,6 +298,7 @@ static void from_client(conn *c) {
     if (eof) {
       if (c->first_eof < 0) c->first_eof = 0;
       ssh_pass_fin(c, 0);  // once what came before it has gone (else when it drains)
+      if (!c->d[1].eof) relay_half_closed(c);  // the workstation goes on: bound its silence (linger.c)
     }
     if (close) {
       // The channel is closed both ways. As sshd does, the client is the one to close the connection

@@ -11,7 +11,7 @@ import { freePort, waitFor } from '../../../test/support/ports.ts';
 import { startLocalSshd } from '../../../test/support/sshd.ts';
 import { AddressList } from '../src/addresses.ts';
 import { createLog } from '../src/log.ts';
-import { useRelayEngine } from '../src/native-relay.ts';
+import { DEFAULT_HALF_CLOSE_SECONDS, setHalfCloseSeconds, useRelayEngine } from '../src/native-relay.ts';
 import { buildProxyV2 } from '../src/proxy-protocol.ts';
 import { REFUSAL_MESSAGES } from '../src/routed/admission.ts';
 import { loadOrCreateSshHostKey, newOpenSshEd25519Key, SSH_HOST_KEY_FILE, type SshHostKey } from '../src/routed/ssh-host-key.ts';
@@ -188,6 +188,31 @@ describe.each(ENGINES)('SSH jump host channel rules (ssh2 client, %s relay)', (e
     await closed; // the channel was the session: the gateway ends the connection with it
     await waitFor('the session to be reported', () => g.ended.length > 0);
     expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 8, bytesDown: 8 }]);
+  });
+
+  it("a desktop that keeps its side open and silent after the client's EOF: the session ends after the half-close bound", async () => {
+    const silent = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.resume(); // reads, never answers, never ends
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    setHalfCloseSeconds(1);
+    try {
+      const port = (silent.address() as net.AddressInfo).port;
+      const { token, g } = grant({ host: '127.0.0.1', port });
+      const c = await connectClient({ port: jump.address().port, token });
+      c.on('error', () => undefined);
+      const closed = new Promise<void>((r) => c.on('close', () => r()));
+      const ch = await forwardOut(c, port);
+      expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: engine })]);
+      ch.end('last words'); // the channel's EOF: the desktop gets a FIN, and stays
+      await closed; // the gateway ended the connection once the desktop had been silent for the bound
+      await waitFor('the session to be reported', () => g.ended.length > 0);
+      expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 10, bytesDown: 0 }]);
+    } finally {
+      setHalfCloseSeconds(DEFAULT_HALF_CLOSE_SECONDS);
+      silent.close();
+    }
   });
 
   it('a revoke (the registered close) cuts a running session at once', async () => {

@@ -4,7 +4,7 @@ import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 's
 import { normaliseAddress } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from '../native-relay.ts';
-import { detachSocket, socketFd } from '../relay.ts';
+import { boundHalfClose, detachSocket, socketFd } from '../relay.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted, type Refused } from './admission.ts';
 import { ssh2Hooks, type ChannelOpenInfo, type Ssh2Hooks } from './ssh2-internals.ts';
 import { nativeSshParams, releaseSsh2Connection } from './ssh2-keys.ts';
@@ -71,6 +71,8 @@ export class JumpConnection {
   #bytesDown = 0;
   #endReason: string | null = null;
   #done = false;
+  /** After one side's end while ssh2 relays: the bound on the other side's silence (relay.ts `boundHalfClose`). */
+  #halfClose: NodeJS.Timeout | null = null;
 
   constructor(
     settings: JumpSettings,
@@ -209,8 +211,18 @@ export class JumpConnection {
     // pipe() half-closes each way (EOF → FIN, FIN → EOF), as sshd's own forwarding does.
     channel.pipe(target);
     target.pipe(channel);
-    channel.once('end', () => (this.#endReason ??= 'client-closed'));
-    target.once('end', () => (this.#endReason ??= 'target-closed'));
+    // After one side's end the other goes on, until it ends too or stays silent past the half-close bound.
+    const halfClosed = () => {
+      this.#halfClose ??= boundHalfClose(this, () => this.#bytesUp + this.#bytesDown, () => this.finish('closed'));
+    };
+    channel.once('end', () => {
+      this.#endReason ??= 'client-closed';
+      halfClosed();
+    });
+    target.once('end', () => {
+      this.#endReason ??= 'target-closed';
+      halfClosed();
+    });
     target.once('close', () => {
       // A reset target sends no FIN: end the channel ourselves (ssh2 closes a server channel after EOF).
       if (!channel.writableEnded) channel.end();
@@ -272,6 +284,7 @@ export class JumpConnection {
     // The relay threads end it, and say so through nativeEnded (with the bytes), which comes back here.
     if (this.#nativeId >= 0) return nativeClose(this.#nativeId);
     this.#done = true;
+    if (this.#halfClose) clearTimeout(this.#halfClose);
     this.#target?.destroy();
     const client = this.#client;
     if (client) {
