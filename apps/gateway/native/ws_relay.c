@@ -144,6 +144,7 @@ ssize_t ws_unframe(conn *c, uint8_t *p, size_t n, bool *closing) {
       memcpy(w->mask, h + header_length(h) - 4, 4);
       w->hdr_len = 0;
       if ((h[0] & 0x70) || !(h[1] & 0x80) || len >> 63) return refuse(c, 1002, "WebSocket protocol error", EPROTO), -1;
+      // The words of the contract's TUNNEL_TEXT_FRAME_CLOSE, as Node's relay sends them (tunnel-ws-native.test.ts checks both).
       if (op == OP_TEXT) return refuse(c, 1003, "this tunnel carries binary frames only", EPROTO), -1;
       if (op >= 0x8) {
         if (!fin || len > 125 || (op != OP_CLOSE && op != OP_PING && op != OP_PONG)) return refuse(c, 1002, "WebSocket protocol error", EPROTO), -1;

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { TUNNEL_CLOSE } from '@stagedoor/contract';
+import { TUNNEL_CLOSE, TUNNEL_TEXT_FRAME_CLOSE } from '@stagedoor/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { waitFor } from '../../../test/support/ports.ts';
@@ -184,10 +184,21 @@ describe('HTTPS tunnel, WebSocket path: what the relay threads refuse', () => {
     const t = await grantTo((s) => s.resume());
     const c = await open(t);
     c.ws.send('not binary');
-    expect(await c.closed).toEqual({ code: 1003, reason: 'this tunnel carries binary frames only' });
+    expect(await c.closed).toEqual(TUNNEL_TEXT_FRAME_CLOSE);
     await waitFor('the end to be reported', () => ended.has(t), 30_000, 20);
     expect(ended.get(t)).toMatchObject({ reason: 'client-error: EPROTO', bytesUp: 0 });
     expect(received.get(t)).toBeUndefined();
+  });
+
+  it('a text frame to a session Node relays (frames came before the answer): the same close code and words', async () => {
+    const t = await grantTo((s) => s.on('end', () => s.end()).resume());
+    await waitFor('the relay threads to hold no session', () => nativeStats()!.live === 0, 30_000, 20);
+    const c = await open(t, { early: Buffer.from('eager') });
+    expect(nativeStats()!.live).toBe(0); // Node's relay, not the threads
+    c.ws.send('not binary');
+    expect(await c.closed).toEqual(TUNNEL_TEXT_FRAME_CLOSE);
+    await waitFor('the end to be reported', () => ended.has(t), 30_000, 20);
+    expect(ended.get(t)).toMatchObject({ reason: 'client-error: text frame', bytesUp: 5 });
   });
 
   it.each([

@@ -56,6 +56,12 @@ export const TUNNEL_CLOSE = {
   targetUnreachable: 4502,
 } as const;
 
+/**
+ * A text frame after the answer (the tunnel carries a byte stream in binary frames): closed with 1003
+ * (RFC 6455 "unsupported data") and these words, by Node's relay and the relay threads alike.
+ */
+export const TUNNEL_TEXT_FRAME_CLOSE = { code: 1003, reason: 'this tunnel carries binary frames only' } as const;
+
 /** The longest close reason a WebSocket carries (125-byte control frame less the 2-byte code). */
 export const CLOSE_REASON_MAX_BYTES = 123;
 

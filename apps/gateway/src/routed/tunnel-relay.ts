@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { closeReason, TUNNEL_CLOSE } from '@stagedoor/contract';
+import { closeReason, TUNNEL_CLOSE, TUNNEL_TEXT_FRAME_CLOSE } from '@stagedoor/contract';
 import type { WebSocket } from 'ws';
 import { closeMessageFor } from '../browser/modes.ts';
 import type { Log } from '../log.ts';
@@ -78,7 +78,7 @@ export function relayTunnel(opts: {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) {
         reason ??= 'client-error: text frame';
-        return ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
+        return ws.close(TUNNEL_TEXT_FRAME_CLOSE.code, TUNNEL_TEXT_FRAME_CLOSE.reason);
       }
       toTarget(data);
     });
