@@ -15,8 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SOURCES = ['relay_thread.c', 'linger.c', 'tls_relay.c', 'ws_relay.c', 'ssh_relay.c', 'binding.c'].map((f) => path.join(here, f));
-const newestSource = Math.max(...['relay.h', 'relay_thread.c', 'linger.c', 'tls_relay.c', 'ws_relay.c', 'ssh_relay.c', 'binding.c', 'build.mjs'].map((f) => fs.statSync(path.join(here, f)).mtimeMs));
+const SOURCES = ['relay_thread.c', 'linger.c', 'tls_relay.c', 'ws_relay.c', 'ssh_relay.c', 'ssh_kex.c', 'binding.c'].map((f) => path.join(here, f));
+const newestSource = Math.max(...['relay.h', 'relay_thread.c', 'linger.c', 'tls_relay.c', 'ws_relay.c', 'ssh_relay.c', 'ssh_kex.c', 'binding.c', 'build.mjs'].map((f) => fs.statSync(path.join(here, f)).mtimeMs));
 const output = path.join(here, 'build', 'splice_relay.node');
 const flagsFile = `${output}.flags`;
 const force = process.argv.includes('--force');

@@ -103,7 +103,7 @@ typedef struct relay_thread relay_thread;
 // A session whose client side speaks SSH binary packets (the SSH jump host's native mode, ADR 0033):
 // ssh2 did the key exchange, the authentication and read the one channel open; the relay thread
 // moves that channel's data in AES-GCM packets (RFC 5647), with SSH's flow control.
-#define SSH_PARAMS_LEN (1 + 2 * (32 + 12) + 6 * 4)  // binding.c `add`: key length, rx and tx keys, channel
+#define SSH_PARAMS_LEN (1 + 2 * (32 + 12) + 6 * 4)  // binding.c `add`: key length, rx and tx keys, channel; then the rekey material (ssh_kex.c)
 #define SSH_MAX_PACKET 35000      // the largest packet_length accepted from the client (RFC 4253 6.1)
 #define SSH_DATA_OVERHEAD 49      // length, pad length, CHANNEL_DATA header (9), padding (≤ 19), tag
 typedef struct {
@@ -119,6 +119,9 @@ typedef struct {
   bool close_sent, close_received;
   uint8_t *partial;          // the start of a packet not complete yet (allocated while there is one)
   uint32_t partial_len;
+  uint8_t *rekey;            // what a key re-exchange needs (ssh_kex.c; NULL: a KEXINIT ends the session)
+  struct ssh_kex *kex;       // a key re-exchange the client began, until its NEWKEYS (allocated for that long)
+  bool tx_paused;            // our KEXINIT went, our NEWKEYS not yet: nothing but the exchange goes to the client
 } ssh_state;
 typedef struct {
   uint64_t bytes;             // read from the source; written here, read by JavaScript (atomics)
@@ -261,8 +264,34 @@ void ssh_pump(conn *c, int i);
 void ssh_pass_fin(conn *c, int i);
 void ssh_free(ssh_state *s);
 void ssh_linger_expired(conn *c);
-// The workstation is not read while the client's window is shut, nor after the client closed the channel.
-static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received); }
+// The workstation is not read while the client's window is shut, after the client closed the channel,
+// nor while a key re-exchange holds what goes to the client.
+static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received || c->ssh->tx_paused); }
+
+// SSH's wire (RFC 4251 5): big-endian uint32, and a string field at `p` within `end` (its length, or -1
+// when it runs past the payload).
+static inline uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static inline void put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+static inline ssize_t string_at(const uint8_t *p, const uint8_t *end) {
+  if (end - p < 4) return -1;
+  uint32_t n = be32(p);
+  return (size_t)(end - p - 4) < n ? -1 : (ssize_t)n;
+}
+
+// ssh_relay.c, for ssh_kex.c: seal one packet to the client after what waits for it (false: the session ended).
+bool ssh_send(conn *c, const uint8_t *payload, size_t n);
+// ssh_kex.c: a key re-exchange the client asks for (RFC 4253 7, curve25519-sha256 of RFC 8731, the host key
+// Ed25519): take the material at `add`; the client's KEXINIT, KEX_ECDH_INIT and NEWKEYS. False: the session ended.
+bool ssh_rekey_setup(ssh_state *s, const uint8_t *tail, size_t len);
+bool ssh_kex_init(conn *c, const uint8_t *payload, size_t n);
+bool ssh_kex_ecdh(conn *c, const uint8_t *payload, size_t n);
+bool ssh_kex_newkeys(conn *c);
+void ssh_kex_free(ssh_state *s);
 
 // A session's id as JavaScript holds it: the slot's generation above 32 bits, its index below.
 static inline double conn_id(const conn *c) { return (double)c->gen * 4294967296.0 + c->index; }

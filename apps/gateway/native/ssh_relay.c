@@ -11,13 +11,14 @@
 // - answers what a jump host refuses as sshd would: a keepalive or other global request that wants a reply
 //   gets REQUEST_FAILURE, a channel request CHANNEL_FAILURE, a second channel open OPEN_FAILURE
 //   "administratively prohibited"; IGNORE and DEBUG are ignored;
+// - answers a key re-exchange (KEXINIT: OpenSSH asks for one after 64 GiB with AES-GCM, or sooner under a
+//   `RekeyLimit`) itself, with the gateway's host key (ssh_kex.c); without that material it ends the session;
 // - ends the session at anything else: a packet that does not open (tampered, replayed, reordered), a
-//   key re-exchange (KEXINIT: OpenSSH asks for one after 64 GiB with AES-GCM, and the keys it leads to
-//   are not ours to learn), a DISCONNECT, a message no jump host expects.
+//   DISCONNECT, a message no jump host expects.
 #include "relay.h"
 
 enum {
-  MSG_DISCONNECT = 1, MSG_IGNORE = 2, MSG_UNIMPLEMENTED = 3, MSG_DEBUG = 4, MSG_KEXINIT = 20,
+  MSG_DISCONNECT = 1, MSG_IGNORE = 2, MSG_UNIMPLEMENTED = 3, MSG_DEBUG = 4, MSG_KEXINIT = 20, MSG_NEWKEYS = 21, MSG_KEX_ECDH_INIT = 30,
   MSG_GLOBAL_REQUEST = 80, MSG_REQUEST_SUCCESS = 81, MSG_REQUEST_FAILURE = 82, MSG_CHANNEL_OPEN = 90, MSG_CHANNEL_OPEN_CONFIRMATION = 91,
   MSG_CHANNEL_OPEN_FAILURE = 92, MSG_CHANNEL_WINDOW_ADJUST = 93, MSG_CHANNEL_DATA = 94, MSG_CHANNEL_EOF = 96,
   MSG_CHANNEL_CLOSE = 97, MSG_CHANNEL_REQUEST = 98, MSG_CHANNEL_FAILURE = 100,
@@ -31,13 +32,6 @@ enum {
 // The words of ssh-jump-connection.ts for a second forward; a session channel is refused the same way.
 static const char SECOND_CHANNEL[] = "one forwarded connection per SSH connection to this gateway: connect again for another (session channels are refused)";
 
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 // RFC 5647 section 7.1: the invocation counter (the IV's last 8 bytes) goes up by one per packet.
 static void next_iv(uint8_t iv[12]) {
@@ -90,28 +84,26 @@ static int open_packet(EVP_CIPHER_CTX *ctx, ssh_state *s, uint8_t *pkt, size_t l
 }
 
 // A control packet to the client, after whatever is waiting to go to it. False when the session ended.
-static bool send_control(conn *c, const uint8_t *payload, size_t n) {
-  uint8_t out[CONTROL_MAX + 40];
-  ssize_t r = seal(c->t->cipher, c->ssh, payload, n, NULL, 0, out);
-  if (r < 0) {
-    relay_fail(c, SIDE_RELAY, EIO);
+bool ssh_send(conn *c, const uint8_t *payload, size_t n) {
+  uint8_t small[CONTROL_MAX + 40];
+  uint8_t *out = n <= CONTROL_MAX ? small : relay_malloc(n + 40);  // a KEXINIT or the exchange's reply
+  if (!out) {
+    relay_fail(c, SIDE_RELAY, ENOMEM);
     return false;
   }
-  return relay_append(c, 1, out, (size_t)r);
+  ssize_t r = seal(c->t->cipher, c->ssh, payload, n, NULL, 0, out);
+  bool ok = r >= 0 && relay_append(c, 1, out, (size_t)r);
+  if (r < 0) relay_fail(c, SIDE_RELAY, EIO);
+  if (out != small) free(out);
+  return ok;
 }
 
 static bool send_channel_message(conn *c, uint8_t type) {
   uint8_t p[5] = {type};
   put32(p + 1, c->ssh->peer_id);
-  return send_control(c, p, sizeof p);
+  return ssh_send(c, p, sizeof p);
 }
 
-// A string field at `p` within `end`: its length, or -1 when it runs past the payload.
-static ssize_t string_at(const uint8_t *p, const uint8_t *end) {
-  if (end - p < 4) return -1;
-  uint32_t n = be32(p);
-  return (size_t)(end - p - 4) < n ? -1 : (ssize_t)n;
-}
 
 // Start the wait for the client's FIN (in place of a half-close bound: the channel is over). Without a
 // timer (no descriptor left), the session ends now.
@@ -137,9 +129,10 @@ void ssh_linger_expired(conn *c) {
 }
 
 bool ssh_setup(conn *c, const uint8_t *params, size_t len) {
-  if (len != SSH_PARAMS_LEN || (params[0] != 16 && params[0] != 32)) return errno = EINVAL, false;
+  if (len < SSH_PARAMS_LEN || (params[0] != 16 && params[0] != 32)) return errno = EINVAL, false;
   ssh_state *s = c->ssh = relay_calloc(1, sizeof *s);
   if (!s) return false;
+  if (len > SSH_PARAMS_LEN && !ssh_rekey_setup(s, params + SSH_PARAMS_LEN, len - SSH_PARAMS_LEN)) return false;
   s->cipher = tls_cipher(params[0]);
   if (!s->cipher) return errno = ENOSYS, false;
   const uint8_t *p = params + 1;
@@ -176,6 +169,11 @@ bool ssh_setup(conn *c, const uint8_t *params, size_t len) {
 static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t *plain, bool *eof, bool *close) {
   ssh_state *s = c->ssh;
   const uint8_t *end = pl + n;
+  // Between its KEXINIT and its NEWKEYS a client sends only the exchange's and the transport's messages.
+  if (s->kex && pl[0] >= MSG_GLOBAL_REQUEST) {
+    relay_fail(c, 0, EPROTO);
+    return false;
+  }
   switch (pl[0]) {
     case MSG_CHANNEL_DATA: {
       ssize_t len = n >= 5 ? string_at(pl + 5, end) : -1;
@@ -204,7 +202,7 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
       if (name < 0 || (size_t)(end - pl) < 6 + (size_t)name) break;
       if (!pl[5 + name]) return true;  // no reply wanted
       uint8_t fail = MSG_REQUEST_FAILURE;
-      return send_control(c, &fail, 1);
+      return ssh_send(c, &fail, 1);
     }
     case MSG_CHANNEL_REQUEST: {
       ssize_t type = n >= 5 ? string_at(pl + 5, end) : -1;
@@ -220,7 +218,7 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
       put32(p + 9, sizeof SECOND_CHANNEL - 1);
       memcpy(p + 13, SECOND_CHANNEL, sizeof SECOND_CHANNEL - 1);
       put32(p + 13 + sizeof SECOND_CHANNEL - 1, 0);  // no language tag
-      return send_control(c, p, sizeof p);
+      return ssh_send(c, p, sizeof p);
     }
     case MSG_IGNORE:
     case MSG_DEBUG:
@@ -233,8 +231,15 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
       c->done = true;
       return false;
     case MSG_KEXINIT:
-      relay_fail(c, 0, ENOTSUP);
+      if (s->rekey && !s->kex) return ssh_kex_init(c, pl, n);
+      relay_fail(c, 0, ENOTSUP);  // no material for it (ssh2's internals moved), or a second one at once
       return false;
+    case MSG_KEX_ECDH_INIT:
+      if (!s->kex) break;
+      return ssh_kex_ecdh(c, pl, n);
+    case MSG_NEWKEYS:
+      if (!s->kex) break;
+      return ssh_kex_newkeys(c);
   }
   relay_fail(c, 0, EPROTO);
   return false;
@@ -288,12 +293,12 @@ static void from_client(conn *c) {
     bool sent = relay_deliver(c, 0, buf, plain);
     if (c->done) return;
     // Grant the window again once half of it is used, as OpenSSH does: bulk data never waits on it.
-    if (s->our_window < s->our_window_max / 2) {
+    if (s->our_window < s->our_window_max / 2 && !s->tx_paused) {
       uint8_t adjust[9] = {MSG_CHANNEL_WINDOW_ADJUST};
       put32(adjust + 1, s->peer_id);
       put32(adjust + 5, s->our_window_max - s->our_window);
       s->our_window = s->our_window_max;
-      if (!send_control(c, adjust, sizeof adjust)) return;
+      if (!ssh_send(c, adjust, sizeof adjust)) return;
     }
     if (eof) {
       if (c->first_eof < 0) c->first_eof = 0;
@@ -321,7 +326,7 @@ static void to_client(conn *c) {
   size_t chunk = s->peer_max_packet < 32768 ? s->peer_max_packet : 32768;
   size_t fit = SEALED_CAP / (chunk + SSH_DATA_OVERHEAD) * chunk;
   for (int round = 0; round < ROUNDS && !c->done && !d->eof; round++) {
-    if (d->pend_len || ssh_window_closed(c, 1)) return;  // arm() waits for EPOLLOUT or a window adjustment
+    if (d->pend_len || ssh_window_closed(c, 1)) return;  // arm() waits for EPOLLOUT, a window adjustment, the new keys
     size_t want = READ_BUF < fit ? READ_BUF : fit;
     if (want > s->peer_window) want = (size_t)s->peer_window;
     ssize_t n = recv(c->s[1].fd, t->buf, want, MSG_DONTWAIT);
@@ -364,7 +369,7 @@ void ssh_pump(conn *c, int i) {
 void ssh_pass_fin(conn *c, int i) {
   dir_t *d = &c->d[i];
   ssh_state *s = c->ssh;
-  if (!d->eof || d->shut || d->pend_len || c->done) return;
+  if (!d->eof || d->shut || d->pend_len || c->done || s->tx_paused) return;  // a key exchange: after its NEWKEYS
   if (i == 0) shutdown(c->s[1].fd, SHUT_WR);
   else if (!send_channel_message(c, MSG_CHANNEL_EOF)) return;
   d->shut = true;
@@ -375,6 +380,7 @@ void ssh_pass_fin(conn *c, int i) {
 }
 
 void ssh_free(ssh_state *s) {
+  ssh_kex_free(s);
   free(s->partial);
   s->partial = NULL;
   s->partial_len = 0;

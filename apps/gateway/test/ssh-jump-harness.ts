@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import type { Client, ClientChannel } from 'ssh2';
+import type { Algorithms, Client, ClientChannel } from 'ssh2';
 import type { RefusalReason } from '@stagedoor/contract';
 // First of the gateway's modules: ssh2 loads through it, so the native relay can take the keys (ADR 0033).
 import { ssh2 } from '../src/routed/ssh2-keys.ts';
@@ -73,13 +73,13 @@ export async function echoServer(): Promise<{ port: number; accepted: () => numb
 }
 
 /** An ssh2 client to the jump host, for what OpenSSH will not do on purpose (a second channel, a rekey, a forged packet). */
-export function connectJumpClient(opts: { port: number; token: string; hostPublicKey: string; sock?: net.Socket; keepalive?: { intervalMs: number; countMax: number } }): Promise<Client> {
+export function connectJumpClient(opts: { port: number; token: string; hostPublicKey: string; sock?: net.Socket; keepalive?: { intervalMs: number; countMax: number }; algorithms?: Algorithms }): Promise<Client> {
   const expected = Buffer.from(opts.hostPublicKey.split(' ')[1]!, 'base64');
   const keepalive = opts.keepalive ? { keepaliveInterval: opts.keepalive.intervalMs, keepaliveCountMax: opts.keepalive.countMax } : {};
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
     c.on('ready', () => resolve(c)).on('error', reject);
-    c.connect({ host: '127.0.0.1', port: opts.port, sock: opts.sock, username: opts.token, hostVerifier: (key: Buffer) => key.equals(expected), readyTimeout: 60_000, ...keepalive });
+    c.connect({ host: '127.0.0.1', port: opts.port, sock: opts.sock, username: opts.token, hostVerifier: (key: Buffer) => key.equals(expected), readyTimeout: 60_000, ...keepalive, ...(opts.algorithms ? { algorithms: opts.algorithms } : {}) });
   });
 }
 

@@ -97,36 +97,61 @@ function connectKeepalive(port: number, token: string, sock: net.Socket, keepali
   return connectJumpClient({ port, token, sock, hostPublicKey: hostKey.publicKey, keepalive: { intervalMs: keepaliveMs, countMax: 2 } });
 }
 
+/**
+ * OpenSSH `ssh -W` through the jump host to the echo server with `args`: half of `payload` up and back,
+ * then `midway` (the session is live), then the rest and the end. What came back, and how ssh exited.
+ */
+async function sshW(token: string, payload: Buffer, args: string[], midway: () => void) {
+  const ssh = spawn('ssh', ['-F', sshConfig, ...args, '-p', String(jump.address().port), '-W', `127.0.0.1:${echo.port}`, `${token}@127.0.0.1`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const back = createHash('sha256');
+  let backBytes = 0;
+  let stderr = '';
+  ssh.stdout.on('data', (d: Buffer) => {
+    back.update(d);
+    backBytes += d.length;
+  });
+  ssh.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => ssh.on('close', r));
+  ssh.stdin.write(payload.subarray(0, payload.length / 2));
+  await waitFor('half of the bytes back', () => backBytes >= payload.length / 2 || ssh.exitCode !== null, 120_000);
+  midway();
+  ssh.stdin.end(payload.subarray(payload.length / 2));
+  const code = await exited;
+  return { code, stderr, backBytes, digest: back.digest('hex') };
+}
+
 describe('SSH jump host, native mode', () => {
   it('carries 16 MiB each way byte for byte through OpenSSH ssh -W, within the windows, and counts the bytes while it runs', async () => {
     const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
     const liveBefore = nativeStats()!.live;
     const payload = randomBytes(16 * 1024 * 1024);
-    const ssh = spawn('ssh', ['-F', sshConfig, '-p', String(jump.address().port), '-W', `127.0.0.1:${echo.port}`, `${token}@127.0.0.1`], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const back = createHash('sha256');
-    let backBytes = 0;
-    let stderr = '';
-    ssh.stdout.on('data', (d: Buffer) => {
-      back.update(d);
-      backBytes += d.length;
+    const r = await sshW(token, payload, [], () => {
+      // Half of it is through: the session is the native relay's while it runs, and its bytes are counted.
+      expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+      expect(nativeStats()!.live).toBe(liveBefore + 1);
+      expect(jump.sessions()[0]!.bytesUp).toBeGreaterThanOrEqual(payload.length / 2);
     });
-    ssh.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => ssh.on('close', r));
-    // Half of it first: the session is the native relay's while it runs, and its bytes are counted.
-    ssh.stdin.write(payload.subarray(0, payload.length / 2));
-    await waitFor('half of the bytes back', () => backBytes >= payload.length / 2, 120_000);
-    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
-    expect(nativeStats()!.live).toBe(liveBefore + 1);
-    expect(jump.sessions()[0]!.bytesUp).toBeGreaterThanOrEqual(payload.length / 2);
-    ssh.stdin.end(payload.subarray(payload.length / 2));
-    const code = await exited;
     await waitFor('the session to be reported', () => g.ended.length > 0);
-    expect({ code, stderr, ended: g.ended }).toEqual({ code: 0, stderr: '', ended: [{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }] });
-    expect(backBytes).toBe(payload.length);
-    expect(back.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect({ code: r.code, stderr: r.stderr, ended: g.ended }).toEqual({ code: 0, stderr: '', ended: [{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }] });
+    expect(r.backBytes).toBe(payload.length);
+    expect(r.digest).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect(nativeStats()!.live).toBe(liveBefore);
+  });
+
+  it('answers OpenSSH\'s key re-exchanges itself (RekeyLimit 1M: dozens of them) and the bytes go on, exact, under each new key', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const payload = randomBytes(16 * 1024 * 1024);
+    const r = await sshW(token, payload, ['-v', '-o', 'RekeyLimit=1M'], () => {
+      expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+    });
+    // OpenSSH verified each reply: the exchange hash signed with the pinned host key, the new keys agreed.
+    const newKeys = r.stderr.split('\n').filter((l) => l.includes('SSH2_MSG_NEWKEYS received')).length;
+    expect(newKeys, r.stderr.slice(-2000)).toBeGreaterThan(10); // the first exchange (ssh2's) and the relay's
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    expect(r.backBytes).toBe(payload.length);
+    expect(r.digest).toBe(createHash('sha256').update(payload).digest('hex'));
     await waitFor('the session to be reported', () => g.ended.length > 0);
     expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: payload.length, bytesDown: payload.length }]);
-    expect(nativeStats()!.live).toBe(liveBefore);
   });
 
   it('when the relay cannot take the session (a failed allocation in add), ssh2 relays it in Node and the client sees no difference', async () => {
@@ -205,14 +230,51 @@ describe('SSH jump host, native mode', () => {
     hop.close();
   });
 
-  it('a key re-exchange (KEXINIT) ends the session, and says so', async () => {
-    const { g, c, hop } = await sessionThroughHop();
-    const closed = new Promise<void>((r) => c.on('close', () => r()));
+  it('a key re-exchange from ssh2\'s client too, twice: answered, the session stays native and echoes under each new key', async () => {
+    const { g, c, ch, hop } = await sessionThroughHop();
     // ssh2's client has no public rekey; its protocol object starts one as OpenSSH's ~R would.
+    const rekey = () => (c as unknown as { _protocol: { rekey(): void } })._protocol.rekey();
+    for (const word of ['after one', 'after two']) {
+      rekey();
+      expect(await echoOnce(ch, word)).toBe(word); // queued by ssh2 until its NEWKEYS, then sealed with the new key
+    }
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+    c.end();
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toBe('client-closed');
+    hop.close();
+  });
+
+  it('a key re-exchange that finds no memory ends that session as a relay error, and the relay takes the next one', async () => {
+    const { g, c, hop } = await sessionThroughHop();
+    c.on('error', () => undefined);
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    nativeInjectFaults('alloc', 0, 1_000);
+    try {
+      (c as unknown as { _protocol: { rekey(): void } })._protocol.rekey();
+      await waitFor('the session to end', () => g.ended.length > 0);
+    } finally {
+      nativeInjectFaults('alloc', 0, 0);
+    }
+    expect(g.ended[0]!.reason).toBe('relay-error: ENOMEM');
+    await closed;
+    hop.close();
+    const next = await sessionThroughHop(); // the relay threads carry on
+    next.c.end();
+    next.hop.close();
+  });
+
+  it('a key re-exchange the relay cannot answer (no curve25519-sha256 offered) ends the session, and says so', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const c = await connectJumpClient({ port: jump.address().port, token, hostPublicKey: hostKey.publicKey, algorithms: { kex: ['ecdh-sha2-nistp256'] } });
+    c.on('error', () => undefined);
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    const ch = await forwardOut(c, echo.port);
+    expect(await echoOnce(ch, 'ready')).toBe('ready');
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
     (c as unknown as { _protocol: { rekey(): void } })._protocol.rekey();
     await closed;
     await waitFor('the session to end', () => g.ended.length > 0);
     expect(g.ended[0]!.reason).toMatch(/^client-rekey/);
-    hop.close();
   });
 });

@@ -34,6 +34,8 @@ export interface JumpSettings {
   connectTimeoutMs: number;
   /** Hand the channel to the native relay once it is open (ADR 0033). */
   nativeRelay: boolean;
+  /** The host key as the relay threads answer a key re-exchange with it (ssh2-keys.ts `rekeyHostKey`); null: they end the session there. */
+  rekeyKey: Buffer | null;
   log: Log;
   /** Authentication succeeded (the server stops counting this connection as pre-auth). */
   authenticated(conn: JumpConnection): void;
@@ -244,7 +246,7 @@ export class JumpConnection {
     const clientFd = socketFd(socket);
     const targetFd = socketFd(target);
     if (clientFd < 0 || targetFd < 0 || socket.readableLength > 0 || socket.writableLength > 0 || target.readableLength > 0) return false;
-    const params = nativeSshParams(this.#client, { peerId: open.sender, peerWindow: open.window, peerMaxPacket: open.packetSize, ...NATIVE_CHANNEL });
+    const params = nativeSshParams(this.#client, { peerId: open.sender, peerWindow: open.window, peerMaxPacket: open.packetSize, ...NATIVE_CHANNEL }, this.#opts.rekeyKey);
     if (!params) return false;
     try {
       this.#nativeId = nativeAdd(clientFd, targetFd, undefined, this, undefined, params);
@@ -272,8 +274,8 @@ export class JumpConnection {
     this.#nativeId = -1;
     this.#bytesUp = end.bytesUp;
     this.#bytesDown = end.bytesDown;
-    // ENOTSUP from the client is its key re-exchange (relay.h, ssh_relay.c): say so, it reads as a cut otherwise.
-    this.#endReason ??= end.side === 0 && end.errno === ENOTSUP ? 'client-rekey: the gateway ends a session at a key re-exchange' : (nativeEndReason(end) ?? 'closed');
+    // ENOTSUP from the client is a key re-exchange the relay could not answer (ssh_kex.c): say so, it reads as a cut otherwise.
+    this.#endReason ??= end.side === 0 && end.errno === ENOTSUP ? 'client-rekey: a key re-exchange the gateway cannot answer (it offers curve25519-sha256, ssh-ed25519, the session\'s cipher, no compression)' : (nativeEndReason(end) ?? 'closed');
     this.finish(this.#endReason);
   }
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Server as Ssh2Server } from 'ssh2';
-import { NATIVE_SSH_CIPHERS, ssh2 } from './ssh2-keys.ts';
+import { NATIVE_SSH_CIPHERS, rekeyHostKey, ssh2 } from './ssh2-keys.ts';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { readProxyV2 } from '../proxy-protocol.ts';
@@ -72,6 +72,7 @@ export class SshJumpServer {
       admit: opts.admit,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       nativeRelay: opts.nativeRelay ?? false,
+      rekeyKey: opts.nativeRelay ? rekeyHostKey(opts.hostKey) : null,
       log: opts.log,
       authenticated: (conn) => this.#endPreAuth(conn),
       handedOff: (_conn, socket) => this.#sockets.delete(socket),

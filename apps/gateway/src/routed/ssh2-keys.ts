@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as Ssh2 from 'ssh2';
 import type { CipherAlgorithm, Connection } from 'ssh2';
@@ -77,6 +78,33 @@ const PARAMS_LEN = 1 + 2 * (32 + 12) + 6 * 4;
 interface ProtocolState {
   _cipher?: { outSeqno?: number };
   _decipher?: { inSeqno?: number; _lenBytes?: number; _pktLen?: number; _tagPos?: number };
+  /** The version strings as the first key exchange hashed them, and its session id. */
+  _identRaw?: Buffer;
+  _remoteIdentRaw?: Buffer;
+  _kex?: { sessionID?: Buffer };
+}
+
+/**
+ * The host key as the relay threads sign a key re-exchange with it (ssh_kex.c): the Ed25519 seed, then
+ * the public key. Null for another kind of key (the relay then ends a session at the client's KEXINIT).
+ */
+export function rekeyHostKey(hostKey: string | Buffer): Buffer | null {
+  const parsed = ssh2.utils.parseKey(hostKey);
+  if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519') return null;
+  const jwk = createPrivateKey(parsed.getPrivatePEM()).export({ format: 'jwk' });
+  if (!jwk.d || !jwk.x) return null;
+  return Buffer.concat([Buffer.from(jwk.d, 'base64url'), Buffer.from(jwk.x, 'base64url')]);
+}
+
+/**
+ * What a key re-exchange needs beyond the host key (relay.h SSH_PARAMS_LEN's tail): each version string
+ * and the session id, a length byte before each, then `hostKey` (rekeyHostKey). Null when ssh2 does not
+ * hold them where 1.17 does.
+ */
+function rekeyMaterial(proto: ProtocolState, hostKey: Buffer): Buffer | null {
+  const parts = [proto._remoteIdentRaw, proto._identRaw, proto._kex?.sessionID];
+  if (!parts.every((p): p is Buffer => Buffer.isBuffer(p) && p.length > 0 && p.length < 256)) return null;
+  return Buffer.concat([...parts.flatMap((p) => [Buffer.from([p.length]), p]), hostKey]);
 }
 
 /**
@@ -84,7 +112,7 @@ interface ProtocolState {
  * packet each has reached, and the channel. Null when they cannot be had exactly: keys not captured
  * (not AES-GCM, or ssh2 loaded before the wrap), or ssh2 holding part of a packet from the client.
  */
-export function nativeSshParams(connection: Connection, channel: NativeChannel): Buffer | null {
+export function nativeSshParams(connection: Connection, channel: NativeChannel, rekeyKey: Buffer | null = null): Buffer | null {
   if (!wrapped) return null;
   const proto = (connection as unknown as { _protocol?: ProtocolState })._protocol;
   const cipher = proto?._cipher;
@@ -103,7 +131,8 @@ export function nativeSshParams(connection: Connection, channel: NativeChannel):
   advanceIv(out.iv, (cipher.outSeqno - out.seqno) >>> 0).copy(params, 77);
   let p = 89;
   for (const v of [channel.peerId, channel.ourId, channel.peerWindow, channel.peerMaxPacket, channel.ourWindow, channel.ourMaxPacket]) p = params.writeUInt32BE(v >>> 0, p);
-  return params;
+  const rekey = rekeyKey && proto ? rekeyMaterial(proto, rekeyKey) : null;
+  return rekey ? Buffer.concat([params, rekey]) : params;
 }
 
 /** RFC 5647 7.1: the IV's last 8 bytes count packets (big-endian); `packets` on from `iv`. */

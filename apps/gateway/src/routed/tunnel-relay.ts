@@ -3,7 +3,7 @@ import { closeReason, TUNNEL_CLOSE, TUNNEL_TEXT_FRAME_CLOSE } from '@stagedoor/c
 import type { WebSocket } from 'ws';
 import { closeMessageFor } from '../browser/modes.ts';
 import type { Log } from '../log.ts';
-import { REFUSAL_MESSAGES, type Admitted } from './admission.ts';
+import type { Admitted } from './admission.ts';
 import { handOffWebSocket, type TappedTls } from './tunnel-ws-native.ts';
 
 export type { TunnelOutcome } from '../browser/modes.ts';
