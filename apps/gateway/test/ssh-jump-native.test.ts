@@ -97,6 +97,12 @@ function connectKeepalive(port: number, token: string, sock: net.Socket, keepali
   return connectJumpClient({ port, token, sock, hostPublicKey: hostKey.publicKey, keepalive: { intervalMs: keepaliveMs, countMax: 2 } });
 }
 
+/** ssh2's client protocol object, as far as a test starts a re-exchange and sees it under way. */
+interface KexProtocol {
+  rekey(): void;
+  _kexinit: unknown;
+}
+
 /**
  * OpenSSH `ssh -W` through the jump host to the echo server with `args`: half of `payload` up and back,
  * then `midway` (the session is live), then the rest and the end. What came back, and how ssh exited.
@@ -242,6 +248,24 @@ describe('SSH jump host, native mode', () => {
     c.end();
     await waitFor('the session to end', () => g.ended.length > 0);
     expect(g.ended[0]!.reason).toBe('client-closed');
+    hop.close();
+  });
+
+  it("attack: channel data slipped into the client's key exchange ends the session, and none of it reaches the desktop", async () => {
+    const { g, c, ch, hop } = await sessionThroughHop();
+    c.on('error', () => undefined);
+    const before = echo.received();
+    const proto = (c as unknown as { _protocol: KexProtocol })._protocol;
+    proto.rekey();
+    // ssh2 holds channel data back while its exchange runs (RFC 4253 7.1): a hostile client sends it
+    // anyway, sealed with the keys of the moment. ssh2 queues while `_kexinit` is set; unset, it sends.
+    const held = proto._kexinit;
+    proto._kexinit = undefined;
+    ch.write('smuggled');
+    proto._kexinit = held;
+    await waitFor('the session to end', () => g.ended.length > 0);
+    expect(g.ended[0]!.reason).toBe('client-error: EPROTO');
+    expect(echo.received()).toBe(before);
     hop.close();
   });
 
