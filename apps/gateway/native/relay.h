@@ -267,6 +267,10 @@ void ssh_linger_expired(conn *c);
 // The workstation is not read while the client's window is shut, after the client closed the channel,
 // nor while a key re-exchange holds what goes to the client.
 static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received || c->ssh->tx_paused); }
+// An SSH client is read whatever waits for the workstation: SSH's own flow control bounds what it may send
+// (the window is granted again only once the workstation took the data), and it carries the window
+// adjustments and key exchanges that the workstation's side may be waiting for (ssh_relay.c).
+static inline bool ssh_reads_always(const conn *c, int i) { return c->ssh && i == 0; }
 
 // SSH's wire (RFC 4251 5): big-endian uint32, and a string field at `p` within `end` (its length, or -1
 // when it runs past the payload).

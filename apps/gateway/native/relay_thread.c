@@ -62,11 +62,18 @@ static bool reads(const conn *c, int i) {
   return !c->d[i].eof || (c->ssh && i == 0);
 }
 
+// Whether side i is read now: while it may still say something and what it said before has gone on (an
+// SSH client always: relay.h ssh_reads_always).
+static bool may_read(const conn *c, int i) {
+  const dir_t *from = &c->d[i];
+  return reads(c, i) && ((from->pend_len == 0 && from->in_pipe == 0) || ssh_reads_always(c, i)) && !ssh_window_closed(c, i);
+}
+
 static void arm(conn *c, int i) {
   side_t *s = &c->s[i];
-  dir_t *from = &c->d[i], *to = &c->d[1 - i];
+  dir_t *to = &c->d[1 - i];
   uint32_t want = 0;
-  if (reads(c, i) && from->pend_len == 0 && from->in_pipe == 0 && !ssh_window_closed(c, i)) want |= EPOLLIN | EPOLLRDHUP;
+  if (may_read(c, i)) want |= EPOLLIN | EPOLLRDHUP;
   if (to->pend_len > 0 || to->in_pipe > 0) want |= EPOLLOUT;
   if (want == s->armed) return;
   // Nothing wanted: leave the set altogether, or a hung-up socket would wake us on every wait
@@ -265,7 +272,7 @@ static void on_event(conn *c, int i, uint32_t events) {
     }
   }
   dir_t *from = &c->d[i];
-  if (!c->done && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && reads(c, i) && !from->pend_len && !from->in_pipe) pump(c, i);
+  if (!c->done && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && may_read(c, i)) pump(c, i);
   if (!c->done && (events & EPOLLERR)) {
     int err = 0;
     socklen_t len = sizeof err;

@@ -32,7 +32,6 @@ enum {
 // The words of ssh-jump-connection.ts for a second forward; a session channel is refused the same way.
 static const char SECOND_CHANNEL[] = "one forwarded connection per SSH connection to this gateway: connect again for another (session channels are refused)";
 
-
 // RFC 5647 section 7.1: the invocation counter (the IV's last 8 bytes) goes up by one per packet.
 static void next_iv(uint8_t iv[12]) {
   for (int b = 11; b >= 4; b--)
@@ -103,7 +102,6 @@ static bool send_channel_message(conn *c, uint8_t type) {
   put32(p + 1, c->ssh->peer_id);
   return ssh_send(c, p, sizeof p);
 }
-
 
 // Start the wait for the client's FIN (in place of a half-close bound: the channel is over). Without a
 // timer (no descriptor left), the session ends now.
@@ -245,15 +243,30 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
   return false;
 }
 
+// Grant the window again once half of it is used, as OpenSSH does (bulk data never waits on it), but only
+// once the workstation has taken all it was sent: the client can then have at most one window of data
+// waiting here, however slow the workstation. Not while our key exchange holds what goes to the client.
+// False when the session ended.
+static bool grant_window(conn *c) {
+  ssh_state *s = c->ssh;
+  if (s->our_window >= s->our_window_max / 2 || s->tx_paused || c->d[0].pend_len || s->close_received) return true;
+  uint8_t adjust[9] = {MSG_CHANNEL_WINDOW_ADJUST};
+  put32(adjust + 1, s->peer_id);
+  put32(adjust + 5, s->our_window_max - s->our_window);
+  s->our_window = s->our_window_max;
+  return ssh_send(c, adjust, sizeof adjust);
+}
+
 // The client's packets → channel data to the workstation. The client is read after its EOF too: its
-// window adjustments and its CLOSE still come.
+// window adjustments and its CLOSE still come; and while the workstation is slow too (relay.h
+// ssh_reads_always).
 static void from_client(conn *c) {
   relay_thread *t = c->t;
   ssh_state *s = c->ssh;
   dir_t *d = &c->d[0];
   uint8_t *buf = (uint8_t *)t->buf;
+  if (!grant_window(c)) return;  // the workstation took what waited for it: the client may send more
   for (int round = 0; round < ROUNDS && !c->done; round++) {
-    if (d->pend_len) return;
     size_t have = s->partial_len;
     if (have) memcpy(buf, s->partial, have);
     ssize_t n = recv(c->s[0].fd, buf + have, READ_BUF - have, MSG_DONTWAIT);
@@ -290,16 +303,9 @@ static void from_client(conn *c) {
     }
     if (!relay_keep_partial(c, &s->partial, &s->partial_len, buf + off, total - off, 4 + SSH_MAX_PACKET + 16)) return;
     __atomic_add_fetch(&d->bytes, (uint64_t)plain, __ATOMIC_RELAXED);
-    bool sent = relay_deliver(c, 0, buf, plain);
-    if (c->done) return;
-    // Grant the window again once half of it is used, as OpenSSH does: bulk data never waits on it.
-    if (s->our_window < s->our_window_max / 2 && !s->tx_paused) {
-      uint8_t adjust[9] = {MSG_CHANNEL_WINDOW_ADJUST};
-      put32(adjust + 1, s->peer_id);
-      put32(adjust + 5, s->our_window_max - s->our_window);
-      s->our_window = s->our_window_max;
-      if (!ssh_send(c, adjust, sizeof adjust)) return;
-    }
+    // Behind what already waits for the workstation, kept in order (the window bounds it: see grant_window).
+    bool sent = (plain == 0 || relay_append(c, 0, buf, plain)) && !d->pend_len;
+    if (c->done || !grant_window(c)) return;
     if (eof) {
       if (c->first_eof < 0) c->first_eof = 0;
       ssh_pass_fin(c, 0);  // once what came before it has gone (else when it drains)

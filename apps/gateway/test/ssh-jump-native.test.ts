@@ -118,6 +118,9 @@ async function sshW(token: string, payload: Buffer, args: string[], midway: () =
   });
   ssh.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => ssh.on('close', r));
+  // A stall (a relay that stopped reading) fails the test instead of leaving ssh, and the worker, running.
+  const stall = setTimeout(() => ssh.kill('SIGKILL'), 90_000);
+  exited.finally(() => clearTimeout(stall));
   ssh.stdin.write(payload.subarray(0, payload.length / 2));
   await waitFor('half of the bytes back', () => backBytes >= payload.length / 2 || ssh.exitCode !== null, 120_000);
   midway();
@@ -234,6 +237,40 @@ describe('SSH jump host, native mode', () => {
     expect(g.ended[0]!.reason).toBe('client-error: EBADMSG');
     expect(echo.received()).toBe(before);
     hop.close();
+  });
+
+  it('a client that stops reading while the desktop echoes, then reads again: its window adjustment is read past what waits for the desktop, and every byte comes back', async () => {
+    // The desktop (an echo) stops reading once it cannot write; the relay stops reading it once the
+    // client's window is shut. A relay that then also stopped reading the client (because the desktop
+    // is full) would never see the client's window adjustment when it reads again: a deadlock.
+    const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
+    const c = await connectJumpClient({ port: jump.address().port, token, hostPublicKey: hostKey.publicKey });
+    const ch = await forwardOut(c, echo.port);
+    expect(await echoOnce(ch, 'ready')).toBe('ready');
+    expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: 'native' })]);
+    const payload = randomBytes(64 * 1024 * 1024); // more than every buffer on the way holds
+    const back = createHash('sha256');
+    let got = 0;
+    ch.pause();
+    ch.write(payload);
+    let last = -1;
+    await waitFor('the stream to stall with the client not reading', () => {
+      const up = jump.sessions()[0]!.bytesUp;
+      const still = up === last;
+      last = up;
+      return still;
+    }, 60_000, 500);
+    expect(last).toBeLessThan(payload.length); // stalled part way, as the test needs
+    ch.on('data', (d: Buffer) => {
+      back.update(d);
+      got += d.length;
+    });
+    ch.resume();
+    await waitFor('every byte back', () => got >= payload.length, 60_000, 50);
+    expect(got).toBe(payload.length);
+    expect(back.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    c.end();
+    await waitFor('the session to end', () => g.ended.length > 0);
   });
 
   it('a key re-exchange from ssh2\'s client too, twice: answered, the session stays native and echoes under each new key', async () => {
