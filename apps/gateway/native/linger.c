@@ -11,7 +11,8 @@
 //   count the desktop as in use, and a power plan would never stop it).
 //
 // The idle bound is checked when the timer fires, not moved on every read: the byte path pays nothing,
-// and a session ends between one and two bounds after its last byte.
+// and a session ends between one and two bounds after its last byte. A byte read, or bytes that waited
+// for a slow side going out, count as movement.
 #include "relay.h"
 
 int sr_half_close_seconds = 60;
@@ -42,6 +43,9 @@ void relay_timer_stop(conn *c) {
 static uint64_t moved(const conn *c) {
   return __atomic_load_n(&c->d[0].bytes, __ATOMIC_RELAXED) + __atomic_load_n(&c->d[1].bytes, __ATOMIC_RELAXED);
 }
+static uint32_t pending(const conn *c) {
+  return c->d[0].pend_len + c->d[0].in_pipe + c->d[1].pend_len + c->d[1].in_pipe;
+}
 
 // One side's end came in (relay_note_eof; an SSH client's channel EOF) and the other side goes on: bound
 // its silence. A fixed wait already running (after an SSH channel's close) is left as it is.
@@ -49,19 +53,22 @@ void relay_half_closed(conn *c) {
   int seconds = __atomic_load_n(&sr_half_close_seconds, __ATOMIC_RELAXED);
   if (seconds <= 0 || c->done || c->linger.fd >= 0) return;
   c->linger_mark = moved(c);
+  c->linger_pending = pending(c);
   if (relay_timer_start(c, seconds)) c->linger_kind = LINGER_IDLE;
   else relay_timer_stop(c);  // no timer (out of descriptors): the session waits as a plain TCP relay would
 }
 
 static void idle_check(conn *c) {
   uint64_t now = moved(c);
-  if (now == c->linger_mark) {
+  uint32_t waiting = pending(c);
+  if (now == c->linger_mark && waiting == c->linger_pending) {
     // Reported as the end of the side that ended first; an SSH client is told why in a DISCONNECT.
     if (c->ssh) return ssh_linger_expired(c);
     c->done = true;
     return;
   }
   c->linger_mark = now;
+  c->linger_pending = waiting;
   int seconds = __atomic_load_n(&sr_half_close_seconds, __ATOMIC_RELAXED);
   struct itimerspec when = {.it_value = {.tv_sec = seconds > 0 ? seconds : 1}};
   if (timerfd_settime(c->linger.fd, 0, &when, NULL) < 0) relay_timer_stop(c);

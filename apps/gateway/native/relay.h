@@ -142,7 +142,8 @@ struct conn {
   int8_t first_eof;           // which side sent FIN first, -1 none
   uint8_t linger_kind;        // what `linger` waits for (linger.c), LINGER_NONE while it is not running
   side_t linger;              // a timerfd (idx SIDE_LINGER) bounding a wait after one side's end
-  uint64_t linger_mark;       // LINGER_IDLE: the bytes moved when the timer was last set
+  uint64_t linger_mark;       // LINGER_IDLE: the bytes read when the timer was last set
+  uint32_t linger_pending;    // LINGER_IDLE: and the bytes waiting to be written then (their draining is movement too)
   int8_t err_side;            // 0, 1 or SIDE_RELAY; -1 none
   int err;
   bool done;                  // finished by the relay thread (its descriptors are closed)

@@ -123,8 +123,8 @@ static bool acquire_pipe(relay_thread *t, dir_t *d) {
 // The source of direction i sent FIN: pass it on once nothing of the direction is pending.
 static void pass_fin(conn *c, int i) {
   dir_t *d = &c->d[i];
+  if (c->ssh) return ssh_pass_fin(c, i);  // an SSH channel ends in packets: EOF, then CLOSE (its own checks)
   if (!d->eof || d->shut || d->pend_len || d->in_pipe) return;
-  if (c->ssh) return ssh_pass_fin(c, i);  // an SSH channel ends in packets: EOF, then CLOSE
   if (i == 1 && c->tls) tls_send_close_notify(c);  // a TLS client reads the end in its records first
   shutdown(c->s[1 - i].fd, SHUT_WR);
   d->shut = true;

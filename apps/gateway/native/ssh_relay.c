@@ -103,10 +103,16 @@ static bool send_channel_message(conn *c, uint8_t type) {
   return ssh_send(c, p, sizeof p);
 }
 
-// Start the wait for the client's FIN (in place of a half-close bound: the channel is over). Without a
-// timer (no descriptor left), the session ends now.
+// Start the wait for the client's FIN (in place of a half-close bound: the channel is over), once what the
+// client sent before its close has reached the workstation (until then the half-close bound watches a
+// workstation that takes nothing; ssh_pass_fin starts the wait when it has). Without a timer (no
+// descriptor left), the session ends now.
 static bool linger(conn *c) {
   if (c->linger_kind == LINGER_FIXED) return true;
+  if (c->d[0].pend_len) {
+    relay_half_closed(c);
+    return true;
+  }
   relay_timer_stop(c);
   if (relay_timer_start(c, LINGER_SECONDS)) return true;
   c->done = true;
@@ -375,6 +381,8 @@ void ssh_pump(conn *c, int i) {
 void ssh_pass_fin(conn *c, int i) {
   dir_t *d = &c->d[i];
   ssh_state *s = c->ssh;
+  // The client closed the channel while its last bytes waited for the workstation: they have gone now.
+  if (i == 0 && s->close_received && !d->pend_len && c->linger_kind != LINGER_FIXED && !c->done && !linger(c)) return;
   if (!d->eof || d->shut || d->pend_len || c->done || s->tx_paused) return;  // a key exchange: after its NEWKEYS
   if (i == 0) shutdown(c->s[1].fd, SHUT_WR);
   else if (!send_channel_message(c, MSG_CHANNEL_EOF)) return;

@@ -273,6 +273,32 @@ describe('SSH jump host, native mode', () => {
     await waitFor('the session to end', () => g.ended.length > 0);
   });
 
+  it('a client that closes the channel at once behind its last bytes: a desktop slow to take them still gets every byte the relay read', async () => {
+    let got = 0;
+    const slow = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.pause(); // takes nothing for 3 s, more than the 2 s a closed channel's connection is given
+      s.on('data', (d: Buffer) => (got += d.length));
+      setTimeout(() => s.resume(), 3000);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const port = (slow.address() as net.AddressInfo).port;
+      const { token, g } = grant({ host: '127.0.0.1', port });
+      const c = await connectJumpClient({ port: jump.address().port, token, hostPublicKey: hostKey.publicKey });
+      c.on('error', () => undefined);
+      const ch = await forwardOut(c, port);
+      ch.write(randomBytes(16 * 1024 * 1024)); // more than the desktop's socket takes while it reads nothing
+      await waitFor('the relay to hold bytes for the desktop', () => (jump.sessions()[0]?.bytesUp ?? 0) >= 4 * 1024 * 1024, 30_000, 20);
+      ch.close(); // CLOSE now, without waiting for the desktop (RFC 4254 lets a party do so)
+      await waitFor('the session to end', () => g.ended.length > 0, 60_000, 50);
+      await waitFor('the desktop to have every byte the relay read', () => got === g.ended[0]!.bytesUp, 30_000, 50);
+      expect(got).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+    } finally {
+      slow.close();
+    }
+  });
+
   it('a key re-exchange from ssh2\'s client too, twice: answered, the session stays native and echoes under each new key', async () => {
     const { g, c, ch, hop } = await sessionThroughHop();
     // ssh2's client has no public rekey; its protocol object starts one as OpenSSH's ~R would.
