@@ -133,6 +133,17 @@ describe.each(ENGINES)('SSH jump host with OpenSSH (%s relay)', (engine) => {
     await waitFor('the session to be reported', () => g.ended.length === 1);
   });
 
+  it('carries a session whose jump connection re-keys every 16 KiB (RekeyLimit): the jump host answers each exchange', async () => {
+    const { token, g } = grant({ host: '127.0.0.1', port: sshd.port });
+    const config = path.join(dir, `ssh_config_rekey_${engine}`);
+    fs.writeFileSync(config, fs.readFileSync(sshConfig, 'utf8').replace('Host *', 'Host *\n  RekeyLimit 16K'));
+    const r = await run('ssh', ['-F', config, '-J', `${token}@127.0.0.1:${jump.address().port}`, '-p', String(sshd.port), `${sshd.user}@127.0.0.1`, 'head -c 300000 /dev/zero']);
+    expect({ code: r.code, bytes: r.stdout.length }, r.stderr).toEqual({ code: 0, bytes: 300_000 });
+    await waitFor('the session to be reported', () => g.ended.length === 1);
+    expect(g.ended[0]!.reason).toBe('client-closed');
+    expect(g.ended[0]!.bytesDown).toBeGreaterThan(300_000);
+  });
+
   it('refuses an unknown token, and OpenSSH prints the reason from the banner', async () => {
     const before = sshd.proc.stderr.length;
     const unknown = (engine === 'node' ? 'a' : 'b').repeat(32);
