@@ -140,8 +140,7 @@ describe.each(ENGINES)('SSH jump host with OpenSSH (%s relay)', (engine) => {
     const r = await run('ssh', ['-F', config, '-J', `${token}@127.0.0.1:${jump.address().port}`, '-p', String(sshd.port), `${sshd.user}@127.0.0.1`, 'head -c 300000 /dev/zero']);
     expect({ code: r.code, bytes: r.stdout.length }, r.stderr).toEqual({ code: 0, bytes: 300_000 });
     await waitFor('the session to be reported', () => g.ended.length === 1);
-    expect(g.ended[0]!.reason).toBe('client-closed');
-    expect(g.ended[0]!.bytesDown).toBeGreaterThan(300_000);
+    expect(g.ended[0]!.bytesDown).toBeGreaterThan(300_000); // which side ends first is the two OpenSSH ends' race
   });
 
   it('refuses an unknown token, and OpenSSH prints the reason from the banner', async () => {
