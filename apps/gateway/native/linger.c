@@ -17,14 +17,14 @@
 
 int sr_half_close_seconds = 60;
 
-bool relay_timer_start(conn *c, int seconds) {
+bool relay_timer_start(conn *c, int seconds, enum linger_kind kind) {
   side_t *l = &c->linger;
   struct itimerspec when = {.it_value = {.tv_sec = seconds}};
   l->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
   if (l->fd >= 0 && timerfd_settime(l->fd, 0, &when, NULL) == 0 && relay_epoll_ctl(c->t->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
     l->armed = EPOLLIN;
-    c->linger_kind = LINGER_FIXED;
+    c->linger_kind = (uint8_t)kind;
     return true;
   }
   return false;  // a descriptor made anyway is closed by relay_timer_stop
@@ -54,8 +54,7 @@ void relay_half_closed(conn *c) {
   if (seconds <= 0 || c->done || c->linger.fd >= 0) return;
   c->linger_mark = moved(c);
   c->linger_pending = pending(c);
-  if (relay_timer_start(c, seconds)) c->linger_kind = LINGER_IDLE;
-  else relay_timer_stop(c);  // no timer (out of descriptors): the session waits as a plain TCP relay would
+  if (!relay_timer_start(c, seconds, LINGER_IDLE)) relay_timer_stop(c);  // no timer (out of descriptors): the session waits as a plain TCP relay would
 }
 
 static void idle_check(conn *c) {

@@ -121,8 +121,17 @@ typedef struct {
   uint32_t partial_len;
   uint8_t *rekey;            // what a key re-exchange needs (ssh_kex.c; NULL: a KEXINIT ends the session)
   struct ssh_kex *kex;       // a key re-exchange the client began, until its NEWKEYS (allocated for that long)
-  bool tx_paused;            // our KEXINIT went, our NEWKEYS not yet: nothing but the exchange goes to the client
 } ssh_state;
+// A key re-exchange under way (ssh_kex.c).
+struct ssh_kex {
+  uint8_t *i_c, *i_s;  // the two KEXINIT payloads, for the exchange hash
+  uint32_t i_c_len, i_s_len;
+  bool ignore_guess;   // the client guessed wrong (first_kex_packet_follows): its next exchange packet goes unread
+  bool replied;        // our NEWKEYS went: the client's NEWKEYS is next
+  ssh_keys rx_next;    // the client's new keys, from its NEWKEYS on
+};
+// Our KEXINIT went, our NEWKEYS not yet: nothing but the exchange goes to the client.
+static inline bool ssh_tx_paused(const ssh_state *s) { return s->kex && !s->kex->replied; }
 typedef struct {
   uint64_t bytes;             // read from the source; written here, read by JavaScript (atomics)
   char *pend;                 // copy mode: bytes the destination has not taken yet
@@ -218,13 +227,13 @@ static inline int relay_epoll_ctl(int ep, int op, int fd, struct epoll_event *ev
 // relay_thread.c, for tls_relay.c: end a session with an error; a source sent its end.
 void relay_fail(conn *c, int side, int err);
 void relay_note_eof(conn *c, int i);
-// linger.c: a session's one timer (idx SIDE_LINGER), registered with its thread's epoll.
-// LINGER_FIXED: fires once after `seconds` (the SSH jump host's and the WebSocket path's waits); false
-// when none could be had. LINGER_IDLE: a half-closed session's bound (relay_half_closed). Stopping closes
-// it (and one a failed start left); finish() stops it for every session.
+// linger.c: a session's one timer (idx SIDE_LINGER), registered with its thread's epoll, firing after
+// `seconds`; false when none could be had. LINGER_FIXED: the SSH jump host's and the WebSocket path's
+// waits (the session ends). LINGER_IDLE: a half-closed session's bound (relay_half_closed: it ends if
+// nothing moved). Stopping closes it (and one a failed start left); finish() stops it for every session.
 enum linger_kind { LINGER_NONE = 0, LINGER_FIXED = 1, LINGER_IDLE = 2 };
 extern int sr_half_close_seconds;  // binding.c `halfClose`; 0: half-closed sessions wait without a bound
-bool relay_timer_start(conn *c, int seconds);
+bool relay_timer_start(conn *c, int seconds, enum linger_kind kind);
 void relay_timer_stop(conn *c);
 void relay_half_closed(conn *c);
 void relay_linger_fired(conn *c);
@@ -267,7 +276,7 @@ void ssh_free(ssh_state *s);
 void ssh_linger_expired(conn *c);
 // The workstation is not read while the client's window is shut, after the client closed the channel,
 // nor while a key re-exchange holds what goes to the client.
-static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received || c->ssh->tx_paused); }
+static inline bool ssh_window_closed(const conn *c, int i) { return c->ssh && i == 1 && (c->ssh->peer_window == 0 || c->ssh->close_received || ssh_tx_paused(c->ssh)); }
 // An SSH client is read whatever waits for the workstation: SSH's own flow control bounds what it may send
 // (the window is granted again only once the workstation took the data), and it carries the window
 // adjustments and key exchanges that the workstation's side may be waiting for (ssh_relay.c).

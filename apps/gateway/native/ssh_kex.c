@@ -25,14 +25,6 @@ enum { NL_KEX, NL_HOSTKEY, NL_ENC_CS, NL_ENC_SC, NL_MAC_CS, NL_MAC_SC, NL_COMP_C
 static const char OUR_KEX[] = "curve25519-sha256,curve25519-sha256@libssh.org";
 static const char HOSTKEY_ALG[] = "ssh-ed25519";
 
-struct ssh_kex {
-  uint8_t *i_c, *i_s;  // the two KEXINIT payloads, for the exchange hash
-  uint32_t i_c_len, i_s_len;
-  bool ignore_guess;   // the client guessed wrong (first_kex_packet_follows): its next exchange packet goes unread
-  bool replied;        // our NEWKEYS went: the client's NEWKEYS is next
-  ssh_keys rx_next;    // the client's new keys, from its NEWKEYS on
-};
-
 // The rekey material (ssh_state.rekey): [len][V_C] [len][V_S] [len][session id] [seed 32][public 32].
 typedef struct {
   const uint8_t *vc, *vs, *sid, *seed, *pub;
@@ -61,14 +53,18 @@ bool ssh_rekey_setup(ssh_state *s, const uint8_t *tail, size_t len) {
   return true;
 }
 
+// The exchange's own state (the rekey material stays for the next one).
+static void kex_end(ssh_state *s) {
+  if (!s->kex) return;
+  free(s->kex->i_c);
+  free(s->kex->i_s);
+  explicit_bzero(s->kex, sizeof *s->kex);
+  free(s->kex);
+  s->kex = NULL;
+}
+
 void ssh_kex_free(ssh_state *s) {
-  if (s->kex) {
-    free(s->kex->i_c);
-    free(s->kex->i_s);
-    explicit_bzero(s->kex, sizeof *s->kex);
-    free(s->kex);
-    s->kex = NULL;
-  }
+  kex_end(s);
   if (s->rekey) {
     material m = material_of(s->rekey);
     explicit_bzero(s->rekey, (size_t)(m.pub + 32 - s->rekey));
@@ -146,9 +142,7 @@ bool ssh_kex_init(conn *c, const uint8_t *pl, size_t n) {
   *o++ = 0;  // first_kex_packet_follows
   put32(o, 0);
   k->i_s_len = (uint32_t)size;
-  if (!ssh_send(c, k->i_s, size)) return false;
-  s->tx_paused = true;
-  return true;
+  return ssh_send(c, k->i_s, size);  // from here ssh_tx_paused until our NEWKEYS
 }
 
 // SHA-256 over the parts of RFC 4253 7.2 and 8 (each `string` is length-prefixed).
@@ -238,8 +232,7 @@ bool ssh_kex_ecdh(conn *c, const uint8_t *pl, size_t n) {
     memcpy(k->rx_next.key, keys[2], (size_t)key_len);
     memcpy(s->tx.iv, keys[1], 12);
     memcpy(s->tx.key, keys[3], (size_t)key_len);
-    k->replied = true;
-    s->tx_paused = false;
+    k->replied = true;  // what goes to the client may go again
     // What waited for the new keys: the channel's end, if it came meanwhile.
     ssh_pass_fin(c, 0);
     ssh_pass_fin(c, 1);
@@ -253,9 +246,6 @@ bool ssh_kex_newkeys(conn *c) {
   ssh_state *s = c->ssh;
   if (!s->kex->replied) return relay_fail(c, 0, EPROTO), false;
   s->rx = s->kex->rx_next;
-  uint8_t *rekey = s->rekey;
-  s->rekey = NULL;  // kept: only the exchange's own state goes
-  ssh_kex_free(s);
-  s->rekey = rekey;
+  kex_end(s);
   return true;
 }

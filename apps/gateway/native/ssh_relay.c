@@ -114,7 +114,7 @@ static bool linger(conn *c) {
     return true;
   }
   relay_timer_stop(c);
-  if (relay_timer_start(c, LINGER_SECONDS)) return true;
+  if (relay_timer_start(c, LINGER_SECONDS, LINGER_FIXED)) return true;
   c->done = true;
   return false;
 }
@@ -255,7 +255,7 @@ static bool on_packet(conn *c, const uint8_t *pl, size_t n, uint8_t *to, size_t 
 // False when the session ended.
 static bool grant_window(conn *c) {
   ssh_state *s = c->ssh;
-  if (s->our_window >= s->our_window_max / 2 || s->tx_paused || c->d[0].pend_len || s->close_received) return true;
+  if (s->our_window >= s->our_window_max / 2 || ssh_tx_paused(s) || c->d[0].pend_len || s->close_received) return true;
   uint8_t adjust[9] = {MSG_CHANNEL_WINDOW_ADJUST};
   put32(adjust + 1, s->peer_id);
   put32(adjust + 5, s->our_window_max - s->our_window);
@@ -383,7 +383,7 @@ void ssh_pass_fin(conn *c, int i) {
   ssh_state *s = c->ssh;
   // The client closed the channel while its last bytes waited for the workstation: they have gone now.
   if (i == 0 && s->close_received && !d->pend_len && c->linger_kind != LINGER_FIXED && !c->done && !linger(c)) return;
-  if (!d->eof || d->shut || d->pend_len || c->done || s->tx_paused) return;  // a key exchange: after its NEWKEYS
+  if (!d->eof || d->shut || d->pend_len || c->done || ssh_tx_paused(s)) return;  // a key exchange: after its NEWKEYS
   if (i == 0) shutdown(c->s[1].fd, SHUT_WR);
   else if (!send_channel_message(c, MSG_CHANNEL_EOF)) return;
   d->shut = true;

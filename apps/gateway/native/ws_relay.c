@@ -199,7 +199,7 @@ void ws_send_parting(conn *c) {
 
 void ws_linger(conn *c) {
   if (c->done || c->linger.fd >= 0) return;
-  if (!relay_timer_start(c, WS_LINGER_SECONDS)) c->done = true;  // no timer: end now rather than wait without a bound
+  if (!relay_timer_start(c, WS_LINGER_SECONDS, LINGER_FIXED)) c->done = true;  // no timer: end now rather than wait without a bound
 }
 
 // The workstation kept its side past the wait: the session ends (as the client's end: it came first).

@@ -4,7 +4,8 @@ import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from 's
 import { normaliseAddress } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { nativeAdd, nativeBytes, nativeClose, nativeEndReason, type NativeEnd } from '../native-relay.ts';
-import { boundHalfClose, detachSocket, socketFd } from '../relay.ts';
+import { boundHalfClose } from '../half-close.ts';
+import { detachSocket, socketFd } from '../relay.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted, type Refused } from './admission.ts';
 import { ssh2Hooks, type ChannelOpenInfo, type Ssh2Hooks } from './ssh2-internals.ts';
 import { nativeSshParams, releaseSsh2Connection } from './ssh2-keys.ts';
