@@ -56,9 +56,13 @@ function readKey(file: string): SshHostKey {
  * (one key in 256), and then neither ssh2 nor OpenSSH reads the key back.
  */
 export function newOpenSshEd25519Key(comment = 'stagedoor-gateway'): string {
-  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
-  const seed = Buffer.from(jwk.d!, 'base64url');
-  const pub = Buffer.from(jwk.x!, 'base64url');
+  // DER straight from the generator, not a KeyObject exported as JWK: Node 20 can deadlock there, when a
+  // garbage collection during the export frees an earlier generation's job (seen in a test that draws
+  // thousands of keys: the main thread waited on a mutex it held). Ed25519's PKCS#8 and SPKI forms end
+  // with the 32-byte seed and public key (RFC 8410).
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+  const seed = privateKey.subarray(-32);
+  const pub = publicKey.subarray(-32);
   const publicBlob = sshStrings('ssh-ed25519', pub);
   const check = randomBytes(4); // written twice: a wrong passphrase would show as a mismatch
   const unpadded = Buffer.concat([check, check, sshStrings('ssh-ed25519', pub, Buffer.concat([seed, pub]), comment)]);
