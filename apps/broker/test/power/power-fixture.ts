@@ -1,9 +1,12 @@
 import type { AgentReport } from '@stagedoor/contract';
+import { sql } from 'drizzle-orm';
 import { DEMO_AMI_ID, type Ec2Emulator } from '../../../../packages/ec2-emulator/src/index.ts';
 import type { ManualClock } from '../../src/domain/clock.ts';
 import { systemActor } from '../../src/domain/identity/actor.ts';
 import type { GatewayRow } from '../../src/domain/gateways/gateways.repository.ts';
 import type { Broker } from '../../src/main.ts';
+import { rowsOf } from '../../src/db/migrate.ts';
+import { SESSION_EVENT_KIND } from '../../src/domain/gateways/session-events.ts';
 import { ADMIN_PASSWORD, as, login, type Session } from '../../../../test/support/broker.ts';
 import { TEST_ACCESS_KEY, TEST_SECRET } from '../../../../test/support/ec2.ts';
 import { bearer, mintUsers, type MintedUser } from '../../../../test/support/studio.ts';
@@ -76,6 +79,17 @@ export async function testGateway(b: Broker, clock: ManualClock) {
       const grant = await b.services.gateways.issueGrant({ connectionId, cluster: 'default', clientAddress: '198.51.100.7', targetAddress: workstationAddress, targetPort: 3389, connectBy: new Date(clock.now().getTime() + 60_000) });
       await b.services.gateways.reports.report(gw, { type: 'session-started', seq: ++seq, grantId: grant.grantId, clientAddress: '198.51.100.7', at: clock.now().toISOString() }, null);
       return grant.grantId;
+    },
+    /**
+     * The session events reported for the grant have reached the power and release plans: their delivery
+     * runs after the report's commit (session-events.ts `dispatch`), so a test that schedules a timer of its
+     * own right after a report would otherwise race the start's cancelling of pending power timers.
+     */
+    async delivered(grantId: string): Promise<void> {
+      await waitFor('the session events to be delivered', async () => {
+        const rows = rowsOf<{ n: number }>(await b.database.db.execute(sql`select count(*)::int as n from timers where kind = ${SESSION_EVENT_KIND} and key like ${`${grantId}:%`} and state = 'pending'`));
+        return rows[0]!.n === 0;
+      }, 30_000, 10);
     },
     async end(grantId: string): Promise<void> {
       const gw = await healthy();

@@ -160,7 +160,7 @@ describe.each(DRIVERS)('power and release plans with the EC2 emulator [%s]', (dr
   it('a machine with a live session is never stopped, even by a timer that is due', async () => {
     const { connectionId, workstationId } = await connect(b, st, st.users[4]!);
     const m = await ws(workstationId);
-    await gw.start(connectionId, m.privateAddress);
+    await gw.delivered(await gw.start(connectionId, m.privateAddress)); // its cancelling of power timers is over
     // A disconnect timer the reconnect did not cancel (say, scheduled by another node a moment before).
     await b.services.timers.schedule({ kind: 'power.disconnect', key: workstationId, dueAt: clock.now(), payload: { workstationId, trigger: 'disconnect', action: 'stop', eventAt: clock.now().toISOString(), reason: 'disconnect + 0 s → stop' } });
     const before = calls(emu, 'StopInstances');
