@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { recordLeftover } from './leftovers.ts';
 import { freePort } from './ports.ts';
 
 /** The zone the test servers run in: not UTC, and not a whole-hour offset, to flush out zone bugs. */
@@ -76,9 +77,12 @@ function launch(dir: string, data: string, port: number, opts: { maxConnections?
   start();
   // pg_ctl daemonizes the server: a test process that dies before its clean-up (a hook timing out)
   // must not leave it running.
+  // A test process killed outright runs no exit hook: the run's clean-up stops the server then (leftovers.ts).
+  const forget = recordLeftover({ kind: 'postgres', dir, data });
   const onExit = () => {
     halt();
     fs.rmSync(dir, { recursive: true, force: true });
+    forget();
   };
   process.on('exit', onExit);
   return {

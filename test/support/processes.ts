@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { recordProcessGroup } from './leftovers.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const STAGEDOOR_BIN = path.join(REPO_ROOT, 'apps/cli/bin/stagedoor.js');
@@ -27,7 +28,10 @@ export function spawnProcess(command: string, args: string[], env: Record<string
   const stderr: string[] = [];
   collect(proc.stdout!, stdout);
   collect(proc.stderr!, stderr);
+  // Recorded for the run's clean-up, should this process die without running its exit hook (leftovers.ts).
+  const forget = proc.pid ? recordProcessGroup(proc.pid, [command, ...args].join(' ').slice(0, 160)) : () => undefined;
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  void exited.then(forget);
   const spawned: Spawned = {
     proc,
     stdout,
