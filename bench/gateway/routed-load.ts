@@ -168,7 +168,9 @@ async function target(port: number): Promise<void> {
 }
 
 /** `streams` connections streaming workstation→user at once: Gbit/s received, after a second of warm-up. */
-async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number; totalBytes: number }> {
+async function stream(via: Via, streams: number, seconds: number): Promise<{ gbps: number; totalBytes: number; clientCpuS: number }> {
+  // The client's own CPU over the same span as totalBytes: receiving (and for TLS and SSH, decrypting) costs it per byte too.
+  const cpu0 = process.cpuUsage();
   const conns = await Promise.all(Array.from({ length: streams }, (_, i) => open(via, i, true)));
   let bytes = 0;
   // Every byte received, warm-up included: the relay's CPU seconds per gigabyte are read over the client's whole run.
@@ -188,7 +190,8 @@ async function stream(via: Via, streams: number, seconds: number): Promise<{ gbp
   counting = false;
   const gbps = (bytes * 8) / ((performance.now() - t0) / 1000) / 1e9;
   for (const c of conns) c.close();
-  return { gbps, totalBytes };
+  const cpu = process.cpuUsage(cpu0);
+  return { gbps, totalBytes, clientCpuS: (cpu.user + cpu.system) / 1e6 };
 }
 
 /** Connection `i`: open through `via` (first packet, the grant check, the target's ack), then close. */

@@ -186,16 +186,21 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
       return pids.length ? cpuSeconds(pids, sshdChildren) - cpu0 : NaN;
     };
   };
+  // The client's and the target's CPU per gigabyte as well: on two cores every path's throughput is
+  // bound by the sum, and a terminating mode's client decrypts what a `mode tcp` client only copies.
   const streamed = async (p: PathName, streams: number) => {
     const cpu = relayCpu(p);
+    const targetPids = treePids(target.pid!);
+    const target0 = cpuSeconds(targetPids);
     const r = await client('stream', { via: await via(p, streams), streams, seconds: o.seconds });
-    return { gbps: Number(r.gbps), cpuPerGB: (await cpu()) / (Number(r.totalBytes) / 1e9) };
+    const gb = Number(r.totalBytes) / 1e9;
+    return { gbps: Number(r.gbps), cpuPerGB: (await cpu()) / gb, clientCpuPerGB: Number(r.clientCpuS) / gb, targetCpuPerGB: (cpuSeconds(targetPids) - target0) / gb };
   };
   await inRounds('throughput', paths, async (p) => {
     const r1 = await streamed(p, 1);
     const r8 = await streamed(p, 8);
-    note(`routed throughput ${p}: ${r1.gbps.toFixed(2)} / ${r8.gbps.toFixed(2)} Gbit/s (1 / 8 streams, workstation→user), relay CPU ${r1.cpuPerGB.toFixed(2)} / ${r8.cpuPerGB.toFixed(2)} s per GB; load ${load()}`);
-    return { gbps1: r1.gbps, gbps8: r8.gbps, ...(Number.isFinite(r8.cpuPerGB) ? { cpuPerGB8: r8.cpuPerGB } : {}) };
+    note(`routed throughput ${p}: ${r1.gbps.toFixed(2)} / ${r8.gbps.toFixed(2)} Gbit/s (1 / 8 streams, workstation→user), CPU s per GB at 8 streams: relay ${r8.cpuPerGB.toFixed(2)}, client ${r8.clientCpuPerGB.toFixed(2)}, target ${r8.targetCpuPerGB.toFixed(2)}; load ${load()}`);
+    return { gbps1: r1.gbps, gbps8: r8.gbps, clientCpuPerGB8: r8.clientCpuPerGB, targetCpuPerGB8: r8.targetCpuPerGB, ...(Number.isFinite(r8.cpuPerGB) ? { cpuPerGB8: r8.cpuPerGB } : {}) };
   });
   await inRounds('rtt', paths, async (p) => {
     const r = await client('rr', { via: await via(p, 1), seconds: o.seconds });
@@ -249,7 +254,7 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     await sleep(2500);
   }
 
-  printRouted(results, paths, peer, { connCount, jsConnCount, idleCount, rdpCookieWorks });
+  printRouted(results, paths, peer, { connCount, jsConnCount, idleCount, rdpCookieWorks, aead: figures.includes('throughput') ? aeadSecondsPerGB() : null });
   await gw.stop();
   haproxy.kill();
   sshd.kill();
@@ -274,7 +279,7 @@ function acked(port: number, first: Buffer): Promise<boolean> {
 
 type Results = Partial<Record<PathName, Record<string, number>>>;
 
-function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathName, PathName>>, n: { connCount: number; jsConnCount: number; idleCount: number; rdpCookieWorks: boolean }): void {
+function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathName, PathName>>, n: { connCount: number; jsConnCount: number; idleCount: number; rdpCookieWorks: boolean; aead: number | null }): void {
   const cols: [string, string, number, 'higher' | 'lower', number | null][] = [
     // label, key, decimals, better, target ratio (null: reported, no target)
     ['1 stream Gbit/s', 'gbps1', 2, 'higher', 1.0],
@@ -284,6 +289,7 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
     ['new conn/s', 'connPerSec', 0, 'higher', 0.5],
     ['KiB / idle session', 'idleKiB', 2, 'lower', null],
     ['relay CPU s / GB (8 streams)', 'cpuPerGB8', 2, 'lower', null],
+    ['client CPU s / GB (8 streams)', 'clientCpuPerGB8', 2, 'lower', null],
   ];
   console.log('\n| path (peer for the ratio) | ' + cols.map(([l]) => l).join(' | ') + ' |');
   console.log('|---|' + cols.map(() => '---|').join(''));
@@ -306,4 +312,45 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
   console.log(`(targets: throughput ≥ 1.0× the peer, p99 ≤ 1.2×, new connections ≥ 0.5×, ≤ 8 KiB per idle session. Throughput is workstation→user through one Node client and target for every path. New connections: ${n.connCount} per round, SSH and tunnel ${n.jsConnCount}; each routed one a grant of its own, its claim a loopback round trip to the broker stand-in, not PostgreSQL. Idle: ${n.idleCount} sessions, SSH and tunnel ${Math.min(n.idleCount, 1000)}.)`);
   console.log('(The tunnel\'s native mode hands its TLS records to the native relay after the token line (ADR 0032), its WebSocket path the records with the frames inside after the answer (ADR 0035), the SSH jump host its channel\'s AES-GCM packets once the channel is open (ADR 0033); HAProxy and the first-packet modes splice plain TCP.)');
   if (!n.rdpCookieWorks) console.log('(HAProxy did not route by req.rdp_cookie here; the RDP row\'s peer is plain `mode tcp`.)');
+  for (const line of terminationBound(r, paths, n.aead)) console.log(line);
+}
+
+/** CPU seconds per gigabyte that AES-128-GCM alone costs on this machine (OpenSSL's own loop, 16 KiB records), or null. */
+function aeadSecondsPerGB(): number | null {
+  try {
+    const out = execFileSync('openssl', ['speed', '-evp', 'aes-128-gcm', '-bytes', '16384', '-seconds', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const kBps = Number(/AES-128-GCM\s+([\d.]+)k/.exec(out)?.[1]);
+    return kBps > 0 ? 1e9 / (kBps * 1000) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Why the terminating modes stay under `mode tcp`'s throughput (ADR 0034), from this run's figures.
+ * Every relay here runs one thread; at 8 streams either it is busy (relay CPU per GB × GB/s ≈ 1
+ * core), and the path's throughput is about 1 / its CPU per GB, or the client is, which for a
+ * terminating mode also decrypts every byte. A relay that terminates TLS or SSH seals
+ * every byte it sends the user: at the very least, it moves bytes as cheaply as port forward's
+ * splice (which it cannot use) and pays the AEAD at OpenSSL's own speed. That sum bounds what any
+ * one-thread terminating relay could reach against `mode tcp` on this machine.
+ */
+function terminationBound(r: Results, paths: PathName[], aead: number | null): string[] {
+  // Cores a process kept busy: its CPU seconds per GB × GB/s. Near 1, that one-thread process bounds the path.
+  const busy = (p: PathName) => {
+    const x = r[p];
+    if (x?.gbps8 === undefined || x.clientCpuPerGB8 === undefined) return null;
+    const cores = (perGB: number) => ((perGB * x.gbps8!) / 8).toFixed(2);
+    return `${p}: relay ${x.cpuPerGB8 === undefined ? '–' : cores(x.cpuPerGB8)}, client ${cores(x.clientCpuPerGB8)}`;
+  };
+  const lines = [`(Cores busy at 8 streams (CPU s/GB × GB/s; the relays run one thread each, the client is one Node process): ${paths.map(busy).filter(Boolean).join('; ')}.)`];
+  const tcp = r.haproxy;
+  const moving = r['port-forward']?.cpuPerGB8;
+  if (!tcp?.cpuPerGB8 || !tcp.gbps8 || moving === undefined || aead === null) return lines;
+  const floor = moving + aead;
+  const reached = paths.filter((p) => (p === 'ssh' || p === 'tunnel-native' || p === 'tunnel') && r[p]?.gbps8).map((p) => `${LABEL[p]} ${(r[p]!.gbps8! / tcp.gbps8!).toFixed(2)}×`);
+  lines.push(
+    `(AES-128-GCM alone costs ${aead.toFixed(2)} CPU s/GB here (openssl speed, 16 KiB). Moving bytes as cheaply as port forward's splice (${moving.toFixed(2)} s/GB) and sealing them would cost ${floor.toFixed(2)} s/GB, against \`mode tcp\`'s ${tcp.cpuPerGB8.toFixed(2)}: a one-thread relay that terminates TLS or SSH could reach at most ${(tcp.cpuPerGB8 / floor).toFixed(2)}× \`mode tcp\`'s 8-stream throughput on this machine. Reached: ${reached.join('; ')}.)`,
+  );
+  return lines;
 }
