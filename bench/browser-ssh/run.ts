@@ -13,14 +13,19 @@ import { startPasswordSshd } from '../../test/support/sshd.ts';
  * and heap after a full GC, before and with the N sessions. Needs root (it makes a local user for
  * sshd's password sign-in, as the tests do).
  *
- *   npx tsx bench/browser-ssh/run.ts [sessions=100]
+ * The tunnel runs as on a gateway with the native relay engine (the default): each connection's TLS
+ * over the record tap that lets the relay threads take a session. `--no-tap`: as on the JavaScript
+ * engine, without it.
+ *
+ *   npx tsx bench/browser-ssh/run.ts [sessions=100] [--no-tap]
  */
-const N = Number(process.argv[2] ?? 100);
+const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 100);
+const TAP = !process.argv.includes('--no-tap');
 const USER = 'sd-webssh-bench';
 const PASSWORD = `pw-${Math.random().toString(36).slice(2)}`;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stagedoor-bench-webssh-'));
 const sshd = await startPasswordSshd(dir, await freePort(), USER, PASSWORD);
-const server = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], { env: { ...process.env, TARGET: `127.0.0.1:${sshd.port}` }, stdio: ['pipe', 'pipe', 'inherit'] });
+const server = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'server.ts')], { env: { ...process.env, TARGET: `127.0.0.1:${sshd.port}`, TAP: TAP ? '1' : '0' }, stdio: ['pipe', 'pipe', 'inherit'] });
 const lines = readline.createInterface({ input: server.stdout! });
 const next = (prefix: string) => new Promise<string>((resolve) => {
   const on = (l: string) => l.startsWith(prefix) && (lines.off('line', on), resolve(l.slice(prefix.length)));
@@ -60,7 +65,7 @@ for (let i = N / 2; i < N; i++) clients.push(await session(i));
 const after = await mem();
 const kib = (bytes: number) => Math.round(bytes / 1024);
 const per = (k: keyof NodeJS.MemoryUsage) => `${kib((after[k] - half[k]) / (N - N / 2))} KiB per session`;
-console.log(`browser SSH sessions at the gateway: ${N} idle sessions (signed in, shell open, 120x40); per session = (${N} sessions - ${N / 2}) / ${N - N / 2}`);
+console.log(`browser SSH sessions at the gateway${TAP ? ' (TLS over the record tap, as on the native engine)' : ' (no record tap, as on the JavaScript engine)'}: ${N} idle sessions (signed in, shell open, 120x40); per session = (${N} sessions - ${N / 2}) / ${N - N / 2}`);
 for (const k of ['rss', 'heapUsed', 'external', 'arrayBuffers'] as const) console.log(`  ${k.padEnd(12)} ${kib(start[k])} KiB with none, ${kib(half[k])} KiB with ${N / 2}, ${kib(after[k])} KiB with ${N}: ${per(k)}`);
 for (const c of clients) c.close();
 await Promise.all(clients.map((c) => c.closedWith()));

@@ -3,12 +3,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { TUNNEL_CLOSE } from '@stagedoor/contract';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { waitFor } from '../../../test/support/ports.ts';
 import { closeMessageFor, type ModeHandler, type ModeSession } from '../src/browser/modes.ts';
 import { createLog } from '../src/log.ts';
 import { REFUSAL_MESSAGES, type Admit, type Admitted } from '../src/routed/admission.ts';
+import { RecordTap } from '../src/routed/record-tap.ts';
 import { TlsCertificate } from '../src/routed/tls-certificate.ts';
 import { TunnelServer } from '../src/routed/tunnel.ts';
 
@@ -83,8 +84,8 @@ afterAll(async () => {
 });
 
 /** A client that records its messages and its close. */
-function open(first: unknown, thenSend: string[] = []) {
-  const ws = new WebSocket(url, { rejectUnauthorized: false });
+function open(first: unknown, thenSend: string[] = [], to = url) {
+  const ws = new WebSocket(to, { rejectUnauthorized: false });
   const messages: string[] = [];
   const closed: { code: number; reason: string }[] = [];
   ws.on('open', () => {
@@ -152,3 +153,29 @@ describe('HTTPS tunnel: the first message picks the mode', () => {
     expect(c.closed[0]).toEqual({ code: TUNNEL_CLOSE.refused, reason: REFUSAL_MESSAGES.used });
   });
 });
+
+describe('HTTPS tunnel on the native relay engine: a session Node keeps', () => {
+  it('holds none of the TLS records the tap keeps for a handoff (a browser session would hold them for its whole life)', async () => {
+    // As a gateway on the native engine serves it: every connection's TLS runs over a RecordTap.
+    const native = new TunnelServer({ port: 0, host: '127.0.0.1', certificate: cert, admit, healthy: () => true, log, modes: { 'ssh-terminal': terminal }, nativeRelay: true });
+    // Calls through: it only finds the connection's tap (every tap writes the server's handshake).
+    const writes = vi.spyOn(RecordTap.prototype, '_write');
+    try {
+      const c = open({ token: TOKEN, mode: 'ssh-terminal' }, ['a', 'b', 'c'], `wss://127.0.0.1:${await native.start()}/tunnel`);
+      await waitFor('the mode ready and the early frames answered', () => c.messages.length >= 4, 10_000);
+      for (let i = 0; i < 5; i++) c.ws.send(`more-${i}`);
+      await waitFor('the answers', () => c.messages.length >= 9, 10_000);
+      const taps = new Set(writes.mock.contexts as RecordTap[]);
+      expect(taps.size).toBe(1);
+      const [tap] = [...taps] as [RecordTap];
+      // Handshake tickets, the first message and eight more frames each way: far under the 24 a tap keeps, had it not stopped.
+      expect({ fromClient: tap.fromClient.records.length, toClient: tap.toClient.records.length }).toEqual({ fromClient: 0, toClient: 0 });
+      expect(tap.quiet).toBe(false); // and it can never be handed off
+      c.ws.close();
+    } finally {
+      writes.mockRestore();
+      await native.close();
+    }
+  });
+});
+

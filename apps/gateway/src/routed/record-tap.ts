@@ -13,7 +13,7 @@ class RecordLog {
 
   add(chunk: Buffer): void {
     // Past the limit the count is not trusted anyway (no handoff): stop reading records, so a session
-    // Node keeps relaying (a browser mode on the WebSocket path) pays no more for the tap than a copy.
+    // Node keeps relaying pays no more for the tap than a copy.
     if (this.overflow) return;
     let buf = this.partial.length ? Buffer.concat([this.partial, chunk]) : chunk;
     while (buf.length >= 5) {
@@ -21,16 +21,18 @@ class RecordLog {
       if (buf.length < len) break;
       if (buf[0] === 23) {
         if (this.records.length < MAX_RECORDS) this.records.push(Buffer.from(buf.subarray(0, len)));
-        else {
-          this.overflow = true;
-          this.records.length = 0;
-          this.partial = Buffer.alloc(0);
-          return;
-        }
+        else return this.stop();
       }
       buf = buf.subarray(len);
     }
     this.partial = Buffer.from(buf);
+  }
+
+  /** Keep no more records, and drop those kept: this connection will not change hands. */
+  stop(): void {
+    this.overflow = true;
+    this.records.length = 0;
+    this.partial = Buffer.alloc(0);
   }
 }
 
@@ -84,6 +86,15 @@ export class RecordTap extends Duplex {
   /** Whether the socket can change hands: no record half-read or half-written, nothing queued either way. */
   get quiet(): boolean {
     return this.fromClient.partial.length === 0 && this.toClient.partial.length === 0 && !this.fromClient.overflow && !this.toClient.overflow && this.socket.writableLength === 0 && this.socket.readableLength === 0;
+  }
+
+  /**
+   * Node keeps this connection (a browser mode: the terminal, RDCleanPath): the records kept for a
+   * handoff are dropped, and no more are kept, so such a session holds no more than one without a tap.
+   */
+  keepsNode(): void {
+    this.fromClient.stop();
+    this.toClient.stop();
   }
 
   /** From now on the socket is someone else's: stop reading it and writing to it. */

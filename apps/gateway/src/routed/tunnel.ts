@@ -186,6 +186,7 @@ export class TunnelServer {
       // the grant token inside, instead of the JSON first message (ADR 0030).
       if (isRdCleanPathFrame(data, isBinary) && this.opts.modes?.rdcleanpath) {
         mode = 'rdcleanpath';
+        tapped?.tap.keepsNode();
         ws.removeListener('message', onMessage);
         return readRdCleanPathRequest(ws, data, { log, highWaterMark: this.opts.highWaterMark ?? 1024 * 1024 }, (token, request, takeEarly) => {
           void this.#admit(ws, client, { token, mode: 'rdcleanpath', options: { request } }, log, takeEarly);
@@ -198,6 +199,8 @@ export class TunnelServer {
         return ws.close(TUNNEL_CLOSE.badRequest, closeReason(REFUSAL_MESSAGES['bad-request']));
       }
       mode = first.mode;
+      // Only the tcp stream goes to the relay threads; Node keeps every other mode's session.
+      if (mode !== 'tcp') tapped?.tap.keepsNode();
       // Checked before the admission: asking an older gateway for a mode it lacks does not use up the grant.
       if (mode !== 'tcp' && !this.opts.modes?.[mode]) {
         log.info({ mode }, 'tunnel refused: a mode this gateway does not offer');

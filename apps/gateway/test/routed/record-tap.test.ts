@@ -47,4 +47,16 @@ describe('RecordTap: the records kept for a handoff', () => {
     expect(t.fromClient.records).toHaveLength(0);
     expect(t.quiet).toBe(false);
   });
+
+  it('a connection Node keeps (keepsNode): the records kept so far are dropped, and no more are kept', () => {
+    const t = tap();
+    t.fromClient.add(record(1));
+    t.toClient.add(Buffer.concat([record(2), record(3).subarray(0, 9)]));
+    t.keepsNode();
+    expect([t.fromClient.records, t.toClient.records, t.toClient.partial.length]).toEqual([[], [], 0]);
+    t.fromClient.add(record(4));
+    t.toClient.add(record(5));
+    expect([t.fromClient.records, t.toClient.records]).toEqual([[], []]);
+    expect(t.quiet).toBe(false);
+  });
 });
