@@ -225,6 +225,41 @@ describe.each(ENGINES)('SSH jump host channel rules (ssh2 client, %s relay)', (e
     }
   });
 
+  it.each([
+    ['closed the channel', 'echo'],
+    ["sent its channel's EOF, the desktop still open", 'silent'],
+  ] as const)('a client that resets its connection once it has %s has hung up: the session ends as its close, not as an error', async (_what, desktop) => {
+    // OpenSSH does so when it exits with bytes of ours unread. The echo ends at the client's EOF, and the
+    // channel closes (ssh2 answers the CLOSE before 'close'); the silent desktop keeps its side open.
+    const silent = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.on('end', () => silent.emit('client-eof'));
+      s.resume();
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = desktop === 'echo' ? echo.port : (silent.address() as net.AddressInfo).port;
+      const { token, g } = grant({ host: '127.0.0.1', port });
+      const sock = net.connect({ host: '127.0.0.1', port: jump.address().port });
+      await new Promise((r) => sock.once('connect', r));
+      const c = await connectClient({ port: jump.address().port, token, sock });
+      c.on('error', () => undefined);
+      const ch = await forwardOut(c, port);
+      ch.resume(); // what comes back is read, so that the channel can end
+      ch.write('ready');
+      await waitFor('the bytes to be relayed', () => jump.sessions()[0]?.bytesUp === 5, 30_000, 20);
+      expect(jump.sessions()).toEqual([expect.objectContaining({ grantId: g.grantId, relay: engine })]);
+      const done = new Promise((r) => (desktop === 'echo' ? ch.once('close', r) : silent.once('client-eof', r)));
+      ch.end();
+      await done;
+      sock.resetAndDestroy();
+      await waitFor('the session to be reported', () => g.ended.length > 0, 30_000, 20);
+      expect(g.ended).toEqual([{ reason: 'client-closed', bytesUp: 5, bytesDown: desktop === 'echo' ? 5 : 0 }]);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('a revoke (the registered close) cuts a running session at once', async () => {
     const { token, g } = grant({ host: '127.0.0.1', port: echo.port });
     const c = await connectClient({ port: jump.address().port, token });
