@@ -210,12 +210,15 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
   await inRounds('connrate', paths, async (p) => {
     const count = SLOW.includes(p) ? jsConnCount : connCount;
     const cpu = relayCpu(p);
+    const targetPids = treePids(target.pid!);
+    const target0 = cpuSeconds(targetPids);
     const r = await client('connrate', { via: await via(p, count), count, concurrency: 32 });
-    // CPU per connection, the relay's and the client's: which of the two a path's rate is bound by.
+    // CPU per connection, the relay's, the client's and the target's: which one a path's rate is bound by.
     const relayUs = ((await cpu()) * 1e6) / Number(r.ok);
-    note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); CPU per connection: relay ${Math.round(relayUs)} µs, client ${Math.round(Number(r.clientCpuUs))} µs; load ${load()}`);
+    const targetUs = ((cpuSeconds(targetPids) - target0) * 1e6) / Number(r.ok);
+    note(`routed connections/s ${p}: ${Math.round(Number(r.rate))} (${r.ok} ok, ${r.failed} failed${r.firstError ? `: ${r.firstError}` : ''}); CPU per connection: relay ${Math.round(relayUs)} µs, client ${Math.round(Number(r.clientCpuUs))} µs, target ${Math.round(targetUs)} µs; load ${load()}`);
     await sleep(1500);
-    return { connPerSec: Number(r.rate) };
+    return { connPerSec: Number(r.rate), clientUsPerConn: Number(r.clientCpuUs), targetUsPerConn: targetUs, ...(Number.isFinite(relayUs) ? { relayUsPerConn: relayUs } : {}) };
   });
 
   // Memory per idle session: RSS growth of the relay's processes, warm first (300 opened and closed), after a GC in the gateway.
@@ -313,6 +316,7 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
   console.log('(The tunnel\'s native mode hands its TLS records to the native relay after the token line (ADR 0032), its WebSocket path the records with the frames inside after the answer (ADR 0035), the SSH jump host its channel\'s AES-GCM packets once the channel is open (ADR 0033); HAProxy and the first-packet modes splice plain TCP.)');
   if (!n.rdpCookieWorks) console.log('(HAProxy did not route by req.rdp_cookie here; the RDP row\'s peer is plain `mode tcp`.)');
   for (const line of terminationBound(r, paths, n.aead)) console.log(line);
+  for (const line of handshakeBound(r, paths)) console.log(line);
 }
 
 /** CPU seconds per gigabyte that AES-128-GCM alone costs on this machine (OpenSSL's own loop, 16 KiB records), or null. */
@@ -343,7 +347,9 @@ function terminationBound(r: Results, paths: PathName[], aead: number | null): s
     const cores = (perGB: number) => ((perGB * x.gbps8!) / 8).toFixed(2);
     return `${p}: relay ${x.cpuPerGB8 === undefined ? '–' : cores(x.cpuPerGB8)}, client ${cores(x.clientCpuPerGB8)}`;
   };
-  const lines = [`(Cores busy at 8 streams (CPU s/GB × GB/s; the relays run one thread each, the client is one Node process): ${paths.map(busy).filter(Boolean).join('; ')}.)`];
+  const busies = paths.map(busy).filter(Boolean);
+  if (!busies.length) return [];
+  const lines = [`(Cores busy at 8 streams (CPU s/GB × GB/s; the relays run one thread each, the client is one Node process): ${busies.join('; ')}.)`];
   const tcp = r.haproxy;
   const moving = r['port-forward']?.cpuPerGB8;
   if (!tcp?.cpuPerGB8 || !tcp.gbps8 || moving === undefined || aead === null) return lines;
@@ -354,3 +360,28 @@ function terminationBound(r: Results, paths: PathName[], aead: number | null): s
   );
   return lines;
 }
+
+/**
+ * The same question for new connections. While the two cores are busy (cores below ≈ 2), a path's
+ * rate is about 2 / (CPU per connection of relay + client + target). A relay that cost nothing would
+ * leave its client's handshake and its target's accept: that bounds what any terminating relay could
+ * reach against `mode tcp` with this client on this machine.
+ */
+function handshakeBound(r: Results, paths: PathName[]): string[] {
+  const perConn = (p: PathName) => {
+    const x = r[p];
+    return x?.connPerSec && x.clientUsPerConn !== undefined && x.targetUsPerConn !== undefined ? { relay: x.relayUsPerConn ?? 0, client: x.clientUsPerConn, target: x.targetUsPerConn, rate: x.connPerSec } : null;
+  };
+  const tcp = perConn('haproxy');
+  if (!tcp) return [];
+  const cores = (c: NonNullable<ReturnType<typeof perConn>>) => (((c.relay + c.client + c.target) * c.rate) / 1e6).toFixed(2);
+  const lines = [`(New connections, CPU µs per connection relay + client + target and cores busy: \`mode tcp\` ${Math.round(tcp.relay)} + ${Math.round(tcp.client)} + ${Math.round(tcp.target)}, ${cores(tcp)} cores.)`];
+  for (const p of paths.filter((x) => x === 'ssh' || x === 'tunnel-native' || x === 'tunnel' || x === 'haproxy-tls' || x === 'sshd')) {
+    const c = perConn(p);
+    if (!c) continue;
+    const ceiling = (tcp.relay + tcp.client + tcp.target) / (c.client + c.target);
+    lines.push(`(${LABEL[p]}: ${Math.round(c.relay)} + ${Math.round(c.client)} + ${Math.round(c.target)} µs, ${cores(c)} cores; with a relay that cost nothing, at most ${ceiling.toFixed(2)}× \`mode tcp\`'s rate; reached ${(c.rate / tcp.rate).toFixed(2)}×.)`);
+  }
+  return lines;
+}
+
