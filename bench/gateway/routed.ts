@@ -186,8 +186,9 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
       return pids.length ? cpuSeconds(pids, sshdChildren) - cpu0 : NaN;
     };
   };
-  // The client's and the target's CPU per gigabyte as well: on two cores every path's throughput is
-  // bound by the sum, and a terminating mode's client decrypts what a `mode tcp` client only copies.
+  // The client's and the target's CPU per gigabyte as well: which process bounds a path's throughput
+  // (a relay's one thread, or the client, which in a terminating mode decrypts what a `mode tcp`
+  // client only copies); terminationBound.
   const streamed = async (p: PathName, streams: number) => {
     const cpu = relayCpu(p);
     const targetPids = treePids(target.pid!);
@@ -362,10 +363,11 @@ function terminationBound(r: Results, paths: PathName[], aead: number | null): s
 }
 
 /**
- * The same question for new connections. While the two cores are busy (cores below ≈ 2), a path's
- * rate is about 2 / (CPU per connection of relay + client + target). A relay that cost nothing would
- * leave its client's handshake and its target's accept: that bounds what any terminating relay could
- * reach against `mode tcp` with this client on this machine.
+ * The same question for new connections. A relay that cost nothing would leave each connection its
+ * client's handshake and its target's accept; with every core of the machine on those two alone, a
+ * path could open at most cores / (client + target CPU per connection) a second. Against the rate
+ * `mode tcp` reached in the run, that bounds what any terminating relay could reach with this client
+ * on this machine (generously: the Node client is one process, and `mode tcp` did not fill the cores).
  */
 function handshakeBound(r: Results, paths: PathName[]): string[] {
   const perConn = (p: PathName) => {
@@ -379,7 +381,7 @@ function handshakeBound(r: Results, paths: PathName[]): string[] {
   for (const p of paths.filter((x) => x === 'ssh' || x === 'tunnel-native' || x === 'tunnel' || x === 'haproxy-tls' || x === 'sshd')) {
     const c = perConn(p);
     if (!c) continue;
-    const ceiling = (tcp.relay + tcp.client + tcp.target) / (c.client + c.target);
+    const ceiling = (os.cpus().length * 1e6) / (c.client + c.target) / tcp.rate;
     lines.push(`(${LABEL[p]}: ${Math.round(c.relay)} + ${Math.round(c.client)} + ${Math.round(c.target)} µs, ${cores(c)} cores; with a relay that cost nothing, at most ${ceiling.toFixed(2)}× \`mode tcp\`'s rate; reached ${(c.rate / tcp.rate).toFixed(2)}×.)`);
   }
   return lines;
