@@ -39,8 +39,10 @@ const LABEL: Record<PathName, string> = {
   tunnel: 'gateway, HTTPS tunnel, WebSocket',
 };
 
+/** The gateway's modes that terminate a protocol (ADR 0034): compared with a fair peer and with `mode tcp`. */
+const TERMINATING: PathName[] = ['ssh', 'tunnel-native', 'tunnel'];
 /** Paths whose connections each cost a key exchange or a TLS handshake: fewer per round. */
-const SLOW: PathName[] = ['ssh', 'tunnel', 'tunnel-native', 'sshd', 'haproxy-tls'];
+const SLOW: PathName[] = [...TERMINATING, 'sshd', 'haproxy-tls'];
 
 /** A self-signed ECDSA P-256 certificate and key in one PEM, as HAProxy's `crt` takes it. */
 function tlsPem(dir: string): string {
@@ -300,7 +302,7 @@ function printRouted(r: Results, paths: PathName[], peer: Partial<Record<PathNam
   // The SSH and tunnel rows against their fair peers (sshd, a TLS-terminating HAProxy), and against
   // plain `mode tcp` as before (what a first-packet mode is held to).
   const rows: [PathName, PathName | undefined][] = paths.flatMap((p): [PathName, PathName | undefined][] =>
-    (p === 'ssh' || p === 'tunnel' || p === 'tunnel-native') && peer[p] !== 'haproxy' && paths.includes('haproxy') ? [[p, paths.includes(peer[p]!) ? peer[p] : undefined], [p, 'haproxy']] : [[p, peer[p]]],
+    TERMINATING.includes(p) && peer[p] !== 'haproxy' && paths.includes('haproxy') ? [[p, paths.includes(peer[p]!) ? peer[p] : undefined], [p, 'haproxy']] : [[p, peer[p]]],
   );
   for (const [p, q] of rows) {
     const cells = cols.map(([, key, d, , tgt]) => {
@@ -355,7 +357,7 @@ function terminationBound(r: Results, paths: PathName[], aead: number | null): s
   const moving = r['port-forward']?.cpuPerGB8;
   if (!tcp?.cpuPerGB8 || !tcp.gbps8 || moving === undefined || aead === null) return lines;
   const floor = moving + aead;
-  const reached = paths.filter((p) => (p === 'ssh' || p === 'tunnel-native' || p === 'tunnel') && r[p]?.gbps8).map((p) => `${LABEL[p]} ${(r[p]!.gbps8! / tcp.gbps8!).toFixed(2)}×`);
+  const reached = paths.filter((p) => TERMINATING.includes(p) && r[p]?.gbps8).map((p) => `${LABEL[p]} ${(r[p]!.gbps8! / tcp.gbps8!).toFixed(2)}×`);
   lines.push(
     `(AES-128-GCM alone costs ${aead.toFixed(2)} CPU s/GB here (openssl speed, 16 KiB). Moving bytes as cheaply as port forward's splice (${moving.toFixed(2)} s/GB) and sealing them would cost ${floor.toFixed(2)} s/GB, against \`mode tcp\`'s ${tcp.cpuPerGB8.toFixed(2)}: a one-thread relay that terminates TLS or SSH could reach at most ${(tcp.cpuPerGB8 / floor).toFixed(2)}× \`mode tcp\`'s 8-stream throughput on this machine. Reached: ${reached.join('; ')}.)`,
   );
@@ -378,7 +380,7 @@ function handshakeBound(r: Results, paths: PathName[]): string[] {
   if (!tcp) return [];
   const cores = (c: NonNullable<ReturnType<typeof perConn>>) => (((c.relay + c.client + c.target) * c.rate) / 1e6).toFixed(2);
   const lines = [`(New connections, CPU µs per connection relay + client + target and cores busy: \`mode tcp\` ${Math.round(tcp.relay)} + ${Math.round(tcp.client)} + ${Math.round(tcp.target)}, ${cores(tcp)} cores.)`];
-  for (const p of paths.filter((x) => x === 'ssh' || x === 'tunnel-native' || x === 'tunnel' || x === 'haproxy-tls' || x === 'sshd')) {
+  for (const p of paths.filter((x) => SLOW.includes(x))) {
     const c = perConn(p);
     if (!c) continue;
     const ceiling = (os.cpus().length * 1e6) / (c.client + c.target) / tcp.rate;

@@ -284,8 +284,8 @@ static inline bool ssh_reads_always(const conn *c, int i) { return c->ssh && i =
 // An SSH client that has sent its channel's EOF (or CLOSE) has said all it will: a reset, or a write it
 // no longer takes, is then how it hung up, as ssh2's engine reports it too. OpenSSH does so when it exits
 // with bytes of ours unread, say the answer to a re-key it began at the end, its CLOSE queued behind it.
-// True when so: the session then ends as the client's end (relay_fail).
-static inline bool ssh_client_hung_up(conn *c, int side, int err) {
+// relay_fail: when `err` is such a hang-up, end the session as the client's end and say so (true).
+static inline bool ssh_end_as_hang_up(conn *c, int side, int err) {
   if (!c->ssh || side != 0 || !(c->d[0].eof || c->ssh->close_received) || (err != ECONNRESET && err != EPIPE)) return false;
   if (c->first_eof < 0) c->first_eof = 0;
   c->done = true;

@@ -49,7 +49,7 @@ void relay_set_fault(enum relay_fault kind, uint32_t skip, uint32_t fail) {
 }
 
 void relay_fail(conn *c, int side, int err) {
-  if (ssh_client_hung_up(c, side, err)) return;
+  if (ssh_end_as_hang_up(c, side, err)) return;
   if (c->err_side < 0) {
     c->err_side = (int8_t)side;
     c->err = err;
