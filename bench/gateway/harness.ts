@@ -41,6 +41,9 @@ export function haproxyHead(threads: number): string[] {
   ];
 }
 
+/** A gateway's `process.memoryUsage()`, in bytes. */
+export type GatewayMemory = { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+
 export type Child = ChildProcess & { lines: string[]; errLines: string[] };
 
 const children = new Set<ChildProcess>();
@@ -229,9 +232,9 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
       await Promise.all(urls.map((u) => collect(u).catch(() => undefined)));
     },
     /** The main process's `process.memoryUsage()` (through its inspector): what of its RSS is JS heap, and what buffers. */
-    memory: async (): Promise<{ rss: number; heapUsed: number; external: number; arrayBuffers: number } | null> => {
+    memory: async (): Promise<GatewayMemory | null> => {
       const url = proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? [])[0];
-      return url ? evaluate(url, 'JSON.stringify(process.memoryUsage())').then((v) => JSON.parse(v) as { rss: number; heapUsed: number; external: number; arrayBuffers: number }).catch(() => null) : null;
+      return url ? evaluate(url, 'JSON.stringify(process.memoryUsage())').then((v) => JSON.parse(v) as GatewayMemory).catch(() => null) : null;
     },
     /** Grants on `n` fresh ports to `target`, once the gateway has opened them all. */
     granted: async (n: number, target: number): Promise<{ ports: number[]; ids: string[] }> => {

@@ -63,3 +63,13 @@ export async function connectionPool(count: number, concurrency: number, one: (i
   const elapsedMs = performance.now() - t0;
   return { rate: ok / (elapsedMs / 1000), elapsedMs, ok, failed };
 }
+
+/** The least-squares slope of y over x through `points` (NaN with fewer than two distinct x). */
+export function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  return sxx > 0 ? sxy / sxx : Number.NaN;
+}

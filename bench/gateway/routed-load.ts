@@ -208,13 +208,42 @@ async function connRate(via: Via, count: number, concurrency: number) {
   return { ...r, firstError, clientCpuUs: (cpu.user + cpu.system) / Math.max(1, r.ok) };
 }
 
-/** Open `count` sessions, 32 at a time (the SSH jump host's per-address handshake limit allows no more from 8 addresses), report, hold them until stdin closes. */
-async function idle(via: Via, count: number): Promise<void> {
+/**
+ * Open `count` sessions in `steps` equal batches, 32 at a time (the SSH jump host's per-address
+ * handshake limit allows no more from 8 addresses). After each batch it reports and, but after the
+ * last, waits for a line on stdin before the next (the caller reads the relay's memory between
+ * batches); then it holds them all until stdin closes.
+ */
+async function idle(via: Via, count: number, steps: number): Promise<void> {
   const held: Duplex[] = [];
-  const r = await connectionPool(count, 32, (i) => open(via, i).then((c) => (held.push(c), true), () => false));
-  out({ ready: true, open: held.length, failed: r.failed });
+  const lines = stdinLines();
+  let failed = 0;
+  for (let step = 1; step <= steps; step++) {
+    const from = Math.round(((step - 1) * count) / steps);
+    const to = Math.round((step * count) / steps);
+    const r = await connectionPool(to - from, 32, (i) => open(via, from + i).then((c) => (held.push(c), true), () => false));
+    failed += r.failed;
+    out({ ready: true, step, open: held.length, failed });
+    if (step < steps) await lines.next();
+  }
+  await lines.closed;
+  process.exit(0);
+}
+
+/** stdin as lines to wait for one by one, and its end. */
+function stdinLines(): { next: () => Promise<void>; closed: Promise<void> } {
+  let pending = 0;
+  const waiters: (() => void)[] = [];
+  process.stdin.on('data', (chunk: Buffer) => {
+    for (const byte of chunk) if (byte === 0x0a) pending++;
+    for (; pending > 0 && waiters.length > 0; pending--) waiters.shift()!();
+  });
+  const closed = new Promise<void>((resolve) => process.stdin.once('end', () => resolve()));
   process.stdin.resume();
-  process.stdin.on('end', () => process.exit(0));
+  return {
+    next: () => new Promise<void>((resolve) => (pending > 0 ? (pending--, resolve()) : waiters.push(resolve))),
+    closed,
+  };
 }
 
 async function main(): Promise<void> {
@@ -231,7 +260,7 @@ async function main(): Promise<void> {
     case 'connrate':
       return out(await connRate(via, args.count as number, args.concurrency as number));
     case 'idle':
-      return idle(via, args.count as number);
+      return idle(via, args.count as number, (args.steps as number | undefined) ?? 1);
     default:
       throw new Error(`unknown mode ${mode}`);
   }
