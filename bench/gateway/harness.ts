@@ -41,8 +41,8 @@ export function haproxyHead(threads: number): string[] {
   ];
 }
 
-/** A gateway's `process.memoryUsage()`, in bytes. */
-export type GatewayMemory = { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+/** A gateway's `process.memoryUsage()`, and the pages V8's young generation holds (`newSpace`), in bytes. */
+export type GatewayMemory = { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; newSpace: number };
 
 export type Child = ChildProcess & { lines: string[]; errLines: string[] };
 
@@ -234,7 +234,7 @@ export async function startGateway(dir: string, workers: number, relayThreads?: 
     /** The main process's `process.memoryUsage()` (through its inspector): what of its RSS is JS heap, and what buffers. */
     memory: async (): Promise<GatewayMemory | null> => {
       const url = proc.errLines.flatMap((l) => /Debugger listening on (ws:\/\/\S+)/.exec(l)?.[1] ?? [])[0];
-      return url ? evaluate(url, 'JSON.stringify(process.memoryUsage())').then((v) => JSON.parse(v) as GatewayMemory).catch(() => null) : null;
+      return url ? evaluate(url, MEMORY_EXPRESSION).then((v) => JSON.parse(v) as GatewayMemory).catch(() => null) : null;
     },
     /** Grants on `n` fresh ports to `target`, once the gateway has opened them all. */
     granted: async (n: number, target: number): Promise<{ ports: number[]; ids: string[] }> => {
@@ -270,6 +270,8 @@ function collect(url: string): Promise<void> {
     ws.on('error', reject);
   });
 }
+
+const MEMORY_EXPRESSION = `JSON.stringify({ ...process.memoryUsage(), newSpace: process.getBuiltinModule('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0 })`;
 
 /** One expression evaluated in a process through its inspector; its value as a string. */
 function evaluate(url: string, expression: string): Promise<string> {

@@ -211,10 +211,6 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     return { connPerSec: Number(r.rate), clientUsPerConn: Number(r.clientCpuUs), targetUsPerConn: targetUs, ...(Number.isFinite(relayUs) ? { relayUsPerConn: relayUs } : {}) };
   });
 
-  // Memory per idle session: the slope of the relay's RSS over the sessions held, read after each of IDLE_STEPS batches
-  // but the first. That one warms the relay at the load measured: in a fresh gateway, the RSS after it is up to 10 MiB
-  // above the readings that follow, native memory the next batch's work gives back (a reading before it once gave −5.46
-  // KiB per session for SSH). Before each reading, full collections a second apart until the RSS stops falling.
   const settle = async (p: PathName, pids: () => number[]) => {
     await sleep(1000);
     for (let i = 0, last = Infinity, now = rssKiB(pids()); GATEWAY.includes(p) && i < 8 && (i < 2 || now < last - 256); i++) {
@@ -223,6 +219,12 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
       [last, now] = [now, rssKiB(pids())];
     }
   };
+  // Memory per idle session: the slope of the relay's RSS over the sessions held, read after each of IDLE_STEPS batches
+  // but the first, which warms the relay at the load measured (a reading before the sessions read −5.46 KiB per session
+  // for SSH once, 5.0 another time: a fresh gateway gives back up to 10 MiB of native memory a batch into its first holds).
+  // A warm-up hold of as many sessions, closed before, reads low: HAProxy's and malloc's pools take the next ones (0.89
+  // KiB for HAProxy, against 3.2–3.3). Before each reading, full collections a second apart until the RSS stops falling;
+  // the gateway's readings leave out V8's young generation, empty then and of a size V8 chooses (2 MiB once, a 1.8 MiB step).
   for (const p of figures.includes('idle') ? paths.filter((x) => x !== 'direct') : []) {
     // sshd forks a process pair per connection (megabytes each): 100 show its cost per session.
     const count = p === 'sshd' ? 100 : idleCount;
@@ -236,13 +238,15 @@ export async function routedSection(o: RoutedSectionOptions): Promise<void> {
     for (let step = 1; step <= IDLE_STEPS; step++) {
       r = (await waitLine(holder, 'idle holder', 300_000)) as { open: number; failed: number };
       await settle(p, pids);
-      readings.push({ open: r.open, rss: rssKiB(pids()) });
-      mem.push(GATEWAY.includes(p) ? await gw.memory() : null);
+      const rss = rssKiB(pids());
+      const m = GATEWAY.includes(p) ? await gw.memory() : null;
+      readings.push({ open: r.open, rss: rss - Math.round((m?.newSpace ?? 0) / 1024) });
+      mem.push(m);
       if (step < IDLE_STEPS) holder.stdin!.write('\n');
     }
     const perSession = slope(readings.slice(1).map((x) => [x.open, x.rss]));
     (results[p] ??= {}).idleKiB = perSession;
-    note(`routed idle ${p}: ${r.open} open (${r.failed} failed), RSS ${readings.map((x) => `${x.rss} at ${x.open}`).join(', ')} KiB: ${perSession.toFixed(2)} KiB per session (the slope after the first); load ${load()}`);
+    note(`routed idle ${p}: ${r.open} open (${r.failed} failed), RSS${GATEWAY.includes(p) ? ' less V8\'s young generation' : ''} ${readings.map((x) => `${x.rss} at ${x.open}`).join(', ')} KiB: ${perSession.toFixed(2)} KiB per session (the slope after the first); load ${load()}`);
     // Where a gateway session's bytes are: JS heap (objects, closures), buffers outside it, and the rest of RSS (native: OpenSSL, libuv, malloc).
     const [first, last] = [mem[1], mem.at(-1)];
     const opened = readings.at(-1)!.open - readings[1]!.open;
