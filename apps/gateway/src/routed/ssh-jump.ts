@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Server as Ssh2Server } from 'ssh2';
-import { NATIVE_SSH_CIPHERS, rekeyHostKey, ssh2 } from './ssh2-keys.ts';
+import { NATIVE_SSH_CIPHERS, rekeyHostKey, serverHostKey, ssh2 } from './ssh2-keys.ts';
 import { normaliseAddress, type AddressList } from '../addresses.ts';
 import type { Log } from '../log.ts';
 import { readProxyV2 } from '../proxy-protocol.ts';
@@ -62,7 +62,7 @@ export class SshJumpServer {
   constructor(opts: SshJumpOptions) {
     this.#opts = opts;
     const algorithms = opts.nativeRelay ? { cipher: NATIVE_SSH_CIPHERS } : undefined;
-    this.#ssh = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'Stagedoor', ...(algorithms ? { algorithms } : {}) }, (client, info) => {
+    this.#ssh = new ssh2.Server({ hostKeys: [serverHostKey(opts.hostKey)], ident: 'Stagedoor', ...(algorithms ? { algorithms } : {}) }, (client, info) => {
       const conn = this.#conns.get(socketKey(info.ip, info.port));
       if (!conn) return void client.end();
       conn.attach(client);
