@@ -210,13 +210,13 @@ async function connRate(via: Via, count: number, concurrency: number) {
 
 /**
  * Open `count` sessions in `steps` equal batches, 32 at a time (the SSH jump host's per-address
- * handshake limit allows no more from 8 addresses). After each batch it reports and, but after the
- * last, waits for a line on stdin before the next (the caller reads the relay's memory between
- * batches); then it holds them all until stdin closes.
+ * handshake limit allows no more from 8 addresses). It reports after each batch and waits for a line
+ * on stdin before the next (the caller reads the relay's memory in between); it holds them all until
+ * stdin closes, and then exits.
  */
 async function idle(via: Via, count: number, steps: number): Promise<void> {
   const held: Duplex[] = [];
-  const lines = stdinLines();
+  const nextLine = stdinLines();
   let failed = 0;
   for (let step = 1; step <= steps; step++) {
     const from = Math.round(((step - 1) * count) / steps);
@@ -224,26 +224,21 @@ async function idle(via: Via, count: number, steps: number): Promise<void> {
     const r = await connectionPool(to - from, 32, (i) => open(via, from + i).then((c) => (held.push(c), true), () => false));
     failed += r.failed;
     out({ ready: true, step, open: held.length, failed });
-    if (step < steps) await lines.next();
+    if (step < steps) await nextLine();
   }
-  await lines.closed;
-  process.exit(0);
 }
 
-/** stdin as lines to wait for one by one, and its end. */
-function stdinLines(): { next: () => Promise<void>; closed: Promise<void> } {
+/** A promise for each line on stdin, one at a time; the process exits when stdin closes. */
+function stdinLines(): () => Promise<void> {
   let pending = 0;
   const waiters: (() => void)[] = [];
   process.stdin.on('data', (chunk: Buffer) => {
     for (const byte of chunk) if (byte === 0x0a) pending++;
     for (; pending > 0 && waiters.length > 0; pending--) waiters.shift()!();
   });
-  const closed = new Promise<void>((resolve) => process.stdin.once('end', () => resolve()));
+  process.stdin.once('end', () => process.exit(0));
   process.stdin.resume();
-  return {
-    next: () => new Promise<void>((resolve) => (pending > 0 ? (pending--, resolve()) : waiters.push(resolve))),
-    closed,
-  };
+  return () => new Promise<void>((resolve) => (pending > 0 ? (pending--, resolve()) : waiters.push(resolve)));
 }
 
 async function main(): Promise<void> {

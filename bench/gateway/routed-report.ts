@@ -56,7 +56,8 @@ export function printRouted(r: Results, paths: PathName[], peer: Partial<Record<
       if (v === undefined) return 'n/a';
       const pv = q ? r[q]?.[key] : undefined;
       const ratio = pv ? v / pv : undefined;
-      const ok = key === 'idleKiB' ? v <= 8 : tgt === null || ratio === undefined ? null : key === 'rttP99' ? ratio <= tgt : ratio >= tgt;
+      // A negative memory figure is a failed reading (the process gave back more than the sessions took): ✗, not a pass.
+      const ok = key === 'idleKiB' ? v >= 0 && v <= 8 : tgt === null || ratio === undefined ? null : key === 'rttP99' ? ratio <= tgt : ratio >= tgt;
       return `${v.toFixed(d)}${ratio !== undefined && key !== 'idleKiB' ? ` (${ratio.toFixed(2)}×)` : ''}${ok === null || !q ? '' : ok ? ' ✓' : ' ✗'}`;
     });
     console.log(`| ${LABEL[p]}${q ? ` (vs ${q})` : ''} | ${cells.join(' | ')} |`);
