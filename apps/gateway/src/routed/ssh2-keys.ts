@@ -1,4 +1,4 @@
-import { createPrivateKey, sign } from 'node:crypto';
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as Ssh2 from 'ssh2';
 import type { CipherAlgorithm, Connection } from 'ssh2';
@@ -84,6 +84,13 @@ interface ProtocolState {
   _kex?: { sessionID?: Buffer };
 }
 
+/** An Ed25519 private host key, parsed by ssh2 and as a KeyObject; null for any other key. */
+function ed25519HostKey(hostKey: string | Buffer): { parsed: Ssh2.ParsedKey; key: KeyObject } | null {
+  const parsed = ssh2.utils.parseKey(hostKey);
+  if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519' || !parsed.isPrivateKey()) return null;
+  return { parsed, key: createPrivateKey(parsed.getPrivatePEM()) };
+}
+
 /**
  * The host key as ssh2's server takes it, signing with a KeyObject made once. ssh2 signs every key
  * exchange with the key's PEM text, which OpenSSL 3 decodes again each time: 288 µs a signature on the
@@ -91,19 +98,18 @@ interface ProtocolState {
  * gateway. Another kind of key (the gateway makes Ed25519 only) goes to ssh2 as it came.
  */
 export function serverHostKey(hostKey: string | Buffer): string | Buffer | { key: Ssh2.ParsedKey } {
-  const parsed = ssh2.utils.parseKey(hostKey);
-  if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519' || !parsed.isPrivateKey()) return hostKey;
-  const key = createPrivateKey(parsed.getPrivatePEM());
+  const ed25519 = ed25519HostKey(hostKey);
+  if (!ed25519) return hostKey;
   // As ssh2's own sign: an Error returned, not thrown. Ed25519 takes no hash algorithm (ssh2 passes none for it).
   const signWithKeyObject = (data: Buffer): Buffer | Error => {
     try {
-      return sign(null, data, key);
+      return sign(null, data, ed25519.key);
     } catch (err) {
       return err as Error;
     }
   };
-  Object.defineProperty(parsed, 'sign', { value: signWithKeyObject });
-  return { key: parsed };
+  Object.defineProperty(ed25519.parsed, 'sign', { value: signWithKeyObject });
+  return { key: ed25519.parsed };
 }
 
 /**
@@ -111,10 +117,8 @@ export function serverHostKey(hostKey: string | Buffer): string | Buffer | { key
  * the public key. Null for another kind of key (the relay then ends a session at the client's KEXINIT).
  */
 export function rekeyHostKey(hostKey: string | Buffer): Buffer | null {
-  const parsed = ssh2.utils.parseKey(hostKey);
-  if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== 'ssh-ed25519') return null;
-  const jwk = createPrivateKey(parsed.getPrivatePEM()).export({ format: 'jwk' });
-  if (!jwk.d || !jwk.x) return null;
+  const jwk = ed25519HostKey(hostKey)?.key.export({ format: 'jwk' });
+  if (!jwk?.d || !jwk.x) return null;
   return Buffer.concat([Buffer.from(jwk.d, 'base64url'), Buffer.from(jwk.x, 'base64url')]);
 }
 
